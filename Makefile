@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make run` (the whole helpdesk, embedded) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# The test suite runs on real PostgreSQL and Redis (bin/ensure-services starts them if needed).
+TEST_ENV := DJANGO_DEBUG=1 \
+	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/helpdesk} \
+	CELERY_BROKER_URL=$${TEST_BROKER_URL:-redis://127.0.0.1:6379/15} \
+	CACHE_URL=$${TEST_CACHE_URL:-redis://127.0.0.1:6379/14}
+BENCH_ENV := DJANGO_DEBUG=1 \
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/helpdesk_bench} \
+	CELERY_BROKER_URL=$${BENCH_BROKER_URL:-redis://127.0.0.1:6379/13} \
+	CACHE_URL=$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/12}
+
+.PHONY: install run test bench bench-ingest bench-console lint
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the helpdesk on SQLite + a filesystem broker, with the Slack emulator and demo data.
+run: $(STAMP)
+	$(PY) bin/run-embedded
+
+## Run the whole test suite against PostgreSQL and Redis.
+test: $(STAMP)
+	bin/ensure-services
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: bench-ingest bench-console
+
+bench-ingest: $(STAMP)
+	bin/ensure-services
+	$(BENCH_ENV) $(PY) -m bench.ingest
+
+bench-console: $(STAMP)
+	bin/ensure-services
+	$(BENCH_ENV) $(PY) -m bench.console

@@ -1,0 +1,188 @@
+"""The adapter contract.
+
+An adapter turns one platform's wire protocol into normalized ``Envelope``s
+and sends replies back. It is stateless apart from what it is built with
+(a channel's config, secrets and learned state), never touches the ORM, and
+reports failures with the exceptions below so the pipeline can decide what is
+transient, what is the channel's fault and what is bad input.
+
+Subclasses set ``kind`` and ``capabilities`` and implement the methods their
+capabilities promise: ``poll`` (POLL), ``handle_webhook`` (WEBHOOK),
+``send`` (REPLY). ``check_credentials`` is always required.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+
+class Capability(enum.StrEnum):
+    POLL = "poll"
+    WEBHOOK = "webhook"
+    REPLY = "reply"
+
+
+class EnvelopeKind(enum.StrEnum):
+    MESSAGE = "message"
+    EDIT = "edit"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """A person on a platform. ``namespace`` scopes ``external_id`` (e.g. one Slack workspace)."""
+
+    namespace: str
+    external_id: str
+    handle: str = ""
+    display_name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One inbound event, normalized.
+
+    ``external_id`` is unique per channel for this event and is what makes
+    storing it idempotent. ``thread_key`` names the conversation it belongs
+    to; replies go back to the same key. For edits and deletions,
+    ``target_id`` is the ``external_id`` of the message they change.
+    """
+
+    external_id: str
+    kind: EnvelopeKind
+    thread_key: str
+    sent_at: datetime
+    sender: Sender | None = None
+    text: str = ""
+    starts_thread: bool = False
+    target_id: str = ""
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["kind"] = str(self.kind)
+        data["sent_at"] = self.sent_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Envelope:
+        sender = data.get("sender")
+        return cls(
+            external_id=data["external_id"],
+            kind=EnvelopeKind(data["kind"]),
+            thread_key=data["thread_key"],
+            sent_at=datetime.fromisoformat(data["sent_at"]),
+            sender=Sender(**sender) if sender else None,
+            text=data.get("text", ""),
+            starts_thread=data.get("starts_thread", False),
+            target_id=data.get("target_id", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An inbound item the adapter could not interpret; recorded, never silently dropped."""
+
+    reference: str
+    reason: str
+
+
+@dataclass
+class PollPage:
+    """What one step of a poll produced, and the cursor that is safe to save once it is stored."""
+
+    envelopes: list[Envelope]
+    cursor: dict
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass
+class WebhookResult:
+    """The HTTP answer to give the platform, and what to store."""
+
+    status: int = 200
+    body: dict | str = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+    envelopes: list[Envelope] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class AdapterError(Exception):
+    """A platform call failed. ``str(error)`` is safe to show and log (no credentials)."""
+
+
+class TransientError(AdapterError):
+    """Worth retrying later: timeouts, 5xx, rate limits."""
+
+    def __init__(self, message, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    pass
+
+
+class CredentialsError(AdapterError):
+    """The platform rejected our credentials; the channel is unhealthy until an admin fixes them."""
+
+
+class PermanentError(AdapterError):
+    """The platform refused this request for good (unknown conversation, text too long, ...)."""
+
+
+class InvalidWebhook(AdapterError):
+    """A push request that must be refused with ``status`` (forged, stale, malformed, unknown)."""
+
+    def __init__(self, message, *, status: int = 400, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+class ConfigError(ValueError):
+    """A channel configuration that cannot work."""
+
+
+class ChannelAdapter:
+    kind: str = ""
+    capabilities: frozenset[Capability] = frozenset()
+    #: Config keys holding credentials: stored encrypted, never shown back in full.
+    secret_fields: tuple[str, ...] = ()
+    #: Longest reply text the platform takes.
+    max_reply_length: int = 40_000
+
+    def __init__(self, *, config: Mapping, secrets: Mapping, state: Mapping | None = None):
+        self.config = dict(config)
+        self.secrets = dict(secrets)
+        self.state = dict(state or {})
+
+    @classmethod
+    def split_config(cls, raw: Mapping) -> tuple[dict, dict]:
+        """Validate a raw config and split it into (config, secrets). Raises ``ConfigError``."""
+        secrets = {key: raw[key] for key in cls.secret_fields if key in raw}
+        config = {key: value for key, value in raw.items() if key not in cls.secret_fields}
+        return config, secrets
+
+    def check_credentials(self) -> dict:
+        """Verify the credentials against the platform and return facts to keep as channel state."""
+        raise NotImplementedError
+
+    def poll(self, cursor: Mapping) -> Iterator[PollPage]:
+        """Yield pages of new envelopes, each with the cursor to save once the page is stored."""
+        raise NotImplementedError
+
+    def handle_webhook(self, *, headers: Mapping, body: bytes) -> WebhookResult:
+        """Verify and interpret one push request. Raises ``InvalidWebhook`` to refuse it."""
+        raise NotImplementedError
+
+    def describe_senders(self, senders: list[Sender]) -> dict[str, Sender]:
+        """Fill in names for senders, keyed by external id. Best effort: never raises."""
+        return {sender.external_id: sender for sender in senders}
+
+    def send(self, *, thread_key: str, text: str) -> str:
+        """Post ``text`` into the conversation ``thread_key`` and return the platform's message id."""
+        raise NotImplementedError

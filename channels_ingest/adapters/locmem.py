@@ -1,0 +1,82 @@
+"""An in-memory adapter, like Django's locmem mail backend: for tests of the pipeline itself.
+
+``inbox[name]`` holds envelopes the next poll returns (an exception in it is
+raised when the poll reaches it, after the pages before it); ``outbox``
+records every reply sent; ``failures`` queues exceptions that the next
+``send`` calls raise.
+"""
+
+import hashlib
+import itertools
+import hmac
+import json
+from datetime import datetime
+
+from .base import (
+    Capability,
+    ChannelAdapter,
+    Envelope,
+    EnvelopeKind,
+    InvalidWebhook,
+    PollPage,
+    Sender,
+    WebhookResult,
+)
+
+inbox: dict[str, list[Envelope | Exception]] = {}
+outbox: list[dict] = []
+failures: list[Exception] = []
+
+
+def reset():
+    inbox.clear()
+    outbox.clear()
+    failures.clear()
+
+
+class LocmemAdapter(ChannelAdapter):
+    """Config: ``inbox`` (the inbox name), ``page_size``. Secret: ``webhook_secret`` (HMAC-SHA256 hex)."""
+
+    kind = "locmem"
+    capabilities = frozenset({Capability.POLL, Capability.WEBHOOK, Capability.REPLY})
+    secret_fields = ("webhook_secret",)
+    max_reply_length = 1000
+
+    def check_credentials(self):
+        return {"checked": True}
+
+    def poll(self, cursor):
+        position = cursor.get("position", 0)
+        items = inbox.get(self.config["inbox"], [])
+        size = self.config.get("page_size", 100)
+        while position < len(items):
+            if isinstance(items[position], Exception):
+                raise items[position]
+            page = list(itertools.takewhile(lambda item: isinstance(item, Envelope), items[position : position + size]))
+            position += len(page)
+            yield PollPage(envelopes=page, cursor={"position": position})
+
+    def handle_webhook(self, *, headers, body):
+        expected = hmac.new(self.secrets.get("webhook_secret", "").encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, headers.get("X-Signature", "")):
+            raise InvalidWebhook("Invalid signature.", status=401)
+        try:
+            item = json.loads(body)
+            envelope = Envelope(
+                external_id=item["id"],
+                kind=EnvelopeKind.MESSAGE,
+                thread_key=item.get("thread", item["id"]),
+                sent_at=datetime.fromisoformat(item["at"]),
+                sender=Sender(namespace="locmem", external_id=item["from"]),
+                text=item["text"],
+                starts_thread="thread" not in item,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidWebhook(f"Malformed body: {exc}", status=400) from None
+        return WebhookResult(envelopes=[envelope])
+
+    def send(self, *, thread_key, text):
+        if failures:
+            raise failures.pop(0)
+        outbox.append({"thread_key": thread_key, "text": text})
+        return f"{thread_key}:out{len(outbox)}"

@@ -1,0 +1,42 @@
+from django import forms
+from django.contrib import admin
+
+from .adapters import adapter_class
+from .adapters.base import ConfigError
+from .models import Channel, InboundMessage
+
+
+class ChannelForm(forms.ModelForm):
+    """Credentials are write-only: a blank field keeps the stored value."""
+
+    new_secrets = forms.JSONField(
+        required=False, help_text="Replace credentials (JSON). Stored encrypted; never shown back in full."
+    )
+
+    class Meta:
+        model = Channel
+        fields = ["kind", "name", "config", "enabled", "poll_interval_seconds"]
+
+    def clean(self):
+        data = super().clean()
+        raw = {**self.instance.secrets, **(data.get("config") or {}), **(data.get("new_secrets") or {})}
+        try:
+            data["config"], self.instance.secrets = adapter_class(data.get("kind", "")).split_config(raw)
+        except (ConfigError, LookupError) as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "kind", "enabled", "healthy", "last_poll_at", "last_poll_stored", "last_error"]
+    readonly_fields = ["public_id", "masked_secrets", "state", "cursor", "last_poll_at", "last_success_at", "last_error"]
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(admin.ModelAdmin):
+    list_display = ["channel", "external_id", "status", "attempts", "received_at", "error"]
+    list_filter = ["status", "channel"]
+    list_select_related = ["channel"]
+    readonly_fields = ["channel", "external_id", "payload", "received_at", "processed_at"]

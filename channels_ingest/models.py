@@ -1,0 +1,112 @@
+import uuid
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+
+from .adapters import adapter_class
+from .crypto import EncryptedJSONField, mask
+
+
+class ChannelQuerySet(models.QuerySet):
+    def due_for_poll(self, now):
+        return self.filter(enabled=True, poll_interval_seconds__gt=0).filter(
+            models.Q(next_poll_at__isnull=True) | models.Q(next_poll_at__lte=now)
+        )
+
+
+class Channel(models.Model):
+    """One connected inbox on a platform: its configuration, credentials, cursor and health."""
+
+    kind = models.CharField(max_length=32)
+    name = models.SlugField(max_length=64, unique=True)
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    config = models.JSONField(default=dict, blank=True)
+    secrets = EncryptedJSONField(blank=True, default=dict)
+    #: Facts learned from the platform (e.g. our own bot's user id), refreshed on credential checks.
+    state = models.JSONField(default=dict, blank=True)
+    cursor = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    poll_interval_seconds = models.PositiveIntegerField(default=60, help_text="0 turns polling off.")
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    poll_lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_poll_stored = models.PositiveIntegerField(default=0)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    healthy = models.BooleanField(default=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ChannelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.kind})"
+
+    def __repr__(self):
+        return f"<Channel {self.pk} {self.kind}:{self.name}>"
+
+    def adapter(self):
+        return adapter_class(self.kind)(config=self.config, secrets=self.secrets, state=self.state)
+
+    def masked_secrets(self):
+        return {key: mask(value) for key, value in self.secrets.items()}
+
+    def record_success(self, *, stored, at=None):
+        at = at or timezone.now()
+        self.last_poll_at = self.last_success_at = at
+        self.last_poll_stored = stored
+        self.healthy = True
+        self.last_error = ""
+        self.save(update_fields=["last_poll_at", "last_success_at", "last_poll_stored", "healthy", "last_error"])
+
+    def record_error(self, message, *, unhealthy, retry_after=None, at=None):
+        at = at or timezone.now()
+        self.last_poll_at = self.last_error_at = at
+        self.last_error = message[:2000]
+        fields = ["last_poll_at", "last_error_at", "last_error"]
+        if unhealthy:
+            self.healthy = False
+            fields.append("healthy")
+        if retry_after:
+            self.next_poll_at = at + timedelta(seconds=retry_after)
+            fields.append("next_poll_at")
+        self.save(update_fields=fields)
+
+
+class InboundMessage(models.Model):
+    """A raw inbound event, stored exactly once per (channel, external id) before anything else happens."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSED = "processed"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="inbound")
+    external_id = models.CharField(max_length=255)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "external_id"], name="inbound_unique_per_channel"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["channel", "id"],
+                condition=models.Q(status="pending"),
+                name="inbound_pending",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.channel_id}:{self.external_id} ({self.status})"

@@ -1,0 +1,383 @@
+"""The bridge between adapters and tickets: poll, store, ingest, deliver.
+
+Every step is idempotent. Inbound events are stored first (unique per
+channel and external id), then ingested in batches; the cursor is saved in
+the same transaction as what it covers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from tickets.models import Message
+from tickets.services import receive_batch
+
+from .adapters.base import AdapterError, CredentialsError, Envelope, RateLimited, Rejected, TransientError
+from .models import Channel, InboundMessage
+
+logger = logging.getLogger(__name__)
+
+POLL_LEASE = timedelta(minutes=5)
+STALE_PENDING = timedelta(seconds=10)
+STALE_SENDING = timedelta(minutes=5)
+LOST_RETRY = timedelta(minutes=2)
+MAX_BACKOFF_SECONDS = 300
+
+
+class LeaseLost(Exception):
+    """Another poller took over this channel (our lease expired)."""
+
+
+# Storing ------------------------------------------------------------------
+
+
+def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: list[Rejected] = ()) -> int:
+    """Insert envelopes not stored yet; returns how many were new. Schedules ingestion on commit."""
+    for item in rejected:
+        logger.warning("channel %s: rejected inbound %s: %s", channel.name, item.reference, item.reason)
+    if not envelopes:
+        return 0
+    by_id = {e.external_id: e for e in envelopes}
+    with transaction.atomic():
+        known = set(
+            InboundMessage.objects.filter(channel=channel, external_id__in=by_id).values_list("external_id", flat=True)
+        )
+        rows = [
+            InboundMessage(channel=channel, external_id=ext, payload=without_nul(e.to_json()))
+            for ext, e in by_id.items()
+            if ext not in known
+        ]
+        InboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
+        if rows:
+            schedule_ingest(channel.pk)
+    return len(rows)
+
+
+def without_nul(value):
+    """PostgreSQL refuses U+0000 in text and JSON; keep the rest of a message intact."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {key: without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
+
+
+def _ingest_flag(channel_id):
+    return f"ingest-queued:{channel_id}"
+
+
+def schedule_ingest(channel_id: int) -> None:
+    """Queue one ingest task for the channel once the current transaction commits.
+
+    A burst of webhooks queues one task, not one per request: the flag is
+    cleared by the task before it reads pending rows, so nothing committed
+    after that read goes unnoticed.
+    """
+
+    def enqueue():
+        from .tasks import ingest_channel
+
+        if cache.add(_ingest_flag(channel_id), 1, timeout=60):
+            ingest_channel.delay(channel_id)
+
+    transaction.on_commit(enqueue)
+
+
+# Polling ------------------------------------------------------------------
+
+
+@dataclass
+class PollOutcome:
+    polled: bool
+    stored: int = 0
+    error: str = ""
+
+
+def _acquire_poll_lease(channel_id) -> uuid.UUID | None:
+    token = uuid.uuid4()
+    now = timezone.now()
+    won = (
+        Channel.objects.filter(pk=channel_id, enabled=True)
+        .filter(Q(poll_lease_expires_at__isnull=True) | Q(poll_lease_expires_at__lt=now))
+        .update(poll_lease_token=token, poll_lease_expires_at=now + POLL_LEASE)
+    )
+    return token if won else None
+
+
+def _release_poll_lease(channel_id, token):
+    Channel.objects.filter(pk=channel_id, poll_lease_token=token).update(
+        poll_lease_token=None, poll_lease_expires_at=None
+    )
+
+
+def poll_channel(channel_id: int) -> PollOutcome:
+    """Poll one channel once. Never overlaps with another poll of the same channel.
+
+    A lease on the channel row (with a fencing token checked on every page
+    commit) keeps pollers apart across workers, and expires if a worker dies.
+    """
+    token = _acquire_poll_lease(channel_id)
+    if token is None:
+        return PollOutcome(polled=False)
+    channel = Channel.objects.get(pk=channel_id)
+    stored = 0
+    try:
+        adapter = channel.adapter()
+        if not channel.state:
+            _refresh_state(channel, adapter)
+        for page in adapter.poll(channel.cursor):
+            with transaction.atomic():
+                renewed = Channel.objects.filter(pk=channel_id, poll_lease_token=token).update(
+                    cursor=page.cursor, poll_lease_expires_at=timezone.now() + POLL_LEASE
+                )
+                if not renewed:
+                    raise LeaseLost(channel.name)
+                stored += store_envelopes(channel, page.envelopes, page.rejected)
+            channel.cursor = page.cursor
+    except CredentialsError as exc:
+        logger.error("channel %s: credentials rejected: %s", channel.name, exc)
+        channel.record_error(f"Credentials rejected: {exc}", unhealthy=True)
+        return PollOutcome(polled=True, stored=stored, error=str(exc))
+    except RateLimited as exc:
+        logger.warning("channel %s: rate limited, retry after %ss", channel.name, exc.retry_after)
+        channel.record_error(f"Rate limited: {exc}", unhealthy=False, retry_after=exc.retry_after or 60)
+        return PollOutcome(polled=True, stored=stored, error=str(exc))
+    except AdapterError as exc:
+        logger.error("channel %s: poll failed: %s", channel.name, exc)
+        channel.record_error(str(exc), unhealthy=not isinstance(exc, TransientError))
+        return PollOutcome(polled=True, stored=stored, error=str(exc))
+    finally:
+        _release_poll_lease(channel_id, token)
+    channel.record_success(stored=stored)
+    return PollOutcome(polled=True, stored=stored)
+
+
+def _refresh_state(channel, adapter):
+    channel.state = adapter.check_credentials()
+    adapter.state = channel.state
+    channel.save(update_fields=["state"])
+
+
+def verify_channel(channel: Channel) -> None:
+    """Check credentials now; record the result in the channel's health. Raises ``AdapterError``."""
+    try:
+        _refresh_state(channel, channel.adapter())
+    except AdapterError as exc:
+        channel.record_error(f"Credentials check failed: {exc}", unhealthy=True)
+        raise
+    channel.healthy, channel.last_error = True, ""
+    channel.save(update_fields=["healthy", "last_error"])
+
+
+# Ingesting ----------------------------------------------------------------
+
+
+def ingest_channel(channel_id: int, *, batch_size: int | None = None) -> int:
+    """Turn all pending inbound rows of a channel into ticket messages; returns how many were handled."""
+    cache.delete(_ingest_flag(channel_id))
+    batch_size = batch_size or settings.INGEST_BATCH_SIZE
+    handled = 0
+    while True:
+        count = _ingest_batch(channel_id, batch_size)
+        if not count:
+            return handled
+        handled += count
+
+
+def _ingest_batch(channel_id, batch_size) -> int:
+    with transaction.atomic():
+        # Serializes ingestion per channel (so a new thread opens one ticket),
+        # without blocking webhook inserts, which only need a key-share lock.
+        channel = Channel.objects.select_for_update(no_key=True).filter(pk=channel_id).first()
+        if channel is None:
+            return 0
+        rows = list(
+            InboundMessage.objects.filter(channel=channel, status=InboundMessage.Status.PENDING).order_by("id")[
+                :batch_size
+            ]
+        )
+        if not rows:
+            return 0
+        try:
+            with transaction.atomic():
+                _ingest_rows(channel, rows)
+        except Exception:
+            logger.exception("channel %s: batch of %d failed; retrying its messages one by one", channel.name, len(rows))
+            for row in rows:
+                _ingest_alone(channel, row)
+    return len(rows)
+
+
+def _ingest_alone(channel, row):
+    try:
+        with transaction.atomic():
+            _ingest_rows(channel, [row])
+    except Exception as exc:  # noqa: BLE001 - one bad message must not block the rest
+        logger.exception("channel %s: inbound %s failed", channel.name, row.external_id)
+        InboundMessage.objects.filter(pk=row.pk).update(
+            status=InboundMessage.Status.FAILED,
+            attempts=F("attempts") + 1,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            processed_at=timezone.now(),
+        )
+
+
+def _ingest_rows(channel, rows):
+    envelopes = [Envelope.from_json(row.payload) for row in rows]
+    envelopes = _describe_senders(channel, envelopes)
+    outcomes = receive_batch(channel=channel, envelopes=envelopes)
+    now = timezone.now()
+    processed = [r.pk for r in rows if outcomes.get(r.external_id, None) and outcomes[r.external_id].stored]
+    InboundMessage.objects.filter(pk__in=processed).update(
+        status=InboundMessage.Status.PROCESSED, attempts=F("attempts") + 1, processed_at=now
+    )
+    skipped = defaultdict(list)
+    for row in rows:
+        outcome = outcomes.get(row.external_id)
+        if outcome is None or not outcome.stored:
+            skipped[outcome.note if outcome else "not interpreted"].append(row.pk)
+    for note, ids in skipped.items():
+        InboundMessage.objects.filter(pk__in=ids).update(
+            status=InboundMessage.Status.SKIPPED, attempts=F("attempts") + 1, error=note, processed_at=now
+        )
+
+
+def _describe_senders(channel, envelopes):
+    senders = {e.sender for e in envelopes if e.sender}
+    if not senders:
+        return envelopes
+    described = channel.adapter().describe_senders(list(senders))
+    return [
+        Envelope(**{**e.__dict__, "sender": described.get(e.sender.external_id, e.sender)}) if e.sender else e
+        for e in envelopes
+    ]
+
+
+# Delivering ---------------------------------------------------------------
+
+
+@dataclass
+class DeliveryOutcome:
+    status: str
+    retry_in: float | None = None
+
+
+def deliver_message(message_id: int) -> DeliveryOutcome:
+    """Send one queued reply. Does nothing unless the message is queued (so redelivery is harmless)."""
+    now = timezone.now()
+    claimed = Message.objects.filter(pk=message_id, delivery_status=Message.DeliveryStatus.QUEUED).update(
+        delivery_status=Message.DeliveryStatus.SENDING,
+        delivery_attempts=F("delivery_attempts") + 1,
+        delivery_started_at=now,
+    )
+    if not claimed:
+        return DeliveryOutcome(status="noop")
+    message = Message.objects.select_related("thread__channel").get(pk=message_id)
+    channel = message.thread.channel
+    try:
+        external_id = channel.adapter().send(thread_key=message.thread.key, text=message.body)
+    except TransientError as exc:
+        return _retry_or_fail(message, exc)
+    except AdapterError as exc:
+        if isinstance(exc, CredentialsError):
+            channel.record_error(f"Credentials rejected: {exc}", unhealthy=True)
+        return _mark_failed(message, str(exc))
+    Message.objects.filter(pk=message_id).update(
+        delivery_status=Message.DeliveryStatus.SENT,
+        external_id=external_id,
+        delivery_error="",
+        delivered_at=timezone.now(),
+        delivery_next_attempt_at=None,
+    )
+    return DeliveryOutcome(status="sent")
+
+
+def _retry_or_fail(message, exc):
+    if message.delivery_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        return _mark_failed(message, f"{exc} (gave up after {message.delivery_attempts} attempts)")
+    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (message.delivery_attempts - 1)) * (1 + random.random() / 4)
+    delay = max(exc.retry_after or 0, backoff)
+    Message.objects.filter(pk=message.pk).update(
+        delivery_status=Message.DeliveryStatus.QUEUED,
+        delivery_error=f"Attempt {message.delivery_attempts} failed: {exc}; retrying in {delay:.0f}s",
+        delivery_next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    return DeliveryOutcome(status="retry", retry_in=delay)
+
+
+def _mark_failed(message, error):
+    logger.error("message %s: delivery failed: %s", message.pk, error)
+    Message.objects.filter(pk=message.pk).update(
+        delivery_status=Message.DeliveryStatus.FAILED, delivery_error=error[:2000], delivery_next_attempt_at=None
+    )
+    return DeliveryOutcome(status="failed")
+
+
+def retry_delivery(message: Message) -> bool:
+    """Queue a failed reply again (the agent's Retry). Returns False if it was not failed."""
+    from .tasks import deliver_message as deliver_task
+
+    with transaction.atomic():
+        requeued = Message.objects.filter(pk=message.pk, delivery_status=Message.DeliveryStatus.FAILED).update(
+            delivery_status=Message.DeliveryStatus.QUEUED,
+            delivery_attempts=0,
+            delivery_next_attempt_at=timezone.now(),
+        )
+        if requeued:
+            transaction.on_commit(lambda: deliver_task.delay(message.pk))
+    return bool(requeued)
+
+
+# Housekeeping -------------------------------------------------------------
+
+
+def sweep(now=None) -> dict:
+    """Beat's periodic pass: start due polls and recover work a lost task left behind."""
+    from .tasks import deliver_message as deliver_task
+    from .tasks import ingest_channel as ingest_task
+    from .tasks import poll_channel as poll_task
+
+    now = now or timezone.now()
+    due = list(Channel.objects.due_for_poll(now).values_list("pk", "poll_interval_seconds"))
+    for channel_id, interval in due:
+        Channel.objects.filter(pk=channel_id).update(next_poll_at=now + timedelta(seconds=interval))
+        poll_task.delay(channel_id)
+
+    stalled_channels = set(
+        InboundMessage.objects.filter(status=InboundMessage.Status.PENDING, received_at__lt=now - STALE_PENDING)
+        .values_list("channel_id", flat=True)
+        .distinct()
+    )
+    for channel_id in stalled_channels:
+        ingest_task.delay(channel_id)
+
+    lost = list(
+        Message.objects.filter(
+            delivery_status=Message.DeliveryStatus.QUEUED, delivery_next_attempt_at__lt=now - LOST_RETRY
+        ).values_list("pk", flat=True)
+    )
+    for message_id in lost:
+        deliver_task.delay(message_id)
+
+    unknown = Message.objects.filter(
+        delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at__lt=now - STALE_SENDING
+    ).update(
+        delivery_status=Message.DeliveryStatus.FAILED,
+        delivery_error="The worker sending this reply stopped mid-send; it may or may not have arrived. "
+        "Check the conversation before retrying.",
+    )
+    return {"polls": len(due), "ingests": len(stalled_channels), "redeliveries": len(lost), "unknown": unknown}
+

@@ -1,0 +1,1 @@
+"""Local loopback emulators of the chat platforms the helpdesk talks to."""

@@ -1,0 +1,125 @@
+"""Python client for the emulator's control API, for an emulator in this process or elsewhere."""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Iterable, Optional
+
+# Loopback calls must never go through an HTTP proxy from the environment.
+_direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class EmulatorControlError(Exception):
+    def __init__(self, status: int, error: str):
+        super().__init__(f"HTTP {status}: {error}")
+        self.status = status
+        self.error = error
+
+
+class SlackEmulatorClient:
+    def __init__(self, url: str, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    @property
+    def base_url(self) -> str:
+        """What to pass to slack_sdk.WebClient(base_url=...)."""
+        return f"{self.url}/api/"
+
+    def _call(self, verb: str, route: str, payload: Optional[dict] = None, query: Optional[dict] = None,
+              timeout: Optional[float] = None) -> dict:
+        url = f"{self.url}/_emulator/{route}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(payload or {}).encode() if verb != "GET" else None
+        request = urllib.request.Request(url, data=data, method=verb, headers={"Content-Type": "application/json"})
+        try:
+            with _direct_opener.open(request, timeout=timeout or self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            try:
+                error = json.loads(body).get("error", "")
+            except ValueError:
+                error = body.decode(errors="replace")
+            raise EmulatorControlError(exc.code, error) from None
+
+    def reset(self) -> None:
+        """Back to the seeds: the bot user, C0GENERAL, the bot token, the start-up configuration."""
+        self._call("POST", "reset")
+
+    def add_user(self, user_id: str, name: Optional[str] = None, real_name: str = "", email: Optional[str] = None,
+                 is_bot: bool = False) -> dict:
+        payload = {"id": user_id, "name": name, "real_name": real_name, "email": email, "is_bot": is_bot}
+        return self._call("POST", "users", payload)
+
+    def add_conversation(self, channel: str, name: Optional[str] = None) -> dict:
+        return self._call("POST", "conversations", {"id": channel, "name": name})
+
+    def post(self, channel: str, user: str, text: str, thread_ts: Optional[str] = None,
+             reply_broadcast: bool = False) -> dict:
+        """A human posts; returns {"ts", "event_id"} (event_id None without an events_url)."""
+        payload = {"channel": channel, "user": user, "text": text, "thread_ts": thread_ts,
+                   "reply_broadcast": reply_broadcast}
+        return self._call("POST", "messages", payload)
+
+    def post_many(self, channel: str, messages: Iterable[dict], dispatch_events: bool = False) -> list[str]:
+        """Store many {"user", "text", "thread_ts"?} messages in one call; returns their ts."""
+        payload = {"channel": channel, "messages": list(messages), "dispatch_events": dispatch_events}
+        return self._call("POST", "messages/bulk", payload)["ts"]
+
+    def edit(self, channel: str, ts: str, text: str) -> dict:
+        return self._call("POST", "messages/edit", {"channel": channel, "ts": ts, "text": text})
+
+    def delete(self, channel: str, ts: str) -> dict:
+        return self._call("POST", "messages/delete", {"channel": channel, "ts": ts})
+
+    def messages(self, channel: str) -> list[dict]:
+        """Every message in the conversation, thread replies included, oldest first."""
+        return self._call("GET", "messages", query={"channel": channel})["messages"]
+
+    def bot_messages(self, channel: str) -> list[dict]:
+        """What the app posted with chat.postMessage, oldest first."""
+        return self._call("GET", "bot_messages", query={"channel": channel})["messages"]
+
+    def fault(self, method: str, count: Optional[int] = None, status: Optional[int] = None,
+              error: Optional[str] = None, retry_after: Optional[int] = None,
+              latency: Optional[float] = None) -> None:
+        """Make the next `count` calls of a Web API method fail, and/or slow every call down.
+
+        status=429 answers ratelimited with Retry-After; error="..." answers
+        HTTP 200 ok:false; status=500/503 answers an HTTP error.
+        """
+        payload = {"method": method, "count": count, "status": status, "error": error,
+                   "retry_after": retry_after, "latency": latency}
+        self._call("POST", "faults", {key: value for key, value in payload.items() if value is not None})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def set_token(self, token: str, revoked: bool = False) -> None:
+        self._call("POST", "tokens", {"token": token, "revoked": revoked})
+
+    def configure(self, events_url: Optional[str] = None, signing_secret: Optional[str] = None,
+                  event_retry_delays: Optional[Iterable[float]] = None,
+                  event_timeout: Optional[float] = None) -> dict:
+        """Change event delivery settings (events_url="" turns delivery off); returns them all."""
+        payload = {"events_url": events_url, "signing_secret": signing_secret,
+                   "event_retry_delays": list(event_retry_delays) if event_retry_delays is not None else None,
+                   "event_timeout": event_timeout}
+        return self._call("POST", "config", {key: value for key, value in payload.items() if value is not None})
+
+    def stats(self) -> dict:
+        """{"calls", "max_inflight", "event_deliveries", "events_pending"}."""
+        return self._call("GET", "stats")
+
+    def redeliver(self, event_id: str) -> dict:
+        return self._call("POST", "events/redeliver", {"event_id": event_id})
+
+    def url_verification(self) -> dict:
+        return self._call("POST", "events/url_verification")
+
+    def wait_for_events(self, timeout: float = 10.0) -> bool:
+        """Block until every queued event has been delivered or given up on."""
+        return self._call("POST", "events/wait", {"timeout": timeout}, timeout=timeout + self.timeout)["idle"]

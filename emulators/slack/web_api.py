@@ -1,0 +1,150 @@
+"""Slack Web API methods (https://api.slack.com/methods) on top of the workspace.
+
+Each method takes the request parameters as strings or JSON values and returns
+the response body; failures raise SlackError and become {"ok": false, "error"}.
+"""
+
+import json
+from typing import Callable, Optional
+
+from .workspace import (
+    BOT_ID, BOT_NAME, BOT_USER_ID, MAX_TEXT_CHARS, TEAM_NAME, TEAM_URL, SlackError, Workspace, ts_to_micros,
+)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 999
+
+
+def is_truthy(value) -> bool:
+    """Slack booleans arrive as true/1 (JSON) or "true"/"1" (form fields)."""
+    return str(value).lower() in ("1", "true")
+
+
+def _page_size(params: dict) -> int:
+    raw = params.get("limit")
+    if raw in (None, ""):
+        return DEFAULT_PAGE_SIZE
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise SlackError("invalid_limit") from exc
+    return min(limit, MAX_PAGE_SIZE) if limit > 0 else DEFAULT_PAGE_SIZE
+
+
+def _ts_bound(params: dict, name: str) -> Optional[int]:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return ts_to_micros(raw)
+    except ValueError as exc:
+        raise SlackError(f"invalid_ts_{name}") from exc
+
+
+def _required(params: dict, name: str, error: str) -> str:
+    value = params.get(name)
+    if value in (None, ""):
+        raise SlackError(error)
+    return str(value)
+
+
+def _page_response(messages: list[dict], next_cursor: Optional[str]) -> dict:
+    response = {"ok": True, "messages": messages, "has_more": next_cursor is not None, "pin_count": 0}
+    # Real Slack leaves response_metadata out on the last page.
+    if next_cursor:
+        response["response_metadata"] = {"next_cursor": next_cursor}
+    return response
+
+
+class WebApi:
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self._methods: dict[str, Callable[[dict], dict]] = {
+            "auth.test": self.auth_test,
+            "users.info": self.users_info,
+            "conversations.info": self.conversations_info,
+            "conversations.history": self.conversations_history,
+            "conversations.replies": self.conversations_replies,
+            "chat.postMessage": self.chat_post_message,
+        }
+
+    def knows(self, method: str) -> bool:
+        return method in self._methods
+
+    def call(self, method: str, params: dict) -> dict:
+        return self._methods[method](params)
+
+    def auth_test(self, params: dict) -> dict:
+        return {
+            "ok": True,
+            "url": TEAM_URL,
+            "team": TEAM_NAME,
+            "user": BOT_NAME,
+            "team_id": self.workspace.team_id,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def users_info(self, params: dict) -> dict:
+        return {"ok": True, "user": self.workspace.user_info(_required(params, "user", "user_not_found"))}
+
+    def conversations_info(self, params: dict) -> dict:
+        channel = _required(params, "channel", "channel_not_found")
+        return {"ok": True, "channel": self.workspace.conversation_info(channel)}
+
+    def conversations_history(self, params: dict) -> dict:
+        messages, next_cursor = self.workspace.history(
+            _required(params, "channel", "channel_not_found"),
+            oldest=_ts_bound(params, "oldest"),
+            latest=_ts_bound(params, "latest"),
+            inclusive=is_truthy(params.get("inclusive")),
+            limit=_page_size(params),
+            cursor=params.get("cursor") or None,
+        )
+        return _page_response(messages, next_cursor)
+
+    def conversations_replies(self, params: dict) -> dict:
+        messages, next_cursor = self.workspace.replies(
+            _required(params, "channel", "channel_not_found"),
+            _required(params, "ts", "thread_not_found"),
+            oldest=_ts_bound(params, "oldest"),
+            latest=_ts_bound(params, "latest"),
+            inclusive=is_truthy(params.get("inclusive")),
+            limit=_page_size(params),
+            cursor=params.get("cursor") or None,
+        )
+        return _page_response(messages, next_cursor)
+
+    def chat_post_message(self, params: dict) -> dict:
+        channel = _required(params, "channel", "channel_not_found")
+        text = params.get("text") or ""
+        blocks = params.get("blocks")
+        if not text and not blocks:
+            raise SlackError("no_text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise SlackError("msg_too_long")
+        message, _ = self.workspace.post(
+            channel,
+            BOT_USER_ID,
+            text,
+            thread_ts=params.get("thread_ts") or None,
+            broadcast=is_truthy(params.get("reply_broadcast")),
+            as_bot=True,
+            blocks=_decode_blocks(blocks),
+        )
+        return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
+
+
+def _decode_blocks(blocks) -> Optional[list]:
+    """blocks arrive as a JSON array (JSON bodies) or a JSON-encoded string (form bodies)."""
+    if blocks in (None, ""):
+        return None
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError as exc:
+            raise SlackError("invalid_blocks") from exc
+    if not isinstance(blocks, list):
+        raise SlackError("invalid_blocks")
+    return blocks

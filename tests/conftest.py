@@ -1,0 +1,180 @@
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+
+from channels_ingest.adapters import locmem
+from helpdesk.celery import app as celery_app
+from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def eager_celery():
+    """Tasks run inline unless a test starts a real worker (``celery_worker_process``)."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def clean_locmem():
+    locmem.reset()
+    yield
+    locmem.reset()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def agent(db):
+    user = User.objects.create_user("agent", password="agent-pass-123", first_name="Alex", last_name="Agent")
+    user.groups.add(Group.objects.get_or_create(name=AGENTS_GROUP)[0])
+    return user
+
+
+@pytest.fixture
+def admin_user(db):
+    user = User.objects.create_user("boss", password="boss-pass-123")
+    user.groups.add(Group.objects.get_or_create(name=ADMINS_GROUP)[0])
+    return user
+
+
+@pytest.fixture
+def employee(db):
+    return User.objects.create_user("employee", password="employee-pass-123")
+
+
+@pytest.fixture
+def locmem_channel(db):
+    from channels_ingest.models import Channel
+
+    return Channel.objects.create(
+        kind="locmem", name="lm", config={"inbox": "lm"}, secrets={"webhook_secret": "s3cret"}, state={"checked": True}
+    )
+
+
+def worker_env():
+    """The environment for a worker process that must see this test's database."""
+    settings_dict = connection.settings_dict
+    if connection.vendor != "postgresql":
+        pytest.fail("Worker tests need PostgreSQL: set DATABASE_URL (see Makefile `test`).")
+    url = (
+        f"postgres://{settings_dict['USER'] or 'postgres'}@{settings_dict['HOST'] or '127.0.0.1'}:"
+        f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+    )
+    env = dict(os.environ, DATABASE_URL=url, DJANGO_DEBUG="1")
+    if not env.get("CELERY_BROKER_URL", "").startswith("redis"):
+        pytest.fail("Worker tests need Redis: set CELERY_BROKER_URL=redis://… (see Makefile `test`).")
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, concurrency=2):
+        self.concurrency = concurrency
+        self.process = None
+
+    def start(self):
+        name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-l", "WARNING", "-n", name,
+             "-c", str(self.concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT,
+            env=worker_env(),
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            replies = celery_app.control.ping(timeout=0.5) or []
+            if any(name.split("@")[0] in key for reply in replies for key in reply):
+                return self
+            if self.process.poll() is not None:
+                pytest.fail("The Celery worker exited during start-up.")
+        pytest.fail("The Celery worker did not answer a ping within 30 s.")
+
+    def kill(self):
+        """SIGKILL: the worker dies mid-task, as in a crash or an OOM kill."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """Start a real Celery worker (a separate process) on PostgreSQL and Redis; yields a starter."""
+    celery_app.conf.task_always_eager = False
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+    workers = []
+
+    def start(concurrency=2):
+        worker = WorkerProcess(concurrency).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_for(predicate, timeout=30, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture(scope="session")
+def slack_emulator_server():
+    from emulators.slack import SlackEmulator
+
+    emulator = SlackEmulator(port=0, event_retry_delays=(0.2, 0.4, 0.8)).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def slack_emulator(slack_emulator_server):
+    """A local Slack workspace (the emulator), reset for each test."""
+    slack_emulator_server.reset()
+    slack_emulator_server.add_user("U0ANN", name="ann", real_name="Ann Employee", email="ann@example.com")
+    slack_emulator_server.add_user("U0BO", name="bo", real_name="Bo Builder", email="bo@example.com")
+    return slack_emulator_server
+
+
+SLACK_CONFIG = {"bot_token": "xoxb-emulator", "signing_secret": "emulator-secret", "conversations": ["C0GENERAL"]}
+
+
+@pytest.fixture
+def slack_channel(db, slack_emulator):
+    """A Slack channel wired to the emulator through its base URL, as an admin would add it."""
+    from channels_ingest.adapters.slack import SlackAdapter
+    from channels_ingest.models import Channel
+
+    config, secrets = SlackAdapter.split_config({**SLACK_CONFIG, "base_url": slack_emulator.base_url})
+    return Channel.objects.create(kind="slack", name="it-help", config=config, secrets=secrets)

@@ -1,0 +1,44 @@
+"""Small builders for envelopes, so tests read as "these events in, this ticket out"."""
+
+from datetime import UTC, datetime, timedelta
+
+from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
+
+BASE_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def sender(user="u1", name="Ann Employee", namespace="locmem"):
+    return Sender(namespace=namespace, external_id=user, handle=user, display_name=name)
+
+
+def message(external_id, *, thread=None, user="u1", text=None, minute=0, name="Ann Employee"):
+    return Envelope(
+        external_id=external_id,
+        kind=EnvelopeKind.MESSAGE,
+        thread_key=thread or external_id,
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        sender=sender(user, name),
+        text=text if text is not None else f"text of {external_id}",
+        starts_thread=thread in (None, external_id),
+    )
+
+
+def edit(target, text, *, minute=1):
+    return Envelope(
+        external_id=f"{target}:edit:{minute}",
+        kind=EnvelopeKind.EDIT,
+        thread_key=target,
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        text=text,
+        target_id=target,
+    )
+
+
+def deletion(target, *, minute=2):
+    return Envelope(
+        external_id=f"{target}:delete",
+        kind=EnvelopeKind.DELETE,
+        thread_key=target,
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        target_id=target,
+    )

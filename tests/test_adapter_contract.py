@@ -1,0 +1,107 @@
+"""One contract every adapter passes (like Django's mail backend tests)."""
+
+import json
+
+import pytest
+
+from channels_ingest.adapters import adapter_class, locmem
+from channels_ingest.adapters.base import (
+    ChannelAdapter,
+    ConfigError,
+    Envelope,
+    EnvelopeKind,
+    InvalidWebhook,
+    PollPage,
+)
+from tests.factories import message
+
+
+class AdapterContract:
+    """Subclasses provide ``adapter`` (credentials valid), ``add_inbound(texts)`` and ``raw_config``."""
+
+    def test_is_registered_by_kind(self, adapter):
+        assert adapter_class(adapter.kind) is type(adapter)
+        assert isinstance(adapter, ChannelAdapter)
+
+    def test_split_config_keeps_secrets_out_of_config(self, raw_config, adapter):
+        config, secrets = type(adapter).split_config(raw_config)
+        assert set(secrets) <= set(type(adapter).secret_fields)
+        assert not set(config) & set(type(adapter).secret_fields)
+        assert json.dumps(config)
+
+    def test_check_credentials_returns_json_state(self, adapter):
+        assert isinstance(json.loads(json.dumps(adapter.check_credentials())), dict)
+
+    def test_poll_yields_unique_envelopes_and_json_cursors(self, adapter, add_inbound):
+        add_inbound(["one", "two", "three"])
+        pages = list(adapter.poll({}))
+        assert all(isinstance(page, PollPage) for page in pages)
+        envelopes = [e for page in pages for e in page.envelopes]
+        assert sorted(e.text for e in envelopes) == ["one", "three", "two"]
+        assert len({e.external_id for e in envelopes}) == 3
+        for envelope in envelopes:
+            assert envelope.kind == EnvelopeKind.MESSAGE and envelope.sender and envelope.sent_at.tzinfo
+            assert Envelope.from_json(json.loads(json.dumps(envelope.to_json()))) == envelope
+        final = json.loads(json.dumps(pages[-1].cursor))
+        assert not [e for page in adapter.poll(final) for e in page.envelopes]
+
+    def test_send_returns_the_platform_message_id(self, adapter, add_inbound):
+        add_inbound(["help"])
+        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        assert adapter.send(thread_key=envelope.thread_key, text="on it")
+
+    def test_unsigned_webhook_is_refused(self, adapter):
+        with pytest.raises(InvalidWebhook) as refused:
+            adapter.handle_webhook(headers={}, body=b"{}")
+        assert refused.value.status in (401, 403)
+
+
+class TestLocmemAdapter(AdapterContract):
+    @pytest.fixture
+    def raw_config(self):
+        return {"inbox": "c", "webhook_secret": "s"}
+
+    @pytest.fixture
+    def adapter(self, raw_config):
+        config, secrets = locmem.LocmemAdapter.split_config(raw_config)
+        return locmem.LocmemAdapter(config=config, secrets=secrets)
+
+    @pytest.fixture
+    def add_inbound(self):
+        def add(texts):
+            locmem.inbox["c"] = [message(f"m{i}", text=text) for i, text in enumerate(texts)]
+
+        return add
+
+
+class TestSlackAdapter(AdapterContract):
+    @pytest.fixture
+    def raw_config(self, slack_emulator):
+        return {
+            "bot_token": "xoxb-emulator",
+            "signing_secret": "emulator-secret",
+            "conversations": ["C0GENERAL"],
+            "base_url": slack_emulator.base_url,
+        }
+
+    @pytest.fixture
+    def adapter(self, raw_config, db):
+        from channels_ingest.adapters.slack import SlackAdapter
+
+        config, secrets = SlackAdapter.split_config(raw_config)
+        adapter = SlackAdapter(config=config, secrets=secrets)
+        adapter.state = adapter.check_credentials()
+        return adapter
+
+    @pytest.fixture
+    def add_inbound(self, slack_emulator):
+        def add(texts):
+            slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": text} for text in texts])
+
+        return add
+
+    def test_config_without_token_is_refused(self):
+        from channels_ingest.adapters.slack import SlackAdapter
+
+        with pytest.raises(ConfigError, match="bot_token"):
+            SlackAdapter.split_config({"conversations": []})

@@ -1,0 +1,34 @@
+from django.contrib import admin
+
+from .models import Contact, Identity, Message, Queue, Ticket
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = ["id", "subject", "status", "priority", "requester", "channel", "last_activity_at"]
+    list_filter = ["status", "priority", "kind"]
+    list_select_related = ["requester", "channel"]
+    raw_id_fields = ["requester", "assignee"]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "email", "created_at"]
+    search_fields = ["display_name", "email"]
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "handle", "namespace", "external_id", "contact"]
+    list_select_related = ["contact"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "ticket", "direction", "delivery_status", "created_at"]
+    list_select_related = ["ticket"]
+    raw_id_fields = ["ticket", "thread", "author_identity", "author_user"]
+
+
+admin.site.register(Queue)

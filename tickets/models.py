@@ -1,0 +1,205 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .querysets import MessageQuerySet, TicketQuerySet
+
+SUBJECT_LENGTH = 200
+
+
+class Queue(models.Model):
+    """A team's work queue (service desk, network, ...)."""
+
+    name = models.CharField(max_length=100, unique=True)
+
+    def __str__(self):
+        return self.name
+
+
+class Contact(models.Model):
+    """A person who asks for help. One contact may have identities on many channels."""
+
+    display_name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.display_name
+
+
+class Identity(models.Model):
+    """A contact's account on one platform. ``namespace`` is opaque here: the channel layer names it."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    namespace = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=191)
+    handle = models.CharField(max_length=191, blank=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "external_id"], name="identity_unique_per_namespace"),
+        ]
+
+    def __str__(self):
+        return self.display_name or self.handle or self.external_id
+
+
+class Ticket(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new"
+        OPEN = "open"
+        PENDING = "pending", "Pending (waiting on requester)"
+        RESOLVED = "resolved"
+        CLOSED = "closed"
+
+    class Priority(models.IntegerChoices):
+        LOW = 1
+        NORMAL = 2
+        HIGH = 3
+        URGENT = 4
+
+    class Kind(models.TextChoices):
+        """ITIL record types."""
+
+        INCIDENT = "incident"
+        SERVICE_REQUEST = "service_request", "Service request"
+        PROBLEM = "problem"
+        CHANGE = "change"
+
+    CLOSED_STATUSES = (Status.RESOLVED, Status.CLOSED)
+
+    subject = models.CharField(max_length=SUBJECT_LENGTH)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    kind = models.CharField(max_length=24, choices=Kind.choices, default=Kind.INCIDENT)
+    requester = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="tickets")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_tickets"
+    )
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    #: The channel the ticket was opened from.
+    channel = models.ForeignKey(
+        "channels_ingest.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    message_count = models.PositiveIntegerField(default=0)
+
+    objects = TicketQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-last_activity_at", "-id"], name="ticket_activity"),
+            models.Index(fields=["status", "-last_activity_at", "-id"], name="ticket_status_activity"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.subject}"
+
+    @property
+    def is_open(self):
+        return self.status not in self.CLOSED_STATUSES
+
+    @staticmethod
+    def subject_from_text(text):
+        first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        first_line = " ".join(first_line.split()) or "(no text)"
+        if len(first_line) > SUBJECT_LENGTH:
+            first_line = first_line[: SUBJECT_LENGTH - 1] + "…"
+        return first_line
+
+    def record_customer_activity(self, *, at, count):
+        """A requester wrote: the ticket is active again, even if it was resolved."""
+        if self.status in (self.Status.PENDING, *self.CLOSED_STATUSES):
+            self.status = self.Status.OPEN
+            self.resolved_at = None
+        self.last_activity_at = max(self.last_activity_at, at)
+        self.message_count += count
+
+    def record_agent_reply(self, *, at):
+        if self.status == self.Status.NEW:
+            self.status = self.Status.OPEN
+        self.last_activity_at = max(self.last_activity_at, at)
+        self.message_count += 1
+
+
+class TicketThread(models.Model):
+    """A conversation on a channel that belongs to a ticket. Replies go back to it."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="threads")
+    channel = models.ForeignKey("channels_ingest.Channel", on_delete=models.CASCADE, related_name="threads")
+    key = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "key"], name="thread_unique_per_channel")]
+
+    def __str__(self):
+        return f"{self.channel_id}:{self.key}"
+
+
+class Message(models.Model):
+    class Direction(models.TextChoices):
+        INBOUND = "inbound"
+        OUTBOUND = "outbound"
+        NOTE = "note", "Internal note"
+
+    class DeliveryStatus(models.TextChoices):
+        NOT_APPLICABLE = "", "—"
+        QUEUED = "queued"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    thread = models.ForeignKey(TicketThread, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    direction = models.CharField(max_length=16, choices=Direction.choices)
+    author_identity = models.ForeignKey(Identity, null=True, blank=True, on_delete=models.SET_NULL)
+    author_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    body = models.TextField()
+    #: The platform's id for this message; unique within its thread.
+    external_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    delivery_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, blank=True)
+    delivery_attempts = models.PositiveSmallIntegerField(default=0)
+    delivery_error = models.TextField(blank=True)
+    delivery_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivery_started_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["thread", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="message_unique_external_id_per_thread",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["ticket", "created_at", "id"], name="message_timeline"),
+            models.Index(
+                fields=["delivery_next_attempt_at"],
+                condition=models.Q(delivery_status__in=["queued", "sending"]),
+                name="message_undelivered",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.direction} message {self.pk} on ticket {self.ticket_id}"
+
+    @property
+    def author_name(self):
+        if self.author_user_id:
+            return self.author_user.get_full_name() or self.author_user.get_username()
+        if self.author_identity_id:
+            return str(self.author_identity)
+        return "unknown"

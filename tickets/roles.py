@@ -1,0 +1,30 @@
+"""Role-based access: admins configure, agents work tickets, employees ask for help."""
+
+from django.db import models
+
+AGENTS_GROUP = "agents"
+ADMINS_GROUP = "admins"
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin"
+    AGENT = "agent"
+    EMPLOYEE = "employee"
+
+
+def role_of(user) -> Role | None:
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    groups = {group.name for group in user.groups.all()}
+    if ADMINS_GROUP in groups:
+        return Role.ADMIN
+    if AGENTS_GROUP in groups:
+        return Role.AGENT
+    return Role.EMPLOYEE
+
+
+def is_agent(user) -> bool:
+    """Admins are agents too."""
+    return role_of(user) in (Role.ADMIN, Role.AGENT)

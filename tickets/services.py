@@ -1,0 +1,228 @@
+"""Ticket workflows that span models: taking in customer messages, replying."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
+
+from .models import Contact, Identity, Message, Ticket, TicketThread
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_LENGTH = 40_000
+
+
+class ReplyError(ValueError):
+    """A reply that cannot be sent as written."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    stored: bool
+    note: str = ""
+
+
+STORED = Outcome(stored=True)
+
+
+def clean_text(text: str) -> str:
+    """Keep every character a person typed (emoji, RTL, zero-width), but nothing the database refuses."""
+    text = text.replace("\x00", "\ufffd")
+    if len(text) > MAX_BODY_LENGTH:
+        dropped = len(text) - MAX_BODY_LENGTH
+        logger.warning("Message text truncated by %d characters", dropped)
+        text = text[:MAX_BODY_LENGTH] + f"\n… [truncated {dropped} characters]"
+    return text
+
+
+def receive_batch(*, channel, envelopes: list[Envelope]) -> dict[str, Outcome]:
+    """Apply a batch of inbound envelopes from one channel, with a fixed number of queries.
+
+    New messages join the ticket of their thread, or open one. Edits and
+    deletions update the stored message. Returns an outcome per envelope
+    ``external_id``. Must run inside a transaction.
+    """
+    messages = [e for e in envelopes if e.kind == EnvelopeKind.MESSAGE]
+    changes = [e for e in envelopes if e.kind != EnvelopeKind.MESSAGE]
+    outcomes = _store_messages(channel, messages) if messages else {}
+    outcomes.update(_apply_changes(channel, changes) if changes else {})
+    return outcomes
+
+
+def _store_messages(channel, envelopes):
+    envelopes = sorted(envelopes, key=lambda e: e.sent_at)
+    identities = _resolve_identities({e.sender for e in envelopes if e.sender})
+    already = set(
+        Message.objects.filter(thread__channel=channel, external_id__in=[e.external_id for e in envelopes]).values_list(
+            "external_id", flat=True
+        )
+    )
+    outcomes = {e.external_id: Outcome(stored=False, note="already stored") for e in envelopes if e.external_id in already}
+    fresh = [e for e in envelopes if e.external_id not in already and e.sender]
+    outcomes.update({e.external_id: Outcome(stored=False, note="no sender") for e in envelopes if not e.sender})
+    threads = _resolve_threads(channel, fresh, identities)
+
+    new_messages = []
+    seen = set()
+    per_ticket = defaultdict(list)
+    for envelope in fresh:
+        if envelope.external_id in seen:
+            continue
+        seen.add(envelope.external_id)
+        thread = threads[envelope.thread_key]
+        identity = identities[(envelope.sender.namespace, envelope.sender.external_id)]
+        new_messages.append(
+            Message(
+                ticket_id=thread.ticket_id,
+                thread=thread,
+                direction=Message.Direction.INBOUND,
+                author_identity=identity,
+                body=clean_text(envelope.text),
+                external_id=envelope.external_id,
+                created_at=envelope.sent_at,
+            )
+        )
+        per_ticket[thread.ticket_id].append(envelope.sent_at)
+        outcomes[envelope.external_id] = STORED
+    Message.objects.bulk_create(new_messages)
+
+    tickets = list(Ticket.objects.filter(id__in=per_ticket))
+    for ticket in tickets:
+        times = per_ticket[ticket.id]
+        ticket.record_customer_activity(at=max(times), count=len(times))
+    Ticket.objects.bulk_update(tickets, ["status", "resolved_at", "last_activity_at", "message_count"])
+    return outcomes
+
+
+def _resolve_identities(senders: set[Sender]) -> dict[tuple[str, str], Identity]:
+    """Find or create the identity (and its contact) of each sender; refresh changed names."""
+    by_key = {(s.namespace, s.external_id): s for s in senders}
+    found = {}
+    for namespace in {ns for ns, _ in by_key}:
+        ids = [ext for ns, ext in by_key if ns == namespace]
+        for identity in Identity.objects.filter(namespace=namespace, external_id__in=ids):
+            found[(identity.namespace, identity.external_id)] = identity
+
+    stale = []
+    for key, identity in found.items():
+        sender = by_key[key]
+        if sender.display_name and (identity.display_name, identity.handle, identity.email) != (
+            sender.display_name,
+            sender.handle,
+            sender.email,
+        ):
+            identity.display_name, identity.handle, identity.email = sender.display_name, sender.handle, sender.email
+            stale.append(identity)
+    if stale:
+        Identity.objects.bulk_update(stale, ["display_name", "handle", "email"])
+
+    missing = [by_key[key] for key in by_key if key not in found]
+    if missing:
+        contacts = Contact.objects.bulk_create(
+            [Contact(display_name=s.display_name or s.handle or s.external_id, email=s.email) for s in missing]
+        )
+        created = Identity.objects.bulk_create(
+            [
+                Identity(
+                    contact=contact,
+                    namespace=s.namespace,
+                    external_id=s.external_id,
+                    handle=s.handle,
+                    display_name=s.display_name,
+                    email=s.email,
+                )
+                for s, contact in zip(missing, contacts, strict=True)
+            ]
+        )
+        found.update({(i.namespace, i.external_id): i for i in created})
+    return found
+
+
+def _resolve_threads(channel, envelopes, identities) -> dict[str, TicketThread]:
+    """The thread of each envelope; a thread seen for the first time opens a ticket."""
+    keys = {e.thread_key for e in envelopes}
+    threads = {t.key: t for t in TicketThread.objects.filter(channel=channel, key__in=keys)}
+    openers = {}
+    for envelope in envelopes:  # sorted by time: the first message of a new thread opens it
+        if envelope.thread_key not in threads and envelope.thread_key not in openers:
+            openers[envelope.thread_key] = envelope
+    if not openers:
+        return threads
+    tickets = Ticket.objects.bulk_create(
+        [
+            Ticket(
+                subject=Ticket.subject_from_text(clean_text(e.text)),
+                requester_id=identities[(e.sender.namespace, e.sender.external_id)].contact_id,
+                channel=channel,
+                created_at=e.sent_at,
+                last_activity_at=e.sent_at,
+            )
+            for e in openers.values()
+        ]
+    )
+    created = TicketThread.objects.bulk_create(
+        [TicketThread(ticket=t, channel=channel, key=key) for key, t in zip(openers, tickets, strict=True)]
+    )
+    threads.update({t.key: t for t in created})
+    return threads
+
+
+def _apply_changes(channel, envelopes):
+    targets = {
+        m.external_id: m
+        for m in Message.objects.filter(thread__channel=channel, external_id__in={e.target_id for e in envelopes})
+    }
+    outcomes = {}
+    changed = {}
+    for envelope in sorted(envelopes, key=lambda e: e.sent_at):
+        message = targets.get(envelope.target_id)
+        if message is None:
+            outcomes[envelope.external_id] = Outcome(stored=False, note="the changed message is not stored")
+            continue
+        if envelope.kind == EnvelopeKind.EDIT:
+            message.body = clean_text(envelope.text)
+            message.edited_at = envelope.sent_at
+        else:
+            message.deleted_at = envelope.sent_at
+        changed[message.pk] = message
+        outcomes[envelope.external_id] = STORED
+    Message.objects.bulk_update(changed.values(), ["body", "edited_at", "deleted_at"])
+    return outcomes
+
+
+def reply_to_ticket(*, ticket: Ticket, author, body: str, thread: TicketThread | None = None) -> Message:
+    """Store an agent's reply as queued and hand it to delivery once committed."""
+    body = body.strip()
+    if not body:
+        raise ReplyError("A reply needs some text.")
+    thread = thread or ticket.threads.order_by("-messages__created_at").first()
+    if thread is None:
+        raise ReplyError("This ticket has no channel conversation to reply to.")
+    limit = thread.channel.adapter().max_reply_length
+    if len(body) > limit:
+        raise ReplyError(f"The reply is {len(body)} characters; this channel takes at most {limit}.")
+
+    from channels_ingest.tasks import deliver_message
+
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            ticket=ticket,
+            thread=thread,
+            direction=Message.Direction.OUTBOUND,
+            author_user=author,
+            body=body,
+            created_at=now,
+            delivery_status=Message.DeliveryStatus.QUEUED,
+            delivery_next_attempt_at=now,
+        )
+        ticket.record_agent_reply(at=now)
+        ticket.save(update_fields=["status", "last_activity_at", "message_count"])
+        transaction.on_commit(lambda: deliver_message.delay(message.pk))
+    return message
