@@ -16,14 +16,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from tickets.models import Message
-from tickets.services import receive_batch
+from tickets.services import receive_batch, refresh_identities
 
-from .adapters.base import AdapterError, CredentialsError, Envelope, RateLimited, Rejected, TransientError
+from .adapters.base import AdapterError, CredentialsError, Envelope, RateLimited, Rejected, Sender, TransientError
 from .models import Channel, InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -87,13 +87,13 @@ def schedule_ingest(channel_id: int) -> None:
     after that read goes unnoticed.
     """
 
-    def enqueue():
-        from .tasks import ingest_channel
+    def queue_once():
+        from .tasks import enqueue, ingest_channel
 
         if cache.add(_ingest_flag(channel_id), 1, timeout=60):
-            ingest_channel.delay(channel_id)
+            enqueue(ingest_channel, channel_id)
 
-    transaction.on_commit(enqueue)
+    transaction.on_commit(queue_once)
 
 
 # Polling ------------------------------------------------------------------
@@ -199,6 +199,7 @@ def ingest_channel(channel_id: int, *, batch_size: int | None = None) -> int:
 
 def _ingest_batch(channel_id, batch_size) -> int:
     with transaction.atomic():
+        _relax_commit_durability()
         # Serializes ingestion per channel (so a new thread opens one ticket),
         # without blocking webhook inserts, which only need a key-share lock.
         channel = Channel.objects.select_for_update(no_key=True).filter(pk=channel_id).first()
@@ -221,6 +222,19 @@ def _ingest_batch(channel_id, batch_size) -> int:
     return len(rows)
 
 
+def _relax_commit_durability():
+    """Let PostgreSQL acknowledge this commit before its WAL reaches disk.
+
+    Safe here, and only here: the durable record is the InboundMessage row,
+    committed synchronously when it was stored. A crash can only lose the
+    ingestion and the "processed" mark together, and ingestion is idempotent,
+    so the row is simply ingested again.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
 def _ingest_alone(channel, row):
     try:
         with transaction.atomic():
@@ -237,7 +251,7 @@ def _ingest_alone(channel, row):
 
 def _ingest_rows(channel, rows):
     envelopes = [Envelope.from_json(row.payload) for row in rows]
-    envelopes = _describe_senders(channel, envelopes)
+    envelopes = _with_known_names(channel, envelopes)
     outcomes = receive_batch(channel=channel, envelopes=envelopes)
     now = timezone.now()
     processed = [r.pk for r in rows if outcomes.get(r.external_id, None) and outcomes[r.external_id].stored]
@@ -255,15 +269,33 @@ def _ingest_rows(channel, rows):
         )
 
 
-def _describe_senders(channel, envelopes):
-    senders = {e.sender for e in envelopes if e.sender}
+def _with_known_names(channel, envelopes):
+    """Fill in cached names now; ask the platform for the rest after commit, off the ingest path.
+
+    Ingestion never waits on (or is rate-limited by) a profile lookup: a new
+    person's name appears a moment after their first message.
+    """
+    senders = {e.sender for e in envelopes if e.sender and not e.sender.display_name}
     if not senders:
         return envelopes
-    described = channel.adapter().describe_senders(list(senders))
+    known = channel.adapter().describe_senders(list(senders), fetch=False)
+    unknown = [vars(s).copy() for s in senders if s.external_id not in known]
+    if unknown:
+        from .tasks import describe_senders, enqueue
+
+        transaction.on_commit(lambda: enqueue(describe_senders, channel.pk, unknown))
     return [
-        Envelope(**{**e.__dict__, "sender": described.get(e.sender.external_id, e.sender)}) if e.sender else e
+        Envelope(**{**vars(e), "sender": known[e.sender.external_id]}) if e.sender and e.sender.external_id in known else e
         for e in envelopes
     ]
+
+
+def describe_senders(channel_id: int, senders: list[Sender]) -> int:
+    """Look up names on the platform and update the people they belong to; returns how many were found."""
+    channel = Channel.objects.get(pk=channel_id)
+    described = channel.adapter().describe_senders(senders, fetch=True)
+    refresh_identities(list(described.values()))
+    return len(described)
 
 
 # Delivering ---------------------------------------------------------------
@@ -329,6 +361,7 @@ def _mark_failed(message, error):
 def retry_delivery(message: Message) -> bool:
     """Queue a failed reply again (the agent's Retry). Returns False if it was not failed."""
     from .tasks import deliver_message as deliver_task
+    from .tasks import enqueue
 
     with transaction.atomic():
         requeued = Message.objects.filter(pk=message.pk, delivery_status=Message.DeliveryStatus.FAILED).update(
@@ -337,7 +370,7 @@ def retry_delivery(message: Message) -> bool:
             delivery_next_attempt_at=timezone.now(),
         )
         if requeued:
-            transaction.on_commit(lambda: deliver_task.delay(message.pk))
+            transaction.on_commit(lambda: enqueue(deliver_task, message.pk))
     return bool(requeued)
 
 

@@ -1,8 +1,23 @@
 """Thin Celery tasks: ids in, services do the work, safe to run twice."""
 
+import logging
+
 from celery import shared_task
+from kombu.exceptions import OperationalError
 
 from . import services
+from .adapters.base import Sender
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(task, *args):
+    """Queue a task. If the broker is down, say so and carry on: the work is
+    in the database, and beat's sweep queues it again once the broker is back."""
+    try:
+        task.delay(*args)
+    except (OperationalError, OSError) as exc:
+        logger.error("could not queue %s%r: %s; the sweep will retry", task.name, args, exc)
 
 
 @shared_task(name="channels_ingest.poll_channel")
@@ -13,6 +28,11 @@ def poll_channel(channel_id):
 @shared_task(name="channels_ingest.ingest_channel")
 def ingest_channel(channel_id):
     services.ingest_channel(channel_id)
+
+
+@shared_task(name="channels_ingest.describe_senders")
+def describe_senders(channel_id, senders):
+    services.describe_senders(channel_id, [Sender(**sender) for sender in senders])
 
 
 @shared_task(name="channels_ingest.deliver_message", bind=True, max_retries=None)

@@ -86,8 +86,9 @@ def worker_env():
 
 
 class WorkerProcess:
-    def __init__(self, concurrency=2):
+    def __init__(self, concurrency=2, env=None):
         self.concurrency = concurrency
+        self.env = env or {}
         self.process = None
 
     def start(self):
@@ -96,7 +97,7 @@ class WorkerProcess:
             [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-l", "WARNING", "-n", name,
              "-c", str(self.concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT,
-            env=worker_env(),
+            env={**worker_env(), **self.env},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -129,8 +130,8 @@ def celery_worker_process(transactional_db):
         conn.default_channel.client.flushdb()
     workers = []
 
-    def start(concurrency=2):
-        worker = WorkerProcess(concurrency).start()
+    def start(concurrency=2, **env):
+        worker = WorkerProcess(concurrency, {key: str(value) for key, value in env.items()}).start()
         workers.append(worker)
         return worker
 

@@ -1,6 +1,7 @@
 """Slack polling and replies through the real slack_sdk client, against the emulator."""
 
 import pytest
+from django.test import TestCase
 
 from channels_ingest import services
 from channels_ingest.models import Channel, InboundMessage
@@ -11,8 +12,9 @@ pytestmark = pytest.mark.django_db
 
 
 def poll(channel):
-    outcome = services.poll_channel(channel.pk)
-    services.ingest_channel(channel.pk)
+    """Poll and ingest as the worker would, running what both queue on commit (e.g. name lookups)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        outcome = services.poll_channel(channel.pk)
     channel.refresh_from_db()
     return outcome
 

@@ -113,14 +113,6 @@ class Ticket(models.Model):
             first_line = first_line[: SUBJECT_LENGTH - 1] + "…"
         return first_line
 
-    def record_customer_activity(self, *, at, count):
-        """A requester wrote: the ticket is active again, even if it was resolved."""
-        if self.status in (self.Status.PENDING, *self.CLOSED_STATUSES):
-            self.status = self.Status.OPEN
-            self.resolved_at = None
-        self.last_activity_at = max(self.last_activity_at, at)
-        self.message_count += count
-
     def record_agent_reply(self, *, at):
         if self.status == self.Status.NEW:
             self.status = self.Status.OPEN

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
 
+from .bulk import insert_rows
 from .models import Contact, Identity, Message, Ticket, TicketThread
 
 logger = logging.getLogger(__name__)
@@ -64,39 +64,27 @@ def _store_messages(channel, envelopes):
         )
     )
     outcomes = {e.external_id: Outcome(stored=False, note="already stored") for e in envelopes if e.external_id in already}
-    fresh = [e for e in envelopes if e.external_id not in already and e.sender]
     outcomes.update({e.external_id: Outcome(stored=False, note="no sender") for e in envelopes if not e.sender})
+    fresh = list({e.external_id: e for e in envelopes if e.external_id not in already and e.sender}.values())
     threads = _resolve_threads(channel, fresh, identities)
 
-    new_messages = []
-    seen = set()
-    per_ticket = defaultdict(list)
+    rows = []
     for envelope in fresh:
-        if envelope.external_id in seen:
-            continue
-        seen.add(envelope.external_id)
-        thread = threads[envelope.thread_key]
-        identity = identities[(envelope.sender.namespace, envelope.sender.external_id)]
-        new_messages.append(
-            Message(
-                ticket_id=thread.ticket_id,
-                thread=thread,
-                direction=Message.Direction.INBOUND,
-                author_identity=identity,
-                body=clean_text(envelope.text),
-                external_id=envelope.external_id,
-                created_at=envelope.sent_at,
-            )
+        thread_id, ticket_id = threads[envelope.thread_key]
+        rows.append(
+            {
+                "ticket_id": ticket_id,
+                "thread_id": thread_id,
+                "direction": Message.Direction.INBOUND,
+                "author_identity_id": identities[(envelope.sender.namespace, envelope.sender.external_id)].pk,
+                "body": clean_text(envelope.text),
+                "external_id": envelope.external_id,
+                "created_at": envelope.sent_at,
+            }
         )
-        per_ticket[thread.ticket_id].append(envelope.sent_at)
         outcomes[envelope.external_id] = STORED
-    Message.objects.bulk_create(new_messages)
-
-    tickets = list(Ticket.objects.filter(id__in=per_ticket))
-    for ticket in tickets:
-        times = per_ticket[ticket.id]
-        ticket.record_customer_activity(at=max(times), count=len(times))
-    Ticket.objects.bulk_update(tickets, ["status", "resolved_at", "last_activity_at", "message_count"])
+    insert_rows(Message, rows)
+    Ticket.objects.filter(id__in={row["ticket_id"] for row in rows}).record_customer_activity()
     return outcomes
 
 
@@ -144,32 +132,47 @@ def _resolve_identities(senders: set[Sender]) -> dict[tuple[str, str], Identity]
     return found
 
 
-def _resolve_threads(channel, envelopes, identities) -> dict[str, TicketThread]:
-    """The thread of each envelope; a thread seen for the first time opens a ticket."""
+def refresh_identities(senders: list[Sender]) -> None:
+    """Names arrived for these accounts: update their identities, and contacts still named by a raw id."""
+    identities = _resolve_identities(set(senders))
+    for sender in senders:
+        contact_id = identities[(sender.namespace, sender.external_id)].contact_id
+        Contact.objects.filter(pk=contact_id, display_name=sender.external_id).update(
+            display_name=sender.display_name or sender.handle or sender.external_id, email=sender.email
+        )
+
+
+def _resolve_threads(channel, envelopes, identities) -> dict[str, tuple[int, int]]:
+    """(thread id, ticket id) for each envelope's thread; a thread seen for the first time opens a ticket."""
     keys = {e.thread_key for e in envelopes}
-    threads = {t.key: t for t in TicketThread.objects.filter(channel=channel, key__in=keys)}
+    threads = {
+        key: (thread_id, ticket_id)
+        for key, thread_id, ticket_id in TicketThread.objects.filter(channel=channel, key__in=keys).values_list(
+            "key", "id", "ticket_id"
+        )
+    }
     openers = {}
     for envelope in envelopes:  # sorted by time: the first message of a new thread opens it
         if envelope.thread_key not in threads and envelope.thread_key not in openers:
             openers[envelope.thread_key] = envelope
-    if not openers:
-        return threads
-    tickets = Ticket.objects.bulk_create(
+    ticket_ids = insert_rows(
+        Ticket,
         [
-            Ticket(
-                subject=Ticket.subject_from_text(clean_text(e.text)),
-                requester_id=identities[(e.sender.namespace, e.sender.external_id)].contact_id,
-                channel=channel,
-                created_at=e.sent_at,
-                last_activity_at=e.sent_at,
-            )
+            {
+                "subject": Ticket.subject_from_text(clean_text(e.text)),
+                "requester_id": identities[(e.sender.namespace, e.sender.external_id)].contact_id,
+                "channel_id": channel.pk,
+                "created_at": e.sent_at,
+                "last_activity_at": e.sent_at,
+            }
             for e in openers.values()
-        ]
+        ],
     )
-    created = TicketThread.objects.bulk_create(
-        [TicketThread(ticket=t, channel=channel, key=key) for key, t in zip(openers, tickets, strict=True)]
+    thread_ids = insert_rows(
+        TicketThread,
+        [{"ticket_id": ticket_id, "channel_id": channel.pk, "key": key} for key, ticket_id in zip(openers, ticket_ids)],
     )
-    threads.update({t.key: t for t in created})
+    threads.update(zip(openers, zip(thread_ids, ticket_ids, strict=True)))
     return threads
 
 
@@ -208,7 +211,7 @@ def reply_to_ticket(*, ticket: Ticket, author, body: str, thread: TicketThread |
     if len(body) > limit:
         raise ReplyError(f"The reply is {len(body)} characters; this channel takes at most {limit}.")
 
-    from channels_ingest.tasks import deliver_message
+    from channels_ingest.tasks import deliver_message, enqueue
 
     now = timezone.now()
     with transaction.atomic():
@@ -224,5 +227,5 @@ def reply_to_ticket(*, ticket: Ticket, author, body: str, thread: TicketThread |
         )
         ticket.record_agent_reply(at=now)
         ticket.save(update_fields=["status", "last_activity_at", "message_count"])
-        transaction.on_commit(lambda: deliver_message.delay(message.pk))
+        transaction.on_commit(lambda: enqueue(deliver_message, message.pk))
     return message

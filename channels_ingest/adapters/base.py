@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -62,10 +62,17 @@ class Envelope:
     target_id: str = ""
 
     def to_json(self) -> dict:
-        data = asdict(self)
-        data["kind"] = str(self.kind)
-        data["sent_at"] = self.sent_at.isoformat()
-        return data
+        # Written out rather than dataclasses.asdict(), which deep-copies and is the hot spot of a poll.
+        return {
+            "external_id": self.external_id,
+            "kind": str(self.kind),
+            "thread_key": self.thread_key,
+            "sent_at": self.sent_at.isoformat(),
+            "sender": vars(self.sender).copy() if self.sender else None,
+            "text": self.text,
+            "starts_thread": self.starts_thread,
+            "target_id": self.target_id,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping) -> Envelope:
@@ -179,9 +186,13 @@ class ChannelAdapter:
         """Verify and interpret one push request. Raises ``InvalidWebhook`` to refuse it."""
         raise NotImplementedError
 
-    def describe_senders(self, senders: list[Sender]) -> dict[str, Sender]:
-        """Fill in names for senders, keyed by external id. Best effort: never raises."""
-        return {sender.external_id: sender for sender in senders}
+    def describe_senders(self, senders: list[Sender], *, fetch: bool) -> dict[str, Sender]:
+        """Names for the senders it knows, keyed by external id. Best effort: never raises.
+
+        With ``fetch=False`` only what is cached locally (ingestion must not wait
+        on the platform); with ``fetch=True`` the platform may be asked.
+        """
+        return {}
 
     def send(self, *, thread_key: str, text: str) -> str:
         """Post ``text`` into the conversation ``thread_key`` and return the platform's message id."""

@@ -330,26 +330,29 @@ class SlackAdapter(ChannelAdapter):
             if not (data.get("has_more") and page_cursor):
                 break
 
+        # Replies of many threads go into one page, so a burst of small threads is stored
+        # (and ingested) in a few batches rather than one per thread.
+        envelopes, rejected = [], []
         for parent_ts, latest_reply in pending_threads:
-            yield from self._poll_thread(conversation, parent_ts, threads.get(parent_ts, parent_ts), cursor)
+            self._fetch_thread(conversation, parent_ts, threads.get(parent_ts, parent_ts), envelopes, rejected)
             threads[parent_ts] = latest_reply
             state["threads"] = threads
-            yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
+            if len(envelopes) >= self.config.get("page_size", 200):
+                yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
+                envelopes, rejected = [], []
 
         state.update(oldest=newest, edits_seen=f"{now:.6f}", threads=threads)
-        yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
+        yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
 
-    def _poll_thread(self, conversation, parent_ts, oldest, cursor):
+    def _fetch_thread(self, conversation, parent_ts, oldest, envelopes, rejected):
         page_cursor = None
         while True:
             params = {"channel": conversation, "ts": parent_ts, "oldest": oldest, "limit": self.config.get("page_size", 200)}
             if page_cursor:
                 params["cursor"] = page_cursor
             data = self._call("conversations_replies", **params)
-            envelopes, rejected = [], []
             replies = [m for m in data.get("messages", []) if isinstance(m, Mapping) and m.get("ts") != parent_ts]
             self._interpret(conversation, replies, envelopes, rejected)
-            yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
             page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
             if not (data.get("has_more") and page_cursor):
                 return
@@ -412,17 +415,20 @@ class SlackAdapter(ChannelAdapter):
 
     # Names ------------------------------------------------------------------
 
-    def describe_senders(self, senders):
+    def describe_senders(self, senders, *, fetch):
         keys = {s.external_id: f"slack-user:{s.namespace}:{s.external_id}" for s in senders}
-        cached = cache.get_many(list(keys.values()))
+        profiles = cache.get_many(list(keys.values()))
         described = {}
         for sender in senders:
-            profile = cached.get(keys[sender.external_id])
-            if profile is None:
+            profile = profiles.get(keys[sender.external_id])
+            if profile is None and fetch:
                 profile = self._fetch_profile(sender.external_id)
                 if profile is not None:
                     cache.set(keys[sender.external_id], profile, USER_CACHE_SECONDS)
-            described[sender.external_id] = Sender(namespace=sender.namespace, external_id=sender.external_id, **profile) if profile else sender
+            if profile is not None:
+                described[sender.external_id] = Sender(
+                    namespace=sender.namespace, external_id=sender.external_id, **profile
+                )
         return described
 
     def _fetch_profile(self, user_id):

@@ -1,0 +1,299 @@
+"""The agent console: access, the ticket list, the ticket page, replies and their delivery.
+
+Uses ``agent``, ``employee`` and ``locmem_channel`` from conftest, where Celery runs eagerly and the
+locmem adapter is reset for every test.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from channels_ingest.adapters import locmem
+from channels_ingest.adapters.base import PermanentError
+from tests.factories import BASE_TIME, deletion, edit, message
+from tickets.models import Message, Ticket
+from tickets.services import receive_batch, reply_to_ticket
+
+
+@pytest.fixture
+def agent_client(client, agent):
+    client.force_login(agent)
+    return client
+
+
+def receive(channel, envelopes):
+    with transaction.atomic():
+        receive_batch(channel=channel, envelopes=envelopes)
+
+
+def open_tickets(channel, count, *, first=0):
+    """``count`` more tickets, each opened by a different requester."""
+    numbers = range(first, first + count)
+    receive(
+        channel,
+        [message(f"m{n}", user=f"u{n}", name=f"Person {n}", text=f"Problem {n}", minute=n) for n in numbers],
+    )
+    return list(Ticket.objects.order_by("id"))
+
+
+@pytest.fixture
+def ticket(locmem_channel):
+    receive(locmem_channel, [message("m0", text="The printer is on fire")])
+    return Ticket.objects.get()
+
+
+def conversation(channel, agent, size):
+    """A ticket with ``size`` messages: inbound from two people, agent replies and notes, one failed reply."""
+    inbound = range(size - size // 3)
+    receive(
+        channel,
+        [message(f"m{n}", thread="m0", user=f"u{n % 2}", name=f"Person {n % 2}", minute=n) for n in inbound],
+    )
+    ticket = Ticket.objects.get()
+    for n in range(size // 3):
+        if n % 2:
+            Message.objects.create(ticket=ticket, direction=Message.Direction.NOTE, author_user=agent, body=f"note {n}")
+        else:
+            reply_to_ticket(ticket=ticket, author=agent, body=f"reply {n}")
+    first_reply = ticket.messages.filter(direction=Message.Direction.OUTBOUND).order_by("id").first()
+    Message.objects.filter(pk=first_reply.pk).update(
+        delivery_status=Message.DeliveryStatus.FAILED, delivery_error="boom"
+    )
+    assert ticket.messages.count() == size
+    return ticket
+
+
+def queries_for(client, url):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def detail_url(ticket):
+    return reverse("console:ticket-detail", args=[ticket.pk])
+
+
+def reply_url(ticket):
+    return reverse("console:ticket-reply", args=[ticket.pk])
+
+
+def outbound(ticket):
+    return ticket.messages.filter(direction=Message.Direction.OUTBOUND)
+
+
+# Access ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_anonymous_user_is_sent_to_login(client):
+    """Anonymous visitors of a console page are redirected to the login page, keeping where they were going."""
+    response = client.get(reverse("console:ticket-list"))
+    assert response.status_code == 302
+    assert response.url == f"{reverse('login')}?next={reverse('console:ticket-list')}"
+
+
+@pytest.mark.django_db
+def test_anonymous_poll_reloads_the_page(client):
+    """An htmx poll after the session expired asks for a full reload instead of swapping in the login form."""
+    response = client.get(reverse("console:ticket-rows"), headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response["HX-Refresh"] == "true"
+
+
+def test_employee_gets_403(client, employee, ticket):
+    """Signed-in users who are not agents get the 403 page, on pages and on actions."""
+    client.force_login(employee)
+    response = client.get(reverse("console:ticket-list"))
+    assert response.status_code == 403
+    assert "for helpdesk agents" in response.content.decode()
+    assert client.post(reply_url(ticket), {"body": "hi"}).status_code == 403
+    assert not outbound(ticket).exists()
+
+
+@pytest.mark.django_db
+def test_login_page_signs_in(client, agent):
+    """The login page has labelled fields and signs an agent in to the console."""
+    html = client.get(reverse("login")).content.decode()
+    assert '<label for="id_username">' in html and '<label for="id_password">' in html
+    response = client.post(reverse("login"), {"username": "agent", "password": "agent-pass-123"})
+    assert response.status_code == 302 and response.url == reverse("console:ticket-list")
+
+
+# Ticket list ----------------------------------------------------------------
+
+
+def test_agent_sees_open_tickets_newest_activity_first(agent_client, locmem_channel):
+    """The list shows channel, requester, subject, status and priority of open tickets, most recent activity first."""
+    first, second = open_tickets(locmem_channel, 2)
+    Ticket.objects.filter(pk=first.pk).update(last_activity_at=BASE_TIME + timedelta(hours=1))
+    response = agent_client.get(reverse("console:ticket-list"))
+    html = response.content.decode()
+    assert [t.pk for t in response.context["tickets"]] == [first.pk, second.pk]
+    assert "Problem 0" in html and "Person 0" in html and "Locmem</span> lm" in html
+    assert "Alex Agent" in html  # the top bar names the user
+    assert 'hx-trigger="every 5s"' in html
+
+
+def test_status_filter(agent_client, locmem_channel):
+    """Resolved and closed tickets are hidden by default and shown with ?status=all or their own status."""
+    resolved, waiting = open_tickets(locmem_channel, 2)
+    Ticket.objects.filter(pk=resolved.pk).update(status=Ticket.Status.RESOLVED)
+    Ticket.objects.filter(pk=waiting.pk).update(status=Ticket.Status.PENDING)
+
+    def listed(query):
+        return {t.pk for t in agent_client.get(reverse("console:ticket-list") + query).context["tickets"]}
+
+    assert listed("") == {waiting.pk}
+    assert listed("?status=all") == {resolved.pk, waiting.pk}
+    assert listed("?status=resolved") == {resolved.pk}
+    assert listed("?status=nonsense") == {waiting.pk}
+
+
+def test_pagination_without_count(agent_client, locmem_channel):
+    """Pages hold 50 tickets; a next link appears only when there is another page, and no COUNT query runs."""
+    open_tickets(locmem_channel, 60)
+    with CaptureQueriesContext(connection) as queries:
+        first = agent_client.get(reverse("console:ticket-list"))
+    assert len(first.context["tickets"]) == 50 and first.context["has_next"]
+    assert "?page=2" in first.content.decode()
+    assert not any("COUNT(" in query["sql"].upper() for query in queries)
+    second = agent_client.get(reverse("console:ticket-list") + "?page=2")
+    assert len(second.context["tickets"]) == 10 and not second.context["has_next"]
+    assert 'href="?page=1" rel="prev"' in second.content.decode()
+
+
+def test_rows_partial_shows_new_tickets(agent_client, locmem_channel):
+    """The polled partial is just the table rows, and includes tickets that arrived since the page loaded."""
+    agent_client.get(reverse("console:ticket-list"))
+    open_tickets(locmem_channel, 1)
+    html = agent_client.get(reverse("console:ticket-rows"), headers={"HX-Request": "true"}).content.decode()
+    assert html.lstrip().startswith("<tr>") and "Problem 0" in html and "<html" not in html
+
+
+def test_list_query_count_does_not_grow(agent_client, locmem_channel):
+    """Listing 60 tickets (a full page) takes exactly as many queries as listing 5, and so does the polled partial."""
+    open_tickets(locmem_channel, 5)
+    few = queries_for(agent_client, reverse("console:ticket-list"))
+    open_tickets(locmem_channel, 55, first=100)
+    assert Ticket.objects.count() == 60
+    assert queries_for(agent_client, reverse("console:ticket-list")) == few
+    assert queries_for(agent_client, reverse("console:ticket-rows")) == few
+
+
+# Ticket page ----------------------------------------------------------------
+
+
+def test_ticket_page_shows_the_conversation(agent_client, agent, locmem_channel):
+    """The timeline labels inbound, outbound and note messages, authors, edits, deletions and delivery status."""
+    ticket = conversation(locmem_channel, agent, 6)
+    receive(locmem_channel, [edit("m0", "The printer is on fire (edited)", minute=60), deletion("m1", minute=61)])
+    failed = ticket.messages.get(delivery_status=Message.DeliveryStatus.FAILED)
+    html = agent_client.get(detail_url(ticket)).content.decode()
+    for text in [
+        "Inbound",
+        "Outbound",
+        "Internal note",
+        "Person 0",
+        "Person 1",
+        "Alex Agent",
+        ">edited<",
+        ">deleted<",
+        "Delivery: </span>Failed",
+        "boom",
+        reverse("console:message-retry", args=[failed.pk]),
+    ]:
+        assert text in html
+    assert 'dir="auto">The printer is on fire (edited)</div>' in html
+    assert 'maxlength="1000"' in html  # the locmem adapter's reply limit
+
+
+def test_detail_query_count_does_not_grow(agent_client, agent, locmem_channel):
+    """The ticket page takes exactly as many queries with 40 messages as with 3."""
+    small = conversation(locmem_channel, agent, 3)
+    few = queries_for(agent_client, detail_url(small))
+    Ticket.objects.all().delete()
+    large = conversation(locmem_channel, agent, 40)
+    assert queries_for(agent_client, detail_url(large)) == few
+
+
+def test_message_text_is_escaped(agent_client, locmem_channel):
+    """Markup in message text or names is shown as text on the list and the ticket page, never run."""
+    script, image = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
+    receive(locmem_channel, [message("m0", text=f"{script}\n{image}", name="<b>Mallory</b>")])
+    ticket = Ticket.objects.get()
+    for url in [reverse("console:ticket-list"), detail_url(ticket)]:
+        html = agent_client.get(url).content.decode()
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+        assert "&lt;b&gt;Mallory&lt;/b&gt;" in html and "<b>Mallory" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
+
+
+# Replies --------------------------------------------------------------------
+
+
+def test_reply_is_queued_then_sent(agent_client, ticket, django_capture_on_commit_callbacks):
+    """A reply is stored as queued (its badge polls), then sent through the channel (the badge stops polling)."""
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = agent_client.post(reply_url(ticket), {"body": "On it.\r\nHang tight."})
+    assert response.status_code == 302 and response.url == detail_url(ticket)
+    reply = outbound(ticket).get()
+    assert reply.delivery_status == Message.DeliveryStatus.QUEUED
+    assert reply.body == "On it.\nHang tight."
+    status_url = reverse("console:message-status", args=[reply.pk])
+    html = agent_client.get(detail_url(ticket)).content.decode()
+    assert "Reply queued for delivery." in html
+    assert f'hx-get="{status_url}" hx-trigger="every 2s"' in html
+
+    for callback in callbacks:  # the commit: hands the reply to (eager) Celery
+        callback()
+    assert locmem.outbox == [{"thread_key": "m0", "text": "On it.\nHang tight."}]
+    fragment = agent_client.get(status_url, headers={"HX-Request": "true"}).content.decode()
+    assert "Delivery: </span>Sent" in fragment and "hx-trigger" not in fragment
+
+
+def test_reply_errors_are_shown(agent_client, ticket):
+    """A reply the service refuses (blank, too long for the channel) is not stored and its reason is shown."""
+    response = agent_client.post(reply_url(ticket), {"body": "   "}, follow=True)
+    assert "A reply needs some text." in response.content.decode()
+    response = agent_client.post(reply_url(ticket), {"body": "x" * 1001}, follow=True)
+    assert "this channel takes at most 1000" in response.content.decode()
+    assert not outbound(ticket).exists()
+
+
+def test_failed_delivery_shows_error_and_retry_sends(agent_client, ticket, django_capture_on_commit_callbacks):
+    """A reply the platform refuses shows its error and a Retry button; Retry sends it again."""
+    locmem.failures.append(PermanentError("channel_not_found"))
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_client.post(reply_url(ticket), {"body": "Hello?"})
+    reply = outbound(ticket).get()
+    assert reply.delivery_status == Message.DeliveryStatus.FAILED
+    retry_url = reverse("console:message-retry", args=[reply.pk])
+    html = agent_client.get(detail_url(ticket)).content.decode()
+    assert "channel_not_found" in html and f'action="{retry_url}"' in html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent_client.post(retry_url)
+    assert response.status_code == 302 and response.url == detail_url(ticket)
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.SENT and reply.delivery_error == ""
+    assert locmem.outbox == [{"thread_key": "m0", "text": "Hello?"}]
+    html = agent_client.get(detail_url(ticket)).content.decode()
+    assert "channel_not_found" not in html and "Retry</button>" not in html
+
+
+def test_reply_requires_csrf_token(agent, ticket):
+    """A reply POST without the CSRF token is refused; with it, it goes through."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(agent)
+    assert client.post(reply_url(ticket), {"body": "Forged"}).status_code == 403
+    assert not outbound(ticket).exists()
+
+    client.get(detail_url(ticket))  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    assert client.post(reply_url(ticket), {"body": "Real", "csrfmiddlewaretoken": token}).status_code == 302
+    assert outbound(ticket).filter(body="Real").exists()

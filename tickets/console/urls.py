@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "console"
+urlpatterns = [
+    path("", views.ticket_list, name="ticket-list"),
+    path("rows/", views.ticket_rows, name="ticket-rows"),
+    path("tickets/<int:pk>/", views.ticket_detail, name="ticket-detail"),
+    path("tickets/<int:pk>/reply/", views.ticket_reply, name="ticket-reply"),
+    path("messages/<int:pk>/status/", views.message_status, name="message-status"),
+    path("messages/<int:pk>/retry/", views.message_retry, name="message-retry"),
+]
