@@ -173,3 +173,26 @@ def test_sweep_recovers_ingestion_a_lost_task_left_pending(locmem_channel):
     Channel.objects.update(next_poll_at=timezone.now() + timedelta(hours=1))
     assert services.sweep()["ingests"] == 1
     assert Message.objects.count() == 1
+
+
+def test_reply_is_kept_and_later_sent_when_the_broker_is_down(
+    ticket, agent, monkeypatch, django_capture_on_commit_callbacks
+):
+    """If queuing fails (broker down), the reply stays queued in the database and the sweep sends it later."""
+    from kombu.exceptions import OperationalError
+
+    from channels_ingest.tasks import deliver_message
+
+    def broker_down(*args):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(deliver_message, "delay", broker_down)
+        with django_capture_on_commit_callbacks(execute=True):
+            reply = reply_to_ticket(ticket=ticket, author=agent, body="Looking into it")
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.QUEUED and locmem.outbox == []
+
+    assert services.sweep(now=timezone.now() + timedelta(minutes=3))["redeliveries"] == 1
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
