@@ -110,3 +110,33 @@ def test_reply_marked_failed_after_the_last_attempt(celery_worker_process, slack
     assert reply.delivery_attempts == 2
     assert "503" in reply.delivery_error and "gave up after 2 attempts" in reply.delivery_error
     assert slack_emulator.bot_messages("C0GENERAL") == []
+
+
+def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(celery_worker_process, slack_channel, slack_emulator):
+    """SIGKILL during a slow multi-page poll: the cursor has not moved past unstored messages, and the
+    next poll (once the dead worker's lease expires) stores the rest exactly once."""
+    slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"m{i}"} for i in range(50)])
+    slack_emulator.fault("conversations.history", latency=0.4)
+    slack_channel.config["page_size"] = 10
+    slack_channel.save()
+    doomed = celery_worker_process(concurrency=1)
+    poll_channel.delay(slack_channel.pk)
+    wait_for(lambda: InboundMessage.objects.exists(), interval=0.01, message="the first stored page")
+    doomed.kill()
+
+    slack_channel.refresh_from_db()
+    stored_before = InboundMessage.objects.count()
+    assert 0 < stored_before < 50
+    assert "oldest" not in slack_channel.cursor.get("C0GENERAL", {})  # the scan never completed
+    type(slack_channel).objects.filter(pk=slack_channel.pk).update(poll_lease_expires_at=timezone.now())
+
+    slack_emulator.clear_faults()
+    celery_worker_process()
+    poll_channel.delay(slack_channel.pk)
+    wait_for(lambda: Message.objects.count() == 50, message="all 50 messages")
+    wait_for(lambda: "oldest" in type(slack_channel).objects.get(pk=slack_channel.pk).cursor["C0GENERAL"],
+             message="the completed scan's cursor")
+    slack_channel.refresh_from_db()
+    newest = max(ts.split(":")[1] for ts in InboundMessage.objects.values_list("external_id", flat=True))
+    assert slack_channel.cursor["C0GENERAL"]["oldest"] == newest
+    assert InboundMessage.objects.count() == 50
