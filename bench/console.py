@@ -55,6 +55,7 @@ def main():
     setup_django()
 
     from django.db import connection
+
     from tickets.models import Ticket
 
     print(f"database: {connection.settings_dict['NAME']}", flush=True)

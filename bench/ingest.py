@@ -8,8 +8,8 @@ per second as its last line: ``ingest: <N> msgs/s``.
 """
 
 import argparse
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -29,12 +29,12 @@ def main():
     args = parser.parse_args()
     setup_django()
 
+    from django.core.cache import cache
+
     from channels_ingest.adapters.slack import SlackAdapter
     from channels_ingest.models import Channel
     from emulators.slack import SlackEmulator
     from helpdesk.celery import app
-    from django.core.cache import cache
-
     from tickets.models import Message
 
     emulator = SlackEmulator(port=0).start()

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from channels_ingest import services
 from channels_ingest.adapters import locmem
-from channels_ingest.models import Channel
 from channels_ingest.adapters.base import CredentialsError, PermanentError, RateLimited, TransientError
+from channels_ingest.models import Channel
 from tests.factories import message
 from tickets.models import Message, Ticket
 from tickets.services import ReplyError, reply_to_ticket

@@ -170,9 +170,9 @@ def _resolve_threads(channel, envelopes, identities) -> dict[str, tuple[int, int
     )
     thread_ids = insert_rows(
         TicketThread,
-        [{"ticket_id": ticket_id, "channel_id": channel.pk, "key": key} for key, ticket_id in zip(openers, ticket_ids)],
+        [{"ticket_id": ticket_id, "channel_id": channel.pk, "key": key} for key, ticket_id in zip(openers, ticket_ids, strict=True)],
     )
-    threads.update(zip(openers, zip(thread_ids, ticket_ids, strict=True)))
+    threads.update(zip(openers, zip(thread_ids, ticket_ids, strict=True), strict=True))
     return threads
 
 

@@ -7,8 +7,8 @@ records every reply sent; ``failures`` queues exceptions that the next
 """
 
 import hashlib
-import itertools
 import hmac
+import itertools
 import json
 from datetime import datetime
 

@@ -4,7 +4,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 # Loopback calls must never go through an HTTP proxy from the environment.
 _direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -27,8 +27,8 @@ class SlackEmulatorClient:
         """What to pass to slack_sdk.WebClient(base_url=...)."""
         return f"{self.url}/api/"
 
-    def _call(self, verb: str, route: str, payload: Optional[dict] = None, query: Optional[dict] = None,
-              timeout: Optional[float] = None) -> dict:
+    def _call(self, verb: str, route: str, payload: dict | None = None, query: dict | None = None,
+              timeout: float | None = None) -> dict:
         url = f"{self.url}/_emulator/{route}"
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -49,15 +49,15 @@ class SlackEmulatorClient:
         """Back to the seeds: the bot user, C0GENERAL, the bot token, the start-up configuration."""
         self._call("POST", "reset")
 
-    def add_user(self, user_id: str, name: Optional[str] = None, real_name: str = "", email: Optional[str] = None,
+    def add_user(self, user_id: str, name: str | None = None, real_name: str = "", email: str | None = None,
                  is_bot: bool = False) -> dict:
         payload = {"id": user_id, "name": name, "real_name": real_name, "email": email, "is_bot": is_bot}
         return self._call("POST", "users", payload)
 
-    def add_conversation(self, channel: str, name: Optional[str] = None) -> dict:
+    def add_conversation(self, channel: str, name: str | None = None) -> dict:
         return self._call("POST", "conversations", {"id": channel, "name": name})
 
-    def post(self, channel: str, user: str, text: str, thread_ts: Optional[str] = None,
+    def post(self, channel: str, user: str, text: str, thread_ts: str | None = None,
              reply_broadcast: bool = False) -> dict:
         """A human posts; returns {"ts", "event_id"} (event_id None without an events_url)."""
         payload = {"channel": channel, "user": user, "text": text, "thread_ts": thread_ts,
@@ -83,9 +83,9 @@ class SlackEmulatorClient:
         """What the app posted with chat.postMessage, oldest first."""
         return self._call("GET", "bot_messages", query={"channel": channel})["messages"]
 
-    def fault(self, method: str, count: Optional[int] = None, status: Optional[int] = None,
-              error: Optional[str] = None, retry_after: Optional[int] = None,
-              latency: Optional[float] = None) -> None:
+    def fault(self, method: str, count: int | None = None, status: int | None = None,
+              error: str | None = None, retry_after: int | None = None,
+              latency: float | None = None) -> None:
         """Make the next `count` calls of a Web API method fail, and/or slow every call down.
 
         status=429 answers ratelimited with Retry-After; error="..." answers
@@ -101,9 +101,9 @@ class SlackEmulatorClient:
     def set_token(self, token: str, revoked: bool = False) -> None:
         self._call("POST", "tokens", {"token": token, "revoked": revoked})
 
-    def configure(self, events_url: Optional[str] = None, signing_secret: Optional[str] = None,
-                  event_retry_delays: Optional[Iterable[float]] = None,
-                  event_timeout: Optional[float] = None) -> dict:
+    def configure(self, events_url: str | None = None, signing_secret: str | None = None,
+                  event_retry_delays: Iterable[float] | None = None,
+                  event_timeout: float | None = None) -> dict:
         """Change event delivery settings (events_url="" turns delivery off); returns them all."""
         payload = {"events_url": events_url, "signing_secret": signing_secret,
                    "event_retry_delays": list(event_retry_delays) if event_retry_delays is not None else None,

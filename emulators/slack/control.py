@@ -3,7 +3,7 @@ use to play the humans in the workspace and to inspect or break the emulator.
 No auth. Errors are HTTP 4xx with {"error": "..."}.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 from .events import EventDispatcher
 from .traffic import CallStats, FaultPlan, build_fault

@@ -18,7 +18,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
 
 from .workspace import APP_ID, BOT_USER_ID
 
@@ -45,10 +44,10 @@ _direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class AppReply:
     """The app's answer to one delivery attempt (status None when there was no answer)."""
 
-    status: Optional[int]
+    status: int | None
     headers: Mapping[str, str]
     body: str
-    failure: Optional[str] = None  # "timeout" or "connection_failed"
+    failure: str | None = None  # "timeout" or "connection_failed"
 
     @property
     def ok(self) -> bool:
@@ -66,7 +65,7 @@ class AppReply:
 
 
 class EventDispatcher:
-    def __init__(self, team_id: str, events_url: Optional[str], signing_secret: str, workers: int = 1,
+    def __init__(self, team_id: str, events_url: str | None, signing_secret: str, workers: int = 1,
                  retry_delays=DEFAULT_RETRY_DELAYS, timeout: float = DEFAULT_TIMEOUT):
         self.team_id = team_id
         # One retry per delay (Slack makes three).
@@ -93,8 +92,8 @@ class EventDispatcher:
         for worker in self._workers:
             worker.join(timeout=self.timeout + 1)
 
-    def configure(self, events_url: Optional[str] = None, signing_secret: Optional[str] = None,
-                  retry_delays=None, timeout: Optional[float] = None) -> None:
+    def configure(self, events_url: str | None = None, signing_secret: str | None = None,
+                  retry_delays=None, timeout: float | None = None) -> None:
         """Change the given settings; an events_url of "" switches delivery off."""
         with self._lock:
             if events_url is not None:
@@ -135,7 +134,7 @@ class EventDispatcher:
 
     # -- publishing -----------------------------------------------------------
 
-    def publish(self, event: dict) -> Optional[str]:
+    def publish(self, event: dict) -> str | None:
         """Wrap a Slack event in an event_callback envelope and queue it; None if no Request URL."""
         with self._lock:
             if not self.events_url:
@@ -220,7 +219,7 @@ class EventDispatcher:
             time.sleep(self.retry_delays[retry_num])
             retry_num, retry_reason = retry_num + 1, reply.retry_reason
 
-    def _attempt(self, url: str, envelope: dict, retry_num: int, retry_reason: Optional[str]) -> AppReply:
+    def _attempt(self, url: str, envelope: dict, retry_num: int, retry_reason: str | None) -> AppReply:
         """POST the envelope once and log the attempt."""
         headers = {}
         if retry_num:

@@ -5,8 +5,8 @@ import threading
 import time
 import traceback
 import urllib.parse
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterable, Optional
 
 from .client import SlackEmulatorClient
 from .control import ControlApi
@@ -27,7 +27,7 @@ class SlackEmulator(SlackEmulatorClient):
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, bot_token: str = "xoxb-emulator",
-                 signing_secret: str = "emulator-secret", team_id: str = "T0EMU", events_url: Optional[str] = None,
+                 signing_secret: str = "emulator-secret", team_id: str = "T0EMU", events_url: str | None = None,
                  event_workers: int = 1, event_retry_delays: Iterable[float] = DEFAULT_RETRY_DELAYS,
                  event_timeout: float = DEFAULT_TIMEOUT, verbose: bool = False):
         self.events = EventDispatcher(team_id, events_url, signing_secret, workers=event_workers,
@@ -40,7 +40,7 @@ class SlackEmulator(SlackEmulatorClient):
         self.verbose = verbose
         self._http = ThreadingHTTPServer((host, port), _RequestHandler)
         self._http.emulator = self
-        self._serve_thread: Optional[threading.Thread] = None
+        self._serve_thread: threading.Thread | None = None
         bound_host, bound_port = self._http.server_address[:2]
         super().__init__(f"http://{bound_host}:{bound_port}")
 
@@ -76,7 +76,7 @@ class SlackEmulator(SlackEmulatorClient):
         self.faults.clear()
         self.call_stats.reset()
 
-    def serve_web_api(self, method: str, params: dict, token: Optional[str]) -> tuple[int, dict, dict]:
+    def serve_web_api(self, method: str, params: dict, token: str | None) -> tuple[int, dict, dict]:
         """One Web API call; returns (HTTP status, JSON body, extra headers)."""
         self.call_stats.count(method)
         if not self.web_api.knows(method):
@@ -158,13 +158,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return params
         return dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
 
-    def _token(self, params: dict) -> Optional[str]:
+    def _token(self, params: dict) -> str | None:
         authorization = self.headers.get("Authorization", "")
         if authorization.startswith("Bearer "):
             return authorization[len("Bearer "):].strip()
         return params.get("token")
 
-    def _reply(self, status: int, payload: dict, headers: Optional[dict] = None) -> None:
+    def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")

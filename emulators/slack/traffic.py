@@ -4,7 +4,6 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
 
 DEFAULT_RETRY_AFTER = 1  # seconds
 
@@ -16,15 +15,15 @@ class Fault:
     remaining: int
     status: int  # HTTP status; 200 for an ok:false Slack error
     error: str
-    retry_after: Optional[int] = None  # Retry-After header value, for 429s
+    retry_after: int | None = None  # Retry-After header value, for 429s
 
     @property
     def headers(self) -> dict:
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
 
-def build_fault(count: int = 1, status: Optional[int] = None, error: Optional[str] = None,
-                retry_after: Optional[int] = None) -> Fault:
+def build_fault(count: int = 1, status: int | None = None, error: str | None = None,
+                retry_after: int | None = None) -> Fault:
     status = status or 200
     if count < 1:
         raise ValueError("count must be at least 1")
@@ -60,7 +59,7 @@ class FaultPlan:
         with self._lock:
             return self._latency.get(method, 0.0)
 
-    def take(self, method: str) -> Optional[Fault]:
+    def take(self, method: str) -> Fault | None:
         """Use up one call of the oldest fault armed for the method, if any."""
         with self._lock:
             faults = self._faults.get(method)

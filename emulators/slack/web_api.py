@@ -5,10 +5,18 @@ the response body; failures raise SlackError and become {"ok": false, "error"}.
 """
 
 import json
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from .workspace import (
-    BOT_ID, BOT_NAME, BOT_USER_ID, MAX_TEXT_CHARS, TEAM_NAME, TEAM_URL, SlackError, Workspace, ts_to_micros,
+    BOT_ID,
+    BOT_NAME,
+    BOT_USER_ID,
+    MAX_TEXT_CHARS,
+    TEAM_NAME,
+    TEAM_URL,
+    SlackError,
+    Workspace,
+    ts_to_micros,
 )
 
 DEFAULT_PAGE_SIZE = 100
@@ -31,7 +39,7 @@ def _page_size(params: dict) -> int:
     return min(limit, MAX_PAGE_SIZE) if limit > 0 else DEFAULT_PAGE_SIZE
 
 
-def _ts_bound(params: dict, name: str) -> Optional[int]:
+def _ts_bound(params: dict, name: str) -> int | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
@@ -48,7 +56,7 @@ def _required(params: dict, name: str, error: str) -> str:
     return str(value)
 
 
-def _page_response(messages: list[dict], next_cursor: Optional[str]) -> dict:
+def _page_response(messages: list[dict], next_cursor: str | None) -> dict:
     response = {"ok": True, "messages": messages, "has_more": next_cursor is not None, "pin_count": 0}
     # Real Slack leaves response_metadata out on the last page.
     if next_cursor:
@@ -136,7 +144,7 @@ class WebApi:
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
 
-def _decode_blocks(blocks) -> Optional[list]:
+def _decode_blocks(blocks) -> list | None:
     """blocks arrive as a JSON array (JSON bodies) or a JSON-encoded string (form bodies)."""
     if blocks in (None, ""):
         return None

@@ -10,8 +10,8 @@ import bisect
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
@@ -91,7 +91,7 @@ class User:
     id: str
     name: str
     real_name: str = ""
-    email: Optional[str] = None
+    email: str | None = None
     is_bot: bool = False
 
     def render(self, team_id: str) -> dict:
@@ -140,14 +140,14 @@ class Message:
     ts: str
     user: str
     text: str
-    thread_ts: Optional[str] = None  # set on replies only (a parent's thread info is derived)
-    parent_user_id: Optional[str] = None
-    subtype: Optional[str] = None
-    bot_id: Optional[str] = None
+    thread_ts: str | None = None  # set on replies only (a parent's thread info is derived)
+    parent_user_id: str | None = None
+    subtype: str | None = None
+    bot_id: str | None = None
     broadcast: bool = False
-    edited: Optional[dict] = None
-    blocks: Optional[list] = None
-    client_msg_id: Optional[str] = None
+    edited: dict | None = None
+    blocks: list | None = None
+    client_msg_id: str | None = None
     key: int = field(init=False)  # ts as integer microseconds, for ordering and range queries
 
     def __post_init__(self):
@@ -247,7 +247,7 @@ def _range_bounds(messages, oldest, latest, inclusive) -> tuple[int, int]:
 # Called with a Slack event (the inner "event" object) while the workspace lock
 # is held, so events are queued in ts order; returns the event_id, or None when
 # no Request URL is configured.
-EventSink = Callable[[dict], Optional[str]]
+EventSink = Callable[[dict], str | None]
 
 
 class Workspace:
@@ -273,7 +273,7 @@ class Workspace:
         with self._lock:
             self._tokens[token] = revoked
 
-    def check_token(self, token: Optional[str]) -> None:
+    def check_token(self, token: str | None) -> None:
         with self._lock:
             if not token:
                 raise SlackError("not_authed")
@@ -284,7 +284,7 @@ class Workspace:
 
     # -- users ----------------------------------------------------------------
 
-    def add_user(self, user_id: str, name: str, real_name: str = "", email: Optional[str] = None,
+    def add_user(self, user_id: str, name: str, real_name: str = "", email: str | None = None,
                  is_bot: bool = False) -> dict:
         with self._lock:
             user = User(user_id, name, real_name, email, is_bot)
@@ -304,7 +304,7 @@ class Workspace:
 
     # -- conversations --------------------------------------------------------
 
-    def add_conversation(self, channel_id: str, name: Optional[str] = None) -> dict:
+    def add_conversation(self, channel_id: str, name: str | None = None) -> dict:
         with self._lock:
             return self._conversation_info(self._ensure_conversation(channel_id, name))
 
@@ -318,7 +318,7 @@ class Workspace:
             raise SlackError("channel_not_found")
         return conversation
 
-    def _ensure_conversation(self, channel_id: str, name: Optional[str] = None) -> Conversation:
+    def _ensure_conversation(self, channel_id: str, name: str | None = None) -> Conversation:
         if channel_id not in self._conversations:
             self._conversations[channel_id] = Conversation(channel_id, name or channel_id.lower(), self.team_id)
         elif name:
@@ -347,9 +347,9 @@ class Workspace:
 
     # -- writing messages -----------------------------------------------------
 
-    def post(self, channel_id: str, user_id: str, text: str, thread_ts: Optional[str] = None,
+    def post(self, channel_id: str, user_id: str, text: str, thread_ts: str | None = None,
              broadcast: bool = False, as_bot: bool = False,
-             blocks: Optional[list] = None) -> tuple[dict, Optional[str]]:
+             blocks: list | None = None) -> tuple[dict, str | None]:
         """Store a message and emit its event; returns (rendered message, event_id or None)."""
         with self._lock:
             message = self._store(channel_id, user_id, text, thread_ts, broadcast, as_bot, blocks)
@@ -373,7 +373,7 @@ class Workspace:
                 stored_ts.append(message.ts)
             return stored_ts
 
-    def _emit_message(self, channel_id: str, message: Message) -> Optional[str]:
+    def _emit_message(self, channel_id: str, message: Message) -> str | None:
         return self._emit({
             **self._conversations[channel_id].render(message),
             "channel": channel_id,
@@ -411,7 +411,7 @@ class Workspace:
         # Replying to a reply lands in the same thread, as in Slack.
         return conversation.by_ts[parent.thread_ts] if parent.is_reply else parent
 
-    def edit(self, channel_id: str, ts: str, text: str) -> Optional[str]:
+    def edit(self, channel_id: str, ts: str, text: str) -> str | None:
         """Change a message's text; emits message_changed and returns its event_id."""
         with self._lock:
             conversation = self._conversation(channel_id)
@@ -432,7 +432,7 @@ class Workspace:
                 "channel_type": channel_type(channel_id),
             })
 
-    def delete(self, channel_id: str, ts: str) -> Optional[str]:
+    def delete(self, channel_id: str, ts: str) -> str | None:
         """Delete a message; emits message_deleted and returns its event_id.
 
         A thread parent with replies stays behind as a tombstone (as in Slack),
@@ -475,8 +475,8 @@ class Workspace:
 
     # -- reading messages -----------------------------------------------------
 
-    def history(self, channel_id: str, oldest: Optional[int], latest: Optional[int], inclusive: bool,
-                limit: int, cursor: Optional[str]) -> tuple[list[dict], Optional[str]]:
+    def history(self, channel_id: str, oldest: int | None, latest: int | None, inclusive: bool,
+                limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         """Channel-visible messages, newest first; returns (page, next_cursor or None).
 
         The cursor names the newest message of the next (older) page.
@@ -492,8 +492,8 @@ class Workspace:
             next_cursor = encode_cursor(timeline[page_start - 1].key) if page_start > start else None
             return page, next_cursor
 
-    def replies(self, channel_id: str, ts: str, oldest: Optional[int], latest: Optional[int],
-                inclusive: bool, limit: int, cursor: Optional[str]) -> tuple[list[dict], Optional[str]]:
+    def replies(self, channel_id: str, ts: str, oldest: int | None, latest: int | None,
+                inclusive: bool, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
         """The thread parent, then replies oldest first; returns (page, next_cursor or None).
 
         The parent leads every page regardless of oldest/latest, as in Slack;
