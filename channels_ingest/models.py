@@ -1,6 +1,7 @@
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -10,7 +11,7 @@ from .crypto import EncryptedJSONField, mask
 
 class ChannelQuerySet(models.QuerySet):
     def due_for_poll(self, now):
-        return self.filter(enabled=True, poll_interval_seconds__gt=0).filter(
+        return self.filter(enabled=True, poll_interval_seconds__gt=0, paused_reason="").filter(
             models.Q(next_poll_at__isnull=True) | models.Q(next_poll_at__lte=now)
         )
 
@@ -35,6 +36,8 @@ class Channel(models.Model):
     last_poll_stored = models.PositiveIntegerField(default=0)
     last_success_at = models.DateTimeField(null=True, blank=True)
     healthy = models.BooleanField(default=True)
+    #: Why polling is paused (e.g. the monthly budget is spent); empty when it is not.
+    paused_reason = models.TextField(blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -83,6 +86,7 @@ class InboundMessage(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending"
+        TRIAGE = "triage", "Awaiting triage"
         PROCESSED = "processed"
         SKIPPED = "skipped"
         FAILED = "failed"
@@ -95,6 +99,8 @@ class InboundMessage(models.Model):
     error = models.TextField(blank=True)
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
+    triaged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    triaged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -106,7 +112,47 @@ class InboundMessage(models.Model):
                 condition=models.Q(status="pending"),
                 name="inbound_pending",
             ),
+            models.Index(
+                fields=["channel", "id"],
+                condition=models.Q(status="triage"),
+                name="inbound_triage",
+            ),
         ]
 
     def __str__(self):
         return f"{self.channel_id}:{self.external_id} ({self.status})"
+
+
+class PriceRule(models.Model):
+    """What one unit of a billable platform operation costs; admins keep it in line with the platform's prices."""
+
+    kind = models.CharField(max_length=32)
+    operation = models.CharField(max_length=64)
+    unit_price = models.DecimalField(max_digits=10, decimal_places=6, help_text="US dollars per unit")
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "operation"], name="price_unique_per_operation")]
+        ordering = ["kind", "operation"]
+
+    def __str__(self):
+        return f"{self.kind} {self.operation}: ${self.unit_price}"
+
+
+class ApiUsage(models.Model):
+    """Billable calls of one channel in one month, with their estimated cost at the prices of the time."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="usage")
+    month = models.DateField(help_text="The first day of the month.")
+    operation = models.CharField(max_length=64)
+    units = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+
+    class Meta:
+        verbose_name_plural = "API usage"
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "month", "operation"], name="usage_unique_per_month"),
+        ]
+
+    def __str__(self):
+        return f"{self.channel_id} {self.month:%Y-%m} {self.operation}: {self.units} (${self.cost})"

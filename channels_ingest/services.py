@@ -20,11 +20,20 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from tickets.models import Message
-from tickets.services import receive_batch, refresh_identities
+from tickets.models import Message, Ticket, TicketThread
+from tickets.services import (
+    ReplyError,
+    attach_thread,
+    receive_batch,
+    refresh_identities,
+    reply_target,
+    reply_to_ticket,
+)
 
 from .adapters.base import AdapterError, CredentialsError, Envelope, RateLimited, Rejected, Sender, TransientError
+from . import triage
 from .models import Channel, InboundMessage
+from .usage import enforce_budget, record_usage
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +142,9 @@ def poll_channel(channel_id: int) -> PollOutcome:
     if token is None:
         return PollOutcome(polled=False)
     channel = Channel.objects.get(pk=channel_id)
+    adapter = channel.adapter()
     stored = 0
     try:
-        adapter = channel.adapter()
         if not channel.state:
             _refresh_state(channel, adapter)
         for page in adapter.poll(channel.cursor):
@@ -161,6 +170,7 @@ def poll_channel(channel_id: int) -> PollOutcome:
         return PollOutcome(polled=True, stored=stored, error=str(exc))
     finally:
         _release_poll_lease(channel_id, token)
+        record_usage(channel, adapter.usage)
     channel.record_success(stored=stored)
     return PollOutcome(polled=True, stored=stored)
 
@@ -251,8 +261,11 @@ def _ingest_alone(channel, row):
 
 def _ingest_rows(channel, rows):
     envelopes = [Envelope.from_json(row.payload) for row in rows]
-    envelopes = _with_known_names(channel, envelopes)
+    held = _hold_for_triage(channel, rows, envelopes)
+    envelopes = _with_known_names(channel, [e for e in envelopes if e.external_id not in held])
     outcomes = receive_batch(channel=channel, envelopes=envelopes)
+    _acknowledge_publicly(channel, envelopes, outcomes)
+    rows = [row for row in rows if row.external_id not in held]
     now = timezone.now()
     processed = [r.pk for r in rows if outcomes.get(r.external_id, None) and outcomes[r.external_id].stored]
     InboundMessage.objects.filter(pk__in=processed).update(
@@ -267,6 +280,64 @@ def _ingest_rows(channel, rows):
         InboundMessage.objects.filter(pk__in=ids).update(
             status=InboundMessage.Status.SKIPPED, attempts=F("attempts") + 1, error=note, processed_at=now
         )
+
+
+def _hold_for_triage(channel, rows, envelopes) -> set[str]:
+    """Public messages the channel's rules do not ticket at once wait in the triage list.
+
+    Not those an agent already accepted, nor replies in a conversation that has a ticket.
+    """
+    accepted = {row.external_id for row in rows if row.triaged_by_id}
+    candidates = [e for e in envelopes if e.external_id not in accepted and triage.needs_triage(e, channel.config)]
+    if not candidates:
+        return set()
+    ticketed = set(
+        TicketThread.objects.filter(
+            channel=channel, key__in={e.thread_key for e in candidates}, detached_at=None
+        ).values_list("key", flat=True)
+    )
+    held = {e.external_id for e in candidates if e.thread_key not in ticketed}
+    InboundMessage.objects.filter(channel=channel, external_id__in=held).update(status=InboundMessage.Status.TRIAGE)
+    return held
+
+
+def _acknowledge_publicly(channel, envelopes, outcomes):
+    """Optionally answer a public message that opened a ticket with its number, where everyone saw it."""
+    template = channel.config.get("public_ack")
+    if not template:
+        return
+    opened = {
+        outcomes[e.external_id].ticket_id
+        for e in envelopes
+        if e.public and e.external_id in outcomes and outcomes[e.external_id].opened_ticket
+    }
+    for ticket in Ticket.objects.filter(pk__in=opened):
+        try:
+            reply_to_ticket(ticket=ticket, author=None, body=template.format(ticket=ticket.pk), mode="public")
+        except ReplyError as exc:
+            logger.warning("channel %s: no public acknowledgement for ticket %s: %s", channel.name, ticket.pk, exc)
+
+
+def accept_triaged(inbound_ids, *, user) -> int:
+    """An agent turns triaged public messages into tickets."""
+    rows = InboundMessage.objects.filter(pk__in=inbound_ids, status=InboundMessage.Status.TRIAGE)
+    channel_ids = set(rows.values_list("channel_id", flat=True))
+    with transaction.atomic():
+        count = rows.update(status=InboundMessage.Status.PENDING, triaged_by=user, triaged_at=timezone.now())
+        for channel_id in channel_ids:
+            schedule_ingest(channel_id)
+    return count
+
+
+def dismiss_triaged(inbound_ids, *, user) -> int:
+    """An agent decides triaged public messages need no ticket. They stay on record as skipped."""
+    return InboundMessage.objects.filter(pk__in=inbound_ids, status=InboundMessage.Status.TRIAGE).update(
+        status=InboundMessage.Status.SKIPPED,
+        triaged_by=user,
+        triaged_at=timezone.now(),
+        processed_at=timezone.now(),
+        error=f"Dismissed in triage by {user.get_username()}",
+    )
 
 
 def _with_known_names(channel, envelopes):
@@ -319,21 +390,27 @@ def deliver_message(message_id: int) -> DeliveryOutcome:
         return DeliveryOutcome(status="noop")
     message = Message.objects.select_related("thread__channel").get(pk=message_id)
     channel = message.thread.channel
+    adapter = channel.adapter()
     try:
-        external_id = channel.adapter().send(thread_key=message.thread.key, text=message.body)
+        sent = adapter.send(target=reply_target(message.thread, mode=message.reply_mode), text=message.body)
     except TransientError as exc:
         return _retry_or_fail(message, exc)
     except AdapterError as exc:
         if isinstance(exc, CredentialsError):
             channel.record_error(f"Credentials rejected: {exc}", unhealthy=True)
         return _mark_failed(message, str(exc))
-    Message.objects.filter(pk=message_id).update(
-        delivery_status=Message.DeliveryStatus.SENT,
-        external_id=external_id,
-        delivery_error="",
-        delivered_at=timezone.now(),
-        delivery_next_attempt_at=None,
-    )
+    finally:
+        record_usage(channel, adapter.usage)
+    with transaction.atomic():
+        Message.objects.filter(pk=message_id).update(
+            delivery_status=Message.DeliveryStatus.SENT,
+            external_id=sent.external_id,
+            delivery_error="",
+            delivered_at=timezone.now(),
+            delivery_next_attempt_at=None,
+        )
+        if sent.thread_key:
+            attach_thread(ticket=message.ticket, channel=channel, key=sent.thread_key)
     return DeliveryOutcome(status="sent")
 
 
@@ -384,6 +461,8 @@ def sweep(now=None) -> dict:
     from .tasks import poll_channel as poll_task
 
     now = now or timezone.now()
+    for channel in Channel.objects.exclude(paused_reason=""):
+        enforce_budget(channel)  # a new month, or a raised budget, resumes polling
     due = list(Channel.objects.due_for_poll(now).values_list("pk", "poll_interval_seconds"))
     for channel_id, interval in due:
         Channel.objects.filter(pk=channel_id).update(next_poll_at=now + timedelta(seconds=interval))

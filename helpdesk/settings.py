@@ -201,6 +201,7 @@ CELERY_BEAT_SCHEDULE = {
 # Channel adapters by kind, chosen by dotted path (like Django's EMAIL_BACKEND).
 CHANNEL_ADAPTERS = {
     "slack": "channels_ingest.adapters.slack.SlackAdapter",
+    "x": "channels_ingest.adapters.x.XAdapter",
     "locmem": "channels_ingest.adapters.locmem.LocmemAdapter",
 }
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
@@ -215,8 +216,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
-        # slack_sdk logs request bodies at DEBUG, which would include credentials.
+        # These clients log request headers or bodies at DEBUG, which would include credentials.
         "slack_sdk": {"level": "WARNING"},
+        "tweepy": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+        "requests_oauthlib": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },
 }

@@ -12,6 +12,8 @@ from channels_ingest.adapters.base import (
     EnvelopeKind,
     InvalidWebhook,
     PollPage,
+    ReplyTarget,
+    Sent,
 )
 from tests.factories import message
 
@@ -48,7 +50,22 @@ class AdapterContract:
     def test_send_returns_the_platform_message_id(self, adapter, add_inbound):
         add_inbound(["help"])
         envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
-        assert adapter.send(thread_key=envelope.thread_key, text="on it")
+        target = ReplyTarget(
+            thread_key=envelope.thread_key,
+            reply_to=envelope.external_id,
+            reply_to_meta=envelope.meta,
+            recipient=envelope.sender.external_id,
+        )
+        [mode, *_] = [m for m in adapter.reply_modes(target) if m.allowed]
+        sent = adapter.send(target=ReplyTarget(**{**vars(target), "mode": mode.key}), text="on it")
+        assert isinstance(sent, Sent) and sent.external_id
+
+    def test_reply_modes_name_their_limits(self, adapter, add_inbound):
+        add_inbound(["help"])
+        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        modes = adapter.reply_modes(ReplyTarget(thread_key=envelope.thread_key, reply_to_meta=envelope.meta))
+        assert modes and all(m.max_length > 0 and m.label for m in modes)
+        assert adapter.reply_length("hello", modes[0].key) == 5
 
     def test_unsigned_webhook_is_refused(self, adapter):
         with pytest.raises(InvalidWebhook) as refused:

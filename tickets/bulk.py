@@ -18,6 +18,9 @@ def insert_rows(model, rows: list[dict]) -> list[int]:
     if connection.vendor != "postgresql":
         return [obj.pk for obj in model.objects.bulk_create([model(**row) for row in rows])]
     columns = [[row[f.attname] if f.attname in row else f.get_default() for row in rows] for f in fields]
+    for index, field in enumerate(fields):
+        if field.get_internal_type() == "JSONField":  # the only type here psycopg cannot adapt as it is
+            columns[index] = [field.get_db_prep_save(value, connection) for value in columns[index]]
     quote = connection.ops.quote_name
     sql = "INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({arrays}) RETURNING {pk}".format(
         table=quote(model._meta.db_table),

@@ -127,9 +127,15 @@ class TicketThread(models.Model):
     channel = models.ForeignKey("channels_ingest.Channel", on_delete=models.CASCADE, related_name="threads")
     key = models.CharField(max_length=255)
     created_at = models.DateTimeField(default=timezone.now)
+    #: Set when the conversation's ticket was closed and a later message started a new ticket.
+    detached_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["channel", "key"], name="thread_unique_per_channel")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "key"], condition=models.Q(detached_at=None), name="thread_unique_per_channel"
+            )
+        ]
 
     def __str__(self):
         return f"{self.channel_id}:{self.key}"
@@ -159,6 +165,10 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    #: Facts the channel keeps about this message (opaque here), e.g. whether a public reply is allowed.
+    meta = models.JSONField(default=dict, blank=True)
+    #: How a reply is sent, in the channel's terms (e.g. "public" or "dm"); empty for the default.
+    reply_mode = models.CharField(max_length=32, blank=True)
     delivery_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, blank=True)
     delivery_attempts = models.PositiveSmallIntegerField(default=0)
     delivery_error = models.TextField(blank=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
+from channels_ingest.adapters.base import Envelope, EnvelopeKind, ReplyMode, ReplyTarget, Sender
 
 from .bulk import insert_rows
 from .models import Contact, Identity, Message, Ticket, TicketThread
@@ -26,6 +26,8 @@ class ReplyError(ValueError):
 class Outcome:
     stored: bool
     note: str = ""
+    ticket_id: int | None = None
+    opened_ticket: bool = False
 
 
 STORED = Outcome(stored=True)
@@ -66,7 +68,7 @@ def _store_messages(channel, envelopes):
     outcomes = {e.external_id: Outcome(stored=False, note="already stored") for e in envelopes if e.external_id in already}
     outcomes.update({e.external_id: Outcome(stored=False, note="no sender") for e in envelopes if not e.sender})
     fresh = list({e.external_id: e for e in envelopes if e.external_id not in already and e.sender}.values())
-    threads = _resolve_threads(channel, fresh, identities)
+    threads, opened = _resolve_threads(channel, fresh, identities)
 
     rows = []
     for envelope in fresh:
@@ -80,9 +82,12 @@ def _store_messages(channel, envelopes):
                 "body": clean_text(envelope.text),
                 "external_id": envelope.external_id,
                 "created_at": envelope.sent_at,
+                "meta": envelope.meta,
             }
         )
-        outcomes[envelope.external_id] = STORED
+        outcomes[envelope.external_id] = Outcome(
+            stored=True, ticket_id=ticket_id, opened_ticket=opened.get(envelope.thread_key) == envelope.external_id
+        )
     insert_rows(Message, rows)
     Ticket.objects.filter(id__in={row["ticket_id"] for row in rows}).record_customer_activity()
     return outcomes
@@ -142,19 +147,31 @@ def refresh_identities(senders: list[Sender]) -> None:
         )
 
 
-def _resolve_threads(channel, envelopes, identities) -> dict[str, tuple[int, int]]:
-    """(thread id, ticket id) for each envelope's thread; a thread seen for the first time opens a ticket."""
+def _resolve_threads(channel, envelopes, identities):
+    """(thread id, ticket id) for each envelope's thread, and which envelope opened each new ticket.
+
+    A thread seen for the first time opens a ticket. So does a message in a
+    conversation that does not reopen (a DM) whose ticket is resolved or closed.
+    """
     keys = {e.thread_key for e in envelopes}
-    threads = {
-        key: (thread_id, ticket_id)
-        for key, thread_id, ticket_id in TicketThread.objects.filter(channel=channel, key__in=keys).values_list(
-            "key", "id", "ticket_id"
-        )
-    }
+    existing = TicketThread.objects.filter(channel=channel, key__in=keys, detached_at=None).values_list(
+        "key", "id", "ticket_id", "ticket__status"
+    )
+    threads, closed = {}, {}
+    for key, thread_id, ticket_id, status in existing:
+        threads[key] = (thread_id, ticket_id)
+        if status in Ticket.CLOSED_STATUSES:
+            closed[key] = thread_id
     openers = {}
     for envelope in envelopes:  # sorted by time: the first message of a new thread opens it
-        if envelope.thread_key not in threads and envelope.thread_key not in openers:
-            openers[envelope.thread_key] = envelope
+        key = envelope.thread_key
+        if key in openers:
+            continue
+        if key not in threads or (key in closed and not envelope.reopens):
+            openers[key] = envelope
+    detach = [closed[key] for key in openers if key in closed]
+    if detach:
+        TicketThread.objects.filter(id__in=detach).update(detached_at=timezone.now())
     ticket_ids = insert_rows(
         Ticket,
         [
@@ -170,10 +187,13 @@ def _resolve_threads(channel, envelopes, identities) -> dict[str, tuple[int, int
     )
     thread_ids = insert_rows(
         TicketThread,
-        [{"ticket_id": ticket_id, "channel_id": channel.pk, "key": key} for key, ticket_id in zip(openers, ticket_ids, strict=True)],
+        [
+            {"ticket_id": ticket_id, "channel_id": channel.pk, "key": key}
+            for key, ticket_id in zip(openers, ticket_ids, strict=True)
+        ],
     )
     threads.update(zip(openers, zip(thread_ids, ticket_ids, strict=True), strict=True))
-    return threads
+    return threads, {key: e.external_id for key, e in openers.items()}
 
 
 def _apply_changes(channel, envelopes):
@@ -199,17 +219,65 @@ def _apply_changes(channel, envelopes):
     return outcomes
 
 
-def reply_to_ticket(*, ticket: Ticket, author, body: str, thread: TicketThread | None = None) -> Message:
-    """Store an agent's reply as queued and hand it to delivery once committed."""
+def latest_thread(ticket: Ticket) -> TicketThread | None:
+    """The conversation a reply goes to by default: where the requester wrote last."""
+    return (
+        TicketThread.objects.filter(ticket=ticket, messages__direction=Message.Direction.INBOUND)
+        .select_related("channel")
+        .order_by("-messages__created_at")
+        .first()
+    )
+
+
+def reply_target(thread: TicketThread, *, mode: str = "") -> ReplyTarget:
+    """What the channel needs to answer this conversation: the last inbound message and its author."""
+    last = (
+        thread.messages.filter(direction=Message.Direction.INBOUND)
+        .select_related("author_identity")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return ReplyTarget(
+        thread_key=thread.key,
+        mode=mode,
+        reply_to=last.external_id if last else "",
+        reply_to_meta=last.meta if last else {},
+        recipient=last.author_identity.external_id if last and last.author_identity else "",
+    )
+
+
+def reply_modes(ticket: Ticket, thread: TicketThread | None = None) -> list[ReplyMode]:
+    """How an agent may answer this ticket right now (e.g. public reply or DM), per its channel's rules."""
+    thread = thread or latest_thread(ticket)
+    if thread is None:
+        return []
+    return thread.channel.adapter().reply_modes(reply_target(thread))
+
+
+def reply_to_ticket(
+    *, ticket: Ticket, author, body: str, mode: str | None = None, thread: TicketThread | None = None
+) -> Message:
+    """Store an agent's reply as queued and hand it to delivery once committed.
+
+    ``mode`` picks one of the channel's reply modes; None takes the first allowed one.
+    """
     body = body.strip()
     if not body:
         raise ReplyError("A reply needs some text.")
-    thread = thread or ticket.threads.order_by("-messages__created_at").first()
+    thread = thread or latest_thread(ticket)
     if thread is None:
         raise ReplyError("This ticket has no channel conversation to reply to.")
-    limit = thread.channel.adapter().max_reply_length
-    if len(body) > limit:
-        raise ReplyError(f"The reply is {len(body)} characters; this channel takes at most {limit}.")
+    adapter = thread.channel.adapter()
+    modes = adapter.reply_modes(reply_target(thread))
+    chosen = next((m for m in modes if (m.key == mode if mode is not None else m.allowed)), None)
+    if chosen is None:
+        raise ReplyError(f"This channel has no reply mode {mode!r}." if mode is not None else "No way to reply here.")
+    if not chosen.allowed:
+        raise ReplyError(f"{chosen.label} is not possible here: {chosen.reason}")
+    length = adapter.reply_length(body, chosen.key)
+    if length > chosen.max_length:
+        what = f"a {chosen.label.lower()}" if chosen.key else "this channel"
+        raise ReplyError(f"The reply is {length} characters; {what} takes at most {chosen.max_length}.")
 
     from channels_ingest.tasks import deliver_message, enqueue
 
@@ -222,6 +290,7 @@ def reply_to_ticket(*, ticket: Ticket, author, body: str, thread: TicketThread |
             author_user=author,
             body=body,
             created_at=now,
+            reply_mode=chosen.key,
             delivery_status=Message.DeliveryStatus.QUEUED,
             delivery_next_attempt_at=now,
         )
@@ -229,3 +298,14 @@ def reply_to_ticket(*, ticket: Ticket, author, body: str, thread: TicketThread |
         ticket.save(update_fields=["status", "last_activity_at", "message_count"])
         transaction.on_commit(lambda: enqueue(deliver_message, message.pk))
     return message
+
+
+def attach_thread(*, ticket: Ticket, channel, key: str) -> None:
+    """A reply opened a new conversation (e.g. moved to DM): the requester's answers there join this ticket."""
+    thread, created = TicketThread.objects.get_or_create(
+        channel=channel, key=key, detached_at=None, defaults={"ticket": ticket}
+    )
+    if not created and thread.ticket_id != ticket.pk and not thread.ticket.is_open:
+        thread.detached_at = timezone.now()
+        thread.save(update_fields=["detached_at"])
+        TicketThread.objects.create(channel=channel, key=key, ticket=ticket)

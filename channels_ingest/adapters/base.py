@@ -14,6 +14,7 @@ capabilities promise: ``poll`` (POLL), ``handle_webhook`` (WEBHOOK),
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,11 @@ class Envelope:
     storing it idempotent. ``thread_key`` names the conversation it belongs
     to; replies go back to the same key. For edits and deletions,
     ``target_id`` is the ``external_id`` of the message they change.
+    ``public`` messages are visible to everyone and pass the channel's
+    triage rules before they open a ticket. ``reopens`` says whether a new
+    message on a resolved ticket's conversation reopens it (a thread) or
+    starts a new ticket (a DM conversation). ``meta`` keeps the facts the
+    adapter needs later to reply (e.g. whether the author summoned us).
     """
 
     external_id: str
@@ -60,6 +66,9 @@ class Envelope:
     text: str = ""
     starts_thread: bool = False
     target_id: str = ""
+    public: bool = False
+    reopens: bool = True
+    meta: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         # Written out rather than dataclasses.asdict(), which deep-copies and is the hot spot of a poll.
@@ -72,6 +81,9 @@ class Envelope:
             "text": self.text,
             "starts_thread": self.starts_thread,
             "target_id": self.target_id,
+            "public": self.public,
+            "reopens": self.reopens,
+            "meta": self.meta,
         }
 
     @classmethod
@@ -86,7 +98,40 @@ class Envelope:
             text=data.get("text", ""),
             starts_thread=data.get("starts_thread", False),
             target_id=data.get("target_id", ""),
+            public=data.get("public", False),
+            reopens=data.get("reopens", True),
+            meta=data.get("meta") or {},
         )
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where a reply goes: the conversation, how (``mode``), and the message it answers."""
+
+    thread_key: str
+    mode: str = ""
+    reply_to: str = ""
+    reply_to_meta: dict = field(default_factory=dict)
+    recipient: str = ""
+
+
+@dataclass(frozen=True)
+class ReplyMode:
+    """One way to answer on this channel (e.g. a public reply or a DM), and whether it is allowed now."""
+
+    key: str
+    label: str
+    max_length: int
+    allowed: bool = True
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivered reply. ``thread_key`` is set when the reply opened a new conversation (e.g. moved to DM)."""
+
+    external_id: str
+    thread_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,6 +211,8 @@ class ChannelAdapter:
         self.config = dict(config)
         self.secrets = dict(secrets)
         self.state = dict(state or {})
+        #: Billable platform calls made by this instance: operation → units, for the cost meter.
+        self.usage: Counter[str] = Counter()
 
     @classmethod
     def split_config(cls, raw: Mapping) -> tuple[dict, dict]:
@@ -194,6 +241,14 @@ class ChannelAdapter:
         """
         return {}
 
-    def send(self, *, thread_key: str, text: str) -> str:
-        """Post ``text`` into the conversation ``thread_key`` and return the platform's message id."""
+    def reply_modes(self, target: ReplyTarget) -> list[ReplyMode]:
+        """The ways an agent may answer ``target`` now; the first allowed one is the default."""
+        return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length)]
+
+    def reply_length(self, text: str, mode: str) -> int:
+        """How long the platform considers ``text`` (X weighs characters, for instance)."""
+        return len(text)
+
+    def send(self, *, target: ReplyTarget, text: str) -> Sent:
+        """Post ``text`` as ``target`` says and return what the platform assigned."""
         raise NotImplementedError

@@ -20,6 +20,7 @@ from .base import (
     InvalidWebhook,
     PollPage,
     Sender,
+    Sent,
     WebhookResult,
 )
 
@@ -75,8 +76,8 @@ class LocmemAdapter(ChannelAdapter):
             raise InvalidWebhook(f"Malformed body: {exc}", status=400) from None
         return WebhookResult(envelopes=[envelope])
 
-    def send(self, *, thread_key, text):
+    def send(self, *, target, text):
         if failures:
             raise failures.pop(0)
-        outbox.append({"thread_key": thread_key, "text": text})
-        return f"{thread_key}:out{len(outbox)}"
+        outbox.append({"thread_key": target.thread_key, "text": text})
+        return Sent(external_id=f"{target.thread_key}:out{len(outbox)}")

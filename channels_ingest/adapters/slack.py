@@ -32,6 +32,7 @@ from .base import (
     RateLimited,
     Rejected,
     Sender,
+    Sent,
     TransientError,
     WebhookResult,
 )
@@ -450,7 +451,7 @@ class SlackAdapter(ChannelAdapter):
 
     # Replies ----------------------------------------------------------------
 
-    def send(self, *, thread_key, text):
-        conversation, _, thread_ts = thread_key.partition(":")
+    def send(self, *, target, text):
+        conversation, _, thread_ts = target.thread_key.partition(":")
         data = self._call("chat_postMessage", channel=conversation, thread_ts=thread_ts, text=plain_to_slack(text))
-        return message_id(conversation, data["ts"])
+        return Sent(external_id=message_id(conversation, data["ts"]))

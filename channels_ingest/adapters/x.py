@@ -1,0 +1,327 @@
+"""X (Twitter) API v2: mentions and DMs polled, replies as public posts or DMs, every call metered.
+
+Uses the real ``tweepy.Client``. tweepy hard-codes its host, so the client's
+``requests`` session rewrites it to the channel's ``base_url`` (the real API,
+a proxy, or the local emulator). tweepy never sleeps on a rate limit here: a
+429 becomes ``RateLimited`` with X's reset time, and the task is rescheduled.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import requests
+import tweepy
+from twitter_text import parse_tweet
+
+from .. import triage
+from .base import (
+    Capability,
+    ChannelAdapter,
+    ConfigError,
+    CredentialsError,
+    Envelope,
+    EnvelopeKind,
+    PermanentError,
+    PollPage,
+    RateLimited,
+    Rejected,
+    ReplyMode,
+    Sender,
+    Sent,
+    TransientError,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.x.com"
+TWEEPY_HOSTS = ("https://api.twitter.com", "https://api.x.com")
+OAUTH1_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+PUBLIC_REPLY_LENGTH = 280
+DM_LENGTH = 10_000
+NAMESPACE = "x"
+TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets", "note_tweet"]
+DM_FIELDS = ["id", "event_type", "text", "sender_id", "dm_conversation_id", "created_at"]
+USER_FIELDS = ["id", "name", "username"]
+URL = re.compile(r"https?://\S+", re.IGNORECASE)
+NOT_SUMMONED = "X lets API replies go only to posts that @mention this account, and this one does not. Send a DM."
+
+
+class HostRewritingSession(requests.Session):
+    """Sends tweepy's requests to ``base_url`` instead of its hard-coded host."""
+
+    def __init__(self, base_url):
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        for host in TWEEPY_HOSTS:
+            if url.startswith(host):
+                url = self.base_url + url[len(host) :]
+                break
+        return super().request(method, url, *args, **kwargs)
+
+
+def parse_time(value):
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else datetime.now(UTC)
+
+
+def mentions_handle(text: str, username: str) -> bool:
+    return bool(username) and re.search(rf"(?<!\w)@{re.escape(username)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+class XAdapter(ChannelAdapter):
+    """Config: ``base_url``; ``triage`` rules for public mentions (see channels_ingest.triage);
+    ``public_ack``: text posted publicly when a mention opens a ticket (``{ticket}`` is its number),
+    after which replies default to DM; ``dm_poll_interval_seconds`` (default 60: X allows 15 DM
+    reads per 15 minutes); ``backfill_hours`` (default 24) for the first poll; ``monthly_budget_usd``.
+    Secrets: ``bearer_token`` (an OAuth 2.0 user-context token) or the four OAuth 1.0a keys."""
+
+    kind = "x"
+    capabilities = frozenset({Capability.POLL, Capability.REPLY})
+    secret_fields = ("bearer_token", *OAUTH1_FIELDS)
+    max_reply_length = DM_LENGTH
+
+    @classmethod
+    def split_config(cls, raw):
+        config, secrets = super().split_config(raw)
+        has_oauth1 = all(secrets.get(field) for field in OAUTH1_FIELDS)
+        if not secrets.get("bearer_token") and not has_oauth1:
+            raise ConfigError("X needs a bearer_token (OAuth 2.0 user context) or all four OAuth 1.0a keys.")
+        config.setdefault("base_url", DEFAULT_BASE_URL)
+        triage.validate(config)
+        template = config.get("public_ack", "")
+        if template and "{ticket}" not in template:
+            raise ConfigError("public_ack must contain {ticket} (the ticket number).")
+        for key in ("dm_poll_interval_seconds", "backfill_hours"):
+            if key in config and (not isinstance(config[key], int) or config[key] <= 0):
+                raise ConfigError(f"{key} must be a positive integer.")
+        budget = config.get("monthly_budget_usd")
+        if budget is not None and (not isinstance(budget, int | float) or budget < 0):
+            raise ConfigError("monthly_budget_usd must be a non-negative number.")
+        return config, secrets
+
+    # Platform calls ---------------------------------------------------------
+
+    def _client(self):
+        if self.secrets.get("bearer_token"):
+            client = tweepy.Client(bearer_token=self.secrets["bearer_token"], return_type=dict)
+        else:
+            client = tweepy.Client(**{field: self.secrets[field] for field in OAUTH1_FIELDS}, return_type=dict)
+        client.session = HostRewritingSession(self.config.get("base_url", DEFAULT_BASE_URL))
+        return client
+
+    def _call(self, method, **params):
+        user_auth = not self.secrets.get("bearer_token")
+        try:
+            return getattr(self._client(), method)(user_auth=user_auth, **params)
+        except tweepy.TooManyRequests as exc:
+            reset = exc.response.headers.get("x-rate-limit-reset")
+            retry_after = max(1.0, int(reset) - time.time()) if reset else 60.0
+            raise RateLimited(f"X rate limit on {method} (resets in {retry_after:.0f}s)", retry_after=retry_after) from None
+        except tweepy.Unauthorized as exc:
+            raise CredentialsError(f"X refused the credentials: {self._detail(exc)}") from None
+        except tweepy.TwitterServerError as exc:
+            raise TransientError(f"X server error: {self._detail(exc)}") from None
+        except tweepy.HTTPException as exc:
+            raise PermanentError(f"X error: {self._detail(exc)}") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"X unreachable: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _detail(exc):
+        messages = exc.api_messages or [exc.response.reason]
+        return f"HTTP {exc.response.status_code} {'; '.join(str(m) for m in messages)}"
+
+    def check_credentials(self):
+        user = self._call("get_me", user_fields=USER_FIELDS)["data"]
+        return {"account_id": user["id"], "username": user["username"]}
+
+    # Polling ----------------------------------------------------------------
+
+    def poll(self, cursor):
+        """DMs first (their 15-per-15-minutes limit is handled inside and never stops mentions), then mentions."""
+        cursor = copy.deepcopy(dict(cursor))
+        yield from self._poll_dms(cursor)
+        yield from self._poll_mentions(cursor)
+
+    def _backfill_start(self):
+        return datetime.now(UTC) - timedelta(hours=self.config.get("backfill_hours", 24))
+
+    def _poll_mentions(self, cursor):
+        """Newest first, page by page; ``since_id`` moves to the newest id only after every page is stored."""
+        state = cursor.setdefault("mentions", {})
+        since_id = state.get("since_id")
+        params = {
+            "max_results": 100,
+            "expansions": ["author_id"],
+            "tweet_fields": TWEET_FIELDS,
+            "user_fields": USER_FIELDS,
+        }
+        if since_id:
+            params["since_id"] = since_id
+        else:
+            params["start_time"] = self._backfill_start().strftime("%Y-%m-%dT%H:%M:%SZ")
+        newest, seen, token = since_id, set(), None
+        while True:
+            data = self._call("get_users_mentions", id=self.state["account_id"], pagination_token=token, **params)
+            posts = data.get("data") or []
+            authors = {user["id"]: user for user in (data.get("includes") or {}).get("users", [])}
+            self.usage["post_read_owned"] += len(posts)
+            self.usage["expanded_user_read"] += len(authors)
+            envelopes, rejected = [], []
+            for post in posts:
+                if post.get("id") in seen:
+                    continue  # X sometimes repeats ids across pages
+                seen.add(post.get("id"))
+                self._interpret(self._mention, post, authors, envelopes, rejected)
+            newest = max([newest, *(p["id"] for p in posts if p.get("id"))], key=lambda i: int(i or 0))
+            yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
+            token = (data.get("meta") or {}).get("next_token")
+            if not token or not posts:
+                break
+        state["since_id"] = newest
+        yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
+
+    def _poll_dms(self, cursor):
+        """``/2/dm_events`` has no since_id: page newest first until the first event already seen."""
+        state = cursor.setdefault("dms", {})
+        now = time.time()
+        if now < state.get("next_at", 0):
+            return
+        newest_seen = state.get("newest_id")
+        oldest_wanted = self._backfill_start()
+        newest, token = newest_seen, None
+        while True:
+            try:
+                data = self._call(
+                    "get_direct_message_events",
+                    event_types="MessageCreate",
+                    dm_event_fields=DM_FIELDS,
+                    expansions=["sender_id"],
+                    user_fields=USER_FIELDS,
+                    max_results=100,
+                    pagination_token=token,
+                )
+            except RateLimited as exc:
+                logger.warning("x: DM polling rate limited for %.0fs; mentions continue", exc.retry_after)
+                state["next_at"] = now + exc.retry_after
+                yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
+                return
+            events = data.get("data") or []
+            senders = {user["id"]: user for user in (data.get("includes") or {}).get("users", [])}
+            self.usage["dm_event_read"] += len(events)
+            envelopes, rejected, reached_known = [], [], False
+            for event in events:
+                known = newest_seen and int(event.get("id", 0)) <= int(newest_seen)
+                if known or parse_time(event.get("created_at")) < oldest_wanted:
+                    reached_known = True
+                    break
+                self._interpret(self._dm, event, senders, envelopes, rejected)
+            newest = max([newest, *(e["id"] for e in events if e.get("id"))], key=lambda i: int(i or 0))
+            yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
+            token = (data.get("meta") or {}).get("next_token")
+            if reached_known or not token or not events:
+                break
+        state.update(newest_id=newest, next_at=now + self.config.get("dm_poll_interval_seconds", 60))
+        yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
+
+    @staticmethod
+    def _interpret(build, item, users, envelopes, rejected):
+        try:
+            envelope = build(item, users)
+        except (KeyError, TypeError, ValueError) as exc:
+            rejected.append(Rejected(reference=str(item.get("id", "?")), reason=f"uninterpretable: {exc!r}"))
+            return
+        if envelope is not None:
+            envelopes.append(envelope)
+
+    def _sender(self, user_id, users):
+        user = users.get(user_id)
+        if user is None:  # suspended or deleted authors are missing from includes
+            return Sender(namespace=NAMESPACE, external_id=user_id)
+        return Sender(
+            namespace=NAMESPACE, external_id=user_id, handle=f"@{user['username']}", display_name=user.get("name", "")
+        )
+
+    def _mention(self, post, users):
+        author_id = post["author_id"]
+        retweet = any(ref.get("type") == "retweeted" for ref in post.get("referenced_tweets") or [])
+        if author_id == self.state.get("account_id") or retweet:
+            return None
+        text = (post.get("note_tweet") or {}).get("text") or post["text"]
+        if post.get("withheld"):
+            text = text or "(This post is withheld in some countries; X did not return its text.)"
+        direct = mentions_handle(text, self.state.get("username", ""))
+        conversation = post.get("conversation_id") or post["id"]
+        return Envelope(
+            external_id=f"tweet:{post['id']}",
+            kind=EnvelopeKind.MESSAGE,
+            thread_key=f"conv:{conversation}",
+            sent_at=parse_time(post.get("created_at")),
+            sender=self._sender(author_id, users),
+            text=text,
+            starts_thread=conversation == post["id"],
+            public=True,
+            meta={"direct_mention": direct, "summoned": direct},
+        )
+
+    def _dm(self, event, users):
+        if event.get("event_type", "MessageCreate") != "MessageCreate" or event["sender_id"] == self.state.get("account_id"):
+            return None
+        return Envelope(
+            external_id=f"dm:{event['id']}",
+            kind=EnvelopeKind.MESSAGE,
+            thread_key=f"dm:{event['dm_conversation_id']}",
+            sent_at=parse_time(event.get("created_at")),
+            sender=self._sender(event["sender_id"], users),
+            text=event.get("text", ""),
+            starts_thread=True,
+            reopens=False,  # a DM conversation is one ticket while it is open; later DMs start a new one
+        )
+
+    # Replies ----------------------------------------------------------------
+
+    def reply_modes(self, target):
+        dm = ReplyMode(
+            key="dm",
+            label="Direct message",
+            max_length=DM_LENGTH,
+            allowed=bool(target.recipient) or target.thread_key.startswith("dm:"),
+            reason="" if target.recipient else "No recipient known for a DM.",
+        )
+        if target.thread_key.startswith("dm:"):
+            return [dm]
+        summoned = bool(target.reply_to_meta.get("summoned"))
+        public = ReplyMode(
+            key="public",
+            label="Public reply",
+            max_length=PUBLIC_REPLY_LENGTH,
+            allowed=summoned,
+            reason="" if summoned else NOT_SUMMONED,
+        )
+        # After a public acknowledgement the conversation continues in DM.
+        return [dm, public] if self.config.get("public_ack") else [public, dm]
+
+    def reply_length(self, text, mode):
+        return parse_tweet(text).weightedLength if mode == "public" else len(text)
+
+    def send(self, *, target, text):
+        if target.mode == "public":
+            if self.reply_length(text, "public") > PUBLIC_REPLY_LENGTH:
+                raise PermanentError(f"A public reply on X takes at most {PUBLIC_REPLY_LENGTH} weighted characters.")
+            tweet_id = target.reply_to.removeprefix("tweet:")
+            data = self._call("create_tweet", text=text, in_reply_to_tweet_id=tweet_id)["data"]
+            self.usage["post_create_with_url" if URL.search(text) else "post_create"] += 1
+            return Sent(external_id=f"tweet:{data['id']}")
+        if target.thread_key.startswith("dm:"):
+            conversation = target.thread_key.removeprefix("dm:")
+            data = self._call("create_direct_message", dm_conversation_id=conversation, text=text)["data"]
+        else:
+            data = self._call("create_direct_message", participant_id=target.recipient, text=text)["data"]
+        self.usage["dm_create"] += 1
+        return Sent(external_id=f"dm:{data['dm_event_id']}", thread_key=f"dm:{data['dm_conversation_id']}")
