@@ -179,3 +179,38 @@ def slack_channel(db, slack_emulator):
 
     config, secrets = SlackAdapter.split_config({**SLACK_CONFIG, "base_url": slack_emulator.base_url})
     return Channel.objects.create(kind="slack", name="it-help", config=config, secrets=secrets)
+
+
+@pytest.fixture(scope="session")
+def x_emulator_server():
+    from emulators.x import XEmulator
+
+    emulator = XEmulator(port=0).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def x_emulator(x_emulator_server):
+    """A local X API v2 (the emulator), reset for each test, with two people."""
+    x_emulator_server.reset()
+    x_emulator_server.people = {
+        "maya": x_emulator_server.add_user(username="maya_dev", name="Maya Patel")["id"],
+        "leo": x_emulator_server.add_user(username="leo_ops", name="Leo Okafor")["id"],
+    }
+    return x_emulator_server
+
+
+def make_x_channel(x_emulator, name="x-help", **config):
+    from channels_ingest.adapters.x import XAdapter
+    from channels_ingest.models import Channel
+
+    raw = {"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url, **config}
+    clean, secrets = XAdapter.split_config(raw)
+    return Channel.objects.create(kind="x", name=name, config=clean, secrets=secrets)
+
+
+@pytest.fixture
+def x_channel(db, x_emulator):
+    """An X channel wired to the emulator through its base URL (OAuth 2.0 user token)."""
+    return make_x_channel(x_emulator)
