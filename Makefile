@@ -37,8 +37,10 @@ bench: bench-ingest bench-console
 
 bench-ingest: $(STAMP)
 	bin/ensure-services
+	$(BENCH_ENV) $(PY) -m bench.ingest --platform x --rounds 3
 	$(BENCH_ENV) $(PY) -m bench.ingest
 
 bench-console: $(STAMP)
 	bin/ensure-services
-	$(BENCH_ENV) $(PY) -m bench.console
+	$(BENCH_ENV) DATABASE_URL=$${BENCH_CONSOLE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/helpdesk_bench_console} \
+		$(PY) -m bench.console

@@ -1,19 +1,28 @@
 """Agent console and API benchmark: server time and query count of the pages agents open most.
 
-Seeds 100,000 tickets once (reruns reuse them; ``--reseed`` seeds again) into the PostgreSQL
-database named by DATABASE_URL, then requests each page in-process with Django's test Client.
+Seeds 100,000 tickets into the PostgreSQL database named by DATABASE_URL, then requests each
+page in-process with Django's test Client. The seed is kept for reruns: the database is dropped
+and seeded again only with ``--reseed``, or when this file or a migration changed.
 Prints one line per page and, last, ``console: queue p95 <x> ms (<q> queries), ticket(500 msgs) p95 <y> ms (<q> queries)``.
 
     make bench-console            # or: python -m bench.console --reseed --requests 200
 """
 
 import argparse
+import hashlib
 import os
 import random
+import sys
 import time
+import warnings
 from datetime import timedelta
+from pathlib import Path
+
+import psycopg
 
 from bench.setup import setup_django, summary
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Its own database: bench.ingest TRUNCATEs the tickets tables of the one it uses.
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/helpdesk_bench_console"
@@ -51,7 +60,11 @@ def main():
     parser.add_argument("--requests", type=int, default=200, help="measured requests per page")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests per page first")
     args = parser.parse_args()
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    url = os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+    # Benchmarks skip collectstatic; WhiteNoise's warning about the missing STATIC_ROOT is noise here.
+    warnings.filterwarnings("ignore", message="No directory at")
+    fingerprint = data_set_fingerprint()
+    recreated = drop_stale_database(url, fingerprint, force=args.reseed)
     setup_django()
 
     from django.db import connection
@@ -60,9 +73,9 @@ def main():
 
     print(f"database: {connection.settings_dict['NAME']}", flush=True)
     agent = agent_user()
-    if args.reseed or not is_seeded():
+    if recreated or not is_seeded():
         started = time.perf_counter()
-        seed(agent)
+        seed(agent, fingerprint)
         print(f"seeding: {TICKETS:,} tickets + 1 of {LONG_TICKET_MESSAGES} messages in "
               f"{time.perf_counter() - started:.1f}s", flush=True)
     else:
@@ -92,6 +105,35 @@ def agent_user():
     return agent
 
 
+def data_set_fingerprint():
+    """Changes with this file and with the schema; migrations are still edited in place, which
+    ``migrate`` cannot see, so a changed one means a fresh database."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for migration in sorted(ROOT.glob("*/migrations/*.py")):
+        digest.update(migration.read_bytes())
+    return f"bench.console {digest.hexdigest()[:16]}"
+
+
+def drop_stale_database(url, fingerprint, *, force):
+    """Drop the database unless it holds this data set (its comment); True if it must be seeded."""
+    if not url.startswith("postgres"):
+        return True  # setup_django() refuses it, and says why
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if row is None:
+            return True
+        if row[0] == fingerprint and not force:
+            return False
+        if "bench" not in name:  # DATABASE_URL may still point at a developer's own database
+            sys.exit(f"Refusing to drop database {name!r}: benchmark databases have 'bench' in their name.")
+        print(f"dropping database {name} to seed it again", flush=True)
+        conn.execute(f'DROP DATABASE "{name}"')
+    return True
+
+
 def is_seeded():
     from tickets.models import Ticket
 
@@ -104,7 +146,7 @@ def is_seeded():
 # Seeding ----------------------------------------------------------------------
 
 
-def seed(agent):
+def seed(agent, fingerprint):
     from django.db import connection, transaction
     from django.utils import timezone
 
@@ -134,9 +176,11 @@ def seed(agent):
         for first in range(0, TICKETS, BATCH):
             seed_tickets(range(first, min(first + BATCH, TICKETS)), channel, contact_ids, identity_ids, rng, now)
         seed_long_ticket(channel, contact_ids[0], identity_ids[0], agent, now)
-    # VACUUM as autovacuum would have by now: fresh statistics, and a visibility map for index-only scans.
     with connection.cursor() as cursor:
+        # VACUUM as autovacuum would have by now: fresh statistics, and a visibility map for index-only scans.
         cursor.execute("VACUUM ANALYZE")
+        cursor.execute(f"COMMENT ON DATABASE {connection.ops.quote_name(connection.settings_dict['NAME'])} IS %s",
+                       [fingerprint])
 
 
 def seed_tickets(numbers, channel, contact_ids, identity_ids, rng, now):

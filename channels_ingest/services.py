@@ -99,7 +99,8 @@ def schedule_ingest(channel_id: int) -> None:
     def queue_once():
         from .tasks import enqueue, ingest_channel
 
-        if cache.add(_ingest_flag(channel_id), 1, timeout=60):
+        # Short-lived, so a flag left by a task lost with its worker only delays the next one briefly.
+        if cache.add(_ingest_flag(channel_id), 1, timeout=10):
             enqueue(ingest_channel, channel_id)
 
     transaction.on_commit(queue_once)

@@ -133,7 +133,10 @@ def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(celery_worker
     slack_emulator.clear_faults()
     celery_worker_process()
     poll_channel.delay(slack_channel.pk)
-    wait_for(lambda: Message.objects.count() == 50, message="all 50 messages")
+    wait_for(lambda: InboundMessage.objects.count() == 50, message="all 50 messages stored")
+    # The dead worker may have taken the queued ingest task with it: beat's sweep recovers the pending rows.
+    services.sweep(now=timezone.now() + timedelta(seconds=11))
+    wait_for(lambda: Message.objects.count() == 50, message="all 50 messages ingested")
     wait_for(lambda: "oldest" in type(slack_channel).objects.get(pk=slack_channel.pk).cursor["C0GENERAL"],
              message="the completed scan's cursor")
     slack_channel.refresh_from_db()

@@ -154,8 +154,11 @@ class Message(models.Model):
         SENT = "sent"
         FAILED = "failed"
 
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
-    thread = models.ForeignKey(TicketThread, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    # Both foreign keys are served by the composite indexes below, which also order by time.
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    thread = models.ForeignKey(
+        TicketThread, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
+    )
     direction = models.CharField(max_length=16, choices=Direction.choices)
     author_identity = models.ForeignKey(Identity, null=True, blank=True, on_delete=models.SET_NULL)
     author_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -188,6 +191,7 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["ticket", "created_at", "id"], name="message_timeline"),
+            models.Index(fields=["thread", "created_at", "id"], name="message_thread_timeline"),
             models.Index(
                 fields=["delivery_next_attempt_at"],
                 condition=models.Q(delivery_status__in=["queued", "sending"]),

@@ -38,7 +38,7 @@ class TicketQuerySet(models.QuerySet):
 
 class MessageQuerySet(models.QuerySet):
     def timeline(self):
-        return self.select_related("author_identity", "author_user", "thread").order_by("created_at", "id")
+        return self.select_related("author_identity", "author_user").order_by("created_at", "id")
 
     def undelivered(self):
         return self.filter(direction=self.model.Direction.OUTBOUND, delivery_status=self.model.DeliveryStatus.QUEUED)

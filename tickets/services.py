@@ -264,6 +264,8 @@ def reply_to_ticket(
     body = body.strip()
     if not body:
         raise ReplyError("A reply needs some text.")
+    if len(body) > MAX_BODY_LENGTH:  # before any (possibly slow) weighing by the channel
+        raise ReplyError(f"The reply is {len(body)} characters; replies take at most {MAX_BODY_LENGTH}.")
     thread = thread or latest_thread(ticket)
     if thread is None:
         raise ReplyError("This ticket has no channel conversation to reply to.")

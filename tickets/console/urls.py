@@ -8,6 +8,11 @@ urlpatterns = [
     path("rows/", views.ticket_rows, name="ticket-rows"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket-detail"),
     path("tickets/<int:pk>/reply/", views.ticket_reply, name="ticket-reply"),
+    path("tickets/<int:pk>/reply/length/", views.reply_length, name="reply-length"),
     path("messages/<int:pk>/status/", views.message_status, name="message-status"),
     path("messages/<int:pk>/retry/", views.message_retry, name="message-retry"),
+    path("triage/", views.triage, name="triage"),
+    path("triage/accept/", views.triage_accept, name="triage-accept"),
+    path("triage/dismiss/", views.triage_dismiss, name="triage-dismiss"),
+    path("channels/", views.channels, name="channels"),
 ]

@@ -1,22 +1,49 @@
 """The agent console: server-rendered pages, with htmx partials for what changes on its own."""
 
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
 from django.contrib import messages
+from django.db.models import Sum
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from channels_ingest.adapters import adapter_class
-from channels_ingest.services import retry_delivery
+from channels_ingest.adapters.base import Envelope, ReplyMode
+from channels_ingest.models import ApiUsage, Channel, InboundMessage
+from channels_ingest.services import accept_triaged, dismiss_triaged, retry_delivery
+from channels_ingest.usage import month_start, monthly_budget
 from tickets.models import Message, Ticket
-from tickets.services import ReplyError, reply_to_ticket
+from tickets.services import MAX_BODY_LENGTH, ReplyError, latest_thread, reply_modes, reply_to_ticket
 
 from .access import agent_required
-from .forms import ALL, OPEN, TicketFilterForm
+from .forms import ALL, OPEN, PageForm, TicketFilterForm, selected_ids
 
 PAGE_SIZE = 50
+#: The nav shows at most this many rows awaiting triage ("99+" beyond), so counting stays cheap.
+TRIAGE_COUNT_CAP = 100
+
+
+def _page(queryset, page):
+    """One page of a list, without a COUNT: one extra row tells whether a next page exists."""
+    start = (page - 1) * PAGE_SIZE
+    rows = list(queryset[start : start + PAGE_SIZE + 1])
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+def _triage_count():
+    """Rows awaiting triage, for the nav: "99+" past the cap. One capped index read, never a full COUNT."""
+    ids = InboundMessage.objects.filter(status=InboundMessage.Status.TRIAGE).values_list("id", flat=True)
+    found = len(ids[:TRIAGE_COUNT_CAP])
+    return f"{TRIAGE_COUNT_CAP - 1}+" if found >= TRIAGE_COUNT_CAP else str(found)
+
+
+# Tickets ----------------------------------------------------------------------
 
 
 def _ticket_page(request):
-    """One page of the list, without a COUNT: one extra row tells whether a next page exists."""
     form = TicketFilterForm(request.GET)
     status, page = form.values()
     if status == ALL:
@@ -25,21 +52,19 @@ def _ticket_page(request):
         tickets = Ticket.objects.open()
     else:
         tickets = Ticket.objects.filter(status=status)
-    tickets = tickets.for_list()
-    start = (page - 1) * PAGE_SIZE
-    rows = list(tickets[start : start + PAGE_SIZE + 1])
-    return {"form": form, "page": page, "tickets": rows[:PAGE_SIZE], "has_next": len(rows) > PAGE_SIZE}
+    rows, has_next = _page(tickets.for_list(), page)
+    return {"form": form, "page": page, "tickets": rows, "has_next": has_next, "triage_count": _triage_count()}
 
 
 @agent_required
 def ticket_list(request):
-    return render(request, "console/ticket_list.html", _ticket_page(request))
+    return render(request, "console/ticket_list.html", {**_ticket_page(request), "section": "tickets"})
 
 
 @agent_required
 def ticket_rows(request):
-    """The list's table rows alone, polled by the list page."""
-    return render(request, "console/_ticket_rows.html", _ticket_page(request))
+    """The list's table rows alone, polled by the list page; the nav's triage count rides along out of band."""
+    return render(request, "console/_ticket_rows.html", {**_ticket_page(request), "oob_triage_count": True})
 
 
 def _reply_limit(channel):
@@ -52,27 +77,76 @@ def _reply_limit(channel):
         return None
 
 
+def _counter(length, max_length):
+    """The live counter's context: how long, against which limit, and by how much it is over."""
+    over = length - max_length if max_length is not None and length > max_length else 0
+    return {"length": length, "max_length": max_length, "over": over}
+
+
+def _default_mode(modes: list[ReplyMode]) -> ReplyMode | None:
+    return next((mode for mode in modes if mode.allowed), None)
+
+
 @agent_required
 def ticket_detail(request, pk):
     tickets = Ticket.objects.select_related("requester", "assignee", "channel", "queue").defer("channel__secrets")
     ticket = get_object_or_404(tickets, pk=pk)
-    context = {"ticket": ticket, "timeline": ticket.messages.timeline(), "reply_limit": _reply_limit(ticket.channel)}
+    modes = reply_modes(ticket)
+    default = _default_mode(modes)
+    allowed = [mode.max_length for mode in modes if mode.allowed]
+    context = {
+        "ticket": ticket,
+        "timeline": ticket.messages.timeline(),
+        "reply_modes": modes,
+        # One mode without a key (Slack, locmem): the form sends no ``mode`` and the service picks it.
+        "choose_mode": any(mode.key for mode in modes),
+        "default_mode": default,
+        "reply_limit": max(allowed) if allowed else _reply_limit(ticket.channel),
+        **_counter(0, default.max_length if default else None),
+    }
     return render(request, "console/ticket_detail.html", context)
+
+
+def _reply_body(request):
+    # Browsers submit a textarea's line breaks as CRLF; channels expect LF (and count it as one character).
+    return request.POST.get("body", "").replace("\r\n", "\n")
 
 
 @agent_required
 @require_POST
 def ticket_reply(request, pk):
     ticket = get_object_or_404(Ticket, pk=pk)
-    # Browsers submit a textarea's line breaks as CRLF; channels expect LF (and count it as one character).
-    body = request.POST.get("body", "").replace("\r\n", "\n")
     try:
-        reply_to_ticket(ticket=ticket, author=request.user, body=body)
+        # No ``mode`` field (a channel with a single mode): None lets the service take the default.
+        reply_to_ticket(ticket=ticket, author=request.user, body=_reply_body(request), mode=request.POST.get("mode"))
     except ReplyError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Reply queued for delivery.")
     return redirect("console:ticket-detail", pk=ticket.pk)
+
+
+@agent_required
+@require_POST
+def reply_length(request, pk):
+    """The composer's live counter: the reply's length as the channel counts it, against the chosen mode's limit.
+
+    Measured like ``reply_to_ticket`` measures it (line breaks as LF, outer blanks trimmed), so the
+    counter agrees with the server, which still enforces the limit.
+    """
+    ticket = get_object_or_404(Ticket.objects.only("pk"), pk=pk)
+    body = _reply_body(request).strip()
+    thread = latest_thread(ticket)
+    modes = reply_modes(ticket, thread) if thread else []
+    wanted = request.POST.get("mode")
+    mode = next((m for m in modes if m.key == wanted), None) or _default_mode(modes) or (modes[0] if modes else None)
+    if mode is None:  # nowhere to reply (the reply itself will say so): plain characters, no limit
+        return render(request, "console/_reply_length.html", _counter(len(body), None))
+    if len(body) > MAX_BODY_LENGTH:
+        # Far past every channel's limit: not worth weighing (twitter-text takes ~10 µs a character).
+        return render(request, "console/_reply_length.html", _counter(len(body), mode.max_length))
+    length = thread.channel.adapter().reply_length(body, mode.key)
+    return render(request, "console/_reply_length.html", _counter(length, mode.max_length))
 
 
 def _outbound_message(pk):
@@ -94,3 +168,120 @@ def message_retry(request, pk):
     else:
         messages.info(request, "That reply had not failed, so it was not sent again.")
     return redirect("console:ticket-detail", pk=message.ticket_id)
+
+
+# Triage -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TriageRow:
+    id: int
+    channel: Channel
+    text: str
+    sent_at: datetime
+    display_name: str
+    handle: str
+
+
+def _triage_row(row: InboundMessage) -> TriageRow:
+    envelope = Envelope.from_json(row.payload)
+    sender = envelope.sender
+    handle = sender.handle if sender else ""
+    if handle and not handle.startswith("@"):
+        handle = f"@{handle}"
+    return TriageRow(
+        id=row.pk,
+        channel=row.channel,
+        text=envelope.text,
+        sent_at=envelope.sent_at,
+        display_name=(sender.display_name if sender else "") or "",
+        handle=handle or (sender.external_id if sender else ""),
+    )
+
+
+@agent_required
+def triage(request):
+    """Public posts that mention us but did not open a ticket on their own, newest first."""
+    page = PageForm(request.GET).page_number()
+    rows = (
+        InboundMessage.objects.filter(status=InboundMessage.Status.TRIAGE)
+        .select_related("channel")
+        .only("id", "payload", "received_at", "channel__id", "channel__name", "channel__kind")
+        .order_by("-id")
+    )
+    rows, has_next = _page(rows, page)
+    context = {
+        "section": "triage",
+        "rows": [_triage_row(row) for row in rows],
+        "page": page,
+        "has_next": has_next,
+        "triage_count": _triage_count(),
+    }
+    return render(request, "console/triage.html", context)
+
+
+def _back_to_triage(request):
+    page = PageForm(request.POST).page_number()
+    return redirect(reverse("console:triage") + (f"?page={page}" if page > 1 else ""))
+
+
+def _plural(count, word):
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+@agent_required
+@require_POST
+def triage_accept(request):
+    ids = selected_ids(request.POST)
+    if not ids:
+        messages.error(request, "Select at least one post.")
+        return _back_to_triage(request)
+    count = accept_triaged(ids, user=request.user)
+    if count:
+        messages.success(request, f"{_plural(count, 'post')} accepted: the tickets appear in the list in a moment.")
+    if count < len(ids):
+        messages.info(request, f"{_plural(len(ids) - count, 'post')} had already been triaged.")
+    return _back_to_triage(request)
+
+
+@agent_required
+@require_POST
+def triage_dismiss(request):
+    ids = selected_ids(request.POST)
+    if not ids:
+        messages.error(request, "Select at least one post.")
+        return _back_to_triage(request)
+    count = dismiss_triaged(ids, user=request.user)
+    if count:
+        messages.success(request, f"{_plural(count, 'post')} dismissed.")
+    if count < len(ids):
+        messages.info(request, f"{_plural(len(ids) - count, 'post')} had already been triaged.")
+    return _back_to_triage(request)
+
+
+# Channels ---------------------------------------------------------------------
+
+
+def _money(amount: Decimal) -> str:
+    if 0 < amount < Decimal("0.005"):
+        return "under $0.01"
+    return f"${amount:,.2f}"
+
+
+@agent_required
+def channels(request):
+    """Every channel's health, polling and this month's estimated spend; never its credentials."""
+    rows = list(Channel.objects.defer("secrets", "cursor", "state").order_by("name"))
+    spent = dict(
+        ApiUsage.objects.filter(month=month_start())
+        .order_by()
+        .values("channel")
+        .annotate(total=Sum("cost"))
+        .values_list("channel", "total")
+    )
+    for channel in rows:
+        channel.spent = spent.get(channel.pk) or Decimal(0)
+        channel.spent_display = _money(channel.spent)
+        channel.budget = monthly_budget(channel)
+        channel.budget_display = _money(channel.budget) if channel.budget is not None else ""
+    return render(request, "console/channels.html", {"section": "channels", "channels": rows})

@@ -1,0 +1,102 @@
+"""Python client for the emulator's control API, for an emulator in this process or elsewhere."""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+
+# Loopback calls must never go through an HTTP proxy from the environment.
+_direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class EmulatorControlError(Exception):
+    def __init__(self, status: int, error: str):
+        super().__init__(f"HTTP {status}: {error}")
+        self.status = status
+        self.error = error
+
+
+class XEmulatorClient:
+    def __init__(self, url: str, timeout: float = 30.0):
+        self.url = url.rstrip("/")  # also the app's base URL for X: it stands in for https://api.twitter.com
+        self.timeout = timeout
+
+    def _call(self, verb: str, route: str, payload: dict | None = None) -> dict:
+        data = json.dumps(payload or {}).encode() if verb != "GET" else None
+        request = urllib.request.Request(f"{self.url}/_emulator/{route}", data=data, method=verb,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with _direct_opener.open(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            try:
+                error = json.loads(body).get("error", "")
+            except ValueError:
+                error = body.decode(errors="replace")
+            raise EmulatorControlError(exc.code, error) from None
+
+    def reset(self) -> None:
+        """Back to the account alone, fresh rate-limit windows, no faults, tokens valid."""
+        self._call("POST", "reset")
+
+    def add_user(self, username: str | None = None, name: str | None = None, user_id: str | None = None,
+                 suspended: bool = False) -> dict:
+        """Create a user (id generated if absent), or update a known user_id, e.g. to suspend it."""
+        payload = {"id": user_id, "username": username, "name": name, "suspended": suspended}
+        return self._call("POST", "users", payload)
+
+    def post(self, author_id: str, text: str, in_reply_to_tweet_id: str | None = None,
+             quote_tweet_id: str | None = None) -> dict:
+        """A user posts publicly; "@<account>" in the text or replying to the account makes it a mention."""
+        payload = {"author_id": author_id, "text": text, "in_reply_to_tweet_id": in_reply_to_tweet_id,
+                   "quote_tweet_id": quote_tweet_id}
+        return self._call("POST", "posts", payload)
+
+    def post_many(self, posts: Iterable[dict]) -> list[str]:
+        """Store many {"author_id", "text", "in_reply_to_tweet_id"?, "quote_tweet_id"?} posts; returns their ids."""
+        return self._call("POST", "posts/bulk", {"posts": list(posts)})["ids"]
+
+    def delete_post(self, post_id: str) -> bool:
+        return self._call("POST", "posts/delete", {"id": post_id})["deleted"]
+
+    def withhold_post(self, post_id: str, country_codes: Iterable[str] | None = None) -> dict:
+        payload = {"id": post_id, "country_codes": list(country_codes) if country_codes else None}
+        return self._call("POST", "posts/withhold", payload)
+
+    def dm_from(self, sender_id: str, text: str) -> dict:
+        """A user sends the account a DM; returns {"dm_event_id", "dm_conversation_id", ...}."""
+        return self._call("POST", "dms", {"sender_id": sender_id, "text": text})
+
+    def account_posts(self) -> list[dict]:
+        """What the account posted with POST /2/tweets and has not deleted, oldest first."""
+        return self._call("GET", "account_posts")["posts"]
+
+    def account_dms(self) -> list[dict]:
+        """The DMs the account sent through the API, oldest first."""
+        return self._call("GET", "account_dms")["dms"]
+
+    def set_rate_limit(self, endpoint: str, limit: int, window_seconds: float = 900) -> dict:
+        """Replace an endpoint's window ("mentions", "dm_events", "create_tweet", "dm_send", ...)."""
+        return self._call("POST", "rate_limits", {"endpoint": endpoint, "limit": limit,
+                                                  "window_seconds": window_seconds})
+
+    def fault(self, endpoint: str, status: int | None = None, count: int = 1, repeat_ids_once: bool = False) -> None:
+        """Make the next `count` calls of an endpoint answer `status` (problem JSON), and/or make
+        the next paginated call of "mentions" or "dm_events" repeat the previous page."""
+        payload = {"endpoint": endpoint, "count": count, "repeat_ids_once": repeat_ids_once}
+        if status is not None:
+            payload["status"] = status
+        self._call("POST", "faults", payload)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def set_tokens(self, revoked: bool = True, token: str | None = None) -> None:
+        """Revoke (or restore) one token, or by default the bearer and the OAuth 1.0a access token."""
+        self._call("POST", "tokens", {"revoked": revoked, "token": token})
+
+    def stats(self) -> dict:
+        """{"calls": {"GET /2/users/:id/mentions": n, ...}, "rate_limits": {endpoint: {...}}}."""
+        return self._call("GET", "stats")

@@ -1,0 +1,163 @@
+"""Control API under /_emulator/: JSON endpoints that tests and demos use to play
+the people on X and to inspect or break the emulator. No auth. Errors are
+HTTP 4xx with {"error": "..."}.
+"""
+
+from collections.abc import Callable
+
+from .api_v2 import WITHHELD_COUNTRIES
+from .auth import Credentials
+from .store import DmEvent, Post, Store, XError, snowflake_time
+from .traffic import DEFAULT_RATE_LIMITS, CallStats, FaultPlan, RateLimiter
+
+
+class ControlError(Exception):
+    def __init__(self, error: str, status: int = 400):
+        super().__init__(error)
+        self.error = error
+        self.status = status
+
+
+def _field(payload: dict, name: str, kind=str):
+    value = payload.get(name)
+    if kind is str and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # ids may come as JSON numbers
+    if not isinstance(value, kind) or (kind is str and not value):
+        raise ControlError(f"{name} is required")
+    return value
+
+
+def _optional_id(payload: dict, name: str) -> str | None:
+    return _field(payload, name) if payload.get(name) is not None else None
+
+
+def post_record(post: Post) -> dict:
+    return {
+        "id": str(post.id),
+        "author_id": post.author_id,
+        "text": post.text,
+        "conversation_id": str(post.conversation_id),
+        "in_reply_to_tweet_id": str(post.replied_to_id) if post.replied_to_id else None,
+        "in_reply_to_user_id": post.in_reply_to_user_id,
+        "quote_tweet_id": str(post.quoted_id) if post.quoted_id else None,
+        "created_at": snowflake_time(post.id),
+    }
+
+
+def dm_record(event: DmEvent) -> dict:
+    return {
+        "dm_event_id": str(event.id),
+        "dm_conversation_id": event.conversation_id,
+        "sender_id": event.sender_id,
+        "recipient_id": event.recipient_id,
+        "text": event.text,
+        "attachments": event.attachments,
+        "created_at": snowflake_time(event.id),
+    }
+
+
+class ControlApi:
+    def __init__(self, store: Store, credentials: Credentials, faults: FaultPlan, rate_limits: RateLimiter,
+                 stats: CallStats, reset: Callable[[], None]):
+        self.store = store
+        self.credentials = credentials
+        self.faults = faults
+        self.rate_limits = rate_limits
+        self.stats = stats
+        self._reset = reset
+        self._routes = {
+            ("POST", "reset"): self.reset,
+            ("POST", "users"): self.add_user,
+            ("POST", "posts"): self.add_post,
+            ("POST", "posts/bulk"): self.add_posts,
+            ("POST", "posts/delete"): self.delete_post,
+            ("POST", "posts/withhold"): self.withhold_post,
+            ("POST", "dms"): self.add_dm,
+            ("GET", "account_posts"): self.list_account_posts,
+            ("GET", "account_dms"): self.list_account_dms,
+            ("POST", "rate_limits"): self.set_rate_limit,
+            ("POST", "faults"): self.arm_fault,
+            ("DELETE", "faults"): self.clear_faults,
+            ("POST", "tokens"): self.set_tokens,
+            ("GET", "stats"): self.read_stats,
+        }
+
+    def handle(self, verb: str, route: str, query: dict, payload) -> tuple[int, dict]:
+        """Dispatch `verb /_emulator/<route>`; returns (HTTP status, JSON body)."""
+        handler = self._routes.get((verb, route.strip("/")))
+        if handler is None:
+            return 404, {"error": f"no control endpoint {verb} /_emulator/{route}"}
+        if not isinstance(payload, dict):
+            return 400, {"error": "body must be a JSON object"}
+        try:
+            return 200, handler({**query, **payload})
+        except ControlError as exc:
+            return exc.status, {"error": exc.error}
+        except XError as exc:
+            return exc.status, {"error": exc.body.get("detail", "")}
+        except (TypeError, ValueError) as exc:  # a field of the wrong type or value
+            return 400, {"error": str(exc)}
+
+    def reset(self, payload: dict) -> dict:
+        self._reset()
+        return {}
+
+    def add_user(self, payload: dict) -> dict:
+        user = self.store.add_user(payload.get("username"), payload.get("name"), _optional_id(payload, "id"),
+                                   suspended=bool(payload.get("suspended", False)))
+        return {**user.render(), "suspended": user.suspended}
+
+    def add_post(self, payload: dict) -> dict:
+        post = self.store.post(_field(payload, "author_id"), _field(payload, "text"),
+                               _optional_id(payload, "in_reply_to_tweet_id"), _optional_id(payload, "quote_tweet_id"))
+        return post_record(post)
+
+    def add_posts(self, payload: dict) -> dict:
+        posts = _field(payload, "posts", list)
+        if not all(isinstance(post, dict) for post in posts):
+            raise ControlError("posts must be objects")
+        return {"ids": [str(post_id) for post_id in self.store.post_many(posts)]}
+
+    def delete_post(self, payload: dict) -> dict:
+        return {"deleted": self.store.delete_post(_field(payload, "id"))}
+
+    def withhold_post(self, payload: dict) -> dict:
+        countries = payload.get("country_codes") or WITHHELD_COUNTRIES
+        return post_record(self.store.withhold(_field(payload, "id"), countries))
+
+    def add_dm(self, payload: dict) -> dict:
+        return dm_record(self.store.dm_to_account(_field(payload, "sender_id"), _field(payload, "text")))
+
+    def list_account_posts(self, payload: dict) -> dict:
+        return {"posts": [post_record(post) for post in self.store.account_posts()]}
+
+    def list_account_dms(self, payload: dict) -> dict:
+        return {"dms": [dm_record(event) for event in self.store.account_dms()]}
+
+    def set_rate_limit(self, payload: dict) -> dict:
+        self.rate_limits.configure(_field(payload, "endpoint"), int(_field(payload, "limit", int)),
+                                   float(payload.get("window_seconds", 900)))
+        return self.rate_limits.snapshot()
+
+    def arm_fault(self, payload: dict) -> dict:
+        endpoint = _field(payload, "endpoint")
+        if endpoint not in DEFAULT_RATE_LIMITS:
+            raise ControlError(f"unknown endpoint {endpoint!r}; one of {sorted(DEFAULT_RATE_LIMITS)}")
+        if payload.get("repeat_ids_once"):
+            if endpoint not in ("mentions", "dm_events"):
+                raise ControlError("repeat_ids_once applies to the paginated endpoints: mentions, dm_events")
+            self.faults.arm_repeated_page(endpoint)
+        if "status" in payload:
+            self.faults.arm(endpoint, int(payload.get("count", 1)), int(payload["status"]))
+        return {}
+
+    def clear_faults(self, payload: dict) -> dict:
+        self.faults.clear()
+        return {}
+
+    def set_tokens(self, payload: dict) -> dict:
+        self.credentials.set_revoked(bool(payload.get("revoked", True)), payload.get("token"))
+        return {}
+
+    def read_stats(self, payload: dict) -> dict:
+        return {**self.stats.snapshot(), "rate_limits": self.rate_limits.snapshot()}
