@@ -1,4 +1,4 @@
-"""The bridge between adapters and tickets: poll, store, ingest, deliver.
+"""The bridge between adapters and tickets: poll, store, ingest, triage, and the beat sweep.
 
 Every step is idempotent. Inbound events are stored first (unique per
 channel and external id), then ingested in batches; the cursor is saved in
@@ -8,7 +8,6 @@ the same transaction as what it covers.
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,15 +22,13 @@ from django.utils import timezone
 from tickets.models import Message, Ticket, TicketThread
 from tickets.services import (
     ReplyError,
-    attach_thread,
     receive_batch,
     refresh_identities,
-    reply_target,
     reply_to_ticket,
 )
 
-from .adapters.base import AdapterError, CredentialsError, Envelope, RateLimited, Rejected, Sender, TransientError
 from . import triage
+from .adapters.base import AdapterError, CredentialsError, Envelope, RateLimited, Rejected, Sender, TransientError
 from .models import Channel, InboundMessage
 from .usage import enforce_budget, record_usage
 
@@ -41,7 +38,6 @@ POLL_LEASE = timedelta(minutes=5)
 STALE_PENDING = timedelta(seconds=10)
 STALE_SENDING = timedelta(minutes=5)
 LOST_RETRY = timedelta(minutes=2)
-MAX_BACKOFF_SECONDS = 300
 
 
 class LeaseLost(Exception):
@@ -368,88 +364,6 @@ def describe_senders(channel_id: int, senders: list[Sender]) -> int:
     described = channel.adapter().describe_senders(senders, fetch=True)
     refresh_identities(list(described.values()))
     return len(described)
-
-
-# Delivering ---------------------------------------------------------------
-
-
-@dataclass
-class DeliveryOutcome:
-    status: str
-    retry_in: float | None = None
-
-
-def deliver_message(message_id: int) -> DeliveryOutcome:
-    """Send one queued reply. Does nothing unless the message is queued (so redelivery is harmless)."""
-    now = timezone.now()
-    claimed = Message.objects.filter(pk=message_id, delivery_status=Message.DeliveryStatus.QUEUED).update(
-        delivery_status=Message.DeliveryStatus.SENDING,
-        delivery_attempts=F("delivery_attempts") + 1,
-        delivery_started_at=now,
-    )
-    if not claimed:
-        return DeliveryOutcome(status="noop")
-    message = Message.objects.select_related("thread__channel").get(pk=message_id)
-    channel = message.thread.channel
-    adapter = channel.adapter()
-    try:
-        sent = adapter.send(target=reply_target(message.thread, mode=message.reply_mode), text=message.body)
-    except TransientError as exc:
-        return _retry_or_fail(message, exc)
-    except AdapterError as exc:
-        if isinstance(exc, CredentialsError):
-            channel.record_error(f"Credentials rejected: {exc}", unhealthy=True)
-        return _mark_failed(message, str(exc))
-    finally:
-        record_usage(channel, adapter.usage)
-    with transaction.atomic():
-        Message.objects.filter(pk=message_id).update(
-            delivery_status=Message.DeliveryStatus.SENT,
-            external_id=sent.external_id,
-            delivery_error="",
-            delivered_at=timezone.now(),
-            delivery_next_attempt_at=None,
-        )
-        if sent.thread_key:
-            attach_thread(ticket=message.ticket, channel=channel, key=sent.thread_key)
-    return DeliveryOutcome(status="sent")
-
-
-def _retry_or_fail(message, exc):
-    if message.delivery_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
-        return _mark_failed(message, f"{exc} (gave up after {message.delivery_attempts} attempts)")
-    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (message.delivery_attempts - 1)) * (1 + random.random() / 4)
-    delay = max(exc.retry_after or 0, backoff)
-    Message.objects.filter(pk=message.pk).update(
-        delivery_status=Message.DeliveryStatus.QUEUED,
-        delivery_error=f"Attempt {message.delivery_attempts} failed: {exc}; retrying in {delay:.0f}s",
-        delivery_next_attempt_at=timezone.now() + timedelta(seconds=delay),
-    )
-    return DeliveryOutcome(status="retry", retry_in=delay)
-
-
-def _mark_failed(message, error):
-    logger.error("message %s: delivery failed: %s", message.pk, error)
-    Message.objects.filter(pk=message.pk).update(
-        delivery_status=Message.DeliveryStatus.FAILED, delivery_error=error[:2000], delivery_next_attempt_at=None
-    )
-    return DeliveryOutcome(status="failed")
-
-
-def retry_delivery(message: Message) -> bool:
-    """Queue a failed reply again (the agent's Retry). Returns False if it was not failed."""
-    from .tasks import deliver_message as deliver_task
-    from .tasks import enqueue
-
-    with transaction.atomic():
-        requeued = Message.objects.filter(pk=message.pk, delivery_status=Message.DeliveryStatus.FAILED).update(
-            delivery_status=Message.DeliveryStatus.QUEUED,
-            delivery_attempts=0,
-            delivery_next_attempt_at=timezone.now(),
-        )
-        if requeued:
-            transaction.on_commit(lambda: enqueue(deliver_task, message.pk))
-    return bool(requeued)
 
 
 # Housekeeping -------------------------------------------------------------

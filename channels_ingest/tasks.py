@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from kombu.exceptions import OperationalError
 
-from . import services
+from . import delivery, services
 from .adapters.base import Sender
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def describe_senders(channel_id, senders):
 
 @shared_task(name="channels_ingest.deliver_message", bind=True, max_retries=None)
 def deliver_message(self, message_id):
-    outcome = services.deliver_message(message_id)
+    outcome = delivery.deliver_message(message_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
 

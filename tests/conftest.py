@@ -140,6 +140,18 @@ def celery_worker_process(transactional_db):
         worker.stop()
 
 
+def poll_as_worker(channel):
+    """Poll and ingest as the worker would, running what both queue on commit (e.g. name lookups)."""
+    from django.test import TestCase
+
+    from channels_ingest import services
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        outcome = services.poll_channel(channel.pk)
+    channel.refresh_from_db()
+    return outcome
+
+
 def wait_for(predicate, timeout=30, interval=0.05, message="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from channels_ingest import services
+from channels_ingest import delivery, services
 from channels_ingest.adapters import locmem
 from channels_ingest.adapters.base import CredentialsError, PermanentError, RateLimited, TransientError
 from channels_ingest.models import Channel
@@ -63,14 +63,14 @@ def test_blank_or_overlong_reply_is_refused(ticket, agent):
 def test_transient_failure_is_retried_with_backoff_honouring_retry_after(queued_reply):
     """A 429 keeps the reply queued, records the error, and schedules the retry no sooner than Retry-After."""
     locmem.failures.append(RateLimited("ratelimited", retry_after=30))
-    outcome = services.deliver_message(queued_reply.pk)
+    outcome = delivery.deliver_message(queued_reply.pk)
     queued_reply.refresh_from_db()
     assert outcome.status == "retry" and outcome.retry_in >= 30
     assert queued_reply.delivery_status == Message.DeliveryStatus.QUEUED
     assert "ratelimited" in queued_reply.delivery_error
     assert queued_reply.delivery_next_attempt_at > timezone.now() + timedelta(seconds=29)
 
-    assert services.deliver_message(queued_reply.pk).status == "sent"
+    assert delivery.deliver_message(queued_reply.pk).status == "sent"
     queued_reply.refresh_from_db()
     assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
     assert queued_reply.delivery_attempts == 2
@@ -82,7 +82,7 @@ def test_backoff_grows_exponentially(queued_reply):
     delays = []
     for _ in range(3):
         locmem.failures.append(TransientError("HTTP 503"))
-        delays.append(services.deliver_message(queued_reply.pk).retry_in)
+        delays.append(delivery.deliver_message(queued_reply.pk).retry_in)
     assert delays[0] < delays[1] < delays[2]
     assert delays[2] >= 4
 
@@ -91,7 +91,7 @@ def test_reply_fails_visibly_after_the_last_attempt(queued_reply, settings):
     """After DELIVERY_MAX_ATTEMPTS transient failures the reply is failed, with the platform's error."""
     settings.DELIVERY_MAX_ATTEMPTS = 3
     locmem.failures.extend([TransientError("HTTP 503")] * 3)
-    outcomes = [services.deliver_message(queued_reply.pk).status for _ in range(3)]
+    outcomes = [delivery.deliver_message(queued_reply.pk).status for _ in range(3)]
     queued_reply.refresh_from_db()
     assert outcomes == ["retry", "retry", "failed"]
     assert queued_reply.delivery_status == Message.DeliveryStatus.FAILED
@@ -101,7 +101,7 @@ def test_reply_fails_visibly_after_the_last_attempt(queued_reply, settings):
 def test_permanent_error_fails_at_once_and_retry_resends(queued_reply, django_capture_on_commit_callbacks):
     """A permanent refusal is not retried; the agent's Retry really resends it."""
     locmem.failures.append(PermanentError("channel_not_found"))
-    assert services.deliver_message(queued_reply.pk).status == "failed"
+    assert delivery.deliver_message(queued_reply.pk).status == "failed"
     queued_reply.refresh_from_db()
     assert queued_reply.delivery_error == "channel_not_found"
 
@@ -109,7 +109,7 @@ def test_permanent_error_fails_at_once_and_retry_resends(queued_reply, django_ca
 
     app.conf.task_always_eager = True
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.retry_delivery(queued_reply) is True
+        assert delivery.retry_delivery(queued_reply) is True
     queued_reply.refresh_from_db()
     assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
     assert len(locmem.outbox) == 1
@@ -118,15 +118,15 @@ def test_permanent_error_fails_at_once_and_retry_resends(queued_reply, django_ca
 def test_credentials_error_fails_the_reply_and_marks_the_channel_unhealthy(queued_reply, locmem_channel):
     """Revoked credentials fail the reply and flag the channel."""
     locmem.failures.append(CredentialsError("token_revoked"))
-    services.deliver_message(queued_reply.pk)
+    delivery.deliver_message(queued_reply.pk)
     locmem_channel.refresh_from_db()
     assert not locmem_channel.healthy and "token_revoked" in locmem_channel.last_error
 
 
 def test_delivering_twice_sends_once(queued_reply):
     """A redelivered task finds the reply already sent and does nothing."""
-    assert services.deliver_message(queued_reply.pk).status == "sent"
-    assert services.deliver_message(queued_reply.pk).status == "noop"
+    assert delivery.deliver_message(queued_reply.pk).status == "sent"
+    assert delivery.deliver_message(queued_reply.pk).status == "noop"
     assert len(locmem.outbox) == 1
 
 

@@ -1,22 +1,14 @@
 """Slack polling and replies through the real slack_sdk client, against the emulator."""
 
 import pytest
-from django.test import TestCase
 
-from channels_ingest import services
+from channels_ingest import delivery, services
 from channels_ingest.models import Channel, InboundMessage
+from tests.conftest import poll_as_worker as poll
 from tickets.models import Message, Ticket
 from tickets.services import reply_to_ticket
 
 pytestmark = pytest.mark.django_db
-
-
-def poll(channel):
-    """Poll and ingest as the worker would, running what both queue on commit (e.g. name lookups)."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        outcome = services.poll_channel(channel.pk)
-    channel.refresh_from_db()
-    return outcome
 
 
 def test_history_is_paged_and_each_message_stored_once(slack_channel, slack_emulator):
@@ -134,11 +126,11 @@ def test_delivery_honours_retry_after_then_sends(slack_channel, slack_emulator, 
 
     app.conf.task_always_eager = False
     reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
-    outcome = services.deliver_message(reply.pk)
+    outcome = delivery.deliver_message(reply.pk)
     assert outcome.status == "retry" and outcome.retry_in >= 7
     reply.refresh_from_db()
     assert reply.delivery_status == Message.DeliveryStatus.QUEUED and "rate limit" in reply.delivery_error
-    assert services.deliver_message(reply.pk).status == "sent"
+    assert delivery.deliver_message(reply.pk).status == "sent"
     assert len(slack_emulator.bot_messages("C0GENERAL")) == 1
 
 
@@ -151,7 +143,7 @@ def test_permanent_slack_error_fails_the_reply_visibly(slack_channel, slack_emul
 
     app.conf.task_always_eager = False
     reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
-    assert services.deliver_message(reply.pk).status == "failed"
+    assert delivery.deliver_message(reply.pk).status == "failed"
     reply.refresh_from_db()
     assert reply.delivery_error == "Slack error: channel_not_found"
 
@@ -165,4 +157,4 @@ def test_slack_server_errors_are_transient(slack_channel, slack_emulator, agent)
 
     app.conf.task_always_eager = False
     reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
-    assert services.deliver_message(reply.pk).status == "retry"
+    assert delivery.deliver_message(reply.pk).status == "retry"

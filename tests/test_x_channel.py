@@ -7,21 +7,14 @@ import pytest
 from django.test import TestCase
 from django.utils import timezone
 
-from channels_ingest import services
+from channels_ingest import delivery, services
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from tests.conftest import make_x_channel
+from tests.conftest import poll_as_worker as poll
 from tickets.models import Message, Ticket
 from tickets.services import ReplyError, reply_modes, reply_to_ticket
 
 pytestmark = pytest.mark.django_db
-
-
-def poll(channel):
-    """Poll and ingest as the worker would, running what both queue on commit."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        outcome = services.poll_channel(channel.pk)
-    channel.refresh_from_db()
-    return outcome
 
 
 def reply(ticket, agent, body, mode=None):
@@ -335,7 +328,7 @@ def test_reply_rate_limited_is_retried_after_x_reset(x_channel, x_emulator, agen
 
     app.conf.task_always_eager = False
     message = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="pong", mode="public")
-    outcome = services.deliver_message(message.pk)
+    outcome = delivery.deliver_message(message.pk)
     assert outcome.status == "retry" and 100 < outcome.retry_in <= 150
 
 

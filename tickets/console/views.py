@@ -12,8 +12,9 @@ from django.views.decorators.http import require_POST
 
 from channels_ingest.adapters import adapter_class
 from channels_ingest.adapters.base import Envelope, ReplyMode
+from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
-from channels_ingest.services import accept_triaged, dismiss_triaged, retry_delivery
+from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
 from tickets.models import Message, Ticket
 from tickets.services import MAX_BODY_LENGTH, ReplyError, latest_thread, reply_modes, reply_to_ticket
