@@ -1,9 +1,8 @@
 """Run the Slack emulator in the foreground: python -m emulators.slack --port 8765 ..."""
 
 import argparse
-import signal
-import threading
 
+from ..common import run_until_stopped
 from .events import DEFAULT_RETRY_DELAYS
 from .server import SlackEmulator
 
@@ -26,16 +25,7 @@ def main(argv=None) -> None:
                              signing_secret=args.signing_secret, team_id=args.team_id, events_url=args.events_url,
                              event_workers=args.event_workers, event_retry_delays=args.event_retry_delays,
                              verbose=args.verbose)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    emulator.start()
-    print(f"Slack emulator: base_url={emulator.base_url} control={emulator.url}/_emulator/", flush=True)
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    run_until_stopped(emulator, f"Slack emulator: base_url={emulator.base_url} control={emulator.url}/_emulator/")
 
 
 if __name__ == "__main__":

@@ -1,49 +1,17 @@
 """Python client for the emulator's control API, for an emulator in this process or elsewhere."""
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 
-# Loopback calls must never go through an HTTP proxy from the environment.
-_direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from ..common import ControlClient, EmulatorControlError
+
+__all__ = ["EmulatorControlError", "SlackEmulatorClient"]
 
 
-class EmulatorControlError(Exception):
-    def __init__(self, status: int, error: str):
-        super().__init__(f"HTTP {status}: {error}")
-        self.status = status
-        self.error = error
-
-
-class SlackEmulatorClient:
-    def __init__(self, url: str, timeout: float = 30.0):
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-
+class SlackEmulatorClient(ControlClient):
     @property
     def base_url(self) -> str:
         """What to pass to slack_sdk.WebClient(base_url=...)."""
         return f"{self.url}/api/"
-
-    def _call(self, verb: str, route: str, payload: dict | None = None, query: dict | None = None,
-              timeout: float | None = None) -> dict:
-        url = f"{self.url}/_emulator/{route}"
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        data = json.dumps(payload or {}).encode() if verb != "GET" else None
-        request = urllib.request.Request(url, data=data, method=verb, headers={"Content-Type": "application/json"})
-        try:
-            with _direct_opener.open(request, timeout=timeout or self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            try:
-                error = json.loads(body).get("error", "")
-            except ValueError:
-                error = body.decode(errors="replace")
-            raise EmulatorControlError(exc.code, error) from None
 
     def reset(self) -> None:
         """Back to the seeds: the bot user, C0GENERAL, the bot token, the start-up configuration."""

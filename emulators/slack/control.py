@@ -5,16 +5,10 @@ No auth. Errors are HTTP 4xx with {"error": "..."}.
 
 from collections.abc import Callable
 
+from ..common import ControlError, ControlRoutes
 from .events import EventDispatcher
 from .traffic import CallStats, FaultPlan, build_fault
 from .workspace import BOT_ID, SlackError, Workspace
-
-
-class ControlError(Exception):
-    def __init__(self, error: str, status: int = 400):
-        super().__init__(error)
-        self.error = error
-        self.status = status
 
 
 def _field(payload: dict, name: str, kind=str):
@@ -24,14 +18,16 @@ def _field(payload: dict, name: str, kind=str):
     return value
 
 
-class ControlApi:
+class ControlApi(ControlRoutes):
+    platform_errors = (SlackError,)
+
     def __init__(self, workspace: Workspace, events: EventDispatcher, faults: FaultPlan, stats: CallStats,
                  reset: Callable[[], None]):
+        super().__init__(reset)
         self.workspace = workspace
         self.events = events
         self.faults = faults
         self.stats = stats
-        self._reset = reset
         self._routes = {
             ("POST", "reset"): self.reset,
             ("POST", "users"): self.add_user,
@@ -52,25 +48,8 @@ class ControlApi:
             ("POST", "events/wait"): self.wait_for_events,
         }
 
-    def handle(self, verb: str, route: str, query: dict, payload) -> tuple[int, dict]:
-        """Dispatch `verb /_emulator/<route>`; returns (HTTP status, JSON body)."""
-        handler = self._routes.get((verb, route.strip("/")))
-        if handler is None:
-            return 404, {"error": f"no control endpoint {verb} /_emulator/{route}"}
-        if not isinstance(payload, dict):
-            return 400, {"error": "body must be a JSON object"}
-        try:
-            return 200, handler({**query, **payload})
-        except ControlError as exc:
-            return exc.status, {"error": exc.error}
-        except SlackError as exc:
-            return 400, {"error": exc.code}
-        except (TypeError, ValueError) as exc:  # a field of the wrong type or value
-            return 400, {"error": str(exc)}
-
-    def reset(self, payload: dict) -> dict:
-        self._reset()
-        return {}
+    def platform_error(self, exc: SlackError) -> tuple[int, dict]:
+        return 400, {"error": exc.code}
 
     def add_user(self, payload: dict) -> dict:
         user_id = _field(payload, "id")

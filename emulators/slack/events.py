@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..common import direct_opener  # loopback deliveries never go through an HTTP proxy
 from .workspace import APP_ID, BOT_USER_ID
 
 VERIFICATION_TOKEN = "verification-token"
@@ -34,10 +35,6 @@ def sign(signing_secret: str, timestamp: str, body: bytes) -> str:
 def new_event_id() -> str:
     # Random rather than a counter: the app's dedupe store outlives emulator restarts.
     return "Ev" + secrets.token_hex(5).upper()
-
-
-# Loopback deliveries must never go through an HTTP proxy from the environment.
-_direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass
@@ -245,7 +242,7 @@ class EventDispatcher:
         }
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
-            with _direct_opener.open(request, timeout=self.timeout) as response:
+            with direct_opener.open(request, timeout=self.timeout) as response:
                 return AppReply(response.status, response.headers, response.read().decode(errors="replace"))
         except urllib.error.HTTPError as exc:
             return AppReply(exc.code, exc.headers, exc.read().decode(errors="replace"))

@@ -1,9 +1,10 @@
 """Web API traffic control for tests: injected faults, latency and call statistics."""
 
-import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from ..common import CallCounter, FaultQueues
 
 DEFAULT_RETRY_AFTER = 1  # seconds
 
@@ -36,17 +37,15 @@ def build_fault(count: int = 1, status: int | None = None, error: str | None = N
     return Fault(count, status, error or default_error, retry_after)
 
 
-class FaultPlan:
+class FaultPlan(FaultQueues):
     """Faults and latency armed per Web API method; faults are used up in the order armed."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._faults: dict[str, list[Fault]] = {}
+        super().__init__()
         self._latency: dict[str, float] = {}
 
     def arm(self, method: str, fault: Fault) -> None:
-        with self._lock:
-            self._faults.setdefault(method, []).append(fault)
+        self._enqueue(method, fault)
 
     def set_latency(self, method: str, seconds: float) -> None:
         with self._lock:
@@ -59,39 +58,22 @@ class FaultPlan:
         with self._lock:
             return self._latency.get(method, 0.0)
 
-    def take(self, method: str) -> Fault | None:
-        """Use up one call of the oldest fault armed for the method, if any."""
-        with self._lock:
-            faults = self._faults.get(method)
-            if not faults:
-                return None
-            fault = faults[0]
-            fault.remaining -= 1
-            if fault.remaining == 0:
-                faults.pop(0)
-            return fault
-
     def clear(self) -> None:
+        super().clear()
         with self._lock:
-            self._faults.clear()
             self._latency.clear()
 
 
-class CallStats:
+class CallStats(CallCounter):
     """Calls per method, and the peak of concurrent calls per (method, channel).
 
     The peak proves that an app never runs two polls of one channel at once.
     """
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._calls: Counter = Counter()
+        super().__init__()
         self._in_flight: Counter = Counter()
         self._max_in_flight: dict[str, int] = {}
-
-    def count(self, method: str) -> None:
-        with self._lock:
-            self._calls[method] += 1
 
     @contextmanager
     def in_flight(self, method: str, channel: str):
@@ -110,7 +92,7 @@ class CallStats:
             return {"calls": dict(self._calls), "max_inflight": dict(self._max_in_flight)}
 
     def reset(self) -> None:
+        super().reset()
         with self._lock:
-            self._calls.clear()
             self._max_in_flight.clear()
             # In-flight counts stay: those requests are still running and will decrement.

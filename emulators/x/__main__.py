@@ -1,9 +1,8 @@
 """Run the X emulator in the foreground: python -m emulators.x --port 8766 ..."""
 
 import argparse
-import signal
-import threading
 
+from ..common import run_until_stopped
 from .server import XEmulator
 
 
@@ -27,16 +26,7 @@ def main(argv=None) -> None:
                          bearer_token=args.bearer_token, consumer_key=args.consumer_key,
                          consumer_secret=args.consumer_secret, access_token=args.access_token,
                          access_token_secret=args.access_token_secret, verbose=args.verbose)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    emulator.start()
-    print(f"X emulator: url={emulator.url} control={emulator.url}/_emulator/", flush=True)
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    run_until_stopped(emulator, f"X emulator: url={emulator.url} control={emulator.url}/_emulator/")
 
 
 if __name__ == "__main__":

@@ -1,41 +1,14 @@
 """Python client for the emulator's control API, for an emulator in this process or elsewhere."""
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 
-# Loopback calls must never go through an HTTP proxy from the environment.
-_direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from ..common import ControlClient, EmulatorControlError
+
+__all__ = ["EmulatorControlError", "XEmulatorClient"]
 
 
-class EmulatorControlError(Exception):
-    def __init__(self, status: int, error: str):
-        super().__init__(f"HTTP {status}: {error}")
-        self.status = status
-        self.error = error
-
-
-class XEmulatorClient:
-    def __init__(self, url: str, timeout: float = 30.0):
-        self.url = url.rstrip("/")  # also the app's base URL for X: it stands in for https://api.twitter.com
-        self.timeout = timeout
-
-    def _call(self, verb: str, route: str, payload: dict | None = None) -> dict:
-        data = json.dumps(payload or {}).encode() if verb != "GET" else None
-        request = urllib.request.Request(f"{self.url}/_emulator/{route}", data=data, method=verb,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with _direct_opener.open(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            try:
-                error = json.loads(body).get("error", "")
-            except ValueError:
-                error = body.decode(errors="replace")
-            raise EmulatorControlError(exc.code, error) from None
+class XEmulatorClient(ControlClient):
+    """`url` is also the app's base URL for X: it stands in for https://api.twitter.com."""
 
     def reset(self) -> None:
         """Back to the account alone, fresh rate-limit windows, no faults, tokens valid."""

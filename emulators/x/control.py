@@ -5,17 +5,11 @@ HTTP 4xx with {"error": "..."}.
 
 from collections.abc import Callable
 
+from ..common import ControlError, ControlRoutes
 from .api_v2 import WITHHELD_COUNTRIES
 from .auth import Credentials
 from .store import DmEvent, Post, Store, XError, snowflake_time
 from .traffic import DEFAULT_RATE_LIMITS, CallStats, FaultPlan, RateLimiter
-
-
-class ControlError(Exception):
-    def __init__(self, error: str, status: int = 400):
-        super().__init__(error)
-        self.error = error
-        self.status = status
 
 
 def _field(payload: dict, name: str, kind=str):
@@ -56,15 +50,17 @@ def dm_record(event: DmEvent) -> dict:
     }
 
 
-class ControlApi:
+class ControlApi(ControlRoutes):
+    platform_errors = (XError,)
+
     def __init__(self, store: Store, credentials: Credentials, faults: FaultPlan, rate_limits: RateLimiter,
                  stats: CallStats, reset: Callable[[], None]):
+        super().__init__(reset)
         self.store = store
         self.credentials = credentials
         self.faults = faults
         self.rate_limits = rate_limits
         self.stats = stats
-        self._reset = reset
         self._routes = {
             ("POST", "reset"): self.reset,
             ("POST", "users"): self.add_user,
@@ -82,25 +78,8 @@ class ControlApi:
             ("GET", "stats"): self.read_stats,
         }
 
-    def handle(self, verb: str, route: str, query: dict, payload) -> tuple[int, dict]:
-        """Dispatch `verb /_emulator/<route>`; returns (HTTP status, JSON body)."""
-        handler = self._routes.get((verb, route.strip("/")))
-        if handler is None:
-            return 404, {"error": f"no control endpoint {verb} /_emulator/{route}"}
-        if not isinstance(payload, dict):
-            return 400, {"error": "body must be a JSON object"}
-        try:
-            return 200, handler({**query, **payload})
-        except ControlError as exc:
-            return exc.status, {"error": exc.error}
-        except XError as exc:
-            return exc.status, {"error": exc.body.get("detail", "")}
-        except (TypeError, ValueError) as exc:  # a field of the wrong type or value
-            return 400, {"error": str(exc)}
-
-    def reset(self, payload: dict) -> dict:
-        self._reset()
-        return {}
+    def platform_error(self, exc: XError) -> tuple[int, dict]:
+        return exc.status, {"error": exc.body.get("detail", "")}
 
     def add_user(self, payload: dict) -> dict:
         user = self.store.add_user(payload.get("username"), payload.get("name"), _optional_id(payload, "id"),

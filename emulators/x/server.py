@@ -1,12 +1,8 @@
 """The emulator's HTTP server: X API v2 under /2/, the control API under /_emulator/."""
 
 import http
-import json
-import threading
-import traceback
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ..common import CONTROL_PREFIX, EmulatorServer, JsonRequestHandler
 from .api_v2 import ApiV2
 from .auth import Credentials
 from .client import XEmulatorClient
@@ -14,7 +10,7 @@ from .control import ControlApi
 from .store import Store, XError
 from .traffic import CallStats, FaultPlan, RateLimiter
 
-CONTROL_PREFIX = "/_emulator/"
+__all__ = ["CONTROL_PREFIX", "XEmulator", "problem"]
 
 
 def problem(status: int, detail: str | None = None) -> dict:
@@ -23,12 +19,30 @@ def problem(status: int, detail: str | None = None) -> dict:
     return {"title": phrase, "type": "about:blank", "status": status, "detail": detail or phrase}
 
 
-class XEmulator(XEmulatorClient):
+class _RequestHandler(JsonRequestHandler):
+    server_version = "XEmulator/1.0"
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def internal_error(self) -> tuple[int, dict, dict]:
+        return 500, problem(500), self.server.emulator.rate_limits.peek("unknown")  # like an X outage
+
+    def serve(self, verb: str, path: str, query: dict, body: bytes) -> None:
+        authorization = self.headers.get("Authorization", "")
+        self._reply(*self.server.emulator.serve_api(verb, path, query, body, authorization))
+
+
+class XEmulator(EmulatorServer, XEmulatorClient):
     """A local X speaking API v2 for one account (the app's), with a control API for tests.
 
     It is also a control API client of itself, so `emu.post(...)`, `emu.stats()`
     and the other XEmulatorClient helpers work on it directly.
     """
+
+    handler_class = _RequestHandler
+    client_class = XEmulatorClient
+    thread_name = "x-emulator"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, account_id: str = "9000000000000000001",
                  account_username: str = "ithelp", account_name: str = "IT Help",
@@ -42,35 +56,7 @@ class XEmulator(XEmulatorClient):
         self.api = ApiV2(self.store, self.faults)
         self.control = ControlApi(self.store, self.credentials, self.faults, self.rate_limits, self.call_stats,
                                   self.reset_state)
-        self.verbose = verbose
-        self._http = ThreadingHTTPServer((host, port), _RequestHandler)
-        self._http.emulator = self
-        self._serve_thread: threading.Thread | None = None
-        bound_host, bound_port = self._http.server_address[:2]
-        super().__init__(f"http://{bound_host}:{bound_port}")
-
-    @property
-    def client(self) -> XEmulatorClient:
-        """A plain control API client for this emulator, for code that should not own the server."""
-        return XEmulatorClient(self.url)
-
-    def start(self) -> "XEmulator":
-        self._serve_thread = threading.Thread(target=self._http.serve_forever, name="x-emulator", daemon=True)
-        self._serve_thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._serve_thread is not None:
-            self._http.shutdown()
-            self._serve_thread.join()
-            self._serve_thread = None
-        self._http.server_close()
-
-    def __enter__(self) -> "XEmulator":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+        self._bind(host, port, verbose)
 
     def reset_state(self) -> None:
         """Everything back to the account alone and the constructor's settings."""
@@ -101,60 +87,3 @@ class XEmulator(XEmulatorClient):
             return exc.status, exc.body, headers
         return status, payload, headers
 
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as requests pools connections
-    server_version = "XEmulator/1.0"
-
-    def do_GET(self):
-        self._dispatch("GET")
-
-    def do_POST(self):
-        self._dispatch("POST")
-
-    def do_PUT(self):
-        self._dispatch("PUT")
-
-    def do_DELETE(self):
-        self._dispatch("DELETE")
-
-    def log_message(self, format, *args):
-        if self.server.emulator.verbose:
-            super().log_message(format, *args)
-
-    def log_error(self, format, *args):
-        BaseHTTPRequestHandler.log_message(self, format, *args)
-
-    def _dispatch(self, verb: str) -> None:
-        try:
-            self._route(verb)
-        except Exception:
-            # An emulator bug: answer like an X outage and keep the traceback visible.
-            self.log_error("unhandled error for %s %s\n%s", verb, self.path, traceback.format_exc())
-            self._reply(500, problem(500), self.server.emulator.rate_limits.peek("unknown"))
-
-    def _route(self, verb: str) -> None:
-        emulator: XEmulator = self.server.emulator
-        url = urllib.parse.urlsplit(self.path)
-        query = dict(urllib.parse.parse_qsl(url.query))
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if url.path.startswith(CONTROL_PREFIX):
-            try:
-                payload = json.loads(body) if body.strip() else {}
-            except ValueError:
-                self._reply(400, {"error": "body is not JSON"})
-                return
-            self._reply(*emulator.control.handle(verb, url.path[len(CONTROL_PREFIX):], query, payload))
-        else:
-            authorization = self.headers.get("Authorization", "")
-            self._reply(*emulator.serve_api(verb, url.path, query, body, authorization))
-
-    def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)

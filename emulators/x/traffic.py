@@ -3,8 +3,9 @@
 import math
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
+
+from ..common import CallCounter, FaultQueues
 
 WINDOW_15_MIN = 15 * 60
 
@@ -100,12 +101,11 @@ class Fault:
     status: int
 
 
-class FaultPlan:
+class FaultPlan(FaultQueues):
     """Faults armed per endpoint name, used up in the order armed, plus one-shot repeated pages."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._faults: dict[str, list[Fault]] = {}
+        super().__init__()
         self._repeat_next_page: set[str] = set()
 
     def arm(self, endpoint: str, count: int, status: int) -> None:
@@ -113,23 +113,11 @@ class FaultPlan:
             raise ValueError("count must be at least 1")
         if not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status")
-        with self._lock:
-            self._faults.setdefault(endpoint, []).append(Fault(count, status))
+        self._enqueue(endpoint, Fault(count, status))
 
     def arm_repeated_page(self, endpoint: str) -> None:
         with self._lock:
             self._repeat_next_page.add(endpoint)
-
-    def take(self, endpoint: str) -> Fault | None:
-        with self._lock:
-            faults = self._faults.get(endpoint)
-            if not faults:
-                return None
-            fault = faults[0]
-            fault.remaining -= 1
-            if fault.remaining == 0:
-                faults.pop(0)
-            return fault
 
     def take_repeated_page(self, endpoint: str) -> bool:
         with self._lock:
@@ -139,26 +127,10 @@ class FaultPlan:
             return False
 
     def clear(self) -> None:
+        super().clear()
         with self._lock:
-            self._faults.clear()
             self._repeat_next_page.clear()
 
 
-class CallStats:
+class CallStats(CallCounter):
     """Calls per route template ("GET /2/users/:id/mentions"), answered or refused."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._calls: Counter = Counter()
-
-    def count(self, route: str) -> None:
-        with self._lock:
-            self._calls[route] += 1
-
-    def snapshot(self) -> dict:
-        with self._lock:
-            return {"calls": dict(self._calls)}
-
-    def reset(self) -> None:
-        with self._lock:
-            self._calls.clear()

@@ -33,13 +33,6 @@ def emulator():
 
 
 @pytest.fixture
-def emu(emulator):
-    emulator.reset()
-    yield emulator
-    emulator.reset()
-
-
-@pytest.fixture
 def slack(emu):
     return WebClient(token=BOT_TOKEN, base_url=emu.base_url)
 

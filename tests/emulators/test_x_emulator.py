@@ -42,13 +42,6 @@ def emulator():
 
 
 @pytest.fixture
-def emu(emulator):
-    emulator.reset()
-    yield emulator
-    emulator.reset()
-
-
-@pytest.fixture
 def bearer(emu):
     """The app's OAuth 2.0 user-context client; every call passes user_auth=False."""
     return redirect(tweepy.Client(bearer_token=BEARER), emu.url)

@@ -1,0 +1,287 @@
+"""Plumbing shared by the stdlib-only emulators (emulators.slack, emulators.x).
+
+Each emulator is a ThreadingHTTPServer answering its platform's API next to a JSON
+control API under /_emulator/, plus a Python client of that control API. This module
+holds the parts that do not depend on the platform; the protocols stay in the packages.
+"""
+
+import json
+import signal
+import threading
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+
+CONTROL_PREFIX = "/_emulator/"
+
+# Loopback calls must never go through an HTTP proxy from the environment.
+direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# Control API: client side
+
+
+class EmulatorControlError(Exception):
+    def __init__(self, status: int, error: str):
+        super().__init__(f"HTTP {status}: {error}")
+        self.status = status
+        self.error = error
+
+
+class ControlClient:
+    """Calls `verb /_emulator/<route>` on an emulator, in this process or elsewhere."""
+
+    def __init__(self, url: str, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, verb: str, route: str, payload: dict | None = None, query: dict | None = None,
+              timeout: float | None = None) -> dict:
+        url = f"{self.url}{CONTROL_PREFIX}{route}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(payload or {}).encode() if verb != "GET" else None
+        request = urllib.request.Request(url, data=data, method=verb, headers={"Content-Type": "application/json"})
+        try:
+            with direct_opener.open(request, timeout=timeout or self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            try:
+                error = json.loads(body).get("error", "")
+            except ValueError:
+                error = body.decode(errors="replace")
+            raise EmulatorControlError(exc.code, error) from None
+
+
+# Control API: server side
+
+
+class ControlError(Exception):
+    def __init__(self, error: str, status: int = 400):
+        super().__init__(error)
+        self.error = error
+        self.status = status
+
+
+class ControlRoutes:
+    """Dispatches control API calls to `self._routes[(verb, route)]`, each taking the
+    query and body merged into one dict and returning the JSON answer."""
+
+    def __init__(self, reset: Callable[[], None]):
+        self._reset = reset
+        self._routes: dict[tuple[str, str], Callable[[dict], dict]] = {}
+
+    def handle(self, verb: str, route: str, query: dict, payload) -> tuple[int, dict]:
+        """Dispatch `verb /_emulator/<route>`; returns (HTTP status, JSON body)."""
+        handler = self._routes.get((verb, route.strip("/")))
+        if handler is None:
+            return 404, {"error": f"no control endpoint {verb} {CONTROL_PREFIX}{route}"}
+        if not isinstance(payload, dict):
+            return 400, {"error": "body must be a JSON object"}
+        try:
+            return 200, handler({**query, **payload})
+        except ControlError as exc:
+            return exc.status, {"error": exc.error}
+        except self.platform_errors as exc:
+            return self.platform_error(exc)
+        except (TypeError, ValueError) as exc:  # a field of the wrong type or value
+            return 400, {"error": str(exc)}
+
+    platform_errors: tuple[type[Exception], ...] = ()  # the platform's own errors, answered by platform_error
+
+    def platform_error(self, exc: Exception) -> tuple[int, dict]:
+        return 400, {"error": str(exc)}
+
+    def reset(self, payload: dict) -> dict:
+        self._reset()
+        return {}
+
+
+# The HTTP server
+
+
+class JsonRequestHandler(BaseHTTPRequestHandler):
+    """Reads the request, answers /_emulator/ from `server.emulator.control` and hands
+    everything else to `serve(verb, path, query, body)`; every answer is JSON."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive for clients that pool connections
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def log_message(self, format, *args):
+        if self.server.emulator.verbose:
+            super().log_message(format, *args)
+
+    def log_error(self, format, *args):
+        BaseHTTPRequestHandler.log_message(self, format, *args)
+
+    def serve(self, verb: str, path: str, query: dict, body: bytes) -> None:
+        raise NotImplementedError
+
+    def internal_error(self) -> tuple[int, dict, dict]:
+        """The answer to an unhandled exception: (HTTP status, JSON body, headers)."""
+        raise NotImplementedError
+
+    def _dispatch(self, verb: str) -> None:
+        try:
+            self._route(verb)
+        except Exception:  # noqa: BLE001
+            # An emulator bug: answer like a platform outage and keep the traceback visible.
+            self.log_error("unhandled error for %s %s\n%s", verb, self.path, traceback.format_exc())
+            self._reply(*self.internal_error())
+
+    def _route(self, verb: str) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not url.path.startswith(CONTROL_PREFIX):
+            self.serve(verb, url.path, query, body)
+            return
+        try:
+            payload = json.loads(body) if body.strip() else {}
+        except ValueError:
+            self._reply(400, {"error": "body is not JSON"})
+            return
+        self._reply(*self.server.emulator.control.handle(verb, url.path[len(CONTROL_PREFIX):], query, payload))
+
+    def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class EmulatorServer:
+    """The lifecycle of an emulator's HTTP server; mixed in before the platform's control client.
+
+    A subclass sets `handler_class`, `client_class` and `thread_name`, builds its state,
+    then calls `self._bind(host, port, verbose)`, which also sets `self.url`.
+    """
+
+    handler_class: type[JsonRequestHandler]
+    client_class: type[ControlClient]
+    thread_name = "emulator"
+
+    def _bind(self, host: str, port: int, verbose: bool) -> None:
+        self.verbose = verbose
+        self._http = ThreadingHTTPServer((host, port), self.handler_class)
+        self._http.emulator = self
+        self._serve_thread: threading.Thread | None = None
+        bound_host, bound_port = self._http.server_address[:2]
+        super().__init__(f"http://{bound_host}:{bound_port}")  # the platform's control client
+
+    @property
+    def client(self) -> ControlClient:
+        """A plain control API client for this emulator, for code that should not own the server."""
+        return self.client_class(self.url)
+
+    def _before_start(self) -> None:
+        """Start helpers (threads) that must run while the server does."""
+
+    def _after_stop(self) -> None:
+        """Stop what _before_start started."""
+
+    def start(self) -> Self:
+        self._before_start()
+        self._serve_thread = threading.Thread(target=self._http.serve_forever, name=self.thread_name, daemon=True)
+        self._serve_thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._serve_thread is not None:
+            self._http.shutdown()
+            self._serve_thread.join()
+            self._serve_thread = None
+            self._after_stop()
+        self._http.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def run_until_stopped(emulator: EmulatorServer, banner: str) -> None:
+    """For `python -m emulators.<platform>`: serve until SIGTERM or Ctrl-C."""
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    emulator.start()
+    print(banner, flush=True)
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+
+
+# Traffic control
+
+
+class FaultQueues:
+    """Faults armed per key (a method or an endpoint), used up in the order armed.
+
+    A fault is anything with a `remaining` count of calls it still answers.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._faults: dict[str, list] = {}
+
+    def _enqueue(self, key: str, fault) -> None:
+        with self._lock:
+            self._faults.setdefault(key, []).append(fault)
+
+    def take(self, key: str):
+        """Use up one call of the oldest fault armed for the key, if any."""
+        with self._lock:
+            faults = self._faults.get(key)
+            if not faults:
+                return None
+            fault = faults[0]
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                faults.pop(0)
+            return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+
+class CallCounter:
+    """Calls per name; snapshot() is {"calls": {name: n}}."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._calls: Counter = Counter()
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            self._calls[name] += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"calls": dict(self._calls)}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._calls.clear()
