@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -89,7 +90,10 @@ def _store_messages(channel, envelopes):
             stored=True, ticket_id=ticket_id, opened_ticket=opened.get(envelope.thread_key) == envelope.external_id
         )
     insert_rows(Message, rows)
-    Ticket.objects.filter(id__in={row["ticket_id"] for row in rows}).record_customer_activity()
+    opened_tickets = {threads[key][1] for key in opened}
+    touched = {row["ticket_id"] for row in rows} - opened_tickets
+    if touched:
+        Ticket.objects.filter(id__in=touched).record_customer_activity()
     return outcomes
 
 
@@ -169,6 +173,11 @@ def _resolve_threads(channel, envelopes, identities):
             continue
         if key not in threads or (key in closed and not envelope.reopens):
             openers[key] = envelope
+    # A new ticket's messages are all in this batch, so its counters are known before it is inserted.
+    batch_count, batch_latest = defaultdict(int), {}
+    for envelope in envelopes:
+        batch_count[envelope.thread_key] += 1
+        batch_latest[envelope.thread_key] = envelope.sent_at
     detach = [closed[key] for key in openers if key in closed]
     if detach:
         TicketThread.objects.filter(id__in=detach).update(detached_at=timezone.now())
@@ -180,9 +189,10 @@ def _resolve_threads(channel, envelopes, identities):
                 "requester_id": identities[(e.sender.namespace, e.sender.external_id)].contact_id,
                 "channel_id": channel.pk,
                 "created_at": e.sent_at,
-                "last_activity_at": e.sent_at,
+                "last_activity_at": batch_latest[key],
+                "message_count": batch_count[key],
             }
-            for e in openers.values()
+            for key, e in openers.items()
         ],
     )
     thread_ids = insert_rows(
