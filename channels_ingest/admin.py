@@ -3,7 +3,7 @@ from django.contrib import admin
 
 from .adapters import adapter_class
 from .adapters.base import ConfigError
-from .models import Channel, InboundMessage
+from .models import ApiUsage, Channel, InboundMessage, PriceRule
 
 
 class ChannelForm(forms.ModelForm):
@@ -40,3 +40,18 @@ class InboundMessageAdmin(admin.ModelAdmin):
     list_filter = ["status", "channel"]
     list_select_related = ["channel"]
     readonly_fields = ["channel", "external_id", "payload", "received_at", "processed_at"]
+
+
+@admin.register(PriceRule)
+class PriceRuleAdmin(admin.ModelAdmin):
+    list_display = ["kind", "operation", "unit_price", "description"]
+    list_editable = ["unit_price"]
+    list_filter = ["kind"]
+
+
+@admin.register(ApiUsage)
+class ApiUsageAdmin(admin.ModelAdmin):
+    list_display = ["channel", "month", "operation", "units", "cost"]
+    list_filter = ["month", "channel"]
+    list_select_related = ["channel"]
+    readonly_fields = ["channel", "month", "operation", "units", "cost"]

@@ -141,3 +141,13 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
         text=True,
     )
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_add_and_list_an_x_channel_with_its_spend(x_emulator):
+    """An X account is connected the same way; list shows this month's estimated spend against the budget."""
+    config = json.dumps({"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url, "monthly_budget_usd": 20})
+    assert "Added x channel 'x-help'" in channels("add", "x", "x-help", "--config", config)
+    assert Channel.objects.get(name="x-help").state == {"account_id": x_emulator.store.account_id, "username": "ithelp"}
+    x_emulator.post_many([{"author_id": x_emulator.people["maya"], "text": f"@ithelp {i}"} for i in range(30)])
+    assert "Stored 30 new messages" in channels("poll", "x-help")
+    assert "estimated spend this month: $0.03 of $20.00 budget" in channels("list")

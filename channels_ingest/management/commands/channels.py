@@ -5,13 +5,14 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.urls import reverse
 
 from channels_ingest import services
 from channels_ingest.adapters import adapter_class
 from channels_ingest.adapters.base import AdapterError, ConfigError
-from channels_ingest.models import Channel, InboundMessage
+from channels_ingest.models import ApiUsage, Channel, InboundMessage
+from channels_ingest.usage import month_start, monthly_budget
 
 
 class Command(BaseCommand):
@@ -69,6 +70,9 @@ class Command(BaseCommand):
             .values_list("channel_id")
             .annotate(n=Count("id"))
         )
+        spent = dict(
+            ApiUsage.objects.filter(month=month_start()).values_list("channel_id").annotate(total=Sum("cost"))
+        )
         for channel in channels:
             health = "healthy" if channel.healthy else "UNHEALTHY"
             state = "enabled" if channel.enabled else "disabled"
@@ -79,6 +83,13 @@ class Command(BaseCommand):
             )
             if channel.last_error:
                 self.stdout.write(f"  last error: {channel.last_error}")
+            if channel.paused_reason:
+                self.stdout.write(f"  PAUSED: {channel.paused_reason}")
+            budget = monthly_budget(channel)
+            spend = spent.get(channel.pk)
+            if spend is not None or budget is not None:
+                limit = f" of ${budget:.2f} budget" if budget is not None else ""
+                self.stdout.write(f"  estimated spend this month: ${spend or 0:.2f}{limit}")
             self.stdout.write(f"  webhook: {webhook_url(channel)}")
 
     def handle_poll(self, *, name, **_):
