@@ -140,6 +140,16 @@ def celery_worker_process(transactional_db):
         worker.stop()
 
 
+def queries_for(client, url):
+    """How many queries a successful GET of ``url`` takes."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
 def poll_as_worker(channel):
     """Poll and ingest as the worker would, running what both queue on commit (e.g. name lookups)."""
     from django.test import TestCase

@@ -7,13 +7,13 @@ locmem adapter is reset for every test.
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import transaction
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from channels_ingest.adapters import locmem
+from tests.conftest import queries_for
 from tests.factories import BASE_TIME, message
 from tickets.models import Message, Ticket
 from tickets.services import receive_batch, reply_to_ticket
@@ -87,13 +87,6 @@ def conversation(channel, agent, size):
         reply_to_ticket(ticket=ticket, author=agent, body=f"reply {n}")
     assert ticket.messages.count() == size
     return ticket
-
-
-def queries_for(client, url):
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries)
 
 
 def detail_url(ticket):

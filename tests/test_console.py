@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from channels_ingest.adapters import locmem
 from channels_ingest.adapters.base import PermanentError
+from tests.conftest import queries_for
 from tests.factories import BASE_TIME, deletion, edit, message
 from tickets.models import Message, Ticket
 from tickets.services import receive_batch, reply_to_ticket
@@ -65,13 +66,6 @@ def conversation(channel, agent, size):
     )
     assert ticket.messages.count() == size
     return ticket
-
-
-def queries_for(client, url):
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries)
 
 
 def detail_url(ticket):

@@ -18,6 +18,7 @@ from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
 from channels_ingest.adapters.x import NOT_SUMMONED
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.usage import month_start
+from tests.conftest import queries_for
 from tests.factories import BASE_TIME, message
 from tickets.models import Message, Ticket
 from tickets.services import receive_batch
@@ -91,13 +92,6 @@ def counter(client, ticket, body, mode=None):
     response = client.post(length_url(ticket), data, headers={"HX-Request": "true"})
     assert response.status_code == 200
     return response.content.decode()
-
-
-def queries_for(client, url):
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries)
 
 
 # Access -----------------------------------------------------------------------

@@ -230,34 +230,29 @@ def _plural(count, word):
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-@agent_required
-@require_POST
-def triage_accept(request):
+def _triage(request, decide, done):
     ids = selected_ids(request.POST)
     if not ids:
         messages.error(request, "Select at least one post.")
         return _back_to_triage(request)
-    count = accept_triaged(ids, user=request.user)
+    count = decide(ids, user=request.user)
     if count:
-        messages.success(request, f"{_plural(count, 'post')} accepted: the tickets appear in the list in a moment.")
+        messages.success(request, f"{_plural(count, 'post')} {done}")
     if count < len(ids):
         messages.info(request, f"{_plural(len(ids) - count, 'post')} had already been triaged.")
     return _back_to_triage(request)
+
+
+@agent_required
+@require_POST
+def triage_accept(request):
+    return _triage(request, accept_triaged, "accepted: the tickets appear in the list in a moment.")
 
 
 @agent_required
 @require_POST
 def triage_dismiss(request):
-    ids = selected_ids(request.POST)
-    if not ids:
-        messages.error(request, "Select at least one post.")
-        return _back_to_triage(request)
-    count = dismiss_triaged(ids, user=request.user)
-    if count:
-        messages.success(request, f"{_plural(count, 'post')} dismissed.")
-    if count < len(ids):
-        messages.info(request, f"{_plural(len(ids) - count, 'post')} had already been triaged.")
-    return _back_to_triage(request)
+    return _triage(request, dismiss_triaged, "dismissed.")
 
 
 # Channels ---------------------------------------------------------------------
