@@ -14,7 +14,7 @@ BENCH_ENV := DJANGO_DEBUG=1 \
 	CELERY_BROKER_URL=$${BENCH_BROKER_URL:-redis://127.0.0.1:6379/13} \
 	CACHE_URL=$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/12}
 
-.PHONY: install run test bench bench-ingest bench-console lint
+.PHONY: install run test bench bench-ingest bench-console screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,7 @@ run: $(STAMP)
 ## Run the whole test suite against PostgreSQL and Redis.
 test: $(STAMP)
 	bin/ensure-services
+	bin/ensure-browser
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: bench-ingest bench-console
@@ -44,3 +45,8 @@ bench-console: $(STAMP)
 	bin/ensure-services
 	$(BENCH_ENV) DATABASE_URL=$${BENCH_CONSOLE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/helpdesk_bench_console} \
 		$(PY) -m bench.console
+
+## Regenerate docs/screenshots/*.png from the embedded demo (needs Debian's chromium).
+screenshots: $(STAMP)
+	bin/ensure-browser
+	$(PY) bin/screenshots

@@ -112,9 +112,8 @@ def test_secrets_survive_key_rotation(settings, slack_emulator):
 
 def test_check_deploy_is_clean_under_production_settings():
     """`manage.py check --deploy` reports nothing with production environment variables."""
-    env = {
-        key: value for key, value in os.environ.items() if key not in {"DJANGO_DEBUG", "DJANGO_SETTINGS_MODULE"}
-    }
+    dev_only = {"DJANGO_DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {key: value for key, value in os.environ.items() if key not in dev_only}
     env.update(
         SECRET_KEY="x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),

@@ -5,6 +5,7 @@ locmem adapter is reset for every test.
 """
 
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from django.db import connection, transaction
@@ -154,11 +155,48 @@ def test_pagination_without_count(agent_client, locmem_channel):
     with CaptureQueriesContext(connection) as queries:
         first = agent_client.get(reverse("console:ticket-list"))
     assert len(first.context["tickets"]) == 50 and first.context["has_next"]
-    assert "?page=2" in first.content.decode()
+    older = first.context["next_cursor"]
+    assert f'href="?after={quote(older)}" rel="next"' in first.content.decode()
     assert not any("COUNT(" in query["sql"].upper() for query in queries)
-    second = agent_client.get(reverse("console:ticket-list") + "?page=2")
+    with CaptureQueriesContext(connection) as queries:
+        second = agent_client.get(reverse("console:ticket-list"), {"after": older})
     assert len(second.context["tickets"]) == 10 and not second.context["has_next"]
-    assert 'href="?page=1" rel="prev"' in second.content.decode()
+    assert not any("COUNT(" in query["sql"].upper() for query in queries)
+    newer = second.context["prev_cursor"]
+    assert f'href="?before={quote(newer)}" rel="prev"' in second.content.decode()
+    back = agent_client.get(reverse("console:ticket-list"), {"before": newer})
+    assert back.context["tickets"] == first.context["tickets"] and 'rel="prev"' not in back.content.decode()
+    # Old ?page= links still work.
+    paged = agent_client.get(reverse("console:ticket-list") + "?page=2")
+    assert paged.context["tickets"] == second.context["tickets"] and not paged.context["has_next"]
+    assert 'href="?page=1" rel="prev"' in paged.content.decode()
+
+
+def test_keyset_pages_do_not_overlap(agent_client, locmem_channel):
+    """Following "Older" then "Newer" walks the list without repeating or skipping a ticket, even when many
+    tickets share one last-activity time (the id breaks the tie), and the status filter is kept."""
+    open_tickets(locmem_channel, 130)
+    Ticket.objects.filter(pk__lte=Ticket.objects.order_by("id")[60].pk).update(last_activity_at=BASE_TIME)
+    expected = list(Ticket.objects.order_by("-last_activity_at", "-id").values_list("pk", flat=True))
+    url, seen, cursors = reverse("console:ticket-list"), [], []
+    response = agent_client.get(url, {"status": "all"})
+    while True:
+        seen += [t.pk for t in response.context["tickets"]]
+        if not response.context["has_next"]:
+            break
+        cursors.append(response.context["next_cursor"])
+        assert f'href="?status=all&amp;after={quote(cursors[-1])}" rel="next"' in response.content.decode()
+        response = agent_client.get(url, {"status": "all", "after": cursors[-1]})
+        assert f'href="?status=all&amp;after={quote(cursors[-1])}" rel="next"' not in response.content.decode()
+    assert seen == expected and len(cursors) == 2
+    middle = agent_client.get(url, {"status": "all", "after": cursors[0]})
+    newer = agent_client.get(url, {"status": "all", "before": middle.context["prev_cursor"]})
+    assert [t.pk for t in newer.context["tickets"]] == expected[:50]
+    rows = agent_client.get(reverse("console:ticket-rows"), {"status": "all", "after": cursors[1]}).content.decode()
+    assert f"#{expected[100]}<" in rows and f"#{expected[99]}<" not in rows
+    # A malformed cursor is ignored: the first page.
+    for bad in ["nonsense", "2026-01-01T00:00:00,x", "2026-01-01T00:00:00,5", "9999-12-31T23:59:59-23:59,1"]:
+        assert [t.pk for t in agent_client.get(url, {"status": "all", "after": bad}).context["tickets"]] == expected[:50]
 
 
 def test_rows_partial_shows_new_tickets(agent_client, locmem_channel):
@@ -225,6 +263,20 @@ def test_message_text_is_escaped(agent_client, locmem_channel):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
         assert "&lt;b&gt;Mallory&lt;/b&gt;" in html and "<b>Mallory" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
+
+
+def test_queue_rows_escape_markup(agent_client, locmem_channel):
+    """The queue's rows (rendered in Python by the console_rows tag) escape the subject, the requester's
+    name and the channel's name, on the page and in the polled partial; a ticket without a channel says so."""
+    script = "<script>alert(1)</script>"
+    receive(locmem_channel, [message("m0", text=script, name=f'"><b>Mallory</b>{script}')])
+    Ticket.objects.create(subject="No channel", requester=Ticket.objects.get().requester)
+    for url in [reverse("console:ticket-list"), reverse("console:ticket-rows")]:
+        html = agent_client.get(url).content.decode()
+        assert 'dir="auto">&lt;script&gt;alert(1)&lt;/script&gt;</a>' in html and "<script>" not in html
+        assert "<bdi>&quot;&gt;&lt;b&gt;Mallory&lt;/b&gt;&lt;script&gt;" in html and "<b>Mallory" not in html
+        assert '<td data-label="Channel"><span class="muted">none</span></td>' in html
+        assert '<span class="channel-kind" data-kind="locmem">Locmem</span> lm</td>' in html
 
 
 # Replies --------------------------------------------------------------------

@@ -113,6 +113,17 @@ class Ticket(models.Model):
             first_line = first_line[: SUBJECT_LENGTH - 1] + "…"
         return first_line
 
+    def set_status(self, status, *, at):
+        """Move to ``status``: resolving (or closing) stamps ``resolved_at`` once, reopening clears it."""
+        if status not in self.Status.values:
+            raise ValueError(f"Unknown status {status!r}")
+        self.status = status
+        if status in self.CLOSED_STATUSES:
+            if self.resolved_at is None:
+                self.resolved_at = at
+        else:
+            self.resolved_at = None
+
     def record_agent_reply(self, *, at):
         if self.status == self.Status.NEW:
             self.status = self.Status.OPEN
@@ -209,3 +220,46 @@ class Message(models.Model):
         if self.author_identity_id:
             return str(self.author_identity)
         return "unknown"
+
+
+class TicketEvent(models.Model):
+    """One change an agent made to a ticket (status, priority, assignee or queue), for its audit trail.
+
+    Values are stored as shown when the change was made (a queue's or agent's name), so the trail
+    still reads right after a rename or deletion.
+    """
+
+    class Kind(models.TextChoices):
+        STATUS = "status"
+        PRIORITY = "priority"
+        ASSIGNEE = "assignee"
+        QUEUE = "queue"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    old_value = models.CharField(max_length=200, blank=True)
+    new_value = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["ticket", "created_at"], name="ticket_event_timeline")]
+
+    def __str__(self):
+        return f"{self.kind} {self.old_value!r} → {self.new_value!r} on ticket {self.ticket_id}"
+
+    @property
+    def actor_name(self):
+        if self.actor_id:
+            return self.actor.get_full_name() or self.actor.get_username()
+        return "Someone"
+
+    EMPTY = {Kind.ASSIGNEE: "nobody", Kind.QUEUE: "no queue"}
+
+    @property
+    def old_display(self):
+        return self.old_value or self.EMPTY.get(self.kind, "—")
+
+    @property
+    def new_display(self):
+        return self.new_value or self.EMPTY.get(self.kind, "—")

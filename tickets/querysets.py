@@ -30,15 +30,30 @@ class TicketQuerySet(models.QuerySet):
     def for_list(self):
         """What a ticket list shows, in a fixed number of queries."""
         return (
-            self.select_related("requester", "assignee", "channel", "queue")
-            .defer("channel__secrets")  # encrypted; a list never needs them
+            self.select_related("requester", "assignee", "channel")
+            # The columns the console queue and the API list (TicketSerializer) show; building full
+            # rows (the channel's JSON config and state, every user field) cost more than the query.
+            .only(
+                *("id", "subject", "status", "priority", "kind", "created_at", "last_activity_at", "message_count"),
+                *("requester__id", "requester__display_name", "assignee__id", "assignee__username"),
+                *("channel__id", "channel__name", "channel__kind"),
+            )
             .order_by("-last_activity_at", "-id")
         )
 
 
 class MessageQuerySet(models.QuerySet):
     def timeline(self):
-        return self.select_related("author_identity", "author_user").order_by("created_at", "id")
+        """Messages oldest first, with only what names their author (``Message.author_name``) joined in."""
+        return (
+            self.select_related("author_identity", "author_user")
+            .only(
+                *(f.name for f in self.model._meta.concrete_fields),
+                "author_user__username", "author_user__first_name", "author_user__last_name",
+                "author_identity__display_name", "author_identity__handle", "author_identity__external_id",
+            )
+            .order_by("created_at", "id")
+        )
 
     def undelivered(self):
         return self.filter(direction=self.model.Direction.OUTBOUND, delivery_status=self.model.DeliveryStatus.QUEUED)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from channels_ingest.adapters.base import Envelope, EnvelopeKind, ReplyMode, ReplyTarget, Sender
 
 from .bulk import insert_rows
-from .models import Contact, Identity, Message, Ticket, TicketThread
+from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketThread
 
 logger = logging.getLogger(__name__)
 
@@ -321,3 +321,72 @@ def attach_thread(*, ticket: Ticket, channel, key: str) -> None:
         thread.detached_at = timezone.now()
         thread.save(update_fields=["detached_at"])
         TicketThread.objects.create(channel=channel, key=key, ticket=ticket)
+
+
+class TicketChangeError(ValueError):
+    """A ticket change that cannot be applied (an unknown status, a non-agent assignee)."""
+
+
+#: "Leave as it is" for fields where None means "clear" (assignee, queue).
+UNCHANGED = object()
+
+
+def _user_label(user):
+    return (user.get_full_name() or user.get_username()) if user else ""
+
+
+def change_ticket(*, ticket: Ticket, actor, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+    """Apply an agent's changes to a ticket and record one ``TicketEvent`` per field that really changed.
+
+    ``status`` and ``priority`` are left alone when None; ``assignee`` and ``queue`` when ``UNCHANGED``
+    (None clears them). Status moves through ``Ticket.set_status`` (resolving stamps ``resolved_at``,
+    reopening clears it). The row is locked and re-read, so concurrent changes are judged against the
+    stored values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
+    """
+    from .roles import is_agent
+
+    if status is not None and status not in Ticket.Status.values:
+        raise TicketChangeError(f"Unknown status {status!r}.")
+    if priority is not None:
+        try:
+            priority = Ticket.Priority(int(priority))
+        except (TypeError, ValueError) as exc:
+            raise TicketChangeError(f"Unknown priority {priority!r}.") from exc
+    if assignee is not UNCHANGED and assignee is not None and not is_agent(assignee):
+        raise TicketChangeError(f"{_user_label(assignee)} is not an agent and cannot be assigned tickets.")
+
+    now = timezone.now()
+    with transaction.atomic():
+        current = Ticket.objects.select_for_update(of=("self",)).select_related("assignee", "queue").get(pk=ticket.pk)
+        events, fields = [], set()
+
+        def record(kind, old, new):
+            events.append(TicketEvent(ticket=current, actor=actor, kind=kind, old_value=old, new_value=new, created_at=now))
+
+        if status is not None and status != current.status:
+            old = current.status
+            current.set_status(status, at=now)
+            record(TicketEvent.Kind.STATUS, old, status)
+            fields |= {"status", "resolved_at"}
+        if priority is not None and priority != current.priority:
+            old = Ticket.Priority(current.priority).label.lower()
+            current.priority = priority
+            record(TicketEvent.Kind.PRIORITY, old, priority.label.lower())
+            fields.add("priority")
+        if assignee is not UNCHANGED and (assignee.pk if assignee else None) != current.assignee_id:
+            record(TicketEvent.Kind.ASSIGNEE, _user_label(current.assignee), _user_label(assignee))
+            current.assignee = assignee
+            fields.add("assignee")
+        if queue is not UNCHANGED and (queue.pk if queue else None) != current.queue_id:
+            record(TicketEvent.Kind.QUEUE, current.queue.name if current.queue else "", queue.name if queue else "")
+            current.queue = queue
+            fields.add("queue")
+        if not events:
+            return []
+        current.last_activity_at = max(current.last_activity_at, now)
+        fields.add("last_activity_at")
+        current.save(update_fields=sorted(fields))
+        TicketEvent.objects.bulk_create(events)
+    for field in ("status", "resolved_at", "priority", "assignee", "queue", "last_activity_at"):
+        setattr(ticket, field, getattr(current, field))
+    return events

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 from django import forms
 
 from tickets.models import Ticket
@@ -19,13 +21,54 @@ class TicketFilterForm(forms.Form):
         ],
         required=False,
     )
-    # Capped so that no ?page= can overflow the database's OFFSET.
+    # Capped so that no ?page= can overflow the database's OFFSET. Kept for old links; the pager
+    # itself uses the keyset cursors below, which cost the same on every page.
     page = forms.IntegerField(min_value=1, max_value=100_000, required=False)
+    #: Tickets older than this one, in list order: ``<last activity, ISO 8601>,<id>``.
+    after = forms.CharField(max_length=64, required=False)
+    #: Tickets newer than this one, in list order (the "Newer" link).
+    before = forms.CharField(max_length=64, required=False)
+
+    def clean_after(self):
+        return parse_cursor(self.cleaned_data.get("after"))
+
+    def clean_before(self):
+        return parse_cursor(self.cleaned_data.get("before"))
 
     def values(self):
         """(status, page number); a missing or invalid value falls back to its default."""
         self.is_valid()  # cleaned_data then holds the fields that are valid
         return self.cleaned_data.get("status") or OPEN, self.cleaned_data.get("page") or 1
+
+    def cursor(self):
+        """("after" | "before", (last activity, id)) from the query string, or None for offset paging."""
+        self.is_valid()
+        for direction in ("after", "before"):
+            if self.cleaned_data.get(direction):
+                return direction, self.cleaned_data[direction]
+        return None
+
+
+def format_cursor(ticket) -> str:
+    """A ticket's place in the list, for ``?after=`` / ``?before=``: UTC to the microsecond, then its id."""
+    at = ticket.last_activity_at.astimezone(UTC)
+    return f"{at:%Y-%m-%dT%H:%M:%S.%f}Z,{ticket.pk}"
+
+
+def parse_cursor(value):
+    """The (aware datetime, id) a cursor names; None when missing; a ValidationError when malformed."""
+    if not value:
+        return None
+    at, sep, pk = value.rpartition(",")
+    try:
+        if not sep or not (pk.isascii() and pk.isdigit()) or len(pk) > 18:
+            raise ValueError
+        moment = datetime.fromisoformat(at.replace(" ", "+"))  # a "+" in an offset may arrive as a space
+        if moment.tzinfo is None:
+            raise ValueError
+        return moment.astimezone(UTC), int(pk)
+    except (ValueError, OverflowError):
+        raise forms.ValidationError("Not a list position.") from None
 
 
 class PageForm(forms.Form):

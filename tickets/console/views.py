@@ -5,7 +5,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.contrib import messages
-from django.db.models import Sum
+from django.db.models import Q, Sum
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -17,10 +18,19 @@ from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
 from tickets.models import Message, Ticket
-from tickets.services import MAX_BODY_LENGTH, ReplyError, latest_thread, reply_modes, reply_to_ticket
+from tickets.services import (
+    MAX_BODY_LENGTH,
+    ReplyError,
+    TicketChangeError,
+    change_ticket,
+    latest_thread,
+    reply_modes,
+    reply_to_ticket,
+)
 
 from .access import agent_required
-from .forms import ALL, OPEN, PageForm, TicketFilterForm, selected_ids
+from .forms import ALL, OPEN, PageForm, TicketFilterForm, format_cursor, selected_ids
+from .ticket_page import TicketUpdateForm, requester_panel, timeline_page
 
 PAGE_SIZE = 50
 #: The nav shows at most this many rows awaiting triage ("99+" beyond), so counting stays cheap.
@@ -53,8 +63,33 @@ def _ticket_page(request):
         tickets = Ticket.objects.open()
     else:
         tickets = Ticket.objects.filter(status=status)
-    rows, has_next = _page(tickets.for_list(), page)
-    return {"form": form, "page": page, "tickets": rows, "has_next": has_next, "triage_count": _triage_count()}
+    tickets = tickets.for_list()
+    cursor = form.cursor()
+    if cursor is None:  # the first page, or an old ?page= link (OFFSET)
+        rows, has_next = _page(tickets, page)
+        has_prev = page > 1
+    elif cursor[0] == "after":  # keyset: the rows after a ticket, served by the ticket_activity index
+        (at, pk), page, has_prev = cursor[1], None, True
+        rows = list(tickets.filter(Q(last_activity_at__lt=at) | Q(last_activity_at=at, id__lt=pk))[: PAGE_SIZE + 1])
+        rows, has_next = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+    else:  # "before": the rows just newer than a ticket, read upwards
+        (at, pk), page, has_next = cursor[1], None, True
+        newer = list(tickets.filter(Q(last_activity_at__gt=at) | Q(last_activity_at=at, id__gt=pk)).reverse()[: PAGE_SIZE + 1])
+        has_prev = len(newer) > PAGE_SIZE
+        rows = newer[:PAGE_SIZE][::-1]
+        if not has_prev:  # back at the top: show the whole first page, not a short one
+            (rows, has_next), page = _page(tickets, 1), 1
+    return {
+        "form": form,
+        "page": page,
+        "tickets": rows,
+        "has_next": has_next,
+        "has_prev": has_prev,
+        # Cursors only where paging is by keyset: an old ?page= link's "Newer" stays ?page=.
+        "next_cursor": format_cursor(rows[-1]) if rows else None,
+        "prev_cursor": format_cursor(rows[0]) if rows and cursor else None,
+        "triage_count": _triage_count(),
+    }
 
 
 @agent_required
@@ -97,7 +132,9 @@ def ticket_detail(request, pk):
     allowed = [mode.max_length for mode in modes if mode.allowed]
     context = {
         "ticket": ticket,
-        "timeline": ticket.messages.timeline(),
+        **_timeline_context(ticket),
+        **requester_panel(ticket),
+        "update_form": TicketUpdateForm.for_ticket(ticket),
         "reply_modes": modes,
         # One mode without a key (Slack, locmem): the form sends no ``mode`` and the service picks it.
         "choose_mode": any(mode.key for mode in modes),
@@ -106,6 +143,48 @@ def ticket_detail(request, pk):
         **_counter(0, default.max_length if default else None),
     }
     return render(request, "console/ticket_detail.html", context)
+
+
+def _timeline_context(ticket, before=None):
+    entries, oldest, has_earlier = timeline_page(ticket.pk, before=before)
+    return {"timeline": entries, "oldest": oldest, "has_earlier": has_earlier}
+
+
+@agent_required
+def ticket_earlier(request, pk):
+    """The timeline page before message ``?before=<id>`` (keyset on created_at, id), for "Show earlier messages"."""
+    ticket = get_object_or_404(Ticket.objects.only("pk"), pk=pk)
+    try:
+        before_id = int(request.GET.get("before", ""))
+    except ValueError:
+        return HttpResponseBadRequest("before must be a message id")
+    before = get_object_or_404(Message.objects.only("id", "created_at"), ticket_id=ticket.pk, pk=before_id)
+    return render(request, "console/_timeline_entries.html", {"ticket": ticket, **_timeline_context(ticket, before)})
+
+
+@agent_required
+@require_POST
+def ticket_update(request, pk):
+    """The ticket page's actions: the form (status, priority, assignee, queue), "Assign to me" and "Resolve"."""
+    ticket = get_object_or_404(Ticket, pk=pk)
+    action = request.POST.get("action", "")
+    try:
+        if action == "assign-to-me":
+            events = change_ticket(ticket=ticket, actor=request.user, assignee=request.user)
+        elif action == "resolve":
+            events = change_ticket(ticket=ticket, actor=request.user, status=Ticket.Status.RESOLVED)
+        else:
+            form = TicketUpdateForm(request.POST)
+            if not form.is_valid():
+                for field, errors in form.errors.items():
+                    messages.error(request, f"{form.fields[field].label or field}: {' '.join(errors)}")
+                return redirect("console:ticket-detail", pk=ticket.pk)
+            events = change_ticket(ticket=ticket, actor=request.user, **form.cleaned_data)
+    except TicketChangeError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Ticket updated." if events else "Nothing to change.")
+    return redirect("console:ticket-detail", pk=ticket.pk)
 
 
 def _reply_body(request):

@@ -1,0 +1,117 @@
+"""The console in a real browser (Playwright driving Debian's Chromium) against a live server,
+a real Celery worker and the Slack emulator."""
+
+import os
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import wait_for
+from tickets.models import Ticket
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import expect, sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between page actions are still plain synchronous calls. Only for these tests.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # Live updates arrive by htmx polling (every 5 s for the queue), so allow more than the 5 s default.
+    expect.set_options(timeout=TIMEOUT_MS)
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Browser tests need Debian's chromium: run bin/ensure-browser (make test does).")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def live_slack(live_server, slack_channel, slack_emulator, celery_worker_process):
+    """Slack pushes events to the live app; a real worker ingests them and delivers replies."""
+    celery_worker_process()
+    slack_emulator.configure(
+        events_url=live_server.url + reverse("channels_ingest:webhook", args=[slack_channel.public_id])
+    )
+    return slack_emulator
+
+
+@pytest.fixture
+def console(browser, live_server, agent):
+    """A signed-in agent's browser tab."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", "agent")
+    page.fill("#id_password", "agent-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/console/")
+    yield page
+    context.close()
+
+
+def open_ticket(page, live_server, ticket):
+    page.goto(live_server.url + reverse("console:ticket-detail", args=[ticket.pk]))
+
+
+def test_login_and_a_ticket_arriving_live(console, live_slack):
+    """An employee writes in Slack; the ticket shows up in the open queue without a reload."""
+    from playwright.sync_api import expect
+
+    expect(console.get_by_role("heading", name="Tickets")).to_be_visible()
+    live_slack.post("C0GENERAL", "U0ANN", "Docking station not detected")
+    expect(console.get_by_text("Docking station not detected")).to_be_visible()
+    expect(console.get_by_text("Ann Employee")).to_be_visible()
+
+
+def test_reply_turns_sent_and_a_failed_reply_is_retried(console, live_server, live_slack):
+    """A reply shows Queued then Sent; an injected Slack failure shows the error, and Retry really resends."""
+    from playwright.sync_api import expect
+
+    parent = live_slack.post("C0GENERAL", "U0ANN", "Keyboard missing keys")["ts"]
+    ticket = wait_for(lambda: Ticket.objects.first(), message="the ticket")
+    open_ticket(console, live_server, ticket)
+
+    console.fill("#reply-body", "A new keyboard is on its way")
+    console.get_by_role("button", name="Send reply").click()
+    expect(console.locator(".badge.delivery-sent")).to_have_count(1)
+    assert [m["thread_ts"] for m in live_slack.bot_messages("C0GENERAL")] == [parent]
+
+    live_slack.fault("chat.postMessage", count=1, error="channel_not_found")
+    console.fill("#reply-body", "Tracking number follows")
+    console.get_by_role("button", name="Send reply").click()
+    expect(console.locator(".badge.delivery-failed")).to_have_count(1)
+    expect(console.get_by_text("Slack error: channel_not_found")).to_be_visible()
+
+    console.get_by_role("button", name="Retry").click()
+    expect(console.locator(".badge.delivery-sent")).to_have_count(2)
+    assert len(live_slack.bot_messages("C0GENERAL")) == 2
+
+
+def test_script_injection_is_rendered_as_text(console, live_server, live_slack):
+    """HTML and script in a message are shown as text and never run."""
+    from playwright.sync_api import expect
+
+    payload = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+    live_slack.post("C0GENERAL", "U0ANN", payload)
+    ticket = wait_for(lambda: Ticket.objects.first(), message="the ticket")
+    open_ticket(console, live_server, ticket)
+    expect(console.locator(".message-body", has_text="window.__xss = 1")).to_have_count(1)
+    assert console.evaluate("window.__xss") is None
+    assert console.locator("img[src=x]").count() == 0
