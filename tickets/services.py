@@ -312,6 +312,32 @@ def reply_to_ticket(
     return message
 
 
+def add_note(*, ticket: Ticket, author, body: str) -> Message:
+    """Store an agent's internal note: seen by agents in the timeline, never delivered to the requester.
+
+    A note has no thread and no delivery status. It counts as activity (``last_activity_at``,
+    ``message_count``) but leaves the status alone: nobody answered the requester.
+    """
+    from django.db.models import F
+    from django.db.models.functions import Greatest
+
+    body = body.strip()
+    if not body:
+        raise ReplyError("A note needs some text.")
+    if len(body) > MAX_BODY_LENGTH:
+        raise ReplyError(f"The note is {len(body)} characters; notes take at most {MAX_BODY_LENGTH}.")
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            ticket=ticket, direction=Message.Direction.NOTE, author_user=author, body=clean_text(body), created_at=now
+        )
+        Ticket.objects.filter(pk=ticket.pk).update(
+            last_activity_at=Greatest(F("last_activity_at"), now), message_count=F("message_count") + 1
+        )
+    ticket.refresh_from_db(fields=["last_activity_at", "message_count"])
+    return message
+
+
 def attach_thread(*, ticket: Ticket, channel, key: str) -> None:
     """A reply opened a new conversation (e.g. moved to DM): the requester's answers there join this ticket."""
     thread, created = TicketThread.objects.get_or_create(

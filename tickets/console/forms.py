@@ -1,11 +1,37 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils import timezone
 
-from tickets.models import Ticket
+from channels_ingest.models import Channel
+from tickets.models import Queue, Ticket
+from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 OPEN = "open"
 ALL = "all"
+
+#: The tabs above the queue: (key, label). Their counts come from ``TicketQuerySet.view_counts``.
+VIEWS = [
+    ("mine", "My open"),
+    ("unassigned", "Unassigned"),
+    ("open", "All open"),
+    ("pending", "Pending"),
+    ("resolved", "Resolved"),
+]
+
+#: ?age=: created within a window, or (``gt7d``) longer ago than 7 days.
+AGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+OLDER_THAN = {"gt7d": timedelta(days=7)}
+
+#: ?sort=: each ends with the id, so ties (equal times or priorities) keep one stable order.
+SORTS = {
+    "activity": ("-last_activity_at", "-id"),
+    "created": ("-created_at", "-id"),
+    "priority": ("-priority", "-last_activity_at", "-id"),
+}
+DEFAULT_SORT = "activity"
 
 
 class TicketFilterForm(forms.Form):
@@ -15,11 +41,35 @@ class TicketFilterForm(forms.Form):
     # status that is also called "open" is not offered on its own.
     status = forms.ChoiceField(
         choices=[
+            # Blank: the view's statuses when a view tab is chosen, otherwise open.
+            ("", "Default (the view's, or open)"),
             (OPEN, "Open (new, open or pending)"),
             (ALL, "All"),
             *((value, label) for value, label in Ticket.Status.choices if value != Ticket.Status.OPEN),
         ],
         required=False,
+    )
+    view = forms.ChoiceField(choices=VIEWS, required=False, widget=forms.HiddenInput)
+    q = forms.CharField(max_length=200, required=False, strip=True, label="Search")
+    channel = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    priority = forms.TypedChoiceField(
+        choices=[("", "Any priority"), *Ticket.Priority.choices], coerce=int, required=False, empty_value=None
+    )
+    assignee = forms.ChoiceField(required=False)
+    queue = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    age = forms.ChoiceField(
+        choices=[
+            ("", "Any age"),
+            ("1h", "Created in the last hour"),
+            ("24h", "Created in the last 24 hours"),
+            ("7d", "Created in the last 7 days"),
+            ("30d", "Created in the last 30 days"),
+            ("gt7d", "Older than 7 days"),
+        ],
+        required=False,
+    )
+    sort = forms.ChoiceField(
+        choices=[("activity", "Last activity"), ("created", "Created"), ("priority", "Priority")], required=False
     )
     # Capped so that no ?page= can overflow the database's OFFSET. Kept for old links; the pager
     # itself uses the keyset cursors below, which cost the same on every page.
@@ -29,6 +79,25 @@ class TicketFilterForm(forms.Form):
     #: Tickets newer than this one, in list order (the "Newer" link).
     before = forms.CharField(max_length=64, required=False)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Choices from the database: one small query each, whatever the number of tickets listed.
+        self.fields["channel"].choices = [("", "Any channel"), *Channel.objects.order_by("name").values_list("id", "name")]
+        self.fields["queue"].choices = [("", "Any queue"), *Queue.objects.order_by("name").values_list("id", "name")]
+        agents = (
+            get_user_model().objects.filter(Q(groups__name__in=[AGENTS_GROUP, ADMINS_GROUP]) | Q(is_superuser=True))
+            .filter(is_active=True)
+            .distinct()
+            .order_by("username")
+            .values_list("id", "username")
+        )
+        self.fields["assignee"].choices = [
+            ("", "Anyone"),
+            ("me", "Me"),
+            ("none", "Unassigned"),
+            *((str(pk), username) for pk, username in agents),
+        ]
+
     def clean_after(self):
         return parse_cursor(self.cleaned_data.get("after"))
 
@@ -36,13 +105,64 @@ class TicketFilterForm(forms.Form):
         return parse_cursor(self.cleaned_data.get("before"))
 
     def values(self):
-        """(status, page number); a missing or invalid value falls back to its default."""
+        """(status, page number); a missing or invalid value falls back to its default.
+
+        With a view tab chosen and no explicit status, the status defaults to "all": the view decides.
+        """
         self.is_valid()  # cleaned_data then holds the fields that are valid
-        return self.cleaned_data.get("status") or OPEN, self.cleaned_data.get("page") or 1
+        default = ALL if self.cleaned_data.get("view") else OPEN
+        return self.cleaned_data.get("status") or default, self.cleaned_data.get("page") or 1
+
+    def sort_key(self):
+        return self.cleaned_data.get("sort") or DEFAULT_SORT
+
+    def filter(self, tickets, user):
+        """Narrow ``tickets`` by the view and every filter given; invalid values are ignored."""
+        self.is_valid()
+        data = self.cleaned_data
+        is_open = ~Q(status__in=Ticket.CLOSED_STATUSES)
+        view = data.get("view")
+        if view == "mine":
+            tickets = tickets.filter(is_open, assignee=user)
+        elif view == "unassigned":
+            tickets = tickets.filter(is_open, assignee=None)
+        elif view == "open":
+            tickets = tickets.filter(is_open)
+        elif view == "pending":
+            tickets = tickets.filter(status=Ticket.Status.PENDING)
+        elif view == "resolved":
+            tickets = tickets.filter(status=Ticket.Status.RESOLVED)
+        if data.get("channel") is not None:
+            tickets = tickets.filter(channel_id=data["channel"])
+        if data.get("priority") is not None:
+            tickets = tickets.filter(priority=data["priority"])
+        if data.get("queue") is not None:
+            tickets = tickets.filter(queue_id=data["queue"])
+        assignee = data.get("assignee")
+        if assignee == "me":
+            tickets = tickets.filter(assignee=user)
+        elif assignee == "none":
+            tickets = tickets.filter(assignee=None)
+        elif assignee:
+            tickets = tickets.filter(assignee_id=int(assignee))
+        age = data.get("age")
+        if age in AGES:
+            tickets = tickets.filter(created_at__gte=timezone.now() - AGES[age])
+        elif age in OLDER_THAN:
+            tickets = tickets.filter(created_at__lt=timezone.now() - OLDER_THAN[age])
+        if data.get("q"):
+            tickets = tickets.search(data["q"])
+        return tickets
 
     def cursor(self):
-        """("after" | "before", (last activity, id)) from the query string, or None for offset paging."""
+        """("after" | "before", (last activity, id)) from the query string, or None for offset paging.
+
+        Keyset cursors name a place in the default order (last activity, id) only; other sorts page by
+        ?page= (OFFSET), so a cursor is ignored for them.
+        """
         self.is_valid()
+        if self.sort_key() != DEFAULT_SORT:
+            return None
         for direction in ("after", "before"):
             if self.cleaned_data.get(direction):
                 return direction, self.cleaned_data[direction]

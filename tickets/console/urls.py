@@ -8,6 +8,7 @@ urlpatterns = [
     path("rows/", views.ticket_rows, name="ticket-rows"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket-detail"),
     path("tickets/<int:pk>/reply/", views.ticket_reply, name="ticket-reply"),
+    path("tickets/<int:pk>/note/", views.ticket_note, name="ticket-note"),
     path("tickets/<int:pk>/update/", views.ticket_update, name="ticket-update"),
     path("tickets/<int:pk>/earlier/", views.ticket_earlier, name="ticket-earlier"),
     path("tickets/<int:pk>/reply/length/", views.reply_length, name="reply-length"),

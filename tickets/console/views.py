@@ -22,6 +22,7 @@ from tickets.services import (
     MAX_BODY_LENGTH,
     ReplyError,
     TicketChangeError,
+    add_note,
     change_ticket,
     latest_thread,
     reply_modes,
@@ -29,7 +30,7 @@ from tickets.services import (
 )
 
 from .access import agent_required
-from .forms import ALL, OPEN, PageForm, TicketFilterForm, format_cursor, selected_ids
+from .forms import ALL, DEFAULT_SORT, OPEN, SORTS, VIEWS, PageForm, TicketFilterForm, format_cursor, selected_ids
 from .ticket_page import TicketUpdateForm, requester_panel, timeline_page
 
 PAGE_SIZE = 50
@@ -63,7 +64,12 @@ def _ticket_page(request):
         tickets = Ticket.objects.open()
     else:
         tickets = Ticket.objects.filter(status=status)
-    tickets = tickets.for_list()
+    tickets = form.filter(tickets, request.user).for_list()
+    sort = form.sort_key()
+    if sort != DEFAULT_SORT:
+        # Other sorts page by ?page= (OFFSET): keyset cursors name a place in the default order only,
+        # and form.cursor() returns None for them. Still no COUNT: one extra row tells if a next page exists.
+        tickets = tickets.order_by(*SORTS[sort])
     cursor = form.cursor()
     if cursor is None:  # the first page, or an old ?page= link (OFFSET)
         rows, has_next = _page(tickets, page)
@@ -86,10 +92,18 @@ def _ticket_page(request):
         "has_next": has_next,
         "has_prev": has_prev,
         # Cursors only where paging is by keyset: an old ?page= link's "Newer" stays ?page=.
-        "next_cursor": format_cursor(rows[-1]) if rows else None,
+        "next_cursor": format_cursor(rows[-1]) if rows and sort == DEFAULT_SORT else None,
         "prev_cursor": format_cursor(rows[0]) if rows and cursor else None,
         "triage_count": _triage_count(),
+        "views": _views(form, request.user),
     }
+
+
+def _views(form, user):
+    """The view tabs with their counts: ONE aggregate query (conditional COUNTs), not one per view."""
+    counts = Ticket.objects.view_counts(user)
+    current = form.cleaned_data.get("view") or ""
+    return [{"key": key, "label": label, "count": counts[key], "current": key == current} for key, label in VIEWS]
 
 
 @agent_required
@@ -99,8 +113,10 @@ def ticket_list(request):
 
 @agent_required
 def ticket_rows(request):
-    """The list's table rows alone, polled by the list page; the nav's triage count rides along out of band."""
-    return render(request, "console/_ticket_rows.html", {**_ticket_page(request), "oob_triage_count": True})
+    """The list's table rows alone, polled by the list page; the nav's triage count and the view tabs'
+    counts ride along out of band."""
+    context = {**_ticket_page(request), "oob_triage_count": True, "oob_view_tabs": True}
+    return render(request, "console/_ticket_rows.html", context)
 
 
 def _reply_limit(channel):
@@ -203,6 +219,20 @@ def ticket_reply(request, pk):
         messages.error(request, str(exc))
     else:
         messages.success(request, "Reply queued for delivery.")
+    return redirect("console:ticket-detail", pk=ticket.pk)
+
+
+@agent_required
+@require_POST
+def ticket_note(request, pk):
+    """An internal note: stored on the ticket for agents, never sent to the channel."""
+    ticket = get_object_or_404(Ticket, pk=pk)
+    try:
+        add_note(ticket=ticket, author=request.user, body=_reply_body(request))
+    except ReplyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Internal note added.")
     return redirect("console:ticket-detail", pk=ticket.pk)
 
 

@@ -2,6 +2,8 @@
 
 Every value goes through ``format_html`` (which escapes it); nothing from a ticket is marked safe.
 The markup matches ``_ago.html`` and ``_channel.html``, which the rest of the console still uses.
+The first cell carries ``data-ticket-id`` for keyboard navigation (``static/console.js``); the row itself
+stays a bare ``<tr>``.
 """
 
 from django import template
@@ -17,7 +19,7 @@ register = template.Library()
 
 _ROW = (
     '<tr>\n'
-    '    <td data-label="#"><a href="{}">#{}</a></td>\n'
+    '    <td data-label="#" data-ticket-id="{}"><a href="{}">#{}</a></td>\n'
     '    <td data-label="Channel">{}</td>\n'
     '    <td data-label="Requester" class="requester"><bdi>{}</bdi></td>\n'
     '    <td data-label="Subject" class="subject"><a href="{}" dir="auto">{}</a></td>\n'
@@ -63,6 +65,7 @@ def ticket_rows(tickets):
     def cells(ticket):
         url = f"{before}{ticket.pk}{after}"
         return (
+            ticket.pk,  # data-ticket-id: console.js keeps the keyboard selection across refreshes by it
             url,
             ticket.pk,
             channel_cell(ticket.channel),
