@@ -236,3 +236,66 @@ def make_x_channel(x_emulator, name="x-help", **config):
 def x_channel(db, x_emulator):
     """An X channel wired to the emulator through its base URL (OAuth 2.0 user token)."""
     return make_x_channel(x_emulator)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BROWSER_TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (never `playwright install`)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between page actions are still plain synchronous calls. Only for browser tests.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # Live updates arrive by htmx polling (every 5 s for the queue): allow more than the 5 s default.
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Browser tests need Debian's chromium: run bin/ensure-browser (make test does).")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def console(browser, live_server, agent):
+    """A signed-in agent's browser tab, on the queue."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", "agent")
+    page.fill("#id_password", "agent-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/console/")
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def agent_client(client, agent):
+    client.force_login(agent)
+    return client
+
+
+def receive(channel, envelopes):
+    """Ingest envelopes directly, as the pipeline would after storing them."""
+    from django.db import transaction
+
+    from tickets.services import receive_batch
+
+    with transaction.atomic():
+        receive_batch(channel=channel, envelopes=envelopes)

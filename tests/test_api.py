@@ -7,16 +7,15 @@ locmem adapter is reset for every test.
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from channels_ingest.adapters import locmem
-from tests.conftest import queries_for
+from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, message
 from tickets.models import Message, Ticket
-from tickets.services import receive_batch, reply_to_ticket
+from tickets.services import reply_to_ticket
 
 TICKET_FIELDS = {
     "id",
@@ -53,11 +52,6 @@ def token_client(user):
 @pytest.fixture
 def api(agent):
     return token_client(agent)
-
-
-def receive(channel, envelopes):
-    with transaction.atomic():
-        receive_batch(channel=channel, envelopes=envelopes)
 
 
 def open_tickets(channel, count, *, first=0):

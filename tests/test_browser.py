@@ -1,7 +1,6 @@
 """The console in a real browser (Playwright driving Debian's Chromium) against a live server,
 a real Celery worker and the Slack emulator."""
 
-import os
 
 import pytest
 from django.urls import reverse
@@ -10,35 +9,6 @@ from tests.conftest import wait_for
 from tickets.models import Ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-    # between page actions are still plain synchronous calls. Only for these tests.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    # Live updates arrive by htmx polling (every 5 s for the queue), so allow more than the 5 s default.
-    expect.set_options(timeout=TIMEOUT_MS)
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Browser tests need Debian's chromium: run bin/ensure-browser (make test does).")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
@@ -49,21 +19,6 @@ def live_slack(live_server, slack_channel, slack_emulator, celery_worker_process
         events_url=live_server.url + reverse("channels_ingest:webhook", args=[slack_channel.public_id])
     )
     return slack_emulator
-
-
-@pytest.fixture
-def console(browser, live_server, agent):
-    """A signed-in agent's browser tab."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(live_server.url + "/login/")
-    page.fill("#id_username", "agent")
-    page.fill("#id_password", "agent-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/console/")
-    yield page
-    context.close()
 
 
 def open_ticket(page, live_server, ticket):

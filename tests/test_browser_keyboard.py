@@ -1,76 +1,30 @@
 """Keyboard shortcuts in a real browser (Playwright driving Debian's Chromium) against a live server.
 
-Tickets are stored directly with ``receive_batch`` on the locmem channel, so no worker is needed.
+Tickets are stored directly with ``receive`` (``receive_batch``) on the locmem channel, so no worker is needed.
 """
 
-import os
 
 import pytest
-from django.db import transaction
 from django.urls import reverse
 
+from tests.conftest import BROWSER_TIMEOUT_MS, receive
 from tests.factories import message
 from tickets.models import Message, Ticket
-from tickets.services import receive_batch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls between page actions
-    # are still plain synchronous calls. Only for these tests.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    expect.set_options(timeout=TIMEOUT_MS)
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Browser tests need Debian's chromium: run bin/ensure-browser (make test does).")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-
-
-@pytest.fixture
-def console(browser, live_server, agent):
-    """A signed-in agent's browser tab, on the queue."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(live_server.url + "/login/")
-    page.fill("#id_username", "agent")
-    page.fill("#id_password", "agent-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/console/")
-    yield page
-    context.close()
 
 
 @pytest.fixture
 def tickets(locmem_channel):
     """Three tickets; the queue lists them newest activity first: Third, Second, First."""
-    with transaction.atomic():
-        receive_batch(
-            channel=locmem_channel,
-            envelopes=[
-                message("m1", text="First: printer jammed", minute=1),
-                message("m2", text="Second: VPN drops", minute=2),
-                message("m3", text="Third: laptop fan loud", minute=3),
-            ],
-        )
+    receive(
+        locmem_channel,
+        [
+            message("m1", text="First: printer jammed", minute=1),
+            message("m2", text="Second: VPN drops", minute=2),
+            message("m3", text="Third: laptop fan loud", minute=3),
+        ],
+    )
     return {t.subject.split(":")[0]: t for t in Ticket.objects.all()}
 
 
@@ -94,7 +48,7 @@ def test_j_k_enter_opens_the_selected_ticket(console, live_server, tickets):
     console.keyboard.press("k")
     expect(console.locator("tr.is-selected")).to_contain_text("Second")
     # The rows are refreshed by htmx every 5 s: the selection stays on the same ticket.
-    with console.expect_response(lambda r: reverse("console:ticket-rows") in r.url, timeout=TIMEOUT_MS):
+    with console.expect_response(lambda r: reverse("console:ticket-rows") in r.url, timeout=BROWSER_TIMEOUT_MS):
         pass
     expect(console.locator("tr.is-selected")).to_contain_text("Second")
     console.keyboard.press("Enter")

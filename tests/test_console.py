@@ -8,28 +8,17 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from channels_ingest.adapters import locmem
 from channels_ingest.adapters.base import PermanentError
-from tests.conftest import queries_for
+from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, deletion, edit, message
 from tickets.models import Message, Ticket
-from tickets.services import receive_batch, reply_to_ticket
-
-
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
-
-
-def receive(channel, envelopes):
-    with transaction.atomic():
-        receive_batch(channel=channel, envelopes=envelopes)
+from tickets.services import reply_to_ticket
 
 
 def open_tickets(channel, count, *, first=0):

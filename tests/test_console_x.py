@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -18,19 +18,12 @@ from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
 from channels_ingest.adapters.x import NOT_SUMMONED
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.usage import month_start
-from tests.conftest import queries_for
+from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, message
 from tickets.models import Message, Ticket
-from tickets.services import receive_batch
 
 TRIAGE = InboundMessage.Status.TRIAGE
 LONG_URL_BODY = "see https://example.com/a/very/long/path"  # 4 characters + a link, which X counts as 23
-
-
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
 
 
 @pytest.fixture
@@ -57,11 +50,6 @@ def mention(n, *, summoned=False, text=None, user="100", handle="ann", name="Ann
         public=True,
         meta={"summoned": summoned, "direct_mention": summoned},
     )
-
-
-def receive(channel, envelopes):
-    with transaction.atomic():
-        receive_batch(channel=channel, envelopes=envelopes)
 
 
 def x_ticket(channel, *, summoned):

@@ -7,26 +7,19 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from channels_ingest.models import Channel
-from tests.conftest import queries_for
+from tests.conftest import queries_for, receive
 from tests.factories import message
 from tickets.models import Contact, Identity, Message, Queue, Ticket
 from tickets.roles import AGENTS_GROUP
-from tickets.services import receive_batch
 
 LIST = reverse("console:ticket-list")
 ROWS = reverse("console:ticket-rows")
-
-
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
 
 
 @pytest.fixture
@@ -34,11 +27,6 @@ def other_agent(db):
     user = User.objects.create_user("other", password="other-pass-123")
     user.groups.add(Group.objects.get_or_create(name=AGENTS_GROUP)[0])
     return user
-
-
-def receive(channel, envelopes):
-    with transaction.atomic():
-        receive_batch(channel=channel, envelopes=envelopes)
 
 
 def open_tickets(channel, count, *, first=0):

@@ -7,27 +7,15 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import queries_for
+from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, message
 from tickets.console.ticket_page import TIMELINE_PAGE
 from tickets.models import Contact, Identity, Message, Queue, Ticket, TicketEvent
-from tickets.services import TicketChangeError, change_ticket, receive_batch
-
-
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
-
-
-def receive(channel, envelopes):
-    with transaction.atomic():
-        receive_batch(channel=channel, envelopes=envelopes)
+from tickets.services import TicketChangeError, change_ticket
 
 
 @pytest.fixture
