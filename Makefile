@@ -14,7 +14,7 @@ BENCH_ENV := DJANGO_DEBUG=1 \
 	CELERY_BROKER_URL=$${BENCH_BROKER_URL:-redis://127.0.0.1:6379/13} \
 	CACHE_URL=$${BENCH_CACHE_URL:-redis://127.0.0.1:6379/12}
 
-.PHONY: install run test bench bench-ingest bench-console screenshots
+.PHONY: install run lint test bench bench-ingest bench-console screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) bin/run-embedded
 
-## Run the whole test suite against PostgreSQL and Redis.
-test: $(STAMP)
+## Static checks (ruff.toml): undefined names, likely bugs, import order.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## Lint, then run the whole test suite against PostgreSQL and Redis.
+test: lint
 	bin/ensure-services
 	bin/ensure-browser
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)

@@ -216,7 +216,7 @@ def seed_tickets(numbers, channel, contact_ids, identity_ids, rng, now):
     keys = [f"{CONVERSATION}:{n}.000100" for n in numbers]
     thread_ids = insert_rows(TicketThread, [
         {"ticket_id": ticket_id, "channel_id": channel.pk, "key": key, "created_at": ticket["created_at"]}
-        for ticket_id, key, ticket in zip(ticket_ids, keys, tickets)
+        for ticket_id, key, ticket in zip(ticket_ids, keys, tickets, strict=True)
     ])
     insert_rows(Message, [
         {"ticket_id": ticket_id, "thread_id": thread_id, "direction": Message.Direction.INBOUND,
@@ -225,7 +225,7 @@ def seed_tickets(numbers, channel, contact_ids, identity_ids, rng, now):
          # The first message's Slack ts is the thread's key; replies get their own.
          "external_id": key if position == 0 else f"{key}{position}"}
         for ticket_id, thread_id, key, ticket, requester, times in zip(
-            ticket_ids, thread_ids, keys, tickets, requesters, timelines)
+            ticket_ids, thread_ids, keys, tickets, requesters, timelines, strict=True)
         for position, at in enumerate(times)
     ])
 

@@ -206,6 +206,8 @@ CHANNEL_ADAPTERS = {
 }
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "5"))
+#: Seconds the queue's shared view counts are reused across agents (tickets/console/view_counts.py).
+CONSOLE_VIEW_COUNTS_TTL = int(os.environ.get("CONSOLE_VIEW_COUNTS_TTL", "10"))
 # Admins are told by email when a channel needs them (e.g. its monthly budget is spent).
 ADMINS = [("", address) for address in env_list("ADMINS")]
 SERVER_EMAIL = DEFAULT_FROM_EMAIL = os.environ.get("SERVER_EMAIL", "helpdesk@localhost")

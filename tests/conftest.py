@@ -140,10 +140,14 @@ def celery_worker_process(transactional_db):
         worker.stop()
 
 
-def queries_for(client, url):
-    """How many queries a successful GET of ``url`` takes."""
+def queries_for(client, url, *, cold_cache=False):
+    """How many queries a successful GET of ``url`` takes; with ``cold_cache``, its worst case: nothing
+    cached beforehand (e.g. the queue's shared view counts)."""
+    from django.core.cache import cache
     from django.test.utils import CaptureQueriesContext
 
+    if cold_cache:
+        cache.clear()
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
     assert response.status_code == 200

@@ -46,22 +46,26 @@ class TicketQuerySet(models.QuerySet):
         )
 
 
-    def view_counts(self, user):
-        """How many tickets each console view holds, in ONE aggregate query.
+    def view_counts(self):
+        """How many tickets the console's shared views hold, in ONE aggregate query.
 
-        Conditional ``COUNT(*) FILTER (WHERE ...)`` over the status (and assignee) columns: one pass over
+        Conditional ``COUNT(*) FILTER (WHERE ...)`` over the status and assignee columns: one pass over
         the table, about 45 ms at 100,000 tickets on PostgreSQL (measured on the console bench database;
         an index on (status, assignee) did not help, the planner still prefers one sequential scan).
+        The same for every agent, so the console caches it (``tickets.console.view_counts``).
         """
         Status = self.model.Status
         is_open = ~models.Q(status__in=self.model.CLOSED_STATUSES)
         return self.order_by().aggregate(
-            mine=models.Count("pk", filter=is_open & models.Q(assignee=user.pk)),
             unassigned=models.Count("pk", filter=is_open & models.Q(assignee=None)),
             open=models.Count("pk", filter=is_open),
             pending=models.Count("pk", filter=models.Q(status=Status.PENDING)),
             resolved=models.Count("pk", filter=models.Q(status=Status.RESOLVED)),
         )
+
+    def assigned_open(self, user):
+        """``user``'s open tickets: an index read on the assignee, cheap enough to count on every request."""
+        return self.open().filter(assignee=user)
 
     def search(self, text):
         """Tickets whose subject, message text or requester (name, identity handle or name) matches ``text``.

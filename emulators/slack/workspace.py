@@ -47,7 +47,8 @@ def ts_to_micros(ts) -> int:
 
 
 def micros_to_ts(micros: int) -> str:
-    return "%d.%06d" % divmod(micros, MICROS_PER_SECOND)
+    seconds, fraction = divmod(micros, MICROS_PER_SECOND)
+    return f"{seconds}.{fraction:06d}"
 
 
 def encode_cursor(micros: int) -> str:

@@ -32,6 +32,7 @@ from tickets.services import (
 from .access import agent_required
 from .forms import ALL, DEFAULT_SORT, OPEN, SORTS, VIEWS, PageForm, TicketFilterForm, format_cursor, selected_ids
 from .ticket_page import TicketUpdateForm, requester_panel, timeline_page
+from .view_counts import forget_view_counts, view_counts
 
 PAGE_SIZE = 50
 #: The nav shows at most this many rows awaiting triage ("99+" beyond), so counting stays cheap.
@@ -100,8 +101,8 @@ def _ticket_page(request):
 
 
 def _views(form, user):
-    """The view tabs with their counts: ONE aggregate query (conditional COUNTs), not one per view."""
-    counts = Ticket.objects.view_counts(user)
+    """The view tabs with their counts: the shared ones cached across agents, "My open" counted per agent."""
+    counts = view_counts(user)
     current = form.cleaned_data.get("view") or ""
     return [{"key": key, "label": label, "count": counts[key], "current": key == current} for key, label in VIEWS]
 
@@ -199,6 +200,8 @@ def ticket_update(request, pk):
     except TicketChangeError as exc:
         messages.error(request, str(exc))
     else:
+        if events:
+            forget_view_counts()
         messages.success(request, "Ticket updated." if events else "Nothing to change.")
     return redirect("console:ticket-detail", pk=ticket.pk)
 
