@@ -263,3 +263,20 @@ class TicketEvent(models.Model):
     @property
     def new_display(self):
         return self.new_value or self.EMPTY.get(self.kind, "—")
+
+
+class SavedView(models.Model):
+    """An agent's own named queue: the list's filters, kept as the query string the list reads."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=60)
+    #: The list's query string without paging (e.g. ``view=open&channel=3&q=vpn``).
+    query = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="saved_view_name_unique_per_owner")]
+
+    def __str__(self):
+        return self.name

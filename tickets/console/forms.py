@@ -1,12 +1,14 @@
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.http import QueryDict
 from django.utils import timezone
 
 from channels_ingest.models import Channel
-from tickets.models import Queue, Ticket
+from tickets.models import Queue, SavedView, Ticket
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 OPEN = "open"
@@ -212,6 +214,28 @@ def parse_cursor(value):
         return moment.astimezone(UTC), int(pk)
     except (ValueError, OverflowError):
         raise forms.ValidationError("Not a list position.") from None
+
+
+#: The list's filters, in the order a saved view keeps them (paging is not kept).
+FILTER_KEYS = ("view", "status", "q", "channel", "priority", "assignee", "queue", "age", "sort")
+
+
+def filter_query(data) -> str:
+    """The filters in ``data`` (a QueryDict) as a query string: fixed order, no paging, no blanks."""
+    return urlencode([(key, data[key]) for key in FILTER_KEYS if data.get(key)])
+
+
+class SavedViewForm(forms.Form):
+    name = forms.CharField(max_length=60, strip=True, label="Save these filters as")
+    query = forms.CharField(max_length=500, required=False, widget=forms.HiddenInput)
+
+    def clean_query(self):
+        query = filter_query(QueryDict(self.cleaned_data["query"]))
+        if not query:
+            raise forms.ValidationError("Choose some filters, a view or a search first: the default queue needs no saving.")
+        if len(query) > SavedView._meta.get_field("query").max_length:
+            raise forms.ValidationError("These filters are too long to save.")
+        return query
 
 
 class PageForm(forms.Form):

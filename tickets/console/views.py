@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.db.models import Q, Sum
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -17,7 +17,7 @@ from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
-from tickets.models import Message, Ticket
+from tickets.models import Message, SavedView, Ticket
 from tickets.services import (
     MAX_BODY_LENGTH,
     ReplyError,
@@ -30,7 +30,19 @@ from tickets.services import (
 )
 
 from .access import agent_required
-from .forms import ALL, DEFAULT_SORT, OPEN, SORTS, VIEWS, PageForm, TicketFilterForm, format_cursor, selected_ids
+from .forms import (
+    ALL,
+    DEFAULT_SORT,
+    OPEN,
+    SORTS,
+    VIEWS,
+    PageForm,
+    SavedViewForm,
+    TicketFilterForm,
+    filter_query,
+    format_cursor,
+    selected_ids,
+)
 from .ticket_page import TicketUpdateForm, requester_panel, timeline_page
 from .view_counts import forget_view_counts, view_counts
 
@@ -107,9 +119,51 @@ def _views(form, user):
     return [{"key": key, "label": label, "count": counts[key], "current": key == current} for key, label in VIEWS]
 
 
+#: Saved views an agent may keep; the list above the queue stays short enough to scan.
+MAX_SAVED_VIEWS = 30
+
+
 @agent_required
 def ticket_list(request):
-    return render(request, "console/ticket_list.html", {**_ticket_page(request), "section": "tickets"})
+    context = {
+        **_ticket_page(request),
+        "section": "tickets",
+        "saved_views": list(SavedView.objects.filter(owner=request.user).only("id", "name", "query")),
+        "current_query": filter_query(request.GET),
+    }
+    return render(request, "console/ticket_list.html", context)
+
+
+@agent_required
+@require_POST
+def saved_view_create(request):
+    """Save the list's current filters under a name; saving a name again replaces its filters."""
+    form = SavedViewForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect(_list_url(filter_query(QueryDict(request.POST.get("query", "")))))
+    name, query = form.cleaned_data["name"], form.cleaned_data["query"]
+    mine = SavedView.objects.filter(owner=request.user)
+    if not mine.filter(name=name).exists() and mine.count() >= MAX_SAVED_VIEWS:
+        messages.error(request, f"You have {MAX_SAVED_VIEWS} saved views already; delete one first.")
+    else:
+        SavedView.objects.update_or_create(owner=request.user, name=name, defaults={"query": query})
+        messages.success(request, f"Saved view “{name}”.")
+    return redirect(_list_url(query))
+
+
+@agent_required
+@require_POST
+def saved_view_delete(request, pk):
+    saved = get_object_or_404(SavedView, pk=pk, owner=request.user)
+    saved.delete()
+    messages.success(request, f"Deleted saved view “{saved.name}”.")
+    return redirect("console:ticket-list")
+
+
+def _list_url(query):
+    return reverse("console:ticket-list") + (f"?{query}" if query else "")
 
 
 @agent_required
