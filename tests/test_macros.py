@@ -360,3 +360,9 @@ def test_the_macros_page_escapes_what_agents_wrote(agent_client, agent):
     assert "<img src=x" not in page and "<script>alert(2)" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "&lt;script&gt;alert(2)&lt;/script&gt;" in page
 
+
+def test_the_demo_macros_are_valid():
+    from channels_ingest.management.commands.seed_demo import DEMO_MACROS
+
+    for fields in DEMO_MACROS:
+        Macro(**fields).full_clean()
