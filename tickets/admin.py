@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Contact, Identity, Message, Queue, Ticket
+from .models import Contact, Identity, Macro, Message, Queue, Ticket
 
 
 @admin.register(Ticket)
@@ -29,6 +29,15 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = ["id", "ticket", "direction", "delivery_status", "created_at"]
     list_select_related = ["ticket"]
     raw_id_fields = ["ticket", "thread", "author_identity", "author_user"]
+
+
+@admin.register(Macro)
+class MacroAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "status", "assignee_action", "updated_at"]
+    list_filter = ["status", "assignee_action"]
+    list_select_related = ["owner"]
+    raw_id_fields = ["owner", "assignee"]
+    search_fields = ["name", "body"]
 
 
 admin.site.register(Queue)

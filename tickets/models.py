@@ -1,8 +1,10 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from .querysets import MessageQuerySet, TicketQuerySet
+from .placeholders import fill, validate_placeholders
+from .querysets import MacroQuerySet, MessageQuerySet, TicketQuerySet
 
 SUBJECT_LENGTH = 200
 
@@ -280,3 +282,84 @@ class SavedView(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Macro(models.Model):
+    """A canned response: a text with placeholders, and what applying it also does to the ticket.
+
+    Shared macros (no owner) are for every agent and managed by admins; personal ones by their owner.
+    """
+
+    class AssigneeAction(models.TextChoices):
+        LEAVE = "", "Leave the assignee as it is"
+        APPLIER = "applier", "Assign to the agent applying it"
+        AGENT = "agent", "Assign to a specific agent"
+        UNASSIGN = "unassign", "Unassign"
+
+    name = models.CharField(max_length=100)
+    body = models.TextField(
+        blank=True, validators=[validate_placeholders], help_text="The reply text; may be empty for actions only."
+    )
+    #: The status to set; blank leaves it.
+    status = models.CharField(max_length=16, choices=Ticket.Status.choices, blank=True)
+    assignee_action = models.CharField(max_length=16, choices=AssigneeAction.choices, blank=True)
+    #: Whom ``AssigneeAction.AGENT`` assigns. If that agent is deleted, applying the macro is refused.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: Null for a shared macro.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="macros"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MacroQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "name"], name="macro_owner_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_shared(self):
+        return self.owner_id is None
+
+    @property
+    def has_actions(self):
+        return bool(self.status or self.assignee_action)
+
+    def clean(self):
+        if self.assignee_action == self.AssigneeAction.AGENT and self.assignee_id is None:
+            raise ValidationError({"assignee": "Choose the agent this macro assigns tickets to."})
+        if self.assignee_action != self.AssigneeAction.AGENT:
+            self.assignee = None
+        if not self.body.strip() and not self.has_actions:
+            raise ValidationError("A macro needs a text, an action, or both.")
+
+    def render(self, ticket, agent) -> str:
+        """The macro's text for ``ticket``, as ``agent`` would send it."""
+        requester = ticket.requester.display_name
+        agent_name = agent.get_full_name() or agent.get_username()
+        values = {
+            "requester_name": requester,
+            "requester_first_name": (requester.split() or [""])[0],
+            "ticket_number": str(ticket.pk),
+            "ticket_subject": ticket.subject,
+            "agent_name": agent_name,
+            "agent_first_name": agent.first_name or agent_name,
+        }
+        return fill(self.body, values)
+
+    def action_labels(self) -> list[str]:
+        """What applying the macro does besides the text, in words, e.g. ["Status: Resolved", "Unassign"]."""
+        labels = []
+        if self.status:
+            labels.append(f"Status: {Ticket.Status(self.status).label}")
+        if self.assignee_action == self.AssigneeAction.AGENT:
+            agent = self.assignee
+            labels.append(f"Assign to {(agent.get_full_name() or agent.get_username()) if agent else '(deleted agent)'}")
+        elif self.assignee_action:
+            labels.append(self.AssigneeAction(self.assignee_action).label)
+        return labels

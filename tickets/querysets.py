@@ -127,3 +127,11 @@ class MessageQuerySet(models.QuerySet):
 
     def undelivered(self):
         return self.filter(direction=self.model.Direction.OUTBOUND, delivery_status=self.model.DeliveryStatus.QUEUED)
+
+
+class MacroQuerySet(models.QuerySet):
+    def usable_by(self, user):
+        """The shared macros and ``user``'s own, shared first, then by name."""
+        return self.filter(models.Q(owner=None) | models.Q(owner=user)).order_by(
+            models.F("owner").asc(nulls_first=True), "name", "id"
+        )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import macros, views
 
 app_name = "console"
 urlpatterns = [
@@ -20,4 +20,10 @@ urlpatterns = [
     path("triage/accept/", views.triage_accept, name="triage-accept"),
     path("triage/dismiss/", views.triage_dismiss, name="triage-dismiss"),
     path("channels/", views.channels, name="channels"),
+    path("macros/", macros.macro_list, name="macro-list"),
+    path("macros/new/", macros.macro_create, name="macro-create"),
+    path("macros/<int:pk>/", macros.macro_edit, name="macro-edit"),
+    path("macros/<int:pk>/delete/", macros.macro_delete, name="macro-delete"),
+    path("tickets/<int:pk>/macro/", macros.macro_insert, name="macro-insert"),
+    path("tickets/<int:pk>/macro/apply/", macros.macro_apply, name="macro-apply"),
 ]

@@ -17,6 +17,7 @@ from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
+from tickets.macros import MacroError, reply_with_macro, usable_macro
 from tickets.models import Message, SavedView, Ticket
 from tickets.services import (
     MAX_BODY_LENGTH,
@@ -43,6 +44,7 @@ from .forms import (
     format_cursor,
     selected_ids,
 )
+from .macros import macro_picker
 from .ticket_page import TicketUpdateForm, requester_panel, timeline_page
 from .view_counts import forget_view_counts, view_counts
 
@@ -212,6 +214,7 @@ def ticket_detail(request, pk):
         "default_mode": default,
         "reply_limit": max(allowed) if allowed else _reply_limit(ticket.channel),
         **_counter(0, default.max_length if default else None),
+        **macro_picker(request.user),
     }
     return render(request, "console/ticket_detail.html", context)
 
@@ -269,13 +272,20 @@ def _reply_body(request):
 @require_POST
 def ticket_reply(request, pk):
     ticket = get_object_or_404(Ticket, pk=pk)
+    # No ``mode`` field (a channel with a single mode): None lets the service take the default.
+    reply = {"ticket": ticket, "author": request.user, "body": _reply_body(request), "mode": request.POST.get("mode")}
+    macro_id = request.POST.get("macro")  # chosen in the composer's "Canned response" picker
     try:
-        # No ``mode`` field (a channel with a single mode): None lets the service take the default.
-        reply_to_ticket(ticket=ticket, author=request.user, body=_reply_body(request), mode=request.POST.get("mode"))
-    except ReplyError as exc:
-        messages.error(request, str(exc))
+        if macro_id:
+            macro = usable_macro(request.user, macro_id)
+            reply_with_macro(**reply, macro=macro)
+        else:
+            reply_to_ticket(**reply)
+    except (ReplyError, TicketChangeError, MacroError) as exc:
+        messages.error(request, f"{exc} Nothing was sent and the macro was not applied." if macro_id else str(exc))
     else:
-        messages.success(request, "Reply queued for delivery.")
+        applied = f" Macro “{macro.name}” applied." if macro_id else ""
+        messages.success(request, f"Reply queued for delivery.{applied}")
     return redirect("console:ticket-detail", pk=ticket.pk)
 
 

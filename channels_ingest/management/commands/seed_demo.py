@@ -1,4 +1,4 @@
-"""Demo data for the embedded run: an admin, an agent, and Slack and X channels wired to the emulators."""
+"""Demo data for the embedded run: an admin, an agent, shared macros, Slack and X channels on the emulators."""
 
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
@@ -7,7 +7,7 @@ from channels_ingest.adapters.slack import SlackAdapter
 from channels_ingest.adapters.x import XAdapter
 from channels_ingest.management.commands.channels import webhook_url
 from channels_ingest.models import Channel
-from tickets.models import Queue
+from tickets.models import Macro, Queue, Ticket
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 DEMO_USERS = [
@@ -16,9 +16,26 @@ DEMO_USERS = [
     ("agent", "agent", "Alex", "Agent", AGENTS_GROUP),
 ]
 
+#: Shared macros (canned responses) every agent finds in the composer.
+DEMO_MACROS = [
+    {
+        "name": "Ask for details",
+        "body": "Hi {requester_first_name}, thanks for reaching out about ticket #{ticket_number}.\n"
+        "Could you tell us which device this happens on, and send a screenshot of the error?\n\n{agent_name}",
+        "status": Ticket.Status.PENDING,
+        "assignee_action": Macro.AssigneeAction.APPLIER,
+    },
+    {
+        "name": "Solved, closing",
+        "body": "Glad it works again, {requester_first_name}! I am resolving ticket #{ticket_number}; "
+        "just reply here if the problem comes back.\n\n{agent_name}",
+        "status": Ticket.Status.RESOLVED,
+    },
+]
+
 
 class Command(BaseCommand):
-    help = "Create demo users and Slack and X channels pointing at the local emulators (idempotent)."
+    help = "Create demo users, shared macros, and Slack and X channels pointing at the local emulators (idempotent)."
 
     def add_arguments(self, parser):
         parser.add_argument("--slack-base-url", default="http://127.0.0.1:8765/api/")
@@ -34,6 +51,8 @@ class Command(BaseCommand):
                 user.save()
             user.groups.add(Group.objects.get_or_create(name=group)[0])
         Queue.objects.get_or_create(name="Service desk")
+        for macro in DEMO_MACROS:
+            Macro.objects.get_or_create(name=macro["name"], owner=None, defaults=macro)
 
         config, secrets = SlackAdapter.split_config(
             {
