@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .querysets import MessageQuerySet, TicketQuerySet
+from .querysets import MessageQuerySet, TicketEventQuerySet, TicketQuerySet
 
 SUBJECT_LENGTH = 200
 
@@ -241,6 +241,8 @@ class TicketEvent(models.Model):
     old_value = models.CharField(max_length=200, blank=True)
     new_value = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TicketEventQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["ticket", "created_at"], name="ticket_event_timeline")]
