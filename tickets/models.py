@@ -214,6 +214,25 @@ class Message(models.Model):
         return f"{self.direction} message {self.pk} on ticket {self.ticket_id}"
 
     @property
+    def delivery_stalled_since(self):
+        """When this reply started waiting, if it is still queued or sending ``DELIVERY_STALE_SECONDS`` later.
+
+        The wait starts at creation, or at the agent's Retry (which resets the attempts and schedules one
+        now); a send in progress counts from its start. None while the wait is still normal.
+        """
+        if self.delivery_status == self.DeliveryStatus.SENDING:
+            since = self.delivery_started_at or self.created_at
+        elif self.delivery_status == self.DeliveryStatus.QUEUED:
+            since = self.created_at
+            if self.delivery_attempts == 0 and self.delivery_next_attempt_at:
+                since = max(since, self.delivery_next_attempt_at)
+        else:
+            return None
+        if (timezone.now() - since).total_seconds() < settings.DELIVERY_STALE_SECONDS:
+            return None
+        return since
+
+    @property
     def author_name(self):
         if self.author_user_id:
             return self.author_user.get_full_name() or self.author_user.get_username()
