@@ -100,6 +100,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The cache also holds who is viewing which ticket (tickets/console/presence.py), so it must be shared by
+# every web process: Redis in production, files under VAR_DIR on the embedded default (never locmem,
+# which is per process).
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith("redis"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
@@ -208,6 +211,10 @@ INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "5"))
 #: Seconds the queue's shared view counts are reused across agents (tickets/console/view_counts.py).
 CONSOLE_VIEW_COUNTS_TTL = int(os.environ.get("CONSOLE_VIEW_COUNTS_TTL", "10"))
+# The console flags a reply still queued (or sending) this long: the channel may be slow or the worker down.
+DELIVERY_STALE_SECONDS = int(os.environ.get("DELIVERY_STALE_SECONDS", "60"))
+# An agent's presence on a ticket page (viewing, typing) lasts this long after their last heartbeat.
+PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", "10"))
 # Admins are told by email when a channel needs them (e.g. its monthly budget is spent).
 ADMINS = [("", address) for address in env_list("ADMINS")]
 SERVER_EMAIL = DEFAULT_FROM_EMAIL = os.environ.get("SERVER_EMAIL", "helpdesk@localhost")

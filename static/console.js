@@ -1,8 +1,10 @@
-/* Agent console keyboard shortcuts. Plain JS, no framework; every action also has a mouse path.
+/* Agent console keyboard shortcuts and the ticket page's live bits. Plain JS, no framework; every action also has a mouse path.
  *
  *   Queue:       j / k move the selection, Enter opens it, / focuses the search box (#search, if any)
  *   Ticket page: r reply, n internal note, a "Assign to me", e "Resolve"
  *   Everywhere:  ? opens the shortcut help (<dialog id="shortcuts-dialog">), Esc closes it
+ *
+ * It also feeds the ticket page's presence heartbeat (typing or viewing) and its collision banner.
  *
  * Shortcuts are ignored while typing (inputs, textareas, selects, contenteditable), with Ctrl, Alt
  * or Meta held, and while a dialog is open. The queue's rows are replaced by htmx every few
@@ -182,6 +184,67 @@
     }
     return true;
   }
+
+  // Live ticket page (templates/console/_live_ticket.html) ------------------------------
+  // The presence heartbeat says whether the agent is typing (the composer changed in the last few
+  // seconds) and what (a reply or a note); it beats at once when typing starts, so others see it quickly.
+
+  var TYPING_WINDOW_MS = 4000;
+  var lastInputAt = 0;
+
+  function presence() {
+    return document.getElementById("presence");
+  }
+
+  function typingNow() {
+    return Date.now() - lastInputAt < TYPING_WINDOW_MS;
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.id !== "reply-body") return;
+    var wasTyping = typingNow();
+    lastInputAt = Date.now();
+    if (!wasTyping && presence() && window.htmx) window.htmx.trigger(presence(), "presence-beat");
+  });
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var element = presence();
+    if (!element || event.detail.elt !== element) return;
+    var kind = document.querySelector('#composer input[name="composer_kind"]:checked');
+    var shown = element.querySelector("[data-presence-digest]");
+    event.detail.parameters.state = typingNow() ? "typing" : "viewing";
+    event.detail.parameters.kind = kind ? kind.value : "reply";
+    event.detail.parameters.shown = shown ? shown.getAttribute("data-presence-digest") : "";
+  });
+
+  // Leaving: tell the server now (best effort) rather than let the presence expire.
+  window.addEventListener("pagehide", function () {
+    var element = presence();
+    var token = document.querySelector("input[name=csrfmiddlewaretoken]");
+    if (!element || !token || !navigator.sendBeacon) return;
+    var data = new FormData();
+    data.append("csrfmiddlewaretoken", token.value);
+    navigator.sendBeacon(element.getAttribute("data-leave-url"), data);
+  });
+
+  // Back from the back/forward cache: present again at once.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && presence() && window.htmx) window.htmx.trigger(presence(), "presence-beat");
+  });
+
+  // "I have read these" on the live collision banner: the composer now counts those changes as seen.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-collision-seen]");
+    if (!button) return;
+    var banner = button.closest("[data-seen-message]");
+    var seen = document.getElementById("composer-seen");
+    if (!banner || !seen) return;
+    seen.querySelector("input[name=seen_message]").value = banner.getAttribute("data-seen-message");
+    seen.querySelector("input[name=seen_event]").value = banner.getAttribute("data-seen-event");
+    banner.remove();
+    var body = document.getElementById("reply-body");
+    if (body) body.focus();
+  });
 
   // Help dialog --------------------------------------------------------------------
 

@@ -50,6 +50,14 @@ def agent(db):
 
 
 @pytest.fixture
+def other_agent(db):
+    """A second agent, for what two agents see of each other (presence, collisions)."""
+    user = User.objects.create_user("dana", password="dana-pass-123", first_name="Dana", last_name="Desk")
+    user.groups.add(Group.objects.get_or_create(name=AGENTS_GROUP)[0])
+    return user
+
+
+@pytest.fixture
 def admin_user(db):
     user = User.objects.create_user("boss", password="boss-pass-123")
     user.groups.add(Group.objects.get_or_create(name=ADMINS_GROUP)[0])
@@ -274,19 +282,33 @@ def browser():
     del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
-@pytest.fixture
-def console(browser, live_server, agent):
-    """A signed-in agent's browser tab, on the queue."""
+def signed_in_page(browser, live_server, username, password):
+    """A new browser context (its own cookies: its own session), signed in, on the queue."""
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(BROWSER_TIMEOUT_MS)
     page.goto(live_server.url + "/login/")
-    page.fill("#id_username", "agent")
-    page.fill("#id_password", "agent-pass-123")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/console/")
+    return page
+
+
+@pytest.fixture
+def console(browser, live_server, agent):
+    """A signed-in agent's browser tab, on the queue."""
+    page = signed_in_page(browser, live_server, "agent", "agent-pass-123")
     yield page
-    context.close()
+    page.context.close()
+
+
+@pytest.fixture
+def other_console(browser, live_server, other_agent):
+    """A second agent (Dana) in a browser context of her own, on the queue."""
+    page = signed_in_page(browser, live_server, "dana", "dana-pass-123")
+    yield page
+    page.context.close()
 
 
 @pytest.fixture

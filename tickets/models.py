@@ -4,7 +4,7 @@ from django.db import models
 from django.utils import timezone
 
 from .placeholders import fill, validate_placeholders
-from .querysets import MacroQuerySet, MessageQuerySet, TicketQuerySet
+from .querysets import MacroQuerySet, MessageQuerySet, TicketEventQuerySet, TicketQuerySet
 
 SUBJECT_LENGTH = 200
 
@@ -216,6 +216,25 @@ class Message(models.Model):
         return f"{self.direction} message {self.pk} on ticket {self.ticket_id}"
 
     @property
+    def delivery_stalled_since(self):
+        """When this reply started waiting, if it is still queued or sending ``DELIVERY_STALE_SECONDS`` later.
+
+        The wait starts at creation, or at the agent's Retry (which resets the attempts and schedules one
+        now); a send in progress counts from its start. None while the wait is still normal.
+        """
+        if self.delivery_status == self.DeliveryStatus.SENDING:
+            since = self.delivery_started_at or self.created_at
+        elif self.delivery_status == self.DeliveryStatus.QUEUED:
+            since = self.created_at
+            if self.delivery_attempts == 0 and self.delivery_next_attempt_at:
+                since = max(since, self.delivery_next_attempt_at)
+        else:
+            return None
+        if (timezone.now() - since).total_seconds() < settings.DELIVERY_STALE_SECONDS:
+            return None
+        return since
+
+    @property
     def author_name(self):
         if self.author_user_id:
             return self.author_user.get_full_name() or self.author_user.get_username()
@@ -243,6 +262,8 @@ class TicketEvent(models.Model):
     old_value = models.CharField(max_length=200, blank=True)
     new_value = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TicketEventQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["ticket", "created_at"], name="ticket_event_timeline")]

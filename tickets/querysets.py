@@ -125,6 +125,10 @@ class MessageQuerySet(models.QuerySet):
             .order_by("created_at", "id")
         )
 
+    def since(self, message_id):
+        """Messages stored after the one with this id (ids grow with every insert; 0 means all)."""
+        return self.filter(id__gt=message_id)
+
     def undelivered(self):
         return self.filter(direction=self.model.Direction.OUTBOUND, delivery_status=self.model.DeliveryStatus.QUEUED)
 
@@ -134,4 +138,21 @@ class MacroQuerySet(models.QuerySet):
         """The shared macros and ``user``'s own, shared first, then by name."""
         return self.filter(models.Q(owner=None) | models.Q(owner=user)).order_by(
             models.F("owner").asc(nulls_first=True), "name", "id"
+        )
+
+
+class TicketEventQuerySet(models.QuerySet):
+    def since(self, event_id):
+        """Events recorded after the one with this id (0 means all)."""
+        return self.filter(id__gt=event_id)
+
+    def timeline(self):
+        """Events oldest first, with only what the timeline shows and names their actor."""
+        return (
+            self.select_related("actor")
+            .only(
+                "id", "ticket_id", "kind", "old_value", "new_value", "created_at",
+                "actor__id", "actor__username", "actor__first_name", "actor__last_name",
+            )
+            .order_by("created_at", "id")
         )

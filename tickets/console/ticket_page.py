@@ -7,15 +7,21 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
+from tickets.changes import Seen, in_timeline_order
 from tickets.models import Message, Queue, Ticket, TicketEvent
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 #: Messages per timeline page: the page shows the newest ones, "Show earlier messages" loads the ones before.
 TIMELINE_PAGE = 50
+#: The live poll brings at most this many messages and events at once; the next poll brings the rest.
+LIVE_BATCH = 50
 #: The requester panel lists at most this many of their other tickets.
 OTHER_TICKETS = 10
 
-MESSAGE, EVENT = "message", "event"
+
+def detail_tickets():
+    """Tickets with what the page's header and composer show joined in (not the channel's credentials)."""
+    return Ticket.objects.select_related("requester", "assignee", "channel", "queue").defer("channel__secrets")
 
 
 def timeline_page(ticket_id, *, before: Message | None = None):
@@ -34,20 +40,32 @@ def timeline_page(ticket_id, *, before: Message | None = None):
     has_earlier = len(newest) > TIMELINE_PAGE
     page = newest[:TIMELINE_PAGE][::-1]
 
-    events = TicketEvent.objects.filter(ticket_id=ticket_id).select_related("actor").order_by("created_at", "id")
-    events = events.only(
-        "id", "ticket_id", "kind", "old_value", "new_value", "created_at",
-        "actor__id", "actor__username", "actor__first_name", "actor__last_name",
-    )
+    events = TicketEvent.objects.filter(ticket_id=ticket_id).timeline()
     if has_earlier:
         events = events.filter(created_at__gte=page[0].created_at)
     if before is not None:
         events = events.filter(created_at__lt=before.created_at)
+    return in_timeline_order(page, events), (page[0] if page else None), has_earlier
 
-    entries = [(MESSAGE, m) for m in page] + [(EVENT, e) for e in events]
-    # Events sort after messages of the same instant (a change follows what prompted it).
-    entries.sort(key=lambda entry: (entry[1].created_at, entry[0] == EVENT, entry[1].pk))
-    return entries, (page[0] if page else None), has_earlier
+
+def timeline_since(ticket_id, seen: Seen):
+    """The messages and events stored after ``seen``, for the open page's live poll: ``(entries, seen past them)``.
+
+    Two indexed queries, each at most ``LIVE_BATCH`` rows (the next poll brings the rest). New entries are
+    appended in the order they were stored, so a message that arrives late (sent earlier, stored now) still
+    shows up at the end instead of being hidden among older ones.
+    """
+    messages = Message.objects.filter(ticket_id=ticket_id).since(seen.message).timeline()
+    events = TicketEvent.objects.filter(ticket_id=ticket_id).since(seen.event).timeline()
+    messages, events = list(messages.order_by("id")[:LIVE_BATCH]), list(events.order_by("id")[:LIVE_BATCH])
+    entries = in_timeline_order(messages, events)
+    return entries, seen.past(entries)
+
+
+def facts_version(ticket) -> str:
+    """What the actions form shows of a ticket, as a short string: the live poll re-renders the form only
+    when this changed (so an agent's half-made choice there is not reset by every new message)."""
+    return f"{ticket.status}.{ticket.priority}.{ticket.assignee_id or 0}.{ticket.queue_id or 0}"
 
 
 def requester_panel(ticket):

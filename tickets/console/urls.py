@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import macros, views
+from . import live, macros, views
 
 app_name = "console"
 urlpatterns = [
@@ -14,6 +14,9 @@ urlpatterns = [
     path("tickets/<int:pk>/update/", views.ticket_update, name="ticket-update"),
     path("tickets/<int:pk>/earlier/", views.ticket_earlier, name="ticket-earlier"),
     path("tickets/<int:pk>/reply/length/", views.reply_length, name="reply-length"),
+    path("tickets/<int:pk>/live/", live.ticket_live, name="ticket-live"),
+    path("tickets/<int:pk>/presence/", live.ticket_presence, name="ticket-presence"),
+    path("tickets/<int:pk>/presence/leave/", live.ticket_presence_leave, name="ticket-presence-leave"),
     path("messages/<int:pk>/status/", views.message_status, name="message-status"),
     path("messages/<int:pk>/retry/", views.message_retry, name="message-retry"),
     path("triage/", views.triage, name="triage"),

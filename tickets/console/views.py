@@ -17,8 +17,9 @@ from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
+from tickets.changes import Changes, Seen, changes_since
 from tickets.macros import MacroError, reply_with_macro, usable_macro
-from tickets.models import Message, SavedView, Ticket
+from tickets.models import Macro, Message, SavedView, Ticket
 from tickets.services import (
     MAX_BODY_LENGTH,
     ReplyError,
@@ -45,7 +46,8 @@ from .forms import (
     selected_ids,
 )
 from .macros import macro_picker
-from .ticket_page import TicketUpdateForm, requester_panel, timeline_page
+from .presence import HEARTBEAT_SECONDS
+from .ticket_page import TicketUpdateForm, detail_tickets, facts_version, requester_panel, timeline_page
 from .view_counts import forget_view_counts, view_counts
 
 PAGE_SIZE = 50
@@ -196,16 +198,32 @@ def _default_mode(modes: list[ReplyMode]) -> ReplyMode | None:
     return next((mode for mode in modes if mode.allowed), None)
 
 
-@agent_required
-def ticket_detail(request, pk):
-    tickets = Ticket.objects.select_related("requester", "assignee", "channel", "queue").defer("channel__secrets")
-    ticket = get_object_or_404(tickets, pk=pk)
+@dataclass(frozen=True)
+class Draft:
+    """What an agent had written when sending was held back (the ticket changed): shown again as it was."""
+
+    body: str
+    kind: str  # "reply" or "note"
+    mode: str | None = None
+    #: The canned response chosen for it, so "Send anyway" still applies the macro's actions.
+    macro: Macro | None = None
+
+
+def _ticket_page_context(request, ticket, draft: Draft | None = None):
     modes = reply_modes(ticket)
     default = _default_mode(modes)
+    if draft is not None and draft.mode is not None:
+        default = next((mode for mode in modes if mode.key == draft.mode and mode.allowed), default)
     allowed = [mode.max_length for mode in modes if mode.allowed]
-    context = {
+    timeline = _timeline_context(ticket)
+    return {
         "ticket": ticket,
-        **_timeline_context(ticket),
+        **timeline,
+        # What this page shows: the live poll continues from here, and the composer sends it back so that
+        # the server can tell what changed since (tickets.changes).
+        "seen": Seen().past(timeline["timeline"]),
+        "facts_version": facts_version(ticket),
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
         **requester_panel(ticket),
         "update_form": TicketUpdateForm.for_ticket(ticket),
         "reply_modes": modes,
@@ -213,15 +231,50 @@ def ticket_detail(request, pk):
         "choose_mode": any(mode.key for mode in modes),
         "default_mode": default,
         "reply_limit": max(allowed) if allowed else _reply_limit(ticket.channel),
+        "draft": draft,
         **_counter(0, default.max_length if default else None),
         **macro_picker(request.user),
     }
-    return render(request, "console/ticket_detail.html", context)
+
+
+@agent_required
+def ticket_detail(request, pk):
+    ticket = get_object_or_404(detail_tickets(), pk=pk)
+    return render(request, "console/ticket_detail.html", _ticket_page_context(request, ticket))
 
 
 def _timeline_context(ticket, before=None):
     entries, oldest, has_earlier = timeline_page(ticket.pk, before=before)
     return {"timeline": entries, "oldest": oldest, "has_earlier": has_earlier}
+
+
+def _unseen_changes(request, ticket) -> Changes | None:
+    """What changed on the ticket since the composer's page showed it, unless the agent said "Send anyway".
+
+    A post without the composer's place (an API-like client, a page from before this check) is not checked.
+    """
+    if request.POST.get("confirm"):
+        return None
+    seen = Seen.parse(request.POST.get("seen_message"), request.POST.get("seen_event"))
+    if seen is None:
+        return None
+    return changes_since(ticket.pk, seen, viewer=request.user) or None
+
+
+def _hold_back(request, ticket, changes, kind):
+    """The ticket page again, with the draft as written, what changed listed, and "Send anyway"."""
+    macro = None
+    if kind == "reply" and request.POST.get("macro"):
+        try:
+            macro = usable_macro(request.user, request.POST["macro"])
+        except MacroError:
+            pass  # gone meanwhile: "Send anyway" then sends the text alone, and says nothing was applied
+    draft = Draft(body=_reply_body(request), kind=kind, mode=request.POST.get("mode"), macro=macro)
+    context = {**_ticket_page_context(request, ticket, draft), "collision": changes}
+    if kind == "reply":
+        context.update(_measure(ticket, draft.body.strip(), draft.mode))
+    # 409 Conflict: nothing was sent; the page says why and offers to send anyway.
+    return render(request, "console/ticket_detail.html", context, status=409)
 
 
 @agent_required
@@ -271,7 +324,10 @@ def _reply_body(request):
 @agent_required
 @require_POST
 def ticket_reply(request, pk):
-    ticket = get_object_or_404(Ticket, pk=pk)
+    ticket = get_object_or_404(detail_tickets(), pk=pk)
+    changes = _unseen_changes(request, ticket)
+    if changes:
+        return _hold_back(request, ticket, changes, "reply")
     # No ``mode`` field (a channel with a single mode): None lets the service take the default.
     reply = {"ticket": ticket, "author": request.user, "body": _reply_body(request), "mode": request.POST.get("mode")}
     macro_id = request.POST.get("macro")  # chosen in the composer's "Canned response" picker
@@ -293,7 +349,10 @@ def ticket_reply(request, pk):
 @require_POST
 def ticket_note(request, pk):
     """An internal note: stored on the ticket for agents, never sent to the channel."""
-    ticket = get_object_or_404(Ticket, pk=pk)
+    ticket = get_object_or_404(detail_tickets(), pk=pk)
+    changes = _unseen_changes(request, ticket)
+    if changes:
+        return _hold_back(request, ticket, changes, "note")
     try:
         add_note(ticket=ticket, author=request.user, body=_reply_body(request))
     except ReplyError as exc:
@@ -313,17 +372,21 @@ def reply_length(request, pk):
     """
     ticket = get_object_or_404(Ticket.objects.only("pk"), pk=pk)
     body = _reply_body(request).strip()
+    return render(request, "console/_reply_length.html", _measure(ticket, body, request.POST.get("mode")))
+
+
+def _measure(ticket, body, wanted_mode):
+    """The counter's context for ``body`` in the wanted mode (or the default one)."""
     thread = latest_thread(ticket)
     modes = reply_modes(ticket, thread) if thread else []
-    wanted = request.POST.get("mode")
-    mode = next((m for m in modes if m.key == wanted), None) or _default_mode(modes) or (modes[0] if modes else None)
+    wanted = next((m for m in modes if m.key == wanted_mode), None)
+    mode = wanted or _default_mode(modes) or (modes[0] if modes else None)
     if mode is None:  # nowhere to reply (the reply itself will say so): plain characters, no limit
-        return render(request, "console/_reply_length.html", _counter(len(body), None))
+        return _counter(len(body), None)
     if len(body) > MAX_BODY_LENGTH:
         # Far past every channel's limit: not worth weighing (twitter-text takes ~10 µs a character).
-        return render(request, "console/_reply_length.html", _counter(len(body), mode.max_length))
-    length = thread.channel.adapter().reply_length(body, mode.key)
-    return render(request, "console/_reply_length.html", _counter(length, mode.max_length))
+        return _counter(len(body), mode.max_length)
+    return _counter(thread.channel.adapter().reply_length(body, mode.key), mode.max_length)
 
 
 def _outbound_message(pk):
