@@ -1,17 +1,20 @@
 from django.urls import path
 
-from . import views
+from . import bulk, views
 
 app_name = "console"
 urlpatterns = [
     path("", views.ticket_list, name="ticket-list"),
     path("rows/", views.ticket_rows, name="ticket-rows"),
+    path("tickets/bulk/", bulk.ticket_bulk, name="ticket-bulk"),
+    path("tickets/merge/", bulk.ticket_merge, name="ticket-merge"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket-detail"),
     path("tickets/<int:pk>/reply/", views.ticket_reply, name="ticket-reply"),
     path("tickets/<int:pk>/note/", views.ticket_note, name="ticket-note"),
     path("tickets/<int:pk>/update/", views.ticket_update, name="ticket-update"),
     path("tickets/<int:pk>/earlier/", views.ticket_earlier, name="ticket-earlier"),
     path("tickets/<int:pk>/reply/length/", views.reply_length, name="reply-length"),
+    path("tickets/<int:pk>/reply/target/", views.reply_conversation, name="reply-conversation"),
     path("messages/<int:pk>/status/", views.message_status, name="message-status"),
     path("messages/<int:pk>/retry/", views.message_retry, name="message-retry"),
     path("triage/", views.triage, name="triage"),

@@ -17,6 +17,7 @@ from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
+from tickets.conversations import conversations, default_conversation, thread_of
 from tickets.models import Message, Ticket
 from tickets.services import (
     MAX_BODY_LENGTH,
@@ -26,6 +27,7 @@ from tickets.services import (
     change_ticket,
     latest_thread,
     reply_modes,
+    reply_target,
     reply_to_ticket,
 )
 
@@ -108,7 +110,12 @@ def _views(form, user):
 
 @agent_required
 def ticket_list(request):
-    return render(request, "console/ticket_list.html", {**_ticket_page(request), "section": "tickets"})
+    context = _ticket_page(request)
+    # The bulk bar's "assign to" agents: the assignee filter's choices, already loaded (no extra query).
+    context["bulk_agents"] = [(pk, name) for pk, name in context["form"].fields["assignee"].choices if pk.isdigit()]
+    context["bulk_statuses"] = Ticket.Status.choices
+    context["bulk_priorities"] = Ticket.Priority.choices
+    return render(request, "console/ticket_list.html", {**context, "section": "tickets"})
 
 
 @agent_required
@@ -139,23 +146,38 @@ def _default_mode(modes: list[ReplyMode]) -> ReplyMode | None:
     return next((mode for mode in modes if mode.allowed), None)
 
 
+def _reply_options(thread):
+    """The composer's send modes for one conversation (none when there is nowhere to reply)."""
+    modes = thread.channel.adapter().reply_modes(reply_target(thread)) if thread else []
+    return {
+        "reply_thread": thread,
+        "reply_modes": modes,
+        # One mode without a key (Slack, locmem): the form sends no ``mode`` and the service picks it.
+        "choose_mode": any(mode.key for mode in modes),
+        "default_mode": _default_mode(modes),
+    }
+
+
 @agent_required
 def ticket_detail(request, pk):
     tickets = Ticket.objects.select_related("requester", "assignee", "channel", "queue").defer("channel__secrets")
     ticket = get_object_or_404(tickets, pk=pk)
-    modes = reply_modes(ticket)
-    default = _default_mode(modes)
-    allowed = [mode.max_length for mode in modes if mode.allowed]
+    choices = conversations(ticket)
+    current = default_conversation(choices)
+    options = _reply_options(current.thread if current else None)
+    default = options["default_mode"]
+    # The textarea's hard limit must fit every conversation the agent may switch to; the counter
+    # shows the chosen one's, and the server enforces it.
+    limits = [mode.max_length for mode in options["reply_modes"] if mode.allowed]
+    limits += [_reply_limit(c.thread.channel) or 0 for c in choices if c is not current]
     context = {
         "ticket": ticket,
         **_timeline_context(ticket),
         **requester_panel(ticket),
         "update_form": TicketUpdateForm.for_ticket(ticket),
-        "reply_modes": modes,
-        # One mode without a key (Slack, locmem): the form sends no ``mode`` and the service picks it.
-        "choose_mode": any(mode.key for mode in modes),
-        "default_mode": default,
-        "reply_limit": max(allowed) if allowed else _reply_limit(ticket.channel),
+        "conversations": choices,
+        **options,
+        "reply_limit": max(limits) if any(limits) else _reply_limit(ticket.channel),
         **_counter(0, default.max_length if default else None),
     }
     return render(request, "console/ticket_detail.html", context)
@@ -213,8 +235,12 @@ def _reply_body(request):
 def ticket_reply(request, pk):
     ticket = get_object_or_404(Ticket, pk=pk)
     try:
+        # No ``thread`` field (a single conversation): the service answers where the requester wrote last.
+        thread = thread_of(ticket, request.POST["thread"]) if "thread" in request.POST else None
         # No ``mode`` field (a channel with a single mode): None lets the service take the default.
-        reply_to_ticket(ticket=ticket, author=request.user, body=_reply_body(request), mode=request.POST.get("mode"))
+        reply_to_ticket(
+            ticket=ticket, author=request.user, body=_reply_body(request), mode=request.POST.get("mode"), thread=thread
+        )
     except ReplyError as exc:
         messages.error(request, str(exc))
     else:
@@ -245,18 +271,45 @@ def reply_length(request, pk):
     counter agrees with the server, which still enforces the limit.
     """
     ticket = get_object_or_404(Ticket.objects.only("pk"), pk=pk)
-    body = _reply_body(request).strip()
-    thread = latest_thread(ticket)
+    thread = _chosen_thread(request, ticket)
     modes = reply_modes(ticket, thread) if thread else []
     wanted = request.POST.get("mode")
     mode = next((m for m in modes if m.key == wanted), None) or _default_mode(modes) or (modes[0] if modes else None)
+    return render(request, "console/_reply_length.html", _measure(_reply_body(request).strip(), thread, mode))
+
+
+def _chosen_thread(request, ticket):
+    """The conversation the composer has chosen (``thread``), or where the requester wrote last."""
+    if "thread" in request.POST:
+        try:
+            return thread_of(ticket, request.POST["thread"])
+        except ReplyError:
+            pass  # the reply itself will refuse it; count against the default meanwhile
+    return latest_thread(ticket)
+
+
+def _measure(body, thread, mode):
     if mode is None:  # nowhere to reply (the reply itself will say so): plain characters, no limit
-        return render(request, "console/_reply_length.html", _counter(len(body), None))
+        return _counter(len(body), None)
     if len(body) > MAX_BODY_LENGTH:
         # Far past every channel's limit: not worth weighing (twitter-text takes ~10 µs a character).
-        return render(request, "console/_reply_length.html", _counter(len(body), mode.max_length))
-    length = thread.channel.adapter().reply_length(body, mode.key)
-    return render(request, "console/_reply_length.html", _counter(length, mode.max_length))
+        return _counter(len(body), mode.max_length)
+    return _counter(thread.channel.adapter().reply_length(body, mode.key), mode.max_length)
+
+
+@agent_required
+@require_POST
+def reply_conversation(request, pk):
+    """The composer switched to another of the ticket's conversations: that one's send modes, and the
+    counter (out of band) re-measured against its default mode."""
+    ticket = get_object_or_404(Ticket.objects.only("pk"), pk=pk)
+    try:
+        thread = thread_of(ticket, request.POST.get("thread"))
+    except ReplyError as exc:
+        return HttpResponseBadRequest(str(exc))
+    options = _reply_options(thread)
+    counter = _measure(_reply_body(request).strip(), thread, options["default_mode"])
+    return render(request, "console/_reply_modes.html", {**options, **counter, "oob_counter": True})
 
 
 def _outbound_message(pk):
