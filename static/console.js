@@ -1,6 +1,7 @@
 /* Agent console keyboard shortcuts and the ticket page's live bits. Plain JS, no framework; every action also has a mouse path.
  *
- *   Queue:       j / k move the selection, Enter opens it, / focuses the search box (#search, if any)
+ *   Queue:       j / k move the selection, Enter opens it, x ticks it for bulk actions,
+ *                / focuses the search box (#search, if any)
  *   Ticket page: r reply, n internal note, a "Assign to me", e "Resolve"
  *   Everywhere:  ? opens the shortcut help (<dialog id="shortcuts-dialog">), Esc closes it
  *
@@ -8,7 +9,8 @@
  *
  * Shortcuts are ignored while typing (inputs, textareas, selects, contenteditable), with Ctrl, Alt
  * or Meta held, and while a dialog is open. The queue's rows are replaced by htmx every few
- * seconds: the selection is kept by ticket id (data-ticket-id on the first cell) across swaps.
+ * seconds: the selection is kept by ticket id (data-ticket-id on the # cell) across swaps, and so
+ * are the ticks of the bulk-action checkboxes (name="ids", value = ticket id).
  */
 (function () {
   "use strict";
@@ -127,6 +129,82 @@
     if (!body || !body.contains(event.target)) return;
     var row = event.target.closest("tr");
     if (row && rowId(row) !== null) select(row, { scroll: false });
+  });
+
+  // Bulk selection: the rows' checkboxes, ticked by ticket id ------------------------
+
+  var tickedIds = {}; // ticket id → true; kept across row refreshes, and for tickets that left the view
+  var focusedTick = null; // the ticket id whose checkbox had focus when the rows were swapped
+
+  function rowTick(row) {
+    return row.querySelector('input[type="checkbox"][name="ids"]');
+  }
+
+  function ticks() {
+    var body = rowsBody();
+    return body ? Array.prototype.slice.call(body.querySelectorAll('input[type="checkbox"][name="ids"]')) : [];
+  }
+
+  // The count the bar shows, and the select-all box: checked when every row is ticked, mixed when some are.
+  function showTicks() {
+    var all = ticks();
+    var ticked = all.filter(function (box) { return box.checked; }).length;
+    var count = document.getElementById("bulk-count");
+    if (count) {
+      count.textContent = ticked === 0 ? "No tickets selected." : ticked + (ticked === 1 ? " ticket" : " tickets") + " selected.";
+    }
+    var selectAll = document.getElementById("select-all");
+    if (selectAll) {
+      selectAll.checked = all.length > 0 && ticked === all.length;
+      selectAll.indeterminate = ticked > 0 && ticked < all.length;
+    }
+  }
+
+  function setTick(box, checked) {
+    box.checked = checked;
+    if (checked) tickedIds[box.value] = true;
+    else delete tickedIds[box.value];
+  }
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.id === "select-all") {
+      ticks().forEach(function (box) { setTick(box, target.checked); });
+      showTicks();
+    } else if (target.name === "ids" && rowsBody() && rowsBody().contains(target)) {
+      setTick(target, target.checked);
+      showTicks();
+    }
+  });
+
+  function toggleSelectedTick() {
+    var list = rows();
+    var index = currentIndex(list);
+    if (index === -1) return false;
+    var box = rowTick(list[index]);
+    if (!box) return false;
+    setTick(box, !box.checked);
+    showTicks();
+    return true;
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var body = rowsBody();
+    if (!body || event.detail.target !== body) return;
+    var active = document.activeElement;
+    focusedTick = active && active.name === "ids" && body.contains(active) ? active.value : null;
+  });
+
+  // Fresh rows come unticked: tick again the tickets the agent had ticked, and give focus back.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var body = rowsBody();
+    if (!body || event.detail.target !== body) return;
+    ticks().forEach(function (box) {
+      box.checked = Object.prototype.hasOwnProperty.call(tickedIds, box.value);
+      if (box.value === focusedTick) box.focus({ preventScroll: true });
+    });
+    focusedTick = null;
+    showTicks();
   });
 
   // Ticket page -------------------------------------------------------------------
@@ -285,6 +363,7 @@
       if (search.select) search.select();
       return true;
     },
+    x: toggleSelectedTick,
     "?": showHelp,
     r: function () { return focusComposer("reply"); },
     n: function () { return focusComposer("note"); },
@@ -303,6 +382,11 @@
   function init() {
     var form = composer();
     if (form) applyComposerKind(form);
+    // "Select all" needs this script, so it is shown only now; ticks the browser restored count too.
+    var selectAll = document.querySelector(".select-all[hidden]");
+    if (selectAll) selectAll.hidden = false;
+    ticks().forEach(function (box) { if (box.checked) tickedIds[box.value] = true; });
+    if (document.getElementById("bulk-count")) showTicks();
   }
 
   if (document.readyState === "loading") {

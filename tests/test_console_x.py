@@ -159,7 +159,8 @@ def test_textarea_triggers_the_counter(agent_client, x_channel):
     ticket = x_ticket(x_channel, summoned=True)
     html = agent_client.get(detail_url(ticket)).content.decode()
     assert f'hx-post="{length_url(ticket)}"' in html
-    assert 'hx-trigger="input changed delay:150ms, change from:#reply-modes"' in html
+    # The modes sit in a slot that is swapped when the agent picks another conversation; the slot stays.
+    assert 'hx-trigger="input changed delay:150ms, change from:#reply-modes-slot"' in html
     assert 'hx-include="closest form" hx-target="#reply-counter" hx-swap="innerHTML"' in html
     assert '<body hx-headers=\'{"X-CSRFToken": "' in html  # htmx sends the CSRF token with every request
 

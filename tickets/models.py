@@ -91,6 +91,10 @@ class Ticket(models.Model):
     last_activity_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     message_count = models.PositiveIntegerField(default=0)
+    #: Set when this ticket was merged into another: its conversations and messages live there now.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_tickets"
+    )
 
     objects = TicketQuerySet.as_manager()
 
@@ -255,6 +259,8 @@ class TicketEvent(models.Model):
         PRIORITY = "priority"
         ASSIGNEE = "assignee"
         QUEUE = "queue"
+        #: Recorded on both tickets of a merge: ``old_value`` is the merged ticket's id, ``new_value`` the kept one's.
+        MERGED = "merged"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -278,6 +284,14 @@ class TicketEvent(models.Model):
         return "Someone"
 
     EMPTY = {Kind.ASSIGNEE: "nobody", Kind.QUEUE: "no queue"}
+
+    @property
+    def merged_ticket_id(self):
+        return int(self.old_value)
+
+    @property
+    def kept_ticket_id(self):
+        return int(self.new_value)
 
     @property
     def old_display(self):

@@ -269,13 +269,18 @@ def reply_to_ticket(
 ) -> Message:
     """Store an agent's reply as queued and hand it to delivery once committed.
 
-    ``mode`` picks one of the channel's reply modes; None takes the first allowed one.
+    ``mode`` picks one of the channel's reply modes; None takes the first allowed one. ``thread``
+    picks which of the ticket's conversations to answer; None takes where the requester wrote last.
     """
     body = body.strip()
     if not body:
         raise ReplyError("A reply needs some text.")
     if len(body) > MAX_BODY_LENGTH:  # before any (possibly slow) weighing by the channel
         raise ReplyError(f"The reply is {len(body)} characters; replies take at most {MAX_BODY_LENGTH}.")
+    if ticket.merged_into_id:
+        raise ReplyError(f"This ticket was merged into #{ticket.merged_into_id}; reply there.")
+    if thread is not None and thread.ticket_id != ticket.pk:
+        raise ReplyError(f"That conversation is not part of ticket #{ticket.pk}.")
     thread = thread or latest_thread(ticket)
     if thread is None:
         raise ReplyError("This ticket has no channel conversation to reply to.")
@@ -361,13 +366,10 @@ def _user_label(user):
     return (user.get_full_name() or user.get_username()) if user else ""
 
 
-def change_ticket(*, ticket: Ticket, actor, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
-    """Apply an agent's changes to a ticket and record one ``TicketEvent`` per field that really changed.
+def validate_changes(*, status=None, priority=None, assignee=UNCHANGED):
+    """Refuse what no ticket may be given (an unknown status or priority, a non-agent assignee).
 
-    ``status`` and ``priority`` are left alone when None; ``assignee`` and ``queue`` when ``UNCHANGED``
-    (None clears them). Status moves through ``Ticket.set_status`` (resolving stamps ``resolved_at``,
-    reopening clears it). The row is locked and re-read, so concurrent changes are judged against the
-    stored values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
+    Returns the priority as a ``Ticket.Priority`` (or None).
     """
     from .roles import is_agent
 
@@ -380,37 +382,61 @@ def change_ticket(*, ticket: Ticket, actor, status=None, priority=None, assignee
             raise TicketChangeError(f"Unknown priority {priority!r}.") from exc
     if assignee is not UNCHANGED and assignee is not None and not is_agent(assignee):
         raise TicketChangeError(f"{_user_label(assignee)} is not an agent and cannot be assigned tickets.")
+    return priority
 
+
+def apply_changes(current: Ticket, *, actor, at, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+    """Change a locked, freshly read ticket in memory; returns (unsaved events, changed fields).
+
+    ``current`` must have ``assignee`` and ``queue`` loaded (their names go into the events).
+    Arguments are already validated (``validate_changes``).
+    """
+    events, fields = [], set()
+
+    def record(kind, old, new):
+        events.append(TicketEvent(ticket=current, actor=actor, kind=kind, old_value=old, new_value=new, created_at=at))
+
+    if status is not None and status != current.status:
+        old = current.status
+        current.set_status(status, at=at)
+        record(TicketEvent.Kind.STATUS, old, status)
+        fields |= {"status", "resolved_at"}
+    if priority is not None and priority != current.priority:
+        old = Ticket.Priority(current.priority).label.lower()
+        current.priority = priority
+        record(TicketEvent.Kind.PRIORITY, old, priority.label.lower())
+        fields.add("priority")
+    if assignee is not UNCHANGED and (assignee.pk if assignee else None) != current.assignee_id:
+        record(TicketEvent.Kind.ASSIGNEE, _user_label(current.assignee), _user_label(assignee))
+        current.assignee = assignee
+        fields.add("assignee")
+    if queue is not UNCHANGED and (queue.pk if queue else None) != current.queue_id:
+        record(TicketEvent.Kind.QUEUE, current.queue.name if current.queue else "", queue.name if queue else "")
+        current.queue = queue
+        fields.add("queue")
+    if events:
+        current.last_activity_at = max(current.last_activity_at, at)
+        fields.add("last_activity_at")
+    return events, fields
+
+
+def change_ticket(*, ticket: Ticket, actor, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+    """Apply an agent's changes to a ticket and record one ``TicketEvent`` per field that really changed.
+
+    ``status`` and ``priority`` are left alone when None; ``assignee`` and ``queue`` when ``UNCHANGED``
+    (None clears them). Status moves through ``Ticket.set_status`` (resolving stamps ``resolved_at``,
+    reopening clears it). The row is locked and re-read, so concurrent changes are judged against the
+    stored values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
+    """
+    priority = validate_changes(status=status, priority=priority, assignee=assignee)
     now = timezone.now()
     with transaction.atomic():
         current = Ticket.objects.select_for_update(of=("self",)).select_related("assignee", "queue").get(pk=ticket.pk)
-        events, fields = [], set()
-
-        def record(kind, old, new):
-            events.append(TicketEvent(ticket=current, actor=actor, kind=kind, old_value=old, new_value=new, created_at=now))
-
-        if status is not None and status != current.status:
-            old = current.status
-            current.set_status(status, at=now)
-            record(TicketEvent.Kind.STATUS, old, status)
-            fields |= {"status", "resolved_at"}
-        if priority is not None and priority != current.priority:
-            old = Ticket.Priority(current.priority).label.lower()
-            current.priority = priority
-            record(TicketEvent.Kind.PRIORITY, old, priority.label.lower())
-            fields.add("priority")
-        if assignee is not UNCHANGED and (assignee.pk if assignee else None) != current.assignee_id:
-            record(TicketEvent.Kind.ASSIGNEE, _user_label(current.assignee), _user_label(assignee))
-            current.assignee = assignee
-            fields.add("assignee")
-        if queue is not UNCHANGED and (queue.pk if queue else None) != current.queue_id:
-            record(TicketEvent.Kind.QUEUE, current.queue.name if current.queue else "", queue.name if queue else "")
-            current.queue = queue
-            fields.add("queue")
+        events, fields = apply_changes(
+            current, actor=actor, at=now, status=status, priority=priority, assignee=assignee, queue=queue
+        )
         if not events:
             return []
-        current.last_activity_at = max(current.last_activity_at, now)
-        fields.add("last_activity_at")
         current.save(update_fields=sorted(fields))
         TicketEvent.objects.bulk_create(events)
     for field in ("status", "resolved_at", "priority", "assignee", "queue", "last_activity_at"):

@@ -241,6 +241,14 @@ class ChannelAdapter:
         """
         return {}
 
+    @classmethod
+    def describe_thread(cls, key: str) -> str:
+        """What kind of conversation a thread key names, in the platform's words (e.g. "DM"); "" for the usual one.
+
+        Shown where an agent picks which of a ticket's conversations to answer.
+        """
+        return ""
+
     def reply_modes(self, target: ReplyTarget) -> list[ReplyMode]:
         """The ways an agent may answer ``target`` now; the first allowed one is the default."""
         return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length)]

@@ -286,6 +286,10 @@ class XAdapter(ChannelAdapter):
 
     # Replies ----------------------------------------------------------------
 
+    @classmethod
+    def describe_thread(cls, key):
+        return "DM" if key.startswith("dm:") else "public conversation"
+
     def reply_modes(self, target):
         dm = ReplyMode(
             key="dm",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import live, macros, views
+from . import bulk, live, macros, views
 
 app_name = "console"
 urlpatterns = [
@@ -8,6 +8,8 @@ urlpatterns = [
     path("rows/", views.ticket_rows, name="ticket-rows"),
     path("views/", views.saved_view_create, name="saved-view-create"),
     path("views/<int:pk>/delete/", views.saved_view_delete, name="saved-view-delete"),
+    path("tickets/bulk/", bulk.ticket_bulk, name="ticket-bulk"),
+    path("tickets/merge/", bulk.ticket_merge, name="ticket-merge"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket-detail"),
     path("tickets/<int:pk>/reply/", views.ticket_reply, name="ticket-reply"),
     path("tickets/<int:pk>/note/", views.ticket_note, name="ticket-note"),
@@ -17,6 +19,7 @@ urlpatterns = [
     path("tickets/<int:pk>/live/", live.ticket_live, name="ticket-live"),
     path("tickets/<int:pk>/presence/", live.ticket_presence, name="ticket-presence"),
     path("tickets/<int:pk>/presence/leave/", live.ticket_presence_leave, name="ticket-presence-leave"),
+    path("tickets/<int:pk>/reply/target/", views.reply_conversation, name="reply-conversation"),
     path("messages/<int:pk>/status/", views.message_status, name="message-status"),
     path("messages/<int:pk>/retry/", views.message_retry, name="message-retry"),
     path("triage/", views.triage, name="triage"),

@@ -18,8 +18,9 @@ from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
 from tickets.changes import Changes, Seen, changes_since
+from tickets.conversations import conversations, default_conversation, thread_of
 from tickets.macros import MacroError, reply_with_macro, usable_macro
-from tickets.models import Macro, Message, SavedView, Ticket
+from tickets.models import Macro, Message, SavedView, Ticket, TicketThread
 from tickets.services import (
     MAX_BODY_LENGTH,
     ReplyError,
@@ -28,6 +29,7 @@ from tickets.services import (
     change_ticket,
     latest_thread,
     reply_modes,
+    reply_target,
     reply_to_ticket,
 )
 
@@ -129,13 +131,14 @@ MAX_SAVED_VIEWS = 30
 
 @agent_required
 def ticket_list(request):
-    context = {
-        **_ticket_page(request),
-        "section": "tickets",
-        "saved_views": list(SavedView.objects.filter(owner=request.user).only("id", "name", "query")),
-        "current_query": filter_query(request.GET),
-    }
-    return render(request, "console/ticket_list.html", context)
+    context = _ticket_page(request)
+    # The bulk bar's "assign to" agents: the assignee filter's choices, already loaded (no extra query).
+    context["bulk_agents"] = [(pk, name) for pk, name in context["form"].fields["assignee"].choices if pk.isdigit()]
+    context["bulk_statuses"] = Ticket.Status.choices
+    context["bulk_priorities"] = Ticket.Priority.choices
+    context["saved_views"] = list(SavedView.objects.filter(owner=request.user).only("id", "name", "query"))
+    context["current_query"] = filter_query(request.GET)
+    return render(request, "console/ticket_list.html", {**context, "section": "tickets"})
 
 
 @agent_required
@@ -198,6 +201,18 @@ def _default_mode(modes: list[ReplyMode]) -> ReplyMode | None:
     return next((mode for mode in modes if mode.allowed), None)
 
 
+def _reply_options(thread):
+    """The composer's send modes for one conversation (none when there is nowhere to reply)."""
+    modes = thread.channel.adapter().reply_modes(reply_target(thread)) if thread else []
+    return {
+        "reply_thread": thread,
+        "reply_modes": modes,
+        # One mode without a key (Slack, locmem): the form sends no ``mode`` and the service picks it.
+        "choose_mode": any(mode.key for mode in modes),
+        "default_mode": _default_mode(modes),
+    }
+
+
 @dataclass(frozen=True)
 class Draft:
     """What an agent had written when sending was held back (the ticket changed): shown again as it was."""
@@ -205,16 +220,26 @@ class Draft:
     body: str
     kind: str  # "reply" or "note"
     mode: str | None = None
+    #: The conversation it was written for, when the ticket has several.
+    thread: TicketThread | None = None
     #: The canned response chosen for it, so "Send anyway" still applies the macro's actions.
     macro: Macro | None = None
 
 
 def _ticket_page_context(request, ticket, draft: Draft | None = None):
-    modes = reply_modes(ticket)
-    default = _default_mode(modes)
+    choices = conversations(ticket)
+    current = default_conversation(choices)
+    if draft is not None and draft.thread is not None:
+        current = next((c for c in choices if c.thread.pk == draft.thread.pk), current)
+    options = _reply_options(current.thread if current else None)
     if draft is not None and draft.mode is not None:
-        default = next((mode for mode in modes if mode.key == draft.mode and mode.allowed), default)
-    allowed = [mode.max_length for mode in modes if mode.allowed]
+        wanted = (mode for mode in options["reply_modes"] if mode.key == draft.mode and mode.allowed)
+        options["default_mode"] = next(wanted, options["default_mode"])
+    default = options["default_mode"]
+    # The textarea's hard limit must fit every conversation the agent may switch to; the counter
+    # shows the chosen one's, and the server enforces it.
+    limits = [mode.max_length for mode in options["reply_modes"] if mode.allowed]
+    limits += [_reply_limit(c.thread.channel) or 0 for c in choices if c is not current]
     timeline = _timeline_context(ticket)
     return {
         "ticket": ticket,
@@ -226,11 +251,9 @@ def _ticket_page_context(request, ticket, draft: Draft | None = None):
         "heartbeat_seconds": HEARTBEAT_SECONDS,
         **requester_panel(ticket),
         "update_form": TicketUpdateForm.for_ticket(ticket),
-        "reply_modes": modes,
-        # One mode without a key (Slack, locmem): the form sends no ``mode`` and the service picks it.
-        "choose_mode": any(mode.key for mode in modes),
-        "default_mode": default,
-        "reply_limit": max(allowed) if allowed else _reply_limit(ticket.channel),
+        "conversations": choices,
+        **options,
+        "reply_limit": max(limits) if any(limits) else _reply_limit(ticket.channel),
         "draft": draft,
         **_counter(0, default.max_length if default else None),
         **macro_picker(request.user),
@@ -269,10 +292,13 @@ def _hold_back(request, ticket, changes, kind):
             macro = usable_macro(request.user, request.POST["macro"])
         except MacroError:
             pass  # gone meanwhile: "Send anyway" then sends the text alone, and says nothing was applied
-    draft = Draft(body=_reply_body(request), kind=kind, mode=request.POST.get("mode"), macro=macro)
+    thread = _chosen_thread(request, ticket)
+    draft = Draft(
+        body=_reply_body(request), kind=kind, mode=request.POST.get("mode"), thread=thread, macro=macro
+    )
     context = {**_ticket_page_context(request, ticket, draft), "collision": changes}
     if kind == "reply":
-        context.update(_measure(ticket, draft.body.strip(), draft.mode))
+        context.update(_measure_in(ticket, draft.body.strip(), thread, draft.mode))
     # 409 Conflict: nothing was sent; the page says why and offers to send anyway.
     return render(request, "console/ticket_detail.html", context, status=409)
 
@@ -332,6 +358,8 @@ def ticket_reply(request, pk):
     reply = {"ticket": ticket, "author": request.user, "body": _reply_body(request), "mode": request.POST.get("mode")}
     macro_id = request.POST.get("macro")  # chosen in the composer's "Canned response" picker
     try:
+        # No ``thread`` field (a single conversation): the service answers where the requester wrote last.
+        reply["thread"] = thread_of(ticket, request.POST["thread"]) if "thread" in request.POST else None
         if macro_id:
             macro = usable_macro(request.user, macro_id)
             reply_with_macro(**reply, macro=macro)
@@ -371,22 +399,50 @@ def reply_length(request, pk):
     counter agrees with the server, which still enforces the limit.
     """
     ticket = get_object_or_404(Ticket.objects.only("pk"), pk=pk)
+    thread = _chosen_thread(request, ticket)
     body = _reply_body(request).strip()
-    return render(request, "console/_reply_length.html", _measure(ticket, body, request.POST.get("mode")))
+    return render(request, "console/_reply_length.html", _measure_in(ticket, body, thread, request.POST.get("mode")))
 
 
-def _measure(ticket, body, wanted_mode):
-    """The counter's context for ``body`` in the wanted mode (or the default one)."""
-    thread = latest_thread(ticket)
+def _chosen_thread(request, ticket):
+    """The conversation the composer has chosen (``thread``), or where the requester wrote last."""
+    if "thread" in request.POST:
+        try:
+            return thread_of(ticket, request.POST["thread"])
+        except ReplyError:
+            pass  # the reply itself will refuse it; count against the default meanwhile
+    return latest_thread(ticket)
+
+
+def _measure_in(ticket, body, thread, wanted_mode):
+    """The counter's context for ``body`` in the wanted mode of ``thread`` (or its default mode)."""
     modes = reply_modes(ticket, thread) if thread else []
     wanted = next((m for m in modes if m.key == wanted_mode), None)
-    mode = wanted or _default_mode(modes) or (modes[0] if modes else None)
+    return _measure(body, thread, wanted or _default_mode(modes) or (modes[0] if modes else None))
+
+
+def _measure(body, thread, mode):
     if mode is None:  # nowhere to reply (the reply itself will say so): plain characters, no limit
         return _counter(len(body), None)
     if len(body) > MAX_BODY_LENGTH:
         # Far past every channel's limit: not worth weighing (twitter-text takes ~10 µs a character).
         return _counter(len(body), mode.max_length)
     return _counter(thread.channel.adapter().reply_length(body, mode.key), mode.max_length)
+
+
+@agent_required
+@require_POST
+def reply_conversation(request, pk):
+    """The composer switched to another of the ticket's conversations: that one's send modes, and the
+    counter (out of band) re-measured against its default mode."""
+    ticket = get_object_or_404(Ticket.objects.only("pk"), pk=pk)
+    try:
+        thread = thread_of(ticket, request.POST.get("thread"))
+    except ReplyError as exc:
+        return HttpResponseBadRequest(str(exc))
+    options = _reply_options(thread)
+    counter = _measure(_reply_body(request).strip(), thread, options["default_mode"])
+    return render(request, "console/_reply_modes.html", {**options, **counter, "oob_counter": True})
 
 
 def _outbound_message(pk):

@@ -2,8 +2,9 @@
 
 Every value goes through ``format_html`` (which escapes it); nothing from a ticket is marked safe.
 The markup matches ``_ago.html`` and ``_channel.html``, which the rest of the console still uses.
-The first cell carries ``data-ticket-id`` for keyboard navigation (``static/console.js``); the row itself
-stays a bare ``<tr>``.
+The first cell is the row's bulk-action checkbox (``ids``, posted by the form around the table). The
+second carries ``data-ticket-id`` for keyboard navigation (``static/console.js``); the row itself stays
+a bare ``<tr>``.
 """
 
 from django import template
@@ -19,6 +20,8 @@ register = template.Library()
 
 _ROW = (
     '<tr>\n'
+    '    <td data-label="Select" class="select"><input type="checkbox" name="ids" value="{}" id="select-{}">'
+    '<label for="select-{}" class="visually-hidden">Select ticket #{}</label></td>\n'
     '    <td data-label="#" data-ticket-id="{}"><a href="{}">#{}</a></td>\n'
     '    <td data-label="Channel">{}</td>\n'
     '    <td data-label="Requester" class="requester"><bdi>{}</bdi></td>\n'
@@ -29,7 +32,7 @@ _ROW = (
     '    <td data-label="Last activity">{}</td>\n'
     '  </tr>\n'
 )
-_EMPTY = mark_safe('<tr><td colspan="8" class="empty">No tickets to show.</td></tr>\n')
+_EMPTY = mark_safe('<tr><td colspan="9" class="empty">No tickets to show.</td></tr>\n')
 _NO_CHANNEL = mark_safe('<span class="muted">none</span>')
 
 
@@ -65,6 +68,7 @@ def ticket_rows(tickets):
     def cells(ticket):
         url = f"{before}{ticket.pk}{after}"
         return (
+            *[ticket.pk] * 4,  # the checkbox: its value, its id, its label's "for" and text
             ticket.pk,  # data-ticket-id: console.js keeps the keyboard selection across refreshes by it
             url,
             ticket.pk,
