@@ -123,10 +123,12 @@ def upload_body(content_type: str, body: bytes) -> bytes:
     return b""
 
 
-def parse_file_path(path: str) -> tuple[str, str] | None:
-    """(team id, file id) from ``/files-pri/<team>-<file>/[download/]<name>``, or None."""
+def parse_file_path(path: str) -> tuple[str, str, str] | None:
+    """(team id, file id, file name) from ``/files-pri/<team>-<file>/[download/]<name>``, or None."""
     parts = path[len(FILES_PREFIX):].split("/")
-    if len(parts) < 2 or "-" not in parts[0]:
+    if parts[1:2] == ["download"]:
+        del parts[1]
+    if len(parts) != 2 or "-" not in parts[0]:
         return None
     team_id, _, file_id = parts[0].partition("-")
-    return team_id, file_id
+    return team_id, file_id, urllib.parse.unquote(parts[1])

@@ -402,12 +402,12 @@ class Workspace:
                 self._emit_message(channel_id, message)
             return completed
 
-    def download(self, team_id: str, file_id: str, token: str | None) -> SlackFile | None:
+    def download(self, team_id: str, file_id: str, name: str, token: str | None) -> SlackFile | None:
         """A shared file for whoever holds a valid token (SlackError otherwise); None if there is no such file."""
         with self._lock:
             self.check_token(token)
             file = self._files.get(file_id) if team_id == self.team_id else None
-            return replace(file) if file else None
+            return replace(file) if file and file.name == name else None
 
     def post_many(self, channel_id: str, messages: list[dict], dispatch_events: bool) -> list[str]:
         """Store many user messages at once (seeding, benchmarks); returns their ts in order."""
