@@ -5,9 +5,9 @@ Every part takes a fixed number of queries, however long the conversation or the
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 
-from tickets.models import Message, Queue, Ticket, TicketEvent
+from tickets.models import Attachment, Message, Queue, Ticket, TicketEvent
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 #: Messages per timeline page: the page shows the newest ones, "Show earlier messages" loads the ones before.
@@ -30,7 +30,9 @@ def timeline_page(ticket_id, *, before: Message | None = None):
         messages = messages.filter(
             Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.pk)
         )
-    newest = list(messages.order_by("-created_at", "-id")[: TIMELINE_PAGE + 1])
+    # The page's attachments come in one more query, however many messages carry files.
+    files = Prefetch("attachments", queryset=Attachment.objects.defer("external_ref").order_by("id"))
+    newest = list(messages.prefetch_related(files).order_by("-created_at", "-id")[: TIMELINE_PAGE + 1])
     has_earlier = len(newest) > TIMELINE_PAGE
     page = newest[:TIMELINE_PAGE][::-1]
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.db.models import Q, Sum
-from django.http import HttpResponseBadRequest
+from django.http import FileResponse, Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -17,7 +17,8 @@ from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
-from tickets.models import Message, Ticket
+from tickets.attachments import reply_limits, safe_content_type, safe_filename
+from tickets.models import Attachment, Message, Ticket
 from tickets.services import (
     MAX_BODY_LENGTH,
     ReplyError,
@@ -157,8 +158,20 @@ def ticket_detail(request, pk):
         "default_mode": default,
         "reply_limit": max(allowed) if allowed else _reply_limit(ticket.channel),
         **_counter(0, default.max_length if default else None),
+        **_composer_files(modes, default),
     }
     return render(request, "console/ticket_detail.html", context)
+
+
+def _composer_files(modes, default):
+    """The composer's file input: offered for the reply modes that carry files, enabled for the default one."""
+    carrying = [mode for mode in modes if mode.allowed and mode.attachments]
+    shown = default if default in carrying else (carrying[0] if carrying else None)
+    return {
+        "file_modes": [mode.key for mode in carrying],
+        "file_limits": reply_limits(shown),
+        "files_enabled": default in carrying,
+    }
 
 
 def _timeline_context(ticket, before=None):
@@ -214,7 +227,13 @@ def ticket_reply(request, pk):
     ticket = get_object_or_404(Ticket, pk=pk)
     try:
         # No ``mode`` field (a channel with a single mode): None lets the service take the default.
-        reply_to_ticket(ticket=ticket, author=request.user, body=_reply_body(request), mode=request.POST.get("mode"))
+        reply_to_ticket(
+            ticket=ticket,
+            author=request.user,
+            body=_reply_body(request),
+            mode=request.POST.get("mode"),
+            files=request.FILES.getlist("files"),
+        )
     except ReplyError as exc:
         messages.error(request, str(exc))
     else:
@@ -278,6 +297,41 @@ def message_retry(request, pk):
     else:
         messages.info(request, "That reply had not failed, so it was not sent again.")
     return redirect("console:ticket-detail", pk=message.ticket_id)
+
+
+# Attachments ------------------------------------------------------------------
+
+
+@agent_required
+def attachment_download(request, pk):
+    """A stored file, for agents only: raster images inline (thumbnails), everything else as a download.
+
+    The file is never reachable at a public URL. nosniff and a sandboxing CSP keep a mislabelled
+    file from being run as a page of this site.
+    """
+    attachment = get_object_or_404(Attachment, pk=pk, status=Attachment.Status.STORED)
+    try:
+        handle = attachment.file.open("rb")
+    except (OSError, ValueError):
+        raise Http404("The file is missing from storage.") from None
+    inline = attachment.is_inline_image
+    response = FileResponse(
+        handle,
+        as_attachment=not inline,
+        filename=safe_filename(attachment.name),
+        content_type=safe_content_type(attachment.content_type),
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@agent_required
+def attachment_status(request, pk):
+    """One attachment's line under its message, polled while it is being downloaded."""
+    attachment = get_object_or_404(Attachment.objects.select_related("message"), pk=pk)
+    return render(request, "console/_attachment.html", {"attachment": attachment, "message": attachment.message})
 
 
 # Triage -----------------------------------------------------------------------
