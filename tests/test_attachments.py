@@ -385,6 +385,15 @@ def test_oversize_or_too_many_files_are_refused_with_a_clear_message(
 
 
 @pytest.mark.django_db
+def test_files_sent_with_a_note_are_not_kept_and_the_agent_is_told(agent_client, slack_ticket):
+    response = agent_client.post(
+        reverse("console:ticket-note", args=[slack_ticket.pk]), {"body": "checked", "files": [upload()]}, follow=True
+    )
+    assert "Internal notes carry no files" in response.content.decode()
+    assert Message.objects.get(direction="note").body == "checked" and not Attachment.objects.exists()
+
+
+@pytest.mark.django_db
 def test_x_replies_carry_text_only(agent_client, x_emulator, django_capture_on_commit_callbacks):
     channel = make_x_channel(x_emulator)
     from dataclasses import replace

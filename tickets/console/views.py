@@ -252,6 +252,8 @@ def ticket_note(request, pk):
         messages.error(request, str(exc))
     else:
         messages.success(request, "Internal note added.")
+        if request.FILES:  # the composer's file input belongs to replies
+            messages.warning(request, "Internal notes carry no files: the attached files were not kept.")
     return redirect("console:ticket-detail", pk=ticket.pk)
 
 
