@@ -1,4 +1,9 @@
-"""Delivering replies: sent, retried with backoff (honouring Retry-After), or visibly failed."""
+"""Delivering replies: sent, retried with backoff (honouring Retry-After), or visibly failed.
+
+A reply's text goes first, then each of its files. Each step is recorded as soon as the platform
+took it (the message's ``external_id``, each attachment's ``delivered_at``), so a retry after a
+partial failure sends only what is missing.
+"""
 
 import logging
 import random
@@ -10,10 +15,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from tickets.models import Message
+from tickets.models import Attachment, Message
 from tickets.services import attach_thread, reply_target
 
-from .adapters.base import AdapterError, CredentialsError, TransientError
+from .adapters.base import AdapterError, CredentialsError, OutboundFile, PermanentError, TransientError
 from .usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -40,32 +45,64 @@ def deliver_message(message_id: int) -> DeliveryOutcome:
     message = Message.objects.select_related("thread__channel").get(pk=message_id)
     channel = message.thread.channel
     adapter = channel.adapter()
+    target = reply_target(message.thread, mode=message.reply_mode)
     try:
-        sent = adapter.send(target=reply_target(message.thread, mode=message.reply_mode), text=message.body)
+        if not message.external_id:  # a retry whose text already went out sends only the files left
+            _send_text(adapter, target, message, channel)
+        _send_files(adapter, target, message)
     except TransientError as exc:
         return _retry_or_fail(message, exc)
     except AdapterError as exc:
         if isinstance(exc, CredentialsError):
             channel.record_error(f"Credentials rejected: {exc}", unhealthy=True)
-        return _mark_failed(message, str(exc))
+        return _mark_failed(message, _partly_sent(message, str(exc)))
     finally:
         record_usage(channel, adapter.usage)
+    Message.objects.filter(pk=message_id).update(
+        delivery_status=Message.DeliveryStatus.SENT,
+        delivery_error="",
+        delivered_at=timezone.now(),
+        delivery_next_attempt_at=None,
+    )
+    return DeliveryOutcome(status="sent")
+
+
+def _send_text(adapter, target, message, channel):
+    sent = adapter.send(target=target, text=message.body)
     with transaction.atomic():
-        Message.objects.filter(pk=message_id).update(
-            delivery_status=Message.DeliveryStatus.SENT,
-            external_id=sent.external_id,
-            delivery_error="",
-            delivered_at=timezone.now(),
-            delivery_next_attempt_at=None,
-        )
+        Message.objects.filter(pk=message.pk).update(external_id=sent.external_id)
         if sent.thread_key:
             attach_thread(ticket=message.ticket, channel=channel, key=sent.thread_key)
-    return DeliveryOutcome(status="sent")
+    message.external_id = sent.external_id
+
+
+def _send_files(adapter, target, message):
+    for attachment in message.attachments.filter(delivered_at=None).order_by("id"):
+        try:
+            with attachment.file.open("rb") as stored:
+                data = stored.read()
+        except (OSError, ValueError) as exc:  # ValueError: no file recorded
+            raise PermanentError(f"{attachment.name} is missing from storage ({exc}).") from None
+        try:
+            file_id = adapter.send_attachment(
+                target=target, file=OutboundFile(name=attachment.name, content_type=attachment.content_type, data=data)
+            )
+        except AdapterError as exc:
+            raise type(exc)(f"{attachment.name}: {exc}", **_retry_after(exc)) from None
+        Attachment.objects.filter(pk=attachment.pk).update(external_id=file_id, delivered_at=timezone.now())
+
+
+def _retry_after(exc):
+    return {"retry_after": exc.retry_after} if isinstance(exc, TransientError) else {}
+
+
+def _partly_sent(message, error):
+    return f"The text was sent, but not every file: {error}" if message.external_id else error
 
 
 def _retry_or_fail(message, exc):
     if message.delivery_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
-        return _mark_failed(message, f"{exc} (gave up after {message.delivery_attempts} attempts)")
+        return _mark_failed(message, _partly_sent(message, f"{exc} (gave up after {message.delivery_attempts} attempts)"))
     backoff = min(MAX_BACKOFF_SECONDS, 2 ** (message.delivery_attempts - 1)) * (1 + random.random() / 4)
     delay = max(exc.retry_after or 0, backoff)
     Message.objects.filter(pk=message.pk).update(

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from tickets.models import Message, Ticket, TicketThread
+from tickets.models import Attachment, Message, Ticket, TicketThread
 from tickets.services import (
     ReplyError,
     receive_batch,
@@ -261,6 +261,7 @@ def _ingest_rows(channel, rows):
     held = _hold_for_triage(channel, rows, envelopes)
     envelopes = _with_known_names(channel, [e for e in envelopes if e.external_id not in held])
     outcomes = receive_batch(channel=channel, envelopes=envelopes)
+    _fetch_attachments_after_commit([a for outcome in outcomes.values() for a in outcome.attachments_to_fetch])
     _acknowledge_publicly(channel, envelopes, outcomes)
     rows = [row for row in rows if row.external_id not in held]
     now = timezone.now()
@@ -277,6 +278,19 @@ def _ingest_rows(channel, rows):
         InboundMessage.objects.filter(pk__in=ids).update(
             status=InboundMessage.Status.SKIPPED, attempts=F("attempts") + 1, error=note, processed_at=now
         )
+
+
+def _fetch_attachments_after_commit(attachment_ids):
+    """Files are downloaded by their own tasks: ingestion does not wait on (possibly large) downloads."""
+    if not attachment_ids:
+        return
+    from .tasks import enqueue, fetch_attachment
+
+    def queue():
+        for attachment_id in attachment_ids:
+            enqueue(fetch_attachment, attachment_id)
+
+    transaction.on_commit(queue)
 
 
 def _hold_for_triage(channel, rows, envelopes) -> set[str]:
@@ -372,6 +386,7 @@ def describe_senders(channel_id: int, senders: list[Sender]) -> int:
 def sweep(now=None) -> dict:
     """Beat's periodic pass: start due polls and recover work a lost task left behind."""
     from .tasks import deliver_message as deliver_task
+    from .tasks import fetch_attachment as fetch_task
     from .tasks import ingest_channel as ingest_task
     from .tasks import poll_channel as poll_task
 
@@ -399,6 +414,14 @@ def sweep(now=None) -> dict:
     for message_id in lost:
         deliver_task.delay(message_id)
 
+    lost_downloads = list(
+        Attachment.objects.filter(
+            status=Attachment.Status.PENDING, next_attempt_at__lt=now - LOST_RETRY
+        ).values_list("pk", flat=True)
+    )
+    for attachment_id in lost_downloads:
+        fetch_task.delay(attachment_id)
+
     unknown = Message.objects.filter(
         delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at__lt=now - STALE_SENDING
     ).update(
@@ -406,5 +429,11 @@ def sweep(now=None) -> dict:
         delivery_error="The worker sending this reply stopped mid-send; it may or may not have arrived. "
         "Check the conversation before retrying.",
     )
-    return {"polls": len(due), "ingests": len(stalled_channels), "redeliveries": len(lost), "unknown": unknown}
+    return {
+        "polls": len(due),
+        "ingests": len(stalled_channels),
+        "redeliveries": len(lost),
+        "downloads": len(lost_downloads),
+        "unknown": unknown,
+    }
 

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from kombu.exceptions import OperationalError
 
-from . import delivery, services
+from . import attachments, delivery, services
 from .adapters.base import Sender
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,13 @@ def describe_senders(channel_id, senders):
 @shared_task(name="channels_ingest.deliver_message", bind=True, max_retries=None)
 def deliver_message(self, message_id):
     outcome = delivery.deliver_message(message_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(name="channels_ingest.fetch_attachment", bind=True, max_retries=None)
+def fetch_attachment(self, attachment_id):
+    outcome = attachments.download_attachment(attachment_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
 

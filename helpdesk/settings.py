@@ -129,6 +129,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Attachments (never served from a public URL: the console streams them to agents). In production the
+# web and worker processes must share this folder (docker-compose mounts a volume), or use a shared storage.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -215,6 +218,9 @@ CONSOLE_VIEW_COUNTS_TTL = int(os.environ.get("CONSOLE_VIEW_COUNTS_TTL", "10"))
 DELIVERY_STALE_SECONDS = int(os.environ.get("DELIVERY_STALE_SECONDS", "60"))
 # An agent's presence on a ticket page (viewing, typing) lasts this long after their last heartbeat.
 PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", "10"))
+# The largest file kept from a message or sent with a reply; larger inbound files show as "too large".
+ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(25 * 1024 * 1024)))
+ATTACHMENT_FETCH_MAX_ATTEMPTS = int(os.environ.get("ATTACHMENT_FETCH_MAX_ATTEMPTS", "5"))
 # Admins are told by email when a channel needs them (e.g. its monthly budget is spent).
 ADMINS = [("", address) for address in env_list("ADMINS")]
 SERVER_EMAIL = DEFAULT_FROM_EMAIL = os.environ.get("SERVER_EMAIL", "helpdesk@localhost")

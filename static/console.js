@@ -395,3 +395,18 @@
     init();
   }
 })();
+
+/* Composer attachments: the file input (#composer-files) is usable only with the reply modes listed in
+ * its data-modes; choosing another mode disables it, so its files are not posted. */
+(function () {
+  "use strict";
+
+  document.addEventListener("change", function (event) {
+    if (event.target.name !== "mode") return;
+    var files = document.getElementById("composer-files");
+    if (!files) return;
+    var off = (files.getAttribute("data-modes") || "").split(" ").indexOf(event.target.value) === -1;
+    files.hidden = off;
+    files.disabled = off;
+  });
+})();

@@ -1,16 +1,20 @@
 """One contract every adapter passes (like Django's mail backend tests)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from channels_ingest.adapters import adapter_class, locmem
 from channels_ingest.adapters.base import (
+    AdapterError,
     ChannelAdapter,
     ConfigError,
     Envelope,
     EnvelopeKind,
+    InboundAttachment,
     InvalidWebhook,
+    OutboundFile,
     PollPage,
     ReplyTarget,
     Sent,
@@ -19,7 +23,8 @@ from tests.factories import message
 
 
 class AdapterContract:
-    """Subclasses provide ``adapter`` (credentials valid), ``add_inbound(texts)`` and ``raw_config``."""
+    """Subclasses provide ``adapter`` (credentials valid), ``add_inbound(texts)``, ``raw_config`` and
+    ``add_inbound_file(text, name, content, content_type)``."""
 
     def test_is_registered_by_kind(self, adapter):
         assert adapter_class(adapter.kind) is type(adapter)
@@ -67,6 +72,34 @@ class AdapterContract:
         assert modes and all(m.max_length > 0 and m.label for m in modes)
         assert adapter.reply_length("hello", modes[0].key) == 5
 
+    def test_inbound_files_are_described_and_fetched_by_their_ref(self, adapter, add_inbound_file):
+        content = bytes(range(256)) * 300  # several download chunks
+        add_inbound_file("see attached", "report.pdf", content, "application/pdf")
+        [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
+        [attachment] = envelope.attachments
+        assert (attachment.name, attachment.content_type, attachment.size) == ("report.pdf", "application/pdf", len(content))
+        assert Envelope.from_json(json.loads(json.dumps(envelope.to_json()))) == envelope
+        assert b"".join(adapter.fetch_attachment(attachment.ref)) == content
+
+    def test_fetching_an_unknown_file_fails_as_an_adapter_error(self, adapter, add_inbound_file):
+        add_inbound_file("see attached", "a.txt", b"abc", "text/plain")
+        [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
+        with pytest.raises(AdapterError):
+            b"".join(adapter.fetch_attachment(envelope.attachments[0].ref + "-gone"))
+
+    def test_modes_that_carry_files_send_them(self, adapter, add_inbound):
+        add_inbound(["help"])
+        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        target = ReplyTarget(thread_key=envelope.thread_key, reply_to=envelope.external_id, reply_to_meta=envelope.meta)
+        carrying = [m for m in adapter.reply_modes(target) if m.allowed and m.attachments]
+        assert carrying, "this adapter's replies carry no files: test that send_attachment refuses instead"
+        for mode in carrying:
+            assert mode.attachments.max_files > 0 and mode.attachments.max_bytes > 0
+            target = ReplyTarget(**{**vars(target), "mode": mode.key})
+            adapter.send(target=target, text="the log you asked for")
+            file_id = adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
+            assert isinstance(file_id, str) and file_id
+
     def test_unsigned_webhook_is_refused(self, adapter):
         with pytest.raises(InvalidWebhook) as refused:
             adapter.handle_webhook(headers={}, body=b"{}")
@@ -87,6 +120,15 @@ class TestLocmemAdapter(AdapterContract):
     def add_inbound(self):
         def add(texts):
             locmem.inbox["c"] = [message(f"m{i}", text=text) for i, text in enumerate(texts)]
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self):
+        def add(text, name, content, content_type):
+            locmem.files["ref-1"] = content
+            attachment = InboundAttachment(name=name, content_type=content_type, size=len(content), ref="ref-1")
+            locmem.inbox["c"] = [replace(message("m0", text=text), attachments=(attachment,))]
 
         return add
 
@@ -116,6 +158,20 @@ class TestSlackAdapter(AdapterContract):
             slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": text} for text in texts])
 
         return add
+
+    @pytest.fixture
+    def add_inbound_file(self, slack_emulator):
+        def add(text, name, content, content_type):
+            files = [{"name": name, "content": content, "mimetype": content_type}]
+            slack_emulator.post("C0GENERAL", "U0ANN", text, files=files)
+
+        return add
+
+    def test_files_are_fetched_only_from_slack_hosts(self, adapter):
+        from channels_ingest.adapters.base import PermanentError
+
+        with pytest.raises(PermanentError, match="token is not sent"):
+            b"".join(adapter.fetch_attachment("https://attacker.example/files-pri/T-F1/a.txt"))
 
     def test_config_without_token_is_refused(self):
         from channels_ingest.adapters.slack import SlackAdapter

@@ -149,7 +149,7 @@ def test_single_mode_channel_has_no_mode_field(agent_client, locmem_channel):
     receive(locmem_channel, [message("m0")])
     ticket = Ticket.objects.get()
     html = agent_client.get(detail_url(ticket)).content.decode()
-    assert 'name="mode"' not in html and "<fieldset" not in html
+    assert 'name="mode"' not in html and 'id="reply-modes"' not in html
     assert "At most 1000 characters on this channel." in html and "0 / 1000" in html
     assert 'hx-trigger="input changed delay:150ms"' in html
 

@@ -50,13 +50,17 @@ def apply_macro_actions(*, ticket: Ticket, actor, macro: Macro) -> list[TicketEv
     return change_ticket(ticket=ticket, actor=actor, status=macro.status or None, assignee=_assignee(macro, actor))
 
 
-def reply_with_macro(*, ticket: Ticket, author, body: str, macro: Macro, mode: str | None = None, thread=None):
+def reply_with_macro(
+    *, ticket: Ticket, author, body: str, macro: Macro, mode: str | None = None, thread=None, files=()
+):
     """Send an agent's reply and apply ``macro``'s actions in one transaction.
 
     A refused reply (``ReplyError``) applies nothing; a refused action (``TicketChangeError``) sends
     nothing. Returns the reply and the events written.
     """
     with transaction.atomic():
-        message: Message = reply_to_ticket(ticket=ticket, author=author, body=body, mode=mode, thread=thread)
+        message: Message = reply_to_ticket(
+            ticket=ticket, author=author, body=body, mode=mode, thread=thread, files=files
+        )
         events = apply_macro_actions(ticket=ticket, actor=author, macro=macro)
     return message, events

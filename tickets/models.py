@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -398,3 +400,58 @@ class Macro(models.Model):
         elif self.assignee_action:
             labels.append(self.AssigneeAction(self.assignee_action).label)
         return labels
+
+
+def attachment_path(instance, filename):
+    """Where a file is kept: a random name, so nothing a sender chose reaches the file system."""
+    return f"attachments/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    """A file that came with a message, or that an agent sent with a reply.
+
+    Inbound files are stored ``pending`` with the channel's ``external_ref`` and downloaded after
+    ingestion; ``stored`` means ``file`` holds the bytes. ``too_large`` (over ATTACHMENT_MAX_BYTES) and
+    ``failed`` keep the reason in ``error``. An outbound file is ``stored`` when the reply is queued;
+    ``delivered_at`` and ``external_id`` are set once the channel has it, so a retried delivery skips it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Downloading"
+        STORED = "stored"
+        TOO_LARGE = "too_large", "Too large"
+        FAILED = "failed"
+
+    #: Shown inline (and as thumbnails) rather than downloaded: raster images only, never SVG (it can script).
+    INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    #: Bytes: as declared by the platform until the file is stored, then as stored.
+    size = models.PositiveBigIntegerField(default=0)
+    file = models.FileField(upload_to=attachment_path, max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    #: Inbound: what the channel needs to fetch the file (opaque here).
+    external_ref = models.TextField(blank=True)
+    #: Outbound: the platform's id for the sent file.
+    external_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=models.Q(status="pending"), name="attachment_pending"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.status}) on message {self.message_id}"
+
+    @property
+    def is_inline_image(self):
+        return self.status == self.Status.STORED and self.content_type in self.INLINE_TYPES

@@ -125,6 +125,13 @@ class MessageQuerySet(models.QuerySet):
             .order_by("created_at", "id")
         )
 
+    def with_files(self):
+        """Each message's attachments, in one more query however many messages carry files."""
+        Attachment = self.model.attachments.rel.related_model
+        return self.prefetch_related(
+            models.Prefetch("attachments", queryset=Attachment.objects.defer("external_ref").order_by("id"))
+        )
+
     def since(self, message_id):
         """Messages stored after the one with this id (ids grow with every insert; 0 means all)."""
         return self.filter(id__gt=message_id)

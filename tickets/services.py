@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import transaction
 from django.utils import timezone
 
 from channels_ingest.adapters.base import Envelope, EnvelopeKind, ReplyMode, ReplyTarget, Sender
 
+from .attachments import attach_reply_files, check_reply_files, record_inbound
 from .bulk import insert_rows
 from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketThread
 
@@ -29,6 +30,8 @@ class Outcome:
     note: str = ""
     ticket_id: int | None = None
     opened_ticket: bool = False
+    #: Attachments of the stored message that the channel layer still has to download.
+    attachments_to_fetch: tuple[int, ...] = ()
 
 
 STORED = Outcome(stored=True)
@@ -89,7 +92,13 @@ def _store_messages(channel, envelopes):
         outcomes[envelope.external_id] = Outcome(
             stored=True, ticket_id=ticket_id, opened_ticket=opened.get(envelope.thread_key) == envelope.external_id
         )
-    insert_rows(Message, rows)
+    message_ids = insert_rows(Message, rows)
+    with_files = [(e, message_id) for e, message_id in zip(fresh, message_ids, strict=True) if e.attachments]
+    if with_files:
+        to_fetch = record_inbound((message_id, item) for e, message_id in with_files for item in e.attachments)
+        for envelope, message_id in with_files:
+            outcome = outcomes[envelope.external_id]
+            outcomes[envelope.external_id] = replace(outcome, attachments_to_fetch=tuple(to_fetch.get(message_id, ())))
     opened_tickets = {threads[key][1] for key in opened}
     touched = {row["ticket_id"] for row in rows} - opened_tickets
     if touched:
@@ -185,7 +194,8 @@ def _resolve_threads(channel, envelopes, identities):
         Ticket,
         [
             {
-                "subject": Ticket.subject_from_text(clean_text(e.text)),
+                # A message of files alone is named by its files.
+                "subject": Ticket.subject_from_text(clean_text(e.text or ", ".join(a.name for a in e.attachments))),
                 "requester_id": identities[(e.sender.namespace, e.sender.external_id)].contact_id,
                 "channel_id": channel.pk,
                 "created_at": e.sent_at,
@@ -265,12 +275,13 @@ def reply_modes(ticket: Ticket, thread: TicketThread | None = None) -> list[Repl
 
 
 def reply_to_ticket(
-    *, ticket: Ticket, author, body: str, mode: str | None = None, thread: TicketThread | None = None
+    *, ticket: Ticket, author, body: str, mode: str | None = None, thread: TicketThread | None = None, files=()
 ) -> Message:
     """Store an agent's reply as queued and hand it to delivery once committed.
 
     ``mode`` picks one of the channel's reply modes; None takes the first allowed one. ``thread``
     picks which of the ticket's conversations to answer; None takes where the requester wrote last.
+    ``files`` (uploaded files) are kept on the reply and sent after its text, if the mode carries attachments.
     """
     body = body.strip()
     if not body:
@@ -295,6 +306,9 @@ def reply_to_ticket(
     if length > chosen.max_length:
         what = f"a {chosen.label.lower()}" if chosen.key else "this channel"
         raise ReplyError(f"The reply is {length} characters; {what} takes at most {chosen.max_length}.")
+    refused = check_reply_files(files, chosen)
+    if refused:
+        raise ReplyError(refused)
 
     from channels_ingest.tasks import deliver_message, enqueue
 
@@ -311,6 +325,7 @@ def reply_to_ticket(
             delivery_status=Message.DeliveryStatus.QUEUED,
             delivery_next_attempt_at=now,
         )
+        attach_reply_files(message, files)
         ticket.record_agent_reply(at=now)
         ticket.save(update_fields=["status", "last_activity_at", "message_count"])
         transaction.on_commit(lambda: enqueue(deliver_message, message.pk))

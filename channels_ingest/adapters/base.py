@@ -8,7 +8,9 @@ transient, what is the channel's fault and what is bad input.
 
 Subclasses set ``kind`` and ``capabilities`` and implement the methods their
 capabilities promise: ``poll`` (POLL), ``handle_webhook`` (WEBHOOK),
-``send`` (REPLY). ``check_credentials`` is always required.
+``send`` (REPLY). ``check_credentials`` is always required. A channel whose
+messages carry files implements ``fetch_attachment``; one whose reply modes
+allow attachments (``ReplyMode.attachments``) implements ``send_attachment``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ class Sender:
 
 
 @dataclass(frozen=True)
+class InboundAttachment:
+    """A file that came with a message. ``ref`` is opaque outside the adapter: it hands it back to
+    ``fetch_attachment`` to get the bytes. ``size`` is what the platform declared (0 if unknown)."""
+
+    name: str
+    content_type: str
+    size: int
+    ref: str
+
+
+@dataclass(frozen=True)
 class Envelope:
     """One inbound event, normalized.
 
@@ -69,6 +82,7 @@ class Envelope:
     public: bool = False
     reopens: bool = True
     meta: dict = field(default_factory=dict)
+    attachments: tuple[InboundAttachment, ...] = ()
 
     def to_json(self) -> dict:
         # Written out rather than dataclasses.asdict(), which deep-copies and is the hot spot of a poll.
@@ -84,6 +98,7 @@ class Envelope:
             "public": self.public,
             "reopens": self.reopens,
             "meta": self.meta,
+            "attachments": [vars(attachment).copy() for attachment in self.attachments],
         }
 
     @classmethod
@@ -101,6 +116,7 @@ class Envelope:
             public=data.get("public", False),
             reopens=data.get("reopens", True),
             meta=data.get("meta") or {},
+            attachments=tuple(InboundAttachment(**item) for item in data.get("attachments") or ()),
         )
 
 
@@ -116,14 +132,35 @@ class ReplyTarget:
 
 
 @dataclass(frozen=True)
+class AttachmentLimits:
+    """What files a reply mode can carry: how many, and how large each may be."""
+
+    max_files: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
 class ReplyMode:
-    """One way to answer on this channel (e.g. a public reply or a DM), and whether it is allowed now."""
+    """One way to answer on this channel (e.g. a public reply or a DM), and whether it is allowed now.
+
+    ``attachments`` is None when replies this way carry text only.
+    """
 
     key: str
     label: str
     max_length: int
     allowed: bool = True
     reason: str = ""
+    attachments: AttachmentLimits | None = None
+
+
+@dataclass(frozen=True)
+class OutboundFile:
+    """A file an agent attached to a reply."""
+
+    name: str
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -260,3 +297,16 @@ class ChannelAdapter:
     def send(self, *, target: ReplyTarget, text: str) -> Sent:
         """Post ``text`` as ``target`` says and return what the platform assigned."""
         raise NotImplementedError
+
+    def send_attachment(self, *, target: ReplyTarget, file: OutboundFile) -> str:
+        """Post one file into the conversation ``target`` names (after the reply's text); returns the
+        platform's id for it. Called once per file, so a retry resends only the files not yet sent."""
+        raise PermanentError(f"{self.kind} replies carry text only; this file was not sent.")
+
+    def fetch_attachment(self, ref: str) -> Iterator[bytes]:
+        """The bytes of an inbound file, in chunks, from the ``ref`` its envelope carried.
+
+        Raises the usual errors (``TransientError`` is retried). The caller may stop reading early
+        (a file over the size cap), so the generator must release its connection when closed.
+        """
+        raise PermanentError(f"{self.kind} messages carry no files to fetch.")

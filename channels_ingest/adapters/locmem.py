@@ -2,8 +2,10 @@
 
 ``inbox[name]`` holds envelopes the next poll returns (an exception in it is
 raised when the poll reaches it, after the pages before it); ``outbox``
-records every reply sent; ``failures`` queues exceptions that the next
-``send`` calls raise.
+records every reply sent, and every file sent with one; ``failures`` queues
+exceptions that the next ``send`` calls raise, ``file_failures`` those of the
+next ``send_attachment`` or ``fetch_attachment`` calls. ``files`` maps an
+inbound attachment's ``ref`` to its bytes.
 """
 
 import hashlib
@@ -13,12 +15,15 @@ import json
 from datetime import datetime
 
 from .base import (
+    AttachmentLimits,
     Capability,
     ChannelAdapter,
     Envelope,
     EnvelopeKind,
     InvalidWebhook,
+    PermanentError,
     PollPage,
+    ReplyMode,
     Sender,
     Sent,
     WebhookResult,
@@ -27,12 +32,18 @@ from .base import (
 inbox: dict[str, list[Envelope | Exception]] = {}
 outbox: list[dict] = []
 failures: list[Exception] = []
+files: dict[str, bytes] = {}
+file_failures: list[Exception] = []
+
+REPLY_FILES = AttachmentLimits(max_files=3, max_bytes=1024 * 1024)
 
 
 def reset():
     inbox.clear()
     outbox.clear()
     failures.clear()
+    files.clear()
+    file_failures.clear()
 
 
 class LocmemAdapter(ChannelAdapter):
@@ -76,8 +87,26 @@ class LocmemAdapter(ChannelAdapter):
             raise InvalidWebhook(f"Malformed body: {exc}", status=400) from None
         return WebhookResult(envelopes=[envelope])
 
+    def reply_modes(self, target):
+        return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=REPLY_FILES)]
+
     def send(self, *, target, text):
         if failures:
             raise failures.pop(0)
         outbox.append({"thread_key": target.thread_key, "text": text})
         return Sent(external_id=f"{target.thread_key}:out{len(outbox)}")
+
+    def send_attachment(self, *, target, file):
+        if file_failures:
+            raise file_failures.pop(0)
+        outbox.append({"thread_key": target.thread_key, "file": file.name, "data": file.data})
+        return f"file{len(outbox)}"
+
+    def fetch_attachment(self, ref):
+        if file_failures:
+            raise file_failures.pop(0)
+        if ref not in files:
+            raise PermanentError(f"No file {ref!r}.")
+        data = files[ref]
+        for start in range(0, len(data), 4096):
+            yield data[start : start + 4096]

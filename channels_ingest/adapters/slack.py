@@ -1,7 +1,9 @@
 """Slack: Events API webhooks, conversations.history/replies polling, chat.postMessage replies.
 
 Uses the real ``slack_sdk.WebClient``; ``base_url`` in the channel config
-points it at GovSlack, a proxy or the local emulator.
+points it at GovSlack, a proxy or the local emulator. Files arrive as a
+message's ``files[]`` and are downloaded from ``url_private`` with the bot
+token; files sent with a reply go up with ``files_upload_v2`` into its thread.
 """
 
 from __future__ import annotations
@@ -13,24 +15,29 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
+import requests
 from django.core.cache import cache
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.signature import SignatureVerifier
 
 from .base import (
+    AttachmentLimits,
     Capability,
     ChannelAdapter,
     ConfigError,
     CredentialsError,
     Envelope,
     EnvelopeKind,
+    InboundAttachment,
     InvalidWebhook,
     PermanentError,
     PollPage,
     RateLimited,
     Rejected,
+    ReplyMode,
     Sender,
     Sent,
     TransientError,
@@ -101,6 +108,13 @@ IGNORED_EVENT_TYPES = {
 }
 NO_RETRY = {"X-Slack-No-Retry": "1"}
 MARKUP = re.compile(r"<([^<>]+)>")
+#: Hosts that serve url_private (the bot token goes only there, or to the configured API's own host).
+FILE_HOSTS = {"files.slack.com", "files.slack-gov.com"}
+#: Files that are listed but cannot be downloaded (deleted, beyond a free plan's limit, links to elsewhere).
+UNAVAILABLE_FILE_MODES = {"tombstone", "hidden_by_limit", "external"}
+#: Slack takes up to 1 GB per file (slack_sdk MAX_V2_FILE_SIZE) and shows up to 10 files per message.
+REPLY_FILES = AttachmentLimits(max_files=10, max_bytes=1024**3)
+DOWNLOAD_CHUNK = 64 * 1024
 
 
 class BadPayload(ValueError):
@@ -234,7 +248,30 @@ class SlackAdapter(ChannelAdapter):
             sender=Sender(namespace=self._namespace(team_id), external_id=user),
             text=slack_to_plain(text),
             starts_thread=thread_ts == ts,
+            attachments=self._attachments(message.get("files")),
         )
+
+    @staticmethod
+    def _attachments(files) -> tuple[InboundAttachment, ...]:
+        if not isinstance(files, list):
+            return ()
+        found = []
+        for file in files:
+            if not isinstance(file, Mapping) or file.get("mode") in UNAVAILABLE_FILE_MODES:
+                continue
+            url = file.get("url_private_download") or file.get("url_private")
+            if not isinstance(url, str) or not url:
+                continue
+            size = file.get("size")
+            found.append(
+                InboundAttachment(
+                    name=str(file.get("name") or file.get("title") or file.get("id") or "file"),
+                    content_type=str(file.get("mimetype") or "application/octet-stream"),
+                    size=size if isinstance(size, int) and size >= 0 else 0,
+                    ref=url,
+                )
+            )
+        return tuple(found)
 
     def _edit(self, conversation, event):
         edited = event.get("message")
@@ -451,7 +488,66 @@ class SlackAdapter(ChannelAdapter):
 
     # Replies ----------------------------------------------------------------
 
+    def reply_modes(self, target):
+        return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=REPLY_FILES)]
+
     def send(self, *, target, text):
         conversation, _, thread_ts = target.thread_key.partition(":")
         data = self._call("chat_postMessage", channel=conversation, thread_ts=thread_ts, text=plain_to_slack(text))
         return Sent(external_id=message_id(conversation, data["ts"]))
+
+    def send_attachment(self, *, target, file):
+        # One files_upload_v2 per file, after the text was posted: the caller records each file as it
+        # goes, so a retry after a partial failure uploads only what is missing.
+        conversation, _, thread_ts = target.thread_key.partition(":")
+        try:
+            data = self._call(
+                "files_upload_v2",
+                channel=conversation,
+                thread_ts=thread_ts,
+                file=file.data,
+                filename=file.name,
+                title=file.name,
+            )
+        except SlackRequestError as exc:  # the upload URL itself refused the bytes
+            raise TransientError(f"Slack file upload failed: {exc}") from None
+        return data["files"][0]["id"]
+
+    # Files ------------------------------------------------------------------
+
+    def fetch_attachment(self, ref):
+        host = urlsplit(ref).netloc
+        if urlsplit(ref).scheme not in ("http", "https") or host not in FILE_HOSTS | {self._api_host()}:
+            raise PermanentError(f"Not a Slack file address ({host or ref[:40]}); the token is not sent there.")
+        try:
+            response = requests.get(
+                ref, headers={"Authorization": f"Bearer {self.secrets.get('bot_token')}"}, stream=True, timeout=(10, 60)
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"Slack file download failed: {exc}") from None
+        with response:
+            self._check_download(response, ref)
+            try:
+                yield from response.iter_content(DOWNLOAD_CHUNK)
+            except requests.RequestException as exc:
+                raise TransientError(f"Slack file download broke off: {exc}") from None
+
+    def _api_host(self):
+        return urlsplit(self.config.get("base_url", DEFAULT_BASE_URL)).netloc
+
+    @staticmethod
+    def _check_download(response, ref):
+        status = response.status_code
+        if status == 429:
+            retry_after = float(response.headers.get("Retry-After") or 60)
+            raise RateLimited(f"Slack rate limit on a file download (retry after {retry_after:.0f}s)", retry_after=retry_after)
+        if status == 401:
+            raise CredentialsError("Slack refused the bot token for a file download (HTTP 401).")
+        if status in (403, 404, 410):
+            raise PermanentError(f"Slack refused the file download: HTTP {status} (needs the files:read scope?).")
+        if status != 200:
+            raise TransientError(f"Slack file download failed: HTTP {status}.")
+        # Without files:read Slack answers 200 with its sign-in page instead of the file.
+        if response.headers.get("Content-Type", "").startswith("text/html") and not ref.lower().endswith((".html", ".htm")):
+            raise PermanentError("Slack answered a file download with a web page: the bot token cannot read files "
+                                 "(add the files:read scope).")

@@ -1,5 +1,6 @@
 """Python client for the emulator's control API, for an emulator in this process or elsewhere."""
 
+import base64
 from collections.abc import Iterable
 
 from ..common import ControlClient, EmulatorControlError
@@ -26,10 +27,15 @@ class SlackEmulatorClient(ControlClient):
         return self._call("POST", "conversations", {"id": channel, "name": name})
 
     def post(self, channel: str, user: str, text: str, thread_ts: str | None = None,
-             reply_broadcast: bool = False) -> dict:
-        """A human posts; returns {"ts", "event_id"} (event_id None without an events_url)."""
+             reply_broadcast: bool = False, files: Iterable[dict] = ()) -> dict:
+        """A human posts; returns {"ts", "event_id", "files"} (event_id None without an events_url).
+
+        ``files``: [{"name", "content" (bytes), "mimetype"?}], shared with the message as Slack does.
+        """
         payload = {"channel": channel, "user": user, "text": text, "thread_ts": thread_ts,
-                   "reply_broadcast": reply_broadcast}
+                   "reply_broadcast": reply_broadcast,
+                   "files": [{"name": f["name"], "mimetype": f.get("mimetype"),
+                              "content_base64": base64.b64encode(f["content"]).decode()} for f in files]}
         return self._call("POST", "messages", payload)
 
     def post_many(self, channel: str, messages: Iterable[dict], dispatch_events: bool = False) -> list[str]:

@@ -3,6 +3,8 @@ use to play the humans in the workspace and to inspect or break the emulator.
 No auth. Errors are HTTP 4xx with {"error": "..."}.
 """
 
+import base64
+import binascii
 from collections.abc import Callable
 
 from ..common import ControlError, ControlRoutes
@@ -16,6 +18,16 @@ def _field(payload: dict, name: str, kind=str):
     if not isinstance(value, kind) or (kind is str and not value):
         raise ControlError(f"{name} is required")
     return value
+
+
+def _file(entry) -> dict:
+    if not isinstance(entry, dict):
+        raise ControlError("each file is an object")
+    try:
+        data = base64.b64decode(_field(entry, "content_base64"), validate=True)
+    except binascii.Error as exc:
+        raise ControlError("content_base64 is not base64") from exc
+    return {"name": _field(entry, "name"), "data": data, "mimetype": entry.get("mimetype")}
 
 
 class ControlApi(ControlRoutes):
@@ -65,14 +77,17 @@ class ControlApi(ControlRoutes):
         return self.workspace.add_conversation(_field(payload, "id"), payload.get("name"))
 
     def post_message(self, payload: dict) -> dict:
+        """A person posts; with ``files`` ([{"name", "content_base64", "mimetype"?}]) the text may be empty."""
+        files = [_file(entry) for entry in payload.get("files") or ()]
         message, event_id = self.workspace.post(
             _field(payload, "channel"),
             _field(payload, "user"),
-            _field(payload, "text"),
+            str(payload.get("text") or "") if files else _field(payload, "text"),
             thread_ts=payload.get("thread_ts"),
             broadcast=bool(payload.get("reply_broadcast", False)),
+            files=files,
         )
-        return {"ts": message["ts"], "event_id": event_id}
+        return {"ts": message["ts"], "event_id": event_id, "files": message.get("files", [])}
 
     def post_messages(self, payload: dict) -> dict:
         timestamps = self.workspace.post_many(

@@ -9,6 +9,7 @@ from ..common import CONTROL_PREFIX, EmulatorServer, JsonRequestHandler
 from .client import SlackEmulatorClient
 from .control import ControlApi
 from .events import DEFAULT_RETRY_DELAYS, DEFAULT_TIMEOUT, EventDispatcher
+from .files import FILES_PREFIX, UPLOAD_PREFIX, parse_file_path, upload_body
 from .traffic import CallStats, FaultPlan
 from .web_api import WebApi
 from .workspace import SlackError, Workspace
@@ -25,6 +26,14 @@ class _RequestHandler(JsonRequestHandler):
         return 500, {"ok": False, "error": "internal_error"}, {}  # like a Slack outage
 
     def serve(self, verb: str, path: str, query: dict, body: bytes) -> None:
+        emulator: SlackEmulator = self.server.emulator
+        if verb == "POST" and path.startswith(UPLOAD_PREFIX):
+            data = upload_body(self.headers.get("Content-Type", ""), body)
+            self._reply_bytes(*emulator.serve_upload(path[len(UPLOAD_PREFIX):], data))
+            return
+        if verb == "GET" and path.startswith(FILES_PREFIX):
+            self._reply_bytes(*emulator.serve_file(path, self._token({})))
+            return
         if not path.startswith(WEB_API_PREFIX):
             self._reply(404, {"error": f"nothing at {path}; the Web API is under {WEB_API_PREFIX}"})
             return
@@ -33,7 +42,6 @@ class _RequestHandler(JsonRequestHandler):
         except ValueError:
             self._reply(200, {"ok": False, "error": "invalid_json"})
             return
-        emulator: SlackEmulator = self.server.emulator
         self._reply(*emulator.serve_web_api(path[len(WEB_API_PREFIX):].strip("/"), params, self._token(params)))
 
     def _body_params(self, body: bytes) -> dict:
@@ -46,6 +54,15 @@ class _RequestHandler(JsonRequestHandler):
                 raise ValueError("JSON body must be an object")
             return params
         return dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+
+    def _reply_bytes(self, status: int, data: bytes, content_type: str, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
 
     def _token(self, params: dict) -> str | None:
         authorization = self.headers.get("Authorization", "")
@@ -77,6 +94,7 @@ class SlackEmulator(EmulatorServer, SlackEmulatorClient):
         self.call_stats = CallStats()
         self.control = ControlApi(self.workspace, self.events, self.faults, self.call_stats, self.reset_state)
         self._bind(host, port, verbose)
+        self.workspace.base_url = self.url
 
     def _before_start(self) -> None:
         self.events.start()
@@ -108,3 +126,33 @@ class SlackEmulator(EmulatorServer, SlackEmulatorClient):
                 return 200, self.web_api.call(method, params), {}
             except SlackError as exc:
                 return 200, {"ok": False, "error": exc.code}, {}
+
+    def serve_upload(self, upload_id: str, data: bytes) -> tuple:
+        """The POST to an upload_url: (HTTP status, body, content type[, headers]). Its fault key is "upload"."""
+        self.call_stats.count("upload")
+        fault = self.faults.take("upload")
+        if fault:
+            return fault.status, fault.error.encode(), "text/plain", fault.headers
+        if not self.workspace.receive_upload(upload_id, data):
+            return 404, b"upload not found", "text/plain"
+        return 200, f"OK - {len(data)}".encode(), "text/plain"
+
+    def serve_file(self, path: str, token: str | None) -> tuple:
+        """A url_private download: 401 without a token, 403 with a bad one, 404 for no such file.
+
+        Its fault key is "files-pri". (Real Slack may answer a bad token with its sign-in page instead.)
+        """
+        self.call_stats.count("files-pri")
+        fault = self.faults.take("files-pri")
+        if fault:
+            return fault.status, fault.error.encode(), "text/plain", fault.headers
+        parsed = parse_file_path(path)
+        if not token:
+            return 401, b"not_authed", "text/plain"
+        try:
+            file = self.workspace.download(*parsed, token) if parsed else None
+        except SlackError as exc:
+            return 403, exc.code.encode(), "text/plain"
+        if file is None:
+            return 404, b"file_not_found", "text/plain"
+        return 200, file.data, file.mimetype

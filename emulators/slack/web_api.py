@@ -74,6 +74,8 @@ class WebApi:
             "conversations.history": self.conversations_history,
             "conversations.replies": self.conversations_replies,
             "chat.postMessage": self.chat_post_message,
+            "files.getUploadURLExternal": self.files_get_upload_url_external,
+            "files.completeUploadExternal": self.files_complete_upload_external,
         }
 
     def knows(self, method: str) -> bool:
@@ -143,6 +145,30 @@ class WebApi:
         )
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
+    def files_get_upload_url_external(self, params: dict) -> dict:
+        filename = params.get("filename")
+        try:
+            length = int(params.get("length"))
+        except (TypeError, ValueError):
+            length = -1
+        if not filename or length < 0:
+            raise SlackError("invalid_arguments")
+        return {"ok": True, **self.workspace.start_upload(str(filename), length)}
+
+    def files_complete_upload_external(self, params: dict) -> dict:
+        files = params.get("files")
+        if isinstance(files, str):
+            try:
+                files = json.loads(files)
+            except ValueError as exc:
+                raise SlackError("invalid_arguments") from exc
+        if not files or not isinstance(files, list) or not all(isinstance(f, dict) and f.get("id") for f in files):
+            raise SlackError("invalid_arguments")
+        channel = params.get("channel_id") or (str(params.get("channels") or "").split(",")[0] or None)
+        completed = self.workspace.complete_upload(
+            files, channel, str(params.get("initial_comment") or ""), params.get("thread_ts") or None
+        )
+        return {"ok": True, "files": completed}
 
 def _decode_blocks(blocks) -> list | None:
     """blocks arrive as a JSON array (JSON bodies) or a JSON-encoded string (form bodies)."""

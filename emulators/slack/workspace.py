@@ -11,7 +11,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from .files import UPLOAD_PREFIX, FileStore, SlackFile
 
 BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
@@ -149,6 +151,7 @@ class Message:
     edited: dict | None = None
     blocks: list | None = None
     client_msg_id: str | None = None
+    files: list[dict] | None = None  # rendered when shared: a shared file does not change
     key: int = field(init=False)  # ts as integer microseconds, for ordering and range queries
 
     def __post_init__(self):
@@ -210,6 +213,9 @@ class Conversation:
             )
         if message.blocks is not None:
             rendered["blocks"] = message.blocks
+        if message.files:
+            rendered["files"] = [dict(file) for file in message.files]
+            rendered["upload"] = True
         if message.edited:
             rendered["edited"] = dict(message.edited)
         if message.is_reply:
@@ -258,6 +264,8 @@ class Workspace:
         self._emit = event_sink
         self._lock = threading.RLock()
         self._clock = TsClock()
+        #: Where url_private and upload_url point: the emulator's own address (set by the server).
+        self.base_url = ""
         self.reset()
 
     def reset(self) -> None:
@@ -267,6 +275,7 @@ class Workspace:
             self._conversations = {
                 SEED_CHANNEL_ID: Conversation(SEED_CHANNEL_ID, SEED_CHANNEL_NAME, self.team_id),
             }
+            self._files = FileStore()
 
     # -- auth -----------------------------------------------------------------
 
@@ -350,11 +359,56 @@ class Workspace:
 
     def post(self, channel_id: str, user_id: str, text: str, thread_ts: str | None = None,
              broadcast: bool = False, as_bot: bool = False,
-             blocks: list | None = None) -> tuple[dict, str | None]:
-        """Store a message and emit its event; returns (rendered message, event_id or None)."""
+             blocks: list | None = None, files: list[dict] | None = None) -> tuple[dict, str | None]:
+        """Store a message and emit its event; returns (rendered message, event_id or None).
+
+        ``files`` ({"name", "data" (bytes), "mimetype"?}) are stored as files of the poster and shared
+        with the message (subtype file_share), as when a person drags files into Slack.
+        """
         with self._lock:
-            message = self._store(channel_id, user_id, text, thread_ts, broadcast, as_bot, blocks)
+            shared = [self._render_file(self._files.add(user_id, f["name"], f["data"], f.get("mimetype")))
+                      for f in files or ()]
+            message = self._store(channel_id, user_id, text, thread_ts, broadcast, as_bot, blocks, shared)
             return self._conversations[channel_id].render(message), self._emit_message(channel_id, message)
+
+    # -- files ----------------------------------------------------------------
+
+    def _render_file(self, file: SlackFile) -> dict:
+        return file.render(self.team_id, self.base_url)
+
+    def start_upload(self, filename: str, length: int) -> dict:
+        """files.getUploadURLExternal: a file id and where to POST its bytes."""
+        with self._lock:
+            file, upload_id = self._files.start_upload(BOT_USER_ID, filename, length)
+            return {"file_id": file.id, "upload_url": f"{self.base_url}{UPLOAD_PREFIX}{upload_id}"}
+
+    def receive_upload(self, upload_id: str, data: bytes) -> bool:
+        with self._lock:
+            return self._files.receive(upload_id, data)
+
+    def complete_upload(self, files: list[dict], channel_id: str | None, initial_comment: str,
+                        thread_ts: str | None) -> list[dict]:
+        """files.completeUploadExternal: share uploaded files, into a channel (or thread) if one is given."""
+        with self._lock:
+            if channel_id:
+                self._conversation(channel_id)
+                if thread_ts:
+                    self._thread_parent(channel_id, str(thread_ts))
+            if not all(self._files.awaits_completion(entry["id"]) for entry in files):
+                raise SlackError("file_not_found")
+            completed = [self._render_file(self._files.complete(entry["id"], entry.get("title"))) for entry in files]
+            if channel_id:
+                message = self._store(channel_id, BOT_USER_ID, initial_comment or "", thread_ts, as_bot=True,
+                                      files=completed)
+                self._emit_message(channel_id, message)
+            return completed
+
+    def download(self, team_id: str, file_id: str, name: str, token: str | None) -> SlackFile | None:
+        """A shared file for whoever holds a valid token (SlackError otherwise); None if there is no such file."""
+        with self._lock:
+            self.check_token(token)
+            file = self._files.get(file_id) if team_id == self.team_id else None
+            return replace(file) if file and file.name == name else None
 
     def post_many(self, channel_id: str, messages: list[dict], dispatch_events: bool) -> list[str]:
         """Store many user messages at once (seeding, benchmarks); returns their ts in order."""
@@ -383,7 +437,7 @@ class Workspace:
         })
 
     def _store(self, channel_id, user_id, text, thread_ts=None, broadcast=False, as_bot=False,
-               blocks=None) -> Message:
+               blocks=None, files=None) -> Message:
         parent = self._thread_parent(channel_id, str(thread_ts)) if thread_ts else None
         conversation = self._ensure_conversation(channel_id)
         broadcast = bool(parent and broadcast)
@@ -395,11 +449,12 @@ class Workspace:
             text=text,
             thread_ts=parent.ts if parent else None,
             parent_user_id=parent.user if parent else None,
-            subtype="thread_broadcast" if broadcast else "bot_message" if as_bot else None,
+            subtype="thread_broadcast" if broadcast else "file_share" if files else "bot_message" if as_bot else None,
             bot_id=BOT_ID if as_bot else None,
             broadcast=broadcast,
             blocks=blocks,
             client_msg_id=None if as_bot else str(uuid.uuid4()),
+            files=files or None,
         )
         conversation.add(message)
         return message

@@ -36,7 +36,7 @@ def timeline_page(ticket_id, *, before: Message | None = None):
         messages = messages.filter(
             Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.pk)
         )
-    newest = list(messages.order_by("-created_at", "-id")[: TIMELINE_PAGE + 1])
+    newest = list(messages.with_files().order_by("-created_at", "-id")[: TIMELINE_PAGE + 1])
     has_earlier = len(newest) > TIMELINE_PAGE
     page = newest[:TIMELINE_PAGE][::-1]
 
@@ -55,7 +55,7 @@ def timeline_since(ticket_id, seen: Seen):
     appended in the order they were stored, so a message that arrives late (sent earlier, stored now) still
     shows up at the end instead of being hidden among older ones.
     """
-    messages = Message.objects.filter(ticket_id=ticket_id).since(seen.message).timeline()
+    messages = Message.objects.filter(ticket_id=ticket_id).since(seen.message).timeline().with_files()
     events = TicketEvent.objects.filter(ticket_id=ticket_id).since(seen.event).timeline()
     messages, events = list(messages.order_by("id")[:LIVE_BATCH]), list(events.order_by("id")[:LIVE_BATCH])
     entries = in_timeline_order(messages, events)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.db.models import Q, Sum
-from django.http import HttpResponseBadRequest, QueryDict
+from django.http import FileResponse, Http404, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -17,10 +17,11 @@ from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.services import accept_triaged, dismiss_triaged
 from channels_ingest.usage import month_start, monthly_budget
+from tickets.attachments import reply_limits, safe_content_type, safe_filename
 from tickets.changes import Changes, Seen, changes_since
 from tickets.conversations import conversations, default_conversation, thread_of
 from tickets.macros import MacroError, reply_with_macro, usable_macro
-from tickets.models import Macro, Message, SavedView, Ticket, TicketThread
+from tickets.models import Attachment, Macro, Message, SavedView, Ticket, TicketThread
 from tickets.services import (
     MAX_BODY_LENGTH,
     ReplyError,
@@ -256,6 +257,7 @@ def _ticket_page_context(request, ticket, draft: Draft | None = None):
         "reply_limit": max(limits) if any(limits) else _reply_limit(ticket.channel),
         "draft": draft,
         **_counter(0, default.max_length if default else None),
+        **_composer_files(options["reply_modes"], default),
         **macro_picker(request.user),
     }
 
@@ -264,6 +266,17 @@ def _ticket_page_context(request, ticket, draft: Draft | None = None):
 def ticket_detail(request, pk):
     ticket = get_object_or_404(detail_tickets(), pk=pk)
     return render(request, "console/ticket_detail.html", _ticket_page_context(request, ticket))
+
+
+def _composer_files(modes, default):
+    """The composer's file input: offered for the reply modes that carry files, enabled for the default one."""
+    carrying = [mode for mode in modes if mode.allowed and mode.attachments]
+    shown = default if default in carrying else (carrying[0] if carrying else None)
+    return {
+        "file_modes": [mode.key for mode in carrying],
+        "file_limits": reply_limits(shown),
+        "files_enabled": default in carrying,
+    }
 
 
 def _timeline_context(ticket, before=None):
@@ -296,6 +309,9 @@ def _hold_back(request, ticket, changes, kind):
     draft = Draft(
         body=_reply_body(request), kind=kind, mode=request.POST.get("mode"), thread=thread, macro=macro
     )
+    if request.FILES:
+        # A browser cannot be handed files back: say so rather than let "Send anyway" go without them.
+        messages.warning(request, "Your attached files were not kept: attach them again before sending.")
     context = {**_ticket_page_context(request, ticket, draft), "collision": changes}
     if kind == "reply":
         context.update(_measure_in(ticket, draft.body.strip(), thread, draft.mode))
@@ -360,6 +376,7 @@ def ticket_reply(request, pk):
     try:
         # No ``thread`` field (a single conversation): the service answers where the requester wrote last.
         reply["thread"] = thread_of(ticket, request.POST["thread"]) if "thread" in request.POST else None
+        reply["files"] = request.FILES.getlist("files")
         if macro_id:
             macro = usable_macro(request.user, macro_id)
             reply_with_macro(**reply, macro=macro)
@@ -387,6 +404,8 @@ def ticket_note(request, pk):
         messages.error(request, str(exc))
     else:
         messages.success(request, "Internal note added.")
+        if request.FILES:  # the composer's file input belongs to replies
+            messages.warning(request, "Internal notes carry no files: the attached files were not kept.")
     return redirect("console:ticket-detail", pk=ticket.pk)
 
 
@@ -464,6 +483,41 @@ def message_retry(request, pk):
     else:
         messages.info(request, "That reply had not failed, so it was not sent again.")
     return redirect("console:ticket-detail", pk=message.ticket_id)
+
+
+# Attachments ------------------------------------------------------------------
+
+
+@agent_required
+def attachment_download(request, pk):
+    """A stored file, for agents only: raster images inline (thumbnails), everything else as a download.
+
+    The file is never reachable at a public URL. nosniff and a sandboxing CSP keep a mislabelled
+    file from being run as a page of this site.
+    """
+    attachment = get_object_or_404(Attachment, pk=pk, status=Attachment.Status.STORED)
+    try:
+        handle = attachment.file.open("rb")
+    except (OSError, ValueError):
+        raise Http404("The file is missing from storage.") from None
+    inline = attachment.is_inline_image
+    response = FileResponse(
+        handle,
+        as_attachment=not inline,
+        filename=safe_filename(attachment.name),
+        content_type=safe_content_type(attachment.content_type),
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@agent_required
+def attachment_status(request, pk):
+    """One attachment's line under its message, polled while it is being downloaded."""
+    attachment = get_object_or_404(Attachment.objects.select_related("message"), pk=pk)
+    return render(request, "console/_attachment.html", {"attachment": attachment, "message": attachment.message})
 
 
 # Triage -----------------------------------------------------------------------
