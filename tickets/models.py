@@ -104,6 +104,9 @@ class Ticket(models.Model):
         indexes = [
             models.Index(fields=["-last_activity_at", "-id"], name="ticket_activity"),
             models.Index(fields=["status", "-last_activity_at", "-id"], name="ticket_status_activity"),
+            # The queue's other sorts (?sort=created, ?sort=priority): read in order, not sorted per request.
+            models.Index(fields=["-created_at", "-id"], name="ticket_created"),
+            models.Index(fields=["-priority", "-last_activity_at", "-id"], name="ticket_priority_activity"),
         ]
 
     def __str__(self):

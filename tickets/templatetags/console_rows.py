@@ -1,20 +1,22 @@
 """The ticket list's rows, rendered in Python: the per-row template loop cost most of the queue page's time.
 
 Every value goes through ``format_html`` (which escapes it); nothing from a ticket is marked safe.
-The markup matches ``_ago.html`` and ``_channel.html``, which the rest of the console still uses.
+The channel cell matches ``_channel.html``; times are compact ("5 min ago") with the exact UTC time on hover.
 The first cell is the row's bulk-action checkbox (``ids``, posted by the form around the table). The
 second carries ``data-ticket-id`` for keyboard navigation (``static/console.js``); the row itself stays
 a bare ``<tr>``.
 """
 
+from datetime import UTC
+
 from django import template
 from django.urls import reverse
-from django.utils.formats import date_format, localize
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
-from django.utils.timesince import timesince
-from django.utils.timezone import template_localtime
+
+from tickets.models import Ticket
 
 register = template.Library()
 
@@ -34,18 +36,33 @@ _ROW = (
 )
 _EMPTY = mark_safe('<tr><td colspan="9" class="empty">No tickets to show.</td></tr>\n')
 _NO_CHANNEL = mark_safe('<span class="muted">none</span>')
+_NO_TIME = mark_safe('<time datetime="">never</time>')
 
 
-def ago(at):
-    """``_ago.html``: a <time> saying how long ago, with the exact time in its title."""
+#: (seconds, unit) from the largest: the queue shows one compact unit ("5 min ago"), the exact time on hover.
+_UNITS = ((365 * 86400, "yr"), (30 * 86400, "mo"), (7 * 86400, "wk"), (86400, "d"), (3600, "h"), (60, "min"))
+
+
+def compact_since(at, now) -> str:
+    """How long ago, in the largest whole unit: "just now", "5 min ago", "3 h ago", "2 d ago"...
+
+    The queue renders two of these per row on every 5-second poll; Django's ``timesince`` (translated,
+    two units) and ``date_format`` cost about half of the rows' time, so the list uses this instead.
+    """
+    seconds = (now - at).total_seconds()
+    for size, unit in _UNITS:
+        if seconds >= size:
+            return f"{int(seconds // size)}\u00a0{unit} ago"
+    return "just now"
+
+
+def ago(at, now):
+    """A <time> saying how long ago, with the exact time (UTC, ISO 8601) as its machine value and title."""
     if at is None:
-        return format_html('<time datetime="" title="None"> ago</time>')
-    local = template_localtime(at)
-    try:
-        since = timesince(at)
-    except (ValueError, TypeError):
-        since = ""
-    return format_html('<time datetime="{}" title="{}">{} ago</time>', date_format(local, "c"), localize(local), since)
+        return _NO_TIME
+    exact = at.astimezone(UTC)
+    title = f"{exact:%Y-%m-%d %H:%M} UTC"
+    return format_html('<time datetime="{}" title="{}">{}</time>', exact.isoformat(), title, compact_since(at, now))
 
 
 def channel_cell(channel):
@@ -64,6 +81,11 @@ def ticket_rows(tickets):
     marker = 987654321
     url_pattern = reverse("console:ticket-detail", args=[marker])
     before, _, after = url_pattern.partition(str(marker))
+    now = timezone.now()
+    # Labels translated once per page, not twice per row.
+    statuses = {value: str(label) for value, label in Ticket.Status.choices}
+    priorities = {value: str(label) for value, label in Ticket.Priority.choices}
+    channels = {}
 
     def cells(ticket):
         url = f"{before}{ticket.pk}{after}"
@@ -72,16 +94,16 @@ def ticket_rows(tickets):
             ticket.pk,  # data-ticket-id: console.js keeps the keyboard selection across refreshes by it
             url,
             ticket.pk,
-            channel_cell(ticket.channel),
+            channels.get(ticket.channel_id) or channels.setdefault(ticket.channel_id, channel_cell(ticket.channel)),
             ticket.requester.display_name,
             url,
             ticket.subject,
             ticket.status,
-            ticket.get_status_display(),
+            statuses.get(ticket.status, ticket.status),
             ticket.priority,
-            ticket.get_priority_display(),
-            ago(ticket.created_at),
-            ago(ticket.last_activity_at),
+            priorities.get(ticket.priority, ticket.priority),
+            ago(ticket.created_at, now),
+            ago(ticket.last_activity_at, now),
         )
 
     return format_html_join("", _ROW, (cells(ticket) for ticket in tickets))
