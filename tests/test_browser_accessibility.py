@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from tests.conftest import receive
 from tests.factories import message
+from tickets.merging import merge_tickets
 from tickets.models import Message, Ticket
 from tickets.services import add_note
 
@@ -33,6 +34,9 @@ def hostile_ticket(locmem_channel, agent):
     receive(locmem_channel, [message("m9", user="u0", name="Person", text="follow-up " + "y" * 300, thread="m0", minute=9)])
     ticket = Ticket.objects.get(messages__external_id="m0")
     add_note(ticket=ticket, author=agent, body="z" * 300)
+    # Two others merged: that page labels each message with its conversation and lists both people.
+    pair = Ticket.objects.filter(messages__external_id__in=["m1", "m2"]).values_list("pk", flat=True)
+    merge_tickets(ticket_ids=list(pair), actor=agent)
     return ticket
 
 
@@ -41,6 +45,8 @@ def pages(live_server, ticket):
         "queue": live_server.url + reverse("console:ticket-list"),
         "queue, filtered": live_server.url + reverse("console:ticket-list") + "?view=open&q=Person",
         "ticket": live_server.url + reverse("console:ticket-detail", args=[ticket.pk]),
+        "merged ticket": live_server.url
+        + reverse("console:ticket-detail", args=[Ticket.objects.get(messages__external_id="m2").pk]),
         "triage": live_server.url + reverse("console:triage"),
         "channels": live_server.url + reverse("console:channels"),
     }

@@ -17,7 +17,7 @@ from channels_ingest.adapters import locmem
 from channels_ingest.adapters.base import PermanentError
 from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, deletion, edit, message
-from tickets.models import Message, Ticket
+from tickets.models import Macro, Message, Ticket
 from tickets.services import reply_to_ticket
 
 
@@ -100,6 +100,26 @@ def test_employee_gets_403(client, employee, ticket):
 
 
 @pytest.mark.django_db
+def group_queries(client, url):
+    """How many times a GET of ``url`` reads the user's groups (not the assignee list's JOIN of them)."""
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return sum('FROM "auth_group"' in query["sql"] for query in queries)
+
+
+def test_the_role_is_looked_up_once_per_request_and_never_kept(client, admin_user, agent):
+    """Pages that ask for the role again (macros) reuse the request's; a demoted agent is out at once."""
+    client.force_login(admin_user)
+    shared = Macro.objects.create(name="Shared", body="Hello")
+    assert group_queries(client, reverse("console:macro-edit", args=[shared.pk])) == 1
+    assert group_queries(client, reverse("console:macro-list")) == 1
+
+    client.force_login(agent)
+    assert client.get(reverse("console:ticket-list")).status_code == 200
+    agent.groups.clear()
+    assert client.get(reverse("console:ticket-list")).status_code == 403
+
+
 def test_login_page_signs_in(client, agent):
     """The login page has labelled fields and signs an agent in to the console."""
     html = client.get(reverse("login")).content.decode()

@@ -6,7 +6,17 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 
-from tickets.roles import is_agent
+from tickets.roles import Role, role_of
+
+
+def request_role(request) -> Role | None:
+    """The signed-in user's role, looked up (one query) at most once per request.
+
+    It is kept on the request, never across requests: a demoted agent loses access with their next request.
+    """
+    if not hasattr(request, "_console_role"):
+        request._console_role = role_of(request.user)
+    return request._console_role
 
 
 def agent_required(view):
@@ -20,7 +30,7 @@ def agent_required(view):
                 # redirects to login) instead of swapping the login form into a table.
                 return HttpResponse(status=401, headers={"HX-Refresh": "true"})
             return redirect_to_login(request.get_full_path())
-        if not is_agent(request.user):
+        if request_role(request) not in (Role.ADMIN, Role.AGENT):
             raise PermissionDenied
         return view(request, *args, **kwargs)
 

@@ -9,10 +9,11 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from tickets.changes import Seen, changes_since
+from tickets.conversations import conversations
 
 from . import presence
 from .access import agent_required
-from .ticket_page import TicketUpdateForm, detail_tickets, facts_version, timeline_since
+from .ticket_page import TicketUpdateForm, detail_tickets, facts_version, label_conversations, timeline_since
 
 NO_CHANGE = 204
 
@@ -30,6 +31,7 @@ def ticket_live(request, pk):
     if not entries:
         return HttpResponse(status=NO_CHANGE)
     ticket = get_object_or_404(detail_tickets(), pk=pk)
+    label_conversations(entries, conversations(ticket))
     version = facts_version(ticket)
     context = {"ticket": ticket, "timeline": entries, "seen": place, "facts_version": version}
     if version != request.GET.get("facts"):

@@ -10,10 +10,10 @@ from django.views.decorators.http import require_POST
 from tickets.macros import MacroError, apply_macro_actions, can_manage, usable_macro
 from tickets.models import Macro, Ticket
 from tickets.placeholders import PLACEHOLDERS
-from tickets.roles import Role, role_of
+from tickets.roles import Role
 from tickets.services import TicketChangeError
 
-from .access import agent_required
+from .access import agent_required, request_role
 from .ticket_page import AgentChoiceField, agents
 
 
@@ -41,11 +41,11 @@ class MacroForm(forms.ModelForm):
             "assignee_action": forms.RadioSelect,
         }
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, role: Role | None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["name"].widget.attrs["dir"] = "auto"
-        if role_of(user) == Role.ADMIN:
+        if role == Role.ADMIN:
             self.fields["shared"].initial = self.instance.pk is not None and self.instance.is_shared
         else:
             del self.fields["shared"]
@@ -61,7 +61,7 @@ class MacroForm(forms.ModelForm):
 def _manageable(request, pk) -> Macro:
     """The macro to edit or delete: someone else's personal macro is not found; a shared one needs an admin."""
     macro = get_object_or_404(Macro.objects.usable_by(request.user), pk=pk)
-    if not can_manage(request.user, macro):
+    if not can_manage(request.user, macro, request_role(request)):
         raise PermissionDenied
     return macro
 
@@ -69,7 +69,7 @@ def _manageable(request, pk) -> Macro:
 @agent_required
 def macro_list(request):
     rows = list(Macro.objects.usable_by(request.user).select_related("assignee"))
-    role = role_of(request.user)
+    role = request_role(request)
     for macro in rows:
         macro.manageable = can_manage(request.user, macro, role)
     context = {
@@ -81,7 +81,9 @@ def macro_list(request):
 
 
 def _edit(request, macro, *, created):
-    form = MacroForm(request.POST if request.method == "POST" else None, instance=macro, user=request.user)
+    form = MacroForm(
+        request.POST if request.method == "POST" else None, instance=macro, user=request.user, role=request_role(request)
+    )
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Macro “{form.instance.name}” {'created' if created else 'saved'}.")

@@ -50,10 +50,21 @@ from .forms import (
 )
 from .macros import macro_picker
 from .presence import HEARTBEAT_SECONDS
-from .ticket_page import TicketUpdateForm, detail_tickets, facts_version, requester_panel, timeline_page
+from .ticket_page import (
+    TicketUpdateForm,
+    detail_tickets,
+    facts_version,
+    label_conversations,
+    requester_panel,
+    timeline_page,
+)
 from .view_counts import forget_view_counts, view_counts
 
 PAGE_SIZE = 50
+#: A reply or note held back because the ticket changed since the agent saw it (nothing was sent).
+HELD_BACK = 409
+#: A reply or note refused (too long, empty, files too large, ...): the page again, with the draft.
+REFUSED = 422
 #: The nav shows at most this many rows awaiting triage ("99+" beyond), so counting stays cheap.
 TRIAGE_COUNT_CAP = 100
 
@@ -216,7 +227,7 @@ def _reply_options(thread):
 
 @dataclass(frozen=True)
 class Draft:
-    """What an agent had written when sending was held back (the ticket changed): shown again as it was."""
+    """What an agent had written when sending was held back (the ticket changed) or refused: shown again as it was."""
 
     body: str
     kind: str  # "reply" or "note"
@@ -242,6 +253,7 @@ def _ticket_page_context(request, ticket, draft: Draft | None = None):
     limits = [mode.max_length for mode in options["reply_modes"] if mode.allowed]
     limits += [_reply_limit(c.thread.channel) or 0 for c in choices if c is not current]
     timeline = _timeline_context(ticket)
+    label_conversations(timeline["timeline"], choices)
     return {
         "ticket": ticket,
         **timeline,
@@ -297,26 +309,29 @@ def _unseen_changes(request, ticket) -> Changes | None:
     return changes_since(ticket.pk, seen, viewer=request.user) or None
 
 
-def _hold_back(request, ticket, changes, kind):
-    """The ticket page again, with the draft as written, what changed listed, and "Send anyway"."""
+def _draft_page(request, ticket, kind, *, status, collision: Changes | None = None, refusal=""):
+    """The ticket page again with the draft as written (its kind, conversation, mode and macro), saying why
+    it was not sent: held back (``collision``, with "Send anyway") or refused (``refusal``)."""
     macro = None
     if kind == "reply" and request.POST.get("macro"):
         try:
             macro = usable_macro(request.user, request.POST["macro"])
         except MacroError:
-            pass  # gone meanwhile: "Send anyway" then sends the text alone, and says nothing was applied
+            pass  # gone meanwhile: the draft comes back without it (sending again then sends the text alone)
     thread = _chosen_thread(request, ticket)
     draft = Draft(
         body=_reply_body(request), kind=kind, mode=request.POST.get("mode"), thread=thread, macro=macro
     )
-    if request.FILES:
-        # A browser cannot be handed files back: say so rather than let "Send anyway" go without them.
-        messages.warning(request, "Your attached files were not kept: attach them again before sending.")
-    context = {**_ticket_page_context(request, ticket, draft), "collision": changes}
+    context = {
+        **_ticket_page_context(request, ticket, draft),
+        "collision": collision,
+        "refusal": refusal,
+        # A browser cannot be handed files back: say so rather than let the next send go without them.
+        "files_dropped": kind == "reply" and bool(request.FILES),
+    }
     if kind == "reply":
         context.update(_measure_in(ticket, draft.body.strip(), thread, draft.mode))
-    # 409 Conflict: nothing was sent; the page says why and offers to send anyway.
-    return render(request, "console/ticket_detail.html", context, status=409)
+    return render(request, "console/ticket_detail.html", context, status=status)
 
 
 @agent_required
@@ -328,7 +343,9 @@ def ticket_earlier(request, pk):
     except ValueError:
         return HttpResponseBadRequest("before must be a message id")
     before = get_object_or_404(Message.objects.only("id", "created_at"), ticket_id=ticket.pk, pk=before_id)
-    return render(request, "console/_timeline_entries.html", {"ticket": ticket, **_timeline_context(ticket, before)})
+    timeline = _timeline_context(ticket, before)
+    label_conversations(timeline["timeline"], conversations(ticket))
+    return render(request, "console/_timeline_entries.html", {"ticket": ticket, **timeline})
 
 
 @agent_required
@@ -369,7 +386,7 @@ def ticket_reply(request, pk):
     ticket = get_object_or_404(detail_tickets(), pk=pk)
     changes = _unseen_changes(request, ticket)
     if changes:
-        return _hold_back(request, ticket, changes, "reply")
+        return _draft_page(request, ticket, "reply", status=HELD_BACK, collision=changes)
     # No ``mode`` field (a channel with a single mode): None lets the service take the default.
     reply = {"ticket": ticket, "author": request.user, "body": _reply_body(request), "mode": request.POST.get("mode")}
     macro_id = request.POST.get("macro")  # chosen in the composer's "Canned response" picker
@@ -383,10 +400,10 @@ def ticket_reply(request, pk):
         else:
             reply_to_ticket(**reply)
     except (ReplyError, TicketChangeError, MacroError) as exc:
-        messages.error(request, f"{exc} Nothing was sent and the macro was not applied." if macro_id else str(exc))
-    else:
-        applied = f" Macro “{macro.name}” applied." if macro_id else ""
-        messages.success(request, f"Reply queued for delivery.{applied}")
+        refusal = f"{exc} Nothing was sent and the macro was not applied." if macro_id else str(exc)
+        return _draft_page(request, ticket, "reply", status=REFUSED, refusal=refusal)
+    applied = f" Macro “{macro.name}” applied." if macro_id else ""
+    messages.success(request, f"Reply queued for delivery.{applied}")
     return redirect("console:ticket-detail", pk=ticket.pk)
 
 
@@ -397,15 +414,14 @@ def ticket_note(request, pk):
     ticket = get_object_or_404(detail_tickets(), pk=pk)
     changes = _unseen_changes(request, ticket)
     if changes:
-        return _hold_back(request, ticket, changes, "note")
+        return _draft_page(request, ticket, "note", status=HELD_BACK, collision=changes)
     try:
         add_note(ticket=ticket, author=request.user, body=_reply_body(request))
     except ReplyError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Internal note added.")
-        if request.FILES:  # the composer's file input belongs to replies
-            messages.warning(request, "Internal notes carry no files: the attached files were not kept.")
+        return _draft_page(request, ticket, "note", status=REFUSED, refusal=str(exc))
+    messages.success(request, "Internal note added.")
+    if request.FILES:  # the composer's file input belongs to replies
+        messages.warning(request, "Internal notes carry no files: the attached files were not kept.")
     return redirect("console:ticket-detail", pk=ticket.pk)
 
 
@@ -452,8 +468,8 @@ def _measure(body, thread, mode):
 @agent_required
 @require_POST
 def reply_conversation(request, pk):
-    """The composer switched to another of the ticket's conversations: that one's send modes, and the
-    counter (out of band) re-measured against its default mode."""
+    """The composer switched to another of the ticket's conversations: that one's send modes; out of band,
+    the counter re-measured against its default mode, the length hint and the file input with its limits."""
     ticket = get_object_or_404(Ticket.objects.only("pk"), pk=pk)
     try:
         thread = thread_of(ticket, request.POST.get("thread"))
@@ -461,7 +477,8 @@ def reply_conversation(request, pk):
         return HttpResponseBadRequest(str(exc))
     options = _reply_options(thread)
     counter = _measure(_reply_body(request).strip(), thread, options["default_mode"])
-    return render(request, "console/_reply_modes.html", {**options, **counter, "oob_counter": True})
+    files = _composer_files(options["reply_modes"], options["default_mode"])
+    return render(request, "console/_reply_modes.html", {**options, **counter, **files, "oob_composer": True})
 
 
 def _outbound_message(pk):

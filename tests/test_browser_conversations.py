@@ -1,0 +1,78 @@
+"""Answering a merged ticket in a real browser (Playwright driving Debian's Chromium) against a live server:
+switching "Reply in" updates the send modes, the length hint and the file input, and files already chosen
+stay chosen while the new conversation takes files too.
+
+Tickets are stored directly with ``receive``; the X channel is only asked for its reply modes, never called.
+"""
+
+import pytest
+from django.urls import reverse
+
+from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
+from channels_ingest.models import Channel
+from tests.conftest import receive
+from tests.factories import BASE_TIME, message
+from tickets.merging import merge_tickets
+from tickets.models import Ticket
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def merged(agent, locmem_channel):
+    """Alice's ticket (she wrote last) with Bob's locmem conversation and an X DM merged in."""
+    x_channel = Channel.objects.create(
+        kind="x", name="x-help", config={"base_url": "http://127.0.0.1:9"}, secrets={"bearer_token": "t"},
+        state={"account_id": "1", "username": "ithelp"},
+    )
+    receive(
+        locmem_channel,
+        [
+            message("a1", user="alice", name="Alice", text="VPN is down", minute=5),
+            message("b1", user="bob", name="Bob", text="VPN down for me too", minute=2),
+        ],
+    )
+    receive(
+        x_channel,
+        [
+            Envelope(
+                external_id="dm:1", kind=EnvelopeKind.MESSAGE, thread_key="dm:55", sent_at=BASE_TIME,
+                sender=Sender(namespace="x", external_id="200", handle="bob_x", display_name=""),
+                text="hello from X", starts_thread=True, reopens=False,
+            )
+        ],
+    )
+    alice = Ticket.objects.get(requester__display_name="Alice")
+    merge_tickets(ticket_ids=list(Ticket.objects.values_list("pk", flat=True)), actor=agent, keep_id=alice.pk)
+    return alice
+
+
+def test_switching_conversation_updates_the_hint_and_the_file_input(console, live_server, merged):
+    from playwright.sync_api import expect
+
+    console.goto(live_server.url + reverse("console:ticket-detail", args=[merged.pk]))
+    reply_in = console.get_by_label("Reply in")
+    hint, files = console.locator("#reply-hint"), console.locator("#reply-files")
+    expect(hint).to_have_text("At most 1000 characters on this channel.")
+    expect(files).to_be_enabled()
+    files.set_input_files(files=[{"name": "boot.log", "mimeType": "text/plain", "buffer": b"line 1\n"}])
+
+    # Bob's locmem conversation takes files too: the hint stays, and the chosen file is still there.
+    console.locator("#composer-files").evaluate("fieldset => fieldset.dataset.before = 'switch'")
+    reply_in.select_option(label="Locmem lm — Bob (last wrote 1 Nov, 09:02)")
+    expect(console.locator("#composer-files")).not_to_have_attribute("data-before", "switch")  # refilled
+    expect(hint).to_have_text("At most 1000 characters on this channel.")
+    expect(files).to_be_enabled()
+    assert files.evaluate("input => input.files.length") == 1
+
+    # The X DM carries text only and says its own limit.
+    reply_in.select_option(label="X x-help · DM — bob_x (last wrote 1 Nov, 09:00)")
+    expect(console.get_by_role("group", name="Send as")).to_contain_text("Direct message (up to 10000 characters)")
+    expect(hint).to_be_empty()
+    expect(console.locator("#composer-files-slot")).to_have_text("No attachments: replies on this channel carry text only.")
+    expect(files).to_have_count(0)
+
+    reply_in.select_option(label="Locmem lm — Alice (last wrote 1 Nov, 09:05)")
+    expect(hint).to_have_text("At most 1000 characters on this channel.")
+    expect(files).to_be_enabled()
+    expect(console.locator("#reply-files-limits")).to_contain_text("Up to 3 files")
