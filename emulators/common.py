@@ -158,9 +158,11 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         self._reply(*self.server.emulator.control.handle(verb, url.path[len(CONTROL_PREFIX):], query, payload))
 
     def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self._reply_bytes(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
+
+    def _reply_bytes(self, status: int, data: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)

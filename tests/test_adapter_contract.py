@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -15,6 +16,7 @@ from channels_ingest.adapters.base import (
     InboundAttachment,
     InvalidWebhook,
     OutboundFile,
+    PermanentError,
     PollPage,
     ReplyTarget,
     Sent,
@@ -23,8 +25,8 @@ from tests.factories import message
 
 
 class AdapterContract:
-    """Subclasses provide ``adapter`` (credentials valid), ``add_inbound(texts)``, ``raw_config`` and
-    ``add_inbound_file(text, name, content, content_type)``."""
+    """What every adapter does. Subclasses provide ``adapter`` (credentials valid), ``add_inbound(texts)``
+    and ``raw_config``, and add the contracts below for what their platform offers."""
 
     def test_is_registered_by_kind(self, adapter):
         assert adapter_class(adapter.kind) is type(adapter)
@@ -72,20 +74,35 @@ class AdapterContract:
         assert modes and all(m.max_length > 0 and m.label for m in modes)
         assert adapter.reply_length("hello", modes[0].key) == 5
 
+
+
+class InboundFilesContract:
+    """Messages carry files. Subclasses provide ``add_inbound_file(text, name, content, content_type)``,
+    returning the name and declared size the adapter should report, and ``inbound_file``: a file
+    (name, content type) the platform carries."""
+
+    inbound_file = ("report.pdf", "application/pdf")
+
     def test_inbound_files_are_described_and_fetched_by_their_ref(self, adapter, add_inbound_file):
         content = bytes(range(256)) * 300  # several download chunks
-        add_inbound_file("see attached", "report.pdf", content, "application/pdf")
+        name, content_type = self.inbound_file
+        expected_name, expected_size = add_inbound_file("see attached", name, content, content_type)
         [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
         [attachment] = envelope.attachments
-        assert (attachment.name, attachment.content_type, attachment.size) == ("report.pdf", "application/pdf", len(content))
+        assert (attachment.name, attachment.content_type, attachment.size) == (expected_name, content_type, expected_size)
         assert Envelope.from_json(json.loads(json.dumps(envelope.to_json()))) == envelope
         assert b"".join(adapter.fetch_attachment(attachment.ref)) == content
 
     def test_fetching_an_unknown_file_fails_as_an_adapter_error(self, adapter, add_inbound_file):
-        add_inbound_file("see attached", "a.txt", b"abc", "text/plain")
+        name, content_type = self.inbound_file
+        add_inbound_file("see attached", name, b"abc", content_type)
         [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
         with pytest.raises(AdapterError):
             b"".join(adapter.fetch_attachment(envelope.attachments[0].ref + "-gone"))
+
+
+class OutboundFilesContract:
+    """Replies carry files."""
 
     def test_modes_that_carry_files_send_them(self, adapter, add_inbound):
         add_inbound(["help"])
@@ -100,13 +117,15 @@ class AdapterContract:
             file_id = adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
             assert isinstance(file_id, str) and file_id
 
+
+class WebhookContract:
     def test_unsigned_webhook_is_refused(self, adapter):
         with pytest.raises(InvalidWebhook) as refused:
             adapter.handle_webhook(headers={}, body=b"{}")
         assert refused.value.status in (401, 403)
 
 
-class TestLocmemAdapter(AdapterContract):
+class TestLocmemAdapter(AdapterContract, InboundFilesContract, OutboundFilesContract, WebhookContract):
     @pytest.fixture
     def raw_config(self):
         return {"inbox": "c", "webhook_secret": "s"}
@@ -129,11 +148,12 @@ class TestLocmemAdapter(AdapterContract):
             locmem.files["ref-1"] = content
             attachment = InboundAttachment(name=name, content_type=content_type, size=len(content), ref="ref-1")
             locmem.inbox["c"] = [replace(message("m0", text=text), attachments=(attachment,))]
+            return name, len(content)
 
         return add
 
 
-class TestSlackAdapter(AdapterContract):
+class TestSlackAdapter(AdapterContract, InboundFilesContract, OutboundFilesContract, WebhookContract):
     @pytest.fixture
     def raw_config(self, slack_emulator):
         return {
@@ -164,12 +184,11 @@ class TestSlackAdapter(AdapterContract):
         def add(text, name, content, content_type):
             files = [{"name": name, "content": content, "mimetype": content_type}]
             slack_emulator.post("C0GENERAL", "U0ANN", text, files=files)
+            return name, len(content)
 
         return add
 
     def test_files_are_fetched_only_from_slack_hosts(self, adapter):
-        from channels_ingest.adapters.base import PermanentError
-
         with pytest.raises(PermanentError, match="token is not sent"):
             b"".join(adapter.fetch_attachment("https://attacker.example/files-pri/T-F1/a.txt"))
 
@@ -178,3 +197,47 @@ class TestSlackAdapter(AdapterContract):
 
         with pytest.raises(ConfigError, match="bot_token"):
             SlackAdapter.split_config({"conversations": []})
+
+
+class TestXAdapter(AdapterContract, InboundFilesContract):
+    """X: no webhooks for one account on pay-per-use, and replies carry text only; inbound media are files."""
+
+    inbound_file = ("screen.png", "image/png")
+
+    @pytest.fixture
+    def raw_config(self, x_emulator):
+        return {"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url}
+
+    @pytest.fixture
+    def adapter(self, raw_config):
+        from channels_ingest.adapters.x import XAdapter
+
+        config, secrets = XAdapter.split_config(raw_config)
+        adapter = XAdapter(config=config, secrets=secrets)
+        adapter.state = adapter.check_credentials()
+        return adapter
+
+    @pytest.fixture
+    def add_inbound(self, x_emulator):
+        def add(texts):
+            for text in texts:
+                x_emulator.dm_from(x_emulator.people["maya"], text)
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self, x_emulator):
+        def add(text, name, content, content_type):
+            photo = {"type": "photo", "content": content, "content_type": content_type}
+            [key] = x_emulator.post(x_emulator.people["maya"], f"@ithelp {text}", media=[photo])["media_keys"]
+            return f"photo-{key}{PurePosixPath(name).suffix}", 0  # X names no file and declares no size
+
+        return add
+
+    def test_replies_carry_no_files(self, adapter, add_inbound):
+        add_inbound(["help"])
+        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        target = ReplyTarget(thread_key=envelope.thread_key, mode="dm")
+        assert not any(mode.attachments for mode in adapter.reply_modes(target))
+        with pytest.raises(PermanentError, match="text only"):
+            adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))

@@ -78,6 +78,7 @@ def record_inbound(message_files: Iterable[tuple[int, InboundAttachment]]) -> di
                 content_type=safe_content_type(item.content_type),
                 size=item.size,
                 external_ref=item.ref,
+                alt_text=item.alt_text,
                 status=Attachment.Status.TOO_LARGE if oversize else Attachment.Status.PENDING,
                 error=too_large_error(item.size, limit) if oversize else "",
                 next_attempt_at=None if oversize else now,

@@ -438,6 +438,8 @@ class Attachment(models.Model):
     error = models.TextField(blank=True)
     #: Inbound: what the channel needs to fetch the file (opaque here).
     external_ref = models.TextField(blank=True)
+    #: Inbound: what the sender wrote about what an image shows (its alt text), if anything.
+    alt_text = models.TextField(blank=True)
     #: Outbound: the platform's id for the sent file.
     external_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -48,12 +48,14 @@ class Sender:
 @dataclass(frozen=True)
 class InboundAttachment:
     """A file that came with a message. ``ref`` is opaque outside the adapter: it hands it back to
-    ``fetch_attachment`` to get the bytes. ``size`` is what the platform declared (0 if unknown)."""
+    ``fetch_attachment`` to get the bytes. ``size`` is what the platform declared (0 if unknown).
+    ``alt_text`` is what the sender wrote about what an image shows, if anything."""
 
     name: str
     content_type: str
     size: int
     ref: str
+    alt_text: str = ""
 
 
 @dataclass(frozen=True)

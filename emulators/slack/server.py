@@ -55,15 +55,6 @@ class _RequestHandler(JsonRequestHandler):
             return params
         return dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
 
-    def _reply_bytes(self, status: int, data: bytes, content_type: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
     def _token(self, params: dict) -> str | None:
         authorization = self.headers.get("Authorization", "")
         if authorization.startswith("Bearer "):

@@ -11,7 +11,8 @@ Simplifications against the real X:
 - text weighting approximates twitter-text (http(s) URLs 23, emoji sequences and wide characters 2);
 - control posts keep their text as given (real X prefixes replies with "@parent_author");
 - no duplicate-content check, no 30-day DM retention, no group DMs, user.fields beyond id/name/username
-  and unknown query parameters are ignored, expansions serve users only.
+  and unknown query parameters are ignored, expansions serve users and media (attachments.media_keys);
+- media files are served at the emulator's URL, not pbs/video.twimg.com and ton.twitter.com (see media.py).
 """
 
 from .client import EmulatorControlError, XEmulatorClient

@@ -28,6 +28,7 @@ from .traffic import FaultPlan
 # Expansions that name users, and the post/DM field that holds the user id.
 POST_USER_EXPANSIONS = {"author_id": "author_id", "in_reply_to_user_id": "in_reply_to_user_id"}
 DM_USER_EXPANSIONS = {"sender_id": "sender_id"}
+MEDIA_EXPANSION = "attachments.media_keys"
 DEFAULT_DM_EVENT_TYPES = {"MessageCreate", "ParticipantsJoin", "ParticipantsLeave"}
 WITHHELD_COUNTRIES = ["DE"]
 
@@ -45,6 +46,7 @@ class ApiV2:
     def __init__(self, store: Store, faults: FaultPlan):
         self.store = store
         self.faults = faults
+        self.base_url = ""  # the emulator's URL, set once bound: where media files are served
         self.routes = [
             self._route("GET", r"/2/users/me", "GET /2/users/me", "users_me", self.users_me),
             self._route("GET", r"/2/users/(\d+)/mentions", "GET /2/users/:id/mentions", "mentions",
@@ -133,9 +135,10 @@ class ApiV2:
             high = min(high, bisect.bisect_left(ids, end_time))
         page_ids, next_token = self._page("mentions", ids[low:high], max_results, query)
         posts = [post for post in map(self.store.get_post, page_ids) if post is not None]
-        fields, expansions = set(_csv(query, "tweet.fields")), set(_csv(query, "expansions"))
+        fields, expansions = _post_fields(query), set(_csv(query, "expansions"))
         answer = self._with_users([render_post(post, fields) for post in posts],
                                   [(post, expansions & POST_USER_EXPANSIONS.keys()) for post in posts])
+        self._with_media(answer, posts, query)
         meta = {"result_count": len(posts)}
         if posts:
             meta.update(newest_id=str(posts[0].id), oldest_id=str(posts[-1].id))
@@ -152,8 +155,9 @@ class ApiV2:
                 "title": "Not Found Error", "resource_type": "tweet", "parameter": "id", "resource_id": post_id,
                 "type": "https://api.twitter.com/2/problems/resource-not-found",
             }]}
-        fields, expansions = set(_csv(query, "tweet.fields")), set(_csv(query, "expansions"))
+        fields, expansions = _post_fields(query), set(_csv(query, "expansions"))
         answer = self._with_users([render_post(post, fields)], [(post, expansions & POST_USER_EXPANSIONS.keys())])
+        self._with_media(answer, [post], query)
         answer["data"] = answer["data"][0]
         return 200, answer
 
@@ -178,8 +182,11 @@ class ApiV2:
         page_ids, next_token = self._page("dm_events", list(events), max_results, query)
         page = [events[event_id] for event_id in page_ids]
         fields, expansions = set(_csv(query, "dm_event.fields")), set(_csv(query, "expansions"))
+        if MEDIA_EXPANSION in expansions:
+            fields.add("attachments")
         answer = self._with_users([render_dm_event(event, fields) for event in page],
                                   [(event, expansions & DM_USER_EXPANSIONS.keys()) for event in page])
+        self._with_media(answer, page, query)
         answer["meta"] = {"result_count": len(page), **({"next_token": next_token} if next_token else {})}
         return 200, answer
 
@@ -213,6 +220,16 @@ class ApiV2:
             ids = ids[:bisect.bisect_left(ids, cursor)]
         page = ids[-max_results:][::-1]
         return page, (_encode_token(page[-1]) if len(ids) > max_results else None)
+
+    def _with_media(self, answer: dict, items: list[Post | DmEvent], query: dict) -> None:
+        """includes.media for ``expansions=attachments.media_keys``; a deleted item is left out, as X does."""
+        if MEDIA_EXPANSION not in _csv(query, "expansions"):
+            return
+        fields = set(_csv(query, "media.fields"))
+        keys = dict.fromkeys(key for item in items for key in item.media_keys)
+        media = [m.render(fields, self.base_url) for m in map(self.store.media, keys) if m is not None]
+        if media:
+            answer.setdefault("includes", {})["media"] = media
 
     def _with_users(self, data: list[dict], expanded: list[tuple]) -> dict:
         """{"data", "includes": {"users"}, "errors"}; suspended users are left out of includes, as on X."""
@@ -258,7 +275,17 @@ def render_post(post: Post, fields: set[str]) -> dict:
         references = [{"type": kind, "id": str(ref_id)} for kind, ref_id in references if ref_id]
         if references:
             data["referenced_tweets"] = references
+    if "attachments" in fields and post.media_keys:
+        data["attachments"] = {"media_keys": list(post.media_keys)}
     return data
+
+
+def _post_fields(query: dict) -> set[str]:
+    """tweet.fields, plus ``attachments`` when its media are expanded (X returns the keys with them)."""
+    fields = set(_csv(query, "tweet.fields"))
+    if MEDIA_EXPANSION in _csv(query, "expansions"):
+        fields.add("attachments")
+    return fields
 
 
 def render_dm_event(event: DmEvent, fields: set[str]) -> dict:
@@ -270,8 +297,9 @@ def render_dm_event(event: DmEvent, fields: set[str]) -> dict:
         data["dm_conversation_id"] = event.conversation_id
     if "created_at" in fields:
         data["created_at"] = snowflake_time(event.id)
-    if "attachments" in fields and event.attachments:
-        data["attachments"] = {"media_keys": [str(item.get("media_id")) for item in event.attachments]}
+    keys = list(event.media_keys) or [str(item.get("media_id")) for item in event.attachments]
+    if "attachments" in fields and keys:
+        data["attachments"] = {"media_keys": keys}
     return data
 
 

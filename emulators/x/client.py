@@ -1,5 +1,6 @@
 """Python client for the emulator's control API, for an emulator in this process or elsewhere."""
 
+import base64
 from collections.abc import Iterable
 
 from ..common import ControlClient, EmulatorControlError
@@ -21,10 +22,15 @@ class XEmulatorClient(ControlClient):
         return self._call("POST", "users", payload)
 
     def post(self, author_id: str, text: str, in_reply_to_tweet_id: str | None = None,
-             quote_tweet_id: str | None = None) -> dict:
-        """A user posts publicly; "@<account>" in the text or replying to the account makes it a mention."""
+             quote_tweet_id: str | None = None, media: Iterable[dict] = ()) -> dict:
+        """A user posts publicly; "@<account>" in the text or replying to the account makes it a mention.
+
+        ``media`` (up to 4): {"type": "photo", "content": bytes, "content_type"?, "alt_text"?} or
+        {"type": "video"|"animated_gif", "variants": [{"content": bytes, "content_type"?, "bit_rate"?}],
+        "preview"?: bytes}. The answer's "media_keys" name them in includes.media.
+        """
         payload = {"author_id": author_id, "text": text, "in_reply_to_tweet_id": in_reply_to_tweet_id,
-                   "quote_tweet_id": quote_tweet_id}
+                   "quote_tweet_id": quote_tweet_id, "media": [_encode_media(item) for item in media]}
         return self._call("POST", "posts", payload)
 
     def post_many(self, posts: Iterable[dict]) -> list[str]:
@@ -38,9 +44,15 @@ class XEmulatorClient(ControlClient):
         payload = {"id": post_id, "country_codes": list(country_codes) if country_codes else None}
         return self._call("POST", "posts/withhold", payload)
 
-    def dm_from(self, sender_id: str, text: str) -> dict:
-        """A user sends the account a DM; returns {"dm_event_id", "dm_conversation_id", ...}."""
-        return self._call("POST", "dms", {"sender_id": sender_id, "text": text})
+    def dm_from(self, sender_id: str, text: str, media: Iterable[dict] = ()) -> dict:
+        """A user sends the account a DM, with at most one ``media`` item (as for ``post``); returns
+        {"dm_event_id", "dm_conversation_id", "media_keys", ...}. DM media is served to OAuth 1.0a only."""
+        payload = {"sender_id": sender_id, "text": text, "media": [_encode_media(item) for item in media]}
+        return self._call("POST", "dms", payload)
+
+    def delete_media(self, media_key: str) -> bool:
+        """Forget a media item: it is then missing from includes.media, and its files answer 404."""
+        return self._call("POST", "media/delete", {"media_key": media_key})["deleted"]
 
     def account_posts(self) -> list[dict]:
         """What the account posted with POST /2/tweets and has not deleted, oldest first."""
@@ -73,3 +85,17 @@ class XEmulatorClient(ControlClient):
     def stats(self) -> dict:
         """{"calls": {"GET /2/users/:id/mentions": n, ...}, "rate_limits": {endpoint: {...}}}."""
         return self._call("GET", "stats")
+
+
+def _encode_media(item: dict) -> dict:
+    encoded = {key: value for key, value in item.items() if key not in ("content", "preview", "variants")}
+    if item.get("content") is not None:
+        encoded["content_base64"] = base64.b64encode(item["content"]).decode()
+    if item.get("preview") is not None:
+        encoded["preview_base64"] = base64.b64encode(item["preview"]).decode()
+    encoded["variants"] = [
+        {**{k: v for k, v in variant.items() if k != "content"},
+         "content_base64": base64.b64encode(variant["content"]).decode()}
+        for variant in item.get("variants") or ()
+    ]
+    return encoded

@@ -3,6 +3,8 @@ the people on X and to inspect or break the emulator. No auth. Errors are
 HTTP 4xx with {"error": "..."}.
 """
 
+import base64
+import binascii
 from collections.abc import Callable
 
 from ..common import ControlError, ControlRoutes
@@ -21,8 +23,44 @@ def _field(payload: dict, name: str, kind=str):
     return value
 
 
+def _text(payload: dict, media: list) -> str:
+    """A post or DM needs text unless it carries media."""
+    return str(payload.get("text") or "") if media else _field(payload, "text")
+
+
 def _optional_id(payload: dict, name: str) -> str | None:
     return _field(payload, name) if payload.get(name) is not None else None
+
+
+def _base64(value, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise ControlError(f"{name} is required (base64)")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise ControlError(f"{name} is not base64") from None
+
+
+def _media(payload: dict) -> list[dict]:
+    """The "media" of a control post or DM: [{"type", "content_base64" (a photo), "content_type"?,
+    "preview_base64"?, "variants"? [{"content_base64", "content_type"?, "bit_rate"?}], "alt_text"?,
+    "width"?, "height"?}] decoded for the store."""
+    items = payload.get("media") or []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ControlError("media must be a list of objects")
+    decoded = []
+    for item in items:
+        spec = {key: item[key] for key in ("type", "content_type", "alt_text", "width", "height") if key in item}
+        if item.get("type", "photo") == "photo":
+            spec["data"] = _base64(item.get("content_base64"), "content_base64")
+        if item.get("preview_base64") is not None:
+            spec["preview"] = _base64(item["preview_base64"], "preview_base64")
+        spec["variants"] = [
+            {**variant, "data": _base64(variant.get("content_base64"), "variants[].content_base64")}
+            for variant in item.get("variants") or ()
+        ]
+        decoded.append(spec)
+    return decoded
 
 
 def post_record(post: Post) -> dict:
@@ -34,6 +72,7 @@ def post_record(post: Post) -> dict:
         "in_reply_to_tweet_id": str(post.replied_to_id) if post.replied_to_id else None,
         "in_reply_to_user_id": post.in_reply_to_user_id,
         "quote_tweet_id": str(post.quoted_id) if post.quoted_id else None,
+        "media_keys": list(post.media_keys),
         "created_at": snowflake_time(post.id),
     }
 
@@ -46,6 +85,7 @@ def dm_record(event: DmEvent) -> dict:
         "recipient_id": event.recipient_id,
         "text": event.text,
         "attachments": event.attachments,
+        "media_keys": list(event.media_keys),
         "created_at": snowflake_time(event.id),
     }
 
@@ -69,6 +109,7 @@ class ControlApi(ControlRoutes):
             ("POST", "posts/delete"): self.delete_post,
             ("POST", "posts/withhold"): self.withhold_post,
             ("POST", "dms"): self.add_dm,
+            ("POST", "media/delete"): self.delete_media,
             ("GET", "account_posts"): self.list_account_posts,
             ("GET", "account_dms"): self.list_account_dms,
             ("POST", "rate_limits"): self.set_rate_limit,
@@ -87,8 +128,10 @@ class ControlApi(ControlRoutes):
         return {**user.render(), "suspended": user.suspended}
 
     def add_post(self, payload: dict) -> dict:
-        post = self.store.post(_field(payload, "author_id"), _field(payload, "text"),
-                               _optional_id(payload, "in_reply_to_tweet_id"), _optional_id(payload, "quote_tweet_id"))
+        media = _media(payload)
+        post = self.store.post(_field(payload, "author_id"), _text(payload, media),
+                               _optional_id(payload, "in_reply_to_tweet_id"), _optional_id(payload, "quote_tweet_id"),
+                               media)
         return post_record(post)
 
     def add_posts(self, payload: dict) -> dict:
@@ -105,7 +148,11 @@ class ControlApi(ControlRoutes):
         return post_record(self.store.withhold(_field(payload, "id"), countries))
 
     def add_dm(self, payload: dict) -> dict:
-        return dm_record(self.store.dm_to_account(_field(payload, "sender_id"), _field(payload, "text")))
+        media = _media(payload)
+        return dm_record(self.store.dm_to_account(_field(payload, "sender_id"), _text(payload, media), media))
+
+    def delete_media(self, payload: dict) -> dict:
+        return {"deleted": self.store.delete_media(_field(payload, "media_key"))}
 
     def list_account_posts(self, payload: dict) -> dict:
         return {"posts": [post_record(post) for post in self.store.account_posts()]}

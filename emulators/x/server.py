@@ -1,12 +1,14 @@
 """The emulator's HTTP server: X API v2 under /2/, the control API under /_emulator/."""
 
 import http
+import json
 
 from ..common import CONTROL_PREFIX, EmulatorServer, JsonRequestHandler
 from .api_v2 import ApiV2
 from .auth import Credentials
 from .client import XEmulatorClient
 from .control import ControlApi
+from .media import is_media_path
 from .store import Store, XError
 from .traffic import CallStats, FaultPlan, RateLimiter
 
@@ -30,6 +32,9 @@ class _RequestHandler(JsonRequestHandler):
 
     def serve(self, verb: str, path: str, query: dict, body: bytes) -> None:
         authorization = self.headers.get("Authorization", "")
+        if verb == "GET" and is_media_path(path):
+            self._reply_bytes(*self.server.emulator.serve_media(path, authorization))
+            return
         self._reply(*self.server.emulator.serve_api(verb, path, query, body, authorization))
 
 
@@ -57,6 +62,7 @@ class XEmulator(EmulatorServer, XEmulatorClient):
         self.control = ControlApi(self.store, self.credentials, self.faults, self.rate_limits, self.call_stats,
                                   self.reset_state)
         self._bind(host, port, verbose)
+        self.api.base_url = self.url
 
     def reset_state(self) -> None:
         """Everything back to the account alone and the constructor's settings."""
@@ -87,3 +93,25 @@ class XEmulator(EmulatorServer, XEmulatorClient):
             return exc.status, exc.body, headers
         return status, payload, headers
 
+
+    def serve_media(self, path: str, authorization: str) -> tuple[int, bytes, str, dict]:
+        """A media download: (HTTP status, body, content type, headers). Errors are problem JSON with
+        rate-limit headers, like the API's; DM media needs an OAuth 1.0a signature. Fault key: "media"."""
+        self.call_stats.count("GET media")
+        fault = self.faults.take("media")
+        if fault:
+            return _problem_bytes(fault.status, self.rate_limits.peek("media", fault.status == 429))
+        file = self.store.media_file(path)
+        if file is None:
+            return _problem_bytes(404, self.rate_limits.peek("media"))
+        signed = authorization.startswith("OAuth ") and self.credentials.accepts(authorization)
+        if file.signed_only and not signed:
+            return _problem_bytes(401, self.rate_limits.peek("media"))
+        allowed, headers = self.rate_limits.take("media")
+        if not allowed:
+            return _problem_bytes(429, headers)
+        return 200, file.data, file.content_type, headers
+
+
+def _problem_bytes(status: int, headers: dict) -> tuple[int, bytes, str, dict]:
+    return status, json.dumps(problem(status)).encode(), "application/problem+json", headers

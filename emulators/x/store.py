@@ -14,11 +14,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .media import Media, MediaFile, MediaLibrary
+
 TWITTER_EPOCH_MS = 1288834974657
 MAX_POST_WEIGHT = 280
 URL_WEIGHT = 23  # every URL counts as a t.co link
 MAX_DM_CHARS = 10_000
 REACHABLE_MENTIONS = 800
+MAX_POST_MEDIA = 4
+MAX_DM_MEDIA = 1
 URL_PATTERN = re.compile(r"https?://\S+")
 # An emoji with its modifiers (variation selector, keycap, skin tone, ZWJ-joined parts), or a flag: weighs 2.
 EMOJI_SEQUENCE = re.compile(
@@ -121,6 +125,7 @@ class Post:
     replied_to_id: int | None = None
     quoted_id: int | None = None
     withheld_in: list[str] | None = None  # country codes, once withheld
+    media_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class DmEvent:
     recipient_id: str
     text: str
     attachments: list = field(default_factory=list)
+    media_keys: tuple[str, ...] = ()
 
     @property
     def conversation_id(self) -> str:
@@ -155,6 +161,7 @@ class Store:
             self._api_post_ids: list[int] = []
             self._dms: list[DmEvent] = []  # ascending ids
             self._api_dm_ids: list[int] = []
+            self._media = MediaLibrary()
 
     # Users
 
@@ -193,16 +200,21 @@ class Store:
 
     # Posts
 
-    def post(self, author_id: str, text: str, in_reply_to_tweet_id=None, quote_tweet_id=None) -> Post:
-        """A user posts publicly; no X posting rules apply (the people are not the app)."""
+    def post(self, author_id: str, text: str, in_reply_to_tweet_id=None, quote_tweet_id=None,
+             media: list[dict] = ()) -> Post:
+        """A user posts publicly, with up to 4 media items (see media.MediaLibrary.add); no X posting
+        rules apply (the people are not the app)."""
         with self._lock:
             if author_id not in self._users:
                 raise ValueError(f"unknown author_id {author_id}")
             if not isinstance(text, str):
                 raise ValueError("text is required")
+            if len(media) > MAX_POST_MEDIA:
+                raise ValueError(f"a post carries at most {MAX_POST_MEDIA} media items")
             parent = self._existing_post(in_reply_to_tweet_id, "in_reply_to_tweet_id")
             quoted = self._existing_post(quote_tweet_id, "quote_tweet_id")
-            return self._store_post(author_id, text, parent, quoted)
+            keys = tuple(self._media.add(spec, self._ids.next()).key for spec in media)
+            return self._store_post(author_id, text, parent, quoted, keys)
 
     def post_many(self, posts: list[dict]) -> list[int]:
         with self._lock:
@@ -270,11 +282,16 @@ class Store:
 
     # Direct messages
 
-    def dm_to_account(self, sender_id: str, text: str) -> DmEvent:
+    def dm_to_account(self, sender_id: str, text: str, media: list[dict] = ()) -> DmEvent:
+        """A user DMs the account, with at most one media item (served only to OAuth 1.0a-signed requests)."""
         with self._lock:
             if sender_id not in self._users or sender_id == self.account.id:
                 raise ValueError(f"sender_id must be a known user other than the account, not {sender_id}")
-            event = DmEvent(self._ids.next(), sender_id, self.account.id, text)
+            if len(media) > MAX_DM_MEDIA:
+                raise ValueError(f"a DM carries at most {MAX_DM_MEDIA} media item")
+            event_id = self._ids.next()
+            keys = tuple(self._media.add(spec, self._ids.next(), dm_event_id=event_id).key for spec in media)
+            event = DmEvent(event_id, sender_id, self.account.id, text, media_keys=keys)
             self._dms.append(event)
             return event
 
@@ -310,6 +327,20 @@ class Store:
             sent = set(self._api_dm_ids)
             return [event for event in self._dms if event.id in sent]
 
+    # Media
+
+    def media(self, key: str) -> Media | None:
+        with self._lock:
+            return self._media.get(key)
+
+    def media_file(self, path: str) -> MediaFile | None:
+        with self._lock:
+            return self._media.file(path)
+
+    def delete_media(self, key: str) -> bool:
+        with self._lock:
+            return self._media.delete(key)
+
     # Internals (lock held)
 
     def _existing_post(self, post_id, parameter: str) -> Post | None:
@@ -320,7 +351,8 @@ class Store:
             raise ValueError(f"unknown {parameter} {post_id}")
         return post
 
-    def _store_post(self, author_id: str, text: str, parent: Post | None, quoted: Post | None) -> Post:
+    def _store_post(self, author_id: str, text: str, parent: Post | None, quoted: Post | None,
+                    media_keys: tuple[str, ...] = ()) -> Post:
         post_id = self._ids.next()
         post = Post(
             id=post_id,
@@ -330,6 +362,7 @@ class Store:
             in_reply_to_user_id=parent.author_id if parent else None,
             replied_to_id=parent.id if parent else None,
             quoted_id=quoted.id if quoted else None,
+            media_keys=media_keys,
         )
         self._posts[post_id] = post
         # The account's own posts are not its mentions (the app must not ingest its own replies).

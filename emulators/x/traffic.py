@@ -19,6 +19,9 @@ DEFAULT_RATE_LIMITS = {
     "users_me": (75, WINDOW_15_MIN),
     "users": (300, WINDOW_15_MIN),
     "tweets": (300, WINDOW_15_MIN),
+    # Media downloads (pbs/video.twimg.com, ton.twitter.com) publish no limit; this generous window is the
+    # emulator's, so that a configured limit or an armed fault answers like the API, with the same headers.
+    "media": (10_000, WINDOW_15_MIN),
     # Unknown routes still answer with rate-limit headers, which tweepy's wait_on_rate_limit relies on.
     "unknown": (300, WINDOW_15_MIN),
 }

@@ -312,6 +312,85 @@ def test_create_direct_message_by_participant_and_conversation(emu, oauth1, alic
         oauth1.create_direct_message(participant_id="42", text="who?")
 
 
+# Media
+
+PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+MEDIA_FIELDS = ["url", "preview_image_url", "variants", "alt_text", "width", "height"]
+VIDEO = {"type": "video", "preview": b"still", "width": 1280, "height": 720, "variants": [
+    {"content": b"playlist", "content_type": "application/x-mpegURL"},
+    {"content": b"low", "content_type": "video/mp4", "bit_rate": 256000},
+    {"content": b"high", "content_type": "video/mp4", "bit_rate": 2176000},
+]}
+
+
+def test_mention_media_are_expanded_into_includes_and_served(emu, raw, alice):
+    posted = emu.post(alice, "@ithelp see", media=[
+        {"type": "photo", "content": PHOTO, "content_type": "image/png", "alt_text": "Error 0x80070005", "width": 640},
+        VIDEO,
+    ])
+    photo_key, video_key = posted["media_keys"]
+    assert photo_key.startswith("3_") and video_key.startswith("7_")
+
+    answer = mentions(raw, expansions=["attachments.media_keys"], media_fields=MEDIA_FIELDS)
+    assert answer["data"][0]["attachments"] == {"media_keys": [photo_key, video_key]}
+    photo, video = answer["includes"]["media"]
+    assert photo == {"media_key": photo_key, "type": "photo", "url": photo["url"], "alt_text": "Error 0x80070005",
+                     "width": 640}
+    assert photo["url"].startswith(emu.url + "/media/") and photo["url"].endswith(".png")
+    assert (video["type"], video["width"], video["height"]) == ("video", 1280, 720) and "url" not in video
+    assert [(v["content_type"], v.get("bit_rate")) for v in video["variants"]] == [
+        ("application/x-mpegURL", None), ("video/mp4", 256000), ("video/mp4", 2176000)]
+
+    downloaded = requests.get(photo["url"], timeout=5)  # public media need no credentials, as on pbs.twimg.com
+    assert (downloaded.status_code, downloaded.content) == (200, PHOTO)
+    assert downloaded.headers["Content-Type"] == "image/png" and "x-rate-limit-reset" in downloaded.headers
+    assert requests.get(video["variants"][2]["url"], timeout=5).content == b"high"
+    assert requests.get(video["preview_image_url"], timeout=5).content == b"still"
+
+    plain = mentions(raw)
+    assert "attachments" not in plain["data"][0] and "includes" not in plain  # only on request
+    keys_only = mentions(raw, expansions=["attachments.media_keys"])["includes"]["media"]
+    assert keys_only == [{"media_key": photo_key, "type": "photo"}, {"media_key": video_key, "type": "video"}]
+
+
+def test_deleted_media_is_missing_from_includes_and_answers_404(emu, raw, alice):
+    posted = emu.post(alice, "@ithelp", media=[{"type": "photo", "content": PHOTO}])
+    url = mentions(raw, expansions=["attachments.media_keys"], media_fields=["url"])["includes"]["media"][0]["url"]
+    assert emu.delete_media(posted["media_keys"][0]) is True
+    answer = mentions(raw, expansions=["attachments.media_keys"], media_fields=["url"])
+    assert answer["data"][0]["attachments"]["media_keys"] == posted["media_keys"] and "includes" not in answer
+    gone = requests.get(url, timeout=5)
+    assert gone.status_code == 404 and gone.json()["title"] == "Not Found" and "x-rate-limit-limit" in gone.headers
+
+
+def test_dm_media_are_served_only_to_oauth1_signed_requests(emu, raw, alice):
+    sent = emu.dm_from(alice, "", media=[{"type": "photo", "content": PHOTO, "content_type": "image/png"}])
+    answer = raw.get_direct_message_events(expansions=["attachments.media_keys"], media_fields=["url"], user_auth=False)
+    [event] = answer["data"]
+    assert event["attachments"] == {"media_keys": sent["media_keys"]} and event["text"] == ""  # media alone
+    url = answer["includes"]["media"][0]["url"]
+    assert url.startswith(emu.url + f"/1.1/ton/data/dm/{sent['dm_event_id']}/")
+    assert requests.get(url, timeout=5).status_code == 401
+    assert requests.get(url, headers={"Authorization": f"Bearer {BEARER}"}, timeout=5).status_code == 401
+    signed = requests.get(url, auth=tweepy.OAuth1UserHandler(*OAUTH1.values()).apply_auth(), timeout=5)
+    assert (signed.status_code, signed.content) == (200, PHOTO)
+    with pytest.raises(EmulatorControlError):
+        emu.dm_from(alice, "two", media=[{"type": "photo", "content": PHOTO}] * 2)  # a DM carries one item
+
+
+def test_media_downloads_answer_faults_and_limits_like_the_api(emu, alice):
+    url = emu.url + "/media/" + emu.post(alice, "@ithelp", media=[{"type": "photo", "content": PHOTO}])[
+        "media_keys"][0].partition("_")[2] + ".jpg"
+    emu.fault("media", status=429)
+    limited = requests.get(url, timeout=5)
+    assert limited.status_code == 429 and limited.json()["title"] == "Too Many Requests"
+    assert limited.headers["x-rate-limit-remaining"] == "0" and int(limited.headers["x-rate-limit-reset"]) > time.time()
+    emu.set_rate_limit("media", limit=1, window_seconds=60)
+    assert requests.get(url, timeout=5).status_code == 200
+    assert requests.get(url, timeout=5).status_code == 429
+    assert emu.stats()["calls"]["GET media"] == 3
+
+
 # Rate limits, faults, stats
 
 
