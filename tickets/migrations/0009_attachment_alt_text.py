@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tickets', '0007_attachment'),
+        ('tickets', '0008_ticket_sort_indexes'),
     ]
 
     operations = [
