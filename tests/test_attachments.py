@@ -415,6 +415,7 @@ def test_x_replies_carry_text_only(agent_client, x_emulator, django_capture_on_c
 # The whole way, with a real worker ------------------------------------------------
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_file_shared_in_slack_reaches_the_ticket_through_webhook_and_worker(
     celery_worker_process, slack_channel, slack_emulator, live_server, agent_client, media

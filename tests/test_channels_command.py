@@ -89,7 +89,7 @@ def test_credentials_are_encrypted_at_rest_and_never_logged(slack_emulator, capl
     caplog.set_level(logging.DEBUG)
     channels("add", "slack", "it-help", "--config", slack_config(slack_emulator))
     with connection.cursor() as cursor:
-        cursor.execute("SELECT secrets, config::text FROM channels_ingest_channel")
+        cursor.execute("SELECT secrets, CAST(config AS TEXT) FROM channels_ingest_channel")
         stored_secrets, stored_config = cursor.fetchone()
     assert "xoxb-emulator" not in stored_secrets and "emulator-secret" not in stored_secrets
     assert "xoxb-emulator" not in stored_config

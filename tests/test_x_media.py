@@ -253,6 +253,7 @@ def test_expanded_media_are_metered_and_the_reads_cost_what_they_did(x_channel, 
 # The whole way, with a real worker -------------------------------------------------
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_mention_with_a_photo_reaches_the_ticket_through_the_worker(
     celery_worker_process, x_emulator, agent_client, media_root
