@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from tickets.marks import next_mark
 from tickets.models import Attachment, Message
 from tickets.services import attach_thread, reply_target
 
@@ -131,6 +132,8 @@ def retry_delivery(message: Message) -> bool:
             delivery_status=Message.DeliveryStatus.QUEUED,
             delivery_attempts=0,
             delivery_next_attempt_at=timezone.now(),
+            # A failed badge no longer polls: other open pages learn of the Retry from their live poll.
+            changed_mark=next_mark(),
         )
         if requeued:
             transaction.on_commit(lambda: enqueue(deliver_task, message.pk))

@@ -314,11 +314,11 @@
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-collision-seen]");
     if (!button) return;
-    var banner = button.closest("[data-seen-message]");
+    var banner = button.closest("[data-seen-messages]");
     var seen = document.getElementById("composer-seen");
     if (!banner || !seen) return;
-    seen.querySelector("input[name=seen_message]").value = banner.getAttribute("data-seen-message");
-    seen.querySelector("input[name=seen_event]").value = banner.getAttribute("data-seen-event");
+    seen.querySelector("input[name=seen_messages]").value = banner.getAttribute("data-seen-messages");
+    seen.querySelector("input[name=seen_events]").value = banner.getAttribute("data-seen-events");
     banner.remove();
     var body = document.getElementById("reply-body");
     if (body) body.focus();

@@ -16,8 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import queries_for, receive
-from tests.factories import message
-from tickets.changes import Seen, changes_since
+from tests.factories import deletion, edit, message
+from tickets.changes import Place, Seen, changes_since
 from tickets.models import Message, Ticket, TicketEvent
 from tickets.services import add_note, change_ticket, reply_to_ticket
 
@@ -52,9 +52,16 @@ def poll_url(html):
 
 def seen_of(html):
     """The composer's hidden place (what the agent had seen), as the form would post it."""
-    return {
-        name: re.search(rf'name="{name}" value="(\d+)"', html).group(1) for name in ("seen_message", "seen_event")
-    }
+    place = dict(re.findall(r'<input type="hidden" name="(seen_\w+)" value="([^"]*)"', html))
+    assert place, "no composer place"
+    return place
+
+
+def banner_place(html):
+    """The place the live banner's "I have read these" gives the composer (console.js copies data-seen-X to seen_X)."""
+    place = {f"seen_{name}": value for name, value in re.findall(r'data-seen-(\w+)="([^"]*)"', html)}
+    assert place, "no live banner"
+    return place
 
 
 def poll(client, url, **params):
@@ -102,8 +109,7 @@ def test_poll_returns_only_entries_stored_after_the_page(agent_client, other_age
     # The reply's delivery badge keeps polling, as on the page.
     assert reverse("console:message-status", args=[dana_reply.pk]) in html
     moved = poll_url(html)
-    assert f"message={dana_note.pk}" in moved and f"event={events[-1].pk}" in moved
-
+    assert moved != url
     assert poll(agent_client, moved).status_code == 204  # nothing new since: nothing sent twice
 
 
@@ -121,8 +127,9 @@ def test_poll_costs_the_same_queries_for_one_or_many_new_entries(agent_client, o
 
     with CaptureQueriesContext(connection) as idle:
         assert poll(agent_client, url).status_code == 204
-    # Session and user (the agent check's groups), then one query per table: nothing else when nothing is new.
-    assert len(idle) <= 5, [q["sql"] for q in idle]
+    # Session and user (the agent check's groups), then one query: the ticket, with an EXISTS per table.
+    assert len(idle) == 4, [q["sql"] for q in idle]
+    assert "EXISTS" in idle[-1]["sql"]
 
     # One new message and one change (which also re-renders the actions form) ...
     inbound(locmem_channel, "m1", "one")
@@ -152,11 +159,21 @@ def test_poll_with_many_new_entries_brings_them_in_batches(agent_client, ticket)
 
 def test_poll_refuses_a_malformed_place_and_needs_an_agent(agent_client, employee, ticket):
     url = reverse("console:ticket-live", args=[ticket.pk])
-    assert poll(agent_client, url, message="x", event="0").status_code == 400
-    assert poll(agent_client, url, message="1").status_code == 400
+    assert poll(agent_client, url, messages="9" * 18, events="9" * 18).status_code == 204  # past everything
+    for malformed in ("x", "1-", "1-2", "1-2.x", "-1", "1.2", "9" * 19):
+        assert poll(agent_client, url, messages=malformed, events="0").status_code == 400, malformed
+    assert poll(agent_client, url, messages="1").status_code == 400
+    assert poll(agent_client, url, message="0", event="0").status_code == 400  # a page from before write marks
     client = Client()
     client.force_login(employee)
-    assert poll(client, url, message="0", event="0").status_code == 403
+    assert poll(client, url, messages="0", events="0").status_code == 403
+
+
+def test_a_place_reads_back_as_written():
+    place = Place(4711, ((301, 4712), (302, 4712), (17, 4720)))
+    assert str(place) == "4711-4712.301.302-4720.17"
+    assert Place.parse(str(place)) == Place(4711, ((17, 4720), (301, 4712), (302, 4712)))
+    assert Place.parse("0") == Place()
 
 
 def test_page_escapes_changes_and_message_text_in_the_poll(agent_client, ticket, locmem_channel):
@@ -165,6 +182,81 @@ def test_page_escapes_changes_and_message_text_in_the_poll(agent_client, ticket,
     html = poll(agent_client, poll_url(page), **seen_of(page)).content.decode()
     assert "<script>alert(1)</script>" not in html
     assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # the timeline entry and the banner
+
+
+def oob_entry(html, message):
+    """The message's timeline entry sent out of band (swapped in place by its id), or None."""
+    found = re.search(rf'<li id="message-{message.pk}"[^>]*hx-swap-oob="true"[^>]*>(.*?)</li>', html, re.S)
+    return found and found.group(0)
+
+
+def test_an_edit_and_a_deletion_of_a_shown_message_are_swapped_in_place(agent_client, ticket, locmem_channel):
+    page = agent_client.get(detail_url(ticket)).content.decode()
+    first = ticket.messages.get()
+    assert poll(agent_client, poll_url(page)).status_code == 204
+
+    receive(locmem_channel, [edit("m0", "The printer is fine, sorry")])
+    html = poll(agent_client, poll_url(page)).content.decode()
+    entry = oob_entry(html, first)
+    assert entry and "The printer is fine, sorry" in entry and ">edited<" in entry
+    assert html.count(f'id="message-{first.pk}"') == 1  # replaced where it is, not appended again
+    assert 'id="ticket-facts"' in html  # the rest of a live answer comes along as usual
+    url = poll_url(html)
+    assert poll(agent_client, url).status_code == 204  # sent once
+
+    receive(locmem_channel, [deletion("m0")])
+    html = poll(agent_client, url).content.decode()
+    entry = oob_entry(html, first)
+    assert entry and "is-deleted" in entry and ">deleted<" in entry
+    assert poll(agent_client, poll_url(html)).status_code == 204
+
+
+def test_an_edited_message_the_page_has_not_seen_yet_is_appended_once(agent_client, ticket, locmem_channel):
+    url = poll_url(agent_client.get(detail_url(ticket)).content.decode())
+    new = inbound(locmem_channel, "m1", "Typo hre")
+    receive(locmem_channel, [edit("m1", "Typo here", minute=5)])
+    html = poll(agent_client, url).content.decode()
+    assert html.count(f'id="message-{new.pk}"') == 1 and not oob_entry(html, new)
+    assert "Typo here" in html and "Typo hre" not in html
+
+
+def test_a_failed_reply_retried_by_another_agent_shows_its_new_state(agent_client, agent, other_agent, ticket):
+    from channels_ingest.delivery import retry_delivery
+
+    failed = reply_to_ticket(ticket=ticket, author=agent, body="Try a restart")
+    Message.objects.filter(pk=failed.pk).update(delivery_status="failed", delivery_error="channel_not_found")
+    page = agent_client.get(detail_url(ticket)).content.decode()
+    status_url = reverse("console:message-status", args=[failed.pk])
+    assert status_url not in page  # a failed badge does not poll
+    assert poll(agent_client, poll_url(page)).status_code == 204
+
+    assert retry_delivery(Message.objects.get(pk=failed.pk))  # Dana's Retry (on_commit never runs: stays queued)
+    html = poll(agent_client, poll_url(page)).content.decode()
+    entry = oob_entry(html, failed)
+    assert entry and "delivery-queued" in entry and status_url in entry  # and its badge polls again until final
+    assert "channel_not_found" not in entry or "Retry" not in text_of(entry)
+    assert poll(agent_client, poll_url(html)).status_code == 204
+
+
+def test_poll_queries_stay_the_same_with_edits_and_retries(agent_client, agent, other_agent, ticket, locmem_channel):
+    from channels_ingest.delivery import retry_delivery
+
+    page = agent_client.get(detail_url(ticket)).content.decode()
+    url = poll_url(page) + "".join(f"&{name}={value}" for name, value in seen_of(page).items())
+
+    def news(n):
+        """A new message, an edit, and another agent's reply that failed and was retried."""
+        inbound(locmem_channel, f"m{n}", f"message {n}", minute=n)
+        receive(locmem_channel, [edit(f"m{n - 1}", f"message {n - 1}, edited", minute=n)])
+        reply = reply_to_ticket(ticket=ticket, author=other_agent, body=f"reply {n}")
+        Message.objects.filter(pk=reply.pk).update(delivery_status="failed")
+        retry_delivery(Message.objects.get(pk=reply.pk))
+
+    news(1)
+    one = queries_for(agent_client, url)
+    for n in range(2, 12):
+        news(n)
+    assert queries_for(agent_client, url) == one
 
 
 # Presence ----------------------------------------------------------------------------------------
@@ -350,16 +442,17 @@ def test_a_post_without_a_place_is_not_checked(agent_client, other_agent, ticket
 
 def test_changes_since_lists_what_others_did(ticket, agent, other_agent, locmem_channel):
     first = ticket.messages.get()
-    assert not changes_since(ticket.pk, Seen(first.pk, 0), viewer=agent)
+    opened = Seen.of_page([("message", first)], settled=None)  # what a page showing only the first message has
+    assert not changes_since(ticket.pk, opened, viewer=agent)
     new = inbound(locmem_channel, "m1", "Hello again")
     add_note(ticket=ticket, author=agent, body="mine")
     change_ticket(ticket=ticket, actor=other_agent, status="pending")
     event = TicketEvent.objects.get(kind="status")
-    changes = changes_since(ticket.pk, Seen(first.pk, 0), viewer=agent)
+    changes = changes_since(ticket.pk, opened, viewer=agent)
     assert [(kind, item.pk) for kind, item in changes.entries] == [("message", new.pk), ("event", event.pk)]
     assert not changes.more
     # Dana sees the agent's note as a change, not her own status change.
-    assert [item.body for _, item in changes_since(ticket.pk, Seen(first.pk, 0), viewer=other_agent).entries] == [
+    assert [item.body for _, item in changes_since(ticket.pk, opened, viewer=other_agent).entries] == [
         "Hello again", "mine"
     ]
 
@@ -372,9 +465,8 @@ def test_live_banner_lists_changes_since_the_composer_place(agent_client, agent,
     assert 'id="collision-live" hx-swap-oob="innerHTML"' in html
     assert "Changed while you were writing: Dana Desk replied" in text_of(html)
     # Once the composer has seen it ("I have read these" moves its place), the banner empties.
-    banner = re.search(r'data-seen-message="(\d+)" data-seen-event="(\d+)"', html)
     own = add_note(ticket=ticket, author=agent, body="mine")
-    html = poll(agent_client, poll_url(html), seen_message=banner.group(1), seen_event=banner.group(2)).content.decode()
+    html = poll(agent_client, poll_url(html), **banner_place(html)).content.decode()
     assert f"message-{own.pk}" in html and "Changed while you were writing" not in html
 
 

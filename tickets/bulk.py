@@ -11,10 +11,13 @@ from django.db import connection
 
 
 def insert_rows(model, rows: list[dict]) -> list[int]:
-    """Insert ``rows`` (attname → value; missing fields take their defaults) and return the new ids in order."""
+    """Insert ``rows`` (attname → value; missing fields take their defaults) and return the new ids in order.
+
+    Fields with a database default are left to the database (they are not given in ``rows``).
+    """
     if not rows:
         return []
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and not f.has_db_default()]
     if connection.vendor != "postgresql":
         return [obj.pk for obj in model.objects.bulk_create([model(**row) for row in rows])]
     columns = [[row[f.attname] if f.attname in row else f.get_default() for row in rows] for f in fields]

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from .marks import WriteMark
 from .placeholders import fill, validate_placeholders
 from .querysets import MacroQuerySet, MessageQuerySet, TicketEventQuerySet, TicketQuerySet
 
@@ -200,6 +201,10 @@ class Message(models.Model):
     delivery_next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivery_started_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    #: Where this row's INSERT sits in commit order (tickets.marks), for the live page and the collision check.
+    stored_mark = models.BigIntegerField(db_default=WriteMark(), editable=False)
+    #: Where its last change that the timeline shows sits: the INSERT, then each edit, deletion and Retry.
+    changed_mark = models.BigIntegerField(db_default=WriteMark(), editable=False)
 
     objects = MessageQuerySet.as_manager()
 
@@ -219,6 +224,7 @@ class Message(models.Model):
                 condition=models.Q(delivery_status__in=["queued", "sending"]),
                 name="message_undelivered",
             ),
+            models.Index(fields=["ticket", "changed_mark"], name="message_changes"),
         ]
 
     def __str__(self):
@@ -273,11 +279,16 @@ class TicketEvent(models.Model):
     old_value = models.CharField(max_length=200, blank=True)
     new_value = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    #: Where this row's INSERT sits in commit order (tickets.marks).
+    stored_mark = models.BigIntegerField(db_default=WriteMark(), editable=False)
 
     objects = TicketEventQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["ticket", "created_at"], name="ticket_event_timeline")]
+        indexes = [
+            models.Index(fields=["ticket", "created_at"], name="ticket_event_timeline"),
+            models.Index(fields=["ticket", "stored_mark"], name="ticket_event_changes"),
+        ]
 
     def __str__(self):
         return f"{self.kind} {self.old_value!r} → {self.new_value!r} on ticket {self.ticket_id}"

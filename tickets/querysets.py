@@ -132,9 +132,13 @@ class MessageQuerySet(models.QuerySet):
             models.Prefetch("attachments", queryset=Attachment.objects.defer("external_ref").order_by("id"))
         )
 
-    def since(self, message_id):
-        """Messages stored after the one with this id (ids grow with every insert; 0 means all)."""
-        return self.filter(id__gt=message_id)
+    def changed_since(self, place):
+        """Messages in a version ``place`` (tickets.changes.Place) lacks: stored, edited, deleted or retried since."""
+        return self.filter(changed_mark__gte=place.settled).exclude(place.held_versions("changed_mark"))
+
+    def stored_since(self, place):
+        """Messages stored since ``place`` that it has no version of (changes to older ones left out)."""
+        return self.filter(changed_mark__gte=place.settled, stored_mark__gte=place.settled).exclude(pk__in=place.ids)
 
     def undelivered(self):
         return self.filter(direction=self.model.Direction.OUTBOUND, delivery_status=self.model.DeliveryStatus.QUEUED)
@@ -149,16 +153,16 @@ class MacroQuerySet(models.QuerySet):
 
 
 class TicketEventQuerySet(models.QuerySet):
-    def since(self, event_id):
-        """Events recorded after the one with this id (0 means all)."""
-        return self.filter(id__gt=event_id)
+    def since(self, place):
+        """Events recorded since ``place`` (tickets.changes.Place) that it does not hold."""
+        return self.filter(stored_mark__gte=place.settled).exclude(place.held_versions("stored_mark"))
 
     def timeline(self):
         """Events oldest first, with only what the timeline shows and names their actor."""
         return (
             self.select_related("actor")
             .only(
-                "id", "ticket_id", "kind", "old_value", "new_value", "created_at",
+                "id", "ticket_id", "kind", "old_value", "new_value", "created_at", "stored_mark",
                 "actor__id", "actor__username", "actor__first_name", "actor__last_name",
             )
             .order_by("created_at", "id")

@@ -13,6 +13,7 @@ from channels_ingest.adapters.base import Envelope, EnvelopeKind, ReplyMode, Rep
 
 from .attachments import attach_reply_files, check_reply_files, record_inbound
 from .bulk import insert_rows
+from .marks import next_mark
 from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketThread
 
 logger = logging.getLogger(__name__)
@@ -233,9 +234,10 @@ def _apply_changes(channel, envelopes):
             message.edited_at = envelope.sent_at
         else:
             message.deleted_at = envelope.sent_at
+        message.changed_mark = next_mark()  # open pages swap the entry in place (tickets.changes)
         changed[message.pk] = message
         outcomes[envelope.external_id] = STORED
-    Message.objects.bulk_update(changed.values(), ["body", "edited_at", "deleted_at"])
+    Message.objects.bulk_update(changed.values(), ["body", "edited_at", "deleted_at", "changed_mark"])
     return outcomes
 
 

@@ -1,19 +1,19 @@
 """The open ticket page's live parts: the timeline poll and the presence heartbeat.
 
-Both are polled by every open ticket page, so each has a fixed, small cost: the poll is two indexed
-queries and answers 204 when nothing is new; the heartbeat touches only the cache.
+Both are polled by every open ticket page, so each has a fixed, small cost: the poll is one query (on the
+ticket, with two indexed EXISTS) and answers 204 when nothing is new; the heartbeat touches only the cache.
 """
 
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from tickets.changes import Seen, changes_since
+from tickets.changes import MESSAGE, Seen, changes_since
 from tickets.conversations import conversations
 
 from . import presence
 from .access import agent_required
-from .ticket_page import TicketUpdateForm, detail_tickets, facts_version, label_conversations, timeline_since
+from .ticket_page import TicketUpdateForm, facts_version, label_conversations, live_tickets, timeline_since
 
 NO_CHANGE = 204
 
@@ -21,22 +21,27 @@ NO_CHANGE = 204
 @agent_required
 @require_GET
 def ticket_live(request, pk):
-    """What was stored on the ticket after the page's place (``?message=&event=``): new timeline entries,
-    the header facts, the actions form if the ticket's state changed (``?facts=``), and, for the composer
-    (``seen_message``/``seen_event``), what others changed since the agent started writing."""
-    place = Seen.parse(request.GET.get("message"), request.GET.get("event"))
+    """What was stored or changed on the ticket since the page's place (``?messages=&events=``): new timeline
+    entries, the entries it shows that were edited, deleted or retried, the header facts, the actions form if
+    the ticket's state changed (``?facts=``), and, for the composer (``seen_messages``/``seen_events``), what
+    others changed since the agent started writing."""
+    place = Seen.parse(request.GET.get("messages"), request.GET.get("events"))
     if place is None:
-        return HttpResponseBadRequest("message and event must be ids")
-    entries, place = timeline_since(pk, place)
-    if not entries:
+        return HttpResponseBadRequest("messages and events must be places (tickets.changes.Place)")
+    ticket = get_object_or_404(live_tickets(place), pk=pk)
+    if not ticket.has_news:
         return HttpResponse(status=NO_CHANGE)
-    ticket = get_object_or_404(detail_tickets(), pk=pk)
-    label_conversations(entries, conversations(ticket))
+    news = timeline_since(pk, place, settled=ticket.settled_mark)
+    # Revised messages are re-rendered in place, so they carry their conversation's label too.
+    label_conversations([*news.entries, *((MESSAGE, message) for message in news.revised)], conversations(ticket))
     version = facts_version(ticket)
-    context = {"ticket": ticket, "timeline": entries, "seen": place, "facts_version": version}
+    context = {
+        "ticket": ticket, "timeline": news.entries, "revised": news.revised, "seen": news.seen,
+        "facts_version": version,
+    }
     if version != request.GET.get("facts"):
         context["update_form"] = TicketUpdateForm.for_ticket(ticket)
-    composer_seen = Seen.parse(request.GET.get("seen_message"), request.GET.get("seen_event"))
+    composer_seen = Seen.parse(request.GET.get("seen_messages"), request.GET.get("seen_events"))
     if composer_seen is not None:
         context["live_changes"] = changes_since(pk, composer_seen, viewer=request.user)
     return render(request, "console/_live_update.html", context)

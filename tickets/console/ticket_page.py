@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from tickets.changes import MESSAGE, Seen, in_timeline_order
 from tickets.conversations import Conversation
+from tickets.marks import SettledMark
 from tickets.models import Contact, Identity, Message, Queue, Ticket, TicketEvent
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
@@ -23,8 +24,20 @@ OTHER_TICKETS = 10
 
 
 def detail_tickets():
-    """Tickets with what the page's header and composer show joined in (not the channel's credentials)."""
-    return Ticket.objects.select_related("requester", "assignee", "channel", "queue").defer("channel__secrets")
+    """Tickets with what the page's header and composer show joined in (not the channel's credentials), and
+    ``settled_mark``: the timeline read after this query has every write marked below it (tickets.marks)."""
+    return (
+        Ticket.objects.select_related("requester", "assignee", "channel", "queue").defer("channel__secrets")
+        .annotate(settled_mark=SettledMark())
+    )
+
+
+def live_tickets(seen: Seen):
+    """``detail_tickets`` that also say whether the timeline has anything a page at ``seen`` lacks
+    (``has_news``): the idle live poll is this one query."""
+    messages = Message.objects.filter(ticket_id=OuterRef("pk")).changed_since(seen.messages)
+    events = TicketEvent.objects.filter(ticket_id=OuterRef("pk")).since(seen.events)
+    return detail_tickets().annotate(has_news=Exists(messages) | Exists(events))
 
 
 def timeline_page(ticket_id, *, before: Message | None = None):
@@ -51,18 +64,47 @@ def timeline_page(ticket_id, *, before: Message | None = None):
     return in_timeline_order(page, events), (page[0] if page else None), has_earlier
 
 
-def timeline_since(ticket_id, seen: Seen):
-    """The messages and events stored after ``seen``, for the open page's live poll: ``(entries, seen past them)``.
+@dataclass(frozen=True)
+class LiveNews:
+    """What the live poll brings a page: ``entries`` to append (timeline order), ``revised``, messages it shows
+    in an older version (edited, deleted or retried since), and ``seen``, the page's place past them."""
 
-    Two indexed queries, each at most ``LIVE_BATCH`` rows (the next poll brings the rest). New entries are
-    appended in the order they were stored, so a message that arrives late (sent earlier, stored now) still
-    shows up at the end instead of being hidden among older ones.
+    entries: list
+    revised: list
+    seen: Seen
+
+
+def timeline_since(ticket_id, seen: Seen, *, settled) -> LiveNews:
+    """The messages and events stored or changed since ``seen``, for the open page's live poll.
+
+    Two indexed queries (plus one for files), each at most ``LIVE_BATCH`` rows (the next poll brings the rest),
+    read after a statement whose settled mark was ``settled``. New entries are appended in the order they were
+    stored, so a message that arrives late (sent earlier, stored now) still shows up at the end instead of
+    being hidden among older ones.
     """
-    messages = Message.objects.filter(ticket_id=ticket_id).since(seen.message).timeline().with_files()
-    events = TicketEvent.objects.filter(ticket_id=ticket_id).since(seen.event).timeline()
-    messages, events = list(messages.order_by("id")[:LIVE_BATCH]), list(events.order_by("id")[:LIVE_BATCH])
-    entries = in_timeline_order(messages, events)
-    return entries, seen.past(entries)
+    messages = list(
+        Message.objects.filter(ticket_id=ticket_id).changed_since(seen.messages).timeline().with_files()
+        .order_by("changed_mark", "id")[: LIVE_BATCH + 1]
+    )
+    events = list(
+        TicketEvent.objects.filter(ticket_id=ticket_id).since(seen.events).timeline()
+        .order_by("stored_mark", "id")[: LIVE_BATCH + 1]
+    )
+    shown, shown_events = messages[:LIVE_BATCH], events[:LIVE_BATCH]
+    held = seen.messages.ids
+
+    def is_new(message):
+        return message.stored_mark >= seen.messages.settled and message.pk not in held
+
+    return LiveNews(
+        entries=in_timeline_order([m for m in shown if is_new(m)], shown_events),
+        revised=[m for m in shown if not is_new(m)],
+        seen=seen.past(
+            shown, shown_events, settled=settled,
+            messages_left=messages[LIVE_BATCH] if len(messages) > LIVE_BATCH else None,
+            events_left=events[LIVE_BATCH] if len(events) > LIVE_BATCH else None,
+        ),
+    )
 
 
 def facts_version(ticket) -> str:

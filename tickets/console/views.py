@@ -259,7 +259,7 @@ def _ticket_page_context(request, ticket, draft: Draft | None = None):
         **timeline,
         # What this page shows: the live poll continues from here, and the composer sends it back so that
         # the server can tell what changed since (tickets.changes).
-        "seen": Seen().past(timeline["timeline"]),
+        "seen": Seen.of_page(timeline["timeline"], settled=ticket.settled_mark),
         "facts_version": facts_version(ticket),
         "heartbeat_seconds": HEARTBEAT_SECONDS,
         **requester_panel(ticket),
@@ -303,7 +303,7 @@ def _unseen_changes(request, ticket) -> Changes | None:
     """
     if request.POST.get("confirm"):
         return None
-    seen = Seen.parse(request.POST.get("seen_message"), request.POST.get("seen_event"))
+    seen = Seen.parse(request.POST.get("seen_messages"), request.POST.get("seen_events"))
     if seen is None:
         return None
     return changes_since(ticket.pk, seen, viewer=request.user) or None
