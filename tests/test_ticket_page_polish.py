@@ -43,7 +43,7 @@ def text_of(html):
 
 def seen_of(html):
     return {
-        name: re.search(rf'name="{name}" value="(\d+)"', html).group(1) for name in ("seen_message", "seen_event")
+        name: re.search(rf'name="{name}" value="([^"]*)"', html).group(1) for name in ("seen_messages", "seen_events")
     }
 
 
