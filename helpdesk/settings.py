@@ -97,6 +97,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+else:
+    # Nothing here streams huge result sets; server-side cursors only added round trips (the console's
+    # agent and queue selects iterate their querysets) and break behind a transaction-pooling pgbouncer.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

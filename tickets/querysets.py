@@ -126,11 +126,12 @@ class MessageQuerySet(models.QuerySet):
         )
 
     def with_files(self):
-        """Each message's attachments, in one more query however many messages carry files."""
+        """Each message's attachments as a list in ``message.files``, in one more query however many messages
+        carry files. (A list, not the ``attachments`` manager: filling a manager's cache builds a queryset
+        per message, which cost more than the query.)"""
         Attachment = self.model.attachments.rel.related_model
-        return self.prefetch_related(
-            models.Prefetch("attachments", queryset=Attachment.objects.defer("external_ref").order_by("id"))
-        )
+        files = Attachment.objects.defer("external_ref").order_by("id")
+        return self.prefetch_related(models.Prefetch("attachments", queryset=files, to_attr="files"))
 
     def changed_since(self, place):
         """Messages in a version ``place`` (tickets.changes.Place) lacks: stored, edited, deleted or retried since."""

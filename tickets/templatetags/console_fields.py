@@ -1,5 +1,5 @@
-"""The queue's filter selects, rendered directly: Django's template-based widget rendering took about
-a fifth of the queue page's time for seven small selects.
+"""Selects rendered directly (the queue's filters, the ticket page's actions): Django's template-based
+widget rendering took about a fifth of the queue page's time for seven small selects.
 
 Only for plain (ungrouped) ``ChoiceField`` selects without extra attributes; every value is escaped
 by ``format_html``.
