@@ -373,8 +373,13 @@ def _with_known_names(channel, envelopes):
 
 
 def describe_senders(channel_id: int, senders: list[Sender]) -> int:
-    """Look up names on the platform and update the people they belong to; returns how many were found."""
-    channel = Channel.objects.get(pk=channel_id)
+    """Look up names on the platform and update the people they belong to; returns how many were found.
+
+    Runs after ingestion, so the channel may have been deleted meanwhile: then there is nothing to do.
+    """
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        return 0
     described = channel.adapter().describe_senders(senders, fetch=True)
     refresh_identities(list(described.values()))
     return len(described)

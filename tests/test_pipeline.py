@@ -214,3 +214,12 @@ def test_ingest_query_count_does_not_grow_with_batch_size(locmem_channel, django
     small, large = ingest("s", 5), ingest("l", 200)
     assert large == small
     assert Message.objects.count() == 205
+
+
+def test_a_name_lookup_for_a_deleted_channel_does_nothing(locmem_channel):
+    """The follow-up name lookup runs after ingestion; if the channel was deleted meanwhile it has nothing to do."""
+    from tests.factories import sender
+
+    channel_id = locmem_channel.pk
+    locmem_channel.delete()
+    assert services.describe_senders(channel_id, [sender("u1", "Ann")]) == 0
