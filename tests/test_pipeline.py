@@ -7,7 +7,7 @@ from channels_ingest import services
 from channels_ingest.adapters import locmem
 from channels_ingest.adapters.base import CredentialsError, RateLimited, TransientError
 from channels_ingest.models import Channel, InboundMessage
-from tests.factories import deletion, edit, message
+from tests.factories import deletion, edit, message, sender
 from tickets.models import Contact, Identity, Message, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -218,8 +218,6 @@ def test_ingest_query_count_does_not_grow_with_batch_size(locmem_channel, django
 
 def test_a_name_lookup_for_a_deleted_channel_does_nothing(locmem_channel):
     """The follow-up name lookup runs after ingestion; if the channel was deleted meanwhile it has nothing to do."""
-    from tests.factories import sender
-
     channel_id = locmem_channel.pk
     locmem_channel.delete()
     assert services.describe_senders(channel_id, [sender("u1", "Ann")]) == 0
