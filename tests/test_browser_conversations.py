@@ -8,10 +8,9 @@ Tickets are stored directly with ``receive``; the X channel is only asked for it
 import pytest
 from django.urls import reverse
 
-from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
 from channels_ingest.models import Channel
 from tests.conftest import receive
-from tests.factories import BASE_TIME, message
+from tests.factories import message, x_dm_from_bob
 from tickets.merging import merge_tickets
 from tickets.models import Ticket
 
@@ -34,13 +33,7 @@ def merged(agent, locmem_channel):
     )
     receive(
         x_channel,
-        [
-            Envelope(
-                external_id="dm:1", kind=EnvelopeKind.MESSAGE, thread_key="dm:55", sent_at=BASE_TIME,
-                sender=Sender(namespace="x", external_id="200", handle="bob_x", display_name=""),
-                text="hello from X", starts_thread=True, reopens=False,
-            )
-        ],
+        [x_dm_from_bob()],
     )
     alice = Ticket.objects.get(requester__display_name="Alice")
     merge_tickets(ticket_ids=list(Ticket.objects.values_list("pk", flat=True)), actor=agent, keep_id=alice.pk)

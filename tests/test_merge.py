@@ -15,7 +15,7 @@ from django.urls import reverse
 from channels_ingest.adapters import locmem
 from channels_ingest.models import Channel
 from tests.conftest import receive
-from tests.factories import BASE_TIME, message
+from tests.factories import BASE_TIME, message, x_dm_from_bob
 from tickets.merging import merge_tickets
 from tickets.models import Message, Ticket, TicketEvent, TicketThread
 from tickets.services import TicketChangeError
@@ -293,18 +293,10 @@ def x_channel(db):
 
 def test_switching_conversation_brings_its_reply_modes_and_counter(agent_client, agent, duplicates, x_channel):
     """A Slack-like thread has one way to reply; an X DM has its own; the counter follows the chosen one."""
-    from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
-
     alice, _, _ = duplicates
     receive(
         x_channel,
-        [
-            Envelope(
-                external_id="dm:1", kind=EnvelopeKind.MESSAGE, thread_key="dm:55", sent_at=BASE_TIME,
-                sender=Sender(namespace="x", external_id="200", handle="bob_x", display_name=""),
-                text="hello from X", starts_thread=True, reopens=False,
-            )
-        ],
+        [x_dm_from_bob()],
     )
     dm_ticket = Ticket.objects.get(channel=x_channel)
     merge(agent, alice, dm_ticket)

@@ -19,7 +19,7 @@ from channels_ingest.adapters import locmem
 from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
 from channels_ingest.models import Channel
 from tests.conftest import queries_for, receive
-from tests.factories import BASE_TIME, message
+from tests.factories import BASE_TIME, message, x_dm_from_bob
 from tickets.merging import merge_tickets
 from tickets.models import Attachment, Identity, Macro, Message, Ticket, TicketThread
 from tickets.services import MAX_BODY_LENGTH, add_note, reply_to_ticket
@@ -105,13 +105,7 @@ def with_x_dm(agent, merged, x_channel):
     """``merged`` plus an X DM conversation (Bob on X, who wrote at minute 0: not the default)."""
     receive(
         x_channel,
-        [
-            Envelope(
-                external_id="dm:1", kind=EnvelopeKind.MESSAGE, thread_key="dm:55", sent_at=BASE_TIME,
-                sender=Sender(namespace="x", external_id="200", handle="bob_x", display_name=""),
-                text="hello from X", starts_thread=True, reopens=False,
-            )
-        ],
+        [x_dm_from_bob()],
     )
     merge_tickets(ticket_ids=[merged.pk, Ticket.objects.get(channel=x_channel).pk], actor=agent, keep_id=merged.pk)
     return merged
