@@ -276,7 +276,7 @@ def measure_pages(agent, normal_ticket, long_ticket, requests, warmup):
     from django.test import Client
     from django.urls import reverse
 
-    from tickets.console.views import PAGE_SIZE
+    from tickets.console.listing import PAGE_SIZE
     from tickets.models import Ticket
 
     # Production-like rendering. No setup_test_environment(): it instruments every template
@@ -310,7 +310,7 @@ def measure_pages(agent, normal_ticket, long_ticket, requests, warmup):
     results["console queue, counts recomputed"] = measure(client, queue, requests, warmup, cold_cache=True)
     report("console queue, counts recomputed", results["console queue, counts recomputed"])
 
-    # The page size is a constant (views.PAGE_SIZE), not a parameter, so a short page comes from data:
+    # The page size is a constant (listing.PAGE_SIZE), not a parameter, so a short page comes from data:
     # the last page of closed tickets. The same count at every length means no query per row.
     short = measure(client, f"{queue}?status=closed&page={last_closed_page}", requests=1, warmup=0)
     print(f"queue queries by rows: page 1 ({PAGE_SIZE} rows) {results['console queue']['queries']}, "

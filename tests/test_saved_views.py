@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
 from tests.conftest import queries_for
-from tickets.console.views import MAX_SAVED_VIEWS
+from tickets.console.saved_views import MAX_SAVED_VIEWS
 from tickets.models import SavedView
 from tickets.roles import AGENTS_GROUP
 

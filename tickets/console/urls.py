@@ -1,13 +1,13 @@
 from django.urls import path
 
-from . import bulk, live, macros, views
+from . import bulk, channel_health, files, live, macros, saved_views, triage, views
 
 app_name = "console"
 urlpatterns = [
     path("", views.ticket_list, name="ticket-list"),
     path("rows/", views.ticket_rows, name="ticket-rows"),
-    path("views/", views.saved_view_create, name="saved-view-create"),
-    path("views/<int:pk>/delete/", views.saved_view_delete, name="saved-view-delete"),
+    path("views/", saved_views.saved_view_create, name="saved-view-create"),
+    path("views/<int:pk>/delete/", saved_views.saved_view_delete, name="saved-view-delete"),
     path("tickets/bulk/", bulk.ticket_bulk, name="ticket-bulk"),
     path("tickets/merge/", bulk.ticket_merge, name="ticket-merge"),
     path("tickets/<int:pk>/", views.ticket_detail, name="ticket-detail"),
@@ -22,12 +22,12 @@ urlpatterns = [
     path("tickets/<int:pk>/reply/target/", views.reply_conversation, name="reply-conversation"),
     path("messages/<int:pk>/status/", views.message_status, name="message-status"),
     path("messages/<int:pk>/retry/", views.message_retry, name="message-retry"),
-    path("attachments/<int:pk>/", views.attachment_download, name="attachment"),
-    path("attachments/<int:pk>/status/", views.attachment_status, name="attachment-status"),
-    path("triage/", views.triage, name="triage"),
-    path("triage/accept/", views.triage_accept, name="triage-accept"),
-    path("triage/dismiss/", views.triage_dismiss, name="triage-dismiss"),
-    path("channels/", views.channels, name="channels"),
+    path("attachments/<int:pk>/", files.attachment_download, name="attachment"),
+    path("attachments/<int:pk>/status/", files.attachment_status, name="attachment-status"),
+    path("triage/", triage.triage, name="triage"),
+    path("triage/accept/", triage.triage_accept, name="triage-accept"),
+    path("triage/dismiss/", triage.triage_dismiss, name="triage-dismiss"),
+    path("channels/", channel_health.channels, name="channels"),
     path("macros/", macros.macro_list, name="macro-list"),
     path("macros/new/", macros.macro_create, name="macro-create"),
     path("macros/<int:pk>/", macros.macro_edit, name="macro-edit"),

@@ -1,27 +1,24 @@
-"""The agent console: server-rendered pages, with htmx partials for what changes on its own."""
+"""The agent console's queue and ticket page: server-rendered, with htmx partials for what changes on its own.
+
+Triage, channel health, saved views, macros, bulk actions, files and the live parts have their own modules.
+"""
 
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 
 from django.contrib import messages
-from django.db.models import Q, Sum
-from django.http import FileResponse, Http404, HttpResponseBadRequest, QueryDict
+from django.db.models import Q
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from channels_ingest.adapters import adapter_class
-from channels_ingest.adapters.base import Envelope, ReplyMode
+from channels_ingest.adapters.base import ReplyMode
 from channels_ingest.delivery import retry_delivery
-from channels_ingest.models import ApiUsage, Channel, InboundMessage
-from channels_ingest.services import accept_triaged, dismiss_triaged
-from channels_ingest.usage import month_start, monthly_budget
-from tickets.attachments import reply_limits, safe_content_type, safe_filename
+from tickets.attachments import reply_limits
 from tickets.changes import Changes, Seen, changes_since
 from tickets.conversations import conversations, default_conversation, thread_of
 from tickets.macros import MacroError, reply_with_macro, usable_macro
-from tickets.models import Attachment, Macro, Message, SavedView, Ticket, TicketThread
+from tickets.models import Macro, Message, SavedView, Ticket, TicketThread
 from tickets.services import (
     MAX_BODY_LENGTH,
     ReplyError,
@@ -41,13 +38,11 @@ from .forms import (
     OPEN,
     SORTS,
     VIEWS,
-    PageForm,
-    SavedViewForm,
     TicketFilterForm,
     filter_query,
     format_cursor,
-    selected_ids,
 )
+from .listing import PAGE_SIZE, page_of, triage_count
 from .macros import macro_picker
 from .presence import HEARTBEAT_SECONDS
 from .ticket_page import (
@@ -60,27 +55,10 @@ from .ticket_page import (
 )
 from .view_counts import forget_view_counts, view_counts
 
-PAGE_SIZE = 50
 #: A reply or note held back because the ticket changed since the agent saw it (nothing was sent).
 HELD_BACK = 409
 #: A reply or note refused (too long, empty, files too large, ...): the page again, with the draft.
 REFUSED = 422
-#: The nav shows at most this many rows awaiting triage ("99+" beyond), so counting stays cheap.
-TRIAGE_COUNT_CAP = 100
-
-
-def _page(queryset, page):
-    """One page of a list, without a COUNT: one extra row tells whether a next page exists."""
-    start = (page - 1) * PAGE_SIZE
-    rows = list(queryset[start : start + PAGE_SIZE + 1])
-    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
-
-
-def _triage_count():
-    """Rows awaiting triage, for the nav: "99+" past the cap. One capped index read, never a full COUNT."""
-    ids = InboundMessage.objects.filter(status=InboundMessage.Status.TRIAGE).values_list("id", flat=True)
-    found = len(ids[:TRIAGE_COUNT_CAP])
-    return f"{TRIAGE_COUNT_CAP - 1}+" if found >= TRIAGE_COUNT_CAP else str(found)
 
 
 # Tickets ----------------------------------------------------------------------
@@ -103,7 +81,7 @@ def _ticket_page(request):
         tickets = tickets.order_by(*SORTS[sort])
     cursor = form.cursor()
     if cursor is None:  # the first page, or an old ?page= link (OFFSET)
-        rows, has_next = _page(tickets, page)
+        rows, has_next = page_of(tickets, page)
         has_prev = page > 1
     elif cursor[0] == "after":  # keyset: the rows after a ticket, served by the ticket_activity index
         (at, pk), page, has_prev = cursor[1], None, True
@@ -115,7 +93,7 @@ def _ticket_page(request):
         has_prev = len(newer) > PAGE_SIZE
         rows = newer[:PAGE_SIZE][::-1]
         if not has_prev:  # back at the top: show the whole first page, not a short one
-            (rows, has_next), page = _page(tickets, 1), 1
+            (rows, has_next), page = page_of(tickets, 1), 1
     return {
         "form": form,
         "page": page,
@@ -125,7 +103,7 @@ def _ticket_page(request):
         # Cursors only where paging is by keyset: an old ?page= link's "Newer" stays ?page=.
         "next_cursor": format_cursor(rows[-1]) if rows and sort == DEFAULT_SORT else None,
         "prev_cursor": format_cursor(rows[0]) if rows and cursor else None,
-        "triage_count": _triage_count(),
+        "triage_count": triage_count(),
         "views": _views(form, request.user),
     }
 
@@ -135,10 +113,6 @@ def _views(form, user):
     counts = view_counts(user)
     current = form.cleaned_data.get("view") or ""
     return [{"key": key, "label": label, "count": counts[key], "current": key == current} for key, label in VIEWS]
-
-
-#: Saved views an agent may keep; the list above the queue stays short enough to scan.
-MAX_SAVED_VIEWS = 30
 
 
 @agent_required
@@ -151,38 +125,6 @@ def ticket_list(request):
     context["saved_views"] = list(SavedView.objects.filter(owner=request.user).only("id", "name", "query"))
     context["current_query"] = filter_query(request.GET)
     return render(request, "console/ticket_list.html", {**context, "section": "tickets"})
-
-
-@agent_required
-@require_POST
-def saved_view_create(request):
-    """Save the list's current filters under a name; saving a name again replaces its filters."""
-    form = SavedViewForm(request.POST)
-    if not form.is_valid():
-        for errors in form.errors.values():
-            messages.error(request, " ".join(errors))
-        return redirect(_list_url(filter_query(QueryDict(request.POST.get("query", "")))))
-    name, query = form.cleaned_data["name"], form.cleaned_data["query"]
-    mine = SavedView.objects.filter(owner=request.user)
-    if not mine.filter(name=name).exists() and mine.count() >= MAX_SAVED_VIEWS:
-        messages.error(request, f"You have {MAX_SAVED_VIEWS} saved views already; delete one first.")
-    else:
-        SavedView.objects.update_or_create(owner=request.user, name=name, defaults={"query": query})
-        messages.success(request, f"Saved view “{name}”.")
-    return redirect(_list_url(query))
-
-
-@agent_required
-@require_POST
-def saved_view_delete(request, pk):
-    saved = get_object_or_404(SavedView, pk=pk, owner=request.user)
-    saved.delete()
-    messages.success(request, f"Deleted saved view “{saved.name}”.")
-    return redirect("console:ticket-list")
-
-
-def _list_url(query):
-    return reverse("console:ticket-list") + (f"?{query}" if query else "")
 
 
 @agent_required
@@ -502,148 +444,3 @@ def message_retry(request, pk):
     return redirect("console:ticket-detail", pk=message.ticket_id)
 
 
-# Attachments ------------------------------------------------------------------
-
-
-@agent_required
-def attachment_download(request, pk):
-    """A stored file, for agents only: raster images inline (thumbnails), everything else as a download.
-
-    The file is never reachable at a public URL. nosniff and a sandboxing CSP keep a mislabelled
-    file from being run as a page of this site.
-    """
-    attachment = get_object_or_404(Attachment, pk=pk, status=Attachment.Status.STORED)
-    try:
-        handle = attachment.file.open("rb")
-    except (OSError, ValueError):
-        raise Http404("The file is missing from storage.") from None
-    inline = attachment.is_inline_image
-    response = FileResponse(
-        handle,
-        as_attachment=not inline,
-        filename=safe_filename(attachment.name),
-        content_type=safe_content_type(attachment.content_type),
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=300"
-    return response
-
-
-@agent_required
-def attachment_status(request, pk):
-    """One attachment's line under its message, polled while it is being downloaded."""
-    attachment = get_object_or_404(Attachment.objects.select_related("message"), pk=pk)
-    return render(request, "console/_attachment.html", {"attachment": attachment, "message": attachment.message})
-
-
-# Triage -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TriageRow:
-    id: int
-    channel: Channel
-    text: str
-    sent_at: datetime
-    display_name: str
-    handle: str
-
-
-def _triage_row(row: InboundMessage) -> TriageRow:
-    envelope = Envelope.from_json(row.payload)
-    sender = envelope.sender
-    handle = sender.handle if sender else ""
-    if handle and not handle.startswith("@"):
-        handle = f"@{handle}"
-    return TriageRow(
-        id=row.pk,
-        channel=row.channel,
-        text=envelope.text,
-        sent_at=envelope.sent_at,
-        display_name=(sender.display_name if sender else "") or "",
-        handle=handle or (sender.external_id if sender else ""),
-    )
-
-
-@agent_required
-def triage(request):
-    """Public posts that mention us but did not open a ticket on their own, newest first."""
-    page = PageForm(request.GET).page_number()
-    rows = (
-        InboundMessage.objects.filter(status=InboundMessage.Status.TRIAGE)
-        .select_related("channel")
-        .only("id", "payload", "received_at", "channel__id", "channel__name", "channel__kind")
-        .order_by("-id")
-    )
-    rows, has_next = _page(rows, page)
-    context = {
-        "section": "triage",
-        "rows": [_triage_row(row) for row in rows],
-        "page": page,
-        "has_next": has_next,
-        "triage_count": _triage_count(),
-    }
-    return render(request, "console/triage.html", context)
-
-
-def _back_to_triage(request):
-    page = PageForm(request.POST).page_number()
-    return redirect(reverse("console:triage") + (f"?page={page}" if page > 1 else ""))
-
-
-def _plural(count, word):
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _triage(request, decide, done):
-    ids = selected_ids(request.POST)
-    if not ids:
-        messages.error(request, "Select at least one post.")
-        return _back_to_triage(request)
-    count = decide(ids, user=request.user)
-    if count:
-        messages.success(request, f"{_plural(count, 'post')} {done}")
-    if count < len(ids):
-        messages.info(request, f"{_plural(len(ids) - count, 'post')} had already been triaged.")
-    return _back_to_triage(request)
-
-
-@agent_required
-@require_POST
-def triage_accept(request):
-    return _triage(request, accept_triaged, "accepted: the tickets appear in the list in a moment.")
-
-
-@agent_required
-@require_POST
-def triage_dismiss(request):
-    return _triage(request, dismiss_triaged, "dismissed.")
-
-
-# Channels ---------------------------------------------------------------------
-
-
-def _money(amount: Decimal) -> str:
-    if 0 < amount < Decimal("0.005"):
-        return "under $0.01"
-    return f"${amount:,.2f}"
-
-
-@agent_required
-def channels(request):
-    """Every channel's health, polling and this month's estimated spend; never its credentials."""
-    rows = list(Channel.objects.defer("secrets", "cursor", "state").order_by("name"))
-    spent = dict(
-        ApiUsage.objects.filter(month=month_start())
-        .order_by()
-        .values("channel")
-        .annotate(total=Sum("cost"))
-        .values_list("channel", "total")
-    )
-    for channel in rows:
-        channel.spent = spent.get(channel.pk) or Decimal(0)
-        channel.spent_display = _money(channel.spent)
-        channel.budget = monthly_budget(channel)
-        channel.budget_display = _money(channel.budget) if channel.budget is not None else ""
-    return render(request, "console/channels.html", {"section": "channels", "channels": rows})
