@@ -140,7 +140,6 @@ def test_poll_costs_the_same_queries_for_one_or_many_new_entries(agent_client, o
         inbound(locmem_channel, f"m{n}", f"message {n}", minute=n)
         change_ticket(ticket=ticket, actor=other_agent, priority=3 if n % 2 else 1)
     assert queries_for(agent_client, url) == one
-    print(f"live poll: {len(idle)} queries when idle, {one} with news")
 
 
 def test_poll_with_many_new_entries_brings_them_in_batches(agent_client, ticket):
