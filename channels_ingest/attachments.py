@@ -6,7 +6,6 @@ error, shown on the ticket.
 """
 
 import logging
-import random
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -14,13 +13,11 @@ from django.conf import settings
 from tickets.attachments import claim_download, fail_download, retry_download_later, store_download
 
 from .adapters.base import AdapterError, CredentialsError, TransientError
+from .delivery import retry_delay
 from .models import Channel
 from .usage import record_usage
 
 logger = logging.getLogger(__name__)
-
-MAX_BACKOFF_SECONDS = 300
-
 
 @dataclass
 class DownloadOutcome:
@@ -44,8 +41,7 @@ def download_attachment(attachment_id: int) -> DownloadOutcome:
         if pending.attempts >= settings.ATTACHMENT_FETCH_MAX_ATTEMPTS:
             fail_download(attachment_id, f"{exc} (gave up after {pending.attempts} attempts)")
             return DownloadOutcome(status="failed")
-        backoff = min(MAX_BACKOFF_SECONDS, 2 ** (pending.attempts - 1)) * (1 + random.random() / 4)
-        delay = max(exc.retry_after or 0, backoff)
+        delay = retry_delay(pending.attempts, exc)
         retry_download_later(attachment_id, f"Attempt {pending.attempts} failed: {exc}", delay)
         return DownloadOutcome(status="retry", retry_in=delay)
     except AdapterError as exc:

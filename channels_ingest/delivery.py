@@ -27,6 +27,13 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300
 
 
+def retry_delay(attempts: int, exc: TransientError) -> float:
+    """Seconds until the next try after ``attempts`` failed ones: exponential with jitter, capped, and never
+    sooner than the platform asked (Retry-After, X's rate-limit reset). Replies and file downloads share it."""
+    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (attempts - 1)) * (1 + random.random() / 4)
+    return max(exc.retry_after or 0, backoff)
+
+
 @dataclass
 class DeliveryOutcome:
     status: str
@@ -104,8 +111,7 @@ def _partly_sent(message, error):
 def _retry_or_fail(message, exc):
     if message.delivery_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
         return _mark_failed(message, _partly_sent(message, f"{exc} (gave up after {message.delivery_attempts} attempts)"))
-    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (message.delivery_attempts - 1)) * (1 + random.random() / 4)
-    delay = max(exc.retry_after or 0, backoff)
+    delay = retry_delay(message.delivery_attempts, exc)
     Message.objects.filter(pk=message.pk).update(
         delivery_status=Message.DeliveryStatus.QUEUED,
         delivery_error=f"Attempt {message.delivery_attempts} failed: {exc}; retrying in {delay:.0f}s",
