@@ -4,7 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
 
-BASE_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+#: When the built messages were sent: 09:00 UTC two days before the run, so a message is always between 48 and
+#: 72 hours old (older than the queue's "24h" age filter, younger than its "7d"), whatever the date today.
+BASE_TIME = (datetime.now(UTC) - timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
 
 
 def sender(user="u1", name="Ann Employee", namespace="locmem"):

@@ -301,7 +301,7 @@ def test_triage_lists_posts_newest_first_escaped(agent_client, x_channel):
     assert "<script>alert" not in html and "<b>Mallory" not in html
     assert "<bdi>&lt;b&gt;Mallory&lt;/b&gt;</bdi>" in html and "<bdi>@mal</bdi>" in html
     assert 'data-kind="x">X</span> x-help' in html
-    assert '<time datetime="2026-11-01T09:05:00+00:00"' in html
+    assert f'<time datetime="{(BASE_TIME + timedelta(minutes=5)).isoformat()}"' in html
     assert html.count('formaction="/console/triage/accept/"') == 3  # one per row, one for the selection
     assert 'Triage <span id="triage-count" class="nav-count">(2)</span>' in html
     assert 'aria-current="page">Triage' in html
