@@ -152,7 +152,7 @@ def seed(agent, fingerprint):
 
     from bench.setup import empty_tables
     from channels_ingest.models import Channel
-    from tickets.bulk import insert_rows
+    from tickets.bulk_insert import insert_rows
     from tickets.models import Contact, Identity
 
     rng = random.Random(42)  # the same data set on every machine
@@ -185,7 +185,7 @@ def seed(agent, fingerprint):
 
 def seed_tickets(numbers, channel, contact_ids, identity_ids, rng, now):
     """One batch of tickets, each with its Slack thread and 1–3 inbound messages from its requester."""
-    from tickets.bulk import insert_rows
+    from tickets.bulk_insert import insert_rows
     from tickets.models import Message, Ticket, TicketThread
 
     tickets, requesters, timelines = [], [], []
@@ -232,7 +232,7 @@ def seed_tickets(numbers, channel, contact_ids, identity_ids, rng, now):
 
 def seed_long_ticket(channel, contact_id, identity_id, agent, now):
     """One long-running ticket: the requester and an agent take turns; most replies sent, some failed or queued."""
-    from tickets.bulk import insert_rows
+    from tickets.bulk_insert import insert_rows
     from tickets.models import Message, Ticket, TicketThread
 
     created = now - timedelta(days=30)
@@ -276,7 +276,7 @@ def measure_pages(agent, normal_ticket, long_ticket, requests, warmup):
     from django.test import Client
     from django.urls import reverse
 
-    from tickets.console.listing import PAGE_SIZE
+    from console.listing import PAGE_SIZE
     from tickets.models import Ticket
 
     # Production-like rendering. No setup_test_environment(): it instruments every template

@@ -78,7 +78,7 @@ class SlackRound:
         self.emulator = SlackEmulator(port=0).start()
 
     def prepare(self):
-        from channels_ingest.adapters.slack import SlackAdapter
+        from channel_adapters.slack import SlackAdapter
         from channels_ingest.models import Channel
 
         self.emulator.reset()
@@ -124,7 +124,7 @@ class XRound:
         self.emulator = XEmulator(port=0).start()
 
     def prepare(self):
-        from channels_ingest.adapters.x import XAdapter
+        from channel_adapters.x import XAdapter
         from channels_ingest.models import Channel
 
         self.emulator.reset()

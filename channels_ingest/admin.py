@@ -1,8 +1,9 @@
 from django import forms
 from django.contrib import admin
 
-from .adapters import adapter_class
-from .adapters.base import ConfigError
+from channel_adapters.base import ConfigError
+
+from .channel_config import clean_channel_config
 from .models import ApiUsage, Channel, InboundMessage, PriceRule
 
 
@@ -21,7 +22,7 @@ class ChannelForm(forms.ModelForm):
         data = super().clean()
         raw = {**self.instance.secrets, **(data.get("config") or {}), **(data.get("new_secrets") or {})}
         try:
-            data["config"], self.instance.secrets = adapter_class(data.get("kind", "")).split_config(raw)
+            data["config"], self.instance.secrets = clean_channel_config(data.get("kind", ""), raw)
         except (ConfigError, LookupError) as exc:
             raise forms.ValidationError(str(exc)) from None
         return data

@@ -1,37 +1,50 @@
 """Delivering replies: sent, retried with backoff (honouring Retry-After), or visibly failed.
 
-A reply's text goes first, then each of its files. Each step is recorded as soon as the platform
-took it (the message's ``external_id``, each attachment's ``delivered_at``), so a retry after a
-partial failure sends only what is missing.
+Every change of a reply's delivery status happens in this module. A reply is stored ``queued`` by the domain
+(``tickets.replies``); from there:
+
+- queued → sending: a worker claims it (``deliver_message``), so a duplicate task does nothing;
+- sending → sent, when the platform took the text and every file;
+- sending → queued, after a transient error, with the next attempt scheduled (backoff, Retry-After);
+- sending → failed, after a permanent error or the last attempt, with the platform's words;
+- sending → failed, when the worker died mid-send (``fail_stalled_sends``): it may or may not have arrived;
+- failed → queued, when an agent presses Retry (``retry_delivery``);
+- queued → queued, re-queued by the sweep when its task was lost (``redeliver_overdue``).
+
+A reply's text goes first, then each of its files. Each step is recorded as soon as the platform took it
+(the message's ``external_id``, each attachment's ``delivered_at``), so a retry sends only what is missing.
 """
 
+from __future__ import annotations
+
 import logging
-import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from channel_adapters.base import AdapterError, CredentialsError, OutboundFile, PermanentError, TransientError
 from tickets.marks import next_mark
 from tickets.models import Attachment, Message
-from tickets.services import attach_thread, reply_target
+from tickets.replies import attach_thread, reply_target
 
-from .adapters.base import AdapterError, CredentialsError, OutboundFile, PermanentError, TransientError
+from .backoff import retry_delay
+from .queueing import TaskName, enqueue, enqueue_on_commit
 from .usage import record_usage
 
 logger = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 300
-
-
-def retry_delay(attempts: int, exc: TransientError) -> float:
-    """Seconds until the next try after ``attempts`` failed ones: exponential with jitter, capped, and never
-    sooner than the platform asked (Retry-After, X's rate-limit reset). Replies and file downloads share it."""
-    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (attempts - 1)) * (1 + random.random() / 4)
-    return max(exc.retry_after or 0, backoff)
+#: A reply still ``sending`` this long after its attempt started lost its worker.
+STALE_SENDING = timedelta(minutes=5)
+#: A queued reply whose scheduled attempt is this overdue lost its task (e.g. the broker restarted).
+LOST_RETRY = timedelta(minutes=2)
+STALLED_SEND_ERROR = (
+    "The worker sending this reply stopped mid-send; it may or may not have arrived. "
+    "Check the conversation before retrying."
+)
 
 
 @dataclass
@@ -62,7 +75,7 @@ def deliver_message(message_id: int) -> DeliveryOutcome:
         return _retry_or_fail(message, exc)
     except AdapterError as exc:
         if isinstance(exc, CredentialsError):
-            channel.record_error(f"Credentials rejected: {exc}", unhealthy=True)
+            channel.record_credentials_rejected(str(exc))
         return _mark_failed(message, _partly_sent(message, str(exc)))
     finally:
         record_usage(channel, adapter.usage)
@@ -130,9 +143,6 @@ def _mark_failed(message, error):
 
 def retry_delivery(message: Message) -> bool:
     """Queue a failed reply again (the agent's Retry). Returns False if it was not failed."""
-    from .tasks import deliver_message as deliver_task
-    from .tasks import enqueue
-
     with transaction.atomic():
         requeued = Message.objects.filter(pk=message.pk, delivery_status=Message.DeliveryStatus.FAILED).update(
             delivery_status=Message.DeliveryStatus.QUEUED,
@@ -142,5 +152,25 @@ def retry_delivery(message: Message) -> bool:
             changed_mark=next_mark(),
         )
         if requeued:
-            transaction.on_commit(lambda: enqueue(deliver_task, message.pk))
+            enqueue_on_commit(TaskName.DELIVER, message.pk)
     return bool(requeued)
+
+
+def redeliver_overdue(now: datetime) -> int:
+    """Queue again the replies whose scheduled attempt is long overdue: their task was lost. Returns how many."""
+    lost = list(
+        Message.objects.filter(
+            delivery_status=Message.DeliveryStatus.QUEUED, delivery_next_attempt_at__lt=now - LOST_RETRY
+        ).values_list("pk", flat=True)
+    )
+    for message_id in lost:
+        enqueue(TaskName.DELIVER, message_id)
+    return len(lost)
+
+
+def fail_stalled_sends(now: datetime) -> int:
+    """Fail the replies whose worker died mid-send. Never resent blindly: a platform without an idempotency
+    key (Slack's ``chat.postMessage``) could post them twice. Returns how many."""
+    return Message.objects.filter(
+        delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at__lt=now - STALE_SENDING
+    ).update(delivery_status=Message.DeliveryStatus.FAILED, delivery_error=STALLED_SEND_ERROR)

@@ -5,8 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .adapters import adapter_class
 from .crypto import EncryptedJSONField, mask
+from .registry import adapter_class
 
 
 class ChannelQuerySet(models.QuerySet):
@@ -67,7 +67,16 @@ class Channel(models.Model):
         self.last_error = ""
         self.save(update_fields=["last_poll_at", "last_success_at", "last_poll_stored", "healthy", "last_error"])
 
+    def record_credentials_rejected(self, message, *, at=None):
+        """The platform refused the credentials outside a poll (a delivery, a download): unhealthy until an
+        admin fixes them. The poll times are left alone: no poll ran."""
+        self.healthy = False
+        self.last_error_at = at or timezone.now()
+        self.last_error = f"Credentials rejected: {message}"[:2000]
+        self.save(update_fields=["healthy", "last_error_at", "last_error"])
+
     def record_error(self, message, *, unhealthy, retry_after=None, at=None):
+        """A poll failed: when, why, and whether the channel is unhealthy; ``retry_after`` postpones the next poll."""
         at = at or timezone.now()
         self.last_poll_at = self.last_error_at = at
         self.last_error = message[:2000]

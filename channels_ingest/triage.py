@@ -1,4 +1,5 @@
-"""Which public messages open a ticket at once, and which wait for an agent in the triage list.
+"""What happens to public messages: which open a ticket at once, which wait for an agent in the triage list,
+and the public acknowledgement of those that opened one.
 
 A channel's config holds the rule: ``{"triage": {"auto_ticket": "direct", "keywords": ["vpn", "laptop"]}}``.
 
@@ -10,12 +11,16 @@ A channel's config holds the rule: ``{"triage": {"auto_ticket": "direct", "keywo
 Private messages (DMs) and replies in a conversation that already has a ticket skip triage.
 """
 
-from .adapters.base import ConfigError, Envelope
+from channel_adapters.base import ConfigError, Envelope
 
 AUTO_TICKET_RULES = ("all", "direct", "keywords", "none")
 
 
 def validate(config: dict) -> None:
+    """Refuse a triage rule or public acknowledgement that cannot work (``ConfigError``)."""
+    template = config.get("public_ack", "")
+    if template and (not isinstance(template, str) or "{ticket}" not in template):
+        raise ConfigError("public_ack must contain {ticket} (the ticket number).")
     rule = config.get("triage", {})
     if not isinstance(rule, dict):
         raise ConfigError("triage must be an object.")

@@ -8,6 +8,8 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from channel_adapters.base import ConfigError
+
 from .models import ApiUsage, Channel, PriceRule
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,13 @@ def record_usage(channel: Channel, usage) -> None:
 def spent_this_month(channel: Channel) -> Decimal:
     total = ApiUsage.objects.filter(channel=channel, month=month_start()).aggregate(total=Sum("cost"))["total"]
     return total or Decimal(0)
+
+
+def validate(config: dict) -> None:
+    """Refuse a monthly budget that is not a non-negative number (``ConfigError``)."""
+    budget = config.get("monthly_budget_usd")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0):
+        raise ConfigError("monthly_budget_usd must be a non-negative number.")
 
 
 def monthly_budget(channel: Channel) -> Decimal | None:

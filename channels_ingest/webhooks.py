@@ -6,9 +6,10 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .adapters.base import Capability, InvalidWebhook
+from channel_adapters.base import Capability, InvalidWebhook
+
+from .ingest import store_envelopes
 from .models import Channel
-from .services import store_envelopes
 
 logger = logging.getLogger(__name__)
 

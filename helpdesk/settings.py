@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "tickets",
     "channels_ingest",
+    "console",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -177,7 +179,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["tickets.permissions.IsAgent"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsAgent"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -213,9 +215,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # Channel adapters by kind, chosen by dotted path (like Django's EMAIL_BACKEND).
 CHANNEL_ADAPTERS = {
-    "slack": "channels_ingest.adapters.slack.SlackAdapter",
-    "x": "channels_ingest.adapters.x.XAdapter",
-    "locmem": "channels_ingest.adapters.locmem.LocmemAdapter",
+    "slack": "channel_adapters.slack.SlackAdapter",
+    "x": "channel_adapters.x.XAdapter",
+    "locmem": "channel_adapters.locmem.LocmemAdapter",
 }
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "5"))

@@ -7,8 +7,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="console:ticket-list", permanent=False)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("console/", include("tickets.console.urls")),
-    path("api/", include("tickets.api.urls")),
+    path("console/", include("console.urls")),
+    path("api/", include("api.urls")),
     path("webhooks/", include("channels_ingest.urls")),
     path("admin/", admin.site.urls),
 ]

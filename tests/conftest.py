@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
 
-from channels_ingest.adapters import locmem
+from channel_adapters import locmem
 from helpdesk.celery import app as celery_app
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
@@ -166,10 +166,10 @@ def poll_as_worker(channel):
     """Poll and ingest as the worker would, running what both queue on commit (e.g. name lookups)."""
     from django.test import TestCase
 
-    from channels_ingest import services
+    from channels_ingest import polling
 
     with TestCase.captureOnCommitCallbacks(execute=True):
-        outcome = services.poll_channel(channel.pk)
+        outcome = polling.poll_channel(channel.pk)
     channel.refresh_from_db()
     return outcome
 
@@ -208,10 +208,10 @@ SLACK_CONFIG = {"bot_token": "xoxb-emulator", "signing_secret": "emulator-secret
 @pytest.fixture
 def slack_channel(db, slack_emulator):
     """A Slack channel wired to the emulator through its base URL, as an admin would add it."""
-    from channels_ingest.adapters.slack import SlackAdapter
+    from channels_ingest.channel_config import clean_channel_config
     from channels_ingest.models import Channel
 
-    config, secrets = SlackAdapter.split_config({**SLACK_CONFIG, "base_url": slack_emulator.base_url})
+    config, secrets = clean_channel_config("slack", {**SLACK_CONFIG, "base_url": slack_emulator.base_url})
     return Channel.objects.create(kind="slack", name="it-help", config=config, secrets=secrets)
 
 
@@ -236,11 +236,11 @@ def x_emulator(x_emulator_server):
 
 
 def make_x_channel(x_emulator, name="x-help", **config):
-    from channels_ingest.adapters.x import XAdapter
+    from channels_ingest.channel_config import clean_channel_config
     from channels_ingest.models import Channel
 
     raw = {"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url, **config}
-    clean, secrets = XAdapter.split_config(raw)
+    clean, secrets = clean_channel_config("x", raw)
     return Channel.objects.create(kind="x", name=name, config=clean, secrets=secrets)
 
 
@@ -321,7 +321,7 @@ def receive(channel, envelopes):
     """Ingest envelopes directly, as the pipeline would after storing them."""
     from django.db import transaction
 
-    from tickets.services import receive_batch
+    from tickets.inbound import receive_batch
 
     with transaction.atomic():
         receive_batch(channel=channel, envelopes=envelopes)

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
+from channel_adapters.base import Envelope, EnvelopeKind, Sender
 
 #: When the built messages were sent: 09:00 UTC two days before the run, so a message is always between 48 and
 #: 72 hours old (older than the queue's "24h" age filter, younger than its "7d"), whatever the date today.
@@ -53,3 +53,9 @@ def x_dm_from_bob():
         sender=Sender(namespace="x", external_id="200", handle="bob_x", display_name=""),
         text="hello from X", starts_thread=True, reopens=False,
     )
+
+
+def composer_time(minute=0):
+    """How the composer shows when someone last wrote ("j M, H:i"), for a message sent ``minute`` after BASE_TIME."""
+    at = BASE_TIME + timedelta(minutes=minute)
+    return f"{at.day} {at:%b, %H:%M}"

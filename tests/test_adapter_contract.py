@@ -6,8 +6,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from channels_ingest.adapters import adapter_class, locmem
-from channels_ingest.adapters.base import (
+from channel_adapters import locmem
+from channel_adapters.base import (
     AdapterError,
     ChannelAdapter,
     ConfigError,
@@ -21,6 +21,7 @@ from channels_ingest.adapters.base import (
     ReplyTarget,
     Sent,
 )
+from channels_ingest.registry import adapter_class
 from tests.factories import message
 
 
@@ -165,7 +166,7 @@ class TestSlackAdapter(AdapterContract, InboundFilesContract, OutboundFilesContr
 
     @pytest.fixture
     def adapter(self, raw_config, db):
-        from channels_ingest.adapters.slack import SlackAdapter
+        from channel_adapters.slack import SlackAdapter
 
         config, secrets = SlackAdapter.split_config(raw_config)
         adapter = SlackAdapter(config=config, secrets=secrets)
@@ -193,7 +194,7 @@ class TestSlackAdapter(AdapterContract, InboundFilesContract, OutboundFilesContr
             b"".join(adapter.fetch_attachment("https://attacker.example/files-pri/T-F1/a.txt"))
 
     def test_config_without_token_is_refused(self):
-        from channels_ingest.adapters.slack import SlackAdapter
+        from channel_adapters.slack import SlackAdapter
 
         with pytest.raises(ConfigError, match="bot_token"):
             SlackAdapter.split_config({"conversations": []})
@@ -210,7 +211,7 @@ class TestXAdapter(AdapterContract, InboundFilesContract):
 
     @pytest.fixture
     def adapter(self, raw_config):
-        from channels_ingest.adapters.x import XAdapter
+        from channel_adapters.x import XAdapter
 
         config, secrets = XAdapter.split_config(raw_config)
         adapter = XAdapter(config=config, secrets=secrets)

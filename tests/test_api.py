@@ -11,11 +11,11 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from channels_ingest.adapters import locmem
+from channel_adapters import locmem
 from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, message
 from tickets.models import Message, Ticket
-from tickets.services import reply_to_ticket
+from tickets.replies import reply_to_ticket
 
 TICKET_FIELDS = {
     "id",

@@ -9,10 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from channels_ingest import attachments as downloads
-from channels_ingest import services
-from channels_ingest.adapters import locmem
-from channels_ingest.adapters.base import InboundAttachment, TransientError
+from channel_adapters import locmem
+from channel_adapters.base import InboundAttachment, TransientError
+from channels_ingest import downloads, ingest, polling, sweep
 from tests.conftest import make_x_channel, queries_for, receive, wait_for
 from tests.conftest import poll_as_worker as poll
 from tests.factories import message
@@ -93,8 +92,8 @@ def test_ingestion_does_not_wait_for_downloads(slack_channel, slack_emulator, dj
 
     app.conf.task_always_eager = False
     share(slack_emulator, "see attached", ("log.txt", b"boom\n", "text/plain"))
-    services.poll_channel(slack_channel.pk)
-    services.ingest_channel(slack_channel.pk)
+    polling.poll_channel(slack_channel.pk)
+    ingest.ingest_channel(slack_channel.pk)
     attachment = Attachment.objects.get()
     assert attachment.status == "pending" and Message.objects.get().body == "see attached"
     assert "files-pri" not in slack_emulator.stats()["calls"]
@@ -181,10 +180,10 @@ def test_the_sweep_requeues_lost_downloads(locmem_channel):
     app.conf.task_always_eager = False
     locmem.files["r1"] = b"data"
     receive(locmem_channel, [message_with(InboundAttachment(name="a.txt", content_type="text/plain", size=4, ref="r1"))])
-    assert services.sweep()["downloads"] == 0
+    assert sweep.sweep()["downloads"] == 0
     Attachment.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=5))
     app.conf.task_always_eager = True
-    assert services.sweep()["downloads"] == 1
+    assert sweep.sweep()["downloads"] == 1
     assert Attachment.objects.get().status == "stored"
 
 

@@ -12,7 +12,7 @@ from tests.conftest import receive
 from tests.factories import message
 from tickets.merging import merge_tickets
 from tickets.models import Message, Ticket
-from tickets.services import add_note
+from tickets.replies import add_note
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

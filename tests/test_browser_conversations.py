@@ -5,24 +5,17 @@ stay chosen while the new conversation takes files too.
 Tickets are stored directly with ``receive``; the X channel is only asked for its reply modes, never called.
 """
 
-from datetime import timedelta
-
 import pytest
 from django.urls import reverse
 
 from channels_ingest.models import Channel
 from tests.conftest import receive
-from tests.factories import BASE_TIME, message, x_dm_from_bob
+from tests.factories import composer_time, message, x_dm_from_bob
 from tickets.merging import merge_tickets
 from tickets.models import Ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-
-def wrote(minute):
-    """How the composer shows a message's time ("j M, H:i"), for a message sent ``minute`` after BASE_TIME."""
-    at = BASE_TIME + timedelta(minutes=minute)
-    return f"{at.day} {at:%b, %H:%M}"
 
 
 @pytest.fixture
@@ -60,20 +53,20 @@ def test_switching_conversation_updates_the_hint_and_the_file_input(console, liv
 
     # Bob's locmem conversation takes files too: the hint stays, and the chosen file is still there.
     console.locator("#composer-files").evaluate("fieldset => fieldset.dataset.before = 'switch'")
-    reply_in.select_option(label=f"Locmem lm — Bob (last wrote {wrote(2)})")
+    reply_in.select_option(label=f"Locmem lm — Bob (last wrote {composer_time(2)})")
     expect(console.locator("#composer-files")).not_to_have_attribute("data-before", "switch")  # refilled
     expect(hint).to_have_text("At most 1000 characters on this channel.")
     expect(files).to_be_enabled()
     assert files.evaluate("input => input.files.length") == 1
 
     # The X DM carries text only and says its own limit.
-    reply_in.select_option(label=f"X x-help · DM — bob_x (last wrote {wrote(0)})")
+    reply_in.select_option(label=f"X x-help · DM — bob_x (last wrote {composer_time(0)})")
     expect(console.get_by_role("group", name="Send as")).to_contain_text("Direct message (up to 10000 characters)")
     expect(hint).to_be_empty()
     expect(console.locator("#composer-files-slot")).to_have_text("No attachments: replies on this channel carry text only.")
     expect(files).to_have_count(0)
 
-    reply_in.select_option(label=f"Locmem lm — Alice (last wrote {wrote(5)})")
+    reply_in.select_option(label=f"Locmem lm — Alice (last wrote {composer_time(5)})")
     expect(hint).to_have_text("At most 1000 characters on this channel.")
     expect(files).to_be_enabled()
     expect(console.locator("#reply-files-limits")).to_contain_text("Up to 3 files")

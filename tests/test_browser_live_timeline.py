@@ -8,13 +8,13 @@ Replies go out through the locmem channel (Celery is eager); ``locmem.failures``
 import pytest
 from django.urls import reverse
 
-from channels_ingest.adapters import locmem
-from channels_ingest.adapters.base import PermanentError
+from channel_adapters import locmem
+from channel_adapters.base import PermanentError
 from channels_ingest.delivery import deliver_message
 from tests.conftest import receive
 from tests.factories import edit, message
 from tickets.models import Message, Ticket
-from tickets.services import reply_to_ticket
+from tickets.replies import reply_to_ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from channels_ingest.adapters import locmem
+from channel_adapters import locmem
 from tests.conftest import receive, wait_for
 from tests.factories import message
 from tickets.models import Macro, Message, Ticket, TicketEvent

@@ -12,10 +12,9 @@ from django.urls import reverse
 
 from tests.conftest import receive
 from tests.factories import message
-from tickets.bulk_actions import bulk_change_tickets
 from tickets.models import Ticket, TicketEvent
 from tickets.roles import AGENTS_GROUP
-from tickets.services import TicketChangeError
+from tickets.updates import TicketUpdateError, update_tickets
 
 LIST = reverse("console:ticket-list")
 BULK = reverse("console:ticket-bulk")
@@ -157,11 +156,11 @@ def test_nothing_ticked_is_refused(agent_client, tickets):
 
 
 def test_service_refuses_unknown_status_and_non_agents(agent, employee, tickets):
-    """The service applies change_ticket's rules itself, whoever calls it."""
-    with pytest.raises(TicketChangeError, match="Unknown status 'bogus'"):
-        bulk_change_tickets(ticket_ids=[t.pk for t in tickets], actor=agent, status="bogus")
-    with pytest.raises(TicketChangeError, match="is not an agent"):
-        bulk_change_tickets(ticket_ids=[t.pk for t in tickets], actor=agent, assignee=employee)
+    """The service applies update_ticket's rules itself, whoever calls it."""
+    with pytest.raises(TicketUpdateError, match="Unknown status 'bogus'"):
+        update_tickets(ticket_ids=[t.pk for t in tickets], actor=agent, status="bogus")
+    with pytest.raises(TicketUpdateError, match="is not an agent"):
+        update_tickets(ticket_ids=[t.pk for t in tickets], actor=agent, assignee=employee)
     assert not TicketEvent.objects.exists()
 
 
@@ -210,7 +209,7 @@ def test_get_is_not_allowed(agent_client):
 
 def bulk_queries(tickets, **changes):
     with CaptureQueriesContext(connection) as queries:
-        bulk_change_tickets(ticket_ids=[t.pk for t in tickets], **changes)
+        update_tickets(ticket_ids=[t.pk for t in tickets], **changes)
     return len(queries)
 
 

@@ -13,12 +13,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from channels_ingest.adapters import locmem
-from channels_ingest.adapters.base import PermanentError
+from channel_adapters import locmem
+from channel_adapters.base import PermanentError
 from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, deletion, edit, message
 from tickets.models import Macro, Message, Ticket
-from tickets.services import reply_to_ticket
+from tickets.replies import reply_to_ticket
 
 
 def open_tickets(channel, count, *, first=0):
@@ -159,7 +159,7 @@ def test_status_filter(agent_client, locmem_channel):
 
 
 def paging_count(sql):
-    """A COUNT other than the view tabs' (``tickets.console.view_counts``: aliased "mine", "unassigned", ...)."""
+    """A COUNT other than the view tabs' (``console.view_counts``: aliased "mine", "unassigned", ...)."""
     sql = sql.upper()
     return "COUNT(" in sql and 'AS "MINE"' not in sql and 'AS "UNASSIGNED"' not in sql
 

@@ -14,8 +14,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
-from channels_ingest.adapters.x import NOT_SUMMONED
+from channel_adapters.base import Envelope, EnvelopeKind, Sender
+from channel_adapters.x import NOT_SUMMONED
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.usage import month_start
 from tests.conftest import queries_for, receive

@@ -5,13 +5,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from channels_ingest import delivery, services
-from channels_ingest.adapters import locmem
-from channels_ingest.adapters.base import CredentialsError, PermanentError, RateLimited, TransientError
+from channel_adapters import locmem
+from channel_adapters.base import CredentialsError, PermanentError, RateLimited, TransientError
+from channels_ingest import delivery, ingest, polling, sweep
 from channels_ingest.models import Channel
 from tests.factories import message
 from tickets.models import Message, Ticket
-from tickets.services import ReplyError, reply_to_ticket
+from tickets.replies import ReplyError, reply_to_ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def ticket(locmem_channel):
     locmem.inbox["lm"] = [message("a", text="my laptop won't boot"), message("a.1", thread="a", minute=1)]
-    services.poll_channel(locmem_channel.pk)
-    services.ingest_channel(locmem_channel.pk)
+    polling.poll_channel(locmem_channel.pk)
+    ingest.ingest_channel(locmem_channel.pk)
     return Ticket.objects.get()
 
 
@@ -135,7 +135,7 @@ def test_sweep_fails_replies_whose_worker_died_mid_send(queued_reply):
     Message.objects.filter(pk=queued_reply.pk).update(
         delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at=timezone.now() - timedelta(minutes=10)
     )
-    assert services.sweep()["unknown"] == 1
+    assert sweep.sweep()["unknown"] == 1
     queued_reply.refresh_from_db()
     assert queued_reply.delivery_status == Message.DeliveryStatus.FAILED
     assert "may or may not have arrived" in queued_reply.delivery_error
@@ -147,7 +147,7 @@ def test_sweep_requeues_replies_whose_retry_was_lost(queued_reply):
 
     Message.objects.filter(pk=queued_reply.pk).update(delivery_next_attempt_at=timezone.now() - timedelta(minutes=5))
     app.conf.task_always_eager = True
-    assert services.sweep()["redeliveries"] == 1
+    assert sweep.sweep()["redeliveries"] == 1
     queued_reply.refresh_from_db()
     assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
 
@@ -156,11 +156,11 @@ def test_sweep_starts_due_polls_once(locmem_channel, django_capture_on_commit_ca
     """Beat's sweep polls due channels, then not again until their interval has passed."""
     locmem.inbox["lm"] = [message("a")]
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.sweep()["polls"] == 1
+        assert sweep.sweep()["polls"] == 1
     locmem_channel.refresh_from_db()
     assert locmem_channel.next_poll_at > timezone.now()
     assert Message.objects.count() == 1
-    assert services.sweep()["polls"] == 0
+    assert sweep.sweep()["polls"] == 0
 
 
 def test_sweep_recovers_ingestion_a_lost_task_left_pending(locmem_channel):
@@ -168,10 +168,10 @@ def test_sweep_recovers_ingestion_a_lost_task_left_pending(locmem_channel):
     from channels_ingest.models import InboundMessage
 
     locmem.inbox["lm"] = [message("a")]
-    services.poll_channel(locmem_channel.pk)  # its on-commit ingest never runs in this test
+    polling.poll_channel(locmem_channel.pk)  # its on-commit ingest never runs in this test
     InboundMessage.objects.update(received_at=timezone.now() - timedelta(minutes=1))
     Channel.objects.update(next_poll_at=timezone.now() + timedelta(hours=1))
-    assert services.sweep()["ingests"] == 1
+    assert sweep.sweep()["ingests"] == 1
     assert Message.objects.count() == 1
 
 
@@ -193,6 +193,6 @@ def test_reply_is_kept_and_later_sent_when_the_broker_is_down(
     reply.refresh_from_db()
     assert reply.delivery_status == Message.DeliveryStatus.QUEUED and locmem.outbox == []
 
-    assert services.sweep(now=timezone.now() + timedelta(minutes=3))["redeliveries"] == 1
+    assert sweep.sweep(now=timezone.now() + timedelta(minutes=3))["redeliveries"] == 1
     reply.refresh_from_db()
     assert reply.delivery_status == Message.DeliveryStatus.SENT

@@ -16,7 +16,7 @@ from tests.conftest import receive
 from tests.factories import message
 from tests.test_live_ticket import banner_place, detail_url, poll, poll_url, reply, seen_of, text_of
 from tickets.models import Message, Ticket
-from tickets.services import reply_to_ticket
+from tickets.replies import reply_to_ticket
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -19,7 +19,8 @@ from tests.conftest import queries_for, receive
 from tests.factories import deletion, edit, message
 from tickets.changes import Place, Seen, changes_since
 from tickets.models import Message, Ticket, TicketEvent
-from tickets.services import add_note, change_ticket, reply_to_ticket
+from tickets.replies import add_note, reply_to_ticket
+from tickets.updates import update_ticket
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def test_poll_returns_only_entries_stored_after_the_page(agent_client, other_age
     new_inbound = inbound(locmem_channel, "m1", "Now it smells of smoke")
     dana_reply = reply_to_ticket(ticket=ticket, author=other_agent, body="Evacuate, please")
     dana_note = add_note(ticket=ticket, author=other_agent, body="Called facilities")
-    change_ticket(ticket=ticket, actor=other_agent, status="pending", assignee=other_agent)
+    update_ticket(ticket=ticket, actor=other_agent, status="pending", assignee=other_agent)
 
     response = poll(agent_client, url)
     assert response.status_code == 200
@@ -133,17 +134,17 @@ def test_poll_costs_the_same_queries_for_one_or_many_new_entries(agent_client, o
 
     # One new message and one change (which also re-renders the actions form) ...
     inbound(locmem_channel, "m1", "one")
-    change_ticket(ticket=ticket, actor=other_agent, priority=4)
+    update_ticket(ticket=ticket, actor=other_agent, priority=4)
     one = queries_for(agent_client, url)
     # ... cost the same as many.
     for n in range(2, 30):
         inbound(locmem_channel, f"m{n}", f"message {n}", minute=n)
-        change_ticket(ticket=ticket, actor=other_agent, priority=3 if n % 2 else 1)
+        update_ticket(ticket=ticket, actor=other_agent, priority=3 if n % 2 else 1)
     assert queries_for(agent_client, url) == one
 
 
 def test_poll_with_many_new_entries_brings_them_in_batches(agent_client, ticket):
-    from tickets.console.ticket_page import LIVE_BATCH
+    from console.timeline import LIVE_BATCH
 
     url = poll_url(agent_client.get(detail_url(ticket)).content.decode())
     Message.objects.bulk_create(
@@ -365,11 +366,11 @@ CHANGES = {
         "Dana Desk added an internal note: I am handling this",
     ),
     "a status change": (
-        lambda ticket, dana, channel: change_ticket(ticket=ticket, actor=dana, status="resolved"),
+        lambda ticket, dana, channel: update_ticket(ticket=ticket, actor=dana, status="resolved"),
         "Dana Desk changed status from new to resolved",
     ),
     "an assignee change": (
-        lambda ticket, dana, channel: change_ticket(ticket=ticket, actor=dana, assignee=dana),
+        lambda ticket, dana, channel: update_ticket(ticket=ticket, actor=dana, assignee=dana),
         "Dana Desk changed assignee from nobody to Dana Desk",
     ),
 }
@@ -412,7 +413,7 @@ def test_reply_after_seeing_the_warning_goes_through(agent_client, other_agent, 
 
 def test_note_is_held_back_too_and_keeps_its_kind(agent_client, other_agent, ticket):
     seen = seen_of(agent_client.get(detail_url(ticket)).content.decode())
-    change_ticket(ticket=ticket, actor=other_agent, assignee=other_agent)
+    update_ticket(ticket=ticket, actor=other_agent, assignee=other_agent)
     response = note(agent_client, ticket, seen, body="Check the warranty")
     assert response.status_code == 409
     html = response.content.decode()
@@ -427,8 +428,8 @@ def test_own_changes_and_other_fields_do_not_hold_a_reply_back(agent_client, age
     """What the agent did themselves, and priority or queue changes, do not change what a reply should say."""
     seen = seen_of(agent_client.get(detail_url(ticket)).content.decode())
     add_note(ticket=ticket, author=agent, body="My own note")
-    change_ticket(ticket=ticket, actor=agent, status="open")
-    change_ticket(ticket=ticket, actor=other_agent, priority=4)
+    update_ticket(ticket=ticket, actor=agent, status="open")
+    update_ticket(ticket=ticket, actor=other_agent, priority=4)
     assert reply(agent_client, ticket, seen).status_code == 302
     assert outbound_count(ticket) == 1
 
@@ -445,7 +446,7 @@ def test_changes_since_lists_what_others_did(ticket, agent, other_agent, locmem_
     assert not changes_since(ticket.pk, opened, viewer=agent)
     new = inbound(locmem_channel, "m1", "Hello again")
     add_note(ticket=ticket, author=agent, body="mine")
-    change_ticket(ticket=ticket, actor=other_agent, status="pending")
+    update_ticket(ticket=ticket, actor=other_agent, status="pending")
     event = TicketEvent.objects.get(kind="status")
     changes = changes_since(ticket.pk, opened, viewer=agent)
     assert [(kind, item.pk) for kind, item in changes.entries] == [("message", new.pk), ("event", event.pk)]

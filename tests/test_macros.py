@@ -12,14 +12,14 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from channels_ingest.adapters import locmem
+from channel_adapters import locmem
 from tests.conftest import queries_for, receive
 from tests.factories import message
 from tickets.macros import MacroError, reply_with_macro, usable_macro
 from tickets.models import Macro, Message, Ticket, TicketEvent
 from tickets.placeholders import PLACEHOLDERS
+from tickets.replies import ReplyError
 from tickets.roles import AGENTS_GROUP
-from tickets.services import MAX_BODY_LENGTH, ReplyError
 
 
 @pytest.fixture
@@ -317,7 +317,7 @@ def test_a_refused_reply_applies_nothing(agent_client, agent, ticket, django_cap
     macro = shared_macro(status="resolved", assignee_action=Macro.AssigneeAction.APPLIER)
     with django_capture_on_commit_callbacks() as callbacks:
         response = agent_client.post(
-            reply_url(ticket), {"body": "x" * (MAX_BODY_LENGTH + 1), "macro": macro.pk}, follow=True
+            reply_url(ticket), {"body": "x" * (Message.MAX_BODY_LENGTH + 1), "macro": macro.pk}, follow=True
         )
         with pytest.raises(ReplyError):
             reply_with_macro(ticket=ticket, author=agent, body="  ", macro=macro)

@@ -7,10 +7,11 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
-from channels_ingest.adapters import locmem
+from channel_adapters import locmem
 from tests.factories import message
+from tickets.inbound import receive_batch
 from tickets.models import Message, Ticket
-from tickets.services import ReplyError, add_note, receive_batch
+from tickets.replies import ReplyError, add_note
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 import pytest
 from django.db import connection
 
-from channels_ingest import services
-from channels_ingest.adapters import locmem
-from channels_ingest.adapters.base import CredentialsError, RateLimited, TransientError
+from channel_adapters import locmem
+from channel_adapters.base import CredentialsError, RateLimited, TransientError
+from channels_ingest import ingest, names, polling
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import deletion, edit, message, sender
 from tickets.models import Contact, Identity, Message, Ticket
@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 def poll_and_ingest(channel):
-    outcome = services.poll_channel(channel.pk)
-    services.ingest_channel(channel.pk)
+    outcome = polling.poll_channel(channel.pk)
+    ingest.ingest_channel(channel.pk)
     return outcome
 
 
@@ -54,7 +54,7 @@ def test_cursor_advances_only_with_what_was_stored(locmem_channel):
     locmem_channel.save()
     locmem.inbox["lm"] = [message("a"), message("b"), TransientError("connection reset"), message("c")]
 
-    outcome = services.poll_channel(locmem_channel.pk)
+    outcome = polling.poll_channel(locmem_channel.pk)
     locmem_channel.refresh_from_db()
     assert outcome.stored == 2
     assert locmem_channel.cursor == {"position": 2}
@@ -62,7 +62,7 @@ def test_cursor_advances_only_with_what_was_stored(locmem_channel):
     assert set(InboundMessage.objects.values_list("external_id", flat=True)) == {"a", "b"}
 
     locmem.inbox["lm"].pop(2)
-    assert services.poll_channel(locmem_channel.pk).stored == 1
+    assert polling.poll_channel(locmem_channel.pk).stored == 1
     locmem_channel.refresh_from_db()
     assert locmem_channel.cursor == {"position": 3}
     assert locmem_channel.healthy and not locmem_channel.last_error
@@ -70,21 +70,21 @@ def test_cursor_advances_only_with_what_was_stored(locmem_channel):
 
 def test_a_channel_already_being_polled_is_not_polled_again(locmem_channel):
     """The poll lease keeps two pollers of one channel apart."""
-    token = services._acquire_poll_lease(locmem_channel.pk)
+    token = polling._acquire_poll_lease(locmem_channel.pk)
     assert token is not None
     locmem.inbox["lm"] = [message("a")]
-    assert services.poll_channel(locmem_channel.pk).polled is False
-    services._release_poll_lease(locmem_channel.pk, token)
-    assert services.poll_channel(locmem_channel.pk).stored == 1
+    assert polling.poll_channel(locmem_channel.pk).polled is False
+    polling._release_poll_lease(locmem_channel.pk, token)
+    assert polling.poll_channel(locmem_channel.pk).stored == 1
 
 
 def test_a_poller_that_lost_its_lease_stores_nothing_more(locmem_channel):
     """If another poller took over an expired lease, the old one's next page is refused (fencing)."""
     locmem.inbox["lm"] = [message("a")]
     pages = locmem_channel.adapter().poll({})
-    token = services._acquire_poll_lease(locmem_channel.pk)
+    token = polling._acquire_poll_lease(locmem_channel.pk)
     Channel.objects.filter(pk=locmem_channel.pk).update(poll_lease_token=None, poll_lease_expires_at=None)
-    services._acquire_poll_lease(locmem_channel.pk)  # a second poller wins
+    polling._acquire_poll_lease(locmem_channel.pk)  # a second poller wins
     renewed = Channel.objects.filter(pk=locmem_channel.pk, poll_lease_token=token).update(cursor=next(pages).cursor)
     assert renewed == 0
 
@@ -95,8 +95,8 @@ def test_revoked_credentials_mark_only_that_channel_unhealthy(locmem_channel):
     locmem.inbox["lm"] = [CredentialsError("token_revoked")]
     locmem.inbox["other"] = [message("x")]
 
-    services.poll_channel(locmem_channel.pk)
-    services.poll_channel(other.pk)
+    polling.poll_channel(locmem_channel.pk)
+    polling.poll_channel(other.pk)
     locmem_channel.refresh_from_db()
     other.refresh_from_db()
     assert not locmem_channel.healthy
@@ -107,7 +107,7 @@ def test_revoked_credentials_mark_only_that_channel_unhealthy(locmem_channel):
 def test_rate_limited_poll_is_rescheduled_after_retry_after(locmem_channel):
     """A 429 pushes the next poll back by Retry-After without marking the channel unhealthy."""
     locmem.inbox["lm"] = [RateLimited("slow down", retry_after=120)]
-    services.poll_channel(locmem_channel.pk)
+    polling.poll_channel(locmem_channel.pk)
     locmem_channel.refresh_from_db()
     assert locmem_channel.healthy
     assert (locmem_channel.next_poll_at - locmem_channel.last_poll_at).total_seconds() == pytest.approx(120)
@@ -138,10 +138,10 @@ def test_edit_of_unknown_message_is_skipped_with_a_reason(locmem_channel):
 def test_one_broken_message_does_not_block_the_batch(locmem_channel):
     """A row that cannot be ingested is marked failed with its error; the rest of the batch lands."""
     locmem.inbox["lm"] = [message("a"), message("b", minute=1)]
-    services.poll_channel(locmem_channel.pk)
+    polling.poll_channel(locmem_channel.pk)
     InboundMessage.objects.filter(external_id="a").update(payload={"garbage": True})
 
-    services.ingest_channel(locmem_channel.pk)
+    ingest.ingest_channel(locmem_channel.pk)
 
     broken = InboundMessage.objects.get(external_id="a")
     assert broken.status == InboundMessage.Status.FAILED
@@ -200,18 +200,18 @@ def test_nul_characters_and_huge_text_are_stored_safely(locmem_channel):
 def test_ingest_query_count_does_not_grow_with_batch_size(locmem_channel, django_assert_max_num_queries):
     """Ingestion is set-based: 200 messages from 50 people in 200 threads take the same queries as 5."""
 
-    def ingest(prefix, count):
+    def queries_to_ingest(prefix, count):
         locmem.inbox["lm"] = [message(f"{prefix}{i}", user=f"{prefix}u{i % 50}") for i in range(count)]
         Channel.objects.filter(pk=locmem_channel.pk).update(cursor={})
-        services.poll_channel(locmem_channel.pk)
+        polling.poll_channel(locmem_channel.pk)
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
         with CaptureQueriesContext(connection) as queries:
-            services.ingest_channel(locmem_channel.pk)
+            ingest.ingest_channel(locmem_channel.pk)
         return len(queries)
 
-    small, large = ingest("s", 5), ingest("l", 200)
+    small, large = queries_to_ingest("s", 5), queries_to_ingest("l", 200)
     assert large == small
     assert Message.objects.count() == 205
 
@@ -220,4 +220,4 @@ def test_a_name_lookup_for_a_deleted_channel_does_nothing(locmem_channel):
     """The follow-up name lookup runs after ingestion; if the channel was deleted meanwhile it has nothing to do."""
     channel_id = locmem_channel.pk
     locmem_channel.delete()
-    assert services.describe_senders(channel_id, [sender("u1", "Ann")]) == 0
+    assert names.describe_senders(channel_id, [sender("u1", "Ann")]) == 0

@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from channels_ingest.models import Channel
+from console.view_counts import SHARED_COUNTS_KEY
 from tests.conftest import queries_for, receive
 from tests.factories import message
-from tickets.console.view_counts import SHARED_COUNTS_KEY
 from tickets.models import Contact, Identity, Message, Queue, Ticket
 from tickets.roles import AGENTS_GROUP
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from tickets.console.forms import TicketFilterForm
-from tickets.templatetags.console_fields import plain_select
-from tickets.templatetags.console_rows import ago, compact_since
+from console.forms import TicketFilterForm
+from console.templatetags.console_fields import plain_select
+from console.templatetags.console_labels import ago, compact_since
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
+from console.saved_views import MAX_SAVED_VIEWS
 from tests.conftest import queries_for
-from tickets.console.saved_views import MAX_SAVED_VIEWS
 from tickets.models import SavedView
 from tickets.roles import AGENTS_GROUP
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from channels_ingest import delivery, services
+from channels_ingest import delivery, polling
 from channels_ingest.models import Channel, InboundMessage
 from tests.conftest import poll_as_worker as poll
 from tickets.models import Message, Ticket
-from tickets.services import reply_to_ticket
+from tickets.replies import reply_to_ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +88,7 @@ def test_our_own_replies_are_not_ingested_back(slack_channel, slack_emulator, ag
 
 def test_revoked_token_marks_channel_unhealthy_and_others_keep_working(slack_channel, slack_emulator):
     """invalid_auth marks only that channel unhealthy with Slack's error."""
-    from channels_ingest.adapters.slack import SlackAdapter
+    from channel_adapters.slack import SlackAdapter
 
     config, secrets = SlackAdapter.split_config(
         {"bot_token": "xoxb-wrong", "conversations": ["C0GENERAL"], "base_url": slack_emulator.base_url}
@@ -106,7 +106,7 @@ def test_rate_limit_reschedules_the_poll_and_keeps_stored_pages(slack_channel, s
     """A 429 mid-poll keeps what was stored and waits Retry-After before the next poll."""
     slack_channel.config["page_size"] = 2
     slack_channel.save()
-    services.poll_channel(slack_channel.pk)  # learn the bot's identity first
+    polling.poll_channel(slack_channel.pk)  # learn the bot's identity first
     slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"m{i}"} for i in range(4)])
     slack_emulator.fault("conversations.history", count=1, status=429, retry_after=42)
 

@@ -11,11 +11,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from console.timeline import TIMELINE_PAGE
 from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, message
-from tickets.console.ticket_page import TIMELINE_PAGE
 from tickets.models import Contact, Identity, Message, Queue, Ticket, TicketEvent
-from tickets.services import TicketChangeError, change_ticket
+from tickets.updates import TicketUpdateError, update_ticket
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_status_change_writes_events_and_shows_in_timeline(agent_client, agent, 
     html = agent_client.get(detail_url(ticket)).content.decode()
     text = text_of(html)
     assert "Ticket updated." in text
-    assert "Alex Agent changed status from new to open · 0 minutes ago" in text
+    assert "Alex Agent changed status from new to open · just now" in text
     assert "Alex Agent changed priority from normal to high" in text
     assert "Alex Agent changed assignee from nobody to Alex Agent" in text
     assert "Alex Agent changed queue from no queue to Network" in text
@@ -96,7 +96,7 @@ def test_no_event_for_a_no_op_change(agent_client, agent, ticket):
     before = ticket.last_activity_at
     response = agent_client.post(update_url(ticket), form_data(ticket), follow=True)
     assert "Nothing to change." in response.content.decode()
-    assert change_ticket(ticket=ticket, actor=agent, status=ticket.status, priority=ticket.priority) == []
+    assert update_ticket(ticket=ticket, actor=agent, status=ticket.status, priority=ticket.priority) == []
     assert not TicketEvent.objects.exists()
     ticket.refresh_from_db()
     assert ticket.last_activity_at == before
@@ -133,8 +133,8 @@ def test_assign_to_me_and_only_agents_can_be_assigned(agent_client, agent, emplo
 
     response = agent_client.post(update_url(ticket), form_data(ticket, assignee=employee.pk), follow=True)
     assert "Select a valid choice" in response.content.decode()
-    with pytest.raises(TicketChangeError):
-        change_ticket(ticket=ticket, actor=agent, assignee=employee)
+    with pytest.raises(TicketUpdateError):
+        update_ticket(ticket=ticket, actor=agent, assignee=employee)
     ticket.refresh_from_db()
     assert ticket.assignee == agent and TicketEvent.objects.count() == 1
 
@@ -251,7 +251,7 @@ def test_ticket_page_query_count_is_constant(agent_client, agent, locmem_channel
     ticket = Ticket.objects.get()
     add_messages(ticket, 2)
     Ticket.objects.create(subject="Another", requester=ticket.requester)
-    change_ticket(ticket=ticket, actor=agent, status="open")
+    update_ticket(ticket=ticket, actor=agent, status="open")
     few = queries_for(agent_client, detail_url(ticket))
     oldest = ticket.messages.order_by("created_at", "id").last().pk
     few_earlier = queries_for(agent_client, earlier_url(ticket, oldest))
@@ -259,7 +259,7 @@ def test_ticket_page_query_count_is_constant(agent_client, agent, locmem_channel
     add_messages(ticket, 37, start=BASE_TIME + timedelta(hours=1))
     for n in range(7):
         Ticket.objects.create(subject=f"Another {n}", requester=ticket.requester)
-        change_ticket(ticket=ticket, actor=agent, priority=3 if n % 2 == 0 else 1)
+        update_ticket(ticket=ticket, actor=agent, priority=3 if n % 2 == 0 else 1)
     assert ticket.messages.count() == 40 and ticket.events.count() == 8
     assert Ticket.objects.filter(requester=ticket.requester).count() == 9
     assert queries_for(agent_client, detail_url(ticket)) == few

@@ -15,14 +15,14 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from channels_ingest.adapters import locmem
-from channels_ingest.adapters.base import Envelope, EnvelopeKind, Sender
+from channel_adapters import locmem
+from channel_adapters.base import Envelope, EnvelopeKind, Sender
 from channels_ingest.models import Channel
 from tests.conftest import queries_for, receive
 from tests.factories import BASE_TIME, message, x_dm_from_bob
 from tickets.merging import merge_tickets
 from tickets.models import Attachment, Identity, Macro, Message, Ticket, TicketThread
-from tickets.services import MAX_BODY_LENGTH, add_note, reply_to_ticket
+from tickets.replies import add_note, reply_to_ticket
 
 
 def detail_url(ticket):
@@ -134,11 +134,11 @@ def test_a_reply_too_long_comes_back_with_its_draft_and_the_reason(agent_client,
 def test_an_empty_reply_and_an_empty_note_are_refused_in_place(agent_client, ticket):
     html = agent_client.post(reply_url(ticket), {"body": "   "}).content.decode()
     assert refusal_of(html) == "Not sent: A reply needs some text."
-    response = agent_client.post(note_url(ticket), {"body": "x" * (MAX_BODY_LENGTH + 1)})
+    response = agent_client.post(note_url(ticket), {"body": "x" * (Message.MAX_BODY_LENGTH + 1)})
     assert response.status_code == 422
     html = response.content.decode()
     assert 'id="composer-kind-note" checked' in html and ">" + "x" * 50 in html
-    assert refusal_of(html) == f"Not added: The note is {MAX_BODY_LENGTH + 1} characters; notes take at most {MAX_BODY_LENGTH}."
+    assert refusal_of(html) == f"Not added: The note is {Message.MAX_BODY_LENGTH + 1} characters; notes take at most {Message.MAX_BODY_LENGTH}."
     assert not Message.objects.filter(direction=Message.Direction.NOTE).exists()
 
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import pytest
 from django.template import Context
 
+from console.templatetags.console_timeline import delivery_status, timeline_message
 from tickets.models import Message
-from tickets.templatetags.console_timeline import delivery_status, timeline_message
 
 HOSTILE = '<script>alert("x")</script>'
 

@@ -6,12 +6,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from channels_ingest import services
+from channels_ingest import ingest, polling, sweep
 from channels_ingest.models import InboundMessage
 from channels_ingest.tasks import poll_channel
 from tests.conftest import wait_for
 from tickets.models import Message, Ticket
-from tickets.services import reply_to_ticket
+from tickets.replies import reply_to_ticket
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -58,7 +58,7 @@ def test_worker_killed_mid_ingest_loses_nothing_and_duplicates_nothing(celery_wo
     slack_emulator.post_many("C0GENERAL", [{"user": f"U{i % 40:04d}", "text": f"msg {i}"} for i in range(total)])
     slack_channel.config["page_size"] = 999
     slack_channel.save()
-    assert services.poll_channel(slack_channel.pk).stored == total  # on commit, ingestion is queued
+    assert polling.poll_channel(slack_channel.pk).stored == total  # on commit, ingestion is queued
 
     doomed = celery_worker_process(concurrency=1, INGEST_BATCH_SIZE=25)
     wait_for(lambda: Message.objects.count() >= 100, interval=0.01, message="ingestion to start")
@@ -67,7 +67,7 @@ def test_worker_killed_mid_ingest_loses_nothing_and_duplicates_nothing(celery_wo
     assert partial < total, "the worker finished before it could be killed; raise the total"
 
     celery_worker_process(concurrency=2)
-    services.sweep(now=timezone.now() + timedelta(seconds=11))  # beat's pass, once the rows count as stalled
+    sweep.sweep(now=timezone.now() + timedelta(seconds=11))  # beat's pass, once the rows count as stalled
     wait_for(lambda: Message.objects.count() == total, timeout=60, message="all messages")
     assert InboundMessage.objects.filter(status=InboundMessage.Status.PROCESSED).count() == total
     assert Message.objects.values("external_id").distinct().count() == total
@@ -78,8 +78,8 @@ def test_reply_rate_limited_then_sent_by_the_worker(celery_worker_process, slack
     """A 429 with Retry-After: 1 is retried by the worker after a second, and lands once in the thread."""
     celery_worker_process()
     parent = slack_emulator.post("C0GENERAL", "U0ANN", "monitor flickers")["ts"]
-    services.poll_channel(slack_channel.pk)
-    services.ingest_channel(slack_channel.pk)
+    polling.poll_channel(slack_channel.pk)
+    ingest.ingest_channel(slack_channel.pk)
     slack_emulator.fault("chat.postMessage", count=1, status=429, retry_after=1)
 
     reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="Swapping the cable now")
@@ -97,8 +97,8 @@ def test_reply_marked_failed_after_the_last_attempt(celery_worker_process, slack
     """A Slack outage outlasting every retry leaves the reply failed, with Slack's error, and nothing posted."""
     celery_worker_process(DELIVERY_MAX_ATTEMPTS=2)
     slack_emulator.post("C0GENERAL", "U0ANN", "monitor flickers")
-    services.poll_channel(slack_channel.pk)
-    services.ingest_channel(slack_channel.pk)
+    polling.poll_channel(slack_channel.pk)
+    ingest.ingest_channel(slack_channel.pk)
     slack_emulator.fault("chat.postMessage", count=5, status=503)
 
     reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hello")
@@ -135,7 +135,7 @@ def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(celery_worker
     poll_channel.delay(slack_channel.pk)
     wait_for(lambda: InboundMessage.objects.count() == 50, message="all 50 messages stored")
     # The dead worker may have taken the queued ingest task with it: beat's sweep recovers the pending rows.
-    services.sweep(now=timezone.now() + timedelta(seconds=11))
+    sweep.sweep(now=timezone.now() + timedelta(seconds=11))
     wait_for(lambda: Message.objects.count() == 50, message="all 50 messages ingested")
     wait_for(lambda: "oldest" in type(slack_channel).objects.get(pk=slack_channel.pk).cursor["C0GENERAL"],
              message="the completed scan's cursor")

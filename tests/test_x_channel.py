@@ -7,12 +7,12 @@ import pytest
 from django.test import TestCase
 from django.utils import timezone
 
-from channels_ingest import delivery, services
+from channels_ingest import delivery, ingest, sweep
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from tests.conftest import make_x_channel
 from tests.conftest import poll_as_worker as poll
 from tickets.models import Message, Ticket
-from tickets.services import ReplyError, reply_modes, reply_to_ticket
+from tickets.replies import ReplyError, reply_modes, reply_to_ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +129,7 @@ def test_indirect_mention_waits_in_triage_until_an_agent_accepts_it(x_channel, x
     assert row.status == InboundMessage.Status.TRIAGE and not Ticket.objects.exists()
 
     with TestCase.captureOnCommitCallbacks(execute=True):
-        assert services.accept_triaged([row.pk], user=agent) == 1
+        assert ingest.accept_triaged([row.pk], user=agent) == 1
     row.refresh_from_db()
     assert row.status == InboundMessage.Status.PROCESSED and row.triaged_by == agent
     assert Ticket.objects.get().subject == "will email be down too?"
@@ -141,7 +141,7 @@ def test_dismissed_mention_is_kept_on_record_without_a_ticket(x_channel, x_emula
     x_channel.refresh_from_db()
     poll(x_channel)
     row = InboundMessage.objects.get()
-    assert services.dismiss_triaged([row.pk], user=agent) == 1
+    assert ingest.dismiss_triaged([row.pk], user=agent) == 1
     row.refresh_from_db()
     assert row.status == InboundMessage.Status.SKIPPED and "Dismissed in triage by agent" in row.error
     assert not Ticket.objects.exists()
@@ -236,7 +236,7 @@ def test_revoked_token_marks_the_channel_unhealthy(x_channel, x_emulator):
 
 def test_oauth1_credentials_work(x_emulator, db):
     """The four OAuth 1.0a keys work as well as an OAuth 2.0 user token."""
-    from channels_ingest.adapters.x import XAdapter
+    from channel_adapters.x import XAdapter
 
     config, secrets = XAdapter.split_config(
         {"consumer_key": "ck", "consumer_secret": "cs", "access_token": "at", "access_token_secret": "ats",
@@ -359,6 +359,6 @@ def test_budget_reached_pauses_polling_and_a_higher_budget_resumes_it(x_emulator
     assert not Channel.objects.due_for_poll(timezone.now() + timedelta(hours=1)).filter(pk=channel.pk).exists()
 
     Channel.objects.filter(pk=channel.pk).update(config={**channel.config, "monthly_budget_usd": 10})
-    services.sweep()
+    sweep.sweep()
     channel.refresh_from_db()
     assert channel.paused_reason == ""

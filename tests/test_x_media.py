@@ -6,10 +6,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from channels_ingest import attachments as downloads
-from channels_ingest import services
-from channels_ingest.adapters.base import PermanentError
-from channels_ingest.adapters.x import XAdapter
+from channel_adapters.base import PermanentError
+from channel_adapters.x import XAdapter
+from channels_ingest import downloads, ingest, polling
 from channels_ingest.models import ApiUsage, Channel, PriceRule
 from tests.conftest import make_x_channel, wait_for
 from tests.conftest import poll_as_worker as poll
@@ -136,8 +135,8 @@ def test_a_media_download_answering_404_fails_visibly(x_channel, x_emulator, age
 
     app.conf.task_always_eager = False  # store first, download later (as the worker would)
     [key] = x_emulator.post(x_emulator.people["maya"], "@ithelp", media=[photo()])["media_keys"]
-    services.poll_channel(x_channel.pk)
-    services.ingest_channel(x_channel.pk)
+    polling.poll_channel(x_channel.pk)
+    ingest.ingest_channel(x_channel.pk)
     attachment = Attachment.objects.get()
     x_emulator.delete_media(key)
 
@@ -156,8 +155,8 @@ def test_a_rate_limited_media_download_is_retried_after_x_reset(x_channel, x_emu
 
     app.conf.task_always_eager = False
     x_emulator.post(x_emulator.people["maya"], "@ithelp", media=[photo()])
-    services.poll_channel(x_channel.pk)
-    services.ingest_channel(x_channel.pk)
+    polling.poll_channel(x_channel.pk)
+    ingest.ingest_channel(x_channel.pk)
     attachment = Attachment.objects.get()
     x_emulator.set_rate_limit("media", limit=0, window_seconds=120)
 
@@ -261,7 +260,7 @@ def test_a_mention_with_a_photo_reaches_the_ticket_through_the_worker(
     celery_worker_process(MEDIA_ROOT=media_root)
     channel = make_x_channel(x_emulator)
     x_emulator.post(x_emulator.people["maya"], "@ithelp printer display", media=[photo(alt_text="PC LOAD LETTER")])
-    services.poll_channel(channel.pk)  # ingest and the download are queued to the worker on commit
+    polling.poll_channel(channel.pk)  # ingest and the download are queued to the worker on commit
 
     attachment = wait_for(lambda: Attachment.objects.filter(status="stored").first(), message="the photo stored")
     assert attachment.alt_text == "PC LOAD LETTER" and attachment.message.body == "@ithelp printer display"

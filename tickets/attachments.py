@@ -1,29 +1,22 @@
-"""Files on messages: recording what arrived, keeping the bytes once fetched, and what a reply may carry.
+"""Files on messages: recording what arrived, what a reply may carry, and names and types safe to show.
 
-Fetching is the channel layer's job (``channels_ingest.attachments``); this module only stores what
-it is handed, within ``settings.ATTACHMENT_MAX_BYTES``.
+Downloading an inbound file, and every step of its status after ``pending``, is the pipeline's
+(``channels_ingest.downloads``); this module records files and keeps an agent's uploads on their reply.
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import closing
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import default_storage
-from django.db.models import F
 from django.utils import timezone
 
-from channels_ingest.adapters.base import AttachmentLimits, InboundAttachment, ReplyMode
+from channel_adapters.base import AttachmentLimits, InboundAttachment, ReplyMode
 
-from .models import Attachment, attachment_path
+from .models import Attachment
 
 MAX_NAME_LENGTH = 150
 MIME_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
@@ -89,67 +82,6 @@ def record_inbound(message_files: Iterable[tuple[int, InboundAttachment]]) -> di
         if attachment.status == Attachment.Status.PENDING:
             to_fetch[attachment.message_id].append(attachment.pk)
     return to_fetch
-
-
-@dataclass(frozen=True)
-class PendingDownload:
-    attachment_id: int
-    ref: str
-    attempts: int
-    channel_id: int | None
-
-
-def claim_download(attachment_id: int) -> PendingDownload | None:
-    """The attachment to fetch and its channel, counting the attempt; None unless it is still pending."""
-    counted = Attachment.objects.filter(pk=attachment_id, status=Attachment.Status.PENDING).update(
-        attempts=F("attempts") + 1
-    )
-    if not counted:
-        return None
-    attachment = Attachment.objects.select_related("message__thread").get(pk=attachment_id)
-    thread = attachment.message.thread
-    return PendingDownload(attachment_id, attachment.external_ref, attachment.attempts, thread.channel_id if thread else None)
-
-
-def store_download(attachment_id: int, chunks: Iterator[bytes]) -> str:
-    """Keep the bytes ``chunks`` yields, up to the size limit; returns the attachment's new status.
-
-    Errors raised by ``chunks`` propagate (the caller decides whether to retry). Stops reading at the
-    limit and records "too large". Only a pending attachment changes, so a duplicate run is harmless.
-    """
-    limit = settings.ATTACHMENT_MAX_BYTES
-    with closing(chunks), tempfile.TemporaryFile() as spool:
-        size = 0
-        for chunk in chunks:
-            size += len(chunk)
-            if size > limit:
-                _finish(attachment_id, status=Attachment.Status.TOO_LARGE, error=too_large_error(size, limit))
-                return Attachment.Status.TOO_LARGE
-            spool.write(chunk)
-        spool.seek(0)
-        name = default_storage.save(attachment_path(None, ""), File(spool))
-    if not _finish(attachment_id, status=Attachment.Status.STORED, file=name, size=size, error=""):
-        default_storage.delete(name)  # another run stored it first
-        return Attachment.objects.values_list("status", flat=True).get(pk=attachment_id)
-    return Attachment.Status.STORED
-
-
-def retry_download_later(attachment_id: int, error: str, delay: float) -> None:
-    Attachment.objects.filter(pk=attachment_id, status=Attachment.Status.PENDING).update(
-        error=f"{error}; retrying in {delay:.0f}s", next_attempt_at=timezone.now() + timedelta(seconds=delay)
-    )
-
-
-def fail_download(attachment_id: int, error: str) -> None:
-    _finish(attachment_id, status=Attachment.Status.FAILED, error=error[:2000])
-
-
-def _finish(attachment_id, **fields) -> bool:
-    return bool(
-        Attachment.objects.filter(pk=attachment_id, status=Attachment.Status.PENDING).update(
-            next_attempt_at=None, **fields
-        )
-    )
 
 
 # Outbound ---------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Applying a macro: its reply and its actions on the ticket, together or not at all."""
+"""Canned responses (macros): who may use and manage them, and applying one: its reply and its actions on
+the ticket, together or not at all."""
 
 from django.db import transaction
 
 from .models import Macro, Message, Ticket, TicketEvent
+from .replies import reply_to_ticket
 from .roles import Role, role_of
-from .services import UNCHANGED, TicketChangeError, change_ticket, reply_to_ticket
+from .updates import UNCHANGED, TicketUpdateError, update_ticket
 
 
 class MacroError(ValueError):
@@ -40,14 +42,14 @@ def _assignee(macro: Macro, applier):
         return None
     if action == Macro.AssigneeAction.AGENT:
         if macro.assignee is None:
-            raise TicketChangeError(f"The agent that macro {macro.name!r} assigns to no longer exists.")
+            raise TicketUpdateError(f"The agent that macro {macro.name!r} assigns to no longer exists.")
         return macro.assignee
     return UNCHANGED
 
 
 def apply_macro_actions(*, ticket: Ticket, actor, macro: Macro) -> list[TicketEvent]:
-    """Set the status and assignee the macro says, through ``change_ticket`` (so each change is audited)."""
-    return change_ticket(ticket=ticket, actor=actor, status=macro.status or None, assignee=_assignee(macro, actor))
+    """Set the status and assignee the macro says, through ``update_ticket`` (so each change is audited)."""
+    return update_ticket(ticket=ticket, actor=actor, status=macro.status or None, assignee=_assignee(macro, actor))
 
 
 def reply_with_macro(
@@ -55,7 +57,7 @@ def reply_with_macro(
 ):
     """Send an agent's reply and apply ``macro``'s actions in one transaction.
 
-    A refused reply (``ReplyError``) applies nothing; a refused action (``TicketChangeError``) sends
+    A refused reply (``ReplyError``) applies nothing; a refused action (``TicketUpdateError``) sends
     nothing. Returns the reply and the events written.
     """
     with transaction.atomic():

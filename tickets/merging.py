@@ -14,9 +14,8 @@ from django.db import models, transaction
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from .bulk_actions import MAX_BULK
 from .models import Message, Ticket, TicketEvent, TicketThread
-from .services import TicketChangeError
+from .updates import MAX_BULK, TicketUpdateError
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def oldest(tickets):
 def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutcome:
     """Merge the selected tickets into one of them: ``keep_id``, or else the oldest.
 
-    Refused (``TicketChangeError``, nothing written): fewer than two tickets, a ticket into itself,
+    Refused (``TicketUpdateError``, nothing written): fewer than two tickets, a ticket into itself,
     a kept ticket that is not among the selected, a ticket that no longer exists or was already
     merged. Each merged ticket gets a status event (closed) and a "merged" event; so does the kept
     one. If the kept ticket was resolved or closed while a merged one was still open, it reopens:
@@ -42,12 +41,12 @@ def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutc
     ids = sorted(set(ticket_ids))
     if len(ids) < 2:
         if len(ticket_ids) >= 2 or (keep_id is not None and ids == [keep_id]):
-            raise TicketChangeError("A ticket cannot be merged into itself.")
-        raise TicketChangeError("Select at least 2 tickets to merge.")
+            raise TicketUpdateError("A ticket cannot be merged into itself.")
+        raise TicketUpdateError("Select at least 2 tickets to merge.")
     if len(ids) > MAX_BULK:
-        raise TicketChangeError(f"At most {MAX_BULK} tickets can be merged at once; {len(ids)} were selected.")
+        raise TicketUpdateError(f"At most {MAX_BULK} tickets can be merged at once; {len(ids)} were selected.")
     if keep_id is not None and keep_id not in ids:
-        raise TicketChangeError(f"The ticket to keep, #{keep_id}, must be one of the selected tickets.")
+        raise TicketUpdateError(f"The ticket to keep, #{keep_id}, must be one of the selected tickets.")
 
     now = timezone.now()
     with transaction.atomic():
@@ -55,10 +54,10 @@ def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutc
         tickets = list(Ticket.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk"))
         missing = sorted(set(ids) - {ticket.pk for ticket in tickets})
         if missing:
-            raise TicketChangeError(f"Ticket #{missing[0]} no longer exists.")
+            raise TicketUpdateError(f"Ticket #{missing[0]} no longer exists.")
         for ticket in tickets:
             if ticket.merged_into_id:
-                raise TicketChangeError(f"#{ticket.pk} was already merged into #{ticket.merged_into_id}.")
+                raise TicketUpdateError(f"#{ticket.pk} was already merged into #{ticket.merged_into_id}.")
         kept = next(t for t in tickets if t.pk == keep_id) if keep_id is not None else oldest(tickets)
         merged = [ticket for ticket in tickets if ticket is not kept]
         merged_ids = [ticket.pk for ticket in merged]

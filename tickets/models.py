@@ -1,3 +1,4 @@
+import logging
 import uuid
 
 from django.conf import settings
@@ -8,6 +9,8 @@ from django.utils import timezone
 from .marks import WriteMark
 from .placeholders import fill, validate_placeholders
 from .querysets import MacroQuerySet, MessageQuerySet, TicketEventQuerySet, TicketQuerySet
+
+logger = logging.getLogger(__name__)
 
 SUBJECT_LENGTH = 200
 
@@ -177,6 +180,9 @@ class Message(models.Model):
         SENT = "sent"
         FAILED = "failed"
 
+    #: The longest text kept; an inbound message beyond it is cut (and says so), a reply or note beyond it is refused.
+    MAX_BODY_LENGTH = 40_000
+
     # Both foreign keys are served by the composite indexes below, which also order by time.
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages", db_index=False)
     thread = models.ForeignKey(
@@ -229,6 +235,17 @@ class Message(models.Model):
 
     def __str__(self):
         return f"{self.direction} message {self.pk} on ticket {self.ticket_id}"
+
+    @classmethod
+    def clean_body(cls, text: str) -> str:
+        """Keep every character a person typed (emoji, RTL, zero-width), but nothing the database refuses,
+        and no more than ``MAX_BODY_LENGTH``."""
+        text = text.replace("\x00", "\ufffd")
+        if len(text) > cls.MAX_BODY_LENGTH:
+            dropped = len(text) - cls.MAX_BODY_LENGTH
+            logger.warning("Message text truncated by %d characters", dropped)
+            text = text[: cls.MAX_BODY_LENGTH] + f"\n… [truncated {dropped} characters]"
+        return text
 
     @property
     def delivery_stalled_since(self):

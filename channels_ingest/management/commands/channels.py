@@ -8,9 +8,9 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.urls import reverse
 
-from channels_ingest import services
-from channels_ingest.adapters import adapter_class
-from channels_ingest.adapters.base import AdapterError, ConfigError
+from channel_adapters.base import AdapterError, ConfigError
+from channels_ingest import ingest, polling
+from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.usage import month_start, monthly_budget
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         if not isinstance(raw, dict):
             raise CommandError("--config must be a JSON object.")
         try:
-            clean_config, secrets = adapter_class(kind).split_config(raw)
+            clean_config, secrets = clean_channel_config(kind, raw)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         if Channel.objects.filter(name=name).exists():
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             )
             if not no_verify:
                 try:
-                    services.verify_channel(channel)
+                    polling.verify_channel(channel)
                 except AdapterError as exc:
                     transaction.set_rollback(True)
                     raise CommandError(f"Credentials check failed: {exc} (use --no-verify to add anyway)") from None
@@ -96,10 +96,10 @@ class Command(BaseCommand):
         channel = Channel.objects.filter(name=name).first()
         if channel is None:
             raise CommandError(f"No channel named {name!r}.")
-        outcome = services.poll_channel(channel.pk)
+        outcome = polling.poll_channel(channel.pk)
         if not outcome.polled:
             raise CommandError(f"{name} is being polled by another worker right now; try again shortly.")
-        ingested = services.ingest_channel(channel.pk)
+        ingested = ingest.ingest_channel(channel.pk)
         self.stdout.write(f"Stored {outcome.stored} new messages from {name} ({ingested} ingested into tickets).")
         if outcome.error:
             raise CommandError(f"Poll stopped early: {outcome.error}")

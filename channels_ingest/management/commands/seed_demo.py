@@ -3,8 +3,7 @@
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 
-from channels_ingest.adapters.slack import SlackAdapter
-from channels_ingest.adapters.x import XAdapter
+from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.management.commands.channels import webhook_url
 from channels_ingest.models import Channel
 from tickets.models import Macro, Queue, Ticket
@@ -54,7 +53,8 @@ class Command(BaseCommand):
         for macro in DEMO_MACROS:
             Macro.objects.get_or_create(name=macro["name"], owner=None, defaults=macro)
 
-        config, secrets = SlackAdapter.split_config(
+        config, secrets = clean_channel_config(
+            "slack",
             {
                 "bot_token": "xoxb-emulator",
                 "signing_secret": "emulator-secret",
@@ -66,7 +66,8 @@ class Command(BaseCommand):
             name="slack-it-help",
             defaults={"kind": "slack", "config": config, "secrets": secrets, "poll_interval_seconds": 60},
         )
-        config, secrets = XAdapter.split_config(
+        config, secrets = clean_channel_config(
+            "x",
             {
                 "bearer_token": "x-emulator-bearer",
                 "base_url": x_base_url,

@@ -1,0 +1,311 @@
+"""The adapter contract.
+
+An adapter turns one platform's wire protocol into normalized ``Envelope``s
+and sends replies back. It is stateless apart from what it is built with
+(a channel's config, secrets and learned state), never touches the ORM, and
+reports failures with the exceptions below so the pipeline can decide what is
+transient, what is the channel's fault and what is bad input.
+
+Subclasses set ``kind`` and ``capabilities`` and implement the methods their
+capabilities promise: ``poll`` (POLL), ``handle_webhook`` (WEBHOOK),
+``send`` (REPLY). ``check_credentials`` is always required. A channel whose
+messages carry files implements ``fetch_attachment``; one whose reply modes
+allow attachments (``ReplyMode.attachments``) implements ``send_attachment``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Capability(enum.StrEnum):
+    POLL = "poll"
+    WEBHOOK = "webhook"
+    REPLY = "reply"
+
+
+class EnvelopeKind(enum.StrEnum):
+    MESSAGE = "message"
+    EDIT = "edit"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """A person on a platform. ``namespace`` scopes ``external_id`` (e.g. one Slack workspace)."""
+
+    namespace: str
+    external_id: str
+    handle: str = ""
+    display_name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    """A file that came with a message. ``ref`` is opaque outside the adapter: it hands it back to
+    ``fetch_attachment`` to get the bytes. ``size`` is what the platform declared (0 if unknown).
+    ``alt_text`` is what the sender wrote about what an image shows, if anything."""
+
+    name: str
+    content_type: str
+    size: int
+    ref: str
+    alt_text: str = ""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One inbound event, normalized.
+
+    ``external_id`` is unique per channel for this event and is what makes
+    storing it idempotent. ``thread_key`` names the conversation it belongs
+    to; replies go back to the same key. For edits and deletions,
+    ``target_id`` is the ``external_id`` of the message they change.
+    ``public`` messages are visible to everyone and pass the channel's
+    triage rules before they open a ticket. ``reopens`` says whether a new
+    message on a resolved ticket's conversation reopens it (a thread) or
+    starts a new ticket (a DM conversation). ``meta`` keeps the facts the
+    adapter needs later to reply (e.g. whether the author summoned us).
+    """
+
+    external_id: str
+    kind: EnvelopeKind
+    thread_key: str
+    sent_at: datetime
+    sender: Sender | None = None
+    text: str = ""
+    starts_thread: bool = False
+    target_id: str = ""
+    public: bool = False
+    reopens: bool = True
+    meta: dict = field(default_factory=dict)
+    attachments: tuple[InboundAttachment, ...] = ()
+
+    def to_json(self) -> dict:
+        # Written out rather than dataclasses.asdict(), which deep-copies and is the hot spot of a poll.
+        return {
+            "external_id": self.external_id,
+            "kind": str(self.kind),
+            "thread_key": self.thread_key,
+            "sent_at": self.sent_at.isoformat(),
+            "sender": vars(self.sender).copy() if self.sender else None,
+            "text": self.text,
+            "starts_thread": self.starts_thread,
+            "target_id": self.target_id,
+            "public": self.public,
+            "reopens": self.reopens,
+            "meta": self.meta,
+            "attachments": [vars(attachment).copy() for attachment in self.attachments],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Envelope:
+        sender = data.get("sender")
+        return cls(
+            external_id=data["external_id"],
+            kind=EnvelopeKind(data["kind"]),
+            thread_key=data["thread_key"],
+            sent_at=datetime.fromisoformat(data["sent_at"]),
+            sender=Sender(**sender) if sender else None,
+            text=data.get("text", ""),
+            starts_thread=data.get("starts_thread", False),
+            target_id=data.get("target_id", ""),
+            public=data.get("public", False),
+            reopens=data.get("reopens", True),
+            meta=data.get("meta") or {},
+            attachments=tuple(InboundAttachment(**item) for item in data.get("attachments") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where a reply goes: the conversation, how (``mode``), and the message it answers."""
+
+    thread_key: str
+    mode: str = ""
+    reply_to: str = ""
+    reply_to_meta: dict = field(default_factory=dict)
+    recipient: str = ""
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    """What files a reply mode can carry: how many, and how large each may be."""
+
+    max_files: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class ReplyMode:
+    """One way to answer on this channel (e.g. a public reply or a DM), and whether it is allowed now.
+
+    ``attachments`` is None when replies this way carry text only.
+    """
+
+    key: str
+    label: str
+    max_length: int
+    allowed: bool = True
+    reason: str = ""
+    attachments: AttachmentLimits | None = None
+
+
+@dataclass(frozen=True)
+class OutboundFile:
+    """A file an agent attached to a reply."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivered reply. ``thread_key`` is set when the reply opened a new conversation (e.g. moved to DM)."""
+
+    external_id: str
+    thread_key: str = ""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An inbound item the adapter could not interpret; recorded, never silently dropped."""
+
+    reference: str
+    reason: str
+
+
+@dataclass
+class PollPage:
+    """What one step of a poll produced, and the cursor that is safe to save once it is stored."""
+
+    envelopes: list[Envelope]
+    cursor: dict
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass
+class WebhookResult:
+    """The HTTP answer to give the platform, and what to store."""
+
+    status: int = 200
+    body: dict | str = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+    envelopes: list[Envelope] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class AdapterError(Exception):
+    """A platform call failed. ``str(error)`` is safe to show and log (no credentials)."""
+
+
+class TransientError(AdapterError):
+    """Worth retrying later: timeouts, 5xx, rate limits."""
+
+    def __init__(self, message, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    pass
+
+
+class CredentialsError(AdapterError):
+    """The platform rejected our credentials; the channel is unhealthy until an admin fixes them."""
+
+
+class PermanentError(AdapterError):
+    """The platform refused this request for good (unknown conversation, text too long, ...)."""
+
+
+class InvalidWebhook(AdapterError):
+    """A push request that must be refused with ``status`` (forged, stale, malformed, unknown)."""
+
+    def __init__(self, message, *, status: int = 400, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+class ConfigError(ValueError):
+    """A channel configuration that cannot work."""
+
+
+class ChannelAdapter:
+    kind: str = ""
+    capabilities: frozenset[Capability] = frozenset()
+    #: Config keys holding credentials: stored encrypted, never shown back in full.
+    secret_fields: tuple[str, ...] = ()
+    #: Longest reply text the platform takes.
+    max_reply_length: int = 40_000
+
+    def __init__(self, *, config: Mapping, secrets: Mapping, state: Mapping | None = None):
+        self.config = dict(config)
+        self.secrets = dict(secrets)
+        self.state = dict(state or {})
+        #: Billable platform calls made by this instance: operation → units, for the cost meter.
+        self.usage: Counter[str] = Counter()
+
+    @classmethod
+    def split_config(cls, raw: Mapping) -> tuple[dict, dict]:
+        """Validate a raw config and split it into (config, secrets). Raises ``ConfigError``."""
+        secrets = {key: raw[key] for key in cls.secret_fields if key in raw}
+        config = {key: value for key, value in raw.items() if key not in cls.secret_fields}
+        return config, secrets
+
+    def check_credentials(self) -> dict:
+        """Verify the credentials against the platform and return facts to keep as channel state."""
+        raise NotImplementedError
+
+    def poll(self, cursor: Mapping) -> Iterator[PollPage]:
+        """Yield pages of new envelopes, each with the cursor to save once the page is stored."""
+        raise NotImplementedError
+
+    def handle_webhook(self, *, headers: Mapping, body: bytes) -> WebhookResult:
+        """Verify and interpret one push request. Raises ``InvalidWebhook`` to refuse it."""
+        raise NotImplementedError
+
+    def describe_senders(self, senders: list[Sender]) -> dict[str, Sender]:
+        """Ask the platform for these senders' names; those it knows, keyed by external id. Best effort:
+        never raises. Called after ingestion, never during it, and the pipeline caches what it returns."""
+        return {}
+
+    @classmethod
+    def describe_thread(cls, key: str) -> str:
+        """What kind of conversation a thread key names, in the platform's words (e.g. "DM"); "" for the usual one.
+
+        Shown where an agent picks which of a ticket's conversations to answer.
+        """
+        return ""
+
+    def reply_modes(self, target: ReplyTarget) -> list[ReplyMode]:
+        """The ways an agent may answer ``target`` now; the first allowed one is the default."""
+        return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length)]
+
+    def reply_length(self, text: str, mode: str) -> int:
+        """How long the platform considers ``text`` (X weighs characters, for instance)."""
+        return len(text)
+
+    def send(self, *, target: ReplyTarget, text: str) -> Sent:
+        """Post ``text`` as ``target`` says and return what the platform assigned."""
+        raise NotImplementedError
+
+    def send_attachment(self, *, target: ReplyTarget, file: OutboundFile) -> str:
+        """Post one file into the conversation ``target`` names (after the reply's text); returns the
+        platform's id for it. Called once per file, so a retry resends only the files not yet sent."""
+        raise PermanentError(f"{self.kind} replies carry text only; this file was not sent.")
+
+    def fetch_attachment(self, ref: str) -> Iterator[bytes]:
+        """The bytes of an inbound file, in chunks, from the ``ref`` its envelope carried.
+
+        Raises the usual errors (``TransientError`` is retried). The caller may stop reading early
+        (a file over the size cap), so the generator must release its connection when closed.
+        """
+        raise PermanentError(f"{self.kind} messages carry no files to fetch.")

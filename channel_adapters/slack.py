@@ -1,0 +1,546 @@
+"""Slack: Events API webhooks, conversations.history/replies polling, chat.postMessage replies.
+
+Uses the real ``slack_sdk.WebClient``; ``base_url`` in the channel config
+points it at GovSlack, a proxy or the local emulator. Files arrive as a
+message's ``files[]`` and are downloaded from ``url_private`` with the bot
+token; files sent with a reply go up with ``files_upload_v2`` into its thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import requests
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.signature import SignatureVerifier
+
+from .base import (
+    AttachmentLimits,
+    Capability,
+    ChannelAdapter,
+    ConfigError,
+    CredentialsError,
+    Envelope,
+    EnvelopeKind,
+    InboundAttachment,
+    InvalidWebhook,
+    PermanentError,
+    PollPage,
+    RateLimited,
+    Rejected,
+    ReplyMode,
+    Sender,
+    Sent,
+    TransientError,
+    WebhookResult,
+)
+from .rate_limits import wait_seconds
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://slack.com/api/"
+SIGNATURE_MAX_AGE_SECONDS = 300
+CREDENTIAL_ERRORS = {
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "no_permission",
+    "missing_scope",
+    "not_allowed_token_type",
+}
+TRANSIENT_ERRORS = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+#: Message subtypes that carry what a person wrote.
+TEXT_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
+#: Known noise: membership, channel settings, bots (including our own echo).
+IGNORED_SUBTYPES = {
+    "bot_message",
+    "channel_join",
+    "channel_leave",
+    "channel_topic",
+    "channel_purpose",
+    "channel_name",
+    "channel_archive",
+    "channel_unarchive",
+    "channel_convert_to_private",
+    "channel_posting_permissions",
+    "group_join",
+    "group_leave",
+    "group_topic",
+    "group_purpose",
+    "group_name",
+    "group_archive",
+    "group_unarchive",
+    "pinned_item",
+    "unpinned_item",
+    "bot_add",
+    "bot_remove",
+    "reminder_add",
+    "tombstone",
+    "message_replied",
+    "ekm_access_denied",
+}
+#: Event types a Slack app commonly receives that carry no ticket content.
+IGNORED_EVENT_TYPES = {
+    "app_mention",  # the same text also arrives as a message event
+    "app_home_opened",
+    "reaction_added",
+    "reaction_removed",
+    "member_joined_channel",
+    "member_left_channel",
+    "channel_created",
+    "channel_rename",
+    "channel_archive",
+    "user_change",
+    "team_join",
+    "pin_added",
+    "pin_removed",
+}
+NO_RETRY = {"X-Slack-No-Retry": "1"}
+MARKUP = re.compile(r"<([^<>]+)>")
+#: Hosts that serve url_private (the bot token goes only there, or to the configured API's own host).
+FILE_HOSTS = {"files.slack.com", "files.slack-gov.com"}
+#: Files that are listed but cannot be downloaded (deleted, beyond a free plan's limit, links to elsewhere).
+UNAVAILABLE_FILE_MODES = {"tombstone", "hidden_by_limit", "external"}
+#: Slack takes up to 1 GB per file (slack_sdk MAX_V2_FILE_SIZE) and shows up to 10 files per message.
+REPLY_FILES = AttachmentLimits(max_files=10, max_bytes=1024**3)
+DOWNLOAD_CHUNK = 64 * 1024
+
+
+class BadPayload(ValueError):
+    pass
+
+
+def slack_to_plain(text: str) -> str:
+    """Slack's message markup to what the person saw: links, mentions and its three HTML entities."""
+
+    def link(match):
+        target, _, label = match.group(1).partition("|")
+        if target[:1] in "@#":
+            return target[0] + (label or target[1:])
+        if target.startswith("!"):
+            return "@" + (label or target[1:].split("^")[0])
+        return target if not label or label == target else f"{label} ({target})"
+
+    text = MARKUP.sub(link, text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def plain_to_slack(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def ts_to_datetime(ts: str) -> datetime:
+    return datetime.fromtimestamp(float(ts), tz=UTC)
+
+
+def message_id(conversation: str, ts: str) -> str:
+    return f"{conversation}:{ts}"
+
+
+class SlackAdapter(ChannelAdapter):
+    """Config: ``bot_token`` and ``signing_secret`` (secrets), ``base_url``, ``conversations``
+    (ids to poll), ``page_size`` (history page size, default 200), ``thread_lookback_hours``
+    (how far back polls look for new thread replies and edits, default 24)."""
+
+    kind = "slack"
+    capabilities = frozenset({Capability.POLL, Capability.WEBHOOK, Capability.REPLY})
+    secret_fields = ("bot_token", "signing_secret")
+    max_reply_length = 40_000
+
+    @classmethod
+    def split_config(cls, raw):
+        config, secrets = super().split_config(raw)
+        if not secrets.get("bot_token"):
+            raise ConfigError("Slack needs a bot_token (xoxb-…).")
+        conversations = config.setdefault("conversations", [])
+        if not isinstance(conversations, list) or not all(isinstance(c, str) for c in conversations):
+            raise ConfigError("conversations must be a list of Slack conversation ids.")
+        config.setdefault("base_url", DEFAULT_BASE_URL)
+        if not config["base_url"].endswith("/"):
+            config["base_url"] += "/"
+        for key in ("page_size", "thread_lookback_hours"):
+            if key in config and (not isinstance(config[key], int) or config[key] <= 0):
+                raise ConfigError(f"{key} must be a positive integer.")
+        return config, secrets
+
+    # Platform calls ---------------------------------------------------------
+
+    def _client(self):
+        return WebClient(
+            token=self.secrets.get("bot_token"),
+            base_url=self.config.get("base_url", DEFAULT_BASE_URL),
+            timeout=15,
+        )
+
+    def _call(self, method, **params):
+        try:
+            return getattr(self._client(), method)(**params).data
+        except SlackApiError as exc:
+            raise self._translate(exc) from None
+        except OSError as exc:
+            raise TransientError(f"Slack unreachable: {exc}") from None
+
+    @staticmethod
+    def _translate(exc: SlackApiError):
+        response = exc.response
+        error = response.get("error") if isinstance(response.data, dict) else None
+        if response.status_code == 429 or error == "ratelimited":
+            retry_after = wait_seconds(response.headers)
+            return RateLimited(f"Slack rate limit (retry after {retry_after:.0f}s)", retry_after=retry_after)
+        if error in CREDENTIAL_ERRORS:
+            return CredentialsError(f"Slack error: {error}")
+        if response.status_code >= 500 or error in TRANSIENT_ERRORS:
+            return TransientError(f"Slack error: HTTP {response.status_code} {error or ''}".strip())
+        return PermanentError(f"Slack error: {error or f'HTTP {response.status_code}'}")
+
+    def check_credentials(self):
+        data = self._call("auth_test")
+        return {"team_id": data.get("team_id"), "bot_user_id": data.get("user_id"), "bot_id": data.get("bot_id")}
+
+    # Interpreting messages --------------------------------------------------
+
+    def _namespace(self, team_id=None):
+        return f"slack:{team_id or self.state.get('team_id') or 'unknown'}"
+
+    def _is_own(self, message):
+        return bool(
+            (message.get("bot_id") and message.get("bot_id") == self.state.get("bot_id"))
+            or (message.get("user") and message.get("user") == self.state.get("bot_user_id"))
+        )
+
+    def envelope(self, conversation: str, message: Mapping, *, team_id=None) -> Envelope | None:
+        """Interpret one message (from history, replies or an event); None for noise. Raises BadPayload."""
+        if not isinstance(message, Mapping):
+            raise BadPayload("message is not an object")
+        subtype = message.get("subtype")
+        if subtype == "message_changed":
+            return self._edit(conversation, message)
+        if subtype == "message_deleted":
+            return self._deletion(conversation, message)
+        if subtype in IGNORED_SUBTYPES or self._is_own(message) or message.get("bot_id"):
+            return None
+        if subtype not in TEXT_SUBTYPES:
+            logger.info("slack: ignoring message subtype %r", subtype)
+            return None
+        ts, user = message.get("ts"), message.get("user")
+        if not isinstance(ts, str) or not isinstance(user, str):
+            raise BadPayload("message without ts or user")
+        text = message.get("text")
+        if not isinstance(text, str):
+            raise BadPayload("message text is not a string")
+        thread_ts = message.get("thread_ts") or ts
+        return Envelope(
+            external_id=message_id(conversation, ts),
+            kind=EnvelopeKind.MESSAGE,
+            thread_key=message_id(conversation, thread_ts),
+            sent_at=self._time(ts),
+            sender=Sender(namespace=self._namespace(team_id), external_id=user),
+            text=slack_to_plain(text),
+            starts_thread=thread_ts == ts,
+            attachments=self._attachments(message.get("files")),
+        )
+
+    @staticmethod
+    def _attachments(files) -> tuple[InboundAttachment, ...]:
+        if not isinstance(files, list):
+            return ()
+        found = []
+        for file in files:
+            if not isinstance(file, Mapping) or file.get("mode") in UNAVAILABLE_FILE_MODES:
+                continue
+            url = file.get("url_private_download") or file.get("url_private")
+            if not isinstance(url, str) or not url:
+                continue
+            size = file.get("size")
+            found.append(
+                InboundAttachment(
+                    name=str(file.get("name") or file.get("title") or file.get("id") or "file"),
+                    content_type=str(file.get("mimetype") or "application/octet-stream"),
+                    size=size if isinstance(size, int) and size >= 0 else 0,
+                    ref=url,
+                )
+            )
+        return tuple(found)
+
+    def _edit(self, conversation, event):
+        edited = event.get("message")
+        if not isinstance(edited, Mapping) or not isinstance(edited.get("ts"), str):
+            raise BadPayload("message_changed without message.ts")
+        if self._is_own(edited):
+            return None
+        edited_ts = (edited.get("edited") or {}).get("ts") or event.get("event_ts") or event.get("ts")
+        return self._change(conversation, edited, EnvelopeKind.EDIT, edited_ts, slack_to_plain(edited.get("text", "")))
+
+    def _deletion(self, conversation, event):
+        deleted_ts = event.get("deleted_ts")
+        if not isinstance(deleted_ts, str):
+            raise BadPayload("message_deleted without deleted_ts")
+        target = {"ts": deleted_ts, "thread_ts": (event.get("previous_message") or {}).get("thread_ts")}
+        return self._change(conversation, target, EnvelopeKind.DELETE, event.get("event_ts") or event.get("ts"), "")
+
+    def _change(self, conversation, target, kind, changed_ts, text):
+        ts = target["ts"]
+        return Envelope(
+            external_id=f"{message_id(conversation, ts)}:{kind}:{changed_ts}",
+            kind=kind,
+            thread_key=message_id(conversation, target.get("thread_ts") or ts),
+            sent_at=self._time(changed_ts or ts),
+            text=text,
+            target_id=message_id(conversation, ts),
+        )
+
+    @staticmethod
+    def _time(ts):
+        try:
+            return ts_to_datetime(ts)
+        except (TypeError, ValueError):
+            raise BadPayload(f"bad timestamp {ts!r}") from None
+
+    def _interpret(self, conversation, messages, envelopes, rejected, *, team_id=None):
+        for message in messages:
+            try:
+                envelope = self.envelope(conversation, message, team_id=team_id)
+            except BadPayload as exc:
+                reference = message.get("ts", "?") if isinstance(message, Mapping) else "?"
+                rejected.append(Rejected(reference=f"{conversation}:{reference}", reason=str(exc)))
+                continue
+            if envelope is not None:
+                envelopes.append(envelope)
+
+    # Polling ----------------------------------------------------------------
+
+    def poll(self, cursor):
+        cursor = copy.deepcopy(dict(cursor))
+        for conversation in self.config.get("conversations", []):
+            yield from self._poll_conversation(conversation, cursor)
+
+    def _poll_conversation(self, conversation, cursor) -> Iterator[PollPage]:
+        """Scan recent history, newest first, then fetch threads whose latest reply is new.
+
+        History is re-read back to the lookback window because a thread reply
+        does not show up in history: only its parent's ``latest_reply`` moves.
+        The high-water mark advances only after the whole scan is stored.
+        """
+        state = cursor.setdefault(conversation, {})
+        now = time.time()
+        window_start = f"{now - 3600 * self.config.get('thread_lookback_hours', 24):.6f}"
+        high_water = state.get("oldest") or window_start
+        threads = {ts: seen for ts, seen in state.get("threads", {}).items() if ts >= window_start}
+        scan_from = min(high_water, window_start)
+        newest = high_water
+        pending_threads = []
+        page_cursor = None
+        while True:
+            params = {"channel": conversation, "oldest": scan_from, "limit": self.config.get("page_size", 200)}
+            if page_cursor:
+                params["cursor"] = page_cursor
+            data = self._call("conversations_history", **params)
+            envelopes, rejected = [], []
+            fresh = [m for m in data.get("messages", []) if isinstance(m, Mapping) and m.get("ts", "") > high_water]
+            edited = [
+                m
+                for m in data.get("messages", [])
+                if isinstance(m, Mapping)
+                and m.get("ts", "") <= high_water
+                and (m.get("edited") or {}).get("ts", "") > state.get("edits_seen", high_water)
+            ]
+            self._interpret(conversation, fresh, envelopes, rejected)
+            for message in edited:
+                self._interpret(conversation, [{"subtype": "message_changed", "message": message}], envelopes, rejected)
+            for message in data.get("messages", []):
+                if isinstance(message, Mapping) and message.get("latest_reply", "") > threads.get(message.get("ts"), ""):
+                    pending_threads.append((message["ts"], message["latest_reply"]))
+                if isinstance(message, Mapping):
+                    newest = max(newest, message.get("ts", ""))
+            yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
+            page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not (data.get("has_more") and page_cursor):
+                break
+
+        # Replies of many threads go into one page, so a burst of small threads is stored
+        # (and ingested) in a few batches rather than one per thread.
+        envelopes, rejected = [], []
+        for parent_ts, latest_reply in pending_threads:
+            self._fetch_thread(conversation, parent_ts, threads.get(parent_ts, parent_ts), envelopes, rejected)
+            threads[parent_ts] = latest_reply
+            state["threads"] = threads
+            if len(envelopes) >= self.config.get("page_size", 200):
+                yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
+                envelopes, rejected = [], []
+
+        state.update(oldest=newest, edits_seen=f"{now:.6f}", threads=threads)
+        yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
+
+    def _fetch_thread(self, conversation, parent_ts, oldest, envelopes, rejected):
+        page_cursor = None
+        while True:
+            params = {"channel": conversation, "ts": parent_ts, "oldest": oldest, "limit": self.config.get("page_size", 200)}
+            if page_cursor:
+                params["cursor"] = page_cursor
+            data = self._call("conversations_replies", **params)
+            replies = [m for m in data.get("messages", []) if isinstance(m, Mapping) and m.get("ts") != parent_ts]
+            self._interpret(conversation, replies, envelopes, rejected)
+            page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not (data.get("has_more") and page_cursor):
+                return
+
+    # Webhooks ---------------------------------------------------------------
+
+    def handle_webhook(self, *, headers, body):
+        self._verify_signature(headers, body)
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InvalidWebhook("Malformed JSON body.", status=400, headers=NO_RETRY) from None
+        if not isinstance(payload, dict):
+            raise InvalidWebhook("The body is not a JSON object.", status=400, headers=NO_RETRY)
+        kind = payload.get("type")
+        if kind == "url_verification":
+            return WebhookResult(body={"challenge": str(payload.get("challenge", ""))})
+        if kind != "event_callback":
+            raise InvalidWebhook(f"Unknown payload type {kind!r}.", status=400, headers=NO_RETRY)
+        event = payload.get("event")
+        if not isinstance(event, dict):
+            raise InvalidWebhook("event_callback without an event object.", status=400, headers=NO_RETRY)
+        event_type = event.get("type")
+        if event_type in IGNORED_EVENT_TYPES:
+            return WebhookResult(body={"ok": True, "ignored": event_type})
+        if event_type != "message":
+            raise InvalidWebhook(f"Unknown event type {event_type!r}.", status=400, headers=NO_RETRY)
+        conversation = event.get("channel")
+        watched = self.config.get("conversations")
+        if watched and conversation not in watched:
+            return WebhookResult(body={"ok": True, "ignored": "conversation not watched"})
+        try:
+            envelope = self.envelope(str(conversation), event, team_id=payload.get("team_id"))
+        except BadPayload as exc:
+            raise InvalidWebhook(f"Uninterpretable message event: {exc}", status=400, headers=NO_RETRY) from None
+        if envelope is None:
+            return WebhookResult(body={"ok": True, "ignored": event.get("subtype") or "own message"})
+        return WebhookResult(body={"ok": True}, envelopes=[envelope])
+
+    def _verify_signature(self, headers, body):
+        secret = self.secrets.get("signing_secret")
+        if not secret:
+            raise InvalidWebhook("This channel has no signing_secret; webhooks are refused.", status=403)
+        timestamp = headers.get("X-Slack-Request-Timestamp", "")
+        signature = headers.get("X-Slack-Signature", "")
+        if not timestamp or not signature:
+            raise InvalidWebhook("Missing Slack signature headers.", status=401)
+        try:
+            age = abs(time.time() - int(timestamp))
+        except ValueError:
+            raise InvalidWebhook("Malformed X-Slack-Request-Timestamp.", status=401) from None
+        if age > SIGNATURE_MAX_AGE_SECONDS:
+            raise InvalidWebhook("Stale request: timestamp is more than 5 minutes off.", status=401)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidWebhook("The body is not UTF-8.", status=400, headers=NO_RETRY) from None
+        if not SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature):
+            raise InvalidWebhook("Invalid Slack signature.", status=401)
+
+    # Names ------------------------------------------------------------------
+
+    def describe_senders(self, senders):
+        described = {}
+        for sender in senders:
+            profile = self._fetch_profile(sender.external_id)
+            if profile is not None:
+                described[sender.external_id] = Sender(
+                    namespace=sender.namespace, external_id=sender.external_id, **profile
+                )
+        return described
+
+    def _fetch_profile(self, user_id):
+        try:
+            user = self._call("users_info", user=user_id).get("user") or {}
+        except Exception as exc:  # noqa: BLE001 - names are best effort; the id stands in
+            logger.warning("slack: users.info %s failed: %s", user_id, exc)
+            return None
+        profile = user.get("profile") or {}
+        return {
+            "handle": user.get("name", ""),
+            # Agents want the person's full name; the chosen display name is a fallback.
+            "display_name": profile.get("real_name")
+            or user.get("real_name")
+            or profile.get("display_name")
+            or user.get("name", ""),
+            "email": profile.get("email", ""),
+        }
+
+    # Replies ----------------------------------------------------------------
+
+    def reply_modes(self, target):
+        return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=REPLY_FILES)]
+
+    def send(self, *, target, text):
+        conversation, _, thread_ts = target.thread_key.partition(":")
+        data = self._call("chat_postMessage", channel=conversation, thread_ts=thread_ts, text=plain_to_slack(text))
+        return Sent(external_id=message_id(conversation, data["ts"]))
+
+    def send_attachment(self, *, target, file):
+        # One files_upload_v2 per file, after the text was posted: the caller records each file as it
+        # goes, so a retry after a partial failure uploads only what is missing.
+        conversation, _, thread_ts = target.thread_key.partition(":")
+        try:
+            data = self._call(
+                "files_upload_v2",
+                channel=conversation,
+                thread_ts=thread_ts,
+                file=file.data,
+                filename=file.name,
+                title=file.name,
+            )
+        except SlackRequestError as exc:  # the upload URL itself refused the bytes
+            raise TransientError(f"Slack file upload failed: {exc}") from None
+        return data["files"][0]["id"]
+
+    # Files ------------------------------------------------------------------
+
+    def fetch_attachment(self, ref):
+        host = urlsplit(ref).netloc
+        if urlsplit(ref).scheme not in ("http", "https") or host not in FILE_HOSTS | {self._api_host()}:
+            raise PermanentError(f"Not a Slack file address ({host or ref[:40]}); the token is not sent there.")
+        try:
+            response = requests.get(
+                ref, headers={"Authorization": f"Bearer {self.secrets.get('bot_token')}"}, stream=True, timeout=(10, 60)
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"Slack file download failed: {exc}") from None
+        with response:
+            self._check_download(response, ref)
+            try:
+                yield from response.iter_content(DOWNLOAD_CHUNK)
+            except requests.RequestException as exc:
+                raise TransientError(f"Slack file download broke off: {exc}") from None
+
+    def _api_host(self):
+        return urlsplit(self.config.get("base_url", DEFAULT_BASE_URL)).netloc
+
+    @staticmethod
+    def _check_download(response, ref):
+        status = response.status_code
+        if status == 429:
+            retry_after = wait_seconds(response.headers)
+            raise RateLimited(f"Slack rate limit on a file download (retry after {retry_after:.0f}s)", retry_after=retry_after)
+        if status == 401:
+            raise CredentialsError("Slack refused the bot token for a file download (HTTP 401).")
+        if status in (403, 404, 410):
+            raise PermanentError(f"Slack refused the file download: HTTP {status} (needs the files:read scope?).")
+        if status != 200:
+            raise TransientError(f"Slack file download failed: HTTP {status}.")
+        # Without files:read Slack answers 200 with its sign-in page instead of the file.
+        if response.headers.get("Content-Type", "").startswith("text/html") and not ref.lower().endswith((".html", ".htm")):
+            raise PermanentError("Slack answered a file download with a web page: the bot token cannot read files "
+                                 "(add the files:read scope).")

@@ -1,0 +1,441 @@
+"""X (Twitter) API v2: mentions and DMs polled with their media, replies as public posts or DMs, every call metered.
+
+Uses the real ``tweepy.Client``. tweepy hard-codes its host, so the client's
+``requests`` session rewrites it to the channel's ``base_url`` (the real API,
+a proxy, or the local emulator). tweepy never sleeps on a rate limit here: a
+429 becomes ``RateLimited`` with X's reset time, and the task is rescheduled.
+
+Media come by ``expansions=attachments.media_keys``. A photo is fetched from its ``url``, a video
+or GIF from its best mp4 variant (else its preview image), without credentials; DM media only
+with an OAuth 1.0a signature, which X requires there.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import mimetypes
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+import requests
+import tweepy
+from twitter_text import parse_tweet
+
+from .base import (
+    Capability,
+    ChannelAdapter,
+    ConfigError,
+    CredentialsError,
+    Envelope,
+    EnvelopeKind,
+    InboundAttachment,
+    PermanentError,
+    PollPage,
+    RateLimited,
+    Rejected,
+    ReplyMode,
+    Sender,
+    Sent,
+    TransientError,
+)
+from .rate_limits import wait_seconds
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.x.com"
+TWEEPY_HOSTS = ("https://api.twitter.com", "https://api.x.com")
+OAUTH1_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+PUBLIC_REPLY_LENGTH = 280
+DM_LENGTH = 10_000
+NAMESPACE = "x"
+TWEET_FIELDS = [
+    "author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets", "note_tweet", "attachments"
+]
+DM_FIELDS = ["id", "event_type", "text", "sender_id", "dm_conversation_id", "created_at", "attachments"]
+USER_FIELDS = ["id", "name", "username"]
+MEDIA_EXPANSION = "attachments.media_keys"
+MEDIA_FIELDS = ["url", "preview_image_url", "variants", "alt_text"]
+#: Where X serves media: photos and video thumbnails, video files, DM media. Nothing else is fetched,
+#: apart from the configured API host (a proxy or the emulator).
+MEDIA_HOSTS = {"pbs.twimg.com", "video.twimg.com", "ton.twitter.com"}
+DM_MEDIA_PREFIX = "dm:"
+MISSING_MEDIA_PREFIX = "missing:"
+DOWNLOAD_CHUNK = 64 * 1024
+URL = re.compile(r"https?://\S+", re.IGNORECASE)
+NOT_SUMMONED = "X lets API replies go only to posts that @mention this account, and this one does not. Send a DM."
+
+
+class HostRewritingSession(requests.Session):
+    """Sends tweepy's requests to ``base_url`` instead of its hard-coded host."""
+
+    def __init__(self, base_url):
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        for host in TWEEPY_HOSTS:
+            if url.startswith(host):
+                url = self.base_url + url[len(host) :]
+                break
+        return super().request(method, url, *args, **kwargs)
+
+
+def parse_time(value):
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else datetime.now(UTC)
+
+
+def mentions_handle(text: str, username: str) -> bool:
+    return bool(username) and re.search(rf"(?<!\w)@{re.escape(username)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+class XAdapter(ChannelAdapter):
+    """Config: ``base_url``; ``dm_poll_interval_seconds`` (default 60: X allows 15 DM reads per 15 minutes);
+    ``backfill_hours`` (default 24) for the first poll; ``public_ack``, read here only to offer DM first (after
+    a public acknowledgement the conversation continues in DM). Secrets: ``bearer_token`` (an OAuth 2.0 user-context token) or the four OAuth 1.0a keys."""
+
+    kind = "x"
+    capabilities = frozenset({Capability.POLL, Capability.REPLY})
+    secret_fields = ("bearer_token", *OAUTH1_FIELDS)
+    max_reply_length = DM_LENGTH
+
+    @classmethod
+    def split_config(cls, raw):
+        config, secrets = super().split_config(raw)
+        has_oauth1 = all(secrets.get(field) for field in OAUTH1_FIELDS)
+        if not secrets.get("bearer_token") and not has_oauth1:
+            raise ConfigError("X needs a bearer_token (OAuth 2.0 user context) or all four OAuth 1.0a keys.")
+        config.setdefault("base_url", DEFAULT_BASE_URL)
+        for key in ("dm_poll_interval_seconds", "backfill_hours"):
+            if key in config and (not isinstance(config[key], int) or config[key] <= 0):
+                raise ConfigError(f"{key} must be a positive integer.")
+        return config, secrets
+
+    # Platform calls ---------------------------------------------------------
+
+    def _client(self):
+        if self.secrets.get("bearer_token"):
+            client = tweepy.Client(bearer_token=self.secrets["bearer_token"], return_type=dict)
+        else:
+            client = tweepy.Client(**{field: self.secrets[field] for field in OAUTH1_FIELDS}, return_type=dict)
+        client.session = HostRewritingSession(self.config.get("base_url", DEFAULT_BASE_URL))
+        return client
+
+    def _call(self, method, **params):
+        user_auth = not self.secrets.get("bearer_token")
+        try:
+            return getattr(self._client(), method)(user_auth=user_auth, **params)
+        except tweepy.TooManyRequests as exc:
+            retry_after = wait_seconds(exc.response.headers)
+            raise RateLimited(f"X rate limit on {method} (resets in {retry_after:.0f}s)", retry_after=retry_after) from None
+        except tweepy.Unauthorized as exc:
+            raise CredentialsError(f"X refused the credentials: {self._detail(exc)}") from None
+        except tweepy.TwitterServerError as exc:
+            raise TransientError(f"X server error: {self._detail(exc)}") from None
+        except tweepy.HTTPException as exc:
+            raise PermanentError(f"X error: {self._detail(exc)}") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"X unreachable: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _detail(exc):
+        messages = exc.api_messages or [exc.response.reason]
+        return f"HTTP {exc.response.status_code} {'; '.join(str(m) for m in messages)}"
+
+    def check_credentials(self):
+        user = self._call("get_me", user_fields=USER_FIELDS)["data"]
+        return {"account_id": user["id"], "username": user["username"]}
+
+    # Polling ----------------------------------------------------------------
+
+    def poll(self, cursor):
+        """DMs first (their 15-per-15-minutes limit is handled inside and never stops mentions), then mentions."""
+        cursor = copy.deepcopy(dict(cursor))
+        yield from self._poll_dms(cursor)
+        yield from self._poll_mentions(cursor)
+
+    def _backfill_start(self):
+        return datetime.now(UTC) - timedelta(hours=self.config.get("backfill_hours", 24))
+
+    def _poll_mentions(self, cursor):
+        """Newest first, page by page; ``since_id`` moves to the newest id only after every page is stored."""
+        state = cursor.setdefault("mentions", {})
+        since_id = state.get("since_id")
+        params = {
+            "max_results": 100,
+            "expansions": ["author_id", MEDIA_EXPANSION],
+            "tweet_fields": TWEET_FIELDS,
+            "user_fields": USER_FIELDS,
+            "media_fields": MEDIA_FIELDS,
+        }
+        if since_id:
+            params["since_id"] = since_id
+        else:
+            params["start_time"] = self._backfill_start().strftime("%Y-%m-%dT%H:%M:%SZ")
+        newest, seen, token = since_id, set(), None
+        while True:
+            data = self._call("get_users_mentions", id=self.state["account_id"], pagination_token=token, **params)
+            posts = data.get("data") or []
+            includes = self._includes(data)
+            self.usage["post_read_owned"] += len(posts)
+            envelopes, rejected = [], []
+            for post in posts:
+                if post.get("id") in seen:
+                    continue  # X sometimes repeats ids across pages
+                seen.add(post.get("id"))
+                self._interpret(self._mention, post, includes, envelopes, rejected)
+            newest = max([newest, *(p["id"] for p in posts if p.get("id"))], key=lambda i: int(i or 0))
+            yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
+            token = (data.get("meta") or {}).get("next_token")
+            if not token or not posts:
+                break
+        state["since_id"] = newest
+        yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
+
+    def _poll_dms(self, cursor):
+        """``/2/dm_events`` has no since_id: page newest first until the first event already seen."""
+        state = cursor.setdefault("dms", {})
+        now = time.time()
+        if now < state.get("next_at", 0):
+            return
+        newest_seen = state.get("newest_id")
+        oldest_wanted = self._backfill_start()
+        newest, token = newest_seen, None
+        while True:
+            try:
+                data = self._call(
+                    "get_direct_message_events",
+                    event_types="MessageCreate",
+                    dm_event_fields=DM_FIELDS,
+                    expansions=["sender_id", MEDIA_EXPANSION],
+                    user_fields=USER_FIELDS,
+                    media_fields=MEDIA_FIELDS,
+                    max_results=100,
+                    pagination_token=token,
+                )
+            except RateLimited as exc:
+                logger.warning("x: DM polling rate limited for %.0fs; mentions continue", exc.retry_after)
+                state["next_at"] = now + exc.retry_after
+                yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
+                return
+            events = data.get("data") or []
+            includes = self._includes(data)
+            self.usage["dm_event_read"] += len(events)
+            envelopes, rejected, reached_known = [], [], False
+            for event in events:
+                known = newest_seen and int(event.get("id", 0)) <= int(newest_seen)
+                if known or parse_time(event.get("created_at")) < oldest_wanted:
+                    reached_known = True
+                    break
+                self._interpret(self._dm, event, includes, envelopes, rejected)
+            newest = max([newest, *(e["id"] for e in events if e.get("id"))], key=lambda i: int(i or 0))
+            yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
+            token = (data.get("meta") or {}).get("next_token")
+            if reached_known or not token or not events:
+                break
+        state.update(newest_id=newest, next_at=now + self.config.get("dm_poll_interval_seconds", 60))
+        yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
+
+    def _includes(self, data):
+        """The users and media an answer expanded, by id and media key; each one is metered."""
+        includes = data.get("includes") or {}
+        users = {user["id"]: user for user in includes.get("users", [])}
+        media = {item["media_key"]: item for item in includes.get("media", []) if item.get("media_key")}
+        self.usage["expanded_user_read"] += len(users)
+        self.usage["expanded_media_read"] += len(media)
+        return Includes(users=users, media=media)
+
+    @staticmethod
+    def _interpret(build, item, includes, envelopes, rejected):
+        try:
+            envelope = build(item, includes)
+        except (KeyError, TypeError, ValueError) as exc:
+            rejected.append(Rejected(reference=str(item.get("id", "?")), reason=f"uninterpretable: {exc!r}"))
+            return
+        if envelope is not None:
+            envelopes.append(envelope)
+
+    def _sender(self, user_id, users):
+        user = users.get(user_id)
+        if user is None:  # suspended or deleted authors are missing from includes
+            return Sender(namespace=NAMESPACE, external_id=user_id)
+        return Sender(
+            namespace=NAMESPACE, external_id=user_id, handle=f"@{user['username']}", display_name=user.get("name", "")
+        )
+
+    def _mention(self, post, includes):
+        author_id = post["author_id"]
+        retweet = any(ref.get("type") == "retweeted" for ref in post.get("referenced_tweets") or [])
+        if author_id == self.state.get("account_id") or retweet:
+            return None
+        text = (post.get("note_tweet") or {}).get("text") or post["text"]
+        if post.get("withheld"):
+            text = text or "(This post is withheld in some countries; X did not return its text.)"
+        direct = mentions_handle(text, self.state.get("username", ""))
+        conversation = post.get("conversation_id") or post["id"]
+        return Envelope(
+            external_id=f"tweet:{post['id']}",
+            kind=EnvelopeKind.MESSAGE,
+            thread_key=f"conv:{conversation}",
+            sent_at=parse_time(post.get("created_at")),
+            sender=self._sender(author_id, includes.users),
+            text=text,
+            starts_thread=conversation == post["id"],
+            public=True,
+            meta={"direct_mention": direct, "summoned": direct},
+            attachments=media_attachments(post, includes.media, dm=False),
+        )
+
+    def _dm(self, event, includes):
+        if event.get("event_type", "MessageCreate") != "MessageCreate" or event["sender_id"] == self.state.get("account_id"):
+            return None
+        return Envelope(
+            external_id=f"dm:{event['id']}",
+            kind=EnvelopeKind.MESSAGE,
+            thread_key=f"dm:{event['dm_conversation_id']}",
+            sent_at=parse_time(event.get("created_at")),
+            sender=self._sender(event["sender_id"], includes.users),
+            text=event.get("text", ""),
+            starts_thread=True,
+            reopens=False,  # a DM conversation is one ticket while it is open; later DMs start a new one
+            attachments=media_attachments(event, includes.media, dm=True),
+        )
+
+    # Replies ----------------------------------------------------------------
+
+    @classmethod
+    def describe_thread(cls, key):
+        return "DM" if key.startswith("dm:") else "public conversation"
+
+    def reply_modes(self, target):
+        dm = ReplyMode(
+            key="dm",
+            label="Direct message",
+            max_length=DM_LENGTH,
+            allowed=bool(target.recipient) or target.thread_key.startswith("dm:"),
+            reason="" if target.recipient else "No recipient known for a DM.",
+        )
+        if target.thread_key.startswith("dm:"):
+            return [dm]
+        summoned = bool(target.reply_to_meta.get("summoned"))
+        public = ReplyMode(
+            key="public",
+            label="Public reply",
+            max_length=PUBLIC_REPLY_LENGTH,
+            allowed=summoned,
+            reason="" if summoned else NOT_SUMMONED,
+        )
+        # After a public acknowledgement the conversation continues in DM.
+        return [dm, public] if self.config.get("public_ack") else [public, dm]
+
+    def reply_length(self, text, mode):
+        return parse_tweet(text).weightedLength if mode == "public" else len(text)
+
+    def send(self, *, target, text):
+        if target.mode == "public":
+            if self.reply_length(text, "public") > PUBLIC_REPLY_LENGTH:
+                raise PermanentError(f"A public reply on X takes at most {PUBLIC_REPLY_LENGTH} weighted characters.")
+            tweet_id = target.reply_to.removeprefix("tweet:")
+            data = self._call("create_tweet", text=text, in_reply_to_tweet_id=tweet_id)["data"]
+            self.usage["post_create_with_url" if URL.search(text) else "post_create"] += 1
+            return Sent(external_id=f"tweet:{data['id']}")
+        if target.thread_key.startswith("dm:"):
+            conversation = target.thread_key.removeprefix("dm:")
+            data = self._call("create_direct_message", dm_conversation_id=conversation, text=text)["data"]
+        else:
+            data = self._call("create_direct_message", participant_id=target.recipient, text=text)["data"]
+        self.usage["dm_create"] += 1
+        return Sent(external_id=f"dm:{data['dm_event_id']}", thread_key=f"dm:{data['dm_conversation_id']}")
+
+    # Media ------------------------------------------------------------------
+
+    def fetch_attachment(self, ref):
+        if ref.startswith(MISSING_MEDIA_PREFIX):
+            raise PermanentError("X did not return this media item (it may have been deleted); see the post on X.")
+        dm = ref.startswith(DM_MEDIA_PREFIX)
+        url = ref.removeprefix(DM_MEDIA_PREFIX)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or parts.hostname not in MEDIA_HOSTS | {self._api_host()}:
+            raise PermanentError(f"Not an X media address ({parts.hostname or url[:40]}); it was not fetched.")
+        auth = None
+        if dm:
+            if not all(self.secrets.get(field) for field in OAUTH1_FIELDS):
+                raise PermanentError(DM_MEDIA_NEEDS_OAUTH1)
+            auth = tweepy.OAuth1UserHandler(*(self.secrets[field] for field in OAUTH1_FIELDS)).apply_auth()
+        try:
+            response = requests.get(url, auth=auth, stream=True, timeout=(10, 60))
+        except requests.RequestException as exc:
+            raise TransientError(f"X media download failed: {type(exc).__name__}") from None
+        with response:
+            check_media_download(response, dm)
+            try:
+                yield from response.iter_content(DOWNLOAD_CHUNK)
+            except requests.RequestException as exc:
+                raise TransientError(f"X media download broke off: {type(exc).__name__}") from None
+
+    def _api_host(self):
+        return urlsplit(self.config.get("base_url", DEFAULT_BASE_URL)).hostname
+
+
+DM_MEDIA_NEEDS_OAUTH1 = (
+    "X DM media cannot be downloaded with this credential: X serves it only to OAuth 1.0a-signed requests. "
+    "Give the channel the four OAuth 1.0a keys to keep DM media."
+)
+
+
+@dataclass(frozen=True)
+class Includes:
+    users: dict
+    media: dict
+
+
+def media_attachments(item, media, *, dm) -> tuple[InboundAttachment, ...]:
+    """A post's or DM's media as attachments, in the order X lists them. A key that X left out of
+    includes (it does, now and then) is kept as an attachment that fails visibly, never dropped."""
+    keys = (item.get("attachments") or {}).get("media_keys") or []
+    return tuple(media_attachment(key, media.get(key), dm=dm) for key in keys if isinstance(key, str))
+
+
+def media_attachment(key, item, *, dm) -> InboundAttachment:
+    missing = InboundAttachment(name=f"media-{key}", content_type="application/octet-stream", size=0,
+                                ref=MISSING_MEDIA_PREFIX + key)
+    if item is None:
+        return missing
+    kind = item.get("type")
+    if kind == "photo":
+        url, name = item.get("url"), f"photo-{key}"
+    else:
+        mp4s = [v for v in item.get("variants") or () if v.get("content_type") == "video/mp4" and v.get("url")]
+        best = max(mp4s, key=lambda variant: variant.get("bit_rate") or 0, default=None)
+        label = "gif" if kind == "animated_gif" else "video"
+        if best is not None:
+            url, name = best["url"], f"{label}-{key}"
+        else:  # no playable file offered: keep the still X shows before playing it
+            url, name = item.get("preview_image_url"), f"{label}-{key}-preview"
+    if not url:
+        return missing
+    extension = PurePosixPath(urlsplit(url).path).suffix.lower() or ".jpg"
+    return InboundAttachment(
+        name=name + extension,
+        content_type=mimetypes.guess_type("f" + extension)[0] or "application/octet-stream",
+        size=0,  # X does not say
+        ref=(DM_MEDIA_PREFIX if dm else "") + url,
+        alt_text=str(item.get("alt_text") or ""),
+    )
+
+
+def check_media_download(response, dm):
+    status = response.status_code
+    if status == 429:
+        retry_after = wait_seconds(response.headers)
+        raise RateLimited(f"X rate limit on a media download (resets in {retry_after:.0f}s)", retry_after=retry_after)
+    if status == 401 and dm:
+        raise CredentialsError("X refused the OAuth 1.0a keys for a DM media download (HTTP 401).")
+    if status in (401, 403, 404, 410):
+        raise PermanentError(f"X refused the media download: HTTP {status} (deleted, or not visible to this account).")
+    if status != 200:
+        raise TransientError(f"X media download failed: HTTP {status}.")

@@ -1,0 +1,14 @@
+"""How long to wait before trying a failed platform call again: replies and file downloads share it."""
+
+import random
+
+from channel_adapters.base import TransientError
+
+MAX_BACKOFF_SECONDS = 300
+
+
+def retry_delay(attempts: int, exc: TransientError) -> float:
+    """Seconds until the next try after ``attempts`` failed ones: exponential with jitter, capped, and never
+    sooner than the platform asked (Retry-After, X's rate-limit reset)."""
+    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (attempts - 1)) * (1 + random.random() / 4)  # noqa: S311 - jitter, not a secret
+    return max(exc.retry_after or 0, backoff)

@@ -1,0 +1,146 @@
+"""Downloading the files that came with inbound messages, after ingestion (which never waits on them).
+
+Ingestion records each file ``pending`` (``tickets.attachments.record_inbound``); every later change of its
+status happens in this module. The adapter fetches the bytes, which are spooled to a temporary file and kept
+under a random name on the default storage, up to ATTACHMENT_MAX_BYTES (beyond: ``too_large``). Transient
+errors are retried with backoff up to ATTACHMENT_FETCH_MAX_ATTEMPTS; anything else, or the last attempt,
+``failed`` with the platform's error, shown on the ticket. Only a pending attachment changes, so a duplicate
+task does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db.models import F
+from django.utils import timezone
+
+from channel_adapters.base import AdapterError, CredentialsError, TransientError
+from tickets.attachments import too_large_error
+from tickets.models import Attachment, attachment_path
+
+from .backoff import retry_delay
+from .models import Channel
+from .queueing import TaskName, enqueue
+from .usage import record_usage
+
+logger = logging.getLogger(__name__)
+
+#: A pending download whose scheduled attempt is this overdue lost its task.
+LOST_DOWNLOAD = timedelta(minutes=2)
+
+
+@dataclass
+class DownloadOutcome:
+    status: str
+    retry_in: float | None = None
+
+
+def download_attachment(attachment_id: int) -> DownloadOutcome:
+    """Fetch and keep one pending attachment. Does nothing unless it is still pending."""
+    pending = claim_download(attachment_id)
+    if pending is None:
+        return DownloadOutcome(status="noop")
+    channel = Channel.objects.filter(pk=pending.channel_id).first() if pending.channel_id else None
+    if channel is None:
+        fail_download(attachment_id, "The conversation this file came from is gone.")
+        return DownloadOutcome(status="failed")
+    adapter = channel.adapter()
+    try:
+        return DownloadOutcome(status=store_download(attachment_id, adapter.fetch_attachment(pending.ref)))
+    except TransientError as exc:
+        if pending.attempts >= settings.ATTACHMENT_FETCH_MAX_ATTEMPTS:
+            fail_download(attachment_id, f"{exc} (gave up after {pending.attempts} attempts)")
+            return DownloadOutcome(status="failed")
+        delay = retry_delay(pending.attempts, exc)
+        retry_download_later(attachment_id, f"Attempt {pending.attempts} failed: {exc}", delay)
+        return DownloadOutcome(status="retry", retry_in=delay)
+    except AdapterError as exc:
+        if isinstance(exc, CredentialsError):
+            channel.record_credentials_rejected(str(exc))
+        logger.warning("attachment %s: download failed: %s", attachment_id, exc)
+        fail_download(attachment_id, str(exc))
+        return DownloadOutcome(status="failed")
+    finally:
+        record_usage(channel, adapter.usage)
+
+
+@dataclass(frozen=True)
+class PendingDownload:
+    attachment_id: int
+    ref: str
+    attempts: int
+    channel_id: int | None
+
+
+def claim_download(attachment_id: int) -> PendingDownload | None:
+    """The attachment to fetch and its channel, counting the attempt; None unless it is still pending."""
+    counted = Attachment.objects.filter(pk=attachment_id, status=Attachment.Status.PENDING).update(
+        attempts=F("attempts") + 1
+    )
+    if not counted:
+        return None
+    attachment = Attachment.objects.select_related("message__thread").get(pk=attachment_id)
+    thread = attachment.message.thread
+    return PendingDownload(attachment_id, attachment.external_ref, attachment.attempts, thread.channel_id if thread else None)
+
+
+def store_download(attachment_id: int, chunks: Iterator[bytes]) -> str:
+    """Keep the bytes ``chunks`` yields, up to the size limit; returns the attachment's new status.
+
+    Errors raised by ``chunks`` propagate (the caller decides whether to retry). Stops reading at the
+    limit and records "too large". Only a pending attachment changes, so a duplicate run is harmless.
+    """
+    limit = settings.ATTACHMENT_MAX_BYTES
+    with closing(chunks), tempfile.TemporaryFile() as spool:
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                _finish(attachment_id, status=Attachment.Status.TOO_LARGE, error=too_large_error(size, limit))
+                return Attachment.Status.TOO_LARGE
+            spool.write(chunk)
+        spool.seek(0)
+        name = default_storage.save(attachment_path(None, ""), File(spool))
+    if not _finish(attachment_id, status=Attachment.Status.STORED, file=name, size=size, error=""):
+        default_storage.delete(name)  # another run stored it first
+        return Attachment.objects.values_list("status", flat=True).get(pk=attachment_id)
+    return Attachment.Status.STORED
+
+
+def retry_download_later(attachment_id: int, error: str, delay: float) -> None:
+    Attachment.objects.filter(pk=attachment_id, status=Attachment.Status.PENDING).update(
+        error=f"{error}; retrying in {delay:.0f}s", next_attempt_at=timezone.now() + timedelta(seconds=delay)
+    )
+
+
+def fail_download(attachment_id: int, error: str) -> None:
+    _finish(attachment_id, status=Attachment.Status.FAILED, error=error[:2000])
+
+
+def _finish(attachment_id, **fields) -> bool:
+    return bool(
+        Attachment.objects.filter(pk=attachment_id, status=Attachment.Status.PENDING).update(
+            next_attempt_at=None, **fields
+        )
+    )
+
+
+def redownload_overdue(now: datetime) -> int:
+    """Queue again the downloads whose scheduled attempt is long overdue: their task was lost. Returns how many."""
+    lost = list(
+        Attachment.objects.filter(
+            status=Attachment.Status.PENDING, next_attempt_at__lt=now - LOST_DOWNLOAD
+        ).values_list("pk", flat=True)
+    )
+    for attachment_id in lost:
+        enqueue(TaskName.DOWNLOAD, attachment_id)
+    return len(lost)

@@ -1,0 +1,242 @@
+"""Ingest: inbound events stored first, exactly once, then turned into ticket messages in batches.
+
+Every inbound event becomes an ``InboundMessage`` row, unique per (channel, external id), before anything
+else happens; a re-poll, a redelivered webhook or the same message by webhook and by poll all collapse into
+that one row. Ingestion then hands batches of pending rows to the domain (``tickets.inbound``) and marks each
+row processed, skipped or failed in the same transaction. Every status change of an ``InboundMessage``
+(pending, triage, processed, skipped, failed) happens in this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from channel_adapters.base import Envelope, Rejected
+from tickets.inbound import receive_batch
+from tickets.models import Ticket, TicketThread
+from tickets.replies import ReplyError, reply_to_ticket
+
+from . import triage
+from .models import Channel, InboundMessage
+from .names import with_known_names
+from .queueing import TaskName, enqueue, enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+
+# Storing ------------------------------------------------------------------
+
+
+def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: list[Rejected] = ()) -> int:
+    """Insert envelopes not stored yet; returns how many were new. Schedules ingestion on commit."""
+    for item in rejected:
+        logger.warning("channel %s: rejected inbound %s: %s", channel.name, item.reference, item.reason)
+    if not envelopes:
+        return 0
+    by_id = {e.external_id: e for e in envelopes}
+    with transaction.atomic():
+        known = set(
+            InboundMessage.objects.filter(channel=channel, external_id__in=by_id).values_list("external_id", flat=True)
+        )
+        rows = [
+            InboundMessage(channel=channel, external_id=ext, payload=without_nul(e.to_json()))
+            for ext, e in by_id.items()
+            if ext not in known
+        ]
+        InboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
+        if rows:
+            schedule_ingest(channel.pk)
+    return len(rows)
+
+
+def without_nul(value):
+    """PostgreSQL refuses U+0000 in text and JSON; keep the rest of a message intact."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {key: without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
+
+
+def _ingest_flag(channel_id):
+    return f"ingest-queued:{channel_id}"
+
+
+def schedule_ingest(channel_id: int) -> None:
+    """Queue one ingest task for the channel once the current transaction commits.
+
+    A burst of webhooks queues one task, not one per request: the flag is
+    cleared by the task before it reads pending rows, so nothing committed
+    after that read goes unnoticed.
+    """
+
+    def queue_once():
+        # Short-lived, so a flag left by a task lost with its worker only delays the next one briefly.
+        if cache.add(_ingest_flag(channel_id), 1, timeout=10):
+            enqueue(TaskName.INGEST, channel_id)
+
+    transaction.on_commit(queue_once)
+
+
+# Ingesting ----------------------------------------------------------------
+
+
+def ingest_channel(channel_id: int, *, batch_size: int | None = None) -> int:
+    """Turn all pending inbound rows of a channel into ticket messages; returns how many were handled."""
+    cache.delete(_ingest_flag(channel_id))
+    batch_size = batch_size or settings.INGEST_BATCH_SIZE
+    handled = 0
+    while True:
+        count = _ingest_batch(channel_id, batch_size)
+        if not count:
+            return handled
+        handled += count
+
+
+def _ingest_batch(channel_id, batch_size) -> int:
+    with transaction.atomic():
+        _relax_commit_durability()
+        # Serializes ingestion per channel (so a new thread opens one ticket),
+        # without blocking webhook inserts, which only need a key-share lock.
+        channel = Channel.objects.select_for_update(no_key=True).filter(pk=channel_id).first()
+        if channel is None:
+            return 0
+        rows = list(
+            InboundMessage.objects.filter(channel=channel, status=InboundMessage.Status.PENDING).order_by("id")[
+                :batch_size
+            ]
+        )
+        if not rows:
+            return 0
+        try:
+            with transaction.atomic():
+                _ingest_rows(channel, rows)
+        except Exception:
+            logger.exception("channel %s: batch of %d failed; retrying its messages one by one", channel.name, len(rows))
+            for row in rows:
+                _ingest_alone(channel, row)
+    return len(rows)
+
+
+def _relax_commit_durability():
+    """Let PostgreSQL acknowledge this commit before its WAL reaches disk.
+
+    Safe here, and only here: the durable record is the InboundMessage row,
+    committed synchronously when it was stored. A crash can only lose the
+    ingestion and the "processed" mark together, and ingestion is idempotent,
+    so the row is simply ingested again.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+def _ingest_alone(channel, row):
+    try:
+        with transaction.atomic():
+            _ingest_rows(channel, [row])
+    except Exception as exc:  # noqa: BLE001 - one bad message must not block the rest
+        logger.exception("channel %s: inbound %s failed", channel.name, row.external_id)
+        InboundMessage.objects.filter(pk=row.pk).update(
+            status=InboundMessage.Status.FAILED,
+            attempts=F("attempts") + 1,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            processed_at=timezone.now(),
+        )
+
+
+def _ingest_rows(channel, rows):
+    envelopes = [Envelope.from_json(row.payload) for row in rows]
+    held = _hold_for_triage(channel, rows, envelopes)
+    envelopes = with_known_names(channel, [e for e in envelopes if e.external_id not in held])
+    outcomes = receive_batch(channel=channel, envelopes=envelopes)
+    _fetch_attachments_after_commit([a for outcome in outcomes.values() for a in outcome.attachments_to_fetch])
+    _acknowledge_publicly(channel, envelopes, outcomes)
+    rows = [row for row in rows if row.external_id not in held]
+    now = timezone.now()
+    processed = [r.pk for r in rows if outcomes.get(r.external_id, None) and outcomes[r.external_id].stored]
+    InboundMessage.objects.filter(pk__in=processed).update(
+        status=InboundMessage.Status.PROCESSED, attempts=F("attempts") + 1, processed_at=now
+    )
+    skipped = defaultdict(list)
+    for row in rows:
+        outcome = outcomes.get(row.external_id)
+        if outcome is None or not outcome.stored:
+            skipped[outcome.note if outcome else "not interpreted"].append(row.pk)
+    for note, ids in skipped.items():
+        InboundMessage.objects.filter(pk__in=ids).update(
+            status=InboundMessage.Status.SKIPPED, attempts=F("attempts") + 1, error=note, processed_at=now
+        )
+
+
+def _fetch_attachments_after_commit(attachment_ids):
+    """Files are downloaded by their own tasks: ingestion does not wait on (possibly large) downloads."""
+    for attachment_id in attachment_ids:
+        enqueue_on_commit(TaskName.DOWNLOAD, attachment_id)
+
+
+def _hold_for_triage(channel, rows, envelopes) -> set[str]:
+    """Public messages the channel's rules do not ticket at once wait in the triage list.
+
+    Not those an agent already accepted, nor replies in a conversation that has a ticket.
+    """
+    accepted = {row.external_id for row in rows if row.triaged_by_id}
+    candidates = [e for e in envelopes if e.external_id not in accepted and triage.needs_triage(e, channel.config)]
+    if not candidates:
+        return set()
+    ticketed = set(
+        TicketThread.objects.filter(
+            channel=channel, key__in={e.thread_key for e in candidates}, detached_at=None
+        ).values_list("key", flat=True)
+    )
+    held = {e.external_id for e in candidates if e.thread_key not in ticketed}
+    InboundMessage.objects.filter(channel=channel, external_id__in=held).update(status=InboundMessage.Status.TRIAGE)
+    return held
+
+
+def _acknowledge_publicly(channel, envelopes, outcomes):
+    """Optionally answer a public message that opened a ticket with its number, where everyone saw it."""
+    template = channel.config.get("public_ack")
+    if not template:
+        return
+    opened = {
+        outcomes[e.external_id].ticket_id
+        for e in envelopes
+        if e.public and e.external_id in outcomes and outcomes[e.external_id].opened_ticket
+    }
+    for ticket in Ticket.objects.filter(pk__in=opened):
+        try:
+            reply_to_ticket(ticket=ticket, author=None, body=template.format(ticket=ticket.pk), mode="public")
+        except ReplyError as exc:
+            logger.warning("channel %s: no public acknowledgement for ticket %s: %s", channel.name, ticket.pk, exc)
+
+
+def accept_triaged(inbound_ids, *, user) -> int:
+    """An agent turns triaged public messages into tickets."""
+    rows = InboundMessage.objects.filter(pk__in=inbound_ids, status=InboundMessage.Status.TRIAGE)
+    channel_ids = set(rows.values_list("channel_id", flat=True))
+    with transaction.atomic():
+        count = rows.update(status=InboundMessage.Status.PENDING, triaged_by=user, triaged_at=timezone.now())
+        for channel_id in channel_ids:
+            schedule_ingest(channel_id)
+    return count
+
+
+def dismiss_triaged(inbound_ids, *, user) -> int:
+    """An agent decides triaged public messages need no ticket. They stay on record as skipped."""
+    return InboundMessage.objects.filter(pk__in=inbound_ids, status=InboundMessage.Status.TRIAGE).update(
+        status=InboundMessage.Status.SKIPPED,
+        triaged_by=user,
+        triaged_at=timezone.now(),
+        processed_at=timezone.now(),
+        error=f"Dismissed in triage by {user.get_username()}",
+    )

@@ -1,0 +1,64 @@
+"""People's names: looked up on the platform after ingestion, never during it, and cached.
+
+A profile lookup is a per-person call with its own rate limit (Slack's ``users.info``). Ingestion therefore
+uses only names already in the cache; a ``describe_senders`` task then asks the platform for the rest, caches
+them for a day (the Django cache: Redis in production) and updates the people they belong to. A new
+person's name appears a moment after their first message.
+"""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+
+from channel_adapters.base import Envelope, Sender
+from tickets.inbound import refresh_identities
+
+from .models import Channel
+from .queueing import TaskName, enqueue_on_commit
+
+NAME_CACHE_SECONDS = 24 * 3600
+
+
+def _cache_key(sender: Sender) -> str:
+    return f"sender-name:{sender.namespace}:{sender.external_id}"
+
+
+def _with_profile(sender: Sender, profile: dict) -> Sender:
+    return Sender(namespace=sender.namespace, external_id=sender.external_id, **profile)
+
+
+def with_known_names(channel: Channel, envelopes: list[Envelope]) -> list[Envelope]:
+    """The envelopes with the names already cached filled in; the other senders are looked up after commit."""
+    senders = {e.sender for e in envelopes if e.sender and not e.sender.display_name}
+    if not senders:
+        return envelopes
+    keys = {sender: _cache_key(sender) for sender in senders}
+    profiles = cache.get_many(list(keys.values()))
+    known = {sender.external_id: _with_profile(sender, profiles[key]) for sender, key in keys.items() if key in profiles}
+    unknown = [vars(sender).copy() for sender in senders if sender.external_id not in known]
+    if unknown:
+        enqueue_on_commit(TaskName.DESCRIBE_SENDERS, channel.pk, unknown)
+    return [
+        Envelope(**{**vars(e), "sender": known[e.sender.external_id]}) if e.sender and e.sender.external_id in known else e
+        for e in envelopes
+    ]
+
+
+def describe_senders(channel_id: int, senders: list[Sender]) -> int:
+    """Ask the platform for names, cache them and update the people they belong to; returns how many were found.
+
+    Runs after ingestion, so the channel may have been deleted meanwhile: then there is nothing to do.
+    """
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        return 0
+    described = channel.adapter().describe_senders(senders)
+    cache.set_many(
+        {
+            _cache_key(sender): {"handle": sender.handle, "display_name": sender.display_name, "email": sender.email}
+            for sender in described.values()
+        },
+        NAME_CACHE_SECONDS,
+    )
+    refresh_identities(list(described.values()))
+    return len(described)

@@ -1,0 +1,228 @@
+"""Taking in what people write on the channels: new messages join their conversation's ticket or open one,
+edits and deletions change the stored message. Set-based: a batch costs a fixed number of queries.
+
+The pipeline (``channels_ingest.ingest``) hands over envelopes already stored and decides which to ingest;
+this module only knows tickets, their conversations (an opaque thread key per channel) and people.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+from django.utils import timezone
+
+from channel_adapters.base import Envelope, EnvelopeKind, Sender
+
+from .attachments import record_inbound
+from .bulk_insert import insert_rows
+from .marks import next_mark
+from .models import Contact, Identity, Message, Ticket, TicketThread
+
+
+@dataclass(frozen=True)
+class Outcome:
+    stored: bool
+    note: str = ""
+    ticket_id: int | None = None
+    opened_ticket: bool = False
+    #: Attachments of the stored message that the channel layer still has to download.
+    attachments_to_fetch: tuple[int, ...] = ()
+
+
+STORED = Outcome(stored=True)
+
+
+
+def receive_batch(*, channel, envelopes: list[Envelope]) -> dict[str, Outcome]:
+    """Apply a batch of inbound envelopes from one channel, with a fixed number of queries.
+
+    New messages join the ticket of their thread, or open one. Edits and
+    deletions update the stored message. Returns an outcome per envelope
+    ``external_id``. Must run inside a transaction.
+    """
+    messages = [e for e in envelopes if e.kind == EnvelopeKind.MESSAGE]
+    edits = [e for e in envelopes if e.kind != EnvelopeKind.MESSAGE]
+    outcomes = _store_messages(channel, messages) if messages else {}
+    outcomes.update(_apply_edits(channel, edits) if edits else {})
+    return outcomes
+
+
+def _store_messages(channel, envelopes):
+    envelopes = sorted(envelopes, key=lambda e: e.sent_at)
+    identities = _resolve_identities({e.sender for e in envelopes if e.sender})
+    already = set(
+        Message.objects.filter(thread__channel=channel, external_id__in=[e.external_id for e in envelopes]).values_list(
+            "external_id", flat=True
+        )
+    )
+    outcomes = {e.external_id: Outcome(stored=False, note="already stored") for e in envelopes if e.external_id in already}
+    outcomes.update({e.external_id: Outcome(stored=False, note="no sender") for e in envelopes if not e.sender})
+    fresh = list({e.external_id: e for e in envelopes if e.external_id not in already and e.sender}.values())
+    threads, opened = _resolve_threads(channel, fresh, identities)
+
+    rows = []
+    for envelope in fresh:
+        thread_id, ticket_id = threads[envelope.thread_key]
+        rows.append(
+            {
+                "ticket_id": ticket_id,
+                "thread_id": thread_id,
+                "direction": Message.Direction.INBOUND,
+                "author_identity_id": identities[(envelope.sender.namespace, envelope.sender.external_id)].pk,
+                "body": Message.clean_body(envelope.text),
+                "external_id": envelope.external_id,
+                "created_at": envelope.sent_at,
+                "meta": envelope.meta,
+            }
+        )
+        outcomes[envelope.external_id] = Outcome(
+            stored=True, ticket_id=ticket_id, opened_ticket=opened.get(envelope.thread_key) == envelope.external_id
+        )
+    message_ids = insert_rows(Message, rows)
+    with_files = [(e, message_id) for e, message_id in zip(fresh, message_ids, strict=True) if e.attachments]
+    if with_files:
+        to_fetch = record_inbound((message_id, item) for e, message_id in with_files for item in e.attachments)
+        for envelope, message_id in with_files:
+            outcome = outcomes[envelope.external_id]
+            outcomes[envelope.external_id] = replace(outcome, attachments_to_fetch=tuple(to_fetch.get(message_id, ())))
+    opened_tickets = {threads[key][1] for key in opened}
+    touched = {row["ticket_id"] for row in rows} - opened_tickets
+    if touched:
+        Ticket.objects.filter(id__in=touched).record_customer_activity()
+    return outcomes
+
+
+def _resolve_identities(senders: set[Sender]) -> dict[tuple[str, str], Identity]:
+    """Find or create the identity (and its contact) of each sender; refresh changed names."""
+    by_key = {(s.namespace, s.external_id): s for s in senders}
+    found = {}
+    for namespace in {ns for ns, _ in by_key}:
+        ids = [ext for ns, ext in by_key if ns == namespace]
+        for identity in Identity.objects.filter(namespace=namespace, external_id__in=ids):
+            found[(identity.namespace, identity.external_id)] = identity
+
+    stale = []
+    for key, identity in found.items():
+        sender = by_key[key]
+        if sender.display_name and (identity.display_name, identity.handle, identity.email) != (
+            sender.display_name,
+            sender.handle,
+            sender.email,
+        ):
+            identity.display_name, identity.handle, identity.email = sender.display_name, sender.handle, sender.email
+            stale.append(identity)
+    if stale:
+        Identity.objects.bulk_update(stale, ["display_name", "handle", "email"])
+
+    missing = [by_key[key] for key in by_key if key not in found]
+    if missing:
+        contacts = Contact.objects.bulk_create(
+            [Contact(display_name=s.display_name or s.handle or s.external_id, email=s.email) for s in missing]
+        )
+        created = Identity.objects.bulk_create(
+            [
+                Identity(
+                    contact=contact,
+                    namespace=s.namespace,
+                    external_id=s.external_id,
+                    handle=s.handle,
+                    display_name=s.display_name,
+                    email=s.email,
+                )
+                for s, contact in zip(missing, contacts, strict=True)
+            ]
+        )
+        found.update({(i.namespace, i.external_id): i for i in created})
+    return found
+
+
+def refresh_identities(senders: list[Sender]) -> None:
+    """Names arrived for these accounts: update their identities, and contacts still named by a raw id."""
+    identities = _resolve_identities(set(senders))
+    for sender in senders:
+        contact_id = identities[(sender.namespace, sender.external_id)].contact_id
+        Contact.objects.filter(pk=contact_id, display_name=sender.external_id).update(
+            display_name=sender.display_name or sender.handle or sender.external_id, email=sender.email
+        )
+
+
+def _resolve_threads(channel, envelopes, identities):
+    """(thread id, ticket id) for each envelope's thread, and which envelope opened each new ticket.
+
+    A thread seen for the first time opens a ticket. So does a message in a
+    conversation that does not reopen (a DM) whose ticket is resolved or closed.
+    """
+    keys = {e.thread_key for e in envelopes}
+    existing = TicketThread.objects.filter(channel=channel, key__in=keys, detached_at=None).values_list(
+        "key", "id", "ticket_id", "ticket__status"
+    )
+    threads, closed = {}, {}
+    for key, thread_id, ticket_id, status in existing:
+        threads[key] = (thread_id, ticket_id)
+        if status in Ticket.CLOSED_STATUSES:
+            closed[key] = thread_id
+    openers = {}
+    for envelope in envelopes:  # sorted by time: the first message of a new thread opens it
+        key = envelope.thread_key
+        if key in openers:
+            continue
+        if key not in threads or (key in closed and not envelope.reopens):
+            openers[key] = envelope
+    # A new ticket's messages are all in this batch, so its counters are known before it is inserted.
+    batch_count, batch_latest = defaultdict(int), {}
+    for envelope in envelopes:
+        batch_count[envelope.thread_key] += 1
+        batch_latest[envelope.thread_key] = envelope.sent_at
+    detach = [closed[key] for key in openers if key in closed]
+    if detach:
+        TicketThread.objects.filter(id__in=detach).update(detached_at=timezone.now())
+    ticket_ids = insert_rows(
+        Ticket,
+        [
+            {
+                # A message of files alone is named by its files.
+                "subject": Ticket.subject_from_text(Message.clean_body(e.text or ", ".join(a.name for a in e.attachments))),
+                "requester_id": identities[(e.sender.namespace, e.sender.external_id)].contact_id,
+                "channel_id": channel.pk,
+                "created_at": e.sent_at,
+                "last_activity_at": batch_latest[key],
+                "message_count": batch_count[key],
+            }
+            for key, e in openers.items()
+        ],
+    )
+    thread_ids = insert_rows(
+        TicketThread,
+        [
+            {"ticket_id": ticket_id, "channel_id": channel.pk, "key": key}
+            for key, ticket_id in zip(openers, ticket_ids, strict=True)
+        ],
+    )
+    threads.update(zip(openers, zip(thread_ids, ticket_ids, strict=True), strict=True))
+    return threads, {key: e.external_id for key, e in openers.items()}
+
+
+def _apply_edits(channel, envelopes):
+    """Edits and deletions of stored messages."""
+    targets = {
+        m.external_id: m
+        for m in Message.objects.filter(thread__channel=channel, external_id__in={e.target_id for e in envelopes})
+    }
+    outcomes = {}
+    edited = {}
+    for envelope in sorted(envelopes, key=lambda e: e.sent_at):
+        message = targets.get(envelope.target_id)
+        if message is None:
+            outcomes[envelope.external_id] = Outcome(stored=False, note="the changed message is not stored")
+            continue
+        if envelope.kind == EnvelopeKind.EDIT:
+            message.body = Message.clean_body(envelope.text)
+            message.edited_at = envelope.sent_at
+        else:
+            message.deleted_at = envelope.sent_at
+        message.changed_mark = next_mark()  # open pages swap the entry in place (tickets.changes)
+        edited[message.pk] = message
+        outcomes[envelope.external_id] = STORED
+    Message.objects.bulk_update(edited.values(), ["body", "edited_at", "deleted_at", "changed_mark"])
+    return outcomes

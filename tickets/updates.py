@@ -1,0 +1,156 @@
+"""Updating tickets' fields (status, priority, assignee, queue), one ticket or many, each real change audited.
+
+Both ways share one set of rules (``validate_update``, ``apply_update``). Many tickets (the queue's bulk
+actions) take a fixed number of queries: the rows are locked and read in one query, changed in memory,
+then written with one UPDATE and one INSERT of events, however many tickets were selected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Ticket, TicketEvent
+from .roles import is_agent
+
+#: The most tickets one update may change at once (a page of the queue is 50).
+MAX_BULK = 500
+#: Every field an update may write.
+_UPDATED_FIELDS = ["status", "resolved_at", "priority", "assignee", "queue", "last_activity_at"]
+
+
+class TicketUpdateError(ValueError):
+    """A ticket update that cannot be applied (an unknown status, a non-agent assignee)."""
+
+
+#: "Leave as it is" for fields where None means "clear" (assignee, queue).
+UNCHANGED = object()
+
+
+def _user_label(user):
+    return (user.get_full_name() or user.get_username()) if user else ""
+
+
+def validate_update(*, status=None, priority=None, assignee=UNCHANGED):
+    """Refuse what no ticket may be given (an unknown status or priority, a non-agent assignee).
+
+    Returns the priority as a ``Ticket.Priority`` (or None).
+    """
+    if status is not None and status not in Ticket.Status.values:
+        raise TicketUpdateError(f"Unknown status {status!r}.")
+    if priority is not None:
+        try:
+            priority = Ticket.Priority(int(priority))
+        except (TypeError, ValueError) as exc:
+            raise TicketUpdateError(f"Unknown priority {priority!r}.") from exc
+    if assignee is not UNCHANGED and assignee is not None and not is_agent(assignee):
+        raise TicketUpdateError(f"{_user_label(assignee)} is not an agent and cannot be assigned tickets.")
+    return priority
+
+
+def apply_update(current: Ticket, *, actor, at, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+    """Change a locked, freshly read ticket in memory; returns (unsaved events, changed fields).
+
+    ``current`` must have ``assignee`` and ``queue`` loaded (their names go into the events).
+    Arguments are already validated (``validate_update``).
+    """
+    events, fields = [], set()
+
+    def record(kind, old, new):
+        events.append(TicketEvent(ticket=current, actor=actor, kind=kind, old_value=old, new_value=new, created_at=at))
+
+    if status is not None and status != current.status:
+        old = current.status
+        current.set_status(status, at=at)
+        record(TicketEvent.Kind.STATUS, old, status)
+        fields |= {"status", "resolved_at"}
+    if priority is not None and priority != current.priority:
+        old = Ticket.Priority(current.priority).label.lower()
+        current.priority = priority
+        record(TicketEvent.Kind.PRIORITY, old, priority.label.lower())
+        fields.add("priority")
+    if assignee is not UNCHANGED and (assignee.pk if assignee else None) != current.assignee_id:
+        record(TicketEvent.Kind.ASSIGNEE, _user_label(current.assignee), _user_label(assignee))
+        current.assignee = assignee
+        fields.add("assignee")
+    if queue is not UNCHANGED and (queue.pk if queue else None) != current.queue_id:
+        record(TicketEvent.Kind.QUEUE, current.queue.name if current.queue else "", queue.name if queue else "")
+        current.queue = queue
+        fields.add("queue")
+    if events:
+        current.last_activity_at = max(current.last_activity_at, at)
+        fields.add("last_activity_at")
+    return events, fields
+
+
+def update_ticket(*, ticket: Ticket, actor, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+    """Apply an agent's changes to a ticket and record one ``TicketEvent`` per field that really changed.
+
+    ``status`` and ``priority`` are left alone when None; ``assignee`` and ``queue`` when ``UNCHANGED``
+    (None clears them). Status moves through ``Ticket.set_status`` (resolving stamps ``resolved_at``,
+    reopening clears it). The row is locked and re-read, so concurrent changes are judged against the
+    stored values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
+    """
+    priority = validate_update(status=status, priority=priority, assignee=assignee)
+    now = timezone.now()
+    with transaction.atomic():
+        current = Ticket.objects.select_for_update(of=("self",)).select_related("assignee", "queue").get(pk=ticket.pk)
+        events, fields = apply_update(
+            current, actor=actor, at=now, status=status, priority=priority, assignee=assignee, queue=queue
+        )
+        if not events:
+            return []
+        current.save(update_fields=sorted(fields))
+        TicketEvent.objects.bulk_create(events)
+    for field in _UPDATED_FIELDS:
+        setattr(ticket, field, getattr(current, field))
+    return events
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    #: Tickets that really changed (the others already had the values asked for).
+    changed: int
+    #: Selected ids that no longer exist.
+    missing: int
+    events: list[TicketEvent]
+
+
+def update_tickets(*, ticket_ids, actor, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+    """Apply the same changes to every ticket in ``ticket_ids``, with one ``TicketEvent`` per real change.
+
+    Arguments mean what they mean for ``update_ticket``. Raises ``TicketUpdateError`` for an empty
+    or oversized selection, an unknown status or priority, or a non-agent assignee, before
+    anything is written.
+    """
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        raise TicketUpdateError("Select at least one ticket.")
+    if len(ids) > MAX_BULK:
+        raise TicketUpdateError(f"At most {MAX_BULK} tickets can be changed at once; {len(ids)} were selected.")
+    if status is None and priority is None and assignee is UNCHANGED and queue is UNCHANGED:
+        raise TicketUpdateError("Choose what to change.")
+    priority = validate_update(status=status, priority=priority, assignee=assignee)
+    now = timezone.now()
+    with transaction.atomic():
+        # Locked in id order, as every bulk writer does, so two bulk actions cannot deadlock.
+        tickets = list(
+            Ticket.objects.select_for_update(of=("self",))
+            .select_related("assignee", "queue")
+            .filter(pk__in=ids)
+            .order_by("pk")
+        )
+        events, changed = [], []
+        for ticket in tickets:
+            ticket_events, _ = apply_update(
+                ticket, actor=actor, at=now, status=status, priority=priority, assignee=assignee, queue=queue
+            )
+            if ticket_events:
+                events += ticket_events
+                changed.append(ticket)
+        if changed:
+            Ticket.objects.bulk_update(changed, _UPDATED_FIELDS)
+            TicketEvent.objects.bulk_create(events)
+    return BulkOutcome(changed=len(changed), missing=len(ids) - len(tickets), events=events)
