@@ -41,9 +41,16 @@ STATUS_WEIGHTS = {"new": 20, "open": 35, "pending": 15, "resolved": 15, "closed"
 PRIORITY_WEIGHTS = {1: 20, 2: 60, 3: 15, 4: 5}
 KIND_WEIGHTS = {"incident": 60, "service_request": 35, "problem": 3, "change": 2}
 SUBJECTS = [
-    "VPN drops every few minutes", "Cannot print to the 3rd floor printer", "Password reset please",
-    "Outlook keeps asking for my password", "New starter needs a laptop", "Access to the finance share",
-    "Teams camera not working", "Monitor flickers", "Software install request: Figma", "Wi-Fi slow in room B2",
+    "VPN drops every few minutes",
+    "Cannot print to the 3rd floor printer",
+    "Password reset please",
+    "Outlook keeps asking for my password",
+    "New starter needs a laptop",
+    "Access to the finance share",
+    "Teams camera not working",
+    "Monitor flickers",
+    "Software install request: Figma",
+    "Wi-Fi slow in room B2",
 ]
 ACTIVITY_SPREAD = timedelta(days=90)
 
@@ -76,8 +83,11 @@ def main():
     if recreated or not is_seeded():
         started = time.perf_counter()
         seed(agent, fingerprint)
-        print(f"seeding: {TICKETS:,} tickets + 1 of {LONG_TICKET_MESSAGES} messages in "
-              f"{time.perf_counter() - started:.1f}s", flush=True)
+        print(
+            f"seeding: {TICKETS:,} tickets + 1 of {LONG_TICKET_MESSAGES} messages in "
+            f"{time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
     else:
         print(f"seeding: skipped, {TICKETS + 1:,} tickets already there (--reseed forces it)", flush=True)
 
@@ -88,11 +98,15 @@ def main():
     print(f"measuring: {time.perf_counter() - started:.1f}s")
 
     queue, ticket = results["console queue"], results["console ticket (500 msgs)"]
-    print(f"targets: queue p95 < {QUEUE_TARGET_MS} ms ({verdict(queue, QUEUE_TARGET_MS)}), "
-          f"ticket page p95 < {TICKET_TARGET_MS} ms ({verdict(ticket, TICKET_TARGET_MS)})")
+    print(
+        f"targets: queue p95 < {QUEUE_TARGET_MS} ms ({verdict(queue, QUEUE_TARGET_MS)}), "
+        f"ticket page p95 < {TICKET_TARGET_MS} ms ({verdict(ticket, TICKET_TARGET_MS)})"
+    )
     print(REFERENCE)
-    print(f"console: queue p95 {queue['p95']:.1f} ms ({queue['queries']} queries), "
-          f"ticket(500 msgs) p95 {ticket['p95']:.1f} ms ({ticket['queries']} queries)")
+    print(
+        f"console: queue p95 {queue['p95']:.1f} ms ({queue['queries']} queries), "
+        f"ticket(500 msgs) p95 {ticket['p95']:.1f} ms ({ticket['queries']} queries)"
+    )
 
 
 def agent_user():
@@ -100,7 +114,9 @@ def agent_user():
 
     from tickets.roles import AGENTS_GROUP
 
-    agent, _ = User.objects.get_or_create(username=AGENT_USERNAME, defaults={"first_name": "Bench", "last_name": "Agent"})
+    agent, _ = User.objects.get_or_create(
+        username=AGENT_USERNAME, defaults={"first_name": "Bench", "last_name": "Agent"}
+    )
     agent.groups.add(Group.objects.get_or_create(name=AGENTS_GROUP)[0])
     return agent
 
@@ -160,27 +176,38 @@ def seed(agent, fingerprint):
     with transaction.atomic():
         empty_tables()
         channel = Channel.objects.create(
-            kind="slack", name=CHANNEL_NAME,
-            config={"conversations": [], "base_url": "http://127.0.0.1:9/api/"}, secrets={"bot_token": "xoxb-x"},
+            kind="slack",
+            name=CHANNEL_NAME,
+            config={"conversations": [], "base_url": "http://127.0.0.1:9/api/"},
+            secrets={"bot_token": "xoxb-x"},
         )
         names = [f"Employee {n:04d}" for n in range(CONTACTS)]
         contact_ids = insert_rows(
             Contact, [{"display_name": name, "email": f"employee{n}@example.com"} for n, name in enumerate(names)]
         )
         # Contact n writes as identity n: tickets and their messages use the same index.
-        identity_ids = insert_rows(Identity, [
-            {"contact_id": contact_id, "namespace": NAMESPACE, "external_id": f"U{n:05d}",
-             "handle": f"employee{n}", "display_name": names[n]}
-            for n, contact_id in enumerate(contact_ids)
-        ])
+        identity_ids = insert_rows(
+            Identity,
+            [
+                {
+                    "contact_id": contact_id,
+                    "namespace": NAMESPACE,
+                    "external_id": f"U{n:05d}",
+                    "handle": f"employee{n}",
+                    "display_name": names[n],
+                }
+                for n, contact_id in enumerate(contact_ids)
+            ],
+        )
         for first in range(0, TICKETS, BATCH):
             seed_tickets(range(first, min(first + BATCH, TICKETS)), channel, contact_ids, identity_ids, rng, now)
         seed_long_ticket(channel, contact_ids[0], identity_ids[0], agent, now)
     with connection.cursor() as cursor:
         # VACUUM as autovacuum would have by now: fresh statistics, and a visibility map for index-only scans.
         cursor.execute("VACUUM ANALYZE")
-        cursor.execute(f"COMMENT ON DATABASE {connection.ops.quote_name(connection.settings_dict['NAME'])} IS %s",
-                       [fingerprint])
+        cursor.execute(
+            f"COMMENT ON DATABASE {connection.ops.quote_name(connection.settings_dict['NAME'])} IS %s", [fingerprint]
+        )
 
 
 def seed_tickets(numbers, channel, contact_ids, identity_ids, rng, now):
@@ -198,36 +225,50 @@ def seed_tickets(numbers, channel, contact_ids, identity_ids, rng, now):
         middle = [created + rng.random() * (last_activity - created)] if count == 3 else []
         message_times = [created, *middle, last_activity][:count]
         status = rng.choices(list(STATUS_WEIGHTS), list(STATUS_WEIGHTS.values()))[0]
-        tickets.append({
-            "subject": f"{SUBJECTS[n % len(SUBJECTS)]} (#{n})",
-            "status": status,
-            "priority": rng.choices(list(PRIORITY_WEIGHTS), list(PRIORITY_WEIGHTS.values()))[0],
-            "kind": rng.choices(list(KIND_WEIGHTS), list(KIND_WEIGHTS.values()))[0],
-            "requester_id": contact_ids[requester],
-            "channel_id": channel.pk,
-            "created_at": created,
-            "last_activity_at": last_activity,
-            "resolved_at": last_activity if status in Ticket.CLOSED_STATUSES else None,
-            "message_count": len(message_times),
-        })
+        tickets.append(
+            {
+                "subject": f"{SUBJECTS[n % len(SUBJECTS)]} (#{n})",
+                "status": status,
+                "priority": rng.choices(list(PRIORITY_WEIGHTS), list(PRIORITY_WEIGHTS.values()))[0],
+                "kind": rng.choices(list(KIND_WEIGHTS), list(KIND_WEIGHTS.values()))[0],
+                "requester_id": contact_ids[requester],
+                "channel_id": channel.pk,
+                "created_at": created,
+                "last_activity_at": last_activity,
+                "resolved_at": last_activity if status in Ticket.CLOSED_STATUSES else None,
+                "message_count": len(message_times),
+            }
+        )
         requesters.append(requester)
         timelines.append(message_times)
     ticket_ids = insert_rows(Ticket, tickets)
     keys = [f"{CONVERSATION}:{n}.000100" for n in numbers]
-    thread_ids = insert_rows(TicketThread, [
-        {"ticket_id": ticket_id, "channel_id": channel.pk, "key": key, "created_at": ticket["created_at"]}
-        for ticket_id, key, ticket in zip(ticket_ids, keys, tickets, strict=True)
-    ])
-    insert_rows(Message, [
-        {"ticket_id": ticket_id, "thread_id": thread_id, "direction": Message.Direction.INBOUND,
-         "author_identity_id": identity_ids[requester], "created_at": at,
-         "body": f"{ticket['subject']}. Message {position + 1}: it started this morning, tried restarting, no luck.",
-         # The first message's Slack ts is the thread's key; replies get their own.
-         "external_id": key if position == 0 else f"{key}{position}"}
-        for ticket_id, thread_id, key, ticket, requester, times in zip(
-            ticket_ids, thread_ids, keys, tickets, requesters, timelines, strict=True)
-        for position, at in enumerate(times)
-    ])
+    thread_ids = insert_rows(
+        TicketThread,
+        [
+            {"ticket_id": ticket_id, "channel_id": channel.pk, "key": key, "created_at": ticket["created_at"]}
+            for ticket_id, key, ticket in zip(ticket_ids, keys, tickets, strict=True)
+        ],
+    )
+    insert_rows(
+        Message,
+        [
+            {
+                "ticket_id": ticket_id,
+                "thread_id": thread_id,
+                "direction": Message.Direction.INBOUND,
+                "author_identity_id": identity_ids[requester],
+                "created_at": at,
+                "body": f"{ticket['subject']}. Message {position + 1}: it started this morning, tried restarting, no luck.",
+                # The first message's Slack ts is the thread's key; replies get their own.
+                "external_id": key if position == 0 else f"{key}{position}",
+            }
+            for ticket_id, thread_id, key, ticket, requester, times in zip(
+                ticket_ids, thread_ids, keys, tickets, requesters, timelines, strict=True
+            )
+            for position, at in enumerate(times)
+        ],
+    )
 
 
 def seed_long_ticket(channel, contact_id, identity_id, agent, now):
@@ -237,33 +278,64 @@ def seed_long_ticket(channel, contact_id, identity_id, agent, now):
 
     created = now - timedelta(days=30)
     step = (now - created) / LONG_TICKET_MESSAGES
-    [ticket_id] = insert_rows(Ticket, [{
-        "subject": LONG_TICKET_SUBJECT, "status": Ticket.Status.OPEN, "priority": Ticket.Priority.HIGH,
-        "requester_id": contact_id, "channel_id": channel.pk, "created_at": created,
-        "last_activity_at": created + step * (LONG_TICKET_MESSAGES - 1), "message_count": LONG_TICKET_MESSAGES,
-    }])
+    [ticket_id] = insert_rows(
+        Ticket,
+        [
+            {
+                "subject": LONG_TICKET_SUBJECT,
+                "status": Ticket.Status.OPEN,
+                "priority": Ticket.Priority.HIGH,
+                "requester_id": contact_id,
+                "channel_id": channel.pk,
+                "created_at": created,
+                "last_activity_at": created + step * (LONG_TICKET_MESSAGES - 1),
+                "message_count": LONG_TICKET_MESSAGES,
+            }
+        ],
+    )
     key = f"{CONVERSATION}:long.000000"  # the first message's Slack ts; message n has ts long.<n>
-    [thread_id] = insert_rows(TicketThread, [{"ticket_id": ticket_id, "channel_id": channel.pk, "key": key,
-                                              "created_at": created}])
+    [thread_id] = insert_rows(
+        TicketThread, [{"ticket_id": ticket_id, "channel_id": channel.pk, "key": key, "created_at": created}]
+    )
     messages = []
     for n in range(LONG_TICKET_MESSAGES):
         at = created + step * n
-        message = {"ticket_id": ticket_id, "thread_id": thread_id, "created_at": at,
-                   "body": f"Message {n + 1}: still disconnecting after the driver update, logs attached."}
+        message = {
+            "ticket_id": ticket_id,
+            "thread_id": thread_id,
+            "created_at": at,
+            "body": f"Message {n + 1}: still disconnecting after the driver update, logs attached.",
+        }
         if n % 5 < 3:
-            message |= {"direction": Message.Direction.INBOUND, "author_identity_id": identity_id,
-                        "external_id": f"{CONVERSATION}:long.{n:06d}"}
+            message |= {
+                "direction": Message.Direction.INBOUND,
+                "author_identity_id": identity_id,
+                "external_id": f"{CONVERSATION}:long.{n:06d}",
+            }
         elif n >= LONG_TICKET_MESSAGES - 10:  # the newest replies are still on their way
-            message |= {"direction": Message.Direction.OUTBOUND, "author_user_id": agent.pk,
-                        "delivery_status": Message.DeliveryStatus.QUEUED, "delivery_next_attempt_at": at}
+            message |= {
+                "direction": Message.Direction.OUTBOUND,
+                "author_user_id": agent.pk,
+                "delivery_status": Message.DeliveryStatus.QUEUED,
+                "delivery_next_attempt_at": at,
+            }
         elif n % 50 == 4:
-            message |= {"direction": Message.Direction.OUTBOUND, "author_user_id": agent.pk,
-                        "delivery_status": Message.DeliveryStatus.FAILED, "delivery_attempts": 5,
-                        "delivery_error": "Slack error: channel_not_found"}
+            message |= {
+                "direction": Message.Direction.OUTBOUND,
+                "author_user_id": agent.pk,
+                "delivery_status": Message.DeliveryStatus.FAILED,
+                "delivery_attempts": 5,
+                "delivery_error": "Slack error: channel_not_found",
+            }
         else:
-            message |= {"direction": Message.Direction.OUTBOUND, "author_user_id": agent.pk,
-                        "external_id": f"{CONVERSATION}:long.{n:06d}", "delivery_status": Message.DeliveryStatus.SENT,
-                        "delivery_attempts": 1, "delivered_at": at + timedelta(seconds=1)}
+            message |= {
+                "direction": Message.Direction.OUTBOUND,
+                "author_user_id": agent.pk,
+                "external_id": f"{CONVERSATION}:long.{n:06d}",
+                "delivery_status": Message.DeliveryStatus.SENT,
+                "delivery_attempts": 1,
+                "delivered_at": at + timedelta(seconds=1),
+            }
         messages.append(message)
     insert_rows(Message, messages)
 
@@ -296,7 +368,9 @@ def measure_pages(agent, normal_ticket, long_ticket, requests, warmup):
         "console queue rows (the 5 s poll)": reverse("console:ticket-rows"),
         "console search 'vpn'": f"{queue}?q=vpn",
         "console search 'printer' + filters": f"{queue}?q=printer&priority=2&view=open",
-        f"console ticket ({normal_ticket.message_count} msgs)": reverse("console:ticket-detail", args=[normal_ticket.pk]),
+        f"console ticket ({normal_ticket.message_count} msgs)": reverse(
+            "console:ticket-detail", args=[normal_ticket.pk]
+        ),
         "console ticket (500 msgs)": reverse("console:ticket-detail", args=[long_ticket.pk]),
         "api list": reverse("api:ticket-list"),
         "api detail (500 msgs)": reverse("api:ticket-detail", args=[long_ticket.pk]),
@@ -313,15 +387,20 @@ def measure_pages(agent, normal_ticket, long_ticket, requests, warmup):
     # The page size is a constant (listing.PAGE_SIZE), not a parameter, so a short page comes from data:
     # the last page of closed tickets. The same count at every length means no query per row.
     short = measure(client, f"{queue}?status=closed&page={last_closed_page}", requests=1, warmup=0)
-    print(f"queue queries by rows: page 1 ({PAGE_SIZE} rows) {results['console queue']['queries']}, "
-          f"page 20 ({PAGE_SIZE} rows) {results['console queue page 20']['queries']}, "
-          f"closed page {last_closed_page} ({closed % PAGE_SIZE} rows) {short['queries']}")
+    print(
+        f"queue queries by rows: page 1 ({PAGE_SIZE} rows) {results['console queue']['queries']}, "
+        f"page 20 ({PAGE_SIZE} rows) {results['console queue page 20']['queries']}, "
+        f"closed page {last_closed_page} ({closed % PAGE_SIZE} rows) {short['queries']}"
+    )
     return results
 
 
 def report(name, result):
-    print(f"{name}: p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms, {result['queries']} queries, "
-          f"{result['bytes']:,} bytes", flush=True)
+    print(
+        f"{name}: p50 {result['p50']:.1f} ms, p95 {result['p95']:.1f} ms, {result['queries']} queries, "
+        f"{result['bytes']:,} bytes",
+        flush=True,
+    )
 
 
 def measure(client, url, requests, warmup, *, cold_cache=False):

@@ -54,8 +54,11 @@ def main():
             elapsed = time.perf_counter() - started
             rates.append(args.messages / elapsed)
             wait_until_idle(app)  # the next round empties the tables; nothing may still be writing
-            print(f"round {round_number}: {args.messages} messages in {elapsed:.2f}s = {rates[-1]:.0f} msgs/s; "
-                  f"{platform.report(channel)}", flush=True)
+            print(
+                f"round {round_number}: {args.messages} messages in {elapsed:.2f}s = {rates[-1]:.0f} msgs/s; "
+                f"{platform.report(channel)}",
+                flush=True,
+            )
         assert Message.objects.values("external_id").distinct().count() == args.messages
     finally:
         for worker in workers:
@@ -86,12 +89,17 @@ class SlackRound:
         for user in self.people:
             self.emulator.add_user(user, name=user.lower(), real_name=f"Employee {user}")
         config, secrets = SlackAdapter.split_config(
-            {"bot_token": "xoxb-emulator", "conversations": ["C0GENERAL"], "base_url": self.emulator.base_url,
-             "page_size": 999}
+            {
+                "bot_token": "xoxb-emulator",
+                "conversations": ["C0GENERAL"],
+                "base_url": self.emulator.base_url,
+                "page_size": 999,
+            }
         )
         self.calls_before = sum(self.emulator.stats()["calls"].values())
-        return Channel.objects.create(kind="slack", name="bench", config=config, secrets=secrets,
-                                      poll_interval_seconds=0)
+        return Channel.objects.create(
+            kind="slack", name="bench", config=config, secrets=secrets, poll_interval_seconds=0
+        )
 
     def feed(self, app, channel):
         """Everything at once, then one poll: the history API pages through any backlog."""
@@ -99,13 +107,18 @@ class SlackRound:
         people = self.people
         parents = self.emulator.post_many(
             "C0GENERAL",
-            [{"user": people[i % PEOPLE], "text": f"Issue {i}: VPN drops"} for i in range(self.args.messages - replies)],
+            [
+                {"user": people[i % PEOPLE], "text": f"Issue {i}: VPN drops"}
+                for i in range(self.args.messages - replies)
+            ],
         )
         if replies:
             self.emulator.post_many(
                 "C0GENERAL",
-                [{"user": people[i % PEOPLE], "text": f"follow-up {i}", "thread_ts": parents[i % 100]}
-                 for i in range(replies)],
+                [
+                    {"user": people[i % PEOPLE], "text": f"follow-up {i}", "thread_ts": parents[i % 100]}
+                    for i in range(replies)
+                ],
             )
         app.send_task("channels_ingest.poll_channel", args=[channel.pk])
 
@@ -134,8 +147,7 @@ class XRound:
             {"bearer_token": "x-emulator-bearer", "base_url": self.emulator.url, "triage": {"auto_ticket": "all"}}
         )
         self.calls_before = sum(self.emulator.stats()["calls"].values())
-        return Channel.objects.create(kind="x", name="bench-x", config=config, secrets=secrets,
-                                      poll_interval_seconds=0)
+        return Channel.objects.create(kind="x", name="bench-x", config=config, secrets=secrets, poll_interval_seconds=0)
 
     def feed(self, app, channel):
         """Bursts of 500 mentions, each followed by a poll: X only serves the newest 800 mentions,
@@ -147,10 +159,14 @@ class XRound:
         roots = self.emulator.post_many(
             [{"author_id": people[i % PEOPLE], "text": f"@ithelp issue {i}: VPN drops"} for i in range(100)]
         )
-        posts = [{"author_id": people[i % PEOPLE], "text": f"@ithelp issue {i}: VPN drops"}
-                 for i in range(100, self.args.messages - replies)]
-        posts += [{"author_id": people[i % PEOPLE], "text": f"@ithelp follow-up {i}",
-                   "in_reply_to_tweet_id": roots[i % 100]} for i in range(replies)]
+        posts = [
+            {"author_id": people[i % PEOPLE], "text": f"@ithelp issue {i}: VPN drops"}
+            for i in range(100, self.args.messages - replies)
+        ]
+        posts += [
+            {"author_id": people[i % PEOPLE], "text": f"@ithelp follow-up {i}", "in_reply_to_tweet_id": roots[i % 100]}
+            for i in range(replies)
+        ]
         posted = 100
         for start in range(0, len(posts) + 1, 500):
             burst = posts[start : start + 500]
@@ -167,15 +183,31 @@ class XRound:
         calls = sum(self.emulator.stats()["calls"].values()) - self.calls_before
         cost = channel.usage.aggregate(total=Sum("cost"))["total"] or Decimal(0)
         per_thousand = 1000 / self.args.messages
-        return (f"{calls} X API calls ({calls * per_thousand:.1f} per 1,000 mentions), "
-                f"estimated cost ${cost:.2f} (${cost * Decimal(per_thousand):.2f} per 1,000 mentions)")
+        return (
+            f"{calls} X API calls ({calls * per_thousand:.1f} per 1,000 mentions), "
+            f"estimated cost ${cost:.2f} (${cost * Decimal(per_thousand):.2f} per 1,000 mentions)"
+        )
 
 
 def start_worker(concurrency):
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-l",
-         os.environ.get("BENCH_WORKER_LOG", "WARNING"), "-c", str(concurrency),
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench-{os.getpid()}-{id(object())}@%h"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "helpdesk",
+            "worker",
+            "-l",
+            os.environ.get("BENCH_WORKER_LOG", "WARNING"),
+            "-c",
+            str(concurrency),
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"bench-{os.getpid()}-{id(object())}@%h",
+        ],
         cwd=ROOT,
         env=dict(os.environ),
     )

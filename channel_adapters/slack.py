@@ -358,7 +358,9 @@ class SlackAdapter(ChannelAdapter):
             for message in edited:
                 self._interpret(conversation, [{"subtype": "message_changed", "message": message}], envelopes, rejected)
             for message in data.get("messages", []):
-                if isinstance(message, Mapping) and message.get("latest_reply", "") > threads.get(message.get("ts"), ""):
+                if isinstance(message, Mapping) and message.get("latest_reply", "") > threads.get(
+                    message.get("ts"), ""
+                ):
                     pending_threads.append((message["ts"], message["latest_reply"]))
                 if isinstance(message, Mapping):
                     newest = max(newest, message.get("ts", ""))
@@ -384,7 +386,12 @@ class SlackAdapter(ChannelAdapter):
     def _fetch_thread(self, conversation, parent_ts, oldest, envelopes, rejected):
         page_cursor = None
         while True:
-            params = {"channel": conversation, "ts": parent_ts, "oldest": oldest, "limit": self.config.get("page_size", 200)}
+            params = {
+                "channel": conversation,
+                "ts": parent_ts,
+                "oldest": oldest,
+                "limit": self.config.get("page_size", 200),
+            }
             if page_cursor:
                 params["cursor"] = page_cursor
             data = self._call("conversations_replies", **params)
@@ -533,7 +540,9 @@ class SlackAdapter(ChannelAdapter):
         status = response.status_code
         if status == 429:
             retry_after = wait_seconds(response.headers)
-            raise RateLimited(f"Slack rate limit on a file download (retry after {retry_after:.0f}s)", retry_after=retry_after)
+            raise RateLimited(
+                f"Slack rate limit on a file download (retry after {retry_after:.0f}s)", retry_after=retry_after
+            )
         if status == 401:
             raise CredentialsError("Slack refused the bot token for a file download (HTTP 401).")
         if status in (403, 404, 410):
@@ -541,6 +550,10 @@ class SlackAdapter(ChannelAdapter):
         if status != 200:
             raise TransientError(f"Slack file download failed: HTTP {status}.")
         # Without files:read Slack answers 200 with its sign-in page instead of the file.
-        if response.headers.get("Content-Type", "").startswith("text/html") and not ref.lower().endswith((".html", ".htm")):
-            raise PermanentError("Slack answered a file download with a web page: the bot token cannot read files "
-                                 "(add the files:read scope).")
+        if response.headers.get("Content-Type", "").startswith("text/html") and not ref.lower().endswith(
+            (".html", ".htm")
+        ):
+            raise PermanentError(
+                "Slack answered a file download with a web page: the bot token cannot read files "
+                "(add the files:read scope)."
+            )

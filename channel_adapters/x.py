@@ -54,7 +54,13 @@ PUBLIC_REPLY_LENGTH = 280
 DM_LENGTH = 10_000
 NAMESPACE = "x"
 TWEET_FIELDS = [
-    "author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets", "note_tweet", "attachments"
+    "author_id",
+    "conversation_id",
+    "created_at",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "note_tweet",
+    "attachments",
 ]
 DM_FIELDS = ["id", "event_type", "text", "sender_id", "dm_conversation_id", "created_at", "attachments"]
 USER_FIELDS = ["id", "name", "username"]
@@ -131,7 +137,9 @@ class XAdapter(ChannelAdapter):
             return getattr(self._client(), method)(user_auth=user_auth, **params)
         except tweepy.TooManyRequests as exc:
             retry_after = wait_seconds(exc.response.headers)
-            raise RateLimited(f"X rate limit on {method} (resets in {retry_after:.0f}s)", retry_after=retry_after) from None
+            raise RateLimited(
+                f"X rate limit on {method} (resets in {retry_after:.0f}s)", retry_after=retry_after
+            ) from None
         except tweepy.Unauthorized as exc:
             raise CredentialsError(f"X refused the credentials: {self._detail(exc)}") from None
         except tweepy.TwitterServerError as exc:
@@ -291,7 +299,9 @@ class XAdapter(ChannelAdapter):
         )
 
     def _dm(self, event, includes):
-        if event.get("event_type", "MessageCreate") != "MessageCreate" or event["sender_id"] == self.state.get("account_id"):
+        if event.get("event_type", "MessageCreate") != "MessageCreate" or event["sender_id"] == self.state.get(
+            "account_id"
+        ):
             return None
         return Envelope(
             external_id=f"dm:{event['id']}",
@@ -401,8 +411,9 @@ def media_attachments(item, media, *, dm) -> tuple[InboundAttachment, ...]:
 
 
 def media_attachment(key, item, *, dm) -> InboundAttachment:
-    missing = InboundAttachment(name=f"media-{key}", content_type="application/octet-stream", size=0,
-                                ref=MISSING_MEDIA_PREFIX + key)
+    missing = InboundAttachment(
+        name=f"media-{key}", content_type="application/octet-stream", size=0, ref=MISSING_MEDIA_PREFIX + key
+    )
     if item is None:
         return missing
     kind = item.get("type")

@@ -32,7 +32,15 @@ class ChannelForm(forms.ModelForm):
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "kind", "enabled", "healthy", "last_poll_at", "last_poll_stored", "last_error"]
-    readonly_fields = ["public_id", "masked_secrets", "state", "cursor", "last_poll_at", "last_success_at", "last_error"]
+    readonly_fields = [
+        "public_id",
+        "masked_secrets",
+        "state",
+        "cursor",
+        "last_poll_at",
+        "last_success_at",
+        "last_error",
+    ]
 
 
 @admin.register(InboundMessage)

@@ -123,7 +123,9 @@ def _partly_sent(message, error):
 
 def _retry_or_fail(message, exc):
     if message.delivery_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
-        return _mark_failed(message, _partly_sent(message, f"{exc} (gave up after {message.delivery_attempts} attempts)"))
+        return _mark_failed(
+            message, _partly_sent(message, f"{exc} (gave up after {message.delivery_attempts} attempts)")
+        )
     delay = retry_delay(message.delivery_attempts, exc)
     Message.objects.filter(pk=message.pk).update(
         delivery_status=Message.DeliveryStatus.QUEUED,

@@ -90,7 +90,9 @@ def claim_download(attachment_id: int) -> PendingDownload | None:
         return None
     attachment = Attachment.objects.select_related("message__thread").get(pk=attachment_id)
     thread = attachment.message.thread
-    return PendingDownload(attachment_id, attachment.external_ref, attachment.attempts, thread.channel_id if thread else None)
+    return PendingDownload(
+        attachment_id, attachment.external_ref, attachment.attempts, thread.channel_id if thread else None
+    )
 
 
 def store_download(attachment_id: int, chunks: Iterator[bytes]) -> str:

@@ -34,12 +34,16 @@ def with_known_names(channel: Channel, envelopes: list[Envelope]) -> list[Envelo
         return envelopes
     keys = {sender: _cache_key(sender) for sender in senders}
     profiles = cache.get_many(list(keys.values()))
-    known = {sender.external_id: _with_profile(sender, profiles[key]) for sender, key in keys.items() if key in profiles}
+    known = {
+        sender.external_id: _with_profile(sender, profiles[key]) for sender, key in keys.items() if key in profiles
+    }
     unknown = [vars(sender).copy() for sender in senders if sender.external_id not in known]
     if unknown:
         enqueue_on_commit(TaskName.DESCRIBE_SENDERS, channel.pk, unknown)
     return [
-        Envelope(**{**vars(e), "sender": known[e.sender.external_id]}) if e.sender and e.sender.external_id in known else e
+        Envelope(**{**vars(e), "sender": known[e.sender.external_id]})
+        if e.sender and e.sender.external_id in known
+        else e
         for e in envelopes
     ]
 

@@ -14,7 +14,9 @@ from .models import ApiUsage, Channel, PriceRule
 
 logger = logging.getLogger(__name__)
 
-BUDGET_PAUSE = "Monthly budget of ${budget} reached (${spent} spent); polling is paused until next month or a higher budget."
+BUDGET_PAUSE = (
+    "Monthly budget of ${budget} reached (${spent} spent); polling is paused until next month or a higher budget."
+)
 
 
 def month_start(now=None):

@@ -48,9 +48,7 @@ def _draft_page(request, ticket, kind, *, status, collision: Changes | None = No
         except MacroError:
             pass  # gone meanwhile: the draft comes back without it (sending again then sends the text alone)
     thread = _chosen_thread(request, ticket)
-    draft = Draft(
-        body=_reply_body(request), kind=kind, mode=request.POST.get("mode"), thread=thread, macro=macro
-    )
+    draft = Draft(body=_reply_body(request), kind=kind, mode=request.POST.get("mode"), thread=thread, macro=macro)
     context = {
         **ticket_page_context(request, ticket, draft),
         "collision": collision,
@@ -61,8 +59,6 @@ def _draft_page(request, ticket, kind, *, status, collision: Changes | None = No
     if kind == "reply":
         context.update(_measure_in(ticket, draft.body.strip(), thread, draft.mode))
     return render(request, "console/ticket_detail.html", context, status=status)
-
-
 
 
 def _reply_body(request):

@@ -227,7 +227,9 @@ class SavedViewForm(forms.Form):
     def clean_query(self):
         query = filter_query(QueryDict(self.cleaned_data["query"]))
         if not query:
-            raise forms.ValidationError("Choose some filters, a view or a search first: the default queue needs no saving.")
+            raise forms.ValidationError(
+                "Choose some filters, a view or a search first: the default queue needs no saving."
+            )
         if len(query) > SavedView._meta.get_field("query").max_length:
             raise forms.ValidationError("These filters are too long to save.")
         return query

@@ -37,7 +37,10 @@ def ticket_live(request, pk):
     label_conversations([*news.entries, *((MESSAGE, message) for message in news.revised)], conversations(ticket))
     version = facts_version(ticket)
     context = {
-        "ticket": ticket, "timeline": news.entries, "revised": news.revised, "seen": news.seen,
+        "ticket": ticket,
+        "timeline": news.entries,
+        "revised": news.revised,
+        "seen": news.seen,
         "facts_version": version,
     }
     if version != request.GET.get("facts"):

@@ -82,7 +82,10 @@ def macro_list(request):
 
 def _edit(request, macro, *, created):
     form = MacroForm(
-        request.POST if request.method == "POST" else None, instance=macro, user=request.user, role=request_role(request)
+        request.POST if request.method == "POST" else None,
+        instance=macro,
+        user=request.user,
+        role=request_role(request),
     )
     if request.method == "POST" and form.is_valid():
         form.save()

@@ -24,17 +24,24 @@ def requester_panel(ticket):
     their identities on every channel; and their other tickets, most recent activity first. Two queries,
     however many people and messages."""
     requester = ticket.requester
-    wrote = Identity.objects.filter(
-        message__ticket_id=ticket.pk, message__direction=Message.Direction.INBOUND
-    ).values("contact_id")
+    wrote = Identity.objects.filter(message__ticket_id=ticket.pk, message__direction=Message.Direction.INBOUND).values(
+        "contact_id"
+    )
     # A UNION, not "requester OR IN (...)": PostgreSQL answers the OR with a scan of every identity.
     people_ids = Contact.objects.filter(pk=requester.pk).values("pk").union(wrote)
     identities = (
         Identity.objects.filter(contact_id__in=people_ids)
         .select_related("contact")
         .only(
-            "id", "contact_id", "namespace", "handle", "display_name", "external_id",
-            "contact__id", "contact__display_name", "contact__email",
+            "id",
+            "contact_id",
+            "namespace",
+            "handle",
+            "display_name",
+            "external_id",
+            "contact__id",
+            "contact__display_name",
+            "contact__email",
         )
         .order_by("namespace", "handle", "id")
     )
@@ -48,5 +55,7 @@ def requester_panel(ticket):
         .only("id", "subject", "status", "last_activity_at", "requester__id", "requester__display_name")
         .order_by("-last_activity_at", "-id")[:OTHER_TICKETS]
     )
-    ordered = sorted(people.values(), key=lambda p: (not p.is_requester, p.contact.display_name.casefold(), p.contact.pk))
+    ordered = sorted(
+        people.values(), key=lambda p: (not p.is_requester, p.contact.display_name.casefold(), p.contact.pk)
+    )
     return {"people": ordered, "several_people": len(ordered) > 1, "other_tickets": others}

@@ -37,7 +37,9 @@ def _ticket_page(request):
         rows, has_next = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     else:  # "before": the rows just newer than a ticket, read upwards
         (at, pk), page, has_next = cursor[1], None, True
-        newer = list(tickets.filter(Q(last_activity_at__gt=at) | Q(last_activity_at=at, id__gt=pk)).reverse()[: PAGE_SIZE + 1])
+        newer = list(
+            tickets.filter(Q(last_activity_at__gt=at) | Q(last_activity_at=at, id__gt=pk)).reverse()[: PAGE_SIZE + 1]
+        )
         has_prev = len(newer) > PAGE_SIZE
         rows = newer[:PAGE_SIZE][::-1]
         if not has_prev:  # back at the top: show the whole first page, not a short one

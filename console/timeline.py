@@ -22,7 +22,8 @@ def detail_tickets():
     """Tickets with what the page's header and composer show joined in (not the channel's credentials), and
     ``settled_mark``: the timeline read after this query has every write marked below it (tickets.marks)."""
     return (
-        Ticket.objects.select_related("requester", "assignee", "channel", "queue").defer("channel__secrets")
+        Ticket.objects.select_related("requester", "assignee", "channel", "queue")
+        .defer("channel__secrets")
         .annotate(settled_mark=SettledMark())
     )
 
@@ -78,11 +79,16 @@ def timeline_since(ticket_id, seen: Seen, *, settled) -> LiveNews:
     being hidden among older ones.
     """
     messages = list(
-        Message.objects.filter(ticket_id=ticket_id).changed_since(seen.messages).timeline().with_files()
+        Message.objects.filter(ticket_id=ticket_id)
+        .changed_since(seen.messages)
+        .timeline()
+        .with_files()
         .order_by("changed_mark", "id")[: LIVE_BATCH + 1]
     )
     events = list(
-        TicketEvent.objects.filter(ticket_id=ticket_id).since(seen.events).timeline()
+        TicketEvent.objects.filter(ticket_id=ticket_id)
+        .since(seen.events)
+        .timeline()
         .order_by("stored_mark", "id")[: LIVE_BATCH + 1]
     )
     shown, shown_events = messages[:LIVE_BATCH], events[:LIVE_BATCH]
@@ -95,7 +101,9 @@ def timeline_since(ticket_id, seen: Seen, *, settled) -> LiveNews:
         entries=in_timeline_order([m for m in shown if is_new(m)], shown_events),
         revised=[m for m in shown if not is_new(m)],
         seen=seen.past(
-            shown, shown_events, settled=settled,
+            shown,
+            shown_events,
+            settled=settled,
             messages_left=messages[LIVE_BATCH] if len(messages) > LIVE_BATCH else None,
             events_left=events[LIVE_BATCH] if len(events) > LIVE_BATCH else None,
         ),

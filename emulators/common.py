@@ -40,8 +40,14 @@ class ControlClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def _call(self, verb: str, route: str, payload: dict | None = None, query: dict | None = None,
-              timeout: float | None = None) -> dict:
+    def _call(
+        self,
+        verb: str,
+        route: str,
+        payload: dict | None = None,
+        query: dict | None = None,
+        timeout: float | None = None,
+    ) -> dict:
         url = f"{self.url}{CONTROL_PREFIX}{route}"
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -155,7 +161,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         except ValueError:
             self._reply(400, {"error": "body is not JSON"})
             return
-        self._reply(*self.server.emulator.control.handle(verb, url.path[len(CONTROL_PREFIX):], query, payload))
+        self._reply(*self.server.emulator.control.handle(verb, url.path[len(CONTROL_PREFIX) :], query, payload))
 
     def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
         self._reply_bytes(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)

@@ -210,7 +210,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
-    "sweep": {"task": "channels_ingest.sweep", "schedule": timedelta(seconds=float(os.environ.get("SWEEP_SECONDS", "5")))},
+    "sweep": {
+        "task": "channels_ingest.sweep",
+        "schedule": timedelta(seconds=float(os.environ.get("SWEEP_SECONDS", "5"))),
+    },
 }
 
 # Channel adapters by kind, chosen by dotted path (like Django's EMAIL_BACKEND).

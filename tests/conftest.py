@@ -102,8 +102,23 @@ class WorkerProcess:
     def start(self):
         name = f"test-{uuid.uuid4().hex[:8]}@%h"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-l", "WARNING", "-n", name,
-             "-c", str(self.concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "helpdesk",
+                "worker",
+                "-l",
+                "WARNING",
+                "-n",
+                name,
+                "-c",
+                str(self.concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
             cwd=ROOT,
             env={**worker_env(), **self.env},
         )

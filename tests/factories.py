@@ -49,9 +49,14 @@ def deletion(target, *, minute=2):
 def x_dm_from_bob():
     """Bob writing to us by X DM (conversation "dm:55"), at BASE_TIME: a second channel for merge tests."""
     return Envelope(
-        external_id="dm:1", kind=EnvelopeKind.MESSAGE, thread_key="dm:55", sent_at=BASE_TIME,
+        external_id="dm:1",
+        kind=EnvelopeKind.MESSAGE,
+        thread_key="dm:55",
+        sent_at=BASE_TIME,
         sender=Sender(namespace="x", external_id="200", handle="bob_x", display_name=""),
-        text="hello from X", starts_thread=True, reopens=False,
+        text="hello from X",
+        starts_thread=True,
+        reopens=False,
     )
 
 

@@ -76,7 +76,6 @@ class AdapterContract:
         assert adapter.reply_length("hello", modes[0].key) == 5
 
 
-
 class InboundFilesContract:
     """Messages carry files. Subclasses provide ``add_inbound_file(text, name, content, content_type)``,
     returning the name and declared size the adapter should report, and ``inbound_file``: a file
@@ -90,7 +89,11 @@ class InboundFilesContract:
         expected_name, expected_size = add_inbound_file("see attached", name, content, content_type)
         [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
         [attachment] = envelope.attachments
-        assert (attachment.name, attachment.content_type, attachment.size) == (expected_name, content_type, expected_size)
+        assert (attachment.name, attachment.content_type, attachment.size) == (
+            expected_name,
+            content_type,
+            expected_size,
+        )
         assert Envelope.from_json(json.loads(json.dumps(envelope.to_json()))) == envelope
         assert b"".join(adapter.fetch_attachment(attachment.ref)) == content
 

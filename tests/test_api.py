@@ -43,6 +43,7 @@ MESSAGE_FIELDS = {
     "delivery_attempts",
 }
 
+
 def token_client(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")

@@ -59,13 +59,22 @@ def reply_url(ticket):
 def test_polled_slack_files_are_downloaded_and_shown_under_the_message(
     slack_channel, slack_emulator, agent_client, media
 ):
-    share(slack_emulator, "printer says <b>PC LOAD LETTER</b>", ("screen.png", PNG, "image/png"),
-          ('<img src=x onerror=alert(1)>.pdf', PDF, "application/pdf"))
+    share(
+        slack_emulator,
+        "printer says <b>PC LOAD LETTER</b>",
+        ("screen.png", PNG, "image/png"),
+        ("<img src=x onerror=alert(1)>.pdf", PDF, "application/pdf"),
+    )
     poll(slack_channel)
 
     ticket = Ticket.objects.get()
     screen, pdf = Attachment.objects.order_by("id")
-    assert (screen.status, screen.name, screen.content_type, screen.size) == ("stored", "screen.png", "image/png", len(PNG))
+    assert (screen.status, screen.name, screen.content_type, screen.size) == (
+        "stored",
+        "screen.png",
+        "image/png",
+        len(PNG),
+    )
     assert screen.file.read() == PNG and pdf.file.read() == PDF
     assert screen.message.ticket == ticket and screen.error == ""
     assert str(media) in screen.file.path and "screen" not in screen.file.name  # kept under a random name
@@ -179,7 +188,9 @@ def test_the_sweep_requeues_lost_downloads(locmem_channel):
 
     app.conf.task_always_eager = False
     locmem.files["r1"] = b"data"
-    receive(locmem_channel, [message_with(InboundAttachment(name="a.txt", content_type="text/plain", size=4, ref="r1"))])
+    receive(
+        locmem_channel, [message_with(InboundAttachment(name="a.txt", content_type="text/plain", size=4, ref="r1"))]
+    )
     assert sweep.sweep()["downloads"] == 0
     Attachment.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=5))
     app.conf.task_always_eager = True
@@ -192,8 +203,13 @@ def test_the_sweep_requeues_lost_downloads(locmem_channel):
 
 @pytest.fixture
 def stored(slack_channel, slack_emulator):
-    share(slack_emulator, "files", ("screen.png", PNG, "image/png"), ("page.html", b"<script>alert(1)</script>", "text/html"),
-          ("drawing.svg", b"<svg onload=alert(1)/>", "image/svg+xml"))
+    share(
+        slack_emulator,
+        "files",
+        ("screen.png", PNG, "image/png"),
+        ("page.html", b"<script>alert(1)</script>", "text/html"),
+        ("drawing.svg", b"<svg onload=alert(1)/>", "image/svg+xml"),
+    )
     poll(slack_channel)
     return dict(Attachment.objects.values_list("name", "pk"))
 
@@ -213,7 +229,9 @@ def test_only_raster_images_are_shown_inline(agent_client, stored):
     assert image.status_code == 200 and b"".join(image.streaming_content) == PNG
     assert image["Content-Type"] == "image/png"
     assert image["Content-Disposition"] == 'inline; filename="screen.png"'
-    downloaded = [agent_client.get(reverse("console:attachment", args=[stored[name]])) for name in ("page.html", "drawing.svg")]
+    downloaded = [
+        agent_client.get(reverse("console:attachment", args=[stored[name]])) for name in ("page.html", "drawing.svg")
+    ]
     assert [r["Content-Disposition"] for r in downloaded] == [
         'attachment; filename="page.html"',
         'attachment; filename="drawing.svg"',
@@ -228,7 +246,9 @@ def test_only_raster_images_are_shown_inline(agent_client, stored):
 def test_download_names_are_sanitized(agent_client, locmem_channel):
     locmem.files["r1"] = b"data"
     hostile = '../../etc/pa"ss\r\nX-Injected: 1\x00.txt'
-    receive(locmem_channel, [message_with(InboundAttachment(name=hostile, content_type="text/plain", size=4, ref="r1"))])
+    receive(
+        locmem_channel, [message_with(InboundAttachment(name=hostile, content_type="text/plain", size=4, ref="r1"))]
+    )
     attachment = Attachment.objects.get()
     downloads.download_attachment(attachment.pk)
     response = agent_client.get(download_url(attachment))
@@ -253,7 +273,9 @@ def test_ticket_page_queries_do_not_grow_with_attachments(agent_client, locmem_c
         for n in range(start, start + count):
             ref = f"r{n}"
             locmem.files[ref] = b"data"
-            files = [InboundAttachment(name=f"f{n}-{i}.png", content_type="image/png", size=4, ref=ref) for i in range(2)]
+            files = [
+                InboundAttachment(name=f"f{n}-{i}.png", content_type="image/png", size=4, ref=ref) for i in range(2)
+            ]
             receive(locmem_channel, [message_with(*files, external_id=f"m{n}")])
 
     add(1, 0)
@@ -295,7 +317,10 @@ def upload(name="boot.log", content=b"line 1\nline 2\n", content_type="text/plai
 def test_composer_offers_files_where_the_channel_takes_them(agent_client, slack_ticket):
     html = agent_client.get(detail_url(slack_ticket)).content.decode()
     assert 'enctype="multipart/form-data"' in html
-    assert re.search(r'<label for="reply-files">Attach files</label>\s*<input type="file" id="reply-files" name="files" multiple', html)
+    assert re.search(
+        r'<label for="reply-files">Attach files</label>\s*<input type="file" id="reply-files" name="files" multiple',
+        html,
+    )
     assert "Up to 10 files, each at most 25.0" in html and "No attachments" not in html
 
 
@@ -303,8 +328,14 @@ def test_composer_offers_files_where_the_channel_takes_them(agent_client, slack_
 def test_reply_with_files_arrives_in_the_thread_after_its_text(
     agent_client, slack_ticket, slack_emulator, django_capture_on_commit_callbacks
 ):
-    response = send_reply(agent_client, slack_ticket, "Here is the log", upload(), upload("screen.png", PNG, "image/png"),
-                          capture=django_capture_on_commit_callbacks)
+    response = send_reply(
+        agent_client,
+        slack_ticket,
+        "Here is the log",
+        upload(),
+        upload("screen.png", PNG, "image/png"),
+        capture=django_capture_on_commit_callbacks,
+    )
     assert response.status_code == 302
 
     reply = Message.objects.get(direction="outbound")
@@ -341,8 +372,14 @@ def test_a_failed_reply_retried_by_the_agent_sends_only_what_is_missing(
 ):
     settings.DELIVERY_MAX_ATTEMPTS = 1
     slack_emulator.fault("files.getUploadURLExternal", status=200, error="internal_error", count=1)
-    send_reply(agent_client, slack_ticket, "Two files", upload("a.txt"), upload("b.txt"),
-               capture=django_capture_on_commit_callbacks)
+    send_reply(
+        agent_client,
+        slack_ticket,
+        "Two files",
+        upload("a.txt"),
+        upload("b.txt"),
+        capture=django_capture_on_commit_callbacks,
+    )
     reply = Message.objects.get(direction="outbound")
     assert reply.delivery_status == "failed"
     assert reply.delivery_error.startswith("The text was sent, but not every file: a.txt:")
@@ -368,20 +405,27 @@ def test_oversize_or_too_many_files_are_refused_with_a_clear_message(
     agent_client, slack_ticket, locmem_channel, settings, django_capture_on_commit_callbacks
 ):
     settings.ATTACHMENT_MAX_BYTES = 1000
-    response = send_reply(agent_client, slack_ticket, "see", upload("huge.bin", b"x" * 2048),
-                          capture=django_capture_on_commit_callbacks)
+    response = send_reply(
+        agent_client, slack_ticket, "see", upload("huge.bin", b"x" * 2048), capture=django_capture_on_commit_callbacks
+    )
     assert response.status_code == 422
     page = response.content.decode()
     assert "huge.bin is too large (2.0 KB); files may be at most 1000 bytes." in page
     assert "attach them again before sending" in page
-    assert not Message.objects.filter(direction="outbound").exists() and not Attachment.objects.filter(
-        message__direction="outbound"
-    ).exists()
+    assert (
+        not Message.objects.filter(direction="outbound").exists()
+        and not Attachment.objects.filter(message__direction="outbound").exists()
+    )
 
     receive(locmem_channel, [message("lm1")])
     locmem_ticket = Ticket.objects.get(channel=locmem_channel)
-    response = send_reply(agent_client, locmem_ticket, "see", *[upload(f"{n}.txt") for n in range(4)],
-                          capture=django_capture_on_commit_callbacks)
+    response = send_reply(
+        agent_client,
+        locmem_ticket,
+        "see",
+        *[upload(f"{n}.txt") for n in range(4)],
+        capture=django_capture_on_commit_callbacks,
+    )
     assert "4 files attached; a reply takes at most 3." in response.content.decode()
 
 

@@ -1,7 +1,6 @@
 """The console in a real browser (Playwright driving Debian's Chromium) against a live server,
 a real Celery worker and the Slack emulator."""
 
-
 import pytest
 from django.urls import reverse
 

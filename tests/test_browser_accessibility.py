@@ -29,9 +29,14 @@ HOSTILE = [
 def hostile_ticket(locmem_channel, agent):
     receive(
         locmem_channel,
-        [message(f"m{n}", user=f"u{n}", name=f"Person {'w' * 60} {n}", text=text, minute=n) for n, text in enumerate(HOSTILE)],
+        [
+            message(f"m{n}", user=f"u{n}", name=f"Person {'w' * 60} {n}", text=text, minute=n)
+            for n, text in enumerate(HOSTILE)
+        ],
     )
-    receive(locmem_channel, [message("m9", user="u0", name="Person", text="follow-up " + "y" * 300, thread="m0", minute=9)])
+    receive(
+        locmem_channel, [message("m9", user="u0", name="Person", text="follow-up " + "y" * 300, thread="m0", minute=9)]
+    )
     ticket = Ticket.objects.get(messages__external_id="m0")
     add_note(ticket=ticket, author=agent, body="z" * 300)
     # Two others merged: that page labels each message with its conversation and lists both people.

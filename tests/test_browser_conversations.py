@@ -17,12 +17,14 @@ from tickets.models import Ticket
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-
 @pytest.fixture
 def merged(agent, locmem_channel):
     """Alice's ticket (she wrote last) with Bob's locmem conversation and an X DM merged in."""
     x_channel = Channel.objects.create(
-        kind="x", name="x-help", config={"base_url": "http://127.0.0.1:9"}, secrets={"bearer_token": "t"},
+        kind="x",
+        name="x-help",
+        config={"base_url": "http://127.0.0.1:9"},
+        secrets={"bearer_token": "t"},
         state={"account_id": "1", "username": "ithelp"},
     )
     receive(
@@ -63,7 +65,9 @@ def test_switching_conversation_updates_the_hint_and_the_file_input(console, liv
     reply_in.select_option(label=f"X x-help · DM — bob_x (last wrote {composer_time(0)})")
     expect(console.get_by_role("group", name="Send as")).to_contain_text("Direct message (up to 10000 characters)")
     expect(hint).to_be_empty()
-    expect(console.locator("#composer-files-slot")).to_have_text("No attachments: replies on this channel carry text only.")
+    expect(console.locator("#composer-files-slot")).to_have_text(
+        "No attachments: replies on this channel carry text only."
+    )
     expect(files).to_have_count(0)
 
     reply_in.select_option(label=f"Locmem lm — Alice (last wrote {composer_time(5)})")

@@ -3,7 +3,6 @@
 Tickets are stored directly with ``receive`` (``receive_batch``) on the locmem channel, so no worker is needed.
 """
 
-
 import pytest
 from django.urls import reverse
 
@@ -124,7 +123,7 @@ def test_a_assigns_to_me_and_e_resolves(console, live_server, tickets, agent):
 
 
 def test_slash_focuses_the_search_box(console):
-    """"/" goes to the queue's search box, without typing the slash."""
+    """ "/" goes to the queue's search box, without typing the slash."""
     from playwright.sync_api import expect
 
     search = console.locator("#search")

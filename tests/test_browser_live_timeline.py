@@ -40,8 +40,12 @@ def test_a_reply_shown_live_keeps_its_badge_polling_until_sent(console, live_ser
     first = ticket.messages.get()
     # Dana's reply is stored while the worker is down: queued, nothing sends it yet.
     reply = Message.objects.create(
-        ticket=ticket, thread_id=first.thread_id, direction=Message.Direction.OUTBOUND, author_user=other_agent,
-        body="Try the rear tray", delivery_status=Message.DeliveryStatus.QUEUED,
+        ticket=ticket,
+        thread_id=first.thread_id,
+        direction=Message.Direction.OUTBOUND,
+        author_user=other_agent,
+        body="Try the rear tray",
+        delivery_status=Message.DeliveryStatus.QUEUED,
     )
     expect(entry(console, reply).locator(".badge")).to_have_text("Delivery: Queued")
 

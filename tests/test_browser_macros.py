@@ -28,7 +28,9 @@ def test_choose_a_macro_edit_its_text_and_send(console, live_server, agent, tick
 
     Macro.objects.create(name="Password reset", body="Hi {requester_first_name}, about #{ticket_number}: reset done.")
     Macro.objects.create(
-        name="Waiting on you", body="Could you try again, {requester_first_name}?", status="pending",
+        name="Waiting on you",
+        body="Could you try again, {requester_first_name}?",
+        status="pending",
         assignee_action=Macro.AssigneeAction.APPLIER,
     )
     console.goto(live_server.url + reverse("console:ticket-detail", args=[ticket.pk]))

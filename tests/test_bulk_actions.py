@@ -62,7 +62,10 @@ def test_queue_has_a_labelled_checkbox_per_row_and_the_bulk_bar(agent_client, co
         assert f'<input type="checkbox" name="ids" value="{ticket.pk}" id="select-{ticket.pk}">' in form
         assert f'<label for="select-{ticket.pk}" class="visually-hidden">Select ticket #{ticket.pk}</label>' in form
     assert '<input type="checkbox" id="select-all"><label for="select-all"' in form
-    assert '<label for="bulk-assignee">Assign to</label>' in form and f'<option value="{colleague.pk}">sam</option>' in form
+    assert (
+        '<label for="bulk-assignee">Assign to</label>' in form
+        and f'<option value="{colleague.pk}">sam</option>' in form
+    )
     assert '<label for="bulk-status">Status</label>' in form and '<option value="pending">' in form
     assert '<label for="bulk-priority">Priority</label>' in form
     assert 'value="assign-to-me"' in form and f'formaction="{reverse("console:ticket-merge")}"' in form
@@ -83,8 +86,14 @@ def test_bulk_assign_and_status_change_every_ticket_with_events(agent_client, ag
     chosen, untouched = tickets[:2], tickets[2]
     response = agent_client.post(
         BULK,
-        {"ids": ids(chosen), "assignee": str(colleague.pk), "status": "pending", "priority": "", "action": "apply",
-         "next": "/console/?view=unassigned"},
+        {
+            "ids": ids(chosen),
+            "assignee": str(colleague.pk),
+            "status": "pending",
+            "priority": "",
+            "action": "apply",
+            "next": "/console/?view=unassigned",
+        },
     )
     assert response.status_code == 302 and response.url == "/console/?view=unassigned"
     for ticket in chosen:

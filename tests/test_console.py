@@ -211,7 +211,9 @@ def test_keyset_pages_do_not_overlap(agent_client, locmem_channel):
     assert f"#{expected[100]}<" in rows and f"#{expected[99]}<" not in rows
     # A malformed cursor is ignored: the first page.
     for bad in ["nonsense", "2026-01-01T00:00:00,x", "2026-01-01T00:00:00,5", "9999-12-31T23:59:59-23:59,1"]:
-        assert [t.pk for t in agent_client.get(url, {"status": "all", "after": bad}).context["tickets"]] == expected[:50]
+        assert [t.pk for t in agent_client.get(url, {"status": "all", "after": bad}).context["tickets"]] == expected[
+            :50
+        ]
 
 
 def test_rows_partial_shows_new_tickets(agent_client, locmem_channel):

@@ -45,8 +45,11 @@ class OpenTransaction:
         try:
             with transaction.atomic():
                 self.message_id = Message.objects.create(
-                    ticket_id=self.ticket.pk, thread_id=first.thread_id, direction=Message.Direction.INBOUND,
-                    author_identity_id=first.author_identity_id, body=self.body,
+                    ticket_id=self.ticket.pk,
+                    thread_id=first.thread_id,
+                    direction=Message.Direction.INBOUND,
+                    author_identity_id=first.author_identity_id,
+                    body=self.body,
                 ).pk
                 self.inserted.set()
                 assert self.release.wait(timeout=20), "never told to commit"

@@ -332,7 +332,10 @@ def test_the_embedded_default_cache_is_shared_between_processes():
     env = {"DJANGO_SETTINGS_MODULE": "helpdesk.settings", "DJANGO_DEBUG": "1", "PATH": "/usr/bin:/bin"}
     backend = subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert backend == "django.core.cache.backends.filebased.FileBasedCache"
 
@@ -453,7 +456,8 @@ def test_changes_since_lists_what_others_did(ticket, agent, other_agent, locmem_
     assert not changes.more
     # Dana sees the agent's note as a change, not her own status change.
     assert [item.body for _, item in changes_since(ticket.pk, opened, viewer=other_agent).entries] == [
-        "Hello again", "mine"
+        "Hello again",
+        "mine",
     ]
 
 

@@ -65,7 +65,10 @@ def test_merge_moves_threads_and_messages_and_closes_the_others(agent, duplicate
     assert threads == {"a1": alice.pk, "b1": alice.pk, "c1": alice.pk}
     # Each message keeps its own conversation, so a reply can go back to each requester.
     assert {m.external_id: m.thread.key for m in Message.objects.select_related("thread")} == {
-        "a1": "a1", "a2": "a1", "b1": "b1", "c1": "c1"
+        "a1": "a1",
+        "a2": "a1",
+        "b1": "b1",
+        "c1": "c1",
     }
 
     alice.refresh_from_db()
@@ -223,9 +226,7 @@ def test_merging_from_the_queue_asks_which_ticket_to_keep(agent_client, duplicat
 
     response = agent_client.post(MERGE, {"ids": ids, "keep": str(bob.pk)}, follow=True)
     assert response.redirect_chain[-1][0] == detail_url(bob)
-    assert flashes(response) == [
-        f"Merged #{alice.pk} into #{bob.pk}. Replies still go to each conversation's channel."
-    ]
+    assert flashes(response) == [f"Merged #{alice.pk} into #{bob.pk}. Replies still go to each conversation's channel."]
     alice.refresh_from_db()
     assert alice.merged_into == bob
 
@@ -260,7 +261,9 @@ def test_composer_offers_each_conversation_defaulting_to_the_latest(agent_client
     threads = {t.key: t.pk for t in TicketThread.objects.all()}
     html = agent_client.get(detail_url(alice)).content.decode()
     assert '<label for="reply-thread">Reply in</label>' in html
-    assert f'<option value="{threads["a1"]}" selected>Locmem lm — Alice (last wrote {composer_time(5)})</option>' in html
+    assert (
+        f'<option value="{threads["a1"]}" selected>Locmem lm — Alice (last wrote {composer_time(5)})</option>' in html
+    )
     assert f'<option value="{threads["b1"]}">Locmem lm — Bob (last wrote {composer_time(2)})</option>' in html
     assert f'<option value="{threads["c1"]}">Locmem lm — Carol' in html
     single = Ticket.objects.create(subject="s", requester=alice.requester)
@@ -286,7 +289,10 @@ def test_merge_is_for_agents_with_the_csrf_token(client, employee, agent, duplic
 def x_channel(db):
     """An X channel that is never called: these tests only ask it for reply modes and lengths."""
     return Channel.objects.create(
-        kind="x", name="x-help", config={"base_url": "http://127.0.0.1:9"}, secrets={"bearer_token": "t"},
+        kind="x",
+        name="x-help",
+        config={"base_url": "http://127.0.0.1:9"},
+        secrets={"bearer_token": "t"},
         state={"account_id": "1", "username": "ithelp"},
     )
 

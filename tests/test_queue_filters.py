@@ -33,7 +33,9 @@ def other_agent(db):
 
 def open_tickets(channel, count, *, first=0):
     numbers = range(first, first + count)
-    receive(channel, [message(f"m{n}", user=f"u{n}", name=f"Person {n}", text=f"Problem {n}", minute=n) for n in numbers])
+    receive(
+        channel, [message(f"m{n}", user=f"u{n}", name=f"Person {n}", text=f"Problem {n}", minute=n) for n in numbers]
+    )
     return list(Ticket.objects.order_by("id"))
 
 
@@ -57,8 +59,15 @@ def board(locmem_channel, agent, other_agent):
     Ticket.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=10))
     Ticket.objects.filter(pk=pending.pk).update(status=Ticket.Status.PENDING, assignee=agent)
     return {
-        "plain": plain.pk, "mine": mine.pk, "theirs": theirs.pk, "urgent": urgent.pk, "old": old.pk,
-        "pending": pending.pk, "other_channel": other_channel, "network": network, "other_agent": other_agent,
+        "plain": plain.pk,
+        "mine": mine.pk,
+        "theirs": theirs.pk,
+        "urgent": urgent.pk,
+        "old": old.pk,
+        "pending": pending.pk,
+        "other_channel": other_channel,
+        "network": network,
+        "other_agent": other_agent,
     }
 
 
@@ -145,7 +154,9 @@ def test_sorting_and_offset_paging(agent_client, locmem_channel):
     first = agent_client.get(LIST, {"sort": "priority"})
     pks = [t.pk for t in first.context["tickets"]]
     assert pks[:3] == sorted((t.pk for t in tickets[:3]), reverse=True)
-    assert first.context["next_cursor"] is None and 'href="?sort=priority&amp;page=2" rel="next"' in first.content.decode()
+    assert (
+        first.context["next_cursor"] is None and 'href="?sort=priority&amp;page=2" rel="next"' in first.content.decode()
+    )
     second = agent_client.get(LIST, {"sort": "priority", "page": 2})
     assert len(second.context["tickets"]) == 5 and not set(pks) & {t.pk for t in second.context["tickets"]}
     created = [t.pk for t in agent_client.get(LIST, {"sort": "created"}).context["tickets"]]
@@ -158,17 +169,30 @@ def test_sorting_and_offset_paging(agent_client, locmem_channel):
 
 @pytest.fixture
 def searchable(locmem_channel):
-    receive(locmem_channel, [
-        message("a0", user="maya_dev", name="Maya Patel", text="The printer is on fire"),
-        message("b0", user="leo", name="Leo Okafor", text="VPN drops every hour", minute=1),
-        message("c0", user="zed", name="Zed Quinn", text="Laptop will not boot", minute=2),
-    ])
+    receive(
+        locmem_channel,
+        [
+            message("a0", user="maya_dev", name="Maya Patel", text="The printer is on fire"),
+            message("b0", user="leo", name="Leo Okafor", text="VPN drops every hour", minute=1),
+            message("c0", user="zed", name="Zed Quinn", text="Laptop will not boot", minute=2),
+        ],
+    )
     printer, vpn, laptop = Ticket.objects.order_by("id")
     # More messages on one ticket that all match: the ticket must still be listed once.
-    receive(locmem_channel, [
-        message(f"b{n}", thread="b0", user="leo", name="Leo Okafor", text=f"still broken, kerberos error {n}", minute=n + 2)
-        for n in range(1, 4)
-    ])
+    receive(
+        locmem_channel,
+        [
+            message(
+                f"b{n}",
+                thread="b0",
+                user="leo",
+                name="Leo Okafor",
+                text=f"still broken, kerberos error {n}",
+                minute=n + 2,
+            )
+            for n in range(1, 4)
+        ],
+    )
     Identity.objects.filter(handle="zed").update(handle="zquinn_ops")
     return printer, vpn, laptop
 

@@ -59,7 +59,9 @@ def test_user_names_are_cached(slack_channel, slack_emulator):
     assert set(Ticket.objects.values_list("requester__display_name", flat=True)) == {"Ann Employee"}
 
 
-def test_reply_lands_in_the_thread_of_the_parent(slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks):
+def test_reply_lands_in_the_thread_of_the_parent(
+    slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks
+):
     """The agent's reply is posted with thread_ts = the thread's parent ts, even after a thread reply."""
     parent = slack_emulator.post("C0GENERAL", "U0ANN", "need a new badge")["ts"]
     poll(slack_channel)
@@ -67,7 +69,9 @@ def test_reply_lands_in_the_thread_of_the_parent(slack_channel, slack_emulator, 
     poll(slack_channel)
 
     with django_capture_on_commit_callbacks(execute=True):
-        reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="Printed: pick it up at <desk 4> & sign")
+        reply = reply_to_ticket(
+            ticket=Ticket.objects.get(), author=agent, body="Printed: pick it up at <desk 4> & sign"
+        )
     reply.refresh_from_db()
     [posted] = slack_emulator.bot_messages("C0GENERAL")
     assert posted["thread_ts"] == parent
@@ -76,7 +80,9 @@ def test_reply_lands_in_the_thread_of_the_parent(slack_channel, slack_emulator, 
     assert reply.external_id == f"C0GENERAL:{posted['ts']}"
 
 
-def test_our_own_replies_are_not_ingested_back(slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks):
+def test_our_own_replies_are_not_ingested_back(
+    slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks
+):
     """The bot's message in the thread (the echo of our reply) never becomes an inbound message."""
     slack_emulator.post("C0GENERAL", "U0ANN", "help")
     poll(slack_channel)
@@ -117,7 +123,9 @@ def test_rate_limit_reschedules_the_poll_and_keeps_stored_pages(slack_channel, s
     assert poll(slack_channel).stored == 4
 
 
-def test_delivery_honours_retry_after_then_sends(slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks):
+def test_delivery_honours_retry_after_then_sends(
+    slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks
+):
     """chat.postMessage 429 → the reply stays queued with the error and a retry no sooner than Retry-After."""
     slack_emulator.post("C0GENERAL", "U0ANN", "help")
     poll(slack_channel)

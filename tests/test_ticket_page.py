@@ -54,8 +54,12 @@ def form_data(ticket, **changes):
 def add_messages(ticket, count, *, start=BASE_TIME, body="message {n}"):
     """``count`` inbound messages a minute apart from ``start``; returns them oldest first."""
     rows = [
-        Message(ticket=ticket, direction=Message.Direction.INBOUND, body=body.format(n=n),
-                created_at=start + timedelta(minutes=n))
+        Message(
+            ticket=ticket,
+            direction=Message.Direction.INBOUND,
+            body=body.format(n=n),
+            created_at=start + timedelta(minutes=n),
+        )
         for n in range(count)
     ]
     return Message.objects.bulk_create(rows)
@@ -103,7 +107,7 @@ def test_no_event_for_a_no_op_change(agent_client, agent, ticket):
 
 
 def test_resolve_sets_resolved_at_and_reopen_clears_it(agent_client, agent, ticket):
-    """"Resolve" stamps resolved_at (and bumps activity); reopening clears it; each move is one event."""
+    """ "Resolve" stamps resolved_at (and bumps activity); reopening clears it; each move is one event."""
     started = timezone.now()
     agent_client.post(update_url(ticket), {"action": "resolve"})
     ticket.refresh_from_db()
@@ -122,7 +126,7 @@ def test_resolve_sets_resolved_at_and_reopen_clears_it(agent_client, agent, tick
 
 
 def test_assign_to_me_and_only_agents_can_be_assigned(agent_client, agent, employee, ticket):
-    """"Assign to me" assigns the signed-in agent; an employee is neither offered nor accepted as assignee."""
+    """ "Assign to me" assigns the signed-in agent; an employee is neither offered nor accepted as assignee."""
     html = agent_client.get(detail_url(ticket)).content.decode()
     assignees = html[html.index('name="assignee"') : html.index("</select>", html.index('name="assignee"'))]
     assert f'<option value="{agent.pk}">Alex Agent</option>' in assignees
@@ -168,20 +172,22 @@ def test_update_requires_csrf_token(agent, ticket):
 def test_requester_panel_lists_identities_and_other_tickets(agent_client):
     """The panel names the requester, every identity on every channel, and their 10 most recent other tickets."""
     ann = Contact.objects.create(display_name="Ann <Employee>", email="ann@example.com")
-    Identity.objects.create(contact=ann, namespace="slack:T0EMU", external_id="U0ANN", handle="ann",
-                            display_name="Ann Employee")
+    Identity.objects.create(
+        contact=ann, namespace="slack:T0EMU", external_id="U0ANN", handle="ann", display_name="Ann Employee"
+    )
     Identity.objects.create(contact=ann, namespace="x", external_id="42", handle="@maya_dev", display_name="Maya")
     someone_else = Contact.objects.create(display_name="Bo")
     Ticket.objects.create(subject="Not Ann's", requester=someone_else)
     now = timezone.now()
     others = [
-        Ticket.objects.create(subject=f"Old problem {n}", requester=ann, status="resolved",
-                              last_activity_at=now - timedelta(days=n + 1))
+        Ticket.objects.create(
+            subject=f"Old problem {n}", requester=ann, status="resolved", last_activity_at=now - timedelta(days=n + 1)
+        )
         for n in range(12)
     ]
     current = Ticket.objects.create(subject="Current", requester=ann, last_activity_at=now)
     html = agent_client.get(detail_url(current)).content.decode()
-    panel = html[html.index('class="requester-panel"'):]
+    panel = html[html.index('class="requester-panel"') :]
     text = text_of(panel)
     assert "Ann &lt;Employee&gt;" in panel and "ann@example.com" in text
     assert "slack:T0EMU · ann (Ann Employee)" in text
@@ -209,10 +215,16 @@ def test_earlier_messages_pages_have_no_overlap_or_gaps(agent_client, agent, tic
     # Same instant as a neighbour: the keyset must break the tie on id.
     twins = add_messages(ticket, 3, start=msgs[79].created_at, body="twin {n}")
     events = [
-        TicketEvent.objects.create(ticket=ticket, actor=agent, kind="priority", old_value="normal", new_value="high",
-                                   created_at=at)
-        for at in [start - timedelta(minutes=5), msgs[0].created_at, msgs[79].created_at,
-                   msgs[80].created_at + timedelta(seconds=1), msgs[-1].created_at + timedelta(minutes=1)]
+        TicketEvent.objects.create(
+            ticket=ticket, actor=agent, kind="priority", old_value="normal", new_value="high", created_at=at
+        )
+        for at in [
+            start - timedelta(minutes=5),
+            msgs[0].created_at,
+            msgs[79].created_at,
+            msgs[80].created_at + timedelta(seconds=1),
+            msgs[-1].created_at + timedelta(minutes=1),
+        ]
     ]
     everything = sorted(msgs + twins, key=lambda m: (m.created_at, m.pk))
 

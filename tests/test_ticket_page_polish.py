@@ -95,7 +95,10 @@ def thread(key):
 def x_channel(db):
     """An X channel that is never called: only asked for reply modes and lengths."""
     return Channel.objects.create(
-        kind="x", name="x-help", config={"base_url": "http://127.0.0.1:9"}, secrets={"bearer_token": "t"},
+        kind="x",
+        name="x-help",
+        config={"base_url": "http://127.0.0.1:9"},
+        secrets={"bearer_token": "t"},
         state={"account_id": "1", "username": "ithelp"},
     )
 
@@ -138,7 +141,10 @@ def test_an_empty_reply_and_an_empty_note_are_refused_in_place(agent_client, tic
     assert response.status_code == 422
     html = response.content.decode()
     assert 'id="composer-kind-note" checked' in html and ">" + "x" * 50 in html
-    assert refusal_of(html) == f"Not added: The note is {Message.MAX_BODY_LENGTH + 1} characters; notes take at most {Message.MAX_BODY_LENGTH}."
+    assert (
+        refusal_of(html)
+        == f"Not added: The note is {Message.MAX_BODY_LENGTH + 1} characters; notes take at most {Message.MAX_BODY_LENGTH}."
+    )
     assert not Message.objects.filter(direction=Message.Direction.NOTE).exists()
 
 
@@ -265,7 +271,7 @@ def test_the_requester_panel_lists_everyone_who_wrote(agent_client, agent, merge
     bob = Identity.objects.get(external_id="bob").contact
     Identity.objects.create(contact=bob, namespace="x", external_id="200", handle="@bob_x", display_name="Bob X")
     html = agent_client.get(detail_url(merged)).content.decode()
-    panel = text_of(html[html.index('<aside class="requester-panel"'):])
+    panel = text_of(html[html.index('<aside class="requester-panel"') :])
     assert panel.startswith("People Alice (requester)")
     assert "Bob Accounts of Bob locmem · bob (Bob) x · @bob_x (Bob X)" in panel
     assert "Alice (requester) Accounts of Alice locmem · alice (Alice)" in panel
@@ -313,7 +319,9 @@ def test_switching_conversation_updates_the_length_hint_and_the_file_input(agent
     assert 'type="file"' not in to_dm
 
     back = switch(agent_client, with_x_dm, thread("a1"))
-    assert re.search(r'<p id="reply-hint"[^>]*hx-swap-oob="true"[^>]*>\s*At most 1000 characters on this channel.', back)
+    assert re.search(
+        r'<p id="reply-hint"[^>]*hx-swap-oob="true"[^>]*>\s*At most 1000 characters on this channel.', back
+    )
     files = re.search(r'<div id="composer-files-slot" hx-swap-oob="innerHTML">(.*?)</div>\s*$', back, re.S)
     assert files and 'type="file"' in files.group(1) and "Up to 3 files, each at most 1.0" in files.group(1)
     assert "hidden disabled" not in files.group(1)
@@ -321,11 +329,21 @@ def test_switching_conversation_updates_the_length_hint_and_the_file_input(agent
 
 def test_the_page_starts_with_the_default_conversations_hint_and_files(agent_client, agent, with_x_dm, x_channel):
     """When the X DM is where the requester wrote last, the page opens on its composer."""
-    receive(x_channel, [Envelope(
-        external_id="dm:2", kind=EnvelopeKind.MESSAGE, thread_key="dm:55", sent_at=BASE_TIME.replace(hour=11),
-        sender=Sender(namespace="x", external_id="200", handle="bob_x", display_name=""), text="hello?",
-        starts_thread=False, reopens=False,
-    )])
+    receive(
+        x_channel,
+        [
+            Envelope(
+                external_id="dm:2",
+                kind=EnvelopeKind.MESSAGE,
+                thread_key="dm:55",
+                sent_at=BASE_TIME.replace(hour=11),
+                sender=Sender(namespace="x", external_id="200", handle="bob_x", display_name=""),
+                text="hello?",
+                starts_thread=False,
+                reopens=False,
+            )
+        ],
+    )
     page = agent_client.get(detail_url(with_x_dm)).content.decode()
     assert selected_conversation(page) == thread("dm:55").pk
     assert re.search(r'<p id="reply-hint" class="hint">\s*</p>', page)
@@ -364,4 +382,6 @@ def test_held_back_files_are_asked_for_again_in_the_composer(agent_client, other
     add_note(ticket=ticket, author=other_agent, body="Mine")
     response = agent_client.post(reply_url(ticket), {"body": "Log attached", "files": [upload()], **seen})
     assert response.status_code == 409
-    assert refusal_of(response.content.decode()) == "Your attached files were not kept: attach them again before sending."
+    assert (
+        refusal_of(response.content.decode()) == "Your attached files were not kept: attach them again before sending."
+    )

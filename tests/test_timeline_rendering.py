@@ -52,8 +52,14 @@ def test_a_reply_on_its_way_polls_and_a_stalled_one_says_so(hostile_reply, setti
 
 def test_an_oob_entry_swaps_in_place():
     note = SimpleNamespace(
-        pk=7, direction=Message.Direction.NOTE, created_at=Message._meta.get_field("created_at").default(),
-        deleted_at=None, edited_at=None, author_name="Ann", body="x", files=[],
+        pk=7,
+        direction=Message.Direction.NOTE,
+        created_at=Message._meta.get_field("created_at").default(),
+        deleted_at=None,
+        edited_at=None,
+        author_name="Ann",
+        body="x",
+        files=[],
     )
     html = timeline_message(Context({}), note, oob=True)
     assert html.startswith('<li id="message-7" class="message message-note" hx-swap-oob="true">')

@@ -52,7 +52,9 @@ def test_webhook_redelivery_is_stored_once(celery_worker_process, slack_channel,
     assert InboundMessage.objects.count() == 1 and Message.objects.count() == 1
 
 
-def test_worker_killed_mid_ingest_loses_nothing_and_duplicates_nothing(celery_worker_process, slack_channel, slack_emulator):
+def test_worker_killed_mid_ingest_loses_nothing_and_duplicates_nothing(
+    celery_worker_process, slack_channel, slack_emulator
+):
     """SIGKILL a worker in the middle of ingesting 3,000 messages; after recovery each is stored exactly once."""
     total = 3000
     slack_emulator.post_many("C0GENERAL", [{"user": f"U{i % 40:04d}", "text": f"msg {i}"} for i in range(total)])
@@ -112,7 +114,9 @@ def test_reply_marked_failed_after_the_last_attempt(celery_worker_process, slack
     assert slack_emulator.bot_messages("C0GENERAL") == []
 
 
-def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(celery_worker_process, slack_channel, slack_emulator):
+def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(
+    celery_worker_process, slack_channel, slack_emulator
+):
     """SIGKILL during a slow multi-page poll: the cursor has not moved past unstored messages, and the
     next poll (once the dead worker's lease expires) stores the rest exactly once."""
     slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"m{i}"} for i in range(50)])
@@ -137,8 +141,10 @@ def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(celery_worker
     # The dead worker may have taken the queued ingest task with it: beat's sweep recovers the pending rows.
     sweep.sweep(now=timezone.now() + timedelta(seconds=11))
     wait_for(lambda: Message.objects.count() == 50, message="all 50 messages ingested")
-    wait_for(lambda: "oldest" in type(slack_channel).objects.get(pk=slack_channel.pk).cursor["C0GENERAL"],
-             message="the completed scan's cursor")
+    wait_for(
+        lambda: "oldest" in type(slack_channel).objects.get(pk=slack_channel.pk).cursor["C0GENERAL"],
+        message="the completed scan's cursor",
+    )
     slack_channel.refresh_from_db()
     newest = max(ts.split(":")[1] for ts in InboundMessage.objects.values_list("external_id", flat=True))
     assert slack_channel.cursor["C0GENERAL"]["oldest"] == newest

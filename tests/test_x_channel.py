@@ -36,7 +36,10 @@ def test_direct_mention_opens_a_ticket_with_the_x_identity(x_channel, x_emulator
     assert ticket.subject == "@ithelp my laptop fan sounds like a jet 🛫"
     identity = ticket.requester.identities.get()
     assert (identity.namespace, identity.external_id, identity.handle, identity.display_name) == (
-        "x", maya, "@maya_dev", "Maya Patel"
+        "x",
+        maya,
+        "@maya_dev",
+        "Maya Patel",
     )
     assert ticket.requester.display_name == "Maya Patel"
 
@@ -110,7 +113,9 @@ def test_withheld_post_is_kept_for_triage_with_a_clear_note(x_channel, x_emulato
     assert "withheld" in row.payload["text"]
 
 
-@pytest.mark.parametrize("text", ["@ithelp שלום המדפסת 🖨️", "@ithelp zero\u200bwidth\u200d", "@ithelp <script>x</script>"])
+@pytest.mark.parametrize(
+    "text", ["@ithelp שלום המדפסת 🖨️", "@ithelp zero\u200bwidth\u200d", "@ithelp <script>x</script>"]
+)
 def test_odd_text_is_kept_exactly(x_channel, x_emulator, text):
     x_emulator.post(x_emulator.people["maya"], text)
     poll(x_channel)
@@ -187,7 +192,9 @@ def test_dms_become_one_ticket_per_open_conversation(x_channel, x_emulator):
     assert first.message_count == 2
 
     Ticket.objects.update(status=Ticket.Status.RESOLVED)
-    Channel.objects.filter(pk=x_channel.pk).update(cursor={**x_channel.cursor, "dms": {**x_channel.cursor["dms"], "next_at": 0}})
+    Channel.objects.filter(pk=x_channel.pk).update(
+        cursor={**x_channel.cursor, "dms": {**x_channel.cursor["dms"], "next_at": 0}}
+    )
     x_emulator.dm_from(maya, "new problem: no Teams access")
     poll(x_channel)
     assert Ticket.objects.count() == 2
@@ -201,7 +208,9 @@ def test_dm_polling_stops_at_the_first_event_already_seen(x_channel, x_emulator)
     for i in range(3):
         x_emulator.dm_from(maya, f"dm {i}")
     poll(x_channel)
-    Channel.objects.filter(pk=x_channel.pk).update(cursor={**x_channel.cursor, "dms": {**x_channel.cursor["dms"], "next_at": 0}})
+    Channel.objects.filter(pk=x_channel.pk).update(
+        cursor={**x_channel.cursor, "dms": {**x_channel.cursor["dms"], "next_at": 0}}
+    )
     x_emulator.dm_from(maya, "dm 3")
     x_channel.refresh_from_db()
     assert poll(x_channel).stored == 1
@@ -239,8 +248,13 @@ def test_oauth1_credentials_work(x_emulator, db):
     from channel_adapters.x import XAdapter
 
     config, secrets = XAdapter.split_config(
-        {"consumer_key": "ck", "consumer_secret": "cs", "access_token": "at", "access_token_secret": "ats",
-         "base_url": x_emulator.url}
+        {
+            "consumer_key": "ck",
+            "consumer_secret": "cs",
+            "access_token": "at",
+            "access_token_secret": "ats",
+            "base_url": x_emulator.url,
+        }
     )
     channel = Channel.objects.create(kind="x", name="oauth1", config=config, secrets=secrets)
     x_emulator.post(x_emulator.people["maya"], "@ithelp oauth1?")
@@ -280,7 +294,12 @@ def test_public_reply_not_allowed_when_not_summoned_offers_dm(x_emulator, agent,
     [dm_sent] = x_emulator.account_dms()
     assert dm_sent["text"] == "Yes, SAP too, sorry"
 
-    Channel.objects.filter(pk=channel.pk).update(cursor={**channel.cursor, "dms": {"next_at": 0, **{k: v for k, v in channel.cursor["dms"].items() if k != "next_at"}}})
+    Channel.objects.filter(pk=channel.pk).update(
+        cursor={
+            **channel.cursor,
+            "dms": {"next_at": 0, **{k: v for k, v in channel.cursor["dms"].items() if k != "next_at"}},
+        }
+    )
     channel.refresh_from_db()
     x_emulator.dm_from(x_emulator.people["leo"], "thanks, when is it back?")
     poll(channel)

@@ -30,10 +30,14 @@ def photo(content=PNG, **extra):
 
 
 def video(*variants, kind="video", preview=JPEG):
-    return {"type": kind, "preview": preview, "variants": [
-        {"content": content, "content_type": content_type, "bit_rate": bit_rate}
-        for content, content_type, bit_rate in variants
-    ]}
+    return {
+        "type": kind,
+        "preview": preview,
+        "variants": [
+            {"content": content, "content_type": content_type, "bit_rate": bit_rate}
+            for content, content_type, bit_rate in variants
+        ],
+    }
 
 
 def oauth1_channel(x_emulator):
@@ -83,12 +87,18 @@ def test_a_photo_without_alt_text_is_described_by_its_name(x_channel, x_emulator
 
 @pytest.mark.django_db
 def test_a_video_is_kept_as_its_highest_bitrate_mp4(x_channel, x_emulator):
-    posted = x_emulator.post(x_emulator.people["maya"], "@ithelp screen recording", media=[video(
-        (b"#EXTM3U", "application/x-mpegURL", None),  # HLS: no bit_rate, never chosen
-        (b"mp4 at 832k", "video/mp4", 832000),
-        (b"mp4 at 2176k", "video/mp4", 2176000),
-        (b"mp4 at 256k", "video/mp4", 256000),
-    )])
+    posted = x_emulator.post(
+        x_emulator.people["maya"],
+        "@ithelp screen recording",
+        media=[
+            video(
+                (b"#EXTM3U", "application/x-mpegURL", None),  # HLS: no bit_rate, never chosen
+                (b"mp4 at 832k", "video/mp4", 832000),
+                (b"mp4 at 2176k", "video/mp4", 2176000),
+                (b"mp4 at 256k", "video/mp4", 256000),
+            )
+        ],
+    )
     poll(x_channel)
     attachment = Attachment.objects.get()
     assert (attachment.status, attachment.name) == ("stored", f"video-{posted['media_keys'][0]}.mp4")
@@ -97,10 +107,14 @@ def test_a_video_is_kept_as_its_highest_bitrate_mp4(x_channel, x_emulator):
 
 @pytest.mark.django_db
 def test_a_gif_is_kept_as_its_mp4_and_a_video_without_mp4_as_its_preview(x_channel, x_emulator):
-    gif, hls_only = x_emulator.post(x_emulator.people["maya"], "@ithelp", media=[
-        video((b"gif as mp4", "video/mp4", 0), kind="animated_gif"),
-        video((b"#EXTM3U", "application/x-mpegURL", None)),
-    ])["media_keys"]
+    gif, hls_only = x_emulator.post(
+        x_emulator.people["maya"],
+        "@ithelp",
+        media=[
+            video((b"gif as mp4", "video/mp4", 0), kind="animated_gif"),
+            video((b"#EXTM3U", "application/x-mpegURL", None)),
+        ],
+    )["media_keys"]
     poll(x_channel)
     kept = {a.name: (a.status, a.content_type, a.file.read()) for a in Attachment.objects.all()}
     assert kept == {
@@ -113,8 +127,9 @@ def test_a_gif_is_kept_as_its_mp4_and_a_video_without_mp4_as_its_preview(x_chann
 def test_media_missing_from_includes_fails_visibly_and_the_rest_still_arrives(x_channel, x_emulator, agent_client):
     """X sometimes lists a media key that it leaves out of includes: the post still becomes a ticket,
     the other media still arrive, and the missing one is shown as failed, not silently dropped."""
-    gone, kept = x_emulator.post(x_emulator.people["maya"], "@ithelp two screenshots",
-                                 media=[photo(b"first"), photo(b"second")])["media_keys"]
+    gone, kept = x_emulator.post(
+        x_emulator.people["maya"], "@ithelp two screenshots", media=[photo(b"first"), photo(b"second")]
+    )["media_keys"]
     x_emulator.delete_media(gone)
     poll(x_channel)
 
@@ -219,7 +234,11 @@ def test_dm_media_with_an_oauth2_token_fail_with_a_clear_reason(x_channel, x_emu
 @pytest.mark.django_db
 def test_media_are_fetched_only_from_x_hosts(x_channel):
     adapter = x_channel.adapter()
-    for ref in ("https://attacker.example/media/1.jpg", "dm:http://169.254.169.254/latest/meta-data", "file:///etc/passwd"):
+    for ref in (
+        "https://attacker.example/media/1.jpg",
+        "dm:http://169.254.169.254/latest/meta-data",
+        "file:///etc/passwd",
+    ):
         with pytest.raises(PermanentError, match="Not an X media address"):
             b"".join(adapter.fetch_attachment(ref))
 

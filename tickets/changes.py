@@ -44,9 +44,7 @@ class Place:
             return None
         settled, *groups = text.split("-")
         numbers = [settled] + [number for group in groups for number in group.split(".")]
-        if len(numbers) > MAX_HELD + len(groups) + 1 or not all(
-            n.isdigit() and len(n) <= MAX_DIGITS for n in numbers
-        ):
+        if len(numbers) > MAX_HELD + len(groups) + 1 or not all(n.isdigit() and len(n) <= MAX_DIGITS for n in numbers):
             return None
         held = []
         for group in groups:
@@ -111,7 +109,8 @@ class Seen:
     def of_page(cls, entries, *, settled) -> Seen:
         """What a page showing the ``(MESSAGE|EVENT, object)`` ``entries`` has, read after ``settled``."""
         return Seen().past(
-            [item for kind, item in entries if kind == MESSAGE], [item for kind, item in entries if kind == EVENT],
+            [item for kind, item in entries if kind == MESSAGE],
+            [item for kind, item in entries if kind == EVENT],
             settled=settled,
         )
 
@@ -150,12 +149,18 @@ def changes_since(ticket_id, seen: Seen, *, viewer) -> Changes:
     A message stored before ``seen`` but committed after it counts as new (tickets.marks).
     """
     messages = list(
-        Message.objects.filter(ticket_id=ticket_id).stored_since(seen.messages).exclude(author_user=viewer)
-        .timeline().order_by("stored_mark", "id")[: CHANGES_LISTED + 1]
+        Message.objects.filter(ticket_id=ticket_id)
+        .stored_since(seen.messages)
+        .exclude(author_user=viewer)
+        .timeline()
+        .order_by("stored_mark", "id")[: CHANGES_LISTED + 1]
     )
     events = list(
-        TicketEvent.objects.filter(ticket_id=ticket_id, kind__in=COLLIDING_EVENTS).since(seen.events)
-        .exclude(actor=viewer).timeline().order_by("stored_mark", "id")[: CHANGES_LISTED + 1]
+        TicketEvent.objects.filter(ticket_id=ticket_id, kind__in=COLLIDING_EVENTS)
+        .since(seen.events)
+        .exclude(actor=viewer)
+        .timeline()
+        .order_by("stored_mark", "id")[: CHANGES_LISTED + 1]
     )
     more = len(messages) > CHANGES_LISTED or len(events) > CHANGES_LISTED
     return Changes(in_timeline_order(messages[:CHANGES_LISTED], events[:CHANGES_LISTED]), more)

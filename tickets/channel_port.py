@@ -34,7 +34,7 @@ _registered: ChannelPort | None = None
 
 
 def register(port: ChannelPort) -> None:
-    global _registered  # noqa: PLW0603 - one port per process, set once at start-up
+    global _registered
     _registered = port
 
 

@@ -33,7 +33,6 @@ class Outcome:
 STORED = Outcome(stored=True)
 
 
-
 def receive_batch(*, channel, envelopes: list[Envelope]) -> dict[str, Outcome]:
     """Apply a batch of inbound envelopes from one channel, with a fixed number of queries.
 
@@ -56,7 +55,9 @@ def _store_messages(channel, envelopes):
             "external_id", flat=True
         )
     )
-    outcomes = {e.external_id: Outcome(stored=False, note="already stored") for e in envelopes if e.external_id in already}
+    outcomes = {
+        e.external_id: Outcome(stored=False, note="already stored") for e in envelopes if e.external_id in already
+    }
     outcomes.update({e.external_id: Outcome(stored=False, note="no sender") for e in envelopes if not e.sender})
     fresh = list({e.external_id: e for e in envelopes if e.external_id not in already and e.sender}.values())
     threads, opened = _resolve_threads(channel, fresh, identities)
@@ -182,7 +183,9 @@ def _resolve_threads(channel, envelopes, identities):
         [
             {
                 # A message of files alone is named by its files.
-                "subject": Ticket.subject_from_text(Message.clean_body(e.text or ", ".join(a.name for a in e.attachments))),
+                "subject": Ticket.subject_from_text(
+                    Message.clean_body(e.text or ", ".join(a.name for a in e.attachments))
+                ),
                 "requester_id": identities[(e.sender.namespace, e.sender.external_id)].contact_id,
                 "channel_id": channel.pk,
                 "created_at": e.sent_at,

@@ -68,7 +68,9 @@ def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutc
         events = []
 
         def record(ticket, kind, old, new):
-            events.append(TicketEvent(ticket=ticket, actor=actor, kind=kind, old_value=old, new_value=new, created_at=now))
+            events.append(
+                TicketEvent(ticket=ticket, actor=actor, kind=kind, old_value=old, new_value=new, created_at=now)
+            )
 
         for ticket in merged:
             if ticket.status != Ticket.Status.CLOSED:
@@ -84,7 +86,9 @@ def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutc
             ticket.message_count = 0
             ticket.last_activity_at = max(ticket.last_activity_at, now)
 
-        Ticket.objects.bulk_update(merged, ["status", "resolved_at", "merged_into", "message_count", "last_activity_at"])
+        Ticket.objects.bulk_update(
+            merged, ["status", "resolved_at", "merged_into", "message_count", "last_activity_at"]
+        )
         messages = Message.objects.filter(ticket=models.OuterRef("pk")).order_by()
         Ticket.objects.filter(pk=kept.pk).update(
             status=kept.status,
@@ -94,7 +98,9 @@ def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutc
             ),
             last_activity_at=Greatest(
                 "last_activity_at",
-                Coalesce(models.Subquery(messages.order_by("-created_at").values("created_at")[:1]), "last_activity_at"),
+                Coalesce(
+                    models.Subquery(messages.order_by("-created_at").values("created_at")[:1]), "last_activity_at"
+                ),
             ),
         )
         TicketEvent.objects.bulk_create(events)
@@ -111,4 +117,9 @@ def _lock_channels_of(ticket_ids):
     """
     Channel = TicketThread._meta.get_field("channel").related_model
     threads = TicketThread.objects.filter(ticket_id__in=ticket_ids).values("channel_id")
-    list(Channel.objects.select_for_update(no_key=True).filter(pk__in=threads).order_by("pk").values_list("pk", flat=True))
+    list(
+        Channel.objects.select_for_update(no_key=True)
+        .filter(pk__in=threads)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

@@ -291,7 +291,9 @@ class TicketEvent(models.Model):
         MERGED = "merged"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     old_value = models.CharField(max_length=200, blank=True)
     new_value = models.CharField(max_length=200, blank=True)
@@ -427,7 +429,9 @@ class Macro(models.Model):
             labels.append(f"Status: {Ticket.Status(self.status).label}")
         if self.assignee_action == self.AssigneeAction.AGENT:
             agent = self.assignee
-            labels.append(f"Assign to {(agent.get_full_name() or agent.get_username()) if agent else '(deleted agent)'}")
+            labels.append(
+                f"Assign to {(agent.get_full_name() or agent.get_username()) if agent else '(deleted agent)'}"
+            )
         elif self.assignee_action:
             labels.append(self.AssigneeAction(self.assignee_action).label)
         return labels
@@ -477,9 +481,7 @@ class Attachment(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(
-                fields=["next_attempt_at"], condition=models.Q(status="pending"), name="attachment_pending"
-            ),
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="attachment_pending"),
         ]
 
     def __str__(self):

@@ -25,7 +25,9 @@ class TicketQuerySet(models.QuerySet):
             ),
             last_activity_at=Greatest(
                 "last_activity_at",
-                Coalesce(models.Subquery(messages.order_by("-created_at").values("created_at")[:1]), "last_activity_at"),
+                Coalesce(
+                    models.Subquery(messages.order_by("-created_at").values("created_at")[:1]), "last_activity_at"
+                ),
             ),
             status=models.Case(models.When(waiting, then=models.Value(Status.OPEN)), default="status"),
             resolved_at=models.Case(models.When(waiting, then=None), default="resolved_at"),
@@ -44,7 +46,6 @@ class TicketQuerySet(models.QuerySet):
             )
             .order_by("-last_activity_at", "-id")
         )
-
 
     def view_counts(self):
         """How many tickets the console's shared views hold, in ONE aggregate query.
@@ -119,8 +120,12 @@ class MessageQuerySet(models.QuerySet):
             self.select_related("author_identity", "author_user")
             .only(
                 *(f.name for f in self.model._meta.concrete_fields),
-                "author_user__username", "author_user__first_name", "author_user__last_name",
-                "author_identity__display_name", "author_identity__handle", "author_identity__external_id",
+                "author_user__username",
+                "author_user__first_name",
+                "author_user__last_name",
+                "author_identity__display_name",
+                "author_identity__handle",
+                "author_identity__external_id",
             )
             .order_by("created_at", "id")
         )
@@ -163,8 +168,17 @@ class TicketEventQuerySet(models.QuerySet):
         return (
             self.select_related("actor")
             .only(
-                "id", "ticket_id", "kind", "old_value", "new_value", "created_at", "stored_mark",
-                "actor__id", "actor__username", "actor__first_name", "actor__last_name",
+                "id",
+                "ticket_id",
+                "kind",
+                "old_value",
+                "new_value",
+                "created_at",
+                "stored_mark",
+                "actor__id",
+                "actor__username",
+                "actor__first_name",
+                "actor__last_name",
             )
             .order_by("created_at", "id")
         )

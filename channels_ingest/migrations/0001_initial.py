@@ -11,7 +11,6 @@ import channels_ingest.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -20,81 +19,124 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Channel',
+            name="Channel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('name', models.SlugField(max_length=64, unique=True)),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('config', models.JSONField(blank=True, default=dict)),
-                ('secrets', channels_ingest.crypto.EncryptedJSONField(blank=True, default=dict)),
-                ('state', models.JSONField(blank=True, default=dict)),
-                ('cursor', models.JSONField(blank=True, default=dict)),
-                ('enabled', models.BooleanField(default=True)),
-                ('poll_interval_seconds', models.PositiveIntegerField(default=60, help_text='0 turns polling off.')),
-                ('next_poll_at', models.DateTimeField(blank=True, null=True)),
-                ('poll_lease_token', models.UUIDField(blank=True, editable=False, null=True)),
-                ('poll_lease_expires_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('last_poll_at', models.DateTimeField(blank=True, null=True)),
-                ('last_poll_stored', models.PositiveIntegerField(default=0)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('healthy', models.BooleanField(default=True)),
-                ('paused_reason', models.TextField(blank=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('last_error_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(max_length=32)),
+                ("name", models.SlugField(max_length=64, unique=True)),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("config", models.JSONField(blank=True, default=dict)),
+                ("secrets", channels_ingest.crypto.EncryptedJSONField(blank=True, default=dict)),
+                ("state", models.JSONField(blank=True, default=dict)),
+                ("cursor", models.JSONField(blank=True, default=dict)),
+                ("enabled", models.BooleanField(default=True)),
+                ("poll_interval_seconds", models.PositiveIntegerField(default=60, help_text="0 turns polling off.")),
+                ("next_poll_at", models.DateTimeField(blank=True, null=True)),
+                ("poll_lease_token", models.UUIDField(blank=True, editable=False, null=True)),
+                ("poll_lease_expires_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("last_poll_at", models.DateTimeField(blank=True, null=True)),
+                ("last_poll_stored", models.PositiveIntegerField(default=0)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("healthy", models.BooleanField(default=True)),
+                ("paused_reason", models.TextField(blank=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("last_error_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PriceRule',
+            name="PriceRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('operation', models.CharField(max_length=64)),
-                ('unit_price', models.DecimalField(decimal_places=6, help_text='US dollars per unit', max_digits=10)),
-                ('description', models.CharField(blank=True, max_length=200)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(max_length=32)),
+                ("operation", models.CharField(max_length=64)),
+                ("unit_price", models.DecimalField(decimal_places=6, help_text="US dollars per unit", max_digits=10)),
+                ("description", models.CharField(blank=True, max_length=200)),
             ],
             options={
-                'ordering': ['kind', 'operation'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'operation'), name='price_unique_per_operation')],
+                "ordering": ["kind", "operation"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("kind", "operation"), name="price_unique_per_operation")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ApiUsage',
+            name="ApiUsage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('month', models.DateField(help_text='The first day of the month.')),
-                ('operation', models.CharField(max_length=64)),
-                ('units', models.PositiveBigIntegerField(default=0)),
-                ('cost', models.DecimalField(decimal_places=6, default=0, max_digits=12)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage', to='channels_ingest.channel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("month", models.DateField(help_text="The first day of the month.")),
+                ("operation", models.CharField(max_length=64)),
+                ("units", models.PositiveBigIntegerField(default=0)),
+                ("cost", models.DecimalField(decimal_places=6, default=0, max_digits=12)),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="usage", to="channels_ingest.channel"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'API usage',
-                'constraints': [models.UniqueConstraint(fields=('channel', 'month', 'operation'), name='usage_unique_per_month')],
+                "verbose_name_plural": "API usage",
+                "constraints": [
+                    models.UniqueConstraint(fields=("channel", "month", "operation"), name="usage_unique_per_month")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='InboundMessage',
+            name="InboundMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=255)),
-                ('payload', models.JSONField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('triage', 'Awaiting triage'), ('processed', 'Processed'), ('skipped', 'Skipped'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('triaged_at', models.DateTimeField(blank=True, null=True)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='inbound', to='channels_ingest.channel')),
-                ('triaged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("external_id", models.CharField(max_length=255)),
+                ("payload", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("triage", "Awaiting triage"),
+                            ("processed", "Processed"),
+                            ("skipped", "Skipped"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("triaged_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="inbound",
+                        to="channels_ingest.channel",
+                    ),
+                ),
+                (
+                    "triaged_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['channel', 'id'], name='inbound_pending'), models.Index(condition=models.Q(('status', 'triage')), fields=['channel', 'id'], name='inbound_triage')],
-                'constraints': [models.UniqueConstraint(fields=('channel', 'external_id'), name='inbound_unique_per_channel')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "pending")), fields=["channel", "id"], name="inbound_pending"
+                    ),
+                    models.Index(
+                        condition=models.Q(("status", "triage")), fields=["channel", "id"], name="inbound_triage"
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("channel", "external_id"), name="inbound_unique_per_channel")
+                ],
             },
         ),
     ]

@@ -41,7 +41,9 @@ def ago(at, now=None):
         return _NO_TIME
     exact = at.astimezone(UTC)
     title = f"{exact:%Y-%m-%d %H:%M} UTC"
-    return format_html('<time datetime="{}" title="{}">{}</time>', exact.isoformat(), title, compact_since(at, now or timezone.now()))
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>', exact.isoformat(), title, compact_since(at, now or timezone.now())
+    )
 
 
 @register.simple_tag
@@ -49,4 +51,6 @@ def channel_label(channel):
     """A channel as the console names it: its kind (styled by ``data-kind``) and its name, or "none"."""
     if channel is None:
         return _NO_CHANNEL
-    return format_html('<span class="channel-kind" data-kind="{}">{}</span> {}', channel.kind, capfirst(channel.kind), channel.name)
+    return format_html(
+        '<span class="channel-kind" data-kind="{}">{}</span> {}', channel.kind, capfirst(channel.kind), channel.name
+    )

@@ -20,7 +20,7 @@ from .console_labels import ago, channel_label
 register = template.Library()
 
 _ROW = (
-    '<tr>\n'
+    "<tr>\n"
     '    <td data-label="Select" class="select"><input type="checkbox" name="ids" value="{}" id="select-{}">'
     '<label for="select-{}" class="visually-hidden">Select ticket #{}</label></td>\n'
     '    <td data-label="#" data-ticket-id="{}"><a href="{}">#{}</a></td>\n'
@@ -31,7 +31,7 @@ _ROW = (
     '    <td data-label="Priority"><span class="badge priority-{}">{}</span></td>\n'
     '    <td data-label="Age">{}</td>\n'
     '    <td data-label="Last activity">{}</td>\n'
-    '  </tr>\n'
+    "  </tr>\n"
 )
 _EMPTY = mark_safe('<tr><td colspan="9" class="empty">No tickets to show.</td></tr>\n')
 

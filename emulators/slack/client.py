@@ -18,24 +18,43 @@ class SlackEmulatorClient(ControlClient):
         """Back to the seeds: the bot user, C0GENERAL, the bot token, the start-up configuration."""
         self._call("POST", "reset")
 
-    def add_user(self, user_id: str, name: str | None = None, real_name: str = "", email: str | None = None,
-                 is_bot: bool = False) -> dict:
+    def add_user(
+        self, user_id: str, name: str | None = None, real_name: str = "", email: str | None = None, is_bot: bool = False
+    ) -> dict:
         payload = {"id": user_id, "name": name, "real_name": real_name, "email": email, "is_bot": is_bot}
         return self._call("POST", "users", payload)
 
     def add_conversation(self, channel: str, name: str | None = None) -> dict:
         return self._call("POST", "conversations", {"id": channel, "name": name})
 
-    def post(self, channel: str, user: str, text: str, thread_ts: str | None = None,
-             reply_broadcast: bool = False, files: Iterable[dict] = ()) -> dict:
+    def post(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
+        files: Iterable[dict] = (),
+    ) -> dict:
         """A human posts; returns {"ts", "event_id", "files"} (event_id None without an events_url).
 
         ``files``: [{"name", "content" (bytes), "mimetype"?}], shared with the message as Slack does.
         """
-        payload = {"channel": channel, "user": user, "text": text, "thread_ts": thread_ts,
-                   "reply_broadcast": reply_broadcast,
-                   "files": [{"name": f["name"], "mimetype": f.get("mimetype"),
-                              "content_base64": base64.b64encode(f["content"]).decode()} for f in files]}
+        payload = {
+            "channel": channel,
+            "user": user,
+            "text": text,
+            "thread_ts": thread_ts,
+            "reply_broadcast": reply_broadcast,
+            "files": [
+                {
+                    "name": f["name"],
+                    "mimetype": f.get("mimetype"),
+                    "content_base64": base64.b64encode(f["content"]).decode(),
+                }
+                for f in files
+            ],
+        }
         return self._call("POST", "messages", payload)
 
     def post_many(self, channel: str, messages: Iterable[dict], dispatch_events: bool = False) -> list[str]:
@@ -57,16 +76,28 @@ class SlackEmulatorClient(ControlClient):
         """What the app posted with chat.postMessage, oldest first."""
         return self._call("GET", "bot_messages", query={"channel": channel})["messages"]
 
-    def fault(self, method: str, count: int | None = None, status: int | None = None,
-              error: str | None = None, retry_after: int | None = None,
-              latency: float | None = None) -> None:
+    def fault(
+        self,
+        method: str,
+        count: int | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        retry_after: int | None = None,
+        latency: float | None = None,
+    ) -> None:
         """Make the next `count` calls of a Web API method fail, and/or slow every call down.
 
         status=429 answers ratelimited with Retry-After; error="..." answers
         HTTP 200 ok:false; status=500/503 answers an HTTP error.
         """
-        payload = {"method": method, "count": count, "status": status, "error": error,
-                   "retry_after": retry_after, "latency": latency}
+        payload = {
+            "method": method,
+            "count": count,
+            "status": status,
+            "error": error,
+            "retry_after": retry_after,
+            "latency": latency,
+        }
         self._call("POST", "faults", {key: value for key, value in payload.items() if value is not None})
 
     def clear_faults(self) -> None:
@@ -75,13 +106,20 @@ class SlackEmulatorClient(ControlClient):
     def set_token(self, token: str, revoked: bool = False) -> None:
         self._call("POST", "tokens", {"token": token, "revoked": revoked})
 
-    def configure(self, events_url: str | None = None, signing_secret: str | None = None,
-                  event_retry_delays: Iterable[float] | None = None,
-                  event_timeout: float | None = None) -> dict:
+    def configure(
+        self,
+        events_url: str | None = None,
+        signing_secret: str | None = None,
+        event_retry_delays: Iterable[float] | None = None,
+        event_timeout: float | None = None,
+    ) -> dict:
         """Change event delivery settings (events_url="" turns delivery off); returns them all."""
-        payload = {"events_url": events_url, "signing_secret": signing_secret,
-                   "event_retry_delays": list(event_retry_delays) if event_retry_delays is not None else None,
-                   "event_timeout": event_timeout}
+        payload = {
+            "events_url": events_url,
+            "signing_secret": signing_secret,
+            "event_retry_delays": list(event_retry_delays) if event_retry_delays is not None else None,
+            "event_timeout": event_timeout,
+        }
         return self._call("POST", "config", {key: value for key, value in payload.items() if value is not None})
 
     def stats(self) -> dict:

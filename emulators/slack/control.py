@@ -33,8 +33,14 @@ def _file(entry) -> dict:
 class ControlApi(ControlRoutes):
     platform_errors = (SlackError,)
 
-    def __init__(self, workspace: Workspace, events: EventDispatcher, faults: FaultPlan, stats: CallStats,
-                 reset: Callable[[], None]):
+    def __init__(
+        self,
+        workspace: Workspace,
+        events: EventDispatcher,
+        faults: FaultPlan,
+        stats: CallStats,
+        reset: Callable[[], None],
+    ):
         super().__init__(reset)
         self.workspace = workspace
         self.events = events
@@ -116,8 +122,9 @@ class ControlApi(ControlRoutes):
         if "latency" in payload:
             self.faults.set_latency(method, float(payload["latency"]))
         if any(key in payload for key in ("count", "status", "error")):
-            fault = build_fault(int(payload.get("count", 1)), payload.get("status"), payload.get("error"),
-                                payload.get("retry_after"))
+            fault = build_fault(
+                int(payload.get("count", 1)), payload.get("status"), payload.get("error"), payload.get("retry_after")
+            )
             self.faults.arm(method, fault)
         return {}
 

@@ -62,8 +62,15 @@ class AppReply:
 
 
 class EventDispatcher:
-    def __init__(self, team_id: str, events_url: str | None, signing_secret: str, workers: int = 1,
-                 retry_delays=DEFAULT_RETRY_DELAYS, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        team_id: str,
+        events_url: str | None,
+        signing_secret: str,
+        workers: int = 1,
+        retry_delays=DEFAULT_RETRY_DELAYS,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         self.team_id = team_id
         # One retry per delay (Slack makes three).
         self._initial_settings = (events_url, signing_secret, tuple(retry_delays), timeout)
@@ -76,8 +83,9 @@ class EventDispatcher:
         self._generation = 0
         self._envelopes: dict[str, dict] = {}
         self._deliveries: list[dict] = []
-        self._workers = [threading.Thread(target=self._work, name=f"slack-events-{n}", daemon=True)
-                         for n in range(workers)]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"slack-events-{n}", daemon=True) for n in range(workers)
+        ]
 
     def start(self) -> None:
         for worker in self._workers:
@@ -89,8 +97,13 @@ class EventDispatcher:
         for worker in self._workers:
             worker.join(timeout=self.timeout + 1)
 
-    def configure(self, events_url: str | None = None, signing_secret: str | None = None,
-                  retry_delays=None, timeout: float | None = None) -> None:
+    def configure(
+        self,
+        events_url: str | None = None,
+        signing_secret: str | None = None,
+        retry_delays=None,
+        timeout: float | None = None,
+    ) -> None:
         """Change the given settings; an events_url of "" switches delivery off."""
         with self._lock:
             if events_url is not None:
@@ -144,13 +157,15 @@ class EventDispatcher:
                 "type": "event_callback",
                 "event_id": new_event_id(),
                 "event_time": int(time.time()),
-                "authorizations": [{
-                    "enterprise_id": None,
-                    "team_id": self.team_id,
-                    "user_id": BOT_USER_ID,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }],
+                "authorizations": [
+                    {
+                        "enterprise_id": None,
+                        "team_id": self.team_id,
+                        "user_id": BOT_USER_ID,
+                        "is_bot": True,
+                        "is_enterprise_install": False,
+                    }
+                ],
                 "authed_users": [BOT_USER_ID],
                 "is_ext_shared_channel": False,
             }

@@ -68,7 +68,9 @@ class FileStore:
         self._uploads: dict[str, str] = {}  # upload id -> file id
         self._ids = itertools.count(1)
 
-    def add(self, user: str, name: str, data: bytes, mimetype: str | None = None, title: str | None = None) -> SlackFile:
+    def add(
+        self, user: str, name: str, data: bytes, mimetype: str | None = None, title: str | None = None
+    ) -> SlackFile:
         file = SlackFile(
             id=f"F{next(self._ids):08d}",
             name=name,
@@ -125,7 +127,7 @@ def upload_body(content_type: str, body: bytes) -> bytes:
 
 def parse_file_path(path: str) -> tuple[str, str, str] | None:
     """(team id, file id, file name) from ``/files-pri/<team>-<file>/[download/]<name>``, or None."""
-    parts = path[len(FILES_PREFIX):].split("/")
+    parts = path[len(FILES_PREFIX) :].split("/")
     if parts[1:2] == ["download"]:
         del parts[1]
     if len(parts) != 2 or "-" not in parts[0]:

@@ -29,7 +29,7 @@ class _RequestHandler(JsonRequestHandler):
         emulator: SlackEmulator = self.server.emulator
         if verb == "POST" and path.startswith(UPLOAD_PREFIX):
             data = upload_body(self.headers.get("Content-Type", ""), body)
-            self._reply_bytes(*emulator.serve_upload(path[len(UPLOAD_PREFIX):], data))
+            self._reply_bytes(*emulator.serve_upload(path[len(UPLOAD_PREFIX) :], data))
             return
         if verb == "GET" and path.startswith(FILES_PREFIX):
             self._reply_bytes(*emulator.serve_file(path, self._token({})))
@@ -42,7 +42,7 @@ class _RequestHandler(JsonRequestHandler):
         except ValueError:
             self._reply(200, {"ok": False, "error": "invalid_json"})
             return
-        self._reply(*emulator.serve_web_api(path[len(WEB_API_PREFIX):].strip("/"), params, self._token(params)))
+        self._reply(*emulator.serve_web_api(path[len(WEB_API_PREFIX) :].strip("/"), params, self._token(params)))
 
     def _body_params(self, body: bytes) -> dict:
         """Web API parameters from a JSON or form-encoded body (slack_sdk sends both)."""
@@ -58,7 +58,7 @@ class _RequestHandler(JsonRequestHandler):
     def _token(self, params: dict) -> str | None:
         authorization = self.headers.get("Authorization", "")
         if authorization.startswith("Bearer "):
-            return authorization[len("Bearer "):].strip()
+            return authorization[len("Bearer ") :].strip()
         return params.get("token")
 
 
@@ -73,12 +73,27 @@ class SlackEmulator(EmulatorServer, SlackEmulatorClient):
     client_class = SlackEmulatorClient
     thread_name = "slack-emulator"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, bot_token: str = "xoxb-emulator",
-                 signing_secret: str = "emulator-secret", team_id: str = "T0EMU", events_url: str | None = None,
-                 event_workers: int = 1, event_retry_delays: Iterable[float] = DEFAULT_RETRY_DELAYS,
-                 event_timeout: float = DEFAULT_TIMEOUT, verbose: bool = False):
-        self.events = EventDispatcher(team_id, events_url, signing_secret, workers=event_workers,
-                                      retry_delays=event_retry_delays, timeout=event_timeout)
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bot_token: str = "xoxb-emulator",
+        signing_secret: str = "emulator-secret",
+        team_id: str = "T0EMU",
+        events_url: str | None = None,
+        event_workers: int = 1,
+        event_retry_delays: Iterable[float] = DEFAULT_RETRY_DELAYS,
+        event_timeout: float = DEFAULT_TIMEOUT,
+        verbose: bool = False,
+    ):
+        self.events = EventDispatcher(
+            team_id,
+            events_url,
+            signing_secret,
+            workers=event_workers,
+            retry_delays=event_retry_delays,
+            timeout=event_timeout,
+        )
         self.workspace = Workspace(team_id, bot_token, event_sink=self.events.publish)
         self.web_api = WebApi(self.workspace)
         self.faults = FaultPlan()

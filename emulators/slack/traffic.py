@@ -23,8 +23,9 @@ class Fault:
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
 
-def build_fault(count: int = 1, status: int | None = None, error: str | None = None,
-                retry_after: int | None = None) -> Fault:
+def build_fault(
+    count: int = 1, status: int | None = None, error: str | None = None, retry_after: int | None = None
+) -> Fault:
     status = status or 200
     if count < 1:
         raise ValueError("count must be at least 1")

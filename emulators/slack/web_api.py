@@ -170,6 +170,7 @@ class WebApi:
         )
         return {"ok": True, "files": completed}
 
+
 def _decode_blocks(blocks) -> list | None:
     """blocks arrive as a JSON array (JSON bodies) or a JSON-encoded string (form bodies)."""
     if blocks in (None, ""):

@@ -294,8 +294,9 @@ class Workspace:
 
     # -- users ----------------------------------------------------------------
 
-    def add_user(self, user_id: str, name: str, real_name: str = "", email: str | None = None,
-                 is_bot: bool = False) -> dict:
+    def add_user(
+        self, user_id: str, name: str, real_name: str = "", email: str | None = None, is_bot: bool = False
+    ) -> dict:
         with self._lock:
             user = User(user_id, name, real_name, email, is_bot)
             self._users[user_id] = user
@@ -357,17 +358,27 @@ class Workspace:
 
     # -- writing messages -----------------------------------------------------
 
-    def post(self, channel_id: str, user_id: str, text: str, thread_ts: str | None = None,
-             broadcast: bool = False, as_bot: bool = False,
-             blocks: list | None = None, files: list[dict] | None = None) -> tuple[dict, str | None]:
+    def post(
+        self,
+        channel_id: str,
+        user_id: str,
+        text: str,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        as_bot: bool = False,
+        blocks: list | None = None,
+        files: list[dict] | None = None,
+    ) -> tuple[dict, str | None]:
         """Store a message and emit its event; returns (rendered message, event_id or None).
 
         ``files`` ({"name", "data" (bytes), "mimetype"?}) are stored as files of the poster and shared
         with the message (subtype file_share), as when a person drags files into Slack.
         """
         with self._lock:
-            shared = [self._render_file(self._files.add(user_id, f["name"], f["data"], f.get("mimetype")))
-                      for f in files or ()]
+            shared = [
+                self._render_file(self._files.add(user_id, f["name"], f["data"], f.get("mimetype")))
+                for f in files or ()
+            ]
             message = self._store(channel_id, user_id, text, thread_ts, broadcast, as_bot, blocks, shared)
             return self._conversations[channel_id].render(message), self._emit_message(channel_id, message)
 
@@ -386,8 +397,9 @@ class Workspace:
         with self._lock:
             return self._files.receive(upload_id, data)
 
-    def complete_upload(self, files: list[dict], channel_id: str | None, initial_comment: str,
-                        thread_ts: str | None) -> list[dict]:
+    def complete_upload(
+        self, files: list[dict], channel_id: str | None, initial_comment: str, thread_ts: str | None
+    ) -> list[dict]:
         """files.completeUploadExternal: share uploaded files, into a channel (or thread) if one is given."""
         with self._lock:
             if channel_id:
@@ -398,8 +410,9 @@ class Workspace:
                 raise SlackError("file_not_found")
             completed = [self._render_file(self._files.complete(entry["id"], entry.get("title"))) for entry in files]
             if channel_id:
-                message = self._store(channel_id, BOT_USER_ID, initial_comment or "", thread_ts, as_bot=True,
-                                      files=completed)
+                message = self._store(
+                    channel_id, BOT_USER_ID, initial_comment or "", thread_ts, as_bot=True, files=completed
+                )
                 self._emit_message(channel_id, message)
             return completed
 
@@ -429,15 +442,18 @@ class Workspace:
             return stored_ts
 
     def _emit_message(self, channel_id: str, message: Message) -> str | None:
-        return self._emit({
-            **self._conversations[channel_id].render(message),
-            "channel": channel_id,
-            "event_ts": message.ts,
-            "channel_type": channel_type(channel_id),
-        })
+        return self._emit(
+            {
+                **self._conversations[channel_id].render(message),
+                "channel": channel_id,
+                "event_ts": message.ts,
+                "channel_type": channel_type(channel_id),
+            }
+        )
 
-    def _store(self, channel_id, user_id, text, thread_ts=None, broadcast=False, as_bot=False,
-               blocks=None, files=None) -> Message:
+    def _store(
+        self, channel_id, user_id, text, thread_ts=None, broadcast=False, as_bot=False, blocks=None, files=None
+    ) -> Message:
         parent = self._thread_parent(channel_id, str(thread_ts)) if thread_ts else None
         conversation = self._ensure_conversation(channel_id)
         broadcast = bool(parent and broadcast)
@@ -476,17 +492,19 @@ class Workspace:
             event_ts = self._clock.next()
             message.text = text
             message.edited = {"user": message.user, "ts": event_ts}
-            return self._emit({
-                "type": "message",
-                "subtype": "message_changed",
-                "hidden": True,
-                "channel": channel_id,
-                "ts": event_ts,
-                "event_ts": event_ts,
-                "message": conversation.render(message),
-                "previous_message": previous,
-                "channel_type": channel_type(channel_id),
-            })
+            return self._emit(
+                {
+                    "type": "message",
+                    "subtype": "message_changed",
+                    "hidden": True,
+                    "channel": channel_id,
+                    "ts": event_ts,
+                    "event_ts": event_ts,
+                    "message": conversation.render(message),
+                    "previous_message": previous,
+                    "channel_type": channel_type(channel_id),
+                }
+            )
 
     def delete(self, channel_id: str, ts: str) -> str | None:
         """Delete a message; emits message_deleted and returns its event_id.
@@ -510,17 +528,19 @@ class Workspace:
                         if parent.subtype == "tombstone":
                             conversation.remove(parent)
             event_ts = self._clock.next()
-            return self._emit({
-                "type": "message",
-                "subtype": "message_deleted",
-                "hidden": True,
-                "channel": channel_id,
-                "ts": event_ts,
-                "event_ts": event_ts,
-                "deleted_ts": message.ts,
-                "previous_message": previous,
-                "channel_type": channel_type(channel_id),
-            })
+            return self._emit(
+                {
+                    "type": "message",
+                    "subtype": "message_deleted",
+                    "hidden": True,
+                    "channel": channel_id,
+                    "ts": event_ts,
+                    "event_ts": event_ts,
+                    "deleted_ts": message.ts,
+                    "previous_message": previous,
+                    "channel_type": channel_type(channel_id),
+                }
+            )
 
     @staticmethod
     def _editable_message(conversation: Conversation, ts: str) -> Message:
@@ -531,8 +551,9 @@ class Workspace:
 
     # -- reading messages -----------------------------------------------------
 
-    def history(self, channel_id: str, oldest: int | None, latest: int | None, inclusive: bool,
-                limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def history(
+        self, channel_id: str, oldest: int | None, latest: int | None, inclusive: bool, limit: int, cursor: str | None
+    ) -> tuple[list[dict], str | None]:
         """Channel-visible messages, newest first; returns (page, next_cursor or None).
 
         The cursor names the newest message of the next (older) page.
@@ -548,8 +569,16 @@ class Workspace:
             next_cursor = encode_cursor(timeline[page_start - 1].key) if page_start > start else None
             return page, next_cursor
 
-    def replies(self, channel_id: str, ts: str, oldest: int | None, latest: int | None,
-                inclusive: bool, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def replies(
+        self,
+        channel_id: str,
+        ts: str,
+        oldest: int | None,
+        latest: int | None,
+        inclusive: bool,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[dict], str | None]:
         """The thread parent, then replies oldest first; returns (page, next_cursor or None).
 
         The parent leads every page regardless of oldest/latest, as in Slack;

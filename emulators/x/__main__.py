@@ -21,11 +21,19 @@ def main(argv=None) -> None:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
-    emulator = XEmulator(host=args.host, port=args.port, account_id=args.account_id,
-                         account_username=args.account_username, account_name=args.account_name,
-                         bearer_token=args.bearer_token, consumer_key=args.consumer_key,
-                         consumer_secret=args.consumer_secret, access_token=args.access_token,
-                         access_token_secret=args.access_token_secret, verbose=args.verbose)
+    emulator = XEmulator(
+        host=args.host,
+        port=args.port,
+        account_id=args.account_id,
+        account_username=args.account_username,
+        account_name=args.account_name,
+        bearer_token=args.bearer_token,
+        consumer_key=args.consumer_key,
+        consumer_secret=args.consumer_secret,
+        access_token=args.access_token,
+        access_token_secret=args.access_token_secret,
+        verbose=args.verbose,
+    )
     run_until_stopped(emulator, f"X emulator: url={emulator.url} control={emulator.url}/_emulator/")
 
 

@@ -49,20 +49,36 @@ class ApiV2:
         self.base_url = ""  # the emulator's URL, set once bound: where media files are served
         self.routes = [
             self._route("GET", r"/2/users/me", "GET /2/users/me", "users_me", self.users_me),
-            self._route("GET", r"/2/users/(\d+)/mentions", "GET /2/users/:id/mentions", "mentions",
-                        self.users_mentions),
-            self._route("GET", r"/2/users/by/username/(\w+)", "GET /2/users/by/username/:username", "users",
-                        self.user_by_username),
+            self._route(
+                "GET", r"/2/users/(\d+)/mentions", "GET /2/users/:id/mentions", "mentions", self.users_mentions
+            ),
+            self._route(
+                "GET",
+                r"/2/users/by/username/(\w+)",
+                "GET /2/users/by/username/:username",
+                "users",
+                self.user_by_username,
+            ),
             self._route("GET", r"/2/users/(\d+)", "GET /2/users/:id", "users", self.user),
             self._route("GET", r"/2/users", "GET /2/users", "users", self.users),
             self._route("GET", r"/2/tweets/(\d+)", "GET /2/tweets/:id", "tweets", self.tweet),
             self._route("POST", r"/2/tweets", "POST /2/tweets", "create_tweet", self.create_tweet),
             self._route("DELETE", r"/2/tweets/(\d+)", "DELETE /2/tweets/:id", "delete_tweet", self.delete_tweet),
             self._route("GET", r"/2/dm_events", "GET /2/dm_events", "dm_events", self.dm_events),
-            self._route("POST", r"/2/dm_conversations/with/(\d+)/messages",
-                        "POST /2/dm_conversations/with/:participant_id/messages", "dm_send", self.dm_to_participant),
-            self._route("POST", r"/2/dm_conversations/([\d-]+)/messages",
-                        "POST /2/dm_conversations/:dm_conversation_id/messages", "dm_send", self.dm_to_conversation),
+            self._route(
+                "POST",
+                r"/2/dm_conversations/with/(\d+)/messages",
+                "POST /2/dm_conversations/with/:participant_id/messages",
+                "dm_send",
+                self.dm_to_participant,
+            ),
+            self._route(
+                "POST",
+                r"/2/dm_conversations/([\d-]+)/messages",
+                "POST /2/dm_conversations/:dm_conversation_id/messages",
+                "dm_send",
+                self.dm_to_conversation,
+            ),
         ]
 
     @staticmethod
@@ -136,8 +152,10 @@ class ApiV2:
         page_ids, next_token = self._page("mentions", ids[low:high], max_results, query)
         posts = [post for post in map(self.store.get_post, page_ids) if post is not None]
         fields, expansions = _post_fields(query), set(_csv(query, "expansions"))
-        answer = self._with_users([render_post(post, fields) for post in posts],
-                                  [(post, expansions & POST_USER_EXPANSIONS.keys()) for post in posts])
+        answer = self._with_users(
+            [render_post(post, fields) for post in posts],
+            [(post, expansions & POST_USER_EXPANSIONS.keys()) for post in posts],
+        )
         self._with_media(answer, posts, query)
         meta = {"result_count": len(posts)}
         if posts:
@@ -150,11 +168,19 @@ class ApiV2:
     def tweet(self, post_id: str, query: dict, body: bytes) -> tuple[int, dict]:
         post = self.store.get_post(post_id)
         if post is None:
-            return 200, {"errors": [{
-                "value": post_id, "detail": f"Could not find tweet with id: [{post_id}].",
-                "title": "Not Found Error", "resource_type": "tweet", "parameter": "id", "resource_id": post_id,
-                "type": "https://api.twitter.com/2/problems/resource-not-found",
-            }]}
+            return 200, {
+                "errors": [
+                    {
+                        "value": post_id,
+                        "detail": f"Could not find tweet with id: [{post_id}].",
+                        "title": "Not Found Error",
+                        "resource_type": "tweet",
+                        "parameter": "id",
+                        "resource_id": post_id,
+                        "type": "https://api.twitter.com/2/problems/resource-not-found",
+                    }
+                ]
+            }
         fields, expansions = _post_fields(query), set(_csv(query, "expansions"))
         answer = self._with_users([render_post(post, fields)], [(post, expansions & POST_USER_EXPANSIONS.keys())])
         self._with_media(answer, [post], query)
@@ -184,8 +210,10 @@ class ApiV2:
         fields, expansions = set(_csv(query, "dm_event.fields")), set(_csv(query, "expansions"))
         if MEDIA_EXPANSION in expansions:
             fields.add("attachments")
-        answer = self._with_users([render_dm_event(event, fields) for event in page],
-                                  [(event, expansions & DM_USER_EXPANSIONS.keys()) for event in page])
+        answer = self._with_users(
+            [render_dm_event(event, fields) for event in page],
+            [(event, expansions & DM_USER_EXPANSIONS.keys()) for event in page],
+        )
         self._with_media(answer, page, query)
         answer["meta"] = {"result_count": len(page), **({"next_token": next_token} if next_token else {})}
         return 200, answer
@@ -216,8 +244,8 @@ class ApiV2:
             cursor = _decode_token(token)
             if self.faults.take_repeated_page(endpoint):
                 start = bisect.bisect_left(ids, cursor)
-                return ids[start:start + max_results][::-1], token
-            ids = ids[:bisect.bisect_left(ids, cursor)]
+                return ids[start : start + max_results][::-1], token
+            ids = ids[: bisect.bisect_left(ids, cursor)]
         page = ids[-max_results:][::-1]
         return page, (_encode_token(page[-1]) if len(ids) > max_results else None)
 
@@ -316,8 +344,14 @@ def _json_body(body: bytes) -> dict:
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
-        raise XError(400, {"title": "Invalid Request", "type": "https://api.twitter.com/2/problems/invalid-request",
-                           "detail": "The request body is not a JSON object."})
+        raise XError(
+            400,
+            {
+                "title": "Invalid Request",
+                "type": "https://api.twitter.com/2/problems/invalid-request",
+                "detail": "The request body is not a JSON object.",
+            },
+        )
     return payload
 
 
@@ -370,5 +404,6 @@ def _decode_token(token: str) -> int:
     try:
         return int(token, 36)
     except ValueError:
-        raise invalid_request("pagination_token", token, "The `pagination_token` query parameter value is invalid") \
-            from None
+        raise invalid_request(
+            "pagination_token", token, "The `pagination_token` query parameter value is invalid"
+        ) from None

@@ -14,8 +14,9 @@ OAUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 class Credentials:
-    def __init__(self, bearer_token: str, consumer_key: str, consumer_secret: str, access_token: str,
-                 access_token_secret: str):
+    def __init__(
+        self, bearer_token: str, consumer_key: str, consumer_secret: str, access_token: str, access_token_secret: str
+    ):
         self.bearer_token = bearer_token
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret  # kept for signature checks and webhook CRC, not used yet
@@ -32,10 +33,12 @@ class Credentials:
             return token == self.bearer_token and not self.is_revoked(token)
         if scheme == "OAuth":
             params = {name: urllib.parse.unquote(raw) for name, raw in OAUTH_PARAM.findall(value)}
-            return (params.get("oauth_consumer_key") == self.consumer_key
-                    and params.get("oauth_token") == self.access_token
-                    and bool(params.get("oauth_signature"))
-                    and not self.is_revoked(self.access_token))
+            return (
+                params.get("oauth_consumer_key") == self.consumer_key
+                and params.get("oauth_token") == self.access_token
+                and bool(params.get("oauth_signature"))
+                and not self.is_revoked(self.access_token)
+            )
         return False
 
     def set_revoked(self, revoked: bool, token: str | None = None) -> None:

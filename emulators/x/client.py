@@ -15,22 +15,34 @@ class XEmulatorClient(ControlClient):
         """Back to the account alone, fresh rate-limit windows, no faults, tokens valid."""
         self._call("POST", "reset")
 
-    def add_user(self, username: str | None = None, name: str | None = None, user_id: str | None = None,
-                 suspended: bool = False) -> dict:
+    def add_user(
+        self, username: str | None = None, name: str | None = None, user_id: str | None = None, suspended: bool = False
+    ) -> dict:
         """Create a user (id generated if absent), or update a known user_id, e.g. to suspend it."""
         payload = {"id": user_id, "username": username, "name": name, "suspended": suspended}
         return self._call("POST", "users", payload)
 
-    def post(self, author_id: str, text: str, in_reply_to_tweet_id: str | None = None,
-             quote_tweet_id: str | None = None, media: Iterable[dict] = ()) -> dict:
+    def post(
+        self,
+        author_id: str,
+        text: str,
+        in_reply_to_tweet_id: str | None = None,
+        quote_tweet_id: str | None = None,
+        media: Iterable[dict] = (),
+    ) -> dict:
         """A user posts publicly; "@<account>" in the text or replying to the account makes it a mention.
 
         ``media`` (up to 4): {"type": "photo", "content": bytes, "content_type"?, "alt_text"?} or
         {"type": "video"|"animated_gif", "variants": [{"content": bytes, "content_type"?, "bit_rate"?}],
         "preview"?: bytes}. The answer's "media_keys" name them in includes.media.
         """
-        payload = {"author_id": author_id, "text": text, "in_reply_to_tweet_id": in_reply_to_tweet_id,
-                   "quote_tweet_id": quote_tweet_id, "media": [_encode_media(item) for item in media]}
+        payload = {
+            "author_id": author_id,
+            "text": text,
+            "in_reply_to_tweet_id": in_reply_to_tweet_id,
+            "quote_tweet_id": quote_tweet_id,
+            "media": [_encode_media(item) for item in media],
+        }
         return self._call("POST", "posts", payload)
 
     def post_many(self, posts: Iterable[dict]) -> list[str]:
@@ -64,8 +76,9 @@ class XEmulatorClient(ControlClient):
 
     def set_rate_limit(self, endpoint: str, limit: int, window_seconds: float = 900) -> dict:
         """Replace an endpoint's window ("mentions", "dm_events", "create_tweet", "dm_send", ...)."""
-        return self._call("POST", "rate_limits", {"endpoint": endpoint, "limit": limit,
-                                                  "window_seconds": window_seconds})
+        return self._call(
+            "POST", "rate_limits", {"endpoint": endpoint, "limit": limit, "window_seconds": window_seconds}
+        )
 
     def fault(self, endpoint: str, status: int | None = None, count: int = 1, repeat_ids_once: bool = False) -> None:
         """Make the next `count` calls of an endpoint answer `status` (problem JSON), and/or make
@@ -94,8 +107,10 @@ def _encode_media(item: dict) -> dict:
     if item.get("preview") is not None:
         encoded["preview_base64"] = base64.b64encode(item["preview"]).decode()
     encoded["variants"] = [
-        {**{k: v for k, v in variant.items() if k != "content"},
-         "content_base64": base64.b64encode(variant["content"]).decode()}
+        {
+            **{k: v for k, v in variant.items() if k != "content"},
+            "content_base64": base64.b64encode(variant["content"]).decode(),
+        }
         for variant in item.get("variants") or ()
     ]
     return encoded

@@ -93,8 +93,15 @@ def dm_record(event: DmEvent) -> dict:
 class ControlApi(ControlRoutes):
     platform_errors = (XError,)
 
-    def __init__(self, store: Store, credentials: Credentials, faults: FaultPlan, rate_limits: RateLimiter,
-                 stats: CallStats, reset: Callable[[], None]):
+    def __init__(
+        self,
+        store: Store,
+        credentials: Credentials,
+        faults: FaultPlan,
+        rate_limits: RateLimiter,
+        stats: CallStats,
+        reset: Callable[[], None],
+    ):
         super().__init__(reset)
         self.store = store
         self.credentials = credentials
@@ -123,15 +130,23 @@ class ControlApi(ControlRoutes):
         return exc.status, {"error": exc.body.get("detail", "")}
 
     def add_user(self, payload: dict) -> dict:
-        user = self.store.add_user(payload.get("username"), payload.get("name"), _optional_id(payload, "id"),
-                                   suspended=bool(payload.get("suspended", False)))
+        user = self.store.add_user(
+            payload.get("username"),
+            payload.get("name"),
+            _optional_id(payload, "id"),
+            suspended=bool(payload.get("suspended", False)),
+        )
         return {**user.render(), "suspended": user.suspended}
 
     def add_post(self, payload: dict) -> dict:
         media = _media(payload)
-        post = self.store.post(_field(payload, "author_id"), _text(payload, media),
-                               _optional_id(payload, "in_reply_to_tweet_id"), _optional_id(payload, "quote_tweet_id"),
-                               media)
+        post = self.store.post(
+            _field(payload, "author_id"),
+            _text(payload, media),
+            _optional_id(payload, "in_reply_to_tweet_id"),
+            _optional_id(payload, "quote_tweet_id"),
+            media,
+        )
         return post_record(post)
 
     def add_posts(self, payload: dict) -> dict:
@@ -161,8 +176,9 @@ class ControlApi(ControlRoutes):
         return {"dms": [dm_record(event) for event in self.store.account_dms()]}
 
     def set_rate_limit(self, payload: dict) -> dict:
-        self.rate_limits.configure(_field(payload, "endpoint"), int(_field(payload, "limit", int)),
-                                   float(payload.get("window_seconds", 900)))
+        self.rate_limits.configure(
+            _field(payload, "endpoint"), int(_field(payload, "limit", int)), float(payload.get("window_seconds", 900))
+        )
         return self.rate_limits.snapshot()
 
     def arm_fault(self, payload: dict) -> dict:

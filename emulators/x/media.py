@@ -57,8 +57,11 @@ class Media:
             data["preview_image_url"] = base_url + self.preview_path
         if "variants" in fields and self.type != "photo":
             data["variants"] = [
-                {**({"bit_rate": v.bit_rate} if v.bit_rate is not None else {}), "content_type": v.content_type,
-                 "url": base_url + v.path}
+                {
+                    **({"bit_rate": v.bit_rate} if v.bit_rate is not None else {}),
+                    "content_type": v.content_type,
+                    "url": base_url + v.path,
+                }
                 for v in self.variants
             ]
         if "alt_text" in fields and self.alt_text:

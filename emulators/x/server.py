@@ -49,18 +49,29 @@ class XEmulator(EmulatorServer, XEmulatorClient):
     client_class = XEmulatorClient
     thread_name = "x-emulator"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, account_id: str = "9000000000000000001",
-                 account_username: str = "ithelp", account_name: str = "IT Help",
-                 bearer_token: str = "x-emulator-bearer", consumer_key: str = "ck", consumer_secret: str = "cs",
-                 access_token: str = "at", access_token_secret: str = "ats", verbose: bool = False):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        account_id: str = "9000000000000000001",
+        account_username: str = "ithelp",
+        account_name: str = "IT Help",
+        bearer_token: str = "x-emulator-bearer",
+        consumer_key: str = "ck",
+        consumer_secret: str = "cs",
+        access_token: str = "at",
+        access_token_secret: str = "ats",
+        verbose: bool = False,
+    ):
         self.store = Store(account_id, account_username, account_name)
         self.credentials = Credentials(bearer_token, consumer_key, consumer_secret, access_token, access_token_secret)
         self.faults = FaultPlan()
         self.rate_limits = RateLimiter()
         self.call_stats = CallStats()
         self.api = ApiV2(self.store, self.faults)
-        self.control = ControlApi(self.store, self.credentials, self.faults, self.rate_limits, self.call_stats,
-                                  self.reset_state)
+        self.control = ControlApi(
+            self.store, self.credentials, self.faults, self.rate_limits, self.call_stats, self.reset_state
+        )
         self._bind(host, port, verbose)
         self.api.base_url = self.url
 
@@ -92,7 +103,6 @@ class XEmulator(EmulatorServer, XEmulatorClient):
         except XError as exc:
             return exc.status, exc.body, headers
         return status, payload, headers
-
 
     def serve_media(self, path: str, authorization: str) -> tuple[int, bytes, str, dict]:
         """A media download: (HTTP status, body, content type, headers). Errors are problem JSON with

@@ -43,12 +43,15 @@ class XError(Exception):
 
 def invalid_request(parameter: str, value, message: str) -> XError:
     """X's 400 for a bad parameter; tweepy shows errors[].message."""
-    return XError(400, {
-        "errors": [{"parameters": {parameter: [str(value)]}, "message": message}],
-        "title": "Invalid Request",
-        "detail": "One or more parameters to your request was invalid.",
-        "type": "https://api.twitter.com/2/problems/invalid-request",
-    })
+    return XError(
+        400,
+        {
+            "errors": [{"parameters": {parameter: [str(value)]}, "message": message}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": "https://api.twitter.com/2/problems/invalid-request",
+        },
+    )
 
 
 def forbidden(detail: str) -> XError:
@@ -76,8 +79,10 @@ def weighted_length(text: str) -> int:
     text = unicodedata.normalize("NFC", text)
     text, urls = URL_PATTERN.subn("", text)
     rest, emoji = EMOJI_SEQUENCE.subn("", text)
-    return urls * URL_WEIGHT + emoji * 2 + sum(
-        1 if any(low <= ord(char) <= high for low, high in LIGHT_RANGES) else 2 for char in rest
+    return (
+        urls * URL_WEIGHT
+        + emoji * 2
+        + sum(1 if any(low <= ord(char) <= high for low, high in LIGHT_RANGES) else 2 for char in rest)
     )
 
 
@@ -165,8 +170,9 @@ class Store:
 
     # Users
 
-    def add_user(self, username: str | None = None, name: str | None = None, user_id: str | None = None,
-                 suspended: bool = False) -> User:
+    def add_user(
+        self, username: str | None = None, name: str | None = None, user_id: str | None = None, suspended: bool = False
+    ) -> User:
         """Create a user, or update one when `user_id` is known (e.g. to suspend it)."""
         if user_id is not None and not str(user_id).isdigit():
             raise ValueError("id must be a decimal id")
@@ -200,8 +206,9 @@ class Store:
 
     # Posts
 
-    def post(self, author_id: str, text: str, in_reply_to_tweet_id=None, quote_tweet_id=None,
-             media: list[dict] = ()) -> Post:
+    def post(
+        self, author_id: str, text: str, in_reply_to_tweet_id=None, quote_tweet_id=None, media: list[dict] = ()
+    ) -> Post:
         """A user posts publicly, with up to 4 media items (see media.MediaLibrary.add); no X posting
         rules apply (the people are not the app)."""
         with self._lock:
@@ -219,8 +226,12 @@ class Store:
     def post_many(self, posts: list[dict]) -> list[int]:
         with self._lock:
             return [
-                self.post(str(item.get("author_id")), item.get("text"), item.get("in_reply_to_tweet_id"),
-                          item.get("quote_tweet_id")).id
+                self.post(
+                    str(item.get("author_id")),
+                    item.get("text"),
+                    item.get("in_reply_to_tweet_id"),
+                    item.get("quote_tweet_id"),
+                ).id
                 for item in posts
             ]
 
@@ -229,16 +240,21 @@ class Store:
         if not text:
             raise invalid_request("text", text, "text is required when no media or poll is attached")
         if weighted_length(text) > MAX_POST_WEIGHT:
-            raise invalid_request("text", text[:40] + "...",
-                                  f"text is longer than {MAX_POST_WEIGHT} weighted characters")
+            raise invalid_request(
+                "text", text[:40] + "...", f"text is longer than {MAX_POST_WEIGHT} weighted characters"
+            )
         with self._lock:
             parent = self._posts.get(_as_id(in_reply_to_tweet_id)) if in_reply_to_tweet_id is not None else None
             if in_reply_to_tweet_id is not None and parent is None:
-                raise invalid_request("reply.in_reply_to_tweet_id", in_reply_to_tweet_id,
-                                      "You attempted to reply to a Tweet that is deleted or not visible to you.")
+                raise invalid_request(
+                    "reply.in_reply_to_tweet_id",
+                    in_reply_to_tweet_id,
+                    "You attempted to reply to a Tweet that is deleted or not visible to you.",
+                )
             if parent is not None and not self._summons_account(parent):
-                raise forbidden("Reply to this post is not allowed because the author has not mentioned or "
-                                "engaged with you.")
+                raise forbidden(
+                    "Reply to this post is not allowed because the author has not mentioned or engaged with you."
+                )
             quoted = self._posts.get(_as_id(quote_tweet_id)) if quote_tweet_id is not None else None
             if quote_tweet_id is not None and quoted is None:
                 raise invalid_request("quote_tweet_id", quote_tweet_id, "The quoted Tweet does not exist.")
@@ -295,8 +311,9 @@ class Store:
             self._dms.append(event)
             return event
 
-    def account_dm(self, text: str | None, attachments: list, participant_id: str | None = None,
-                   conversation_id: str | None = None) -> DmEvent:
+    def account_dm(
+        self, text: str | None, attachments: list, participant_id: str | None = None, conversation_id: str | None = None
+    ) -> DmEvent:
         """A DM the account sends, to a participant or into a one-to-one conversation id."""
         if not text and not attachments:
             raise invalid_request("text", "", "text or attachments is required")
@@ -305,8 +322,9 @@ class Store:
         if conversation_id is not None:
             members = conversation_id.split("-")
             if len(members) != 2 or self.account.id not in members or not all(m.isdigit() for m in members):
-                raise invalid_request("dm_conversation_id", conversation_id,
-                                      "Only one-to-one conversations of the account are emulated.")
+                raise invalid_request(
+                    "dm_conversation_id", conversation_id, "Only one-to-one conversations of the account are emulated."
+                )
             participant_id = members[0] if members[1] == self.account.id else members[1]
         with self._lock:
             recipient = self._users.get(participant_id)
@@ -351,8 +369,9 @@ class Store:
             raise ValueError(f"unknown {parameter} {post_id}")
         return post
 
-    def _store_post(self, author_id: str, text: str, parent: Post | None, quoted: Post | None,
-                    media_keys: tuple[str, ...] = ()) -> Post:
+    def _store_post(
+        self, author_id: str, text: str, parent: Post | None, quoted: Post | None, media_keys: tuple[str, ...] = ()
+    ) -> Post:
         post_id = self._ids.next()
         post = Post(
             id=post_id,

@@ -90,8 +90,11 @@ class RateLimiter:
         now = time.time()
         with self._lock:
             return {
-                name: {"limit": window.limit, "window_seconds": window.seconds,
-                       "remaining": window.limit - window.used if now < window.reset_at else window.limit}
+                name: {
+                    "limit": window.limit,
+                    "window_seconds": window.seconds,
+                    "remaining": window.limit - window.used if now < window.reset_at else window.limit,
+                }
                 for name, window in self._windows.items()
             }
 

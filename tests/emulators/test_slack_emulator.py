@@ -205,9 +205,11 @@ def test_history_limit_is_clamped_and_bad_arguments_fail(emu, slack):
     emu.post_many(CHANNEL, [{"user": "U0ALICE", "text": f"m{n}"} for n in range(1005)])
     assert len(slack.conversations_history(channel=CHANNEL, limit=5000)["messages"]) == 999
     assert len(slack.conversations_history(channel=CHANNEL)["messages"]) == 100
-    for kwargs, error in (({"channel": "C0MISSING"}, "channel_not_found"),
-                          ({"channel": CHANNEL, "cursor": "bm9wZQ=="}, "invalid_cursor"),
-                          ({"channel": CHANNEL, "oldest": "yesterday"}, "invalid_ts_oldest")):
+    for kwargs, error in (
+        ({"channel": "C0MISSING"}, "channel_not_found"),
+        ({"channel": CHANNEL, "cursor": "bm9wZQ=="}, "invalid_cursor"),
+        ({"channel": CHANNEL, "oldest": "yesterday"}, "invalid_ts_oldest"),
+    ):
         with pytest.raises(SlackApiError) as raised:
             slack.conversations_history(**kwargs)
         assert raised.value.response["error"] == error
@@ -319,11 +321,14 @@ def test_post_message_to_a_reply_lands_in_its_thread_and_channels_appear_on_dema
 
 
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
-@pytest.mark.parametrize("kwargs, error", [
-    ({"text": ""}, "no_text"),
-    ({"text": "x" * 40_001}, "msg_too_long"),
-    ({"text": "x", "thread_ts": "1.000001"}, "thread_not_found"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"text": ""}, "no_text"),
+        ({"text": "x" * 40_001}, "msg_too_long"),
+        ({"text": "x", "thread_ts": "1.000001"}, "thread_not_found"),
+    ],
+)
 def test_post_message_errors(slack, kwargs, error):
     with pytest.raises(SlackApiError) as raised:
         slack.chat_postMessage(channel=CHANNEL, **kwargs)
@@ -468,7 +473,10 @@ def test_failed_deliveries_are_retried_with_retry_headers(emu, receiver):
     assert retry_headers == [(None, None), ("1", "http_error"), ("2", "http_error")]
     deliveries = emu.stats()["event_deliveries"]
     assert [(d["event_id"], d["status"], d["retry_num"]) for d in deliveries] == [
-        (event_id, 500, 0), (event_id, 503, 1), (event_id, 200, 2)]
+        (event_id, 500, 0),
+        (event_id, 503, 1),
+        (event_id, 200, 2),
+    ]
 
 
 def test_delivery_gives_up_after_three_retries_or_when_told_not_to_retry(emu, receiver):
@@ -498,7 +506,8 @@ def test_unreachable_app_is_retried_then_given_up(emu):
     assert emu.wait_for_events(timeout=5)
     deliveries = emu.stats()["event_deliveries"]
     assert [(d["retry_num"], d["status"], d["error"]) for d in deliveries] == [
-        (n, None, "connection_failed") for n in range(4)]
+        (n, None, "connection_failed") for n in range(4)
+    ]
 
 
 def test_redeliver_resends_the_same_event_freshly_signed(emu, receiver):
@@ -531,7 +540,9 @@ def test_no_events_without_a_request_url(emu):
 def test_cli_serves_until_terminated():
     process = subprocess.Popen(
         [sys.executable, "-m", "emulators.slack", "--port", "0", "--bot-token", "xoxb-cli"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         banner = process.stdout.readline()

@@ -28,8 +28,9 @@ def slack(emu):
 
 
 def post_with_file(emu, text="see the screenshot", **extra):
-    return emu.post(CHANNEL, "U0ANN", text, files=[{"name": "screen.png", "content": PNG, "mimetype": "image/png"}],
-                    **extra)
+    return emu.post(
+        CHANNEL, "U0ANN", text, files=[{"name": "screen.png", "content": PNG, "mimetype": "image/png"}], **extra
+    )
 
 
 def test_a_person_shares_a_file_and_history_lists_it(emu, slack):
@@ -66,7 +67,11 @@ def test_url_private_needs_the_bearer_token(emu):
 def test_files_upload_v2_into_a_thread(emu, slack):
     parent = emu.post(CHANNEL, "U0ANN", "printer broken")["ts"]
     response = slack.files_upload_v2(
-        channel=CHANNEL, thread_ts=parent, file=b"log line\n", filename="log.txt", title="log.txt",
+        channel=CHANNEL,
+        thread_ts=parent,
+        file=b"log line\n",
+        filename="log.txt",
+        title="log.txt",
         initial_comment="Here is the log",
     )
     assert response["file"]["name"] == "log.txt" and response["file"]["id"].startswith("F")
@@ -130,6 +135,9 @@ def test_control_api_refuses_bad_files(emu):
     from emulators.slack import EmulatorControlError
 
     with pytest.raises(EmulatorControlError, match="base64"):
-        emu._call("POST", "messages", {"channel": CHANNEL, "user": "U0ANN", "text": "x",
-                                       "files": [{"name": "a", "content_base64": "!!"}]})
+        emu._call(
+            "POST",
+            "messages",
+            {"channel": CHANNEL, "user": "U0ANN", "text": "x", "files": [{"name": "a", "content_base64": "!!"}]},
+        )
     assert json.dumps(emu.messages(CHANNEL)) == "[]"

@@ -26,7 +26,7 @@ def redirect(client: tweepy.Client, url: str) -> tweepy.Client:
         def request(self, method, target, *args, **kwargs):
             for host in ("https://api.twitter.com", "https://api.x.com"):
                 if target.startswith(host):
-                    target = url + target[len(host):]
+                    target = url + target[len(host) :]
             return super().request(method, target, *args, **kwargs)
 
     client.session = RedirectingSession()
@@ -36,8 +36,9 @@ def redirect(client: tweepy.Client, url: str) -> tweepy.Client:
 
 @pytest.fixture(scope="module")
 def emulator():
-    with XEmulator(account_id=ACCOUNT_ID, account_username="ithelp", account_name="IT Help", bearer_token=BEARER,
-                   **OAUTH1) as emu:
+    with XEmulator(
+        account_id=ACCOUNT_ID, account_username="ithelp", account_name="IT Help", bearer_token=BEARER, **OAUTH1
+    ) as emu:
         yield emu
 
 
@@ -64,8 +65,9 @@ def alice(emu):
 
 
 def mentions(client, **params):
-    params.setdefault("tweet_fields", ["author_id", "conversation_id", "created_at", "in_reply_to_user_id",
-                                       "referenced_tweets"])
+    params.setdefault(
+        "tweet_fields", ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"]
+    )
     return client.get_users_mentions(ACCOUNT_ID, user_auth=False, **params)
 
 
@@ -77,11 +79,15 @@ def test_get_me_with_bearer_and_with_oauth1(bearer, oauth1):
         assert (response.data.id, response.data.username, response.data.name) == (int(ACCOUNT_ID), "ithelp", "IT Help")
 
 
-@pytest.mark.parametrize("client", [
-    tweepy.Client(bearer_token="wrong"),
-    tweepy.Client(**{**OAUTH1, "consumer_key": "other"}),
-    tweepy.Client(**{**OAUTH1, "access_token": "other"}),
-], ids=["bearer", "consumer_key", "access_token"])
+@pytest.mark.parametrize(
+    "client",
+    [
+        tweepy.Client(bearer_token="wrong"),
+        tweepy.Client(**{**OAUTH1, "consumer_key": "other"}),
+        tweepy.Client(**{**OAUTH1, "access_token": "other"}),
+    ],
+    ids=["bearer", "consumer_key", "access_token"],
+)
 def test_wrong_credentials_get_401_problem_json(emu, client):
     redirect(client, emu.url)
     with pytest.raises(tweepy.Unauthorized) as caught:
@@ -115,8 +121,12 @@ def test_user_lookup_hides_suspended_and_unknown_users(emu, raw, alice):
     assert answer["data"] == [{"id": alice, "name": "Alice A", "username": "alice"}]
     assert [error["resource_id"] for error in answer["errors"]] == [suspended, "123"]
     assert answer["errors"][0] == {
-        "value": suspended, "detail": f"Could not find user with id: [{suspended}].", "title": "Not Found Error",
-        "resource_type": "user", "parameter": "id", "resource_id": suspended,
+        "value": suspended,
+        "detail": f"Could not find user with id: [{suspended}].",
+        "title": "Not Found Error",
+        "resource_type": "user",
+        "parameter": "id",
+        "resource_id": suspended,
         "type": "https://api.twitter.com/2/problems/resource-not-found",
     }
     assert "data" not in raw.get_user(id=suspended)
@@ -237,12 +247,17 @@ def test_reply_is_allowed_only_when_the_account_was_summoned(emu, bearer, alice)
     [stored] = emu.account_posts()
     assert stored["id"] == created.data["id"]
     assert (stored["in_reply_to_tweet_id"], stored["conversation_id"], stored["in_reply_to_user_id"]) == (
-        mention, root, alice)
+        mention,
+        root,
+        alice,
+    )
 
     with pytest.raises(tweepy.Forbidden) as caught:
         bearer.create_tweet(text="hello", in_reply_to_tweet_id=root, user_auth=False)
     assert caught.value.response.json() == {
-        "title": "Forbidden", "type": "about:blank", "status": 403,
+        "title": "Forbidden",
+        "type": "about:blank",
+        "status": 403,
         "detail": "Reply to this post is not allowed because the author has not mentioned or engaged with you.",
     }
     follow_up = emu.post(alice, "any news?", in_reply_to_tweet_id=created.data["id"])["id"]
@@ -284,8 +299,11 @@ def test_dm_events_newest_first_paged_with_sender_expansion(emu, bearer, raw, al
     sent = bearer.create_direct_message(participant_id=alice, text="on it", user_auth=False).data
     assert sent["dm_conversation_id"] == conversation
 
-    params = {"dm_event_fields": ["sender_id", "dm_conversation_id", "created_at"], "expansions": "sender_id",
-              "user_auth": False}
+    params = {
+        "dm_event_fields": ["sender_id", "dm_conversation_id", "created_at"],
+        "expansions": "sender_id",
+        "user_auth": False,
+    }
     first = bearer.get_direct_message_events(max_results=3, **params)
     assert [event.text for event in first.data] == ["on it", "message 2", "message 1"]
     assert first.data[0].sender_id == int(ACCOUNT_ID) and first.data[1].sender_id == int(alice)
@@ -316,30 +334,54 @@ def test_create_direct_message_by_participant_and_conversation(emu, oauth1, alic
 
 PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 MEDIA_FIELDS = ["url", "preview_image_url", "variants", "alt_text", "width", "height"]
-VIDEO = {"type": "video", "preview": b"still", "width": 1280, "height": 720, "variants": [
-    {"content": b"playlist", "content_type": "application/x-mpegURL"},
-    {"content": b"low", "content_type": "video/mp4", "bit_rate": 256000},
-    {"content": b"high", "content_type": "video/mp4", "bit_rate": 2176000},
-]}
+VIDEO = {
+    "type": "video",
+    "preview": b"still",
+    "width": 1280,
+    "height": 720,
+    "variants": [
+        {"content": b"playlist", "content_type": "application/x-mpegURL"},
+        {"content": b"low", "content_type": "video/mp4", "bit_rate": 256000},
+        {"content": b"high", "content_type": "video/mp4", "bit_rate": 2176000},
+    ],
+}
 
 
 def test_mention_media_are_expanded_into_includes_and_served(emu, raw, alice):
-    posted = emu.post(alice, "@ithelp see", media=[
-        {"type": "photo", "content": PHOTO, "content_type": "image/png", "alt_text": "Error 0x80070005", "width": 640},
-        VIDEO,
-    ])
+    posted = emu.post(
+        alice,
+        "@ithelp see",
+        media=[
+            {
+                "type": "photo",
+                "content": PHOTO,
+                "content_type": "image/png",
+                "alt_text": "Error 0x80070005",
+                "width": 640,
+            },
+            VIDEO,
+        ],
+    )
     photo_key, video_key = posted["media_keys"]
     assert photo_key.startswith("3_") and video_key.startswith("7_")
 
     answer = mentions(raw, expansions=["attachments.media_keys"], media_fields=MEDIA_FIELDS)
     assert answer["data"][0]["attachments"] == {"media_keys": [photo_key, video_key]}
     photo, video = answer["includes"]["media"]
-    assert photo == {"media_key": photo_key, "type": "photo", "url": photo["url"], "alt_text": "Error 0x80070005",
-                     "width": 640}
+    assert photo == {
+        "media_key": photo_key,
+        "type": "photo",
+        "url": photo["url"],
+        "alt_text": "Error 0x80070005",
+        "width": 640,
+    }
     assert photo["url"].startswith(emu.url + "/media/") and photo["url"].endswith(".png")
     assert (video["type"], video["width"], video["height"]) == ("video", 1280, 720) and "url" not in video
     assert [(v["content_type"], v.get("bit_rate")) for v in video["variants"]] == [
-        ("application/x-mpegURL", None), ("video/mp4", 256000), ("video/mp4", 2176000)]
+        ("application/x-mpegURL", None),
+        ("video/mp4", 256000),
+        ("video/mp4", 2176000),
+    ]
 
     downloaded = requests.get(photo["url"], timeout=5)  # public media need no credentials, as on pbs.twimg.com
     assert (downloaded.status_code, downloaded.content) == (200, PHOTO)
@@ -379,8 +421,12 @@ def test_dm_media_are_served_only_to_oauth1_signed_requests(emu, raw, alice):
 
 
 def test_media_downloads_answer_faults_and_limits_like_the_api(emu, alice):
-    url = emu.url + "/media/" + emu.post(alice, "@ithelp", media=[{"type": "photo", "content": PHOTO}])[
-        "media_keys"][0].partition("_")[2] + ".jpg"
+    url = (
+        emu.url
+        + "/media/"
+        + emu.post(alice, "@ithelp", media=[{"type": "photo", "content": PHOTO}])["media_keys"][0].partition("_")[2]
+        + ".jpg"
+    )
     emu.fault("media", status=429)
     limited = requests.get(url, timeout=5)
     assert limited.status_code == 429 and limited.json()["title"] == "Too Many Requests"
@@ -405,8 +451,12 @@ def test_exhausted_window_raises_too_many_requests_with_reset(emu, bearer):
     assert headers["x-rate-limit-limit"] == "2" and headers["x-rate-limit-remaining"] == "0"
     assert time.time() < int(headers["x-rate-limit-reset"]) <= time.time() + 61
     assert caught.value.reset_time == int(headers["x-rate-limit-reset"])
-    assert caught.value.response.json() == {"title": "Too Many Requests", "type": "about:blank", "status": 429,
-                                            "detail": "Too Many Requests"}
+    assert caught.value.response.json() == {
+        "title": "Too Many Requests",
+        "type": "about:blank",
+        "status": 429,
+        "detail": "Too Many Requests",
+    }
     assert bearer.get_me(user_auth=False).data  # other endpoints have their own windows
     assert emu.stats()["calls"]["GET /2/users/:id/mentions"] == 3
 
@@ -414,8 +464,12 @@ def test_exhausted_window_raises_too_many_requests_with_reset(emu, bearer):
 def test_default_windows_and_headers_on_every_answer(emu, bearer):
     session = bearer.session
     auth = {"Authorization": f"Bearer {BEARER}"}
-    for path, limit in [("/2/users/me", "75"), ("/2/dm_events", "15"), (f"/2/users/{ACCOUNT_ID}/mentions", "300"),
-                        ("/2/nowhere", "300")]:
+    for path, limit in [
+        ("/2/users/me", "75"),
+        ("/2/dm_events", "15"),
+        (f"/2/users/{ACCOUNT_ID}/mentions", "300"),
+        ("/2/nowhere", "300"),
+    ]:
         response = session.get(emu.url + path, headers=auth)
         assert response.headers["x-rate-limit-limit"] == limit, path
         assert int(response.headers["x-rate-limit-reset"]) > time.time()
@@ -443,8 +497,12 @@ def test_injected_faults_then_recovery(emu, bearer):
 
 
 def test_cli_serves_until_terminated():
-    process = subprocess.Popen([sys.executable, "-m", "emulators.x", "--port", "0", "--account-username", "desk"],
-                               cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulators.x", "--port", "0", "--account-username", "desk"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = re.search(r"url=(\S+)", process.stdout.readline()).group(1)
         client = redirect(tweepy.Client(bearer_token=BEARER), url)

@@ -9,28 +9,77 @@ import tickets.placeholders
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tickets', '0004_savedview'),
+        ("tickets", "0004_savedview"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Macro',
+            name="Macro",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('body', models.TextField(blank=True, help_text='The reply text; may be empty for actions only.', validators=[tickets.placeholders.validate_placeholders])),
-                ('status', models.CharField(blank=True, choices=[('new', 'New'), ('open', 'Open'), ('pending', 'Pending (waiting on requester)'), ('resolved', 'Resolved'), ('closed', 'Closed')], max_length=16)),
-                ('assignee_action', models.CharField(blank=True, choices=[('', 'Leave the assignee as it is'), ('applier', 'Assign to the agent applying it'), ('agent', 'Assign to a specific agent'), ('unassign', 'Unassign')], max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='macros', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "body",
+                    models.TextField(
+                        blank=True,
+                        help_text="The reply text; may be empty for actions only.",
+                        validators=[tickets.placeholders.validate_placeholders],
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("new", "New"),
+                            ("open", "Open"),
+                            ("pending", "Pending (waiting on requester)"),
+                            ("resolved", "Resolved"),
+                            ("closed", "Closed"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "assignee_action",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Leave the assignee as it is"),
+                            ("applier", "Assign to the agent applying it"),
+                            ("agent", "Assign to a specific agent"),
+                            ("unassign", "Unassign"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "assignee",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="macros",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['owner', 'name'], name='macro_owner_name')],
+                "indexes": [models.Index(fields=["owner", "name"], name="macro_owner_name")],
             },
         ),
     ]

@@ -5,20 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tickets', '0005_macro'),
+        ("tickets", "0005_macro"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='ticket',
-            name='merged_into',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='merged_tickets', to='tickets.ticket'),
+            model_name="ticket",
+            name="merged_into",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="merged_tickets",
+                to="tickets.ticket",
+            ),
         ),
         migrations.AlterField(
-            model_name='ticketevent',
-            name='kind',
-            field=models.CharField(choices=[('status', 'Status'), ('priority', 'Priority'), ('assignee', 'Assignee'), ('queue', 'Queue'), ('merged', 'Merged')], max_length=16),
+            model_name="ticketevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("status", "Status"),
+                    ("priority", "Priority"),
+                    ("assignee", "Assignee"),
+                    ("queue", "Queue"),
+                    ("merged", "Merged"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

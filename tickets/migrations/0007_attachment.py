@@ -8,32 +8,52 @@ import tickets.models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tickets', '0006_merge'),
+        ("tickets", "0006_merge"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Attachment',
+            name="Attachment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('content_type', models.CharField(default='application/octet-stream', max_length=255)),
-                ('size', models.PositiveBigIntegerField(default=0)),
-                ('file', models.FileField(blank=True, max_length=255, upload_to=tickets.models.attachment_path)),
-                ('status', models.CharField(choices=[('pending', 'Downloading'), ('stored', 'Stored'), ('too_large', 'Too large'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('error', models.TextField(blank=True)),
-                ('external_ref', models.TextField(blank=True)),
-                ('external_id', models.CharField(blank=True, max_length=255)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='tickets.message')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=255)),
+                ("content_type", models.CharField(default="application/octet-stream", max_length=255)),
+                ("size", models.PositiveBigIntegerField(default=0)),
+                ("file", models.FileField(blank=True, max_length=255, upload_to=tickets.models.attachment_path)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Downloading"),
+                            ("stored", "Stored"),
+                            ("too_large", "Too large"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("external_ref", models.TextField(blank=True)),
+                ("external_id", models.CharField(blank=True, max_length=255)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="attachments", to="tickets.message"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='attachment_pending')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "pending")), fields=["next_attempt_at"], name="attachment_pending"
+                    )
+                ],
             },
         ),
     ]

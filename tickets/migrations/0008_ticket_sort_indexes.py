@@ -5,20 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('channels_ingest', '0002_default_x_prices'),
-        ('tickets', '0007_attachment'),
+        ("channels_ingest", "0002_default_x_prices"),
+        ("tickets", "0007_attachment"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='ticket',
-            index=models.Index(fields=['-created_at', '-id'], name='ticket_created'),
+            model_name="ticket",
+            index=models.Index(fields=["-created_at", "-id"], name="ticket_created"),
         ),
         migrations.AddIndex(
-            model_name='ticket',
-            index=models.Index(fields=['-priority', '-last_activity_at', '-id'], name='ticket_priority_activity'),
+            model_name="ticket",
+            index=models.Index(fields=["-priority", "-last_activity_at", "-id"], name="ticket_priority_activity"),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tickets', '0008_ticket_sort_indexes'),
+        ("tickets", "0008_ticket_sort_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='attachment',
-            name='alt_text',
+            model_name="attachment",
+            name="alt_text",
             field=models.TextField(blank=True),
         ),
     ]

@@ -13,31 +13,31 @@ class Migration(migrations.Migration):
     """
 
     dependencies = [
-        ('tickets', '0009_attachment_alt_text'),
+        ("tickets", "0009_attachment_alt_text"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='changed_mark',
+            model_name="message",
+            name="changed_mark",
             field=models.BigIntegerField(db_default=tickets.marks.WriteMark(), editable=False),
         ),
         migrations.AddField(
-            model_name='message',
-            name='stored_mark',
+            model_name="message",
+            name="stored_mark",
             field=models.BigIntegerField(db_default=tickets.marks.WriteMark(), editable=False),
         ),
         migrations.AddField(
-            model_name='ticketevent',
-            name='stored_mark',
+            model_name="ticketevent",
+            name="stored_mark",
             field=models.BigIntegerField(db_default=tickets.marks.WriteMark(), editable=False),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['ticket', 'changed_mark'], name='message_changes'),
+            model_name="message",
+            index=models.Index(fields=["ticket", "changed_mark"], name="message_changes"),
         ),
         migrations.AddIndex(
-            model_name='ticketevent',
-            index=models.Index(fields=['ticket', 'stored_mark'], name='ticket_event_changes'),
+            model_name="ticketevent",
+            index=models.Index(fields=["ticket", "stored_mark"], name="ticket_event_changes"),
         ),
     ]

@@ -70,9 +70,7 @@ class Command(BaseCommand):
             .values_list("channel_id")
             .annotate(n=Count("id"))
         )
-        spent = dict(
-            ApiUsage.objects.filter(month=month_start()).values_list("channel_id").annotate(total=Sum("cost"))
-        )
+        spent = dict(ApiUsage.objects.filter(month=month_start()).values_list("channel_id").annotate(total=Sum("cost")))
         for channel in channels:
             health = "healthy" if channel.healthy else "UNHEALTHY"
             state = "enabled" if channel.enabled else "disabled"

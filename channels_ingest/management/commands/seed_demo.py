@@ -60,7 +60,7 @@ class Command(BaseCommand):
                 "signing_secret": "emulator-secret",
                 "conversations": ["C0GENERAL"],
                 "base_url": slack_base_url,
-            }
+            },
         )
         channel, _ = Channel.objects.update_or_create(
             name="slack-it-help",
@@ -74,7 +74,7 @@ class Command(BaseCommand):
                 "dm_poll_interval_seconds": 15,
                 "triage": {"auto_ticket": "direct"},
                 "monthly_budget_usd": 25,
-            }
+            },
         )
         Channel.objects.update_or_create(
             name="x-ithelp", defaults={"kind": "x", "config": config, "secrets": secrets, "poll_interval_seconds": 10}
