@@ -10,5 +10,6 @@ MAX_BACKOFF_SECONDS = 300
 def retry_delay(attempts: int, exc: TransientError) -> float:
     """Seconds until the next try after ``attempts`` failed ones: exponential with jitter, capped, and never
     sooner than the platform asked (Retry-After, X's rate-limit reset)."""
-    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (attempts - 1)) * (1 + random.random() / 4)  # noqa: S311 - jitter, not a secret
+    jitter = 1 + random.random() / 4  # noqa: S311 - spreads retries out; nothing secret depends on it
+    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (attempts - 1)) * jitter
     return max(exc.retry_after or 0, backoff)

@@ -3,6 +3,8 @@ answer. A send the agent should reconsider comes back with its draft: held back 
 the agent saw it (409), refused when it cannot go as written (422).
 """
 
+from contextlib import suppress
+
 from django.contrib import messages
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -43,10 +45,9 @@ def _draft_page(request, ticket, kind, *, status, collision: Changes | None = No
     it was not sent: held back (``collision``, with "Send anyway") or refused (``refusal``)."""
     macro = None
     if kind == "reply" and request.POST.get("macro"):
-        try:
+        # Gone meanwhile: the draft comes back without it (sending again then sends the text alone).
+        with suppress(MacroError):
             macro = usable_macro(request.user, request.POST["macro"])
-        except MacroError:
-            pass  # gone meanwhile: the draft comes back without it (sending again then sends the text alone)
     thread = _chosen_thread(request, ticket)
     draft = Draft(body=_reply_body(request), kind=kind, mode=request.POST.get("mode"), thread=thread, macro=macro)
     context = {

@@ -144,8 +144,8 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self, verb: str) -> None:
         try:
             self._route(verb)
-        except Exception:  # noqa: BLE001
-            # An emulator bug: answer like a platform outage and keep the traceback visible.
+        except Exception:  # noqa: BLE001 - any emulator bug is answered like a platform outage
+            # Keep the traceback visible.
             self.log_error("unhandled error for %s %s\n%s", verb, self.path, traceback.format_exc())
             self._reply(*self.internal_error())
 

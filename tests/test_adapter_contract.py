@@ -50,7 +50,9 @@ class AdapterContract:
         assert sorted(e.text for e in envelopes) == ["one", "three", "two"]
         assert len({e.external_id for e in envelopes}) == 3
         for envelope in envelopes:
-            assert envelope.kind == EnvelopeKind.MESSAGE and envelope.sender and envelope.sent_at.tzinfo
+            assert envelope.kind == EnvelopeKind.MESSAGE
+            assert envelope.sender
+            assert envelope.sent_at.tzinfo
             assert Envelope.from_json(json.loads(json.dumps(envelope.to_json()))) == envelope
         final = json.loads(json.dumps(pages[-1].cursor))
         assert not [e for page in adapter.poll(final) for e in page.envelopes]
@@ -66,13 +68,15 @@ class AdapterContract:
         )
         [mode, *_] = [m for m in adapter.reply_modes(target) if m.allowed]
         sent = adapter.send(target=ReplyTarget(**{**vars(target), "mode": mode.key}), text="on it")
-        assert isinstance(sent, Sent) and sent.external_id
+        assert isinstance(sent, Sent)
+        assert sent.external_id
 
     def test_reply_modes_name_their_limits(self, adapter, add_inbound):
         add_inbound(["help"])
         envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
         modes = adapter.reply_modes(ReplyTarget(thread_key=envelope.thread_key, reply_to_meta=envelope.meta))
-        assert modes and all(m.max_length > 0 and m.label for m in modes)
+        assert modes
+        assert all(m.max_length > 0 and m.label for m in modes)
         assert adapter.reply_length("hello", modes[0].key) == 5
 
 
@@ -115,11 +119,13 @@ class OutboundFilesContract:
         carrying = [m for m in adapter.reply_modes(target) if m.allowed and m.attachments]
         assert carrying, "this adapter's replies carry no files: test that send_attachment refuses instead"
         for mode in carrying:
-            assert mode.attachments.max_files > 0 and mode.attachments.max_bytes > 0
+            assert mode.attachments.max_files > 0
+            assert mode.attachments.max_bytes > 0
             target = ReplyTarget(**{**vars(target), "mode": mode.key})
             adapter.send(target=target, text="the log you asked for")
             file_id = adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
-            assert isinstance(file_id, str) and file_id
+            assert isinstance(file_id, str)
+            assert file_id
 
 
 class WebhookContract:

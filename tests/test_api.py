@@ -157,7 +157,8 @@ def test_list_pages_with_a_cursor(api, locmem_channel):
     first = api.get(reverse("api:ticket-list")).json()
     second = api.get(first["next"]).json()
     ids = [t["id"] for t in first["results"] + second["results"]]
-    assert len(first["results"]) == 50 and second["next"] is None
+    assert len(first["results"]) == 50
+    assert second["next"] is None
     assert sorted(ids) == sorted(Ticket.objects.values_list("id", flat=True))
 
 
@@ -232,4 +233,5 @@ def test_schema_describes_the_endpoints():
     response = APIClient().get(reverse("api:schema"))
     assert response.status_code == 200
     schema = response.content.decode()
-    assert "/api/tickets/{id}/reply/:" in schema and "/api/auth/token/:" in schema
+    assert "/api/tickets/{id}/reply/:" in schema
+    assert "/api/auth/token/:" in schema

@@ -75,15 +75,22 @@ def test_polled_slack_files_are_downloaded_and_shown_under_the_message(
         "image/png",
         len(PNG),
     )
-    assert screen.file.read() == PNG and pdf.file.read() == PDF
-    assert screen.message.ticket == ticket and screen.error == ""
-    assert str(media) in screen.file.path and "screen" not in screen.file.name  # kept under a random name
+    assert screen.file.read() == PNG
+    assert pdf.file.read() == PDF
+    assert screen.message.ticket == ticket
+    assert screen.error == ""
+    assert str(media) in screen.file.path
+    assert "screen" not in screen.file.name
 
     html = agent_client.get(detail_url(ticket)).content.decode()
-    assert f'src="{download_url(screen)}"' in html and 'class="attachment-thumb"' in html
-    assert f'href="{download_url(pdf)}"' in html and html.count('class="attachment-thumb"') == 1
-    assert "&lt;img src=x onerror=alert(1)&gt;.pdf" in html and "<img src=x" not in html
-    assert "5.0" in html and "KB" in html  # the PDF's size
+    assert f'src="{download_url(screen)}"' in html
+    assert 'class="attachment-thumb"' in html
+    assert f'href="{download_url(pdf)}"' in html
+    assert html.count('class="attachment-thumb"') == 1
+    assert "&lt;img src=x onerror=alert(1)&gt;.pdf" in html
+    assert "<img src=x" not in html
+    assert "5.0" in html
+    assert "KB" in html
 
 
 @pytest.mark.django_db
@@ -104,7 +111,8 @@ def test_ingestion_does_not_wait_for_downloads(slack_channel, slack_emulator, dj
     polling.poll_channel(slack_channel.pk)
     ingest.ingest_channel(slack_channel.pk)
     attachment = Attachment.objects.get()
-    assert attachment.status == "pending" and Message.objects.get().body == "see attached"
+    assert attachment.status == "pending"
+    assert Message.objects.get().body == "see attached"
     assert "files-pri" not in slack_emulator.stats()["calls"]
     assert downloads.download_attachment(attachment.pk).status == "stored"
     assert downloads.download_attachment(attachment.pk).status == "noop"  # idempotent: already stored
@@ -117,7 +125,9 @@ def test_a_transient_download_error_is_retried(slack_channel, slack_emulator):
     share(slack_emulator, "see attached", ("log.txt", b"boom\n", "text/plain"))
     poll(slack_channel)
     attachment = Attachment.objects.get()
-    assert attachment.status == "stored" and attachment.attempts == 2 and attachment.file.read() == b"boom\n"
+    assert attachment.status == "stored"
+    assert attachment.attempts == 2
+    assert attachment.file.read() == b"boom\n"
     assert slack_emulator.stats()["calls"]["files-pri"] == 2
 
 
@@ -127,9 +137,13 @@ def test_a_refused_download_fails_visibly(slack_channel, slack_emulator, agent_c
     share(slack_emulator, "see attached", ("secret.txt", b"x", "text/plain"))
     poll(slack_channel)
     attachment = Attachment.objects.get()
-    assert attachment.status == "failed" and "HTTP 403" in attachment.error and attachment.attempts == 1
+    assert attachment.status == "failed"
+    assert "HTTP 403" in attachment.error
+    assert attachment.attempts == 1
     html = agent_client.get(detail_url(attachment.message.ticket)).content.decode()
-    assert "secret.txt" in html and "Failed" in html and "HTTP 403" in html
+    assert "secret.txt" in html
+    assert "Failed" in html
+    assert "HTTP 403" in html
     assert f'href="{download_url(attachment)}"' not in html
     assert agent_client.get(download_url(attachment)).status_code == 404
 
@@ -144,10 +158,12 @@ def test_transient_errors_give_up_after_the_last_attempt(locmem_channel, setting
     attachment = Attachment.objects.get()
     assert downloads.download_attachment(attachment.pk).status == "retry"
     attachment.refresh_from_db()
-    assert attachment.status == "pending" and "Attempt 1 failed: blip" in attachment.error
+    assert attachment.status == "pending"
+    assert "Attempt 1 failed: blip" in attachment.error
     assert downloads.download_attachment(attachment.pk).status == "failed"
     attachment.refresh_from_db()
-    assert attachment.status == "failed" and "gave up after 2 attempts" in attachment.error
+    assert attachment.status == "failed"
+    assert "gave up after 2 attempts" in attachment.error
 
 
 def message_with(*attachments, external_id="m0"):
@@ -163,11 +179,14 @@ def test_files_over_the_limit_are_marked_too_large(slack_channel, slack_emulator
     share(slack_emulator, "two files", ("big.png", PNG, "image/png"), ("small.txt", b"ok", "text/plain"))
     poll(slack_channel)
     big, small = Attachment.objects.order_by("id")
-    assert big.status == "too_large" and not big.file and "the limit is 1000 bytes" in big.error
+    assert big.status == "too_large"
+    assert not big.file
+    assert "the limit is 1000 bytes" in big.error
     assert small.status == "stored"
     assert slack_emulator.stats()["calls"]["files-pri"] == 1
     html = agent_client.get(detail_url(big.message.ticket)).content.decode()
-    assert "Too large" in html and "the limit is 1000 bytes" in html
+    assert "Too large" in html
+    assert "the limit is 1000 bytes" in html
 
 
 @pytest.mark.django_db
@@ -178,7 +197,8 @@ def test_a_file_larger_than_declared_stops_at_the_limit(locmem_channel, settings
     attachment = Attachment.objects.get()
     assert downloads.download_attachment(attachment.pk).status == "too_large"
     attachment.refresh_from_db()
-    assert attachment.status == "too_large" and not attachment.file
+    assert attachment.status == "too_large"
+    assert not attachment.file
     assert attachment.content_type == "application/octet-stream"
 
 
@@ -218,7 +238,8 @@ def stored(slack_channel, slack_emulator):
 def test_downloads_are_for_agents_only(client, employee, stored):
     url = reverse("console:attachment", args=[stored["screen.png"]])
     response = client.get(url)
-    assert response.status_code == 302 and "/login/" in response.url
+    assert response.status_code == 302
+    assert "/login/" in response.url
     client.force_login(employee)
     assert client.get(url).status_code == 403
 
@@ -226,7 +247,8 @@ def test_downloads_are_for_agents_only(client, employee, stored):
 @pytest.mark.django_db
 def test_only_raster_images_are_shown_inline(agent_client, stored):
     image = agent_client.get(reverse("console:attachment", args=[stored["screen.png"]]))
-    assert image.status_code == 200 and b"".join(image.streaming_content) == PNG
+    assert image.status_code == 200
+    assert b"".join(image.streaming_content) == PNG
     assert image["Content-Type"] == "image/png"
     assert image["Content-Disposition"] == 'inline; filename="screen.png"'
     downloaded = [
@@ -252,19 +274,24 @@ def test_download_names_are_sanitized(agent_client, locmem_channel):
     attachment = Attachment.objects.get()
     downloads.download_attachment(attachment.pk)
     response = agent_client.get(download_url(attachment))
-    assert response.status_code == 200 and "X-Injected" not in response.headers
+    assert response.status_code == 200
+    assert "X-Injected" not in response.headers
     disposition = response["Content-Disposition"]
-    assert "\r" not in disposition and "\n" not in disposition and "/" not in disposition
+    assert "\r" not in disposition
+    assert "\n" not in disposition
+    assert "/" not in disposition
     assert disposition == 'attachment; filename="pa\\"ssX-Injected: 1.txt"'
 
 
 def test_safe_filename():
     assert safe_filename("C:\\Users\\ann\\report.pdf") == "report.pdf"
-    assert safe_filename("..") == "attachment" and safe_filename("") == "attachment"
+    assert safe_filename("..") == "attachment"
+    assert safe_filename("") == "attachment"
     assert safe_filename("\u202eexe.pdf") == "exe.pdf"  # no right-to-left override tricks
     assert safe_filename("résumé 2026.pdf") == "résumé 2026.pdf"
     long = safe_filename("a" * 300 + ".xlsx")
-    assert len(long) <= 150 and long.endswith("….xlsx")
+    assert len(long) <= 150
+    assert long.endswith("….xlsx")
 
 
 @pytest.mark.django_db
@@ -321,7 +348,8 @@ def test_composer_offers_files_where_the_channel_takes_them(agent_client, slack_
         r'<label for="reply-files">Attach files</label>\s*<input type="file" id="reply-files" name="files" multiple',
         html,
     )
-    assert "Up to 10 files, each at most 25.0" in html and "No attachments" not in html
+    assert "Up to 10 files, each at most 25.0" in html
+    assert "No attachments" not in html
 
 
 @pytest.mark.django_db
@@ -341,14 +369,16 @@ def test_reply_with_files_arrives_in_the_thread_after_its_text(
     reply = Message.objects.get(direction="outbound")
     assert reply.delivery_status == "sent"
     text, first, second = thread_replies(slack_emulator, slack_ticket.parent_ts)
-    assert text["text"] == "Here is the log" and "files" not in text
+    assert text["text"] == "Here is the log"
+    assert "files" not in text
     assert [first["files"][0]["name"], second["files"][0]["name"]] == ["boot.log", "screen.png"]
     attachments = list(reply.attachments.order_by("id"))
     assert [a.external_id for a in attachments] == [first["files"][0]["id"], second["files"][0]["id"]]
     assert all(a.delivered_at and a.status == "stored" for a in attachments)
     assert attachments[1].file.read() == PNG
     html = agent_client.get(detail_url(slack_ticket)).content.decode()
-    assert "boot.log" in html and html.count("delivery-sent") >= 3  # the reply and both files
+    assert "boot.log" in html
+    assert html.count("delivery-sent") >= 3
 
 
 @pytest.mark.django_db
@@ -360,9 +390,11 @@ def test_a_failed_upload_is_retried_without_reposting(
     send_reply(agent_client, slack_ticket, "Here is the log", upload(), capture=django_capture_on_commit_callbacks)
 
     reply = Message.objects.get(direction="outbound")
-    assert reply.delivery_status == "sent" and reply.delivery_attempts == 2
+    assert reply.delivery_status == "sent"
+    assert reply.delivery_attempts == 2
     text, file = thread_replies(slack_emulator, slack_ticket.parent_ts)
-    assert text["text"] == "Here is the log" and file["files"][0]["name"] == "boot.log"
+    assert text["text"] == "Here is the log"
+    assert file["files"][0]["name"] == "boot.log"
     assert slack_emulator.stats()["calls"]["chat.postMessage"] == 1
 
 
@@ -384,7 +416,8 @@ def test_a_failed_reply_retried_by_the_agent_sends_only_what_is_missing(
     assert reply.delivery_status == "failed"
     assert reply.delivery_error.startswith("The text was sent, but not every file: a.txt:")
     html = agent_client.get(detail_url(slack_ticket)).content.decode()
-    assert "The text was sent, but not every file" in html and "Retry" in html
+    assert "The text was sent, but not every file" in html
+    assert "Retry" in html
 
     with django_capture_on_commit_callbacks(execute=True):
         agent_client.post(reverse("console:message-retry", args=[reply.pk]))
@@ -412,10 +445,8 @@ def test_oversize_or_too_many_files_are_refused_with_a_clear_message(
     page = response.content.decode()
     assert "huge.bin is too large (2.0 KB); files may be at most 1000 bytes." in page
     assert "attach them again before sending" in page
-    assert (
-        not Message.objects.filter(direction="outbound").exists()
-        and not Attachment.objects.filter(message__direction="outbound").exists()
-    )
+    assert not Message.objects.filter(direction="outbound").exists()
+    assert not Attachment.objects.filter(message__direction="outbound").exists()
 
     receive(locmem_channel, [message("lm1")])
     locmem_ticket = Ticket.objects.get(channel=locmem_channel)
@@ -435,7 +466,8 @@ def test_files_sent_with_a_note_are_not_kept_and_the_agent_is_told(agent_client,
         reverse("console:ticket-note", args=[slack_ticket.pk]), {"body": "checked", "files": [upload()]}, follow=True
     )
     assert "Internal notes carry no files" in response.content.decode()
-    assert Message.objects.get(direction="note").body == "checked" and not Attachment.objects.exists()
+    assert Message.objects.get(direction="note").body == "checked"
+    assert not Attachment.objects.exists()
 
 
 @pytest.mark.django_db

@@ -84,7 +84,8 @@ def test_shortcuts_are_ignored_while_typing_and_with_modifiers(console, live_ser
     expect(console.locator("#reply-body")).to_have_value("are you there?")
     expect(console.locator("#shortcuts-dialog")).to_be_hidden()
     ticket = Ticket.objects.get(pk=tickets["First"].pk)
-    assert ticket.assignee_id is None and ticket.status == Ticket.Status.NEW
+    assert ticket.assignee_id is None
+    assert ticket.status == Ticket.Status.NEW
 
 
 def test_n_writes_an_internal_note(console, live_server, tickets):

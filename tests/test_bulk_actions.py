@@ -62,20 +62,21 @@ def test_queue_has_a_labelled_checkbox_per_row_and_the_bulk_bar(agent_client, co
         assert f'<input type="checkbox" name="ids" value="{ticket.pk}" id="select-{ticket.pk}">' in form
         assert f'<label for="select-{ticket.pk}" class="visually-hidden">Select ticket #{ticket.pk}</label>' in form
     assert '<input type="checkbox" id="select-all"><label for="select-all"' in form
-    assert (
-        '<label for="bulk-assignee">Assign to</label>' in form
-        and f'<option value="{colleague.pk}">sam</option>' in form
-    )
-    assert '<label for="bulk-status">Status</label>' in form and '<option value="pending">' in form
+    assert '<label for="bulk-assignee">Assign to</label>' in form
+    assert f'<option value="{colleague.pk}">sam</option>' in form
+    assert '<label for="bulk-status">Status</label>' in form
+    assert '<option value="pending">' in form
     assert '<label for="bulk-priority">Priority</label>' in form
-    assert 'value="assign-to-me"' in form and f'formaction="{reverse("console:ticket-merge")}"' in form
+    assert 'value="assign-to-me"' in form
+    assert f'formaction="{reverse("console:ticket-merge")}"' in form
     assert "<kbd>x</kbd></dt><dd>Tick the selected ticket for bulk actions" in html
 
 
 def test_polled_rows_keep_their_checkboxes(agent_client, tickets):
     html = agent_client.get(reverse("console:ticket-rows"), headers={"HX-Request": "true"}).content.decode()
     assert html.lstrip().startswith("<tr>")
-    assert html.count('name="ids"') == 3 and "<form" not in html
+    assert html.count('name="ids"') == 3
+    assert "<form" not in html
 
 
 # Changing the ticked tickets -------------------------------------------------------
@@ -95,7 +96,8 @@ def test_bulk_assign_and_status_change_every_ticket_with_events(agent_client, ag
             "next": "/console/?view=unassigned",
         },
     )
-    assert response.status_code == 302 and response.url == "/console/?view=unassigned"
+    assert response.status_code == 302
+    assert response.url == "/console/?view=unassigned"
     for ticket in chosen:
         ticket.refresh_from_db()
         assert (ticket.assignee, ticket.status) == (colleague, "pending")
@@ -104,7 +106,8 @@ def test_bulk_assign_and_status_change_every_ticket_with_events(agent_client, ag
             ("status", "new", "pending", agent.pk),
         }
     untouched.refresh_from_db()
-    assert (untouched.assignee, untouched.status) == (None, "new") and not events_of(untouched)
+    assert (untouched.assignee, untouched.status) == (None, "new")
+    assert not events_of(untouched)
     assert flashes(agent_client.get(LIST)) == ["2 tickets updated."]
 
 

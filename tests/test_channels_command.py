@@ -39,7 +39,8 @@ def slack_config(emulator, **extra):
 def test_add_list_poll_connects_a_workspace(slack_emulator):
     """The three commands are enough: add verifies the token, list shows health, poll stores and ingests."""
     output = channels("add", "slack", "it-help", "--config", slack_config(slack_emulator))
-    assert "Added slack channel 'it-help'" in output and "/webhooks/" in output
+    assert "Added slack channel 'it-help'" in output
+    assert "/webhooks/" in output
     assert "xoxb-emulator" not in output  # shown masked only
     channel = Channel.objects.get(name="it-help")
     assert channel.state == {"team_id": "T0EMU", "bot_user_id": "U0BOT", "bot_id": "B0BOT"}
@@ -48,7 +49,8 @@ def test_add_list_poll_connects_a_workspace(slack_emulator):
     assert "Stored 3 new messages from it-help" in channels("poll", "it-help")
     assert Ticket.objects.count() == 3
     listing = channels("list")
-    assert "it-help\tslack\tenabled\thealthy" in listing and "(stored 3)" in listing
+    assert "it-help\tslack\tenabled\thealthy" in listing
+    assert "(stored 3)" in listing
 
 
 def test_add_refuses_bad_credentials_unless_told_not_to_verify(slack_emulator):
@@ -61,7 +63,7 @@ def test_add_refuses_bad_credentials_unless_told_not_to_verify(slack_emulator):
 
 
 @pytest.mark.parametrize(
-    "config, error",
+    ("config", "error"),
     [("{oops", "not valid JSON"), ("[1]", "JSON object"), ('{"conversations": []}', "bot_token")],
 )
 def test_add_rejects_invalid_config_clearly(config, error):
@@ -76,7 +78,8 @@ def test_poll_reports_an_unhealthy_channel(slack_emulator):
     with pytest.raises(CommandError, match="token_revoked"):
         channels("poll", "it-help")
     listing = channels("list")
-    assert "UNHEALTHY" in listing and "token_revoked" in listing
+    assert "UNHEALTHY" in listing
+    assert "token_revoked" in listing
 
 
 def test_poll_of_unknown_channel_is_a_clear_error():
@@ -91,7 +94,8 @@ def test_credentials_are_encrypted_at_rest_and_never_logged(slack_emulator, capl
     with connection.cursor() as cursor:
         cursor.execute("SELECT secrets, CAST(config AS TEXT) FROM channels_ingest_channel")
         stored_secrets, stored_config = cursor.fetchone()
-    assert "xoxb-emulator" not in stored_secrets and "emulator-secret" not in stored_secrets
+    assert "xoxb-emulator" not in stored_secrets
+    assert "emulator-secret" not in stored_secrets
     assert "xoxb-emulator" not in stored_config
     assert Channel.objects.get().secrets["bot_token"] == "xoxb-emulator"
 
@@ -139,7 +143,8 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
         capture_output=True,
         text=True,
     )
-    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
 
 
 def test_add_and_list_an_x_channel_with_its_spend(x_emulator):

@@ -123,9 +123,11 @@ def test_the_role_is_looked_up_once_per_request_and_never_kept(client, admin_use
 def test_login_page_signs_in(client, agent):
     """The login page has labelled fields and signs an agent in to the console."""
     html = client.get(reverse("login")).content.decode()
-    assert '<label for="id_username">' in html and '<label for="id_password">' in html
+    assert '<label for="id_username">' in html
+    assert '<label for="id_password">' in html
     response = client.post(reverse("login"), {"username": "agent", "password": "agent-pass-123"})
-    assert response.status_code == 302 and response.url == reverse("console:ticket-list")
+    assert response.status_code == 302
+    assert response.url == reverse("console:ticket-list")
 
 
 # Ticket list ----------------------------------------------------------------
@@ -138,7 +140,9 @@ def test_agent_sees_open_tickets_newest_activity_first(agent_client, locmem_chan
     response = agent_client.get(reverse("console:ticket-list"))
     html = response.content.decode()
     assert [t.pk for t in response.context["tickets"]] == [first.pk, second.pk]
-    assert "Problem 0" in html and "Person 0" in html and "Locmem</span> lm" in html
+    assert "Problem 0" in html
+    assert "Person 0" in html
+    assert "Locmem</span> lm" in html
     assert "Alex Agent" in html  # the top bar names the user
     assert 'hx-trigger="every 5s"' in html
 
@@ -169,21 +173,25 @@ def test_pagination_without_count(agent_client, locmem_channel):
     open_tickets(locmem_channel, 60)
     with CaptureQueriesContext(connection) as queries:
         first = agent_client.get(reverse("console:ticket-list"))
-    assert len(first.context["tickets"]) == 50 and first.context["has_next"]
+    assert len(first.context["tickets"]) == 50
+    assert first.context["has_next"]
     older = first.context["next_cursor"]
     assert f'href="?after={quote(older)}" rel="next"' in first.content.decode()
     assert not any(paging_count(query["sql"]) for query in queries)
     with CaptureQueriesContext(connection) as queries:
         second = agent_client.get(reverse("console:ticket-list"), {"after": older})
-    assert len(second.context["tickets"]) == 10 and not second.context["has_next"]
+    assert len(second.context["tickets"]) == 10
+    assert not second.context["has_next"]
     assert not any(paging_count(query["sql"]) for query in queries)
     newer = second.context["prev_cursor"]
     assert f'href="?before={quote(newer)}" rel="prev"' in second.content.decode()
     back = agent_client.get(reverse("console:ticket-list"), {"before": newer})
-    assert back.context["tickets"] == first.context["tickets"] and 'rel="prev"' not in back.content.decode()
+    assert back.context["tickets"] == first.context["tickets"]
+    assert 'rel="prev"' not in back.content.decode()
     # Old ?page= links still work.
     paged = agent_client.get(reverse("console:ticket-list") + "?page=2")
-    assert paged.context["tickets"] == second.context["tickets"] and not paged.context["has_next"]
+    assert paged.context["tickets"] == second.context["tickets"]
+    assert not paged.context["has_next"]
     assert 'href="?page=1" rel="prev"' in paged.content.decode()
 
 
@@ -203,12 +211,14 @@ def test_keyset_pages_do_not_overlap(agent_client, locmem_channel):
         assert f'href="?status=all&amp;after={quote(cursors[-1])}" rel="next"' in response.content.decode()
         response = agent_client.get(url, {"status": "all", "after": cursors[-1]})
         assert f'href="?status=all&amp;after={quote(cursors[-1])}" rel="next"' not in response.content.decode()
-    assert seen == expected and len(cursors) == 2
+    assert seen == expected
+    assert len(cursors) == 2
     middle = agent_client.get(url, {"status": "all", "after": cursors[0]})
     newer = agent_client.get(url, {"status": "all", "before": middle.context["prev_cursor"]})
     assert [t.pk for t in newer.context["tickets"]] == expected[:50]
     rows = agent_client.get(reverse("console:ticket-rows"), {"status": "all", "after": cursors[1]}).content.decode()
-    assert f"#{expected[100]}<" in rows and f"#{expected[99]}<" not in rows
+    assert f"#{expected[100]}<" in rows
+    assert f"#{expected[99]}<" not in rows
     # A malformed cursor is ignored: the first page.
     for bad in ["nonsense", "2026-01-01T00:00:00,x", "2026-01-01T00:00:00,5", "9999-12-31T23:59:59-23:59,1"]:
         assert [t.pk for t in agent_client.get(url, {"status": "all", "after": bad}).context["tickets"]] == expected[
@@ -221,7 +231,9 @@ def test_rows_partial_shows_new_tickets(agent_client, locmem_channel):
     agent_client.get(reverse("console:ticket-list"))
     open_tickets(locmem_channel, 1)
     html = agent_client.get(reverse("console:ticket-rows"), headers={"HX-Request": "true"}).content.decode()
-    assert html.lstrip().startswith("<tr>") and "Problem 0" in html and "<html" not in html
+    assert html.lstrip().startswith("<tr>")
+    assert "Problem 0" in html
+    assert "<html" not in html
 
 
 def test_list_query_count_does_not_grow(agent_client, locmem_channel):
@@ -282,9 +294,12 @@ def test_message_text_is_escaped(agent_client, locmem_channel):
     ticket = Ticket.objects.get()
     for url in [reverse("console:ticket-list"), detail_url(ticket)]:
         html = agent_client.get(url).content.decode()
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
-        assert "&lt;b&gt;Mallory&lt;/b&gt;" in html and "<b>Mallory" not in html
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img src=x" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert "<script>alert" not in html
+        assert "&lt;b&gt;Mallory&lt;/b&gt;" in html
+        assert "<b>Mallory" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<img src=x" not in html
 
 
 def test_queue_rows_escape_markup(agent_client, locmem_channel):
@@ -295,8 +310,10 @@ def test_queue_rows_escape_markup(agent_client, locmem_channel):
     Ticket.objects.create(subject="No channel", requester=Ticket.objects.get().requester)
     for url in [reverse("console:ticket-list"), reverse("console:ticket-rows")]:
         html = agent_client.get(url).content.decode()
-        assert 'dir="auto">&lt;script&gt;alert(1)&lt;/script&gt;</a>' in html and "<script>" not in html
-        assert "<bdi>&quot;&gt;&lt;b&gt;Mallory&lt;/b&gt;&lt;script&gt;" in html and "<b>Mallory" not in html
+        assert 'dir="auto">&lt;script&gt;alert(1)&lt;/script&gt;</a>' in html
+        assert "<script>" not in html
+        assert "<bdi>&quot;&gt;&lt;b&gt;Mallory&lt;/b&gt;&lt;script&gt;" in html
+        assert "<b>Mallory" not in html
         assert '<td data-label="Channel"><span class="muted">none</span></td>' in html
         assert '<span class="channel-kind" data-kind="locmem">Locmem</span> lm</td>' in html
 
@@ -308,7 +325,8 @@ def test_reply_is_queued_then_sent(agent_client, ticket, django_capture_on_commi
     """A reply is stored as queued (its badge polls), then sent through the channel (the badge stops polling)."""
     with django_capture_on_commit_callbacks() as callbacks:
         response = agent_client.post(reply_url(ticket), {"body": "On it.\r\nHang tight."})
-    assert response.status_code == 302 and response.url == detail_url(ticket)
+    assert response.status_code == 302
+    assert response.url == detail_url(ticket)
     reply = outbound(ticket).get()
     assert reply.delivery_status == Message.DeliveryStatus.QUEUED
     assert reply.body == "On it.\nHang tight."
@@ -321,7 +339,8 @@ def test_reply_is_queued_then_sent(agent_client, ticket, django_capture_on_commi
         callback()
     assert locmem.outbox == [{"thread_key": "m0", "text": "On it.\nHang tight."}]
     fragment = agent_client.get(status_url, headers={"HX-Request": "true"}).content.decode()
-    assert "Delivery: </span>Sent" in fragment and "hx-trigger" not in fragment
+    assert "Delivery: </span>Sent" in fragment
+    assert "hx-trigger" not in fragment
 
 
 def test_reply_errors_are_shown(agent_client, ticket):
@@ -342,16 +361,20 @@ def test_failed_delivery_shows_error_and_retry_sends(agent_client, ticket, djang
     assert reply.delivery_status == Message.DeliveryStatus.FAILED
     retry_url = reverse("console:message-retry", args=[reply.pk])
     html = agent_client.get(detail_url(ticket)).content.decode()
-    assert "channel_not_found" in html and f'action="{retry_url}"' in html
+    assert "channel_not_found" in html
+    assert f'action="{retry_url}"' in html
 
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_client.post(retry_url)
-    assert response.status_code == 302 and response.url == detail_url(ticket)
+    assert response.status_code == 302
+    assert response.url == detail_url(ticket)
     reply.refresh_from_db()
-    assert reply.delivery_status == Message.DeliveryStatus.SENT and reply.delivery_error == ""
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert reply.delivery_error == ""
     assert locmem.outbox == [{"thread_key": "m0", "text": "Hello?"}]
     html = agent_client.get(detail_url(ticket)).content.decode()
-    assert "channel_not_found" not in html and "Retry</button>" not in html
+    assert "channel_not_found" not in html
+    assert "Retry</button>" not in html
 
 
 def test_reply_requires_csrf_token(agent, ticket):

@@ -96,14 +96,16 @@ def test_new_pages_are_for_agents_only(client, employee, x_channel):
     assert client.post(reverse("console:triage-dismiss"), {"id": row.pk}).status_code == 403
     assert client.post(length_url(ticket), {"body": "hi"}).status_code == 403
     row.refresh_from_db()
-    assert row.status == TRIAGE and row.triaged_by is None
+    assert row.status == TRIAGE
+    assert row.triaged_by is None
 
 
 @pytest.mark.django_db
 def test_anonymous_counter_poll_reloads_the_page(client):
     """The counter's htmx request after the session expired asks for a reload instead of a login form."""
     response = client.post(reverse("console:reply-length", args=[1]), {"body": "x"}, headers={"HX-Request": "true"})
-    assert response.status_code == 401 and response["HX-Refresh"] == "true"
+    assert response.status_code == 401
+    assert response["HX-Refresh"] == "true"
 
 
 def test_admin_sees_the_channels_page(client, admin_user, x_channel):
@@ -124,11 +126,15 @@ def test_composer_offers_dm_when_public_reply_is_not_allowed(agent_client, x_cha
     assert "<legend>Send as</legend>" in html
     public = html[html.index('value="public"') : html.index("</div>", html.index('value="public"'))]
     dm = html[html.index('value="dm"') : html.index("</div>", html.index('value="dm"'))]
-    assert "disabled" in public and "checked" not in public
+    assert "disabled" in public
+    assert "checked" not in public
     assert 'Public reply <span class="muted">(up to 280 characters)</span>' in public
     assert f"Public reply is not possible here: {NOT_SUMMONED}" in public
-    assert 'aria-describedby="reply-mode-1-reason"' in public and 'id="reply-mode-1-reason"' in public
-    assert "checked" in dm and "disabled" not in dm and "(up to 10000 characters)" in dm
+    assert 'aria-describedby="reply-mode-1-reason"' in public
+    assert 'id="reply-mode-1-reason"' in public
+    assert "checked" in dm
+    assert "disabled" not in dm
+    assert "(up to 10000 characters)" in dm
     assert 'id="reply-counter" class="reply-counter" aria-live="polite"' in html
     assert "0 / 10000" in html  # the counter starts at the pre-selected mode's limit
     assert 'maxlength="10000"' in html  # the longest allowed mode; the counter shows the chosen one
@@ -139,7 +145,8 @@ def test_composer_preselects_public_reply_when_summoned(agent_client, x_channel)
     ticket = x_ticket(x_channel, summoned=True)
     html = agent_client.get(detail_url(ticket)).content.decode()
     public = html[html.index('value="public"') : html.index("</div>", html.index('value="public"'))]
-    assert "checked" in public and "disabled" not in public
+    assert "checked" in public
+    assert "disabled" not in public
     assert "not possible here" not in html
     assert "0 / 280" in html
 
@@ -149,8 +156,10 @@ def test_single_mode_channel_has_no_mode_field(agent_client, locmem_channel):
     receive(locmem_channel, [message("m0")])
     ticket = Ticket.objects.get()
     html = agent_client.get(detail_url(ticket)).content.decode()
-    assert 'name="mode"' not in html and 'id="reply-modes"' not in html
-    assert "At most 1000 characters on this channel." in html and "0 / 1000" in html
+    assert 'name="mode"' not in html
+    assert 'id="reply-modes"' not in html
+    assert "At most 1000 characters on this channel." in html
+    assert "0 / 1000" in html
     assert 'hx-trigger="input changed delay:150ms"' in html
 
 
@@ -173,7 +182,8 @@ def test_counter_weighs_links_like_x(agent_client, x_channel):
     ticket = x_ticket(x_channel, summoned=True)
     public = counter(agent_client, ticket, LONG_URL_BODY, "public")
     assert '<span class="reply-count">27 / 280</span>' in public
-    assert "over the limit" not in public and "<html" not in public
+    assert "over the limit" not in public
+    assert "<html" not in public
     assert f"{len(LONG_URL_BODY)} / 10000" in counter(agent_client, ticket, LONG_URL_BODY, "dm")
 
 
@@ -190,7 +200,8 @@ def test_counter_does_not_weigh_huge_text(agent_client, x_channel):
     """Text past the 40,000 characters any message may hold is reported as over the limit without being weighed."""
     ticket = x_ticket(x_channel, summoned=True)
     html = counter(agent_client, ticket, "🙂" * 40_001, "public")
-    assert "40001 / 280" in html and "39721 over the limit" in html
+    assert "40001 / 280" in html
+    assert "39721 over the limit" in html
 
 
 def test_counter_without_mode_uses_the_default(agent_client, x_channel, locmem_channel):
@@ -212,7 +223,8 @@ def test_counter_requires_csrf_token(agent, x_channel):
     client.get(detail_url(ticket))  # sets the CSRF cookie
     token = client.cookies["csrftoken"].value
     response = client.post(length_url(ticket), {"body": "hi", "mode": "public"}, headers={"X-CSRFToken": token})
-    assert response.status_code == 200 and "2 / 280" in response.content.decode()
+    assert response.status_code == 200
+    assert "2 / 280" in response.content.decode()
 
 
 def test_counter_query_count_is_fixed(agent_client, x_channel):
@@ -247,9 +259,11 @@ def test_dm_reply_is_queued_as_dm(agent_client, x_channel, django_capture_on_com
         response = agent_client.post(
             reverse("console:ticket-reply", args=[ticket.pk]), {"body": LONG_URL_BODY, "mode": "dm"}
         )
-    assert response.status_code == 302 and response.url == detail_url(ticket)
+    assert response.status_code == 302
+    assert response.url == detail_url(ticket)
     reply = ticket.messages.get(direction=Message.Direction.OUTBOUND)
-    assert reply.reply_mode == "dm" and reply.delivery_status == Message.DeliveryStatus.QUEUED
+    assert reply.reply_mode == "dm"
+    assert reply.delivery_status == Message.DeliveryStatus.QUEUED
     assert reply.body == LONG_URL_BODY
     assert len(callbacks) == 1  # the hand-over to delivery
 
@@ -298,8 +312,10 @@ def test_triage_lists_posts_newest_first_escaped(agent_client, x_channel):
     html = response.content.decode()
     assert [row.text for row in response.context["rows"]] == ["<script>alert(1)</script>\nsecond line", "older post"]
     assert '<div class="triage-text" dir="auto">&lt;script&gt;alert(1)&lt;/script&gt;\nsecond line</div>' in html
-    assert "<script>alert" not in html and "<b>Mallory" not in html
-    assert "<bdi>&lt;b&gt;Mallory&lt;/b&gt;</bdi>" in html and "<bdi>@mal</bdi>" in html
+    assert "<script>alert" not in html
+    assert "<b>Mallory" not in html
+    assert "<bdi>&lt;b&gt;Mallory&lt;/b&gt;</bdi>" in html
+    assert "<bdi>@mal</bdi>" in html
     assert 'data-kind="x">X</span> x-help' in html
     assert f'<time datetime="{(BASE_TIME + timedelta(minutes=5)).isoformat()}"' in html
     assert html.count('formaction="/console/triage/accept/"') == 3  # one per row, one for the selection
@@ -321,11 +337,13 @@ def test_accept_one_row(agent_client, agent, x_channel, django_capture_on_commit
     first, second, third = awaiting_triage(x_channel, [mention(1), mention(2), mention(3)])
     with django_capture_on_commit_callbacks(execute=False):
         response = agent_client.post(reverse("console:triage-accept"), {"id": first.pk, "ids": [second.pk]})
-    assert response.status_code == 302 and response.url == reverse("console:triage")
+    assert response.status_code == 302
+    assert response.url == reverse("console:triage")
     statuses = dict(InboundMessage.objects.values_list("pk", "status"))
     assert statuses == {first.pk: "pending", second.pk: TRIAGE, third.pk: TRIAGE}
     first.refresh_from_db()
-    assert first.triaged_by == agent and first.triaged_at is not None
+    assert first.triaged_by == agent
+    assert first.triaged_at is not None
     html = agent_client.get(reverse("console:triage")).content.decode()
     assert "1 post accepted: the tickets appear in the list in a moment." in html
 
@@ -370,11 +388,13 @@ def test_triage_pages_without_count(agent_client, x_channel):
     awaiting_triage(x_channel, [mention(n, minute=n) for n in range(60)])
     with CaptureQueriesContext(connection) as queries:
         first = agent_client.get(reverse("console:triage"))
-    assert len(first.context["rows"]) == 50 and first.context["has_next"]
+    assert len(first.context["rows"]) == 50
+    assert first.context["has_next"]
     assert not any("COUNT(" in query["sql"].upper() for query in queries)
     assert "?page=2" in first.content.decode()
     second = agent_client.get(reverse("console:triage") + "?page=2")
-    assert len(second.context["rows"]) == 10 and not second.context["has_next"]
+    assert len(second.context["rows"]) == 10
+    assert not second.context["has_next"]
     assert '<input type="hidden" name="page" value="2">' in second.content.decode()
 
 
@@ -416,7 +436,8 @@ def test_other_pages_show_triage_without_a_number(agent_client, x_channel):
     """The ticket page links to triage without counting it."""
     ticket = x_ticket(x_channel, summoned=True)
     html = agent_client.get(detail_url(ticket)).content.decode()
-    assert '<a href="/console/triage/">Triage</a>' in html and "triage-count" not in html
+    assert '<a href="/console/triage/">Triage</a>' in html
+    assert "triage-count" not in html
 
 
 # Channel health ---------------------------------------------------------------
@@ -443,13 +464,17 @@ def test_channels_page_shows_health_and_spend(agent_client, x_channel, locmem_ch
 
     response = agent_client.get(reverse("console:channels"))
     html = response.content.decode()
-    assert 'data-kind="x">X</span> x-help' in html and 'data-kind="locmem">Locmem</span> lm' in html
+    assert 'data-kind="x">X</span> x-help' in html
+    assert 'data-kind="locmem">Locmem</span> lm' in html
     assert '$0.03 <span class="muted">of $50.00</span>' in html  # this month only
     assert "$0.00" in html  # locmem: nothing spent, no budget
-    assert "Unhealthy" in html and "Healthy" in html and "Paused" in html
+    assert "Unhealthy" in html
+    assert "Healthy" in html
+    assert "Paused" in html
     assert "X refused the credentials: &lt;HTTP 401&gt;" in html
     assert "Monthly budget of $50 reached" in html
-    assert "· 17 stored" in html and "never" in html
+    assert "· 17 stored" in html
+    assert "never" in html
     for secret in ["sekrit", "XYZ", "s3cret", "****"]:
         assert secret not in html
     assert 'aria-current="page">Channels' in html

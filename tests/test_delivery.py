@@ -35,7 +35,7 @@ def celery_app_lazy():
     from helpdesk.celery import app
 
     app.conf.task_always_eager = False
-    yield
+    return
 
 
 def test_reply_goes_to_the_thread_it_came_from(ticket, agent, django_capture_on_commit_callbacks):
@@ -48,7 +48,8 @@ def test_reply_goes_to_the_thread_it_came_from(ticket, agent, django_capture_on_
     assert reply.external_id == "a:out1"
     assert reply.delivered_at is not None
     ticket.refresh_from_db()
-    assert ticket.status == Ticket.Status.OPEN and ticket.message_count == 3
+    assert ticket.status == Ticket.Status.OPEN
+    assert ticket.message_count == 3
 
 
 def test_blank_or_overlong_reply_is_refused(ticket, agent):
@@ -65,7 +66,8 @@ def test_transient_failure_is_retried_with_backoff_honouring_retry_after(queued_
     locmem.failures.append(RateLimited("ratelimited", retry_after=30))
     outcome = delivery.deliver_message(queued_reply.pk)
     queued_reply.refresh_from_db()
-    assert outcome.status == "retry" and outcome.retry_in >= 30
+    assert outcome.status == "retry"
+    assert outcome.retry_in >= 30
     assert queued_reply.delivery_status == Message.DeliveryStatus.QUEUED
     assert "ratelimited" in queued_reply.delivery_error
     assert queued_reply.delivery_next_attempt_at > timezone.now() + timedelta(seconds=29)
@@ -95,7 +97,8 @@ def test_reply_fails_visibly_after_the_last_attempt(queued_reply, settings):
     queued_reply.refresh_from_db()
     assert outcomes == ["retry", "retry", "failed"]
     assert queued_reply.delivery_status == Message.DeliveryStatus.FAILED
-    assert "HTTP 503" in queued_reply.delivery_error and "3 attempts" in queued_reply.delivery_error
+    assert "HTTP 503" in queued_reply.delivery_error
+    assert "3 attempts" in queued_reply.delivery_error
 
 
 def test_permanent_error_fails_at_once_and_retry_resends(queued_reply, django_capture_on_commit_callbacks):
@@ -120,7 +123,8 @@ def test_credentials_error_fails_the_reply_and_marks_the_channel_unhealthy(queue
     locmem.failures.append(CredentialsError("token_revoked"))
     delivery.deliver_message(queued_reply.pk)
     locmem_channel.refresh_from_db()
-    assert not locmem_channel.healthy and "token_revoked" in locmem_channel.last_error
+    assert not locmem_channel.healthy
+    assert "token_revoked" in locmem_channel.last_error
 
 
 def test_delivering_twice_sends_once(queued_reply):
@@ -191,7 +195,8 @@ def test_reply_is_kept_and_later_sent_when_the_broker_is_down(
         with django_capture_on_commit_callbacks(execute=True):
             reply = reply_to_ticket(ticket=ticket, author=agent, body="Looking into it")
     reply.refresh_from_db()
-    assert reply.delivery_status == Message.DeliveryStatus.QUEUED and locmem.outbox == []
+    assert reply.delivery_status == Message.DeliveryStatus.QUEUED
+    assert locmem.outbox == []
 
     assert sweep.sweep(now=timezone.now() + timedelta(minutes=3))["redeliveries"] == 1
     reply.refresh_from_db()

@@ -53,7 +53,7 @@ class OpenTransaction:
                 ).pk
                 self.inserted.set()
                 assert self.release.wait(timeout=20), "never told to commit"
-        except BaseException as exc:  # noqa: BLE001 - reported by commit()
+        except BaseException as exc:
             self.error = exc
         finally:
             self.inserted.set()

@@ -97,15 +97,19 @@ def test_poll_returns_only_entries_stored_after_the_page(agent_client, other_age
     html = response.content.decode()
     ids = re.findall(r'<li id="((?:message|event)-\d+)"', html)
     events = list(TicketEvent.objects.order_by("id"))
-    assert len(events) == 2 and sorted(ids) == sorted(
+    assert len(events) == 2
+    assert sorted(ids) == sorted(
         [f"message-{m.pk}" for m in (new_inbound, dana_reply, dana_note)] + [f"event-{e.pk}" for e in events]
     )
     assert f"message-{first.pk}" not in html
     text = text_of(html)
-    assert "Now it smells of smoke" in text and "Evacuate, please" in text and "Called facilities" in text
+    assert "Now it smells of smoke" in text
+    assert "Evacuate, please" in text
+    assert "Called facilities" in text
     assert "Dana Desk changed status from open to pending" in text  # her reply opened it
     # Out of band: the header facts and the actions form (the ticket's state changed), and the poller moved on.
-    assert 'id="ticket-facts" hx-swap-oob="true"' in html and "Pending (waiting on requester)" in html
+    assert 'id="ticket-facts" hx-swap-oob="true"' in html
+    assert "Pending (waiting on requester)" in html
     assert 'id="ticket-actions" hx-swap-oob="true"' in html
     # The reply's delivery badge keeps polling, as on the page.
     assert reverse("console:message-status", args=[dana_reply.pk]) in html
@@ -118,7 +122,8 @@ def test_actions_form_is_swapped_only_when_the_ticket_state_changed(agent_client
     url = poll_url(agent_client.get(detail_url(ticket)).content.decode())
     inbound(locmem_channel, "m1", "Any news?")
     html = poll(agent_client, url).content.decode()
-    assert "Any news?" in html and 'id="ticket-facts" hx-swap-oob="true"' in html
+    assert "Any news?" in html
+    assert 'id="ticket-facts" hx-swap-oob="true"' in html
     assert 'id="ticket-actions"' not in html  # a half-made choice in the form is not reset by a new message
 
 
@@ -198,7 +203,9 @@ def test_an_edit_and_a_deletion_of_a_shown_message_are_swapped_in_place(agent_cl
     receive(locmem_channel, [edit("m0", "The printer is fine, sorry")])
     html = poll(agent_client, poll_url(page)).content.decode()
     entry = oob_entry(html, first)
-    assert entry and "The printer is fine, sorry" in entry and ">edited<" in entry
+    assert entry
+    assert "The printer is fine, sorry" in entry
+    assert ">edited<" in entry
     assert html.count(f'id="message-{first.pk}"') == 1  # replaced where it is, not appended again
     assert 'id="ticket-facts"' in html  # the rest of a live answer comes along as usual
     url = poll_url(html)
@@ -207,7 +214,9 @@ def test_an_edit_and_a_deletion_of_a_shown_message_are_swapped_in_place(agent_cl
     receive(locmem_channel, [deletion("m0")])
     html = poll(agent_client, url).content.decode()
     entry = oob_entry(html, first)
-    assert entry and "is-deleted" in entry and ">deleted<" in entry
+    assert entry
+    assert "is-deleted" in entry
+    assert ">deleted<" in entry
     assert poll(agent_client, poll_url(html)).status_code == 204
 
 
@@ -216,8 +225,10 @@ def test_an_edited_message_the_page_has_not_seen_yet_is_appended_once(agent_clie
     new = inbound(locmem_channel, "m1", "Typo hre")
     receive(locmem_channel, [edit("m1", "Typo here", minute=5)])
     html = poll(agent_client, url).content.decode()
-    assert html.count(f'id="message-{new.pk}"') == 1 and not oob_entry(html, new)
-    assert "Typo here" in html and "Typo hre" not in html
+    assert html.count(f'id="message-{new.pk}"') == 1
+    assert not oob_entry(html, new)
+    assert "Typo here" in html
+    assert "Typo hre" not in html
 
 
 def test_a_failed_reply_retried_by_another_agent_shows_its_new_state(agent_client, agent, other_agent, ticket):
@@ -233,7 +244,9 @@ def test_a_failed_reply_retried_by_another_agent_shows_its_new_state(agent_clien
     assert retry_delivery(Message.objects.get(pk=failed.pk))  # Dana's Retry (on_commit never runs: stays queued)
     html = poll(agent_client, poll_url(page)).content.decode()
     entry = oob_entry(html, failed)
-    assert entry and "delivery-queued" in entry and status_url in entry  # and its badge polls again until final
+    assert entry
+    assert "delivery-queued" in entry
+    assert status_url in entry
     assert "channel_not_found" not in entry or "Retry" not in text_of(entry)
     assert poll(agent_client, poll_url(html)).status_code == 204
 
@@ -275,7 +288,8 @@ def test_presence_shows_the_other_agent_and_what_they_type(agent_client, dana_cl
 
     beat(dana_client, ticket, state="typing", kind="reply")
     html = beat(agent_client, ticket).content.decode()
-    assert "Dana Desk is typing a reply…" in text_of(html) and "Alex" not in html
+    assert "Dana Desk is typing a reply…" in text_of(html)
+    assert "Alex" not in html
 
     beat(dana_client, ticket, state="typing", kind="note")
     assert "Dana Desk is writing an internal note…" in text_of(beat(agent_client, ticket).content.decode())
@@ -420,7 +434,8 @@ def test_note_is_held_back_too_and_keeps_its_kind(agent_client, other_agent, tic
     response = note(agent_client, ticket, seen, body="Check the warranty")
     assert response.status_code == 409
     html = response.content.decode()
-    assert 'id="composer-kind-note" checked' in html and ">Check the warranty</textarea>" in html
+    assert 'id="composer-kind-note" checked' in html
+    assert ">Check the warranty</textarea>" in html
     assert "Add note anyway" in html
     assert not ticket.messages.filter(direction=Message.Direction.NOTE).exists()
     assert note(agent_client, ticket, seen, body="Check the warranty", confirm="1").status_code == 302
@@ -471,7 +486,8 @@ def test_live_banner_lists_changes_since_the_composer_place(agent_client, agent,
     # Once the composer has seen it ("I have read these" moves its place), the banner empties.
     own = add_note(ticket=ticket, author=agent, body="mine")
     html = poll(agent_client, poll_url(html), **banner_place(html)).content.decode()
-    assert f"message-{own.pk}" in html and "Changed while you were writing" not in html
+    assert f"message-{own.pk}" in html
+    assert "Changed while you were writing" not in html
 
 
 # Stalled deliveries ------------------------------------------------------------------------------
@@ -493,7 +509,8 @@ def test_reply_queued_past_the_threshold_is_flagged(agent_client, agent, ticket,
     text = status_badge(agent_client, queued)
     assert "Still queued after 3 minutes — the channel may be slow or the worker down" in text
     html = agent_client.get(reverse("console:message-status", args=[queued.pk])).content.decode()
-    assert "delivery-stalled" in html and 'hx-trigger="every 2s"' in html  # still polling
+    assert "delivery-stalled" in html
+    assert 'hx-trigger="every 2s"' in html
 
     settings.DELIVERY_STALE_SECONDS = 600
     assert "Still" not in status_badge(agent_client, queued)

@@ -78,7 +78,7 @@ def test_every_placeholder_is_filled(ticket, agent):
 
 
 @pytest.mark.parametrize(
-    "name, first",
+    ("name", "first"),
     [
         ("Zoë 🦄 Müller", "Zoë"),
         ("מרים כהן", "מרים"),  # right to left
@@ -100,7 +100,7 @@ def test_text_that_is_not_a_placeholder_stays_literal(ticket, agent):
 
 
 @pytest.mark.parametrize(
-    "body, unknown",
+    ("body", "unknown"),
     [
         ("Hi {requester}", "{requester}"),
         ("Hi {requester.name}", "{requester.name}"),  # no attribute access
@@ -144,7 +144,8 @@ def test_personal_macros_are_invisible_to_other_agents(client, agent, other_agen
     client.force_login(other_agent)
 
     listing = client.get(reverse("console:macro-list")).content.decode()
-    assert "Ask for details" in listing and "secret sauce" not in listing
+    assert "Ask for details" in listing
+    assert "secret sauce" not in listing
     options = picker_options(client.get(detail_url(ticket)).content.decode())
     assert options == [("", "None"), (str(shared.pk), shared.name)]
     assert client.get(insert_url(ticket, mine)).status_code == 404
@@ -155,7 +156,8 @@ def test_personal_macros_are_invisible_to_other_agents(client, agent, other_agen
 
     response = client.post(reply_url(ticket), {"body": "Hello", "macro": mine.pk}, follow=True)
     assert "That macro is no longer available to you. Nothing was sent" in flash(response)
-    assert locmem.outbox == [] and not Message.objects.filter(direction="outbound").exists()
+    assert locmem.outbox == []
+    assert not Message.objects.filter(direction="outbound").exists()
     assert Macro.objects.filter(pk=mine.pk).exists()
 
 
@@ -200,7 +202,8 @@ def test_the_macros_page_query_count_does_not_grow(client, admin_user, other_age
         shared_macro(name=f"Shared {n}", assignee_action=Macro.AssigneeAction.AGENT, assignee=other_agent)
         Macro.objects.create(name=f"Mine {n}", body="Hi", owner=admin_user)
     page = client.get(reverse("console:macro-list")).content.decode()
-    assert page.count("Assign to Bea Backup") == 11 and page.count(">Edit<") == 22  # admins manage shared ones
+    assert page.count("Assign to Bea Backup") == 11
+    assert page.count(">Edit<") == 22
     assert queries_for(client, reverse("console:macro-list")) == few
 
 
@@ -224,7 +227,9 @@ def test_employees_and_anonymous_users_cannot_use_macros(client, employee, ticke
     assert client.post(apply, {"macro": macro.pk}).status_code == 403
     assert client.post(reply_url(ticket), {"body": "hi", "macro": macro.pk}).status_code == 403
     ticket.refresh_from_db()
-    assert ticket.status == "new" and Macro.objects.count() == 1 and not TicketEvent.objects.exists()
+    assert ticket.status == "new"
+    assert Macro.objects.count() == 1
+    assert not TicketEvent.objects.exists()
 
 
 def test_macro_forms_need_the_csrf_token(agent):
@@ -234,7 +239,8 @@ def test_macro_forms_need_the_csrf_token(agent):
     page = client.get(reverse("console:macro-create")).content.decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     response = client.post(reverse("console:macro-create"), {"name": "x", "body": "y", "csrfmiddlewaretoken": token})
-    assert response.status_code == 302 and Macro.objects.get().owner == agent
+    assert response.status_code == 302
+    assert Macro.objects.get().owner == agent
 
 
 # On the ticket page ---------------------------------------------------------------------
@@ -247,7 +253,8 @@ def test_the_picker_is_labelled_and_the_page_query_count_does_not_grow(agent_cli
         Macro.objects.create(name=f"Macro {n}", body="Hello {requester_name}", owner=agent if n % 2 else other_agent)
     page = agent_client.get(detail_url(ticket)).content.decode()
     assert '<label for="macro-select">Canned response</label>' in page
-    assert '<optgroup label="Shared">' in page and '<optgroup label="Mine">' in page
+    assert '<optgroup label="Shared">' in page
+    assert '<optgroup label="Mine">' in page
     assert len(picker_options(page)) == 1 + 1 + 6  # None, the shared macro, my six; not Bea's six
     assert queries_for(agent_client, detail_url(ticket)) == few
 
@@ -258,7 +265,8 @@ def test_inserting_a_macro_fills_it_in_for_this_ticket_escaped(agent_client, age
     macro = shared_macro(name="<b>Details</b>", body="Hi {requester_name},\nabout #{ticket_number}: {ticket_subject}")
     response = agent_client.get(insert_url(ticket, macro))
     body = response.content.decode()
-    assert "<script>" not in body and "<b>Details</b>" not in body
+    assert "<script>" not in body
+    assert "<b>Details</b>" not in body
     assert "&lt;b&gt;Details&lt;/b&gt;" in body
     assert inserted_text(response) == (
         f'Hi <script>alert("x")</script> ‏مريم,\nabout #{ticket.pk}: My VPN drops every hour'
@@ -266,7 +274,8 @@ def test_inserting_a_macro_fills_it_in_for_this_ticket_escaped(agent_client, age
     assert f'<input type="hidden" name="macro" value="{macro.pk}">' in body
     # Choosing "None" again answers an empty fragment: no hidden field, no macro applied.
     empty = agent_client.get(insert_url(ticket))
-    assert empty.status_code == 200 and 'name="macro"' not in empty.content.decode()
+    assert empty.status_code == 200
+    assert 'name="macro"' not in empty.content.decode()
     assert agent_client.get(insert_url(ticket) + "?macro_pick=999999").status_code == 404
 
 
@@ -285,10 +294,12 @@ def test_sending_with_a_macro_replies_and_applies_its_actions(
         response = agent_client.post(
             reply_url(ticket), {"body": "Hi Ann,\r\nplease send us a screenshot.", "macro": macro.pk}
         )
-    assert response.status_code == 302 and response.url == detail_url(ticket)
+    assert response.status_code == 302
+    assert response.url == detail_url(ticket)
     assert locmem.outbox == [{"thread_key": "m0", "text": "Hi Ann,\nplease send us a screenshot."}]
     reply = Message.objects.get(direction="outbound")
-    assert reply.delivery_status == "sent" and reply.author_user == agent
+    assert reply.delivery_status == "sent"
+    assert reply.author_user == agent
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee) == ("pending", agent)
     events = {e.kind: (e.old_value, e.new_value, e.actor) for e in TicketEvent.objects.filter(ticket=ticket)}
@@ -325,7 +336,8 @@ def test_a_refused_reply_applies_nothing(agent_client, agent, ticket, django_cap
     assert "Nothing was sent and the macro was not applied." in flash(response)
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee, ticket.resolved_at) == ("new", None, None)
-    assert not TicketEvent.objects.exists() and not Message.objects.filter(direction="outbound").exists()
+    assert not TicketEvent.objects.exists()
+    assert not Message.objects.filter(direction="outbound").exists()
     assert locmem.outbox == []
 
 
@@ -337,9 +349,11 @@ def test_a_refused_action_sends_nothing(agent_client, other_agent, ticket, djang
         response = agent_client.post(reply_url(ticket), {"body": "Bea will help", "macro": macro.pk}, follow=True)
     assert callbacks == []
     assert "Bea Backup is not an agent" in flash(response)
-    assert not Message.objects.filter(direction="outbound").exists() and locmem.outbox == []
+    assert not Message.objects.filter(direction="outbound").exists()
+    assert locmem.outbox == []
     ticket.refresh_from_db()
-    assert ticket.status == "new" and not TicketEvent.objects.exists()
+    assert ticket.status == "new"
+    assert not TicketEvent.objects.exists()
 
 
 def test_apply_actions_without_replying(agent_client, agent, ticket):
@@ -349,16 +363,20 @@ def test_apply_actions_without_replying(agent_client, agent, ticket):
     )
     assert "Macro “Ask for details” applied." in flash(response)
     ticket.refresh_from_db()
-    assert (ticket.status, ticket.assignee) == ("resolved", agent) and ticket.resolved_at is not None
+    assert (ticket.status, ticket.assignee) == ("resolved", agent)
+    assert ticket.resolved_at is not None
     assert TicketEvent.objects.count() == 2
-    assert not Message.objects.filter(direction="outbound").exists() and locmem.outbox == []
+    assert not Message.objects.filter(direction="outbound").exists()
+    assert locmem.outbox == []
 
 
 def test_the_macros_page_escapes_what_agents_wrote(agent_client, agent):
     Macro.objects.create(name="<img src=x onerror=alert(1)>", body="<script>alert(2)</script>", owner=agent)
     page = agent_client.get(reverse("console:macro-list")).content.decode()
-    assert "<img src=x" not in page and "<script>alert(2)" not in page
-    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "<img src=x" not in page
+    assert "<script>alert(2)" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
 
 
 def test_the_demo_macros_are_valid():

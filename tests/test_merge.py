@@ -72,7 +72,9 @@ def test_merge_moves_threads_and_messages_and_closes_the_others(agent, duplicate
     }
 
     alice.refresh_from_db()
-    assert alice.message_count == 4 and alice.merged_into is None and alice.status == "new"
+    assert alice.message_count == 4
+    assert alice.merged_into is None
+    assert alice.status == "new"
     assert alice.last_activity_at == BASE_TIME + timedelta(minutes=5)  # the latest message
     for ticket in (bob, carol):
         ticket.refresh_from_db()
@@ -94,7 +96,8 @@ def test_the_agent_picks_the_ticket_to_keep(agent, duplicates):
     assert outcome.kept == bob
     bob.refresh_from_db()
     alice.refresh_from_db()
-    assert bob.message_count == 3 and alice.merged_into == bob
+    assert bob.message_count == 3
+    assert alice.merged_into == bob
 
 
 def test_a_resolved_ticket_kept_reopens_when_an_open_one_merges_in(agent, duplicates):
@@ -103,7 +106,8 @@ def test_a_resolved_ticket_kept_reopens_when_an_open_one_merges_in(agent, duplic
     Ticket.objects.filter(pk=alice.pk).update(status="resolved", resolved_at=BASE_TIME)
     merge(agent, alice, bob)
     alice.refresh_from_db()
-    assert alice.status == "open" and alice.resolved_at is None
+    assert alice.status == "open"
+    assert alice.resolved_at is None
     assert alice.events.filter(kind="status", old_value="resolved", new_value="open").exists()
 
 
@@ -137,7 +141,8 @@ def test_an_already_merged_ticket_cannot_be_merged_again(agent, duplicates):
         merge(agent, carol, bob, keep=bob)
     assert TicketEvent.objects.count() == events
     carol.refresh_from_db()
-    assert carol.merged_into is None and carol.messages.count() == 1
+    assert carol.merged_into is None
+    assert carol.messages.count() == 1
 
 
 def test_merge_query_count_does_not_grow(agent, locmem_channel):
@@ -165,7 +170,8 @@ def test_later_messages_on_a_moved_conversation_land_in_the_kept_ticket(agent, l
     receive(locmem_channel, [message("b2", thread="b1", user="bob", name="Bob", text="Any news?", minute=30)])
     assert Message.objects.get(external_id="b2").ticket_id == alice.pk
     alice.refresh_from_db()
-    assert alice.message_count == 4 and alice.last_activity_at == BASE_TIME + timedelta(minutes=30)
+    assert alice.message_count == 4
+    assert alice.last_activity_at == BASE_TIME + timedelta(minutes=30)
     assert Ticket.objects.count() == 3  # no new ticket was opened for Bob
 
 
@@ -194,10 +200,12 @@ def test_a_reply_to_another_tickets_conversation_is_refused(agent_client, duplic
     bobs_thread = TicketThread.objects.get(key="b1")
     for thread in (bobs_thread.pk, "999999", "nonsense"):
         response = agent_client.post(reverse("console:ticket-reply", args=[alice.pk]), {"body": "Hi", "thread": thread})
-        assert response.status_code == 422 and response.context["refusal"] == (
+        assert response.status_code == 422
+        assert response.context["refusal"] == (
             f"That conversation is not part of ticket #{alice.pk}; pick one of its own conversations."
         )
-    assert not Message.objects.filter(direction="outbound").exists() and locmem.outbox == []
+    assert not Message.objects.filter(direction="outbound").exists()
+    assert locmem.outbox == []
 
 
 def test_a_merged_ticket_takes_no_replies(agent_client, agent, duplicates):
@@ -217,11 +225,14 @@ def test_merging_from_the_queue_asks_which_ticket_to_keep(agent_client, duplicat
     ids = [str(bob.pk), str(alice.pk)]
     response = agent_client.post(MERGE, {"ids": ids, "next": "/console/?view=open"})
     html = response.content.decode()
-    assert response.status_code == 200 and "Merge 2 tickets" in html
+    assert response.status_code == 200
+    assert "Merge 2 tickets" in html
     assert f'<input type="radio" name="keep" value="{alice.pk}" id="keep-{alice.pk}" checked>' in html
     assert f'<input type="radio" name="keep" value="{bob.pk}" id="keep-{bob.pk}">' in html
-    assert f'<label for="keep-{alice.pk}">' in html and "VPN is down" in html
-    assert 'name="next" value="/console/?view=open"' in html and 'name="csrfmiddlewaretoken"' in html
+    assert f'<label for="keep-{alice.pk}">' in html
+    assert "VPN is down" in html
+    assert 'name="next" value="/console/?view=open"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
     assert f'id="keep-{carol.pk}"' not in html  # only the ticked tickets are offered
 
     response = agent_client.post(MERGE, {"ids": ids, "keep": str(bob.pk)}, follow=True)
@@ -314,10 +325,14 @@ def test_switching_conversation_brings_its_reply_modes_and_counter(agent_client,
 
     switch = reverse("console:reply-conversation", args=[alice.pk])
     fragment = agent_client.post(switch, {"thread": dm_thread.pk, "body": "hi"}).content.decode()
-    assert "<legend>Send as</legend>" in fragment and 'value="dm"' in fragment and "checked" in fragment
-    assert 'id="reply-counter" hx-swap-oob="innerHTML"' in fragment and "2 / 10000" in fragment
+    assert "<legend>Send as</legend>" in fragment
+    assert 'value="dm"' in fragment
+    assert "checked" in fragment
+    assert 'id="reply-counter" hx-swap-oob="innerHTML"' in fragment
+    assert "2 / 10000" in fragment
     fragment = agent_client.post(switch, {"thread": alice_thread.pk, "body": "hi"}).content.decode()
-    assert "<legend>Send as</legend>" not in fragment and "2 / 1000" in fragment
+    assert "<legend>Send as</legend>" not in fragment
+    assert "2 / 1000" in fragment
     other = TicketThread.objects.exclude(ticket=alice).first()
     assert agent_client.post(switch, {"thread": other.pk}).status_code == 400
 

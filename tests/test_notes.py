@@ -35,7 +35,9 @@ def test_add_note_stores_a_note_without_delivery(ticket, agent):
 
     assert note.direction == Message.Direction.NOTE
     assert note.body == "Printer is under warranty"
-    assert note.thread is None and note.delivery_status == "" and note.author_user == agent
+    assert note.thread is None
+    assert note.delivery_status == ""
+    assert note.author_user == agent
     ticket = Ticket.objects.get(pk=ticket.pk)
     assert ticket.message_count == before.message_count + 1
     assert ticket.last_activity_at >= before.last_activity_at
@@ -61,7 +63,8 @@ def test_agent_posts_a_note_shown_as_internal_and_never_sent(client, agent, tick
     html = response.content.decode()
     assert "Internal note added." in html
     assert f'id="message-{note.pk}" class="message message-note' in html
-    assert "Internal note" in html and "Ordered a new one" in html
+    assert "Internal note" in html
+    assert "Ordered a new one" in html
     assert html.count('class="delivery-status"') == 0  # no delivery badge on a note
 
 
@@ -69,7 +72,8 @@ def test_a_note_is_escaped(client, agent, ticket):
     client.force_login(agent)
     client.post(note_url(ticket), {"body": '<script>alert("x")</script><b>bold</b>'})
     html = client.get(detail_url(ticket)).content.decode()
-    assert "<script>alert" not in html and "<b>bold</b>" not in html
+    assert "<script>alert" not in html
+    assert "<b>bold</b>" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;" in html
 
 
@@ -83,9 +87,11 @@ def test_an_empty_note_shows_an_error(client, agent, ticket):
 def test_the_composer_offers_reply_or_internal_note(client, agent, ticket):
     client.force_login(agent)
     html = client.get(detail_url(ticket)).content.decode()
-    assert 'id="composer-kind-reply"' in html and 'id="composer-kind-note"' in html
+    assert 'id="composer-kind-reply"' in html
+    assert 'id="composer-kind-note"' in html
     assert f'formaction="{note_url(ticket)}"' in html
-    assert "Send reply" in html and "Add internal note" in html
+    assert "Send reply" in html
+    assert "Add internal note" in html
 
 
 def test_employee_cannot_add_a_note(client, employee, ticket):
@@ -96,7 +102,8 @@ def test_employee_cannot_add_a_note(client, employee, ticket):
 
 def test_anonymous_is_sent_to_login_and_get_is_refused(client, agent, ticket):
     response = client.post(note_url(ticket), {"body": "hello"})
-    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
     client.force_login(agent)
     assert client.get(note_url(ticket)).status_code == 405
     assert not Message.objects.filter(direction=Message.Direction.NOTE).exists()

@@ -65,7 +65,8 @@ def test_cursor_advances_only_with_what_was_stored(locmem_channel):
     assert polling.poll_channel(locmem_channel.pk).stored == 1
     locmem_channel.refresh_from_db()
     assert locmem_channel.cursor == {"position": 3}
-    assert locmem_channel.healthy and not locmem_channel.last_error
+    assert locmem_channel.healthy
+    assert not locmem_channel.last_error
 
 
 def test_a_channel_already_being_polled_is_not_polled_again(locmem_channel):
@@ -101,7 +102,8 @@ def test_revoked_credentials_mark_only_that_channel_unhealthy(locmem_channel):
     other.refresh_from_db()
     assert not locmem_channel.healthy
     assert "token_revoked" in locmem_channel.last_error
-    assert other.healthy and other.last_poll_stored == 1
+    assert other.healthy
+    assert other.last_poll_stored == 1
 
 
 def test_rate_limited_poll_is_rescheduled_after_retry_after(locmem_channel):
@@ -121,7 +123,8 @@ def test_edits_and_deletions_update_the_message_without_new_tickets(locmem_chann
     poll_and_ingest(locmem_channel)
 
     edited = Message.objects.get(external_id="a")
-    assert edited.body == "printer on floor 3 broken" and edited.edited_at is not None
+    assert edited.body == "printer on floor 3 broken"
+    assert edited.edited_at is not None
     assert Message.objects.get(external_id="b").deleted_at is not None
     assert Ticket.objects.count() == 2
 
@@ -191,7 +194,8 @@ def test_nul_characters_and_huge_text_are_stored_safely(locmem_channel):
     poll_and_ingest(locmem_channel)
     assert Message.objects.get(external_id="a").body == "a\ufffdb"
     huge = Message.objects.get(external_id="b").body
-    assert huge.startswith("x" * 40_000) and huge.endswith("[truncated 10000 characters]")
+    assert huge.startswith("x" * 40_000)
+    assert huge.endswith("[truncated 10000 characters]")
 
 
 @pytest.mark.skipif(

@@ -117,12 +117,14 @@ def test_views_narrow_and_count_cheaply(agent_client, agent, board):
     counts = {view["key"]: view["count"] for view in response.context["views"]}
     assert counts == {"mine": 2, "unassigned": 2, "open": 5, "pending": 1, "resolved": 1}
     counting = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
-    assert len(counting) == 2 and all("tickets_ticket" in sql for sql in counting)
+    assert len(counting) == 2
+    assert all("tickets_ticket" in sql for sql in counting)
     html = response.content.decode()
     assert 'aria-current="page">My open <span class="view-count">2</span>' in html
     # The polled rows bring the tabs along out of band, so their counts stay fresh.
     rows = agent_client.get(ROWS, {"view": "mine"}).content.decode()
-    assert 'id="view-tabs"' in rows and 'hx-swap-oob="true"' in rows
+    assert 'id="view-tabs"' in rows
+    assert 'hx-swap-oob="true"' in rows
 
     # Within the TTL the shared counts are reused (only "My open" is counted again) ...
     Ticket.objects.filter(pk=b["plain"]).update(assignee=agent)
@@ -131,11 +133,13 @@ def test_views_narrow_and_count_cheaply(agent_client, agent, board):
     assert [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()] == [
         q["sql"] for q in queries if 'AS "MINE"' in q["sql"].upper()
     ]
-    assert counts["mine"] == 3 and counts["unassigned"] == 2  # mine is exact; the shared count lags
+    assert counts["mine"] == 3
+    assert counts["unassigned"] == 2
     # ... and counted again once it expires.
     cache.delete(SHARED_COUNTS_KEY)
     counts = {v["key"]: v["count"] for v in agent_client.get(ROWS).context["views"]}
-    assert counts["mine"] == 3 and counts["unassigned"] == 1
+    assert counts["mine"] == 3
+    assert counts["unassigned"] == 1
 
 
 def test_an_agents_own_change_refreshes_the_shared_counts(agent_client, board):
@@ -144,7 +148,8 @@ def test_an_agents_own_change_refreshes_the_shared_counts(agent_client, board):
     before = {v["key"]: v["count"] for v in agent_client.get(LIST).context["views"]}
     agent_client.post(reverse("console:ticket-update", args=[b["plain"]]), {"action": "resolve"})
     after = {v["key"]: v["count"] for v in agent_client.get(LIST).context["views"]}
-    assert after["open"] == before["open"] - 1 and after["resolved"] == before["resolved"] + 1
+    assert after["open"] == before["open"] - 1
+    assert after["resolved"] == before["resolved"] + 1
 
 
 def test_sorting_and_offset_paging(agent_client, locmem_channel):
@@ -154,11 +159,11 @@ def test_sorting_and_offset_paging(agent_client, locmem_channel):
     first = agent_client.get(LIST, {"sort": "priority"})
     pks = [t.pk for t in first.context["tickets"]]
     assert pks[:3] == sorted((t.pk for t in tickets[:3]), reverse=True)
-    assert (
-        first.context["next_cursor"] is None and 'href="?sort=priority&amp;page=2" rel="next"' in first.content.decode()
-    )
+    assert first.context["next_cursor"] is None
+    assert 'href="?sort=priority&amp;page=2" rel="next"' in first.content.decode()
     second = agent_client.get(LIST, {"sort": "priority", "page": 2})
-    assert len(second.context["tickets"]) == 5 and not set(pks) & {t.pk for t in second.context["tickets"]}
+    assert len(second.context["tickets"]) == 5
+    assert not set(pks) & {t.pk for t in second.context["tickets"]}
     created = [t.pk for t in agent_client.get(LIST, {"sort": "created"}).context["tickets"]]
     expected = list(Ticket.objects.order_by("-created_at", "-id").values_list("pk", flat=True)[:50])
     assert created == expected
@@ -225,7 +230,8 @@ def test_search_text_is_escaped(agent_client, locmem_channel):
     """A search for markup is echoed in the labelled search input as text, never as markup."""
     open_tickets(locmem_channel, 1)
     html = agent_client.get(LIST, {"q": '"><script>alert(1)</script>'}).content.decode()
-    assert '<label for="search">Search</label>' in html and 'id="search"' in html
+    assert '<label for="search">Search</label>' in html
+    assert 'id="search"' in html
     assert 'value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in html
     assert "<script>alert(1)" not in html
 

@@ -45,7 +45,8 @@ def test_edits_seen_in_history_update_the_message(slack_channel, slack_emulator)
     poll(slack_channel)
     poll(slack_channel)
     message = Message.objects.get()
-    assert message.body == "wifi down on floor 2" and message.edited_at
+    assert message.body == "wifi down on floor 2"
+    assert message.edited_at
     assert InboundMessage.objects.count() == 2
 
 
@@ -104,8 +105,10 @@ def test_revoked_token_marks_channel_unhealthy_and_others_keep_working(slack_cha
 
     poll(broken)
     poll(slack_channel)
-    assert not broken.healthy and "invalid_auth" in broken.last_error
-    assert slack_channel.healthy and slack_channel.last_poll_stored == 1
+    assert not broken.healthy
+    assert "invalid_auth" in broken.last_error
+    assert slack_channel.healthy
+    assert slack_channel.last_poll_stored == 1
 
 
 def test_rate_limit_reschedules_the_poll_and_keeps_stored_pages(slack_channel, slack_emulator):
@@ -135,9 +138,11 @@ def test_delivery_honours_retry_after_then_sends(
     app.conf.task_always_eager = False
     reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
     outcome = delivery.deliver_message(reply.pk)
-    assert outcome.status == "retry" and outcome.retry_in >= 7
+    assert outcome.status == "retry"
+    assert outcome.retry_in >= 7
     reply.refresh_from_db()
-    assert reply.delivery_status == Message.DeliveryStatus.QUEUED and "rate limit" in reply.delivery_error
+    assert reply.delivery_status == Message.DeliveryStatus.QUEUED
+    assert "rate limit" in reply.delivery_error
     assert delivery.deliver_message(reply.pk).status == "sent"
     assert len(slack_emulator.bot_messages("C0GENERAL")) == 1
 

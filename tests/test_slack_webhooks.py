@@ -33,7 +33,8 @@ class TestSlackEvents(SlackWebhookCase):
         for name in ["message__top_level", "message__thread_reply", "message__changed", "message__deleted"]:
             self.send(name)
         first, reply = Ticket.objects.get().messages.timeline()
-        assert first.body == "My laptop won't connect to the VPN (Outlook is fine now)" and first.edited_at
+        assert first.body == "My laptop won't connect to the VPN (Outlook is fine now)"
+        assert first.edited_at
         assert reply.deleted_at is not None
 
     def test_redelivered_event_is_stored_once(self):
@@ -48,7 +49,8 @@ class TestSlackEvents(SlackWebhookCase):
         """Our own echo, joins and reactions get 200 and create nothing."""
         response = self.send(name)
         assert response.json()["ignored"]
-        assert not InboundMessage.objects.exists() and not Ticket.objects.exists()
+        assert not InboundMessage.objects.exists()
+        assert not Ticket.objects.exists()
 
     def test_markup_is_turned_into_plain_text(self):
         """Slack's entities, links and mentions become what the person saw; script stays inert text."""
@@ -126,4 +128,5 @@ class TestSlackBadInput(SlackWebhookCase):
         payload["event"]["text"] = "🙂" * 45_000
         assert self.post(payload).status_code == 200
         body = Message.objects.get().body
-        assert body.startswith("🙂" * 40_000) and "truncated 5000 characters" in body
+        assert body.startswith("🙂" * 40_000)
+        assert "truncated 5000 characters" in body

@@ -74,7 +74,8 @@ def test_status_change_writes_events_and_shows_in_timeline(agent_client, agent, 
     response = agent_client.post(
         update_url(ticket), form_data(ticket, status="open", priority=3, assignee=agent.pk, queue=queue.pk)
     )
-    assert response.status_code == 302 and response.url == detail_url(ticket)
+    assert response.status_code == 302
+    assert response.url == detail_url(ticket)
     ticket.refresh_from_db()
     assert (ticket.status, ticket.priority, ticket.assignee, ticket.queue) == ("open", 3, agent, queue)
     events = {e.kind: (e.old_value, e.new_value, e.actor) for e in TicketEvent.objects.filter(ticket=ticket)}
@@ -92,7 +93,8 @@ def test_status_change_writes_events_and_shows_in_timeline(agent_client, agent, 
     assert "Alex Agent changed assignee from nobody to Alex Agent" in text
     assert "Alex Agent changed queue from no queue to Network" in text
     # Events are list items of their own, told apart from messages.
-    assert html.count('class="event event-') == 4 and html.count('class="message message-') == 1
+    assert html.count('class="event event-') == 4
+    assert html.count('class="message message-') == 1
 
 
 def test_no_event_for_a_no_op_change(agent_client, agent, ticket):
@@ -111,14 +113,16 @@ def test_resolve_sets_resolved_at_and_reopen_clears_it(agent_client, agent, tick
     started = timezone.now()
     agent_client.post(update_url(ticket), {"action": "resolve"})
     ticket.refresh_from_db()
-    assert ticket.status == "resolved" and ticket.resolved_at >= started
+    assert ticket.status == "resolved"
+    assert ticket.resolved_at >= started
     assert ticket.last_activity_at >= started
     html = agent_client.get(detail_url(ticket)).content.decode()
     assert 'value="resolve"' not in html  # already resolved: no Resolve button
 
     agent_client.post(update_url(ticket), form_data(ticket, status="open"))
     ticket.refresh_from_db()
-    assert ticket.status == "open" and ticket.resolved_at is None
+    assert ticket.status == "open"
+    assert ticket.resolved_at is None
     assert list(TicketEvent.objects.order_by("id").values_list("old_value", "new_value")) == [
         ("new", "resolved"),
         ("resolved", "open"),
@@ -140,7 +144,8 @@ def test_assign_to_me_and_only_agents_can_be_assigned(agent_client, agent, emplo
     with pytest.raises(TicketUpdateError):
         update_ticket(ticket=ticket, actor=agent, assignee=employee)
     ticket.refresh_from_db()
-    assert ticket.assignee == agent and TicketEvent.objects.count() == 1
+    assert ticket.assignee == agent
+    assert TicketEvent.objects.count() == 1
 
 
 def test_employee_cannot_post_updates(client, employee, ticket):
@@ -150,7 +155,8 @@ def test_employee_cannot_post_updates(client, employee, ticket):
     assert client.post(update_url(ticket), form_data(ticket, status="closed")).status_code == 403
     assert client.get(earlier_url(ticket, ticket.messages.get().pk)).status_code == 403
     ticket.refresh_from_db()
-    assert ticket.status == "new" and not TicketEvent.objects.exists()
+    assert ticket.status == "new"
+    assert not TicketEvent.objects.exists()
 
 
 def test_update_requires_csrf_token(agent, ticket):
@@ -189,14 +195,17 @@ def test_requester_panel_lists_identities_and_other_tickets(agent_client):
     html = agent_client.get(detail_url(current)).content.decode()
     panel = html[html.index('class="requester-panel"') :]
     text = text_of(panel)
-    assert "Ann &lt;Employee&gt;" in panel and "ann@example.com" in text
+    assert "Ann &lt;Employee&gt;" in panel
+    assert "ann@example.com" in text
     assert "slack:T0EMU · ann (Ann Employee)" in text
     assert "x · @maya_dev (Maya)" in text
     for other in others[:10]:
-        assert f'href="{detail_url(other)}"' in panel and f"{other.subject} Resolved" in text
+        assert f'href="{detail_url(other)}"' in panel
+        assert f"{other.subject} Resolved" in text
     for other in others[10:]:
         assert f"{other.subject} " not in text
-    assert "Not Ann" not in text and f'href="{detail_url(current)}"' not in panel
+    assert "Not Ann" not in text
+    assert f'href="{detail_url(current)}"' not in panel
 
 
 # Long timelines ---------------------------------------------------------------
@@ -272,7 +281,8 @@ def test_ticket_page_query_count_is_constant(agent_client, agent, locmem_channel
     for n in range(7):
         Ticket.objects.create(subject=f"Another {n}", requester=ticket.requester)
         update_ticket(ticket=ticket, actor=agent, priority=3 if n % 2 == 0 else 1)
-    assert ticket.messages.count() == 40 and ticket.events.count() == 8
+    assert ticket.messages.count() == 40
+    assert ticket.events.count() == 8
     assert Ticket.objects.filter(requester=ticket.requester).count() == 9
     assert queries_for(agent_client, detail_url(ticket)) == few
     newest = ticket.messages.order_by("created_at", "id").last().pk

@@ -129,8 +129,10 @@ def test_a_reply_too_long_comes_back_with_its_draft_and_the_reason(agent_client,
     assert f">{body.replace('<', '&lt;').replace('>', '&gt;')}</textarea>" in html
     assert refusal_of(html) == "Not sent: The reply is 1011 characters; this channel takes at most 1000."
     assert 'id="composer-kind-reply" checked' in html
-    assert 'aria-invalid="true"' in html and "composer-refused" in re.search(r'aria-describedby="([^"]*)"', html)[1]
-    assert "1011 / 1000" in html and "11 over the limit" in html  # the counter measures the draft
+    assert 'aria-invalid="true"' in html
+    assert "composer-refused" in re.search(r'aria-describedby="([^"]*)"', html)[1]
+    assert "1011 / 1000" in html
+    assert "11 over the limit" in html
     assert not outbound().exists()
 
 
@@ -140,7 +142,8 @@ def test_an_empty_reply_and_an_empty_note_are_refused_in_place(agent_client, tic
     response = agent_client.post(note_url(ticket), {"body": "x" * (Message.MAX_BODY_LENGTH + 1)})
     assert response.status_code == 422
     html = response.content.decode()
-    assert 'id="composer-kind-note" checked' in html and ">" + "x" * 50 in html
+    assert 'id="composer-kind-note" checked' in html
+    assert ">" + "x" * 50 in html
     assert (
         refusal_of(html)
         == f"Not added: The note is {Message.MAX_BODY_LENGTH + 1} characters; notes take at most {Message.MAX_BODY_LENGTH}."
@@ -170,8 +173,10 @@ def test_a_conversation_of_another_ticket_is_refused_with_the_draft(agent_client
     assert refusal_of(html) == (
         f"Not sent: That conversation is not part of ticket #{merged.pk}; pick one of its own conversations."
     )
-    assert ">On it</textarea>" in html and selected_conversation(html) == thread("a1").pk  # back to the default
-    assert not outbound().exists() and locmem.outbox == []
+    assert ">On it</textarea>" in html
+    assert selected_conversation(html) == thread("a1").pk
+    assert not outbound().exists()
+    assert locmem.outbox == []
 
 
 def test_a_refused_reply_keeps_its_conversation_and_mode(agent_client, with_x_dm):
@@ -196,7 +201,8 @@ def test_a_macro_that_is_gone_is_refused_with_the_draft(agent_client, ticket):
     assert refusal_of(html) == (
         "Not sent: That macro is no longer available to you. Nothing was sent and the macro was not applied."
     )
-    assert ">Hello</textarea>" in html and 'name="macro" value=' not in html
+    assert ">Hello</textarea>" in html
+    assert 'name="macro" value=' not in html
 
 
 def test_a_refused_macro_action_keeps_the_draft_its_macro_and_conversation(agent_client, other_agent, merged):
@@ -207,8 +213,10 @@ def test_a_refused_macro_action_keeps_the_draft_its_macro_and_conversation(agent
     response = agent_client.post(reply_url(merged), {"body": "Dana will help", "macro": macro.pk, "thread": bobs.pk})
     assert response.status_code == 422
     html = response.content.decode()
-    assert "Dana Desk is not an agent" in refusal_of(html) and "the macro was not applied" in refusal_of(html)
-    assert ">Dana will help</textarea>" in html and selected_conversation(html) == bobs.pk
+    assert "Dana Desk is not an agent" in refusal_of(html)
+    assert "the macro was not applied" in refusal_of(html)
+    assert ">Dana will help</textarea>" in html
+    assert selected_conversation(html) == bobs.pk
     assert_macro_kept(html, macro)
     assert not outbound().exists()
 
@@ -221,7 +229,8 @@ def assert_macro_kept(html, macro):
 
 def test_a_reply_that_goes_through_still_redirects(agent_client, ticket):
     response = agent_client.post(reply_url(ticket), {"body": "On my way"})
-    assert response.status_code == 302 and response.url == detail_url(ticket)
+    assert response.status_code == 302
+    assert response.url == detail_url(ticket)
 
 
 # 2. Several conversations in one ticket ----------------------------------------------------------------
@@ -292,7 +301,8 @@ def test_the_page_costs_the_same_queries_for_one_or_many_conversations(agent_cli
     ids = list(Ticket.objects.filter(merged_into=None).values_list("pk", flat=True))
     merge_tickets(ticket_ids=ids, actor=agent, keep_id=single.pk)
     many = queries_for(agent_client, detail_url(single))
-    assert single.threads.count() == 9 and single.messages.count() == 29
+    assert single.threads.count() == 9
+    assert single.messages.count() == 29
     assert one == two == many
 
 
@@ -313,9 +323,11 @@ def test_switching_conversation_updates_the_length_hint_and_the_file_input(agent
 
     to_dm = switch(agent_client, with_x_dm, thread("dm:55"))
     hint = re.search(r'<p id="reply-hint"[^>]*hx-swap-oob="true"[^>]*>(.*?)</p>', to_dm, re.S)
-    assert hint and hint.group(1).strip() == ""  # the DM's modes say their own limits
+    assert hint
+    assert hint.group(1).strip() == ""
     files = re.search(r'<div id="composer-files-slot" hx-swap-oob="innerHTML">(.*?)</div>', to_dm, re.S)
-    assert files and "No attachments: replies on this channel carry text only." in files.group(1)
+    assert files
+    assert "No attachments: replies on this channel carry text only." in files.group(1)
     assert 'type="file"' not in to_dm
 
     back = switch(agent_client, with_x_dm, thread("a1"))
@@ -323,7 +335,9 @@ def test_switching_conversation_updates_the_length_hint_and_the_file_input(agent
         r'<p id="reply-hint"[^>]*hx-swap-oob="true"[^>]*>\s*At most 1000 characters on this channel.', back
     )
     files = re.search(r'<div id="composer-files-slot" hx-swap-oob="innerHTML">(.*?)</div>\s*$', back, re.S)
-    assert files and 'type="file"' in files.group(1) and "Up to 3 files, each at most 1.0" in files.group(1)
+    assert files
+    assert 'type="file"' in files.group(1)
+    assert "Up to 3 files, each at most 1.0" in files.group(1)
     assert "hidden disabled" not in files.group(1)
 
 
@@ -347,7 +361,8 @@ def test_the_page_starts_with_the_default_conversations_hint_and_files(agent_cli
     page = agent_client.get(detail_url(with_x_dm)).content.decode()
     assert selected_conversation(page) == thread("dm:55").pk
     assert re.search(r'<p id="reply-hint" class="hint">\s*</p>', page)
-    assert "No attachments" in page and 'type="file"' not in page
+    assert "No attachments" in page
+    assert 'type="file"' not in page
 
 
 # 4. The held-back page keeps the conversation and the macro ------------------------------------------
@@ -365,7 +380,8 @@ def test_a_held_back_reply_keeps_its_conversation_and_macro_and_send_anyway_appl
     response = agent_client.post(reply_url(merged), draft)
     assert response.status_code == 409
     html = response.content.decode()
-    assert ">Bob: we are on it.</textarea>" in html and selected_conversation(html) == bobs.pk
+    assert ">Bob: we are on it.</textarea>" in html
+    assert selected_conversation(html) == bobs.pk
     assert_macro_kept(html, macro)
     assert not outbound().exists()
 

@@ -49,7 +49,8 @@ def test_webhook_redelivery_is_stored_once(celery_worker_process, slack_channel,
     assert ticket.subject == "SSO login loops forever"
     # The name is looked up by a follow-up task, so it may land a moment after the message.
     wait_for(lambda: Ticket.objects.get().requester.display_name == "Ann Employee", message="the requester's name")
-    assert InboundMessage.objects.count() == 1 and Message.objects.count() == 1
+    assert InboundMessage.objects.count() == 1
+    assert Message.objects.count() == 1
 
 
 def test_worker_killed_mid_ingest_loses_nothing_and_duplicates_nothing(
@@ -92,7 +93,8 @@ def test_reply_rate_limited_then_sent_by_the_worker(celery_worker_process, slack
     reply.refresh_from_db()
     assert reply.delivery_attempts == 2
     [posted] = slack_emulator.bot_messages("C0GENERAL")
-    assert posted["thread_ts"] == parent and posted["text"] == "Swapping the cable now"
+    assert posted["thread_ts"] == parent
+    assert posted["text"] == "Swapping the cable now"
 
 
 def test_reply_marked_failed_after_the_last_attempt(celery_worker_process, slack_channel, slack_emulator, agent):
@@ -110,7 +112,8 @@ def test_reply_marked_failed_after_the_last_attempt(celery_worker_process, slack
     )
     reply.refresh_from_db()
     assert reply.delivery_attempts == 2
-    assert "503" in reply.delivery_error and "gave up after 2 attempts" in reply.delivery_error
+    assert "503" in reply.delivery_error
+    assert "gave up after 2 attempts" in reply.delivery_error
     assert slack_emulator.bot_messages("C0GENERAL") == []
 
 

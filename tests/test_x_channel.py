@@ -82,7 +82,8 @@ def test_pages_that_repeat_ids_do_not_duplicate(x_channel, x_emulator):
     x_emulator.post_many([{"author_id": maya, "text": f"@ithelp n{i}"} for i in range(150)])
     x_emulator.fault("mentions", repeat_ids_once=True)
     poll(x_channel)
-    assert InboundMessage.objects.count() == 150 and Message.objects.count() == 150
+    assert InboundMessage.objects.count() == 150
+    assert Message.objects.count() == 150
 
 
 def test_long_posts_keep_their_full_text(x_channel, x_emulator):
@@ -131,12 +132,14 @@ def test_indirect_mention_waits_in_triage_until_an_agent_accepts_it(x_channel, x
     x_emulator.post(x_emulator.people["leo"], "will email be down too?", in_reply_to_tweet_id=ours)
     poll(x_channel)
     row = InboundMessage.objects.get()
-    assert row.status == InboundMessage.Status.TRIAGE and not Ticket.objects.exists()
+    assert row.status == InboundMessage.Status.TRIAGE
+    assert not Ticket.objects.exists()
 
     with TestCase.captureOnCommitCallbacks(execute=True):
         assert ingest.accept_triaged([row.pk], user=agent) == 1
     row.refresh_from_db()
-    assert row.status == InboundMessage.Status.PROCESSED and row.triaged_by == agent
+    assert row.status == InboundMessage.Status.PROCESSED
+    assert row.triaged_by == agent
     assert Ticket.objects.get().subject == "will email be down too?"
 
 
@@ -148,7 +151,8 @@ def test_dismissed_mention_is_kept_on_record_without_a_ticket(x_channel, x_emula
     row = InboundMessage.objects.get()
     assert ingest.dismiss_triaged([row.pk], user=agent) == 1
     row.refresh_from_db()
-    assert row.status == InboundMessage.Status.SKIPPED and "Dismissed in triage by agent" in row.error
+    assert row.status == InboundMessage.Status.SKIPPED
+    assert "Dismissed in triage by agent" in row.error
     assert not Ticket.objects.exists()
 
 
@@ -222,7 +226,8 @@ def test_dm_rate_limit_never_stalls_mentions(x_channel, x_emulator):
     x_emulator.dm_from(x_emulator.people["maya"], "dm")
     x_emulator.post(x_emulator.people["leo"], "@ithelp mention")
     outcome = poll(x_channel)
-    assert outcome.stored == 1 and not outcome.error
+    assert outcome.stored == 1
+    assert not outcome.error
     assert Ticket.objects.get().subject == "@ithelp mention"
     assert x_channel.cursor["dms"]["next_at"] > timezone.now().timestamp() + 60
 
@@ -240,7 +245,8 @@ def test_mentions_rate_limit_reschedules_at_x_reset_time(x_channel, x_emulator):
 def test_revoked_token_marks_the_channel_unhealthy(x_channel, x_emulator):
     x_emulator.set_tokens(revoked=True)
     poll(x_channel)
-    assert not x_channel.healthy and "401" in x_channel.last_error
+    assert not x_channel.healthy
+    assert "401" in x_channel.last_error
 
 
 def test_oauth1_credentials_work(x_emulator, db):
@@ -273,7 +279,8 @@ def test_public_reply_to_a_summoning_mention(x_channel, x_emulator, agent):
     sent = reply(ticket, agent, "On our way 🏃", mode="public")
     assert sent.delivery_status == Message.DeliveryStatus.SENT
     [post] = x_emulator.account_posts()
-    assert post["in_reply_to_tweet_id"] == mention and post["text"] == "On our way 🏃"
+    assert post["in_reply_to_tweet_id"] == mention
+    assert post["text"] == "On our way 🏃"
 
 
 def test_public_reply_not_allowed_when_not_summoned_offers_dm(x_emulator, agent, db):
@@ -284,13 +291,15 @@ def test_public_reply_not_allowed_when_not_summoned_offers_dm(x_emulator, agent,
     poll(channel)
     ticket = Ticket.objects.get()
     public, dm = reply_modes(ticket)
-    assert (public.key, public.allowed) == ("public", False) and "@mention" in public.reason
+    assert (public.key, public.allowed) == ("public", False)
+    assert "@mention" in public.reason
     assert dm.allowed
     with pytest.raises(ReplyError, match="not possible"):
         reply(ticket, agent, "Yes", mode="public")
 
     sent = reply(ticket, agent, "Yes, SAP too, sorry")
-    assert sent.reply_mode == "dm" and sent.delivery_status == Message.DeliveryStatus.SENT
+    assert sent.reply_mode == "dm"
+    assert sent.delivery_status == Message.DeliveryStatus.SENT
     [dm_sent] = x_emulator.account_dms()
     assert dm_sent["text"] == "Yes, SAP too, sorry"
 
@@ -348,7 +357,8 @@ def test_reply_rate_limited_is_retried_after_x_reset(x_channel, x_emulator, agen
     app.conf.task_always_eager = False
     message = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="pong", mode="public")
     outcome = delivery.deliver_message(message.pk)
-    assert outcome.status == "retry" and 100 < outcome.retry_in <= 150
+    assert outcome.status == "retry"
+    assert 100 < outcome.retry_in <= 150
 
 
 # Cost meter -------------------------------------------------------------------

@@ -65,15 +65,20 @@ def test_a_mention_with_a_photo_shows_it_on_the_ticket_with_its_alt_text(x_chann
     attachment = Attachment.objects.get()
     [key] = posted["media_keys"]
     assert (attachment.status, attachment.name, attachment.content_type) == ("stored", f"photo-{key}.png", "image/png")
-    assert attachment.file.read() == PNG and attachment.size == len(PNG) and attachment.alt_text == alt
-    assert attachment.message.ticket == Ticket.objects.get() and attachment.message.body == "@ithelp this again"
+    assert attachment.file.read() == PNG
+    assert attachment.size == len(PNG)
+    assert attachment.alt_text == alt
+    assert attachment.message.ticket == Ticket.objects.get()
+    assert attachment.message.body == "@ithelp this again"
 
     html = detail_html(agent_client, attachment.message.ticket)
     escaped = "Dialog: &quot;VPN error 809&quot; &lt;b&gt;bold&lt;/b&gt;"
     assert f'<img src="{download_url(attachment)}" alt="{escaped}" class="attachment-thumb"' in html
-    assert f'<span class="muted">Alt text:</span> {escaped}</span>' in html and "<b>bold" not in html
+    assert f'<span class="muted">Alt text:</span> {escaped}</span>' in html
+    assert "<b>bold" not in html
     response = agent_client.get(download_url(attachment))
-    assert b"".join(response.streaming_content) == PNG and response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content) == PNG
+    assert response["Content-Type"] == "image/png"
 
 
 @pytest.mark.django_db
@@ -82,7 +87,8 @@ def test_a_photo_without_alt_text_is_described_by_its_name(x_channel, x_emulator
     poll(x_channel)
     attachment = Attachment.objects.get()
     html = detail_html(agent_client, attachment.message.ticket)
-    assert f'alt="{attachment.name}"' in html and "Alt text:" not in html
+    assert f'alt="{attachment.name}"' in html
+    assert "Alt text:" not in html
 
 
 @pytest.mark.django_db
@@ -102,7 +108,8 @@ def test_a_video_is_kept_as_its_highest_bitrate_mp4(x_channel, x_emulator):
     poll(x_channel)
     attachment = Attachment.objects.get()
     assert (attachment.status, attachment.name) == ("stored", f"video-{posted['media_keys'][0]}.mp4")
-    assert attachment.content_type == "video/mp4" and attachment.file.read() == b"mp4 at 2176k"
+    assert attachment.content_type == "video/mp4"
+    assert attachment.file.read() == b"mp4 at 2176k"
 
 
 @pytest.mark.django_db
@@ -137,9 +144,11 @@ def test_media_missing_from_includes_fails_visibly_and_the_rest_still_arrives(x_
     missing, stored = Attachment.objects.order_by("id")
     assert (stored.status, stored.name, stored.file.read()) == ("stored", f"photo-{kept}.png", b"second")
     assert (missing.status, missing.name) == ("failed", f"media-{gone}")
-    assert "X did not return this media item" in missing.error and missing.attempts == 1
+    assert "X did not return this media item" in missing.error
+    assert missing.attempts == 1
     html = detail_html(agent_client, ticket)
-    assert f"media-{gone}" in html and "X did not return this media item" in html
+    assert f"media-{gone}" in html
+    assert "X did not return this media item" in html
     assert x_emulator.stats()["calls"]["GET media"] == 1  # nothing was fetched for the missing one
 
 
@@ -157,9 +166,12 @@ def test_a_media_download_answering_404_fails_visibly(x_channel, x_emulator, age
 
     assert downloads.download_attachment(attachment.pk).status == "failed"
     attachment.refresh_from_db()
-    assert attachment.status == "failed" and "HTTP 404" in attachment.error and attachment.attempts == 1
+    assert attachment.status == "failed"
+    assert "HTTP 404" in attachment.error
+    assert attachment.attempts == 1
     html = detail_html(agent_client, attachment.message.ticket)
-    assert "HTTP 404" in html and f'href="{download_url(attachment)}"' not in html
+    assert "HTTP 404" in html
+    assert f'href="{download_url(attachment)}"' not in html
     x_channel.refresh_from_db()
     assert x_channel.healthy  # a missing file is not the credentials' fault
 
@@ -176,14 +188,17 @@ def test_a_rate_limited_media_download_is_retried_after_x_reset(x_channel, x_emu
     x_emulator.set_rate_limit("media", limit=0, window_seconds=120)
 
     outcome = downloads.download_attachment(attachment.pk)
-    assert outcome.status == "retry" and 100 < outcome.retry_in <= 150  # X's x-rate-limit-reset, not a blind guess
+    assert outcome.status == "retry"
+    assert 100 < outcome.retry_in <= 150
     attachment.refresh_from_db()
-    assert attachment.status == "pending" and "X rate limit on a media download" in attachment.error
+    assert attachment.status == "pending"
+    assert "X rate limit on a media download" in attachment.error
 
     x_emulator.set_rate_limit("media", limit=10, window_seconds=120)
     assert downloads.download_attachment(attachment.pk).status == "stored"
     attachment.refresh_from_db()
-    assert attachment.file.read() == PNG and attachment.attempts == 2
+    assert attachment.file.read() == PNG
+    assert attachment.attempts == 2
 
 
 @pytest.mark.django_db
@@ -206,7 +221,8 @@ def test_dm_media_are_downloaded_with_the_oauth1_keys(x_emulator, agent_client):
 
     attachment = Attachment.objects.get()
     assert (attachment.status, attachment.name) == ("stored", f"photo-{sent['media_keys'][0]}.png")
-    assert attachment.file.read() == PNG and attachment.alt_text == "blue screen"
+    assert attachment.file.read() == PNG
+    assert attachment.alt_text == "blue screen"
     ticket = Ticket.objects.get()
     assert ticket.subject == attachment.name  # a DM of a photo alone is named by it
     assert 'alt="blue screen"' in detail_html(agent_client, ticket)
@@ -219,11 +235,13 @@ def test_dm_media_with_an_oauth2_token_fail_with_a_clear_reason(x_channel, x_emu
     x_emulator.dm_from(x_emulator.people["leo"], "my screen", media=[photo()])
     poll(x_channel)
     attachment = Attachment.objects.get()
-    assert attachment.status == "failed" and attachment.attempts == 1
+    assert attachment.status == "failed"
+    assert attachment.attempts == 1
     assert "X DM media cannot be downloaded with this credential" in attachment.error
     assert "GET media" not in x_emulator.stats()["calls"]
     html = detail_html(agent_client, attachment.message.ticket)
-    assert "my screen" in html and "X DM media cannot be downloaded with this credential" in html
+    assert "my screen" in html
+    assert "X DM media cannot be downloaded with this credential" in html
     x_channel.refresh_from_db()
     assert x_channel.healthy
 
@@ -282,7 +300,8 @@ def test_a_mention_with_a_photo_reaches_the_ticket_through_the_worker(
     polling.poll_channel(channel.pk)  # ingest and the download are queued to the worker on commit
 
     attachment = wait_for(lambda: Attachment.objects.filter(status="stored").first(), message="the photo stored")
-    assert attachment.alt_text == "PC LOAD LETTER" and attachment.message.body == "@ithelp printer display"
+    assert attachment.alt_text == "PC LOAD LETTER"
+    assert attachment.message.body == "@ithelp printer display"
     assert b"".join(agent_client.get(download_url(attachment)).streaming_content) == PNG
     assert 'alt="PC LOAD LETTER"' in detail_html(agent_client, attachment.message.ticket)
     assert x_emulator.stats()["calls"]["GET media"] == 1

@@ -86,7 +86,8 @@ class TicketQuerySet(models.QuerySet):
         contacts = Contact.objects.filter(pk=models.OuterRef("requester_id"))
         identities = Identity.objects.filter(contact=models.OuterRef("requester_id"))
         if connections[self.db].vendor == "postgresql":
-            from django.contrib.postgres.search import SearchQuery, SearchVector
+            # Only on PostgreSQL: django.contrib.postgres imports psycopg, which the embedded default lacks.
+            from django.contrib.postgres.search import SearchQuery, SearchVector  # noqa: PLC0415
 
             query = SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
 

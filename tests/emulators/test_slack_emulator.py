@@ -106,8 +106,12 @@ def test_auth_test_identifies_the_bot(slack):
 def test_users_info_returns_the_fixture_shape(emu, slack):
     add_alice(emu)
     user = slack.users_info(user="U0ALICE")["user"]
-    assert user["id"] == "U0ALICE" and user["name"] == "alice" and user["real_name"] == "Alice Anders"
-    assert user["is_bot"] is False and user["deleted"] is False and user["team_id"] == "T0EMU"
+    assert user["id"] == "U0ALICE"
+    assert user["name"] == "alice"
+    assert user["real_name"] == "Alice Anders"
+    assert user["is_bot"] is False
+    assert user["deleted"] is False
+    assert user["team_id"] == "T0EMU"
     assert user["profile"]["email"] == "alice@example.com"
     assert user["profile"]["display_name"] == "alice"
     assert user["profile"]["image_48"].startswith("https://")
@@ -225,8 +229,11 @@ def test_history_hides_thread_replies_except_broadcasts_and_annotates_parents(em
     assert [message["ts"] for message in messages] == [broadcast, parent]
     assert messages[0]["subtype"] == "thread_broadcast"
     head = messages[1]
-    assert head["thread_ts"] == parent and head["reply_count"] == 2 and head["latest_reply"] == broadcast
-    assert head["reply_users"] == ["U0BOB", "U0ALICE"] and head["reply_users_count"] == 2
+    assert head["thread_ts"] == parent
+    assert head["reply_count"] == 2
+    assert head["latest_reply"] == broadcast
+    assert head["reply_users"] == ["U0BOB", "U0ALICE"]
+    assert head["reply_users_count"] == 2
     assert first not in [message["ts"] for message in messages]
 
 
@@ -236,14 +243,16 @@ def test_edits_are_marked_and_deleted_parents_leave_tombstones(emu, slack):
     reply = emu.post(CHANNEL, "U0BOB", "answer", thread_ts=parent)["ts"]
     emu.edit(CHANNEL, plain, "fixed")
     by_ts = {message["ts"]: message for message in slack.conversations_history(channel=CHANNEL)["messages"]}
-    assert by_ts[plain]["text"] == "fixed" and by_ts[plain]["edited"]["user"] == "U0ALICE"
+    assert by_ts[plain]["text"] == "fixed"
+    assert by_ts[plain]["edited"]["user"] == "U0ALICE"
 
     emu.delete(CHANNEL, plain)
     emu.delete(CHANNEL, parent)
     messages = slack.conversations_history(channel=CHANNEL)["messages"]
     assert len(messages) == 1
     tombstone = messages[0]
-    assert tombstone["subtype"] == "tombstone" and tombstone["text"] == "This message was deleted."
+    assert tombstone["subtype"] == "tombstone"
+    assert tombstone["text"] == "This message was deleted."
     assert tombstone["reply_count"] == 1
 
     emu.delete(CHANNEL, reply)
@@ -261,12 +270,13 @@ def test_replies_parent_first_then_oldest_first_even_when_oldest_excludes_parent
     replies = emu.post_many(CHANNEL, [{"user": "U0BOB", "text": f"r{n}", "thread_ts": parent} for n in range(4)])
 
     messages = slack.conversations_replies(channel=CHANNEL, ts=parent)["messages"]
-    assert [message["ts"] for message in messages] == [parent] + replies
-    assert messages[0]["reply_count"] == 4 and messages[0]["thread_ts"] == parent
+    assert [message["ts"] for message in messages] == [parent, *replies]
+    assert messages[0]["reply_count"] == 4
+    assert messages[0]["thread_ts"] == parent
     assert all(message["thread_ts"] == parent and message["parent_user_id"] == "U0ALICE" for message in messages[1:])
 
     newer = slack.conversations_replies(channel=CHANNEL, ts=parent, oldest=replies[1])["messages"]
-    assert [message["ts"] for message in newer] == [parent] + replies[2:]
+    assert [message["ts"] for message in newer] == [parent, *replies[2:]]
 
 
 def test_replies_paginate_with_the_parent_on_every_page(emu, slack):
@@ -298,12 +308,18 @@ def test_post_message_into_a_thread(emu, slack):
 
     response = slack.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="Ticket #42 created")
     message = response["message"]
-    assert response["ok"] and response["channel"] == CHANNEL and response["ts"] == message["ts"]
-    assert message["subtype"] == "bot_message" and message["bot_id"] == "B0BOT" and message["user"] == "U0BOT"
-    assert message["thread_ts"] == parent and message["text"] == "Ticket #42 created"
+    assert response["ok"]
+    assert response["channel"] == CHANNEL
+    assert response["ts"] == message["ts"]
+    assert message["subtype"] == "bot_message"
+    assert message["bot_id"] == "B0BOT"
+    assert message["user"] == "U0BOT"
+    assert message["thread_ts"] == parent
+    assert message["text"] == "Ticket #42 created"
 
     history = slack.conversations_history(channel=CHANNEL)["messages"]
-    assert [m["ts"] for m in history] == [parent] and history[0]["latest_reply"] == message["ts"]
+    assert [m["ts"] for m in history] == [parent]
+    assert history[0]["latest_reply"] == message["ts"]
     thread = slack.conversations_replies(channel=CHANNEL, ts=parent)["messages"]
     assert [m["ts"] for m in thread] == [parent, message["ts"]]
 
@@ -322,7 +338,7 @@ def test_post_message_to_a_reply_lands_in_its_thread_and_channels_appear_on_dema
 
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
 @pytest.mark.parametrize(
-    "kwargs, error",
+    ("kwargs", "error"),
     [
         ({"text": ""}, "no_text"),
         ({"text": "x" * 40_001}, "msg_too_long"),
@@ -341,7 +357,8 @@ def test_timestamps_strictly_increase_under_bulk_load(emu):
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0, f"10,000 messages took {elapsed:.2f}s"
     keys = [tuple(int(part) for part in ts.split(".")) for ts in sent]
-    assert keys == sorted(set(keys)) and len(keys) == 10_000
+    assert keys == sorted(set(keys))
+    assert len(keys) == 10_000
     assert all(len(ts.split(".")[1]) == 6 for ts in sent)
 
 
@@ -430,15 +447,23 @@ def test_user_message_event_is_signed_and_shaped_like_slack(emu, receiver):
         assert verifier.is_valid_request(body, headers)
         assert headers["Content-Type"] == "application/json"
     first, second = envelopes
-    assert first["type"] == "event_callback" and first["event_id"] == parent["event_id"]
-    assert first["team_id"] == "T0EMU" and first["api_app_id"] == "A0EMU"
-    assert first["authorizations"][0]["user_id"] == "U0BOT" and first["authed_users"] == ["U0BOT"]
+    assert first["type"] == "event_callback"
+    assert first["event_id"] == parent["event_id"]
+    assert first["team_id"] == "T0EMU"
+    assert first["api_app_id"] == "A0EMU"
+    assert first["authorizations"][0]["user_id"] == "U0BOT"
+    assert first["authed_users"] == ["U0BOT"]
     assert isinstance(first["event_time"], int)
     event = first["event"]
-    assert event["type"] == "message" and event["channel"] == CHANNEL and event["user"] == "U0ALICE"
-    assert event["text"] == "email is broken" and event["ts"] == event["event_ts"] == parent["ts"]
-    assert event["channel_type"] == "channel" and "thread_ts" not in event
-    assert second["event"]["thread_ts"] == parent["ts"] and second["event"]["parent_user_id"] == "U0ALICE"
+    assert event["type"] == "message"
+    assert event["channel"] == CHANNEL
+    assert event["user"] == "U0ALICE"
+    assert event["text"] == "email is broken"
+    assert event["ts"] == event["event_ts"] == parent["ts"]
+    assert event["channel_type"] == "channel"
+    assert "thread_ts" not in event
+    assert second["event"]["thread_ts"] == parent["ts"]
+    assert second["event"]["parent_user_id"] == "U0ALICE"
     assert second["event_id"] == reply["event_id"] != first["event_id"]
 
 
@@ -449,11 +474,16 @@ def test_bot_posts_edits_and_deletes_are_dispatched(emu, receiver, slack):
     emu.delete(CHANNEL, ts)
 
     bot, _, changed, deleted = [envelope["event"] for envelope in receiver.wait_for(4)]
-    assert bot["bot_id"] == "B0BOT" and bot["subtype"] == "bot_message" and bot["ts"] == posted["ts"]
-    assert changed["subtype"] == "message_changed" and changed["hidden"] is True
-    assert changed["message"]["text"] == "final" and changed["previous_message"]["text"] == "draft"
+    assert bot["bot_id"] == "B0BOT"
+    assert bot["subtype"] == "bot_message"
+    assert bot["ts"] == posted["ts"]
+    assert changed["subtype"] == "message_changed"
+    assert changed["hidden"] is True
+    assert changed["message"]["text"] == "final"
+    assert changed["previous_message"]["text"] == "draft"
     assert changed["message"]["edited"]["ts"] == changed["event_ts"]
-    assert deleted["subtype"] == "message_deleted" and deleted["deleted_ts"] == ts
+    assert deleted["subtype"] == "message_deleted"
+    assert deleted["deleted_ts"] == ts
     assert deleted["previous_message"]["text"] == "final"
 
 
@@ -525,7 +555,8 @@ def test_url_verification_handshake(emu, receiver):
     assert answer["status"] == 200
     assert json.loads(answer["body"]) == {"challenge": answer["challenge"]}
     payload = receiver.wait_for(1)[0]
-    assert payload["type"] == "url_verification" and payload["token"] == "verification-token"
+    assert payload["type"] == "url_verification"
+    assert payload["token"] == "verification-token"
 
 
 def test_no_events_without_a_request_url(emu):

@@ -36,10 +36,15 @@ def post_with_file(emu, text="see the screenshot", **extra):
 def test_a_person_shares_a_file_and_history_lists_it(emu, slack):
     ts = post_with_file(emu)["ts"]
     [message] = slack.conversations_history(channel=CHANNEL)["messages"]
-    assert message["ts"] == ts and message["subtype"] == "file_share" and message["text"] == "see the screenshot"
+    assert message["ts"] == ts
+    assert message["subtype"] == "file_share"
+    assert message["text"] == "see the screenshot"
     [file] = message["files"]
-    assert file["id"].startswith("F") and file["name"] == "screen.png" and file["mimetype"] == "image/png"
-    assert file["size"] == len(PNG) and file["mode"] == "hosted"
+    assert file["id"].startswith("F")
+    assert file["name"] == "screen.png"
+    assert file["mimetype"] == "image/png"
+    assert file["size"] == len(PNG)
+    assert file["mode"] == "hosted"
     assert file["url_private"].startswith(emu.url + "/files-pri/T0EMU-")
     assert file["url_private_download"].startswith(emu.url + "/files-pri/T0EMU-")
 
@@ -48,7 +53,8 @@ def test_files_in_thread_replies_and_with_no_text(emu, slack):
     parent = emu.post(CHANNEL, "U0ANN", "printer broken")["ts"]
     post_with_file(emu, text="", thread_ts=parent)
     replies = slack.conversations_replies(channel=CHANNEL, ts=parent)["messages"]
-    assert replies[1]["text"] == "" and replies[1]["files"][0]["name"] == "screen.png"
+    assert replies[1]["text"] == ""
+    assert replies[1]["files"][0]["name"] == "screen.png"
 
 
 def test_url_private_needs_the_bearer_token(emu):
@@ -58,7 +64,8 @@ def test_url_private_needs_the_bearer_token(emu):
     emu.set_token("xoxb-revoked", revoked=True)
     assert requests.get(url, headers={"Authorization": "Bearer xoxb-revoked"}, timeout=5).status_code == 403
     response = requests.get(url, headers={"Authorization": f"Bearer {BOT_TOKEN}"}, timeout=5)
-    assert response.status_code == 200 and response.content == PNG
+    assert response.status_code == 200
+    assert response.content == PNG
     assert response.headers["Content-Type"] == "image/png"
     missing = url.replace("-F", "-FNOPE")
     assert requests.get(missing, headers={"Authorization": f"Bearer {BOT_TOKEN}"}, timeout=5).status_code == 404
@@ -74,15 +81,19 @@ def test_files_upload_v2_into_a_thread(emu, slack):
         title="log.txt",
         initial_comment="Here is the log",
     )
-    assert response["file"]["name"] == "log.txt" and response["file"]["id"].startswith("F")
+    assert response["file"]["name"] == "log.txt"
+    assert response["file"]["id"].startswith("F")
     [reply] = slack.conversations_replies(channel=CHANNEL, ts=parent)["messages"][1:]
-    assert reply["text"] == "Here is the log" and reply["bot_id"] and reply["files"][0]["id"] == response["file"]["id"]
+    assert reply["text"] == "Here is the log"
+    assert reply["bot_id"]
+    assert reply["files"][0]["id"] == response["file"]["id"]
     download = requests.get(
         reply["files"][0]["url_private"], headers={"Authorization": f"Bearer {BOT_TOKEN}"}, timeout=5
     )
     assert download.content == b"log line\n"
     calls = emu.stats()["calls"]
-    assert calls["files.getUploadURLExternal"] == 1 and calls["upload"] == 1
+    assert calls["files.getUploadURLExternal"] == 1
+    assert calls["upload"] == 1
     assert calls["files.completeUploadExternal"] == 1
 
 
@@ -117,7 +128,8 @@ def test_the_upload_url_takes_multipart_too(emu, slack):
     [file] = slack.files_completeUploadExternal(files=[{"id": started["file_id"], "title": "A"}], channel_id=CHANNEL)[
         "files"
     ]
-    assert file["title"] == "A" and file["size"] == 4
+    assert file["title"] == "A"
+    assert file["size"] == 4
 
 
 def test_upload_faults_reach_the_client(emu, slack):

@@ -142,7 +142,7 @@ def test_mentions_page_newest_first_with_since_id_and_expansions(emu, bearer, al
     posted = [emu.post(alice if n % 2 else bob, f"@IThelp printer {n} is down")["id"] for n in range(11)]
     emu.post(alice, "no mention here, and @ithelpdesk is another account")
     reply = emu.post(bob, "will the VPN be up?", in_reply_to_tweet_id=account_post)["id"]  # a reply is a mention
-    expected = posted + [reply]
+    expected = [*posted, reply]
     assert [int(post_id) for post_id in expected] == sorted(int(post_id) for post_id in expected)
 
     pages, token = [], None
@@ -160,10 +160,13 @@ def test_mentions_page_newest_first_with_since_id_and_expansions(emu, bearer, al
     assert {user.username for user in first.includes["users"]} == {"alice", "bob"}
 
     newest = first.data[0]
-    assert newest.text == "will the VPN be up?" and newest.edit_history_tweet_ids == [int(reply)]
-    assert newest.author_id == int(bob) and newest.in_reply_to_user_id == int(ACCOUNT_ID)
+    assert newest.text == "will the VPN be up?"
+    assert newest.edit_history_tweet_ids == [int(reply)]
+    assert newest.author_id == int(bob)
+    assert newest.in_reply_to_user_id == int(ACCOUNT_ID)
     assert newest.conversation_id == int(account_post)
-    assert newest.referenced_tweets[0].type == "replied_to" and newest.referenced_tweets[0].id == int(account_post)
+    assert newest.referenced_tweets[0].type == "replied_to"
+    assert newest.referenced_tweets[0].id == int(account_post)
     assert ISO_MS.match(newest.data["created_at"])
 
     later = emu.post(alice, "@ithelp still down")["id"]
@@ -209,7 +212,8 @@ def test_long_withheld_and_deleted_mentions(emu, raw, alice):
     assert emu.delete_post(deleted_id) is True
     by_id = {post["id"]: post for post in raw.get_users_mentions(ACCOUNT_ID)["data"]}
     assert set(by_id) == {long_id, withheld_id}
-    assert by_id[long_id]["text"] == long_text[:280] and by_id[long_id]["note_tweet"] == {"text": long_text}
+    assert by_id[long_id]["text"] == long_text[:280]
+    assert by_id[long_id]["note_tweet"] == {"text": long_text}
     assert by_id[withheld_id]["text"] == ""
     assert by_id[withheld_id]["withheld"] == {"copyright": False, "country_codes": ["DE"]}
     assert raw.get_tweet(long_id)["data"]["note_tweet"] == {"text": long_text}
@@ -220,7 +224,8 @@ def test_bulk_posts_are_fast_and_only_the_last_800_mentions_are_reachable(emu, b
     started = time.monotonic()
     ids = emu.post_many({"author_id": alice, "text": f"@ithelp ticket {n}"} for n in range(10_000))
     assert time.monotonic() - started < 1.0
-    assert len(ids) == 10_000 and [int(i) for i in ids] == sorted({int(i) for i in ids})
+    assert len(ids) == 10_000
+    assert [int(i) for i in ids] == sorted({int(i) for i in ids})
     reached = [post.id for response in tweepy.Paginator(mentions, bearer, max_results=100) for post in response.data]
     assert reached == [int(post_id) for post_id in ids[-800:][::-1]]
 
@@ -306,8 +311,10 @@ def test_dm_events_newest_first_paged_with_sender_expansion(emu, bearer, raw, al
     }
     first = bearer.get_direct_message_events(max_results=3, **params)
     assert [event.text for event in first.data] == ["on it", "message 2", "message 1"]
-    assert first.data[0].sender_id == int(ACCOUNT_ID) and first.data[1].sender_id == int(alice)
-    assert first.data[0].event_type == "MessageCreate" and first.data[0].dm_conversation_id == conversation
+    assert first.data[0].sender_id == int(ACCOUNT_ID)
+    assert first.data[1].sender_id == int(alice)
+    assert first.data[0].event_type == "MessageCreate"
+    assert first.data[0].dm_conversation_id == conversation
     assert ISO_MS.match(first.data[0].data["created_at"])
     assert {user.username for user in first.includes["users"]} == {"ithelp", "alice"}
     second = bearer.get_direct_message_events(max_results=3, pagination_token=first.meta["next_token"], **params)
@@ -363,7 +370,8 @@ def test_mention_media_are_expanded_into_includes_and_served(emu, raw, alice):
         ],
     )
     photo_key, video_key = posted["media_keys"]
-    assert photo_key.startswith("3_") and video_key.startswith("7_")
+    assert photo_key.startswith("3_")
+    assert video_key.startswith("7_")
 
     answer = mentions(raw, expansions=["attachments.media_keys"], media_fields=MEDIA_FIELDS)
     assert answer["data"][0]["attachments"] == {"media_keys": [photo_key, video_key]}
@@ -375,8 +383,10 @@ def test_mention_media_are_expanded_into_includes_and_served(emu, raw, alice):
         "alt_text": "Error 0x80070005",
         "width": 640,
     }
-    assert photo["url"].startswith(emu.url + "/media/") and photo["url"].endswith(".png")
-    assert (video["type"], video["width"], video["height"]) == ("video", 1280, 720) and "url" not in video
+    assert photo["url"].startswith(emu.url + "/media/")
+    assert photo["url"].endswith(".png")
+    assert (video["type"], video["width"], video["height"]) == ("video", 1280, 720)
+    assert "url" not in video
     assert [(v["content_type"], v.get("bit_rate")) for v in video["variants"]] == [
         ("application/x-mpegURL", None),
         ("video/mp4", 256000),
@@ -385,12 +395,14 @@ def test_mention_media_are_expanded_into_includes_and_served(emu, raw, alice):
 
     downloaded = requests.get(photo["url"], timeout=5)  # public media need no credentials, as on pbs.twimg.com
     assert (downloaded.status_code, downloaded.content) == (200, PHOTO)
-    assert downloaded.headers["Content-Type"] == "image/png" and "x-rate-limit-reset" in downloaded.headers
+    assert downloaded.headers["Content-Type"] == "image/png"
+    assert "x-rate-limit-reset" in downloaded.headers
     assert requests.get(video["variants"][2]["url"], timeout=5).content == b"high"
     assert requests.get(video["preview_image_url"], timeout=5).content == b"still"
 
     plain = mentions(raw)
-    assert "attachments" not in plain["data"][0] and "includes" not in plain  # only on request
+    assert "attachments" not in plain["data"][0]
+    assert "includes" not in plain
     keys_only = mentions(raw, expansions=["attachments.media_keys"])["includes"]["media"]
     assert keys_only == [{"media_key": photo_key, "type": "photo"}, {"media_key": video_key, "type": "video"}]
 
@@ -400,16 +412,20 @@ def test_deleted_media_is_missing_from_includes_and_answers_404(emu, raw, alice)
     url = mentions(raw, expansions=["attachments.media_keys"], media_fields=["url"])["includes"]["media"][0]["url"]
     assert emu.delete_media(posted["media_keys"][0]) is True
     answer = mentions(raw, expansions=["attachments.media_keys"], media_fields=["url"])
-    assert answer["data"][0]["attachments"]["media_keys"] == posted["media_keys"] and "includes" not in answer
+    assert answer["data"][0]["attachments"]["media_keys"] == posted["media_keys"]
+    assert "includes" not in answer
     gone = requests.get(url, timeout=5)
-    assert gone.status_code == 404 and gone.json()["title"] == "Not Found" and "x-rate-limit-limit" in gone.headers
+    assert gone.status_code == 404
+    assert gone.json()["title"] == "Not Found"
+    assert "x-rate-limit-limit" in gone.headers
 
 
 def test_dm_media_are_served_only_to_oauth1_signed_requests(emu, raw, alice):
     sent = emu.dm_from(alice, "", media=[{"type": "photo", "content": PHOTO, "content_type": "image/png"}])
     answer = raw.get_direct_message_events(expansions=["attachments.media_keys"], media_fields=["url"], user_auth=False)
     [event] = answer["data"]
-    assert event["attachments"] == {"media_keys": sent["media_keys"]} and event["text"] == ""  # media alone
+    assert event["attachments"] == {"media_keys": sent["media_keys"]}
+    assert event["text"] == ""
     url = answer["includes"]["media"][0]["url"]
     assert url.startswith(emu.url + f"/1.1/ton/data/dm/{sent['dm_event_id']}/")
     assert requests.get(url, timeout=5).status_code == 401
@@ -429,8 +445,10 @@ def test_media_downloads_answer_faults_and_limits_like_the_api(emu, alice):
     )
     emu.fault("media", status=429)
     limited = requests.get(url, timeout=5)
-    assert limited.status_code == 429 and limited.json()["title"] == "Too Many Requests"
-    assert limited.headers["x-rate-limit-remaining"] == "0" and int(limited.headers["x-rate-limit-reset"]) > time.time()
+    assert limited.status_code == 429
+    assert limited.json()["title"] == "Too Many Requests"
+    assert limited.headers["x-rate-limit-remaining"] == "0"
+    assert int(limited.headers["x-rate-limit-reset"]) > time.time()
     emu.set_rate_limit("media", limit=1, window_seconds=60)
     assert requests.get(url, timeout=5).status_code == 200
     assert requests.get(url, timeout=5).status_code == 429
@@ -448,7 +466,8 @@ def test_exhausted_window_raises_too_many_requests_with_reset(emu, bearer):
     with pytest.raises(tweepy.TooManyRequests) as caught:
         mentions(bearer)
     headers = caught.value.response.headers
-    assert headers["x-rate-limit-limit"] == "2" and headers["x-rate-limit-remaining"] == "0"
+    assert headers["x-rate-limit-limit"] == "2"
+    assert headers["x-rate-limit-remaining"] == "0"
     assert time.time() < int(headers["x-rate-limit-reset"]) <= time.time() + 61
     assert caught.value.reset_time == int(headers["x-rate-limit-reset"])
     assert caught.value.response.json() == {
@@ -473,9 +492,11 @@ def test_default_windows_and_headers_on_every_answer(emu, bearer):
         response = session.get(emu.url + path, headers=auth)
         assert response.headers["x-rate-limit-limit"] == limit, path
         assert int(response.headers["x-rate-limit-reset"]) > time.time()
-    assert response.status_code == 404 and response.json()["title"] == "Not Found"
+    assert response.status_code == 404
+    assert response.json()["title"] == "Not Found"
     sent = session.post(emu.url + "/2/tweets", json={"text": "hi"}, headers=auth)
-    assert sent.status_code == 201 and sent.headers["x-rate-limit-limit"] == "100"
+    assert sent.status_code == 201
+    assert sent.headers["x-rate-limit-limit"] == "100"
     assert sent.headers["x-rate-limit-remaining"] == "99"
 
 
