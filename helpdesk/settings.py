@@ -106,7 +106,7 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The cache also holds who is viewing which ticket (tickets/console/presence.py), so it must be shared by
+# The cache also holds who is viewing which ticket (console/presence.py), so it must be shared by
 # every web process: Redis in production, files under VAR_DIR on the embedded default (never locmem,
 # which is per process).
 CACHE_URL = os.environ.get("CACHE_URL", "")
@@ -190,10 +190,8 @@ SPECTACULAR_SETTINGS = {"TITLE": "Helpdesk API", "VERSION": "0.1.0"}
 # Celery. The embedded default is kombu's filesystem transport, which needs no server.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem"):
+    # kombu's filesystem transport does not create these folders: bin/run-embedded does, before it starts anything.
     _broker_dir = VAR_DIR / "broker"
-    # kombu's filesystem transport does not create its folders: without them the first enqueue fails.
-    for _folder in ("queue", "control"):
-        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -224,7 +222,7 @@ CHANNEL_ADAPTERS = {
 }
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "5"))
-#: Seconds the queue's shared view counts are reused across agents (tickets/console/view_counts.py).
+#: Seconds the queue's shared view counts are reused across agents (console/view_counts.py).
 CONSOLE_VIEW_COUNTS_TTL = int(os.environ.get("CONSOLE_VIEW_COUNTS_TTL", "10"))
 # The console flags a reply still queued (or sending) this long: the channel may be slow or the worker down.
 DELIVERY_STALE_SECONDS = int(os.environ.get("DELIVERY_STALE_SECONDS", "60"))
