@@ -1,0 +1,47 @@
+"""A channel's configuration: the adapter's own checks, then the pipeline's options, which any channel may carry."""
+
+import pytest
+
+from channel_adapters.base import ConfigError
+from channels_ingest.channel_config import clean_channel_config
+
+X = {"bearer_token": "x-token", "base_url": "http://127.0.0.1:9"}
+SLACK = {"bot_token": "xoxb-token", "signing_secret": "s", "conversations": ["C1"]}
+
+
+def test_secrets_are_split_from_the_settings():
+    config, secrets = clean_channel_config(
+        "x", {**X, "triage": {"auto_ticket": "keywords", "keywords": ["vpn"]}, "monthly_budget_usd": 5}
+    )
+    assert secrets == {"bearer_token": "x-token"}
+    assert config["triage"] == {"auto_ticket": "keywords", "keywords": ["vpn"]}
+    assert config["monthly_budget_usd"] == 5
+
+
+@pytest.mark.parametrize(
+    ("options", "refusal"),
+    [
+        ({"triage": "direct"}, "triage must be an object"),
+        ({"triage": {"auto_ticket": "sometimes"}}, "triage.auto_ticket must be one of all, direct, keywords, none"),
+        ({"triage": {"auto_ticket": "keywords"}}, "needs triage.keywords"),
+        ({"triage": {"keywords": ["", "vpn"]}}, "triage.keywords must be a list of words"),
+        ({"public_ack": "Thanks, we are on it!"}, r"public_ack must contain \{ticket\}"),
+        ({"monthly_budget_usd": -1}, "monthly_budget_usd must be a non-negative number"),
+        ({"monthly_budget_usd": "50"}, "monthly_budget_usd must be a non-negative number"),
+        ({"monthly_budget_usd": True}, "monthly_budget_usd must be a non-negative number"),
+    ],
+)
+@pytest.mark.parametrize(("kind", "raw"), [("x", X), ("slack", SLACK)])
+def test_pipeline_options_are_checked_for_every_kind(kind, raw, options, refusal):
+    with pytest.raises(ConfigError, match=refusal):
+        clean_channel_config(kind, {**raw, **options})
+
+
+def test_the_adapter_checks_come_first():
+    with pytest.raises(ConfigError, match="bot_token"):
+        clean_channel_config("slack", {"conversations": [], "monthly_budget_usd": -1})
+
+
+def test_an_unknown_kind_is_a_lookup_error():
+    with pytest.raises(LookupError, match="No adapter is configured for channel kind 'fax'"):
+        clean_channel_config("fax", {})
