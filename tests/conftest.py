@@ -1,18 +1,35 @@
+"""Fixtures only. What tests share besides fixtures is in ``helpers.py`` and ``factories.py``."""
+
 import os
-import subprocess
-import sys
-import time
-import uuid
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db import connection
+from django.core.cache import cache
+from playwright.sync_api import expect, sync_playwright
 
 from channel_adapters import locmem
+from channels_ingest.channel_config import clean_channel_config
+from channels_ingest.models import Channel
+from emulators.slack import SlackEmulator
+from emulators.x import XEmulator
 from helpdesk.celery import app as celery_app
+from tests.factories import message
+from tests.helpers import (
+    BROWSER_TIMEOUT_MS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SLACK_HELP_CHANNEL,
+    WorkerProcess,
+    make_x_channel,
+    open_tickets,
+    poll_as_worker,
+    receive,
+    signed_in_page,
+)
+from tickets.merging import merge_tickets
+from tickets.models import Ticket
+from tickets.replies import reply_to_ticket
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(autouse=True)
@@ -37,9 +54,17 @@ def fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def clean_cache():
-    from django.core.cache import cache
-
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Files the tests store (attachments) go to a temporary folder, never into the checkout."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+# People ---------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -70,139 +95,112 @@ def employee(db):
 
 
 @pytest.fixture
-def locmem_channel(db):
-    from channels_ingest.models import Channel
+def colleague(db):
+    """An agent who never signs in."""
+    user = User.objects.create_user("sam", first_name="Sam", last_name="Second")
+    user.groups.add(Group.objects.get_or_create(name=AGENTS_GROUP)[0])
+    return user
 
+
+@pytest.fixture
+def agent_client(client, agent):
+    client.force_login(agent)
+    return client
+
+
+# Channels and tickets ---------------------------------------------------------------
+
+
+@pytest.fixture
+def locmem_channel(db):
     return Channel.objects.create(
         kind="locmem", name="lm", config={"inbox": "lm"}, secrets={"webhook_secret": "s3cret"}, state={"checked": True}
     )
 
 
-def worker_env():
-    """The environment for a worker process that must see this test's database."""
-    settings_dict = connection.settings_dict
-    if connection.vendor != "postgresql":
-        pytest.fail("Worker tests need PostgreSQL: set DATABASE_URL (see Makefile `test`).")
-    url = (
-        f"postgres://{settings_dict['USER'] or 'postgres'}@{settings_dict['HOST'] or '127.0.0.1'}:"
-        f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
-    )
-    env = dict(os.environ, DATABASE_URL=url, DJANGO_DEBUG="1")
-    if not env.get("CELERY_BROKER_URL", "").startswith("redis"):
-        pytest.fail("Worker tests need Redis: set CELERY_BROKER_URL=redis://… (see Makefile `test`).")
-    return env
-
-
-class WorkerProcess:
-    def __init__(self, concurrency=2, env=None):
-        self.concurrency = concurrency
-        self.env = env or {}
-        self.process = None
-
-    def start(self):
-        name = f"test-{uuid.uuid4().hex[:8]}@%h"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "helpdesk",
-                "worker",
-                "-l",
-                "WARNING",
-                "-n",
-                name,
-                "-c",
-                str(self.concurrency),
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env={**worker_env(), **self.env},
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            replies = celery_app.control.ping(timeout=0.5) or []
-            if any(name.split("@")[0] in key for reply in replies for key in reply):
-                return self
-            if self.process.poll() is not None:
-                pytest.fail("The Celery worker exited during start-up.")
-        pytest.fail("The Celery worker did not answer a ping within 30 s.")
-
-    def kill(self):
-        """SIGKILL: the worker dies mid-task, as in a crash or an OOM kill."""
-        self.process.kill()
-        self.process.wait()
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+@pytest.fixture
+def ticket(locmem_channel):
+    """One ticket: a locmem conversation with one message from Ann."""
+    receive(locmem_channel, [message("m0", text="The printer is on fire")])
+    return Ticket.objects.get()
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db):
-    """Start a real Celery worker (a separate process) on PostgreSQL and Redis; yields a starter."""
+def tickets(locmem_channel):
+    """Three open tickets ("Problem 0" to "Problem 2"), each from a different requester."""
+    return open_tickets(locmem_channel, 3)
+
+
+@pytest.fixture
+def duplicates(locmem_channel):
+    """Alice's ticket (2 messages, the oldest), then Bob's (1 message) and Carol's (1 message) about the same outage."""
+    receive(
+        locmem_channel,
+        [
+            message("a1", user="alice", name="Alice", text="VPN is down", minute=0),
+            message("a2", thread="a1", user="alice", name="Alice", text="Still down", minute=5),
+            message("b1", user="bob", name="Bob", text="VPN down for me too", minute=2),
+            message("c1", user="carol", name="Carol", text="No VPN here", minute=3),
+        ],
+    )
+    tickets = {t.requester.display_name: t for t in Ticket.objects.select_related("requester")}
+    return tickets["Alice"], tickets["Bob"], tickets["Carol"]
+
+
+@pytest.fixture
+def merged(agent, locmem_channel):
+    """Alice's ticket (a1, a2: she wrote last, at minute 5) with Bob's (b1) merged in."""
+    receive(
+        locmem_channel,
+        [
+            message("a1", user="alice", name="Alice", text="VPN is down", minute=0),
+            message("a2", thread="a1", user="alice", name="Alice", text="Still down", minute=5),
+            message("b1", user="bob", name="Bob", text="VPN down for me too", minute=2),
+        ],
+    )
+    merge_tickets(ticket_ids=list(Ticket.objects.values_list("pk", flat=True)), actor=agent)
+    return Ticket.objects.get(merged_into=None)
+
+
+@pytest.fixture
+def no_eager_tasks():
+    """Queued tasks stay queued (in the broker) instead of running inline."""
     celery_app.conf.task_always_eager = False
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.client.flushdb()
-    workers = []
-
-    def start(concurrency=2, **env):
-        worker = WorkerProcess(concurrency, {key: str(value) for key, value in env.items()}).start()
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
 
 
-def queries_for(client, url, *, cold_cache=False):
-    """How many queries a successful GET of ``url`` takes; with ``cold_cache``, its worst case: nothing
-    cached beforehand (e.g. the queue's shared view counts)."""
-    from django.core.cache import cache
-    from django.test.utils import CaptureQueriesContext
-
-    if cold_cache:
-        cache.clear()
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(queries)
+@pytest.fixture
+def queued_reply(ticket, agent, no_eager_tasks):
+    """A reply stored as queued, with its delivery task not run yet."""
+    return reply_to_ticket(ticket=ticket, author=agent, body="Have you tried turning it off and on?")
 
 
-def poll_as_worker(channel):
-    """Poll and ingest as the worker would, running what both queue on commit (e.g. name lookups)."""
-    from django.test import TestCase
-
-    from channels_ingest import polling
-
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        outcome = polling.poll_channel(channel.pk)
-    channel.refresh_from_db()
-    return outcome
+@pytest.fixture
+def slack_ticket(slack_channel, slack_emulator):
+    """Ann's ticket from #it-help (its Slack thread's ``parent_ts`` kept on it)."""
+    parent = slack_emulator.post(SLACK_HELP_CHANNEL, "U0ANN", "my laptop won't boot")["ts"]
+    poll_as_worker(slack_channel)
+    ticket = Ticket.objects.get()
+    ticket.parent_ts = parent
+    return ticket
 
 
-def wait_for(predicate, timeout=30, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
+@pytest.fixture
+def offline_x_channel(db):
+    """An X channel that is never called: only asked for its reply modes and lengths."""
+    return Channel.objects.create(
+        kind="x",
+        name="x-help",
+        config={"base_url": "http://127.0.0.1:9"},
+        secrets={"bearer_token": "t"},
+        state={"account_id": "1", "username": "ithelp"},
+    )
+
+
+# Emulators ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def slack_emulator_server():
-    from emulators.slack import SlackEmulator
-
     emulator = SlackEmulator(port=0, event_retry_delays=(0.2, 0.4, 0.8)).start()
     yield emulator
     emulator.stop()
@@ -223,17 +221,12 @@ SLACK_CONFIG = {"bot_token": "xoxb-emulator", "signing_secret": "emulator-secret
 @pytest.fixture
 def slack_channel(db, slack_emulator):
     """A Slack channel wired to the emulator through its base URL, as an admin would add it."""
-    from channels_ingest.channel_config import clean_channel_config
-    from channels_ingest.models import Channel
-
     config, secrets = clean_channel_config("slack", {**SLACK_CONFIG, "base_url": slack_emulator.base_url})
     return Channel.objects.create(kind="slack", name="it-help", config=config, secrets=secrets)
 
 
 @pytest.fixture(scope="session")
 def x_emulator_server():
-    from emulators.x import XEmulator
-
     emulator = XEmulator(port=0).start()
     yield emulator
     emulator.stop()
@@ -250,39 +243,36 @@ def x_emulator(x_emulator_server):
     return x_emulator_server
 
 
-def make_x_channel(x_emulator, name="x-help", **config):
-    from channels_ingest.channel_config import clean_channel_config
-    from channels_ingest.models import Channel
-
-    raw = {"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url, **config}
-    clean, secrets = clean_channel_config("x", raw)
-    return Channel.objects.create(kind="x", name=name, config=clean, secrets=secrets)
-
-
 @pytest.fixture
 def x_channel(db, x_emulator):
     """An X channel wired to the emulator through its base URL (OAuth 2.0 user token)."""
     return make_x_channel(x_emulator)
 
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-BROWSER_TIMEOUT_MS = 20_000
+# A real worker, a real browser ---------------------------------------------------------
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """Start a real Celery worker (a separate process) on PostgreSQL and Redis; yields a starter."""
+    celery_app.conf.task_always_eager = False
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+    workers = []
+
+    def start(concurrency=2, **env):
+        worker = WorkerProcess(concurrency, {key: str(value) for key, value in env.items()}).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
 
 
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright (never `playwright install`)."""
-    from playwright.sync_api import expect, sync_playwright
-
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
     # between page actions are still plain synchronous calls. Only for browser tests.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -295,19 +285,6 @@ def browser():
         yield chromium
         chromium.close()
     del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-
-
-def signed_in_page(browser, live_server, username, password):
-    """A new browser context (its own cookies: its own session), signed in, on the queue."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(BROWSER_TIMEOUT_MS)
-    page.goto(live_server.url + "/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/console/")
-    return page
 
 
 @pytest.fixture
@@ -324,19 +301,3 @@ def other_console(browser, live_server, other_agent):
     page = signed_in_page(browser, live_server, "dana", "dana-pass-123")
     yield page
     page.context.close()
-
-
-@pytest.fixture
-def agent_client(client, agent):
-    client.force_login(agent)
-    return client
-
-
-def receive(channel, envelopes):
-    """Ingest envelopes directly, as the pipeline would after storing them."""
-    from django.db import transaction
-
-    from tickets.inbound import receive_batch
-
-    with transaction.atomic():
-        receive_batch(channel=channel, envelopes=envelopes)

@@ -1,5 +1,6 @@
 """Small builders for envelopes, so tests read as "these events in, this ticket out"."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from channel_adapters.base import Envelope, EnvelopeKind, Sender
@@ -64,3 +65,23 @@ def composer_time(minute=0):
     """How the composer shows when someone last wrote ("j M, H:i"), for a message sent ``minute`` after BASE_TIME."""
     at = BASE_TIME + timedelta(minutes=minute)
     return f"{at.day} {at:%b, %H:%M}"
+
+
+def message_with(*attachments, external_id="m0"):
+    """A message that carries ``attachments`` (``InboundAttachment``s)."""
+    return replace(message(external_id), attachments=attachments)
+
+
+def mention(n, *, summoned=False, text=None, user="100", handle="ann", name="Ann Employee", minute=0):
+    """A public post on X that mentions the helpdesk; ``summoned`` when it @mentions the account itself."""
+    return Envelope(
+        external_id=f"tweet:{n}",
+        kind=EnvelopeKind.MESSAGE,
+        thread_key=f"conv:{n}",
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        sender=Sender(namespace="x", external_id=user, handle=f"@{handle}", display_name=name),
+        text=text if text is not None else f"@ithelp my laptop {n} is broken",
+        starts_thread=True,
+        public=True,
+        meta={"summoned": summoned, "direct_mention": summoned},
+    )

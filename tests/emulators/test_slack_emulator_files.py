@@ -9,7 +9,7 @@ import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from emulators.slack import SlackEmulator
+from emulators.slack import EmulatorControlError, SlackEmulator
 
 BOT_TOKEN = "xoxb-test"
 CHANNEL = "C0GENERAL"
@@ -144,8 +144,6 @@ def test_upload_faults_reach_the_client(emu, slack):
 
 
 def test_control_api_refuses_bad_files(emu):
-    from emulators.slack import EmulatorControlError
-
     with pytest.raises(EmulatorControlError, match="base64"):
         emu._call(
             "POST",

@@ -1,0 +1,249 @@
+"""One contract every adapter passes (like Django's mail backend tests)."""
+
+import json
+from dataclasses import replace
+from pathlib import PurePosixPath
+
+import pytest
+
+from channel_adapters import locmem
+from channel_adapters.base import (
+    AdapterError,
+    ChannelAdapter,
+    ConfigError,
+    Envelope,
+    EnvelopeKind,
+    InboundAttachment,
+    InvalidWebhook,
+    OutboundFile,
+    PermanentError,
+    PollPage,
+    ReplyTarget,
+    Sent,
+)
+from channel_adapters.slack import SlackAdapter
+from channel_adapters.x import XAdapter
+from channels_ingest.registry import adapter_class
+from tests.factories import message
+
+
+class AdapterContract:
+    """What every adapter does. Subclasses provide ``adapter`` (credentials valid), ``add_inbound(texts)``
+    and ``raw_config``, and add the contracts below for what their platform offers."""
+
+    def test_is_registered_by_kind(self, adapter):
+        assert adapter_class(adapter.kind) is type(adapter)
+        assert isinstance(adapter, ChannelAdapter)
+
+    def test_split_config_keeps_secrets_out_of_config(self, raw_config, adapter):
+        config, secrets = type(adapter).split_config(raw_config)
+        assert set(secrets) <= set(type(adapter).secret_fields)
+        assert not set(config) & set(type(adapter).secret_fields)
+        assert json.dumps(config)
+
+    def test_check_credentials_returns_json_state(self, adapter):
+        assert isinstance(json.loads(json.dumps(adapter.check_credentials())), dict)
+
+    def test_poll_yields_unique_envelopes_and_json_cursors(self, adapter, add_inbound):
+        add_inbound(["one", "two", "three"])
+        pages = list(adapter.poll({}))
+        assert all(isinstance(page, PollPage) for page in pages)
+        envelopes = [e for page in pages for e in page.envelopes]
+        assert sorted(e.text for e in envelopes) == ["one", "three", "two"]
+        assert len({e.external_id for e in envelopes}) == 3
+        for envelope in envelopes:
+            assert envelope.kind == EnvelopeKind.MESSAGE
+            assert envelope.sender
+            assert envelope.sent_at.tzinfo
+            assert Envelope.from_json(json.loads(json.dumps(envelope.to_json()))) == envelope
+        final = json.loads(json.dumps(pages[-1].cursor))
+        assert not [e for page in adapter.poll(final) for e in page.envelopes]
+
+    def test_send_returns_the_platform_message_id(self, adapter, add_inbound):
+        add_inbound(["help"])
+        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        target = ReplyTarget(
+            thread_key=envelope.thread_key,
+            reply_to=envelope.external_id,
+            reply_to_meta=envelope.meta,
+            recipient=envelope.sender.external_id,
+        )
+        [mode, *_] = [m for m in adapter.reply_modes(target) if m.allowed]
+        sent = adapter.send(target=ReplyTarget(**{**vars(target), "mode": mode.key}), text="on it")
+        assert isinstance(sent, Sent)
+        assert sent.external_id
+
+    def test_reply_modes_name_their_limits(self, adapter, add_inbound):
+        add_inbound(["help"])
+        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        modes = adapter.reply_modes(ReplyTarget(thread_key=envelope.thread_key, reply_to_meta=envelope.meta))
+        assert modes
+        assert all(m.max_length > 0 and m.label for m in modes)
+        assert adapter.reply_length("hello", modes[0].key) == 5
+
+
+class InboundFilesContract:
+    """Messages carry files. Subclasses provide ``add_inbound_file(text, name, content, content_type)``,
+    returning the name and declared size the adapter should report, and ``inbound_file``: a file
+    (name, content type) the platform carries."""
+
+    inbound_file = ("report.pdf", "application/pdf")
+
+    def test_inbound_files_are_described_and_fetched_by_their_ref(self, adapter, add_inbound_file):
+        content = bytes(range(256)) * 300  # several download chunks
+        name, content_type = self.inbound_file
+        expected_name, expected_size = add_inbound_file("see attached", name, content, content_type)
+        [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
+        [attachment] = envelope.attachments
+        assert (attachment.name, attachment.content_type, attachment.size) == (
+            expected_name,
+            content_type,
+            expected_size,
+        )
+        assert Envelope.from_json(json.loads(json.dumps(envelope.to_json()))) == envelope
+        assert b"".join(adapter.fetch_attachment(attachment.ref)) == content
+
+    def test_fetching_an_unknown_file_fails_as_an_adapter_error(self, adapter, add_inbound_file):
+        name, content_type = self.inbound_file
+        add_inbound_file("see attached", name, b"abc", content_type)
+        [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
+        with pytest.raises(AdapterError):
+            b"".join(adapter.fetch_attachment(envelope.attachments[0].ref + "-gone"))
+
+
+class OutboundFilesContract:
+    """Replies carry files."""
+
+    def test_modes_that_carry_files_send_them(self, adapter, add_inbound):
+        add_inbound(["help"])
+        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        target = ReplyTarget(thread_key=envelope.thread_key, reply_to=envelope.external_id, reply_to_meta=envelope.meta)
+        carrying = [m for m in adapter.reply_modes(target) if m.allowed and m.attachments]
+        assert carrying, "this adapter's replies carry no files: test that send_attachment refuses instead"
+        for mode in carrying:
+            assert mode.attachments.max_files > 0
+            assert mode.attachments.max_bytes > 0
+            target = ReplyTarget(**{**vars(target), "mode": mode.key})
+            adapter.send(target=target, text="the log you asked for")
+            file_id = adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
+            assert isinstance(file_id, str)
+            assert file_id
+
+
+class WebhookContract:
+    def test_unsigned_webhook_is_refused(self, adapter):
+        with pytest.raises(InvalidWebhook) as refused:
+            adapter.handle_webhook(headers={}, body=b"{}")
+        assert refused.value.status in (401, 403)
+
+
+class TestLocmemAdapter(AdapterContract, InboundFilesContract, OutboundFilesContract, WebhookContract):
+    @pytest.fixture
+    def raw_config(self):
+        return {"inbox": "c", "webhook_secret": "s"}
+
+    @pytest.fixture
+    def adapter(self, raw_config):
+        config, secrets = locmem.LocmemAdapter.split_config(raw_config)
+        return locmem.LocmemAdapter(config=config, secrets=secrets)
+
+    @pytest.fixture
+    def add_inbound(self):
+        def add(texts):
+            locmem.inbox["c"] = [message(f"m{i}", text=text) for i, text in enumerate(texts)]
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self):
+        def add(text, name, content, content_type):
+            locmem.files["ref-1"] = content
+            attachment = InboundAttachment(name=name, content_type=content_type, size=len(content), ref="ref-1")
+            locmem.inbox["c"] = [replace(message("m0", text=text), attachments=(attachment,))]
+            return name, len(content)
+
+        return add
+
+
+class TestSlackAdapter(AdapterContract, InboundFilesContract, OutboundFilesContract, WebhookContract):
+    @pytest.fixture
+    def raw_config(self, slack_emulator):
+        return {
+            "bot_token": "xoxb-emulator",
+            "signing_secret": "emulator-secret",
+            "conversations": ["C0GENERAL"],
+            "base_url": slack_emulator.base_url,
+        }
+
+    @pytest.fixture
+    def adapter(self, raw_config, db):
+        config, secrets = SlackAdapter.split_config(raw_config)
+        adapter = SlackAdapter(config=config, secrets=secrets)
+        adapter.state = adapter.check_credentials()
+        return adapter
+
+    @pytest.fixture
+    def add_inbound(self, slack_emulator):
+        def add(texts):
+            slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": text} for text in texts])
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self, slack_emulator):
+        def add(text, name, content, content_type):
+            files = [{"name": name, "content": content, "mimetype": content_type}]
+            slack_emulator.post("C0GENERAL", "U0ANN", text, files=files)
+            return name, len(content)
+
+        return add
+
+    def test_files_are_fetched_only_from_slack_hosts(self, adapter):
+        with pytest.raises(PermanentError, match="token is not sent"):
+            b"".join(adapter.fetch_attachment("https://attacker.example/files-pri/T-F1/a.txt"))
+
+    def test_config_without_token_is_refused(self):
+        with pytest.raises(ConfigError, match="bot_token"):
+            SlackAdapter.split_config({"conversations": []})
+
+
+class TestXAdapter(AdapterContract, InboundFilesContract):
+    """X: no webhooks for one account on pay-per-use, and replies carry text only; inbound media are files."""
+
+    inbound_file = ("screen.png", "image/png")
+
+    @pytest.fixture
+    def raw_config(self, x_emulator):
+        return {"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url}
+
+    @pytest.fixture
+    def adapter(self, raw_config):
+        config, secrets = XAdapter.split_config(raw_config)
+        adapter = XAdapter(config=config, secrets=secrets)
+        adapter.state = adapter.check_credentials()
+        return adapter
+
+    @pytest.fixture
+    def add_inbound(self, x_emulator):
+        def add(texts):
+            for text in texts:
+                x_emulator.dm_from(x_emulator.people["maya"], text)
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self, x_emulator):
+        def add(text, name, content, content_type):
+            photo = {"type": "photo", "content": content, "content_type": content_type}
+            [key] = x_emulator.post(x_emulator.people["maya"], f"@ithelp {text}", media=[photo])["media_keys"]
+            return f"photo-{key}{PurePosixPath(name).suffix}", 0  # X names no file and declares no size
+
+        return add
+
+    def test_replies_carry_no_files(self, adapter, add_inbound):
+        add_inbound(["help"])
+        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        target = ReplyTarget(thread_key=envelope.thread_key, mode="dm")
+        assert not any(mode.attachments for mode in adapter.reply_modes(target))
+        with pytest.raises(PermanentError, match="text only"):
+            adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))

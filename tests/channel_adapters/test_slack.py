@@ -1,0 +1,283 @@
+"""The Slack adapter through the pipeline: recorded Events API payloads in and polled history in, the
+expected tickets out; replies and errors against the emulator."""
+
+import json
+import time
+import uuid
+
+import pytest
+
+from channel_adapters.slack import SlackAdapter
+from channels_ingest import delivery, polling
+from channels_ingest.models import Channel, InboundMessage
+from helpdesk.celery import app
+from tests.channel_adapters.slack_events import SlackWebhookCase, fixture, sign
+from tests.helpers import poll_as_worker as poll
+from tickets.models import Message, Ticket
+from tickets.replies import reply_to_ticket
+
+pytestmark = pytest.mark.django_db
+
+
+def test_history_is_paged_and_each_message_stored_once(slack_channel, slack_emulator):
+    """conversations.history is followed across next_cursor pages; a re-poll stores nothing new."""
+    slack_channel.config["page_size"] = 3
+    slack_channel.save()
+    slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"issue {i}"} for i in range(10)])
+
+    assert poll(slack_channel).stored == 10
+    assert slack_emulator.stats()["calls"]["conversations.history"] == 4
+    assert poll(slack_channel).stored == 0
+    assert Ticket.objects.count() == 10
+    assert sorted(Ticket.objects.values_list("subject", flat=True)) == sorted(f"issue {i}" for i in range(10))
+
+
+def test_new_thread_replies_are_fetched_with_conversations_replies(slack_channel, slack_emulator):
+    """A thread reply is not in history; the parent's latest_reply leads the poll to conversations.replies."""
+    parent = slack_emulator.post("C0GENERAL", "U0ANN", "printer jammed")["ts"]
+    poll(slack_channel)
+    slack_emulator.post("C0GENERAL", "U0ANN", "still jammed", thread_ts=parent)
+    slack_emulator.post("C0GENERAL", "U0BO", "mine too", thread_ts=parent)
+
+    assert poll(slack_channel).stored == 2
+    ticket = Ticket.objects.get()
+    assert [m.body for m in ticket.messages.timeline()] == ["printer jammed", "still jammed", "mine too"]
+    assert poll(slack_channel).stored == 0
+
+
+def test_edits_seen_in_history_update_the_message(slack_channel, slack_emulator):
+    """An edited message in the lookback window updates the stored text, once."""
+    ts = slack_emulator.post("C0GENERAL", "U0ANN", "wifi slow")["ts"]
+    poll(slack_channel)
+    slack_emulator.edit("C0GENERAL", ts, "wifi down on floor 2")
+    poll(slack_channel)
+    poll(slack_channel)
+    message = Message.objects.get()
+    assert message.body == "wifi down on floor 2"
+    assert message.edited_at
+    assert InboundMessage.objects.count() == 2
+
+
+def test_reply_lands_in_the_thread_of_the_parent(
+    slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks
+):
+    """The agent's reply is posted with thread_ts = the thread's parent ts, even after a thread reply."""
+    parent = slack_emulator.post("C0GENERAL", "U0ANN", "need a new badge")["ts"]
+    poll(slack_channel)
+    slack_emulator.post("C0GENERAL", "U0ANN", "it's urgent <b>really</b>", thread_ts=parent)
+    poll(slack_channel)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_to_ticket(
+            ticket=Ticket.objects.get(), author=agent, body="Printed: pick it up at <desk 4> & sign"
+        )
+    reply.refresh_from_db()
+    [posted] = slack_emulator.bot_messages("C0GENERAL")
+    assert posted["thread_ts"] == parent
+    assert posted["text"] == "Printed: pick it up at &lt;desk 4&gt; &amp; sign"
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert reply.external_id == f"C0GENERAL:{posted['ts']}"
+
+
+def test_our_own_replies_are_not_ingested_back(
+    slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks
+):
+    """The bot's message in the thread (the echo of our reply) never becomes an inbound message."""
+    slack_emulator.post("C0GENERAL", "U0ANN", "help")
+    poll(slack_channel)
+    with django_capture_on_commit_callbacks(execute=True):
+        reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
+    poll(slack_channel)
+    assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 1
+
+
+def test_revoked_token_marks_channel_unhealthy_and_others_keep_working(slack_channel, slack_emulator):
+    """invalid_auth marks only that channel unhealthy with Slack's error."""
+    config, secrets = SlackAdapter.split_config(
+        {"bot_token": "xoxb-wrong", "conversations": ["C0GENERAL"], "base_url": slack_emulator.base_url}
+    )
+    broken = Channel.objects.create(kind="slack", name="broken", config=config, secrets=secrets)
+    slack_emulator.post("C0GENERAL", "U0ANN", "hello")
+
+    poll(broken)
+    poll(slack_channel)
+    assert not broken.healthy
+    assert "invalid_auth" in broken.last_error
+    assert slack_channel.healthy
+    assert slack_channel.last_poll_stored == 1
+
+
+def test_rate_limit_reschedules_the_poll_and_keeps_stored_pages(slack_channel, slack_emulator):
+    """A 429 mid-poll keeps what was stored and waits Retry-After before the next poll."""
+    slack_channel.config["page_size"] = 2
+    slack_channel.save()
+    polling.poll_channel(slack_channel.pk)  # learn the bot's identity first
+    slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"m{i}"} for i in range(4)])
+    slack_emulator.fault("conversations.history", count=1, status=429, retry_after=42)
+
+    outcome = poll(slack_channel)
+    assert "rate limit" in outcome.error.lower()
+    assert slack_channel.healthy
+    assert (slack_channel.next_poll_at - slack_channel.last_poll_at).total_seconds() == pytest.approx(42)
+    assert poll(slack_channel).stored == 4
+
+
+def test_delivery_honours_retry_after_then_sends(
+    slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks
+):
+    """chat.postMessage 429 → the reply stays queued with the error and a retry no sooner than Retry-After."""
+    slack_emulator.post("C0GENERAL", "U0ANN", "help")
+    poll(slack_channel)
+    slack_emulator.fault("chat.postMessage", count=1, status=429, retry_after=7)
+
+    app.conf.task_always_eager = False
+    reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
+    outcome = delivery.deliver_message(reply.pk)
+    assert outcome.status == "retry"
+    assert outcome.retry_in >= 7
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.QUEUED
+    assert "rate limit" in reply.delivery_error
+    assert delivery.deliver_message(reply.pk).status == "sent"
+    assert len(slack_emulator.bot_messages("C0GENERAL")) == 1
+
+
+def test_permanent_slack_error_fails_the_reply_visibly(slack_channel, slack_emulator, agent):
+    """channel_not_found is not retried: the reply is failed with Slack's error."""
+    slack_emulator.post("C0GENERAL", "U0ANN", "help")
+    poll(slack_channel)
+    slack_emulator.fault("chat.postMessage", count=1, error="channel_not_found")
+
+    app.conf.task_always_eager = False
+    reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
+    assert delivery.deliver_message(reply.pk).status == "failed"
+    reply.refresh_from_db()
+    assert reply.delivery_error == "Slack error: channel_not_found"
+
+
+def test_slack_server_errors_are_transient(slack_channel, slack_emulator, agent):
+    """HTTP 503 from Slack is retried, not failed."""
+    slack_emulator.post("C0GENERAL", "U0ANN", "help")
+    poll(slack_channel)
+    slack_emulator.fault("chat.postMessage", count=1, status=503)
+
+    app.conf.task_always_eager = False
+    reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
+    assert delivery.deliver_message(reply.pk).status == "retry"
+
+
+class TestSlackEvents(SlackWebhookCase):
+    def test_top_level_message_opens_a_ticket_named_after_the_user(self):
+        """A top-level message opens a ticket; the requester's name comes from users.info."""
+        self.send("message__top_level")
+        ticket = Ticket.objects.get()
+        assert ticket.subject == "My laptop won't connect to the VPN & Outlook is frozen"
+        assert ticket.requester.display_name == "Ann Employee"
+        assert ticket.requester.identities.get().handle == "ann"
+        assert ticket.messages.get().external_id == "C0GENERAL:1764000000.000100"
+
+    def test_thread_reply_joins_the_ticket_of_its_thread(self):
+        """A reply in the thread lands on the same ticket."""
+        self.send("message__top_level")
+        self.send("message__thread_reply")
+        ticket = Ticket.objects.get()
+        assert [m.body for m in ticket.messages.timeline()][1] == "Restarted it, still broken"
+
+    def test_edit_and_delete_update_the_stored_messages(self):
+        """message_changed rewrites the text; message_deleted marks the message deleted; no new tickets."""
+        for name in ["message__top_level", "message__thread_reply", "message__changed", "message__deleted"]:
+            self.send(name)
+        first, reply = Ticket.objects.get().messages.timeline()
+        assert first.body == "My laptop won't connect to the VPN (Outlook is fine now)"
+        assert first.edited_at
+        assert reply.deleted_at is not None
+
+    def test_redelivered_event_is_stored_once(self):
+        """Slack's retry of the same event (same event_id) is acknowledged and ignored."""
+        self.send("message__top_level")
+        self.send("message__top_level")
+        assert InboundMessage.objects.count() == 1
+        assert Message.objects.count() == 1
+
+    @pytest.mark.parametrize("name", ["message__bot_echo", "message__channel_join", "reaction_added__ignored"])
+    def test_known_noise_is_acknowledged_and_skipped(self, name):
+        """Our own echo, joins and reactions get 200 and create nothing."""
+        response = self.send(name)
+        assert response.json()["ignored"]
+        assert not InboundMessage.objects.exists()
+        assert not Ticket.objects.exists()
+
+    def test_markup_is_turned_into_plain_text(self):
+        """Slack's entities, links and mentions become what the person saw; script stays inert text."""
+        self.send("message__markup")
+        body = Message.objects.get().body
+        assert body == "<script>alert(1)</script> see the status page (https://status.example.com) cc @ann @here"
+
+    def test_url_verification_answers_the_challenge(self):
+        """The Events API handshake echoes the challenge."""
+        response = self.send("url_verification__challenge")
+        assert response.json() == {"challenge": json.loads(fixture("url_verification__challenge"))["challenge"]}
+
+
+class TestSlackBadInput(SlackWebhookCase):
+    def test_unknown_event_type_is_refused_without_retries(self):
+        """An undeclared event type gets 400 and X-Slack-No-Retry, and is logged."""
+        response = self.send("emoji_changed__unknown", expected_status=400)
+        assert "emoji_changed" in response.json()["error"]
+        assert response["X-Slack-No-Retry"] == "1"
+
+    def test_message_without_user_is_refused(self):
+        """A message event that cannot be interpreted is a 400, not a 500."""
+        response = self.send("message__no_user", expected_status=400)
+        assert "ts or user" in response.json()["error"]
+
+    def test_forged_signature_is_refused(self):
+        """A body signed with the wrong secret gets 401 and stores nothing."""
+        body = fixture("message__top_level")
+        response = self.post(body, headers=sign(body, secret="not-the-secret"))
+        assert response.status_code == 401
+        assert not InboundMessage.objects.exists()
+
+    def test_tampered_body_is_refused(self):
+        """A valid signature over a different body gets 401."""
+        headers = sign(fixture("message__top_level"))
+        response = self.post(fixture("message__thread_reply"), headers=headers)
+        assert response.status_code == 401
+
+    def test_stale_timestamp_is_refused(self):
+        """A correctly signed request older than five minutes is a replay: 401."""
+        body = fixture("message__top_level")
+        response = self.post(body, headers=sign(body, timestamp=int(time.time()) - 301))
+        assert response.status_code == 401
+        assert "Stale" in response.json()["error"]
+
+    def test_missing_signature_is_refused(self):
+        response = self.post(fixture("message__top_level"), headers={})
+        assert response.status_code == 401
+
+    @pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b"[1, 2]"])
+    def test_malformed_body_is_refused(self, body):
+        """Malformed JSON gets 400 with a clear error, never a 500."""
+        response = self.post(body)
+        assert response.status_code == 400
+        assert response["X-Slack-No-Retry"] == "1"
+
+    def test_unknown_channel_is_404(self):
+        """A webhook for a channel that does not exist is a 404."""
+        body = fixture("message__top_level")
+        response = self.client.post(
+            f"/webhooks/{uuid.uuid4()}/", data=body, content_type="application/json", **sign(body)
+        )
+        assert response.status_code == 404
+
+    def test_get_is_not_allowed(self):
+        assert self.client.get(self.url()).status_code == 405
+
+    def test_huge_text_is_stored_truncated_not_refused(self):
+        """Text over 40,000 characters is kept (truncated with a note), the message is not lost."""
+        payload = json.loads(fixture("message__top_level"))
+        payload["event"]["text"] = "🙂" * 45_000
+        assert self.post(payload).status_code == 200
+        body = Message.objects.get().body
+        assert body.startswith("🙂" * 40_000)
+        assert "truncated 5000 characters" in body

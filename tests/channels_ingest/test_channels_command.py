@@ -1,0 +1,78 @@
+"""`manage.py channels add|list|poll`."""
+
+import json
+
+import pytest
+from django.core.management import CommandError
+
+from channels_ingest.models import Channel
+from tests.helpers import (
+    channels_command,
+    slack_config_json,
+)
+from tickets.models import Ticket
+
+pytestmark = pytest.mark.django_db
+
+
+def test_add_list_poll_connects_a_workspace(slack_emulator):
+    """The three commands are enough: add verifies the token, list shows health, poll stores and ingests."""
+    output = channels_command("add", "slack", "it-help", "--config", slack_config_json(slack_emulator))
+    assert "Added slack channel 'it-help'" in output
+    assert "/webhooks/" in output
+    assert "xoxb-emulator" not in output  # shown masked only
+    channel = Channel.objects.get(name="it-help")
+    assert channel.state == {"team_id": "T0EMU", "bot_user_id": "U0BOT", "bot_id": "B0BOT"}
+
+    slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"issue {i}"} for i in range(3)])
+    assert "Stored 3 new messages from it-help" in channels_command("poll", "it-help")
+    assert Ticket.objects.count() == 3
+    listing = channels_command("list")
+    assert "it-help\tslack\tenabled\thealthy" in listing
+    assert "(stored 3)" in listing
+
+
+def test_add_refuses_bad_credentials_unless_told_not_to_verify(slack_emulator):
+    """A token Slack refuses is reported with Slack's error and nothing is saved."""
+    with pytest.raises(CommandError, match="invalid_auth"):
+        channels_command("add", "slack", "bad", "--config", slack_config_json(slack_emulator, bot_token="xoxb-nope"))
+    assert not Channel.objects.exists()
+    channels_command(
+        "add", "slack", "bad", "--no-verify", "--config", slack_config_json(slack_emulator, bot_token="xoxb-nope")
+    )
+    assert Channel.objects.filter(name="bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [("{oops", "not valid JSON"), ("[1]", "JSON object"), ('{"conversations": []}', "bot_token")],
+)
+def test_add_rejects_invalid_config_clearly(config, error):
+    with pytest.raises(CommandError, match=error):
+        channels_command("add", "slack", "x", "--config", config)
+
+
+def test_poll_reports_an_unhealthy_channel(slack_emulator):
+    """A poll with a revoked token exits with the platform's error and list shows the channel unhealthy."""
+    channels_command("add", "slack", "it-help", "--config", slack_config_json(slack_emulator))
+    slack_emulator.set_token("xoxb-emulator", revoked=True)
+    with pytest.raises(CommandError, match="token_revoked"):
+        channels_command("poll", "it-help")
+    listing = channels_command("list")
+    assert "UNHEALTHY" in listing
+    assert "token_revoked" in listing
+
+
+def test_poll_of_unknown_channel_is_a_clear_error():
+    with pytest.raises(CommandError, match="No channel named 'ghost'"):
+        channels_command("poll", "ghost")
+
+
+def test_add_and_list_an_x_channel_with_its_spend(x_emulator):
+    """An X account is connected the same way; list shows this month's estimated spend against the budget."""
+    config = json.dumps({"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url, "monthly_budget_usd": 20})
+    assert "Added x channel 'x-help'" in channels_command("add", "x", "x-help", "--config", config)
+    assert Channel.objects.get(name="x-help").state == {"account_id": x_emulator.store.account_id, "username": "ithelp"}
+    x_emulator.post_many([{"author_id": x_emulator.people["maya"], "text": f"@ithelp {i}"} for i in range(30)])
+    assert "Stored 30 new messages" in channels_command("poll", "x-help")
+    assert "estimated spend this month: $0.03 of $20.00 budget" in channels_command("list")

@@ -1,0 +1,243 @@
+"""Reply delivery: sent once, retried with backoff, or visibly failed; files after the text."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from channel_adapters import locmem
+from channel_adapters.base import CredentialsError, PermanentError, RateLimited, TransientError
+from channels_ingest import delivery, ingest, polling, sweep
+from channels_ingest.tasks import deliver_message
+from helpdesk.celery import app
+from tests.factories import message
+from tests.helpers import PNG, SLACK_HELP_CHANNEL, detail_url, send_reply, upload
+from tickets.models import Message, Ticket
+from tickets.replies import reply_to_ticket
+
+
+def thread_replies(slack_emulator, parent_ts):
+    return [
+        m
+        for m in slack_emulator.messages(SLACK_HELP_CHANNEL)
+        if m.get("thread_ts") == parent_ts and m["ts"] != parent_ts
+    ]
+
+
+@pytest.fixture
+def ticket(locmem_channel):
+    locmem.inbox["lm"] = [message("a", text="my laptop won't boot"), message("a.1", thread="a", minute=1)]
+    polling.poll_channel(locmem_channel.pk)
+    ingest.ingest_channel(locmem_channel.pk)
+    return Ticket.objects.get()
+
+
+@pytest.mark.django_db
+def test_reply_with_files_arrives_in_the_thread_after_its_text(
+    agent_client, slack_ticket, slack_emulator, django_capture_on_commit_callbacks
+):
+    response = send_reply(
+        agent_client,
+        slack_ticket,
+        "Here is the log",
+        upload(),
+        upload("screen.png", PNG, "image/png"),
+        capture=django_capture_on_commit_callbacks,
+    )
+    assert response.status_code == 302
+
+    reply = Message.objects.get(direction="outbound")
+    assert reply.delivery_status == "sent"
+    text, first, second = thread_replies(slack_emulator, slack_ticket.parent_ts)
+    assert text["text"] == "Here is the log"
+    assert "files" not in text
+    assert [first["files"][0]["name"], second["files"][0]["name"]] == ["boot.log", "screen.png"]
+    attachments = list(reply.attachments.order_by("id"))
+    assert [a.external_id for a in attachments] == [first["files"][0]["id"], second["files"][0]["id"]]
+    assert all(a.delivered_at and a.status == "stored" for a in attachments)
+    assert attachments[1].file.read() == PNG
+    html = agent_client.get(detail_url(slack_ticket)).content.decode()
+    assert "boot.log" in html
+    assert html.count("delivery-sent") >= 3
+
+
+@pytest.mark.django_db
+def test_a_failed_upload_is_retried_without_reposting(
+    agent_client, slack_ticket, slack_emulator, django_capture_on_commit_callbacks
+):
+    """The text went out, the file's upload failed: the retry sends the file alone, once."""
+    slack_emulator.fault("files.completeUploadExternal", status=500)
+    send_reply(agent_client, slack_ticket, "Here is the log", upload(), capture=django_capture_on_commit_callbacks)
+
+    reply = Message.objects.get(direction="outbound")
+    assert reply.delivery_status == "sent"
+    assert reply.delivery_attempts == 2
+    text, file = thread_replies(slack_emulator, slack_ticket.parent_ts)
+    assert text["text"] == "Here is the log"
+    assert file["files"][0]["name"] == "boot.log"
+    assert slack_emulator.stats()["calls"]["chat.postMessage"] == 1
+
+
+@pytest.mark.django_db
+def test_a_failed_reply_retried_by_the_agent_sends_only_what_is_missing(
+    agent_client, slack_ticket, slack_emulator, settings, django_capture_on_commit_callbacks
+):
+    settings.DELIVERY_MAX_ATTEMPTS = 1
+    slack_emulator.fault("files.getUploadURLExternal", status=200, error="internal_error", count=1)
+    send_reply(
+        agent_client,
+        slack_ticket,
+        "Two files",
+        upload("a.txt"),
+        upload("b.txt"),
+        capture=django_capture_on_commit_callbacks,
+    )
+    reply = Message.objects.get(direction="outbound")
+    assert reply.delivery_status == "failed"
+    assert reply.delivery_error.startswith("The text was sent, but not every file: a.txt:")
+    html = agent_client.get(detail_url(slack_ticket)).content.decode()
+    assert "The text was sent, but not every file" in html
+    assert "Retry" in html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_client.post(reverse("console:message-retry", args=[reply.pk]))
+    reply.refresh_from_db()
+    assert reply.delivery_status == "sent"
+    replies = thread_replies(slack_emulator, slack_ticket.parent_ts)
+    assert [m.get("text") for m in replies] == ["Two files", "", ""]
+    assert [m["files"][0]["name"] for m in replies[1:]] == ["a.txt", "b.txt"]
+
+    # And a second Retry of a sent reply sends nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        agent_client.post(reverse("console:message-retry", args=[reply.pk]))
+    assert len(thread_replies(slack_emulator, slack_ticket.parent_ts)) == 3
+
+
+@pytest.mark.django_db
+def test_reply_goes_to_the_thread_it_came_from(ticket, agent, django_capture_on_commit_callbacks):
+    """An agent reply is delivered to the ticket's conversation and marked sent with the platform id."""
+    with django_capture_on_commit_callbacks(execute=True):
+        reply = reply_to_ticket(ticket=ticket, author=agent, body="On it")
+    reply.refresh_from_db()
+    assert locmem.outbox == [{"thread_key": "a", "text": "On it"}]
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert reply.external_id == "a:out1"
+    assert reply.delivered_at is not None
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.OPEN
+    assert ticket.message_count == 3
+
+
+@pytest.mark.django_db
+def test_transient_failure_is_retried_with_backoff_honouring_retry_after(queued_reply):
+    """A 429 keeps the reply queued, records the error, and schedules the retry no sooner than Retry-After."""
+    locmem.failures.append(RateLimited("ratelimited", retry_after=30))
+    outcome = delivery.deliver_message(queued_reply.pk)
+    queued_reply.refresh_from_db()
+    assert outcome.status == "retry"
+    assert outcome.retry_in >= 30
+    assert queued_reply.delivery_status == Message.DeliveryStatus.QUEUED
+    assert "ratelimited" in queued_reply.delivery_error
+    assert queued_reply.delivery_next_attempt_at > timezone.now() + timedelta(seconds=29)
+
+    assert delivery.deliver_message(queued_reply.pk).status == "sent"
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
+    assert queued_reply.delivery_attempts == 2
+    assert len(locmem.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_backoff_grows_exponentially(queued_reply):
+    """Without Retry-After, each attempt waits about twice as long as the one before."""
+    delays = []
+    for _ in range(3):
+        locmem.failures.append(TransientError("HTTP 503"))
+        delays.append(delivery.deliver_message(queued_reply.pk).retry_in)
+    assert delays[0] < delays[1] < delays[2]
+    assert delays[2] >= 4
+
+
+@pytest.mark.django_db
+def test_reply_fails_visibly_after_the_last_attempt(queued_reply, settings):
+    """After DELIVERY_MAX_ATTEMPTS transient failures the reply is failed, with the platform's error."""
+    settings.DELIVERY_MAX_ATTEMPTS = 3
+    locmem.failures.extend([TransientError("HTTP 503")] * 3)
+    outcomes = [delivery.deliver_message(queued_reply.pk).status for _ in range(3)]
+    queued_reply.refresh_from_db()
+    assert outcomes == ["retry", "retry", "failed"]
+    assert queued_reply.delivery_status == Message.DeliveryStatus.FAILED
+    assert "HTTP 503" in queued_reply.delivery_error
+    assert "3 attempts" in queued_reply.delivery_error
+
+
+@pytest.mark.django_db
+def test_permanent_error_fails_at_once_and_retry_resends(queued_reply, django_capture_on_commit_callbacks):
+    """A permanent refusal is not retried; the agent's Retry really resends it."""
+    locmem.failures.append(PermanentError("channel_not_found"))
+    assert delivery.deliver_message(queued_reply.pk).status == "failed"
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_error == "channel_not_found"
+
+    app.conf.task_always_eager = True
+    with django_capture_on_commit_callbacks(execute=True):
+        assert delivery.retry_delivery(queued_reply) is True
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
+    assert len(locmem.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_credentials_error_fails_the_reply_and_marks_the_channel_unhealthy(queued_reply, locmem_channel):
+    """Revoked credentials fail the reply and flag the channel."""
+    locmem.failures.append(CredentialsError("token_revoked"))
+    delivery.deliver_message(queued_reply.pk)
+    locmem_channel.refresh_from_db()
+    assert not locmem_channel.healthy
+    assert "token_revoked" in locmem_channel.last_error
+
+
+@pytest.mark.django_db
+def test_delivering_twice_sends_once(queued_reply):
+    """A redelivered task finds the reply already sent and does nothing."""
+    assert delivery.deliver_message(queued_reply.pk).status == "sent"
+    assert delivery.deliver_message(queued_reply.pk).status == "noop"
+    assert len(locmem.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_reply_is_kept_and_later_sent_when_the_broker_is_down(
+    ticket, agent, monkeypatch, django_capture_on_commit_callbacks
+):
+    """If queuing fails (broker down), the reply stays queued in the database and the sweep sends it later."""
+
+    def broker_down(*args):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(deliver_message, "delay", broker_down)
+        with django_capture_on_commit_callbacks(execute=True):
+            reply = reply_to_ticket(ticket=ticket, author=agent, body="Looking into it")
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.QUEUED
+    assert locmem.outbox == []
+
+    assert sweep.sweep(now=timezone.now() + timedelta(minutes=3))["redeliveries"] == 1
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+
+
+@pytest.mark.django_db
+def test_credentials_refused_at_delivery_do_not_count_as_a_poll(queued_reply, locmem_channel):
+    """A delivery is not a poll: the channel turns unhealthy with the reason, its last poll time stays as it was."""
+    locmem_channel.refresh_from_db()
+    polled_at = locmem_channel.last_poll_at
+    locmem.failures.append(CredentialsError("token_revoked"))
+    delivery.deliver_message(queued_reply.pk)
+    locmem_channel.refresh_from_db()
+    assert not locmem_channel.healthy
+    assert locmem_channel.last_error == "Credentials rejected: token_revoked"
+    assert locmem_channel.last_error_at > polled_at
+    assert locmem_channel.last_poll_at == polled_at

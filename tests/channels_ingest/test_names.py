@@ -1,0 +1,27 @@
+"""People's names: cached, looked up after ingestion, never during it."""
+
+import pytest
+
+from channels_ingest import names
+from tests.factories import sender
+from tests.helpers import poll_as_worker as poll
+from tickets.models import Ticket
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_name_lookup_for_a_deleted_channel_does_nothing(locmem_channel):
+    """The follow-up name lookup runs after ingestion; if the channel was deleted meanwhile it has nothing to do."""
+    channel_id = locmem_channel.pk
+    locmem_channel.delete()
+    assert names.describe_senders(channel_id, [sender("u1", "Ann")]) == 0
+
+
+def test_user_names_are_cached(slack_channel, slack_emulator):
+    """users.info is called once per person, not once per message."""
+    slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"m{i}"} for i in range(5)])
+    poll(slack_channel)
+    slack_emulator.post("C0GENERAL", "U0ANN", "another")
+    poll(slack_channel)
+    assert slack_emulator.stats()["calls"]["users.info"] == 1
+    assert set(Ticket.objects.values_list("requester__display_name", flat=True)) == {"Ann Employee"}

@@ -1,0 +1,76 @@
+"""Beat's sweep: due polls, and work whose task was lost."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from channel_adapters import locmem
+from channel_adapters.base import InboundAttachment
+from channels_ingest import polling, sweep
+from channels_ingest.models import Channel, InboundMessage
+from helpdesk.celery import app
+from tests.factories import message, message_with
+from tests.helpers import (
+    receive,
+)
+from tickets.models import Attachment, Message
+
+
+@pytest.mark.django_db
+def test_the_sweep_requeues_lost_downloads(locmem_channel):
+    app.conf.task_always_eager = False
+    locmem.files["r1"] = b"data"
+    receive(
+        locmem_channel, [message_with(InboundAttachment(name="a.txt", content_type="text/plain", size=4, ref="r1"))]
+    )
+    assert sweep.sweep()["downloads"] == 0
+    Attachment.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=5))
+    app.conf.task_always_eager = True
+    assert sweep.sweep()["downloads"] == 1
+    assert Attachment.objects.get().status == "stored"
+
+
+@pytest.mark.django_db
+def test_sweep_fails_replies_whose_worker_died_mid_send(queued_reply):
+    """A reply stuck in 'sending' (worker killed during the platform call) is failed honestly, not resent blindly."""
+    Message.objects.filter(pk=queued_reply.pk).update(
+        delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at=timezone.now() - timedelta(minutes=10)
+    )
+    assert sweep.sweep()["unknown"] == 1
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.FAILED
+    assert "may or may not have arrived" in queued_reply.delivery_error
+
+
+@pytest.mark.django_db
+def test_sweep_requeues_replies_whose_retry_was_lost(queued_reply):
+    """A queued reply whose retry is long overdue (lost broker message) is delivered by the sweep."""
+    Message.objects.filter(pk=queued_reply.pk).update(delivery_next_attempt_at=timezone.now() - timedelta(minutes=5))
+    app.conf.task_always_eager = True
+    assert sweep.sweep()["redeliveries"] == 1
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
+
+
+@pytest.mark.django_db
+def test_sweep_starts_due_polls_once(locmem_channel, django_capture_on_commit_callbacks):
+    """Beat's sweep polls due channels, then not again until their interval has passed."""
+    locmem.inbox["lm"] = [message("a")]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep.sweep()["polls"] == 1
+    locmem_channel.refresh_from_db()
+    assert locmem_channel.next_poll_at > timezone.now()
+    assert Message.objects.count() == 1
+    assert sweep.sweep()["polls"] == 0
+
+
+@pytest.mark.django_db
+def test_sweep_recovers_ingestion_a_lost_task_left_pending(locmem_channel):
+    """Rows stored but never ingested (their task was lost) are ingested by the sweep."""
+    locmem.inbox["lm"] = [message("a")]
+    polling.poll_channel(locmem_channel.pk)  # its on-commit ingest never runs in this test
+    InboundMessage.objects.update(received_at=timezone.now() - timedelta(minutes=1))
+    Channel.objects.update(next_poll_at=timezone.now() + timedelta(hours=1))
+    assert sweep.sweep()["ingests"] == 1
+    assert Message.objects.count() == 1

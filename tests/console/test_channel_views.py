@@ -1,0 +1,77 @@
+"""The Channels page."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.urls import reverse
+
+from channels_ingest.models import ApiUsage, Channel
+from channels_ingest.usage import month_start
+from tests.factories import BASE_TIME
+from tests.helpers import (
+    queries_for,
+)
+
+
+def test_admin_sees_the_channels_page(client, admin_user, offline_x_channel):
+    """Admins use the console too, and see the same channel health page."""
+    client.force_login(admin_user)
+    assert "x-help" in client.get(reverse("console:channels")).content.decode()
+
+
+def test_channels_page_shows_health_and_spend(agent_client, offline_x_channel, locmem_channel):
+    """Each channel shows kind, name, health, last error, last poll and stored count, pause, and this month's spend."""
+    offline_x_channel.config["monthly_budget_usd"] = 50
+    offline_x_channel.secrets = {"bearer_token": "sekrit-bearer-token-XYZ"}
+    offline_x_channel.last_poll_at = BASE_TIME
+    offline_x_channel.last_poll_stored = 17
+    offline_x_channel.healthy = False
+    offline_x_channel.last_error = "Credentials rejected: X refused the credentials: <HTTP 401>"
+    offline_x_channel.paused_reason = "Monthly budget of $50 reached"
+    offline_x_channel.save()
+    ApiUsage.objects.create(
+        channel=offline_x_channel, month=month_start(), operation="post_read_owned", units=2, cost=Decimal("0.01")
+    )
+    ApiUsage.objects.create(
+        channel=offline_x_channel, month=month_start(), operation="dm_create", units=1, cost=Decimal("0.02")
+    )
+    last_month = month_start() - timedelta(days=1)
+    ApiUsage.objects.create(
+        channel=offline_x_channel, month=last_month.replace(day=1), operation="dm_create", units=9, cost=9
+    )
+
+    response = agent_client.get(reverse("console:channels"))
+    html = response.content.decode()
+    assert 'data-kind="x">X</span> x-help' in html
+    assert 'data-kind="locmem">Locmem</span> lm' in html
+    assert '$0.03 <span class="muted">of $50.00</span>' in html  # this month only
+    assert "$0.00" in html  # locmem: nothing spent, no budget
+    assert "Unhealthy" in html
+    assert "Healthy" in html
+    assert "Paused" in html
+    assert "X refused the credentials: &lt;HTTP 401&gt;" in html
+    assert "Monthly budget of $50 reached" in html
+    assert "· 17 stored" in html
+    assert "never" in html
+    for secret in ["sekrit", "XYZ", "s3cret", "****"]:
+        assert secret not in html
+    assert 'aria-current="page">Channels' in html
+
+
+def test_channels_page_query_count_does_not_grow(agent_client, offline_x_channel):
+    """30 channels with usage take as many queries as 3: spend is summed for all channels in one query."""
+
+    def add_channels(numbers):
+        for n in numbers:
+            channel = Channel.objects.create(kind="locmem", name=f"lm-{n}", config={"inbox": f"lm-{n}"})
+            ApiUsage.objects.create(
+                channel=channel, month=month_start(), operation="read", units=1, cost=Decimal("0.5")
+            )
+
+    add_channels(range(2))
+    few = queries_for(agent_client, reverse("console:channels"))
+    add_channels(range(2, 29))
+    assert Channel.objects.count() == 30
+    response = agent_client.get(reverse("console:channels"))
+    assert response.content.decode().count("$0.50") == 29
+    assert queries_for(agent_client, reverse("console:channels")) == few

@@ -1,0 +1,110 @@
+"""Markup rendered in Python: every value escaped."""
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.template import Context
+
+from console.forms import TicketFilterForm
+from console.templatetags.console_fields import plain_select
+from console.templatetags.console_labels import ago, compact_since
+from console.templatetags.console_timeline import delivery_status, timeline_message
+from tests.factories import message
+from tests.helpers import receive
+from tickets.models import Message, Ticket
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture
+def hostile_reply(locmem_channel, agent):
+    receive(locmem_channel, [message("m1", text="hi")])
+    ticket = Ticket.objects.get()
+    reply = Message.objects.create(
+        ticket=ticket,
+        direction=Message.Direction.OUTBOUND,
+        author_user=agent,
+        body=HOSTILE,
+        delivery_status=Message.DeliveryStatus.FAILED,
+        delivery_error=f"Slack error: {HOSTILE}",
+    )
+    reply.conversation_label = f"Locmem {HOSTILE}"
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (timedelta(seconds=5), "just now"),
+        (timedelta(minutes=1), "1\u00a0min ago"),
+        (timedelta(minutes=59, seconds=59), "59\u00a0min ago"),
+        (timedelta(hours=3, minutes=20), "3\u00a0h ago"),
+        (timedelta(days=2, hours=23), "2\u00a0d ago"),
+        (timedelta(days=15), "2\u00a0wk ago"),
+        (timedelta(days=65), "2\u00a0mo ago"),
+        (timedelta(days=800), "2\u00a0yr ago"),
+        (timedelta(seconds=-30), "just now"),  # a clock a little ahead is not "in the future"
+    ],
+)
+def test_compact_since(delta, text):
+    assert compact_since(NOW - delta, NOW) == text
+
+
+def test_ago_gives_the_exact_utc_time_as_value_and_title():
+    at = datetime(2026, 11, 25, 9, 5, 30, tzinfo=UTC)
+    assert ago(at, NOW) == '<time datetime="2026-11-25T09:05:30+00:00" title="2026-11-25 09:05 UTC">2\u00a0h ago</time>'
+
+
+@pytest.mark.django_db
+def test_plain_select_marks_the_submitted_value_and_escapes_labels(locmem_channel):
+    locmem_channel.name = '<b>"help"</b>'
+    locmem_channel.save()
+    form = TicketFilterForm({"channel": str(locmem_channel.pk), "sort": "priority"})
+    html = plain_select(form["channel"])
+    assert html.startswith('<select name="channel" id="id_channel">')
+    assert f'<option value="{locmem_channel.pk}" selected>&lt;b&gt;&quot;help&quot;&lt;/b&gt;</option>' in html
+    assert '<option value="">Any channel</option>' in html
+    assert '<option value="priority" selected>Priority</option>' in plain_select(form["sort"])
+    unfiltered = plain_select(TicketFilterForm({})["channel"])
+    assert unfiltered.count(" selected") == 1
+    assert '<option value="" selected>Any channel</option>' in unfiltered
+
+
+def test_every_value_of_a_message_is_escaped(hostile_reply):
+    html = timeline_message(Context({"csrf_token": 'tok"en'}), hostile_reply)
+    assert "<script>" not in html
+    assert html.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") == 3  # body, conversation, error
+    assert html.startswith(f'<li id="message-{hostile_reply.pk}" class="message message-outbound">')
+    assert '<span class="badge delivery-failed">' in html
+    assert 'name="csrfmiddlewaretoken" value="tok&quot;en"' in html  # the Retry form, token escaped too
+
+
+def test_a_reply_on_its_way_polls_and_a_stalled_one_says_so(hostile_reply, settings):
+    settings.DELIVERY_STALE_SECONDS = 0
+    Message.objects.filter(pk=hostile_reply.pk).update(delivery_status=Message.DeliveryStatus.QUEUED, delivery_error="")
+    hostile_reply.refresh_from_db()
+    html = delivery_status(Context({}), hostile_reply)
+    assert f'hx-get="/console/messages/{hostile_reply.pk}/status/" hx-trigger="every 2s"' in html
+    assert "delivery-stalled" in html
+    assert "Still queued after" in html
+    assert "Retry" not in html
+
+
+def test_an_oob_entry_swaps_in_place():
+    note = SimpleNamespace(
+        pk=7,
+        direction=Message.Direction.NOTE,
+        created_at=Message._meta.get_field("created_at").default(),
+        deleted_at=None,
+        edited_at=None,
+        author_name="Ann",
+        body="x",
+        files=[],
+    )
+    html = timeline_message(Context({}), note, oob=True)
+    assert html.startswith('<li id="message-7" class="message message-note" hx-swap-oob="true">')
+    assert "Only agents see this note" in html

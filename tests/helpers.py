@@ -1,0 +1,358 @@
+"""What the tests share besides fixtures: URLs, builders that go through the real pipeline, page readers,
+query counting, a real Celery worker, and a signed-in browser. Fixtures live in ``conftest.py``, which imports
+these; tests import them from here, never from ``conftest.py``.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from io import StringIO
+
+import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from channels_ingest import ingest, polling
+from channels_ingest.channel_config import clean_channel_config
+from channels_ingest.models import Channel, InboundMessage
+from helpdesk.celery import app as celery_app
+from tests.factories import mention, message
+from tickets.inbound import receive_batch
+from tickets.merging import merge_tickets
+from tickets.models import Macro, Message, Ticket, TicketThread
+from tickets.replies import reply_to_ticket
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# Console URLs ------------------------------------------------------------------
+
+
+def detail_url(ticket):
+    return reverse("console:ticket-detail", args=[ticket.pk])
+
+
+def reply_url(ticket):
+    return reverse("console:ticket-reply", args=[ticket.pk])
+
+
+def note_url(ticket):
+    return reverse("console:ticket-note", args=[ticket.pk])
+
+
+def download_url(attachment):
+    return reverse("console:attachment", args=[attachment.pk])
+
+
+def length_url(ticket):
+    return reverse("console:reply-length", args=[ticket.pk])
+
+
+# Building tickets ----------------------------------------------------------------
+
+
+def receive(channel, envelopes):
+    """Ingest envelopes directly, as the pipeline would after storing them."""
+    with transaction.atomic():
+        receive_batch(channel=channel, envelopes=envelopes)
+
+
+def open_tickets(channel, count, *, first=0):
+    """``count`` more tickets ("Problem <n>"), each opened by a different requester; every ticket, oldest first."""
+    numbers = range(first, first + count)
+    receive(
+        channel,
+        [message(f"m{n}", user=f"u{n}", name=f"Person {n}", text=f"Problem {n}", minute=n) for n in numbers],
+    )
+    return list(Ticket.objects.order_by("id"))
+
+
+def poll_and_ingest(channel):
+    """Poll a channel and ingest what it stored, in this process."""
+    outcome = polling.poll_channel(channel.pk)
+    ingest.ingest_channel(channel.pk)
+    return outcome
+
+
+def requester_writes(locmem_channel, external_id, text, minute=1):
+    """Ann writes again in the conversation of the ``ticket`` fixture ("m0"); returns her stored message."""
+    receive(locmem_channel, [message(external_id, thread="m0", text=text, minute=minute)])
+    return Message.objects.get(external_id=external_id)
+
+
+def x_ticket(channel, *, summoned):
+    """A ticket opened by an X mention (summoned: it @mentioned the account itself)."""
+    receive(channel, [mention(123, summoned=summoned)])
+    return Ticket.objects.get()
+
+
+#: The status of an inbound row held for an agent in the Triage list.
+TRIAGE = InboundMessage.Status.TRIAGE
+
+
+def awaiting_triage(channel, envelopes):
+    """Triage rows as ingestion leaves them: the raw envelope, held for an agent."""
+    return InboundMessage.objects.bulk_create(
+        [
+            InboundMessage(channel=channel, external_id=e.external_id, payload=e.to_json(), status=TRIAGE)
+            for e in envelopes
+        ]
+    )
+
+
+def merge(agent, *tickets, keep=None):
+    return merge_tickets(ticket_ids=[t.pk for t in tickets], actor=agent, keep_id=keep.pk if keep else None)
+
+
+def thread_with_key(key):
+    return TicketThread.objects.get(key=key)
+
+
+def outbound(ticket=None):
+    """Replies (of ``ticket``, or of every ticket)."""
+    messages = ticket.messages if ticket is not None else Message.objects
+    return messages.filter(direction=Message.Direction.OUTBOUND)
+
+
+def shared_macro(**fields):
+    return Macro.objects.create(**{"name": "Ask for details", "body": "Hi {requester_first_name}", **fields})
+
+
+# Files ------------------------------------------------------------------------------
+
+#: A small PNG (its signature, then bytes): enough for a thumbnail's content type, and several download chunks.
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+#: The emulator's #it-help, which the ``slack_channel`` fixture watches.
+SLACK_HELP_CHANNEL = "C0GENERAL"
+
+
+def share(slack_emulator, text, *files, thread_ts=None):
+    """Ann posts in #it-help with files: (name, bytes, mime type)."""
+    return slack_emulator.post(
+        SLACK_HELP_CHANNEL,
+        "U0ANN",
+        text,
+        thread_ts=thread_ts,
+        files=[{"name": name, "content": content, "mimetype": mimetype} for name, content, mimetype in files],
+    )
+
+
+def x_photo(content=PNG, **extra):
+    """A photo as the X emulator attaches it to a post or DM."""
+    return {"type": "photo", "content": content, "content_type": "image/png", **extra}
+
+
+def upload(name="boot.log", content=b"line 1\nline 2\n", content_type="text/plain"):
+    """A file as an agent attaches it in the composer."""
+    return SimpleUploadedFile(name, content, content_type=content_type)
+
+
+def poll_as_worker(channel):
+    """Poll and ingest as the worker would, running what both queue on commit (e.g. name lookups)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        outcome = polling.poll_channel(channel.pk)
+    channel.refresh_from_db()
+    return outcome
+
+
+def make_x_channel(x_emulator, name="x-help", **config):
+    raw = {"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url, **config}
+    clean, secrets = clean_channel_config("x", raw)
+    return Channel.objects.create(kind="x", name=name, config=clean, secrets=secrets)
+
+
+# Sending replies --------------------------------------------------------------------
+
+
+def post_reply(client, ticket, seen, body="Have you tried turning it off?", **extra):
+    """The composer's POST of a reply, with the place the agent had seen (``seen_of``)."""
+    return client.post(reply_url(ticket), {"body": body, **seen, **extra})
+
+
+def send_reply(agent_client, ticket, body, *files, capture):
+    """The composer's POST of a reply with files, running its delivery (queued on commit)."""
+    with capture(execute=True):
+        return agent_client.post(reply_url(ticket), {"body": body, "files": list(files)})
+
+
+def reply_and_deliver(ticket, agent, body, mode=None):
+    """A reply stored and delivered at once (its on-commit delivery runs); returns it as delivered."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        message = reply_to_ticket(ticket=ticket, author=agent, body=body, mode=mode)
+    message.refresh_from_db()
+    return message
+
+
+# Commands ---------------------------------------------------------------------------
+
+
+def channels_command(*args):
+    """What `manage.py channels <args>` prints."""
+    out = StringIO()
+    call_command("channels", *args, stdout=out)
+    return out.getvalue()
+
+
+def slack_config_json(emulator, **extra):
+    """A Slack channel's --config for the emulator, as an admin would type it."""
+    return json.dumps(
+        {
+            "bot_token": "xoxb-emulator",
+            "signing_secret": "emulator-secret",
+            "conversations": [SLACK_HELP_CHANNEL],
+            "base_url": emulator.base_url,
+            **extra,
+        }
+    )
+
+
+# Reading pages ------------------------------------------------------------------
+
+
+def text_of(html):
+    """The page's text with tags dropped and whitespace collapsed, as a reader hears it."""
+    return " ".join(re.sub(r"<[^>]+>", "", html).split())
+
+
+def seen_of(html):
+    """The composer's hidden place (what the agent had seen), as the form would post it."""
+    place = dict(re.findall(r'<input type="hidden" name="(seen_\w+)" value="([^"]*)"', html))
+    assert place, "no composer place"
+    return place
+
+
+def flashes(response):
+    """The messages a response shows the agent ("Ticket updated.")."""
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def queries_for(client, url, *, cold_cache=False):
+    """How many queries a successful GET of ``url`` takes; with ``cold_cache``, its worst case: nothing
+    cached beforehand (e.g. the queue's shared view counts)."""
+    if cold_cache:
+        cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def wait_for(predicate, timeout=30, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
+
+
+# A real Celery worker -------------------------------------------------------------
+
+
+def worker_env():
+    """The environment for a worker process that must see this test's database."""
+    settings_dict = connection.settings_dict
+    if connection.vendor != "postgresql":
+        pytest.fail("Worker tests need PostgreSQL: set DATABASE_URL (see Makefile `test`).")
+    url = (
+        f"postgres://{settings_dict['USER'] or 'postgres'}@{settings_dict['HOST'] or '127.0.0.1'}:"
+        f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+    )
+    env = dict(os.environ, DATABASE_URL=url, DJANGO_DEBUG="1")
+    if not env.get("CELERY_BROKER_URL", "").startswith("redis"):
+        pytest.fail("Worker tests need Redis: set CELERY_BROKER_URL=redis://… (see Makefile `test`).")
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, concurrency=2, env=None):
+        self.concurrency = concurrency
+        self.env = env or {}
+        self.process = None
+
+    def start(self):
+        name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "helpdesk",
+                "worker",
+                "-l",
+                "WARNING",
+                "-n",
+                name,
+                "-c",
+                str(self.concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env={**worker_env(), **self.env},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            replies = celery_app.control.ping(timeout=0.5) or []
+            if any(name.split("@")[0] in key for reply in replies for key in reply):
+                return self
+            if self.process.poll() is not None:
+                pytest.fail("The Celery worker exited during start-up.")
+        pytest.fail("The Celery worker did not answer a ping within 30 s.")
+
+    def kill(self):
+        """SIGKILL: the worker dies mid-task, as in a crash or an OOM kill."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+# A real browser -----------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BROWSER_TIMEOUT_MS = 20_000
+
+
+def signed_in_page(browser, live_server, username, password):
+    """A new browser context (its own cookies: its own session), signed in, on the queue."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/console/")
+    return page
+
+
+def open_ticket(page, live_server, ticket):
+    page.goto(live_server.url + detail_url(ticket))

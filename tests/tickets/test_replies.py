@@ -1,0 +1,40 @@
+"""Replies and internal notes as the domain stores them."""
+
+import pytest
+
+from channel_adapters import locmem
+from tickets.models import Message, Ticket
+from tickets.replies import ReplyError, add_note, reply_to_ticket
+
+
+@pytest.mark.django_db
+def test_blank_or_overlong_reply_is_refused(ticket, agent):
+    """Replies are validated against the channel's limit before anything is stored."""
+    with pytest.raises(ReplyError):
+        reply_to_ticket(ticket=ticket, author=agent, body="   ")
+    with pytest.raises(ReplyError, match="at most 1000"):
+        reply_to_ticket(ticket=ticket, author=agent, body="x" * 1001)
+    assert not Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()
+
+
+def test_add_note_stores_a_note_without_delivery(ticket, agent):
+    before = Ticket.objects.get(pk=ticket.pk)
+    note = add_note(ticket=ticket, author=agent, body="  Printer is under warranty  ")
+
+    assert note.direction == Message.Direction.NOTE
+    assert note.body == "Printer is under warranty"
+    assert note.thread is None
+    assert note.delivery_status == ""
+    assert note.author_user == agent
+    ticket = Ticket.objects.get(pk=ticket.pk)
+    assert ticket.message_count == before.message_count + 1
+    assert ticket.last_activity_at >= before.last_activity_at
+    assert ticket.status == before.status  # a note answers nobody: a new ticket stays new
+    assert locmem.outbox == []
+
+
+@pytest.mark.parametrize("body", ["", "   \n "])
+def test_an_empty_note_is_refused(ticket, agent, body):
+    with pytest.raises(ReplyError):
+        add_note(ticket=ticket, author=agent, body=body)
+    assert not Message.objects.filter(direction=Message.Direction.NOTE).exists()

@@ -1,0 +1,37 @@
+"""Updating ticket fields, one ticket or many."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.helpers import (
+    open_tickets,
+)
+from tickets.models import TicketEvent
+from tickets.updates import TicketUpdateError, update_tickets
+
+
+def bulk_queries(tickets, **changes):
+    with CaptureQueriesContext(connection) as queries:
+        update_tickets(ticket_ids=[t.pk for t in tickets], **changes)
+    return len(queries)
+
+
+def test_service_refuses_unknown_status_and_non_agents(agent, employee, tickets):
+    """The service applies update_ticket's rules itself, whoever calls it."""
+    with pytest.raises(TicketUpdateError, match="Unknown status 'bogus'"):
+        update_tickets(ticket_ids=[t.pk for t in tickets], actor=agent, status="bogus")
+    with pytest.raises(TicketUpdateError, match="is not an agent"):
+        update_tickets(ticket_ids=[t.pk for t in tickets], actor=agent, assignee=employee)
+    assert not TicketEvent.objects.exists()
+
+
+def test_query_count_does_not_grow_with_the_selection(agent, colleague, locmem_channel):
+    """3 tickets or 30: the same queries (lock and read, one UPDATE, one INSERT of events)."""
+    few = open_tickets(locmem_channel, 3)
+    few_queries = bulk_queries(few, actor=agent, assignee=colleague, status="open", priority=3)
+    many = open_tickets(locmem_channel, 30, first=100)[3:]
+    assert len(many) == 30
+    assert bulk_queries(many, actor=agent, assignee=colleague, status="open", priority=3) == few_queries
+    assert TicketEvent.objects.count() == 33 * 3
+    assert few_queries <= 6  # savepoint, assignee's groups, lock+read, UPDATE, INSERT, release
