@@ -147,7 +147,7 @@ def _measure(body, thread, mode):
     if mode is None:  # nowhere to reply (the reply itself will say so): plain characters, no limit
         return counter(len(body), None)
     if len(body) > Message.MAX_BODY_LENGTH:
-        # Far past every channel's limit: not worth weighing (twitter-text takes ~10 µs a character).
+        # Far past every channel's limit: not worth weighing (twitter-text weighs it character by character).
         return counter(len(body), mode.max_length)
     return counter(thread.channel.adapter().reply_length(body, mode.key), mode.max_length)
 

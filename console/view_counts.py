@@ -1,7 +1,7 @@
 """The view tabs' counts, cheap enough to show on every queue render and every 5-second poll.
 
-Counting the shared views (unassigned, all open, pending, resolved) scans the whole ticket table,
-about 45 ms at 100,000 tickets, and is the same for every agent. So it runs at most once per
+Counting the shared views (unassigned, all open, pending, resolved) scans the whole ticket table (its cost
+at 100,000 tickets is in docs/benchmarks.md), and is the same for every agent. So it runs at most once per
 ``CONSOLE_VIEW_COUNTS_TTL`` seconds for the whole desk and is kept in the cache (Redis in production,
 so every web process shares it). "My open" differs per agent and is one index read, so it is always
 exact. Shared counts may lag by up to the TTL; the rows themselves are never cached.

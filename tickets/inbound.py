@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -171,7 +172,8 @@ def _resolve_threads(channel, envelopes, identities):
         if key not in threads or (key in closed and not envelope.reopens):
             openers[key] = envelope
     # A new ticket's messages are all in this batch, so its counters are known before it is inserted.
-    batch_count, batch_latest = defaultdict(int), {}
+    batch_count: defaultdict[str, int] = defaultdict(int)
+    batch_latest: dict[str, datetime] = {}
     for envelope in envelopes:
         batch_count[envelope.thread_key] += 1
         batch_latest[envelope.thread_key] = envelope.sent_at

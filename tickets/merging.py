@@ -118,7 +118,7 @@ def _lock_channels_of(ticket_ids):
     Channel = TicketThread._meta.get_field("channel").related_model
     threads = TicketThread.objects.filter(ticket_id__in=ticket_ids).values("channel_id")
     list(
-        Channel.objects.select_for_update(no_key=True)
+        Channel._default_manager.select_for_update(no_key=True)
         .filter(pk__in=threads)
         .order_by("pk")
         .values_list("pk", flat=True)

@@ -51,9 +51,9 @@ class TicketQuerySet(models.QuerySet):
         """How many tickets the console's shared views hold, in ONE aggregate query.
 
         Conditional ``COUNT(*) FILTER (WHERE ...)`` over the status and assignee columns: one pass over
-        the table, about 45 ms at 100,000 tickets on PostgreSQL (measured on the console bench database;
-        an index on (status, assignee) did not help, the planner still prefers one sequential scan).
-        The same for every agent, so the console caches it (``tickets.console.view_counts``).
+        the table, whatever the view (an index on (status, assignee) did not help: the planner still prefers
+        one sequential scan; figures in docs/benchmarks.md). The same for every agent, so the console caches
+        it (``console.view_counts``).
         """
         Status = self.model.Status
         is_open = ~models.Q(status__in=self.model.CLOSED_STATUSES)

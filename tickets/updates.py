@@ -7,12 +7,16 @@ then written with one UPDATE and one INSERT of events, however many tickets were
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Ticket, TicketEvent
+from .models import Queue, Ticket, TicketEvent
 from .roles import is_agent
 
 #: The most tickets one update may change at once (a page of the queue is 50).
@@ -25,40 +29,58 @@ class TicketUpdateError(ValueError):
     """A ticket update that cannot be applied (an unknown status, a non-agent assignee)."""
 
 
-#: "Leave as it is" for fields where None means "clear" (assignee, queue).
-UNCHANGED = object()
+class Unchanged(enum.Enum):
+    """ "Leave as it is", for the fields where None means "clear" (assignee, queue)."""
+
+    UNCHANGED = "unchanged"
 
 
-def _user_label(user):
+UNCHANGED = Unchanged.UNCHANGED
+
+
+def _user_label(user: User | None) -> str:
     return (user.get_full_name() or user.get_username()) if user else ""
 
 
-def validate_update(*, status=None, priority=None, assignee=UNCHANGED):
+def validate_update(
+    *, status: str | None = None, priority: int | str | None = None, assignee: User | Unchanged | None = UNCHANGED
+) -> Ticket.Priority | None:
     """Refuse what no ticket may be given (an unknown status or priority, a non-agent assignee).
 
     Returns the priority as a ``Ticket.Priority`` (or None).
     """
     if status is not None and status not in Ticket.Status.values:
         raise TicketUpdateError(f"Unknown status {status!r}.")
+    valid_priority = None
     if priority is not None:
         try:
-            priority = Ticket.Priority(int(priority))
+            valid_priority = Ticket.Priority(int(priority))
         except (TypeError, ValueError) as exc:
             raise TicketUpdateError(f"Unknown priority {priority!r}.") from exc
     if assignee is not UNCHANGED and assignee is not None and not is_agent(assignee):
         raise TicketUpdateError(f"{_user_label(assignee)} is not an agent and cannot be assigned tickets.")
-    return priority
+    return valid_priority
 
 
-def apply_update(current: Ticket, *, actor, at, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+def apply_update(
+    current: Ticket,
+    *,
+    actor: User | None,
+    at: datetime,
+    status: str | None = None,
+    priority: Ticket.Priority | None = None,
+    assignee: User | Unchanged | None = UNCHANGED,
+    queue: Queue | Unchanged | None = UNCHANGED,
+) -> tuple[list[TicketEvent], set[str]]:
     """Change a locked, freshly read ticket in memory; returns (unsaved events, changed fields).
 
     ``current`` must have ``assignee`` and ``queue`` loaded (their names go into the events).
     Arguments are already validated (``validate_update``).
     """
-    events, fields = [], set()
+    events: list[TicketEvent] = []
+    fields: set[str] = set()
 
-    def record(kind, old, new):
+    def record(kind: str, old: str, new: str) -> None:
         events.append(TicketEvent(ticket=current, actor=actor, kind=kind, old_value=old, new_value=new, created_at=at))
 
     if status is not None and status != current.status:
@@ -85,7 +107,15 @@ def apply_update(current: Ticket, *, actor, at, status=None, priority=None, assi
     return events, fields
 
 
-def update_ticket(*, ticket: Ticket, actor, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+def update_ticket(
+    *,
+    ticket: Ticket,
+    actor: User | None,
+    status: str | None = None,
+    priority: int | str | None = None,
+    assignee: User | Unchanged | None = UNCHANGED,
+    queue: Queue | Unchanged | None = UNCHANGED,
+) -> list[TicketEvent]:
     """Apply an agent's changes to a ticket and record one ``TicketEvent`` per field that really changed.
 
     ``status`` and ``priority`` are left alone when None; ``assignee`` and ``queue`` when ``UNCHANGED``
@@ -93,12 +123,12 @@ def update_ticket(*, ticket: Ticket, actor, status=None, priority=None, assignee
     reopening clears it). The row is locked and re-read, so concurrent changes are judged against the
     stored values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
     """
-    priority = validate_update(status=status, priority=priority, assignee=assignee)
+    valid_priority = validate_update(status=status, priority=priority, assignee=assignee)
     now = timezone.now()
     with transaction.atomic():
         current = Ticket.objects.select_for_update(of=("self",)).select_related("assignee", "queue").get(pk=ticket.pk)
         events, fields = apply_update(
-            current, actor=actor, at=now, status=status, priority=priority, assignee=assignee, queue=queue
+            current, actor=actor, at=now, status=status, priority=valid_priority, assignee=assignee, queue=queue
         )
         if not events:
             return []
@@ -118,7 +148,15 @@ class BulkOutcome:
     events: list[TicketEvent]
 
 
-def update_tickets(*, ticket_ids, actor, status=None, priority=None, assignee=UNCHANGED, queue=UNCHANGED):
+def update_tickets(
+    *,
+    ticket_ids: Iterable[int],
+    actor: User | None,
+    status: str | None = None,
+    priority: int | str | None = None,
+    assignee: User | Unchanged | None = UNCHANGED,
+    queue: Queue | Unchanged | None = UNCHANGED,
+) -> BulkOutcome:
     """Apply the same changes to every ticket in ``ticket_ids``, with one ``TicketEvent`` per real change.
 
     Arguments mean what they mean for ``update_ticket``. Raises ``TicketUpdateError`` for an empty
@@ -132,7 +170,7 @@ def update_tickets(*, ticket_ids, actor, status=None, priority=None, assignee=UN
         raise TicketUpdateError(f"At most {MAX_BULK} tickets can be changed at once; {len(ids)} were selected.")
     if status is None and priority is None and assignee is UNCHANGED and queue is UNCHANGED:
         raise TicketUpdateError("Choose what to change.")
-    priority = validate_update(status=status, priority=priority, assignee=assignee)
+    valid_priority = validate_update(status=status, priority=priority, assignee=assignee)
     now = timezone.now()
     with transaction.atomic():
         # Locked in id order, as every bulk writer does, so two bulk actions cannot deadlock.
@@ -145,7 +183,7 @@ def update_tickets(*, ticket_ids, actor, status=None, priority=None, assignee=UN
         events, changed = [], []
         for ticket in tickets:
             ticket_events, _ = apply_update(
-                ticket, actor=actor, at=now, status=status, priority=priority, assignee=assignee, queue=queue
+                ticket, actor=actor, at=now, status=status, priority=valid_priority, assignee=assignee, queue=queue
             )
             if ticket_events:
                 events += ticket_events
