@@ -49,20 +49,30 @@ def with_known_names(channel: Channel, envelopes: list[Envelope]) -> list[Envelo
 
 
 def describe_senders(channel_id: int, senders: list[Sender]) -> int:
-    """Ask the platform for names, cache them and update the people they belong to; returns how many were found.
+    """Names for these senders: from the cache, else from the platform (then cached); the people they belong to
+    are updated. Returns how many were found.
 
-    Runs after ingestion, so the channel may have been deleted meanwhile: then there is nothing to do.
+    Several ingest batches may queue a lookup of the same new person before the first one finishes: the cache
+    is read first, so the platform is asked once. Runs after ingestion, so the channel may have been deleted
+    meanwhile: then there is nothing to do.
     """
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         return 0
-    described = channel.adapter().describe_senders(senders)
+    keys = {sender: _cache_key(sender) for sender in senders}
+    cached = cache.get_many(list(keys.values()))
+    described = {
+        sender.external_id: _with_profile(sender, cached[key]) for sender, key in keys.items() if key in cached
+    }
+    unknown = [sender for sender in senders if sender.external_id not in described]
+    fetched = channel.adapter().describe_senders(unknown) if unknown else {}
     cache.set_many(
         {
             _cache_key(sender): {"handle": sender.handle, "display_name": sender.display_name, "email": sender.email}
-            for sender in described.values()
+            for sender in fetched.values()
         },
         NAME_CACHE_SECONDS,
     )
+    described.update(fetched)
     refresh_identities(list(described.values()))
     return len(described)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from channels_ingest import names
+from channel_adapters.base import Sender
+from channels_ingest import ingest, names, polling
 from tests.factories import sender
 from tests.helpers import poll_as_worker as poll
 from tickets.models import Ticket
@@ -23,5 +24,19 @@ def test_user_names_are_cached(slack_channel, slack_emulator):
     poll(slack_channel)
     slack_emulator.post("C0GENERAL", "U0ANN", "another")
     poll(slack_channel)
+    assert slack_emulator.stats()["calls"]["users.info"] == 1
+    assert set(Ticket.objects.values_list("requester__display_name", flat=True)) == {"Ann Employee"}
+
+
+def test_lookups_queued_by_several_batches_ask_the_platform_once(slack_channel, slack_emulator):
+    """A new person's messages ingested in two batches queue two lookups before either ran: one users.info."""
+    slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"m{i}"} for i in range(4)])
+    polling.poll_channel(slack_channel.pk)  # its follow-up tasks (run on commit) are left out: they run below
+    ingest.ingest_channel(slack_channel.pk, batch_size=2)
+    assert "users.info" not in slack_emulator.stats()["calls"]  # nothing asked during ingestion
+    slack_channel.refresh_from_db()
+    ann = Sender(namespace=f"slack:{slack_channel.state['team_id']}", external_id="U0ANN")
+    assert names.describe_senders(slack_channel.pk, [ann]) == 1
+    assert names.describe_senders(slack_channel.pk, [ann]) == 1  # the second batch's, answered from the cache
     assert slack_emulator.stats()["calls"]["users.info"] == 1
     assert set(Ticket.objects.values_list("requester__display_name", flat=True)) == {"Ann Employee"}
