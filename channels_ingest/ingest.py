@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.cache import cache
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 # Storing ------------------------------------------------------------------
 
 
-def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: list[Rejected] = ()) -> int:
+def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: Sequence[Rejected] = ()) -> int:
     """Insert envelopes not stored yet; returns how many were new. Schedules ingestion on commit."""
     for item in rejected:
         logger.warning("channel %s: rejected inbound %s: %s", channel.name, item.reference, item.reason)
