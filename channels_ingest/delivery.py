@@ -32,7 +32,7 @@ from tickets.models import Attachment, Message
 from tickets.replies import attach_thread, reply_target
 
 from .backoff import retry_delay
-from .queueing import TaskName, enqueue, enqueue_on_commit
+from .queueing import TaskName, enqueue_each, enqueue_on_commit
 from .usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -160,14 +160,10 @@ def retry_delivery(message: Message) -> bool:
 
 def redeliver_overdue(now: datetime) -> int:
     """Queue again the replies whose scheduled attempt is long overdue: their task was lost. Returns how many."""
-    lost = list(
-        Message.objects.filter(
-            delivery_status=Message.DeliveryStatus.QUEUED, delivery_next_attempt_at__lt=now - LOST_RETRY
-        ).values_list("pk", flat=True)
-    )
-    for message_id in lost:
-        enqueue(TaskName.DELIVER, message_id)
-    return len(lost)
+    lost = Message.objects.filter(
+        delivery_status=Message.DeliveryStatus.QUEUED, delivery_next_attempt_at__lt=now - LOST_RETRY
+    ).values_list("pk", flat=True)
+    return enqueue_each(TaskName.DELIVER, lost)
 
 
 def fail_stalled_sends(now: datetime) -> int:

@@ -29,7 +29,7 @@ from tickets.models import Attachment, attachment_path
 
 from .backoff import retry_delay
 from .models import Channel
-from .queueing import TaskName, enqueue
+from .queueing import TaskName, enqueue_each
 from .usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -138,11 +138,7 @@ def _finish(attachment_id, **fields) -> bool:
 
 def redownload_overdue(now: datetime) -> int:
     """Queue again the downloads whose scheduled attempt is long overdue: their task was lost. Returns how many."""
-    lost = list(
-        Attachment.objects.filter(
-            status=Attachment.Status.PENDING, next_attempt_at__lt=now - LOST_DOWNLOAD
-        ).values_list("pk", flat=True)
-    )
-    for attachment_id in lost:
-        enqueue(TaskName.DOWNLOAD, attachment_id)
-    return len(lost)
+    lost = Attachment.objects.filter(
+        status=Attachment.Status.PENDING, next_attempt_at__lt=now - LOST_DOWNLOAD
+    ).values_list("pk", flat=True)
+    return enqueue_each(TaskName.DOWNLOAD, lost)

@@ -6,6 +6,7 @@ tasks by the names below. The names are also what the broker and beat's schedule
 
 import enum
 import logging
+from collections.abc import Iterable
 
 from celery import current_app
 from django.db import transaction
@@ -30,6 +31,14 @@ def enqueue(name: TaskName, *args) -> None:
         current_app.tasks[name].delay(*args)
     except (OperationalError, OSError) as exc:
         logger.error("could not queue %s%r: %s; the sweep will retry", name, args, exc)
+
+
+def enqueue_each(name: TaskName, ids: Iterable[int]) -> int:
+    """Queue one task per id (each with that id alone); returns how many were queued."""
+    ids = list(ids)
+    for item_id in ids:
+        enqueue(name, item_id)
+    return len(ids)
 
 
 def enqueue_on_commit(name: TaskName, *args) -> None:

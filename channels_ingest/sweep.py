@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from . import delivery, downloads
 from .models import Channel, InboundMessage
-from .queueing import TaskName, enqueue
+from .queueing import TaskName, enqueue, enqueue_each
 from .usage import enforce_budget
 
 #: Pending inbound rows this old were not picked up by the ingest their store queued.
@@ -29,17 +29,14 @@ def sweep(now: datetime | None = None) -> dict:
         Channel.objects.filter(pk=channel_id).update(next_poll_at=now + timedelta(seconds=interval))
         enqueue(TaskName.POLL, channel_id)
 
-    stalled_channels = set(
+    stalled_channels = (
         InboundMessage.objects.filter(status=InboundMessage.Status.PENDING, received_at__lt=now - STALE_PENDING)
         .values_list("channel_id", flat=True)
         .distinct()
     )
-    for channel_id in stalled_channels:
-        enqueue(TaskName.INGEST, channel_id)
-
     return {
         "polls": len(due),
-        "ingests": len(stalled_channels),
+        "ingests": enqueue_each(TaskName.INGEST, stalled_channels),
         "redeliveries": delivery.redeliver_overdue(now),
         "downloads": downloads.redownload_overdue(now),
         "unknown": delivery.fail_stalled_sends(now),
