@@ -11,6 +11,12 @@ capabilities promise: ``poll`` (POLL), ``handle_webhook`` (WEBHOOK),
 ``send`` (REPLY). ``check_credentials`` is always required. A channel whose
 messages carry files implements ``fetch_attachment``; one whose reply modes
 allow attachments (``ReplyMode.attachments``) implements ``send_attachment``.
+
+Exactly once, out: ``send`` gets a stable ``key`` per reply (the same on every
+attempt) and raises ``OutcomeUnknown`` when the request may have reached the
+platform without an answer. An adapter that can ask its platform whether a
+reply arrived sets ``finds_sent`` and implements ``find_sent``; the pipeline
+then looks before it sends again, instead of posting a second copy.
 """
 
 from __future__ import annotations
@@ -217,6 +223,12 @@ class RateLimited(TransientError):
     pass
 
 
+class OutcomeUnknown(TransientError):
+    """A write whose request may have reached the platform, with no answer: a read timeout, or a connection
+    reset after the request went out. It may have been applied. Before writing again, ask ``find_sent``
+    where the adapter can; a plain ``TransientError`` (connection refused, 5xx, 429) means it was not."""
+
+
 class CredentialsError(AdapterError):
     """The platform rejected our credentials; the channel is unhealthy until an admin fixes them."""
 
@@ -245,6 +257,8 @@ class ChannelAdapter:
     secret_fields: tuple[str, ...] = ()
     #: Longest reply text the platform takes.
     max_reply_length: int = 40_000
+    #: Whether ``find_sent`` can tell if a reply already reached the platform.
+    finds_sent: bool = False
 
     def __init__(self, *, config: Mapping, secrets: Mapping, state: Mapping | None = None):
         self.config = dict(config)
@@ -293,9 +307,22 @@ class ChannelAdapter:
         """How long the platform considers ``text`` (X weighs characters, for instance)."""
         return len(text)
 
-    def send(self, *, target: ReplyTarget, text: str) -> Sent:
-        """Post ``text`` as ``target`` says and return what the platform assigned."""
+    def send(self, *, target: ReplyTarget, text: str, key: str) -> Sent:
+        """Post ``text`` as ``target`` says and return what the platform assigned.
+
+        ``key`` names this reply and is the same on every attempt: an adapter that can, stores it with the
+        post (Slack's message metadata) so that ``find_sent`` recognises it. Raises ``OutcomeUnknown`` when
+        the post may have been applied without an answer.
+        """
         raise NotImplementedError
+
+    def find_sent(self, *, target: ReplyTarget, text: str, key: str, since: datetime) -> Sent | None:
+        """The reply ``key`` (with ``text``) if an attempt started at ``since`` or later posted it, else None.
+
+        Asked after an unknown outcome, before sending again; only when ``finds_sent`` is true. Raises the
+        usual errors (``TransientError``: look again later).
+        """
+        raise NotImplementedError(f"{self.kind} cannot tell whether a reply arrived.")
 
     def send_attachment(self, *, target: ReplyTarget, file: OutboundFile) -> str:
         """Post one file into the conversation ``target`` names (after the reply's text); returns the

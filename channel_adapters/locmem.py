@@ -2,10 +2,15 @@
 
 ``inbox[name]`` holds envelopes the next poll returns (an exception in it is
 raised when the poll reaches it, after the pages before it); ``outbox``
-records every reply sent, and every file sent with one; ``failures`` queues
-exceptions that the next ``send`` calls raise, ``file_failures`` those of the
-next ``send_attachment`` or ``fetch_attachment`` calls. ``files`` maps an
-inbound attachment's ``ref`` to its bytes.
+records every reply sent, and every file sent with one (``sent_keys`` maps each
+reply's delivery key to the id it got); ``failures`` queues exceptions that the next ``send`` calls raise,
+``file_failures`` those of the next ``send_attachment`` or ``fetch_attachment``
+calls. ``files`` maps an inbound attachment's ``ref`` to its bytes.
+
+``applied_failures`` queues exceptions that the next ``send`` calls raise
+*after* recording the reply (a post the platform applied but never confirmed).
+Like most platforms, locmem cannot say whether a reply arrived, unless its
+config sets ``finds_sent``: then ``find_sent`` looks its key up.
 """
 
 import hashlib
@@ -32,6 +37,8 @@ from .base import (
 inbox: dict[str, list[Envelope | Exception]] = {}
 outbox: list[dict] = []
 failures: list[Exception] = []
+applied_failures: list[Exception] = []
+sent_keys: dict[str, str] = {}
 files: dict[str, bytes] = {}
 file_failures: list[Exception] = []
 
@@ -42,17 +49,24 @@ def reset():
     inbox.clear()
     outbox.clear()
     failures.clear()
+    applied_failures.clear()
+    sent_keys.clear()
     files.clear()
     file_failures.clear()
 
 
 class LocmemAdapter(ChannelAdapter):
-    """Config: ``inbox`` (the inbox name), ``page_size``. Secret: ``webhook_secret`` (HMAC-SHA256 hex)."""
+    """Config: ``inbox`` (the inbox name), ``page_size``, ``finds_sent`` (default false).
+    Secret: ``webhook_secret`` (HMAC-SHA256 hex)."""
 
     kind = "locmem"
     capabilities = frozenset({Capability.POLL, Capability.WEBHOOK, Capability.REPLY})
     secret_fields = ("webhook_secret",)
     max_reply_length = 1000
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.finds_sent = bool(self.config.get("finds_sent", False))
 
     def check_credentials(self):
         return {"checked": True}
@@ -90,11 +104,19 @@ class LocmemAdapter(ChannelAdapter):
     def reply_modes(self, target):
         return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=REPLY_FILES)]
 
-    def send(self, *, target, text):
+    def send(self, *, target, text, key):
         if failures:
             raise failures.pop(0)
         outbox.append({"thread_key": target.thread_key, "text": text})
-        return Sent(external_id=f"{target.thread_key}:out{len(outbox)}")
+        sent_keys[key] = f"{target.thread_key}:out{len(outbox)}"
+        if applied_failures:
+            raise applied_failures.pop(0)
+        return Sent(external_id=sent_keys[key])
+
+    def find_sent(self, *, target, text, key, since):
+        if not self.finds_sent:
+            return super().find_sent(target=target, text=text, key=key, since=since)
+        return Sent(external_id=sent_keys[key]) if key in sent_keys else None
 
     def send_attachment(self, *, target, file):
         if file_failures:

@@ -4,17 +4,24 @@ Uses the real ``slack_sdk.WebClient``; ``base_url`` in the channel config
 points it at GovSlack, a proxy or the local emulator. Files arrive as a
 message's ``files[]`` and are downloaded from ``url_private`` with the bot
 token; files sent with a reply go up with ``files_upload_v2`` into its thread.
+
+A reply carries its delivery key in Slack's message metadata, and is posted
+by a client without slack_sdk's automatic retry on connection errors (which
+re-posts on its own): when no answer comes, the pipeline asks ``find_sent``,
+which looks for the key in the thread, before posting again.
 """
 
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from urllib.error import URLError
 from urllib.parse import urlsplit
 
 import requests
@@ -32,6 +39,7 @@ from .base import (
     EnvelopeKind,
     InboundAttachment,
     InvalidWebhook,
+    OutcomeUnknown,
     PermanentError,
     PollPage,
     RateLimited,
@@ -114,6 +122,13 @@ UNAVAILABLE_FILE_MODES = {"tombstone", "hidden_by_limit", "external"}
 #: Slack takes up to 1 GB per file (slack_sdk MAX_V2_FILE_SIZE) and shows up to 10 files per message.
 REPLY_FILES = AttachmentLimits(max_files=10, max_bytes=1024**3)
 DOWNLOAD_CHUNK = 64 * 1024
+DEFAULT_TIMEOUT_SECONDS = 15
+#: Our replies' metadata: ``event_payload[DELIVERY_KEY_FIELD]`` names the reply on every attempt.
+METADATA_EVENT_TYPE = "helpdesk_reply"
+DELIVERY_KEY_FIELD = "delivery_key"
+#: How far before an unconfirmed attempt a lookup starts: Slack's clock and ours may differ a little, and
+#: the key, not the time, identifies the reply.
+LOOKUP_MARGIN_SECONDS = 300
 
 
 class BadPayload(ValueError):
@@ -150,12 +165,14 @@ def message_id(conversation: str, ts: str) -> str:
 class SlackAdapter(ChannelAdapter):
     """Config: ``bot_token`` and ``signing_secret`` (secrets), ``base_url``, ``conversations``
     (ids to poll), ``page_size`` (history page size, default 200), ``thread_lookback_hours``
-    (how far back polls look for new thread replies and edits, default 24)."""
+    (how far back polls look for new thread replies and edits, default 24), ``timeout`` (seconds to wait
+    for an answer, default 15)."""
 
     kind = "slack"
     capabilities = frozenset({Capability.POLL, Capability.WEBHOOK, Capability.REPLY})
     secret_fields = ("bot_token", "signing_secret")
     max_reply_length = 40_000
+    finds_sent = True
 
     @classmethod
     def split_config(cls, raw):
@@ -171,15 +188,19 @@ class SlackAdapter(ChannelAdapter):
         for key in ("page_size", "thread_lookback_hours"):
             if key in config and (not isinstance(config[key], int) or config[key] <= 0):
                 raise ConfigError(f"{key} must be a positive integer.")
+        timeout = config.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigError("timeout must be a positive number of seconds.")
         return config, secrets
 
     # Platform calls ---------------------------------------------------------
 
-    def _client(self):
+    def _client(self, **options):
         return WebClient(
             token=self.secrets.get("bot_token"),
             base_url=self.config.get("base_url", DEFAULT_BASE_URL),
-            timeout=15,
+            timeout=self.config.get("timeout", DEFAULT_TIMEOUT_SECONDS),
+            **options,
         )
 
     def _call(self, method, **params):
@@ -491,10 +512,59 @@ class SlackAdapter(ChannelAdapter):
     def reply_modes(self, target):
         return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=REPLY_FILES)]
 
-    def send(self, *, target, text):
+    def send(self, *, target, text, key):
         conversation, _, thread_ts = target.thread_key.partition(":")
-        data = self._call("chat_postMessage", channel=conversation, thread_ts=thread_ts, text=plain_to_slack(text))
+        metadata = {"event_type": METADATA_EVENT_TYPE, "event_payload": {DELIVERY_KEY_FIELD: key}}
+        # No automatic retry (slack_sdk re-posts on connection errors by default): a post is sent again only
+        # after find_sent has looked for it.
+        client = self._client(retry_handlers=[])
+        try:
+            data = client.chat_postMessage(
+                channel=conversation, thread_ts=thread_ts, text=plain_to_slack(text), metadata=metadata
+            ).data
+        except SlackApiError as exc:
+            error = self._translate(exc)
+            answer = exc.response.data
+            if isinstance(answer, dict) and answer.get("error") == "fatal_error":  # Slack: it may have partly succeeded
+                raise OutcomeUnknown(f"{error}; the post may have been made") from None
+            raise error from None
+        except URLError as exc:  # raised while connecting or sending: the request did not reach Slack
+            raise TransientError(f"Slack unreachable: {exc.reason}") from None
+        except (OSError, http.client.HTTPException) as exc:  # no answer after the request went out
+            raise OutcomeUnknown(f"Slack did not answer the post ({type(exc).__name__}: {exc})") from None
         return Sent(external_id=message_id(conversation, data["ts"]))
+
+    def find_sent(self, *, target, text, key, since):
+        """Our message with this key in the thread (or, for a top-level post, the conversation's history)."""
+        conversation, _, thread_ts = target.thread_key.partition(":")
+        method, where = ("conversations_replies", {"ts": thread_ts}) if thread_ts else ("conversations_history", {})
+        params = {
+            "channel": conversation,
+            "oldest": f"{since.timestamp() - LOOKUP_MARGIN_SECONDS:.6f}",
+            "include_all_metadata": True,
+            "limit": self.config.get("page_size", 200),
+            **where,
+        }
+        while True:
+            data = self._call(method, **params)
+            for message in data.get("messages", []):
+                if isinstance(message, Mapping) and self._carries_key(message, key):
+                    return Sent(external_id=message_id(conversation, message["ts"]))
+            page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not (data.get("has_more") and page_cursor):
+                return None
+            params["cursor"] = page_cursor
+
+    def _carries_key(self, message, key):
+        metadata = message.get("metadata")
+        return (
+            isinstance(metadata, Mapping)
+            and metadata.get("event_type") == METADATA_EVENT_TYPE
+            and isinstance(metadata.get("event_payload"), Mapping)
+            and metadata["event_payload"].get(DELIVERY_KEY_FIELD) == key
+            and bool(message.get("bot_id"))
+            and (not self.state.get("bot_id") or message["bot_id"] == self.state["bot_id"])
+        )
 
     def send_attachment(self, *, target, file):
         # One files_upload_v2 per file, after the text was posted: the caller records each file as it

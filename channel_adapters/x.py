@@ -8,11 +8,16 @@ a proxy, or the local emulator). tweepy never sleeps on a rate limit here: a
 Media come by ``expansions=attachments.media_keys``. A photo is fetched from its ``url``, a video
 or GIF from its best mp4 variant (else its preview image), without credentials; DM media only
 with an OAuth 1.0a signature, which X requires there.
+
+X takes no idempotency key. When a post or DM gets no answer (``OutcomeUnknown``), ``find_sent`` reads the
+account's recent posts or the conversation's DMs for one with the same text, made since the attempt began,
+before the pipeline sends again (docs/delivery.md says what remains possible).
 """
 
 from __future__ import annotations
 
 import copy
+import html
 import logging
 import mimetypes
 import re
@@ -24,6 +29,7 @@ from urllib.parse import urlsplit
 
 import requests
 import tweepy
+import urllib3
 from twitter_text import parse_tweet
 
 from .base import (
@@ -34,6 +40,7 @@ from .base import (
     Envelope,
     EnvelopeKind,
     InboundAttachment,
+    OutcomeUnknown,
     PermanentError,
     PollPage,
     RateLimited,
@@ -73,22 +80,48 @@ DM_MEDIA_PREFIX = "dm:"
 MISSING_MEDIA_PREFIX = "missing:"
 DOWNLOAD_CHUNK = 64 * 1024
 URL = re.compile(r"https?://\S+", re.IGNORECASE)
+DEFAULT_TIMEOUT_SECONDS = 15
+#: A lookup after an unknown outcome reads from this long before the attempt began (X's clock and ours).
+LOOKUP_MARGIN = timedelta(seconds=5)
+#: Fields a lookup needs, and its page size: a handful of our own recent posts or DMs.
+LOOKUP_TWEET_FIELDS = ["conversation_id", "created_at", "referenced_tweets"]
+LOOKUP_DM_FIELDS = ["id", "text", "sender_id", "dm_conversation_id", "created_at"]
+LOOKUP_PAGE_SIZE = 20
 NOT_SUMMONED = "X lets API replies go only to posts that @mention this account, and this one does not. Send a DM."
 
 
 class HostRewritingSession(requests.Session):
-    """Sends tweepy's requests to ``base_url`` instead of its hard-coded host."""
+    """Sends tweepy's requests to ``base_url`` instead of its hard-coded host, with a timeout (tweepy sets none)."""
 
-    def __init__(self, base_url):
+    def __init__(self, base_url, timeout=DEFAULT_TIMEOUT_SECONDS):
         super().__init__()
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
 
     def request(self, method, url, *args, **kwargs):
         for host in TWEEPY_HOSTS:
             if url.startswith(host):
                 url = self.base_url + url[len(host) :]
                 break
+        kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)
+
+
+def may_have_arrived(exc: requests.RequestException) -> bool:
+    """Whether a failed request may have reached X: yes after a read timeout or a connection that broke once
+    open; no when the connection was never made."""
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    if isinstance(exc, requests.ConnectTimeout) or not isinstance(exc, requests.ConnectionError):
+        return False
+    cause = exc.args[0] if exc.args else None
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the cause
+    return not isinstance(cause, urllib3.exceptions.NewConnectionError)
+
+
+def comparable_text(text: str) -> str:
+    """Text as X may give it back: entities unescaped, links (X rewrites them to t.co) reduced to a mark."""
+    return URL.sub("<link>", html.unescape(text)).strip()
 
 
 def parse_time(value):
@@ -102,12 +135,14 @@ def mentions_handle(text: str, username: str) -> bool:
 class XAdapter(ChannelAdapter):
     """Config: ``base_url``; ``dm_poll_interval_seconds`` (default 60: X allows 15 DM reads per 15 minutes);
     ``backfill_hours`` (default 24) for the first poll; ``public_ack``, read here only to offer DM first (after
-    a public acknowledgement the conversation continues in DM). Secrets: ``bearer_token`` (an OAuth 2.0 user-context token) or the four OAuth 1.0a keys."""
+    a public acknowledgement the conversation continues in DM); ``timeout`` (seconds to wait for an answer,
+    default 15). Secrets: ``bearer_token`` (an OAuth 2.0 user-context token) or the four OAuth 1.0a keys."""
 
     kind = "x"
     capabilities = frozenset({Capability.POLL, Capability.REPLY})
     secret_fields = ("bearer_token", *OAUTH1_FIELDS)
     max_reply_length = DM_LENGTH
+    finds_sent = True
 
     @classmethod
     def split_config(cls, raw):
@@ -119,6 +154,9 @@ class XAdapter(ChannelAdapter):
         for key in ("dm_poll_interval_seconds", "backfill_hours"):
             if key in config and (not isinstance(config[key], int) or config[key] <= 0):
                 raise ConfigError(f"{key} must be a positive integer.")
+        timeout = config.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigError("timeout must be a positive number of seconds.")
         return config, secrets
 
     # Platform calls ---------------------------------------------------------
@@ -128,10 +166,13 @@ class XAdapter(ChannelAdapter):
             client = tweepy.Client(bearer_token=self.secrets["bearer_token"], return_type=dict)
         else:
             client = tweepy.Client(**{field: self.secrets[field] for field in OAUTH1_FIELDS}, return_type=dict)
-        client.session = HostRewritingSession(self.config.get("base_url", DEFAULT_BASE_URL))
+        client.session = HostRewritingSession(
+            self.config.get("base_url", DEFAULT_BASE_URL), self.config.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+        )
         return client
 
-    def _call(self, method, **params):
+    def _call(self, method, *, write=False, **params):
+        """One API call; a ``write`` whose request may have reached X without an answer is ``OutcomeUnknown``."""
         user_auth = not self.secrets.get("bearer_token")
         try:
             return getattr(self._client(), method)(user_auth=user_auth, **params)
@@ -147,6 +188,8 @@ class XAdapter(ChannelAdapter):
         except tweepy.HTTPException as exc:
             raise PermanentError(f"X error: {self._detail(exc)}") from None
         except requests.RequestException as exc:
+            if write and may_have_arrived(exc):
+                raise OutcomeUnknown(f"X did not answer {method} ({type(exc).__name__})") from None
             raise TransientError(f"X unreachable: {type(exc).__name__}") from None
 
     @staticmethod
@@ -345,21 +388,88 @@ class XAdapter(ChannelAdapter):
     def reply_length(self, text, mode):
         return parse_tweet(text).weightedLength if mode == "public" else len(text)
 
-    def send(self, *, target, text):
+    def send(self, *, target, text, key):
+        # X takes no idempotency key: find_sent recognises a reply by where it went and its text.
         if target.mode == "public":
             if self.reply_length(text, "public") > PUBLIC_REPLY_LENGTH:
                 raise PermanentError(f"A public reply on X takes at most {PUBLIC_REPLY_LENGTH} weighted characters.")
             tweet_id = target.reply_to.removeprefix("tweet:")
-            data = self._call("create_tweet", text=text, in_reply_to_tweet_id=tweet_id)["data"]
-            self.usage["post_create_with_url" if URL.search(text) else "post_create"] += 1
+            data = self._call("create_tweet", write=True, text=text, in_reply_to_tweet_id=tweet_id)["data"]
+            self._meter_created(target, text)
             return Sent(external_id=f"tweet:{data['id']}")
         if target.thread_key.startswith("dm:"):
             conversation = target.thread_key.removeprefix("dm:")
-            data = self._call("create_direct_message", dm_conversation_id=conversation, text=text)["data"]
+            data = self._call("create_direct_message", write=True, dm_conversation_id=conversation, text=text)["data"]
         else:
-            data = self._call("create_direct_message", participant_id=target.recipient, text=text)["data"]
-        self.usage["dm_create"] += 1
+            data = self._call("create_direct_message", write=True, participant_id=target.recipient, text=text)["data"]
+        self._meter_created(target, text)
         return Sent(external_id=f"dm:{data['dm_event_id']}", thread_key=f"dm:{data['dm_conversation_id']}")
+
+    def _meter_created(self, target, text):
+        if target.mode == "public":
+            self.usage["post_create_with_url" if URL.search(text) else "post_create"] += 1
+        else:
+            self.usage["dm_create"] += 1
+
+    def find_sent(self, *, target, text, key, since):
+        """Our post in the conversation, or our DM to the person, with this text, made since the attempt began.
+        Found, it is metered as created: the attempt that made it never reported it."""
+        start = since - LOOKUP_MARGIN
+        if target.mode == "public":
+            sent = self._find_post(target.thread_key.removeprefix("conv:"), comparable_text(text), start)
+        else:
+            sent = self._find_dm(target, comparable_text(text), start)
+        if sent is not None:
+            self._meter_created(target, text)
+        return sent
+
+    def _find_post(self, conversation, text, start):
+        token = None
+        while True:
+            data = self._call(
+                "get_users_tweets",
+                id=self.state["account_id"],
+                start_time=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                max_results=LOOKUP_PAGE_SIZE,
+                tweet_fields=LOOKUP_TWEET_FIELDS,
+                pagination_token=token,
+            )
+            posts = data.get("data") or []
+            self.usage["post_read_owned"] += len(posts)
+            for post in posts:
+                if post.get("conversation_id") == conversation and comparable_text(post.get("text", "")) == text:
+                    return Sent(external_id=f"tweet:{post['id']}")
+            token = (data.get("meta") or {}).get("next_token")
+            if not token or not posts:
+                return None
+
+    def _find_dm(self, target, text, start):
+        if target.thread_key.startswith("dm:"):
+            where = {"dm_conversation_id": target.thread_key.removeprefix("dm:")}
+        else:
+            where = {"participant_id": target.recipient}
+        token = None
+        while True:
+            data = self._call(
+                "get_direct_message_events",
+                **where,
+                event_types="MessageCreate",
+                dm_event_fields=LOOKUP_DM_FIELDS,
+                max_results=LOOKUP_PAGE_SIZE,
+                pagination_token=token,
+            )
+            events = data.get("data") or []
+            self.usage["dm_event_read"] += len(events)
+            for event in events:  # newest first
+                if parse_time(event.get("created_at")) < start:
+                    return None
+                if event.get("sender_id") == self.state.get("account_id") and (
+                    comparable_text(event.get("text", "")) == text
+                ):
+                    return Sent(external_id=f"dm:{event['id']}", thread_key=f"dm:{event['dm_conversation_id']}")
+            token = (data.get("meta") or {}).get("next_token")
+            if not token or not events:
+                return None
 
     # Media ------------------------------------------------------------------
 

@@ -7,12 +7,19 @@ Every change of a reply's delivery status happens in this module. A reply is sto
 - sending → sent, when the platform took the text and every file;
 - sending → queued, after a transient error, with the next attempt scheduled (backoff, Retry-After);
 - sending → failed, after a permanent error or the last attempt, with the platform's words;
-- sending → failed, when the worker died mid-send (``fail_stalled_sends``): it may or may not have arrived;
+- sending → queued or failed, when the worker died mid-send (``recover_stalled_sends``): it may or may not
+  have arrived, so it is re-queued to be checked where the channel can look, and failed visibly elsewhere;
 - failed → queued, when an agent presses Retry (``retry_delivery``);
 - queued → queued, re-queued by the sweep when its task was lost (``redeliver_overdue``).
 
 A reply's text goes first, then each of its files. Each step is recorded as soon as the platform took it
 (the message's ``external_id``, each attachment's ``delivered_at``), so a retry sends only what is missing.
+
+Exactly once, out: every attempt passes the same ``delivery_key``. When an attempt's outcome is unknown
+(``OutcomeUnknown``: no answer after the request went out, or a worker that died mid-send), the reply keeps
+``delivery_unconfirmed_since``, and the next attempt (automatic, or the agent's Retry) first asks the adapter
+whether the text already arrived (``find_sent``) and records it instead of posting it again. A channel that
+cannot look fails such a reply visibly instead, so an agent decides; see docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -24,14 +31,23 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from channel_adapters.base import AdapterError, CredentialsError, OutboundFile, PermanentError, TransientError
+from channel_adapters.base import (
+    AdapterError,
+    CredentialsError,
+    OutboundFile,
+    OutcomeUnknown,
+    PermanentError,
+    TransientError,
+)
 from tickets.marks import next_mark
 from tickets.models import Attachment, Message
 from tickets.replies import attach_thread, reply_target
 
 from .backoff import retry_delay
+from .models import Channel
 from .queueing import TaskName, enqueue_each, enqueue_on_commit
 from .usage import record_usage
 
@@ -43,6 +59,13 @@ STALE_SENDING = timedelta(minutes=5)
 LOST_RETRY = timedelta(minutes=2)
 STALLED_SEND_ERROR = (
     "The worker sending this reply stopped mid-send; it may or may not have arrived. "
+    "Check the conversation before retrying."
+)
+STALLED_SEND_CHECK = (
+    "The worker sending this reply stopped mid-send; checking whether it arrived before sending it again."
+)
+UNCONFIRMED_ERROR = (
+    "{error}. The platform did not confirm this reply; it may or may not have arrived. "
     "Check the conversation before retrying."
 )
 
@@ -71,6 +94,8 @@ def deliver_message(message_id: int) -> DeliveryOutcome:
         if not message.external_id:  # a retry whose text already went out sends only the files left
             _send_text(adapter, target, message, channel)
         _send_files(adapter, target, message)
+    except OutcomeUnknown as exc:
+        return _unconfirmed(adapter, message, exc, started=now)
     except TransientError as exc:
         return _retry_or_fail(message, exc)
     except AdapterError as exc:
@@ -84,17 +109,51 @@ def deliver_message(message_id: int) -> DeliveryOutcome:
         delivery_error="",
         delivered_at=timezone.now(),
         delivery_next_attempt_at=None,
+        delivery_unconfirmed_since=None,
     )
     return DeliveryOutcome(status="sent")
 
 
+def delivery_key(message: Message) -> str:
+    """The reply's name on its platform, the same on every attempt: its id, and its creation time in
+    microseconds, so a reused id (a restored or reseeded database) never names an older reply."""
+    return f"{message.pk}-{int(message.created_at.timestamp() * 1_000_000)}"
+
+
 def _send_text(adapter, target, message, channel):
-    sent = adapter.send(target=target, text=message.body)
+    sent = _already_sent(adapter, target, message) or adapter.send(
+        target=target, text=message.body, key=delivery_key(message)
+    )
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(external_id=sent.external_id)
         if sent.thread_key:
             attach_thread(ticket=message.ticket, channel=channel, key=sent.thread_key)
     message.external_id = sent.external_id
+
+
+def _already_sent(adapter, target, message):
+    """After an unknown outcome, the post the platform already has for this reply, if the adapter can look."""
+    since = message.delivery_unconfirmed_since
+    if since is None or not adapter.finds_sent:
+        return None
+    sent = adapter.find_sent(target=target, text=message.body, key=delivery_key(message), since=since)
+    if sent is None:
+        return None
+    if Message.objects.filter(thread=message.thread_id, external_id=sent.external_id).exclude(pk=message.pk).exists():
+        return None  # another reply's post (the same words): this one did not arrive
+    logger.info("message %s: the platform already has it (%s); not sent again", message.pk, sent.external_id)
+    return sent
+
+
+def _unconfirmed(adapter, message, exc, *, started):
+    """No answer after the request went out. The text may have arrived: remember since when, and retry (the next
+    attempt looks first), or, where the channel cannot look, fail visibly so that an agent checks."""
+    if message.external_id:  # a file's upload: retried, at least once (docs/delivery.md)
+        return _retry_or_fail(message, exc)
+    Message.objects.filter(pk=message.pk, delivery_unconfirmed_since=None).update(delivery_unconfirmed_since=started)
+    if not adapter.finds_sent:
+        return _mark_failed(message, UNCONFIRMED_ERROR.format(error=str(exc).rstrip(".")))
+    return _retry_or_fail(message, exc)
 
 
 def _send_files(adapter, target, message):
@@ -166,9 +225,39 @@ def redeliver_overdue(now: datetime) -> int:
     return enqueue_each(TaskName.DELIVER, lost)
 
 
-def fail_stalled_sends(now: datetime) -> int:
-    """Fail the replies whose worker died mid-send. Never resent blindly: a platform without an idempotency
-    key (Slack's ``chat.postMessage``) could post them twice. Returns how many."""
-    return Message.objects.filter(
+def recover_stalled_sends(now: datetime) -> int:
+    """Replies whose worker died mid-send may or may not have arrived. Never resent blindly: where the channel
+    can look (``finds_sent``) they are queued again and the next attempt checks first; elsewhere they are failed
+    with a warning, and an agent's Retry resends them. Returns how many."""
+    stalled = Message.objects.filter(
         delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at__lt=now - STALE_SENDING
-    ).update(delivery_status=Message.DeliveryStatus.FAILED, delivery_error=STALLED_SEND_ERROR)
+    ).values_list("pk", "delivery_started_at", "thread__channel_id")
+    looks = {}
+    requeued, failed = [], 0
+    for message_id, started_at, channel_id in stalled:
+        if channel_id not in looks:
+            looks[channel_id] = _finds_sent(channel_id)
+        still_stalled = Message.objects.filter(
+            pk=message_id, delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at=started_at
+        )
+        unconfirmed = Coalesce(F("delivery_unconfirmed_since"), F("delivery_started_at"))
+        if looks[channel_id]:
+            if still_stalled.update(
+                delivery_status=Message.DeliveryStatus.QUEUED,
+                delivery_error=STALLED_SEND_CHECK,
+                delivery_next_attempt_at=now,
+                delivery_unconfirmed_since=unconfirmed,
+            ):
+                requeued.append(message_id)
+        else:
+            failed += still_stalled.update(
+                delivery_status=Message.DeliveryStatus.FAILED,
+                delivery_error=STALLED_SEND_ERROR,
+                delivery_unconfirmed_since=unconfirmed,
+            )
+    return enqueue_each(TaskName.DELIVER, requeued) + failed
+
+
+def _finds_sent(channel_id: int | None) -> bool:
+    channel = Channel.objects.filter(pk=channel_id).first() if channel_id else None
+    return bool(channel and channel.adapter().finds_sent)

@@ -39,5 +39,5 @@ def sweep(now: datetime | None = None) -> dict:
         "ingests": enqueue_each(TaskName.INGEST, stalled_channels),
         "redeliveries": delivery.redeliver_overdue(now),
         "downloads": downloads.redownload_overdue(now),
-        "unknown": delivery.fail_stalled_sends(now),
+        "unknown": delivery.recover_stalled_sends(now),
     }

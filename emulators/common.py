@@ -7,13 +7,17 @@ holds the parts that do not depend on the platform; the protocols stay in the pa
 
 import json
 import signal
+import socket
+import struct
 import threading
+import time
 import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
@@ -66,6 +70,10 @@ class ControlClient:
 
 
 # Control API: server side
+
+
+class ConnectionAborted(Exception):
+    """Raised while serving a request to answer it with a TCP reset instead of a response."""
 
 
 class ControlError(Exception):
@@ -144,6 +152,8 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self, verb: str) -> None:
         try:
             self._route(verb)
+        except ConnectionAborted:
+            self._reset_connection()
         except Exception:  # noqa: BLE001 - any emulator bug is answered like a platform outage
             # Keep the traceback visible.
             self.log_error("unhandled error for %s %s\n%s", verb, self.path, traceback.format_exc())
@@ -162,6 +172,12 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
             self._reply(400, {"error": "body is not JSON"})
             return
         self._reply(*self.server.emulator.control.handle(verb, url.path[len(CONTROL_PREFIX) :], query, payload))
+
+    def _reset_connection(self) -> None:
+        """Close with SO_LINGER 0, so the client gets a reset (ECONNRESET) rather than an answer."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
 
     def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
         self._reply_bytes(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
@@ -244,6 +260,30 @@ def run_until_stopped(emulator: EmulatorServer, banner: str) -> None:
 # Traffic control
 
 
+@dataclass
+class AfterWrite:
+    """What the next `remaining` calls of a method get once their write is applied: the answer `delay` seconds
+    late (past a client's timeout), or no answer at all but a connection reset (`reset`)."""
+
+    remaining: int
+    delay: float = 0.0
+    reset: bool = False
+
+    @classmethod
+    def build(cls, payload: dict) -> "AfterWrite":
+        count, delay, reset = int(payload.get("count", 1)), float(payload.get("delay", 0)), bool(payload.get("reset"))
+        if count < 1 or delay < 0 or not (delay or reset):
+            raise ValueError("after_write needs count >= 1 and a delay > 0 or reset: true")
+        return cls(count, delay, reset)
+
+    def apply(self) -> None:
+        """Called after the write: wait, then answer (or reset)."""
+        if self.delay:
+            time.sleep(self.delay)
+        if self.reset:
+            raise ConnectionAborted
+
+
 class FaultQueues:
     """Faults armed per key (a method or an endpoint), used up in the order armed.
 
@@ -269,6 +309,12 @@ class FaultQueues:
             if fault.remaining == 0:
                 faults.pop(0)
             return fault
+
+    def arm_after_write(self, key: str, fault: AfterWrite) -> None:
+        self._enqueue(f"after_write:{key}", fault)
+
+    def take_after_write(self, key: str) -> AfterWrite | None:
+        return self.take(f"after_write:{key}")
 
     def clear(self) -> None:
         with self._lock:

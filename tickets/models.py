@@ -206,6 +206,9 @@ class Message(models.Model):
     delivery_error = models.TextField(blank=True)
     delivery_next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivery_started_at = models.DateTimeField(null=True, blank=True)
+    #: When the earliest attempt whose outcome is unknown started (no answer after the request went out, or
+    #: a worker that died mid-send): it may have arrived, so the next attempt first asks the channel.
+    delivery_unconfirmed_since = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     #: Where this row's INSERT sits in commit order (tickets.marks), for the live page and the collision check.
     stored_mark = models.BigIntegerField(db_default=WriteMark(), editable=False)

@@ -100,6 +100,11 @@ class SlackEmulatorClient(ControlClient):
         }
         self._call("POST", "faults", {key: value for key, value in payload.items() if value is not None})
 
+    def fault_after_write(self, method: str, delay: float = 0, reset: bool = False, count: int = 1) -> None:
+        """Let the next `count` calls of a method do their work (a post is stored), then answer `delay`
+        seconds late, or reset the connection instead of answering (`reset`)."""
+        self._call("POST", "faults/after_write", {"method": method, "delay": delay, "reset": reset, "count": count})
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

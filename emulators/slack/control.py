@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from ..common import ControlError, ControlRoutes
+from ..common import AfterWrite, ControlError, ControlRoutes
 from .events import EventDispatcher
 from .traffic import CallStats, FaultPlan, build_fault
 from .workspace import BOT_ID, SlackError, Workspace
@@ -58,6 +58,7 @@ class ControlApi(ControlRoutes):
             ("GET", "bot_messages"): self.list_bot_messages,
             ("POST", "faults"): self.arm_fault,
             ("DELETE", "faults"): self.clear_faults,
+            ("POST", "faults/after_write"): self.arm_after_write,
             ("POST", "tokens"): self.set_token,
             ("POST", "config"): self.configure,
             ("GET", "stats"): self.read_stats,
@@ -126,6 +127,10 @@ class ControlApi(ControlRoutes):
                 int(payload.get("count", 1)), payload.get("status"), payload.get("error"), payload.get("retry_after")
             )
             self.faults.arm(method, fault)
+        return {}
+
+    def arm_after_write(self, payload: dict) -> dict:
+        self.faults.arm_after_write(_field(payload, "method"), AfterWrite.build(payload))
         return {}
 
     def clear_faults(self, payload: dict) -> dict:

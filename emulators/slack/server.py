@@ -129,9 +129,14 @@ class SlackEmulator(EmulatorServer, SlackEmulatorClient):
                 return fault.status, {"ok": False, "error": fault.error}, fault.headers
             try:
                 self.workspace.check_token(token)
-                return 200, self.web_api.call(method, params), {}
+                answer = 200, self.web_api.call(method, params), {}
             except SlackError as exc:
-                return 200, {"ok": False, "error": exc.code}, {}
+                answer = 200, {"ok": False, "error": exc.code}, {}
+        # Latency above comes before the call; this comes after it: the write is applied, the answer is late or lost.
+        after_write = self.faults.take_after_write(method)
+        if after_write:
+            after_write.apply()
+        return answer
 
     def serve_upload(self, upload_id: str, data: bytes) -> tuple:
         """The POST to an upload_url: (HTTP status, body, content type[, headers]). Its fault key is "upload"."""

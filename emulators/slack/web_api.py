@@ -111,6 +111,7 @@ class WebApi:
             inclusive=is_truthy(params.get("inclusive")),
             limit=_page_size(params),
             cursor=params.get("cursor") or None,
+            with_metadata=is_truthy(params.get("include_all_metadata")),
         )
         return _page_response(messages, next_cursor)
 
@@ -123,6 +124,7 @@ class WebApi:
             inclusive=is_truthy(params.get("inclusive")),
             limit=_page_size(params),
             cursor=params.get("cursor") or None,
+            with_metadata=is_truthy(params.get("include_all_metadata")),
         )
         return _page_response(messages, next_cursor)
 
@@ -142,6 +144,7 @@ class WebApi:
             broadcast=is_truthy(params.get("reply_broadcast")),
             as_bot=True,
             blocks=_decode_blocks(blocks),
+            metadata=_decode_metadata(params.get("metadata")),
         )
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
@@ -169,6 +172,24 @@ class WebApi:
             files, channel, str(params.get("initial_comment") or ""), params.get("thread_ts") or None
         )
         return {"ok": True, "files": completed}
+
+
+def _decode_metadata(metadata) -> dict | None:
+    """Message metadata: {"event_type": str, "event_payload": object}, as JSON (JSON bodies) or a JSON string."""
+    if metadata in (None, ""):
+        return None
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError as exc:
+            raise SlackError("invalid_metadata_format") from exc
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
 
 
 def _decode_blocks(blocks) -> list | None:

@@ -152,6 +152,7 @@ class Message:
     blocks: list | None = None
     client_msg_id: str | None = None
     files: list[dict] | None = None  # rendered when shared: a shared file does not change
+    metadata: dict | None = None  # {"event_type", "event_payload"}: shown only to include_all_metadata reads
     key: int = field(init=False)  # ts as integer microseconds, for ordering and range queries
 
     def __post_init__(self):
@@ -194,7 +195,7 @@ class Conversation:
         if not message.is_reply or message.broadcast:
             _remove_sorted(self.timeline, message)
 
-    def render(self, message: Message) -> dict:
+    def render(self, message: Message, with_metadata: bool = False) -> dict:
         rendered = {"type": "message"}
         if message.subtype:
             rendered["subtype"] = message.subtype
@@ -218,6 +219,8 @@ class Conversation:
             rendered["upload"] = True
         if message.edited:
             rendered["edited"] = dict(message.edited)
+        if with_metadata and message.metadata:
+            rendered["metadata"] = {**message.metadata, "event_payload": dict(message.metadata["event_payload"])}
         if message.is_reply:
             rendered.update(thread_ts=message.thread_ts, parent_user_id=message.parent_user_id)
         replies = self.threads.get(message.ts)
@@ -368,6 +371,7 @@ class Workspace:
         as_bot: bool = False,
         blocks: list | None = None,
         files: list[dict] | None = None,
+        metadata: dict | None = None,
     ) -> tuple[dict, str | None]:
         """Store a message and emit its event; returns (rendered message, event_id or None).
 
@@ -380,6 +384,7 @@ class Workspace:
                 for f in files or ()
             ]
             message = self._store(channel_id, user_id, text, thread_ts, broadcast, as_bot, blocks, shared)
+            message.metadata = metadata
             return self._conversations[channel_id].render(message), self._emit_message(channel_id, message)
 
     # -- files ----------------------------------------------------------------
@@ -552,7 +557,14 @@ class Workspace:
     # -- reading messages -----------------------------------------------------
 
     def history(
-        self, channel_id: str, oldest: int | None, latest: int | None, inclusive: bool, limit: int, cursor: str | None
+        self,
+        channel_id: str,
+        oldest: int | None,
+        latest: int | None,
+        inclusive: bool,
+        limit: int,
+        cursor: str | None,
+        with_metadata: bool = False,
     ) -> tuple[list[dict], str | None]:
         """Channel-visible messages, newest first; returns (page, next_cursor or None).
 
@@ -565,7 +577,7 @@ class Workspace:
             if cursor:
                 end = min(end, bisect.bisect_right(timeline, decode_cursor(cursor), key=_message_key))
             page_start = max(start, end - limit)
-            page = [conversation.render(message) for message in reversed(timeline[page_start:end])]
+            page = [conversation.render(message, with_metadata) for message in reversed(timeline[page_start:end])]
             next_cursor = encode_cursor(timeline[page_start - 1].key) if page_start > start else None
             return page, next_cursor
 
@@ -578,6 +590,7 @@ class Workspace:
         inclusive: bool,
         limit: int,
         cursor: str | None,
+        with_metadata: bool = False,
     ) -> tuple[list[dict], str | None]:
         """The thread parent, then replies oldest first; returns (page, next_cursor or None).
 
@@ -590,13 +603,15 @@ class Workspace:
             if message is None:
                 raise SlackError("thread_not_found")
             if message.is_reply:  # a reply has no replies of its own: Slack returns it alone
-                return [conversation.render(message)], None
+                return [conversation.render(message, with_metadata)], None
             thread = conversation.threads.get(message.ts, [])
             start, end = _range_bounds(thread, oldest, latest, inclusive)
             if cursor:
                 start = max(start, bisect.bisect_left(thread, decode_cursor(cursor), key=_message_key))
             page_end = min(end, start + limit)
-            page = [conversation.render(message)] + [conversation.render(reply) for reply in thread[start:page_end]]
+            page = [conversation.render(message, with_metadata)] + [
+                conversation.render(reply, with_metadata) for reply in thread[start:page_end]
+            ]
             next_cursor = encode_cursor(thread[page_end].key) if page_end < end else None
             return page, next_cursor
 

@@ -19,6 +19,7 @@ from .store import (
     Store,
     User,
     XError,
+    dm_conversation_id,
     invalid_request,
     snowflake_time,
     user_not_found,
@@ -60,11 +61,26 @@ class ApiV2:
                 self.user_by_username,
             ),
             self._route("GET", r"/2/users/(\d+)", "GET /2/users/:id", "users", self.user),
+            self._route("GET", r"/2/users/(\d+)/tweets", "GET /2/users/:id/tweets", "user_tweets", self.users_tweets),
             self._route("GET", r"/2/users", "GET /2/users", "users", self.users),
             self._route("GET", r"/2/tweets/(\d+)", "GET /2/tweets/:id", "tweets", self.tweet),
             self._route("POST", r"/2/tweets", "POST /2/tweets", "create_tweet", self.create_tweet),
             self._route("DELETE", r"/2/tweets/(\d+)", "DELETE /2/tweets/:id", "delete_tweet", self.delete_tweet),
             self._route("GET", r"/2/dm_events", "GET /2/dm_events", "dm_events", self.dm_events),
+            self._route(
+                "GET",
+                r"/2/dm_conversations/with/(\d+)/dm_events",
+                "GET /2/dm_conversations/with/:participant_id/dm_events",
+                "dm_conversation_events",
+                self.dm_events_with_participant,
+            ),
+            self._route(
+                "GET",
+                r"/2/dm_conversations/([\d-]+)/dm_events",
+                "GET /2/dm_conversations/:dm_conversation_id/dm_events",
+                "dm_conversation_events",
+                self.dm_events_of_conversation,
+            ),
             self._route(
                 "POST",
                 r"/2/dm_conversations/with/(\d+)/messages",
@@ -165,6 +181,36 @@ class ApiV2:
         answer["meta"] = meta
         return 200, answer
 
+    def users_tweets(self, user_id: str, query: dict, body: bytes) -> tuple[int, dict]:
+        """A user's own posts, newest first (only the account's API posts are emulated)."""
+        max_results = _int_param(query, "max_results", default=10, low=5, high=100)
+        user = self.store.user(user_id)
+        if user is None or user.suspended:
+            return 200, {"errors": [user_not_found(user_id)]}
+        posts = self.store.account_posts() if user_id == self.store.account.id else []
+        ids = [post.id for post in posts]
+        low, high = 0, len(ids)
+        since_id, until_id = _id_param(query, "since_id"), _id_param(query, "until_id")
+        start_time, end_time = _time_param(query, "start_time"), _time_param(query, "end_time")
+        if since_id is not None:
+            low = bisect.bisect_right(ids, since_id)
+        if start_time is not None:
+            low = max(low, bisect.bisect_left(ids, start_time))
+        for bound in (until_id, end_time):
+            if bound is not None:
+                high = min(high, bisect.bisect_left(ids, bound))
+        page_ids, next_token = self._page("user_tweets", ids[low:high], max_results, query)
+        page = [post for post in map(self.store.get_post, page_ids) if post is not None]
+        fields = _post_fields(query)
+        answer = {"data": [render_post(post, fields) for post in page]} if page else {}
+        meta = {"result_count": len(page)}
+        if page:
+            meta.update(newest_id=str(page[0].id), oldest_id=str(page[-1].id))
+        if next_token:
+            meta["next_token"] = next_token
+        answer["meta"] = meta
+        return 200, answer
+
     def tweet(self, post_id: str, query: dict, body: bytes) -> tuple[int, dict]:
         post = self.store.get_post(post_id)
         if post is None:
@@ -202,10 +248,21 @@ class ApiV2:
     # Direct messages
 
     def dm_events(self, query: dict, body: bytes) -> tuple[int, dict]:
+        return self._dm_events_page("dm_events", self.store.dm_events(), query)
+
+    def dm_events_with_participant(self, participant_id: str, query: dict, body: bytes) -> tuple[int, dict]:
+        conversation_id = dm_conversation_id(self.store.account.id, participant_id)
+        return self.dm_events_of_conversation(conversation_id, query, body)
+
+    def dm_events_of_conversation(self, conversation_id: str, query: dict, body: bytes) -> tuple[int, dict]:
+        events = [event for event in self.store.dm_events() if event.conversation_id == conversation_id]
+        return self._dm_events_page("dm_conversation_events", events, query)
+
+    def _dm_events_page(self, endpoint: str, all_events: list[DmEvent], query: dict) -> tuple[int, dict]:
         max_results = _int_param(query, "max_results", default=100, low=1, high=100)
         event_types = set(_csv(query, "event_types")) or DEFAULT_DM_EVENT_TYPES
-        events = {event.id: event for event in self.store.dm_events()} if "MessageCreate" in event_types else {}
-        page_ids, next_token = self._page("dm_events", list(events), max_results, query)
+        events = {event.id: event for event in all_events} if "MessageCreate" in event_types else {}
+        page_ids, next_token = self._page(endpoint, list(events), max_results, query)
         page = [events[event_id] for event_id in page_ids]
         fields, expansions = set(_csv(query, "dm_event.fields")), set(_csv(query, "expansions"))
         if MEDIA_EXPANSION in expansions:

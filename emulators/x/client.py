@@ -88,6 +88,12 @@ class XEmulatorClient(ControlClient):
             payload["status"] = status
         self._call("POST", "faults", payload)
 
+    def fault_after_write(self, endpoint: str, delay: float = 0, reset: bool = False, count: int = 1) -> None:
+        """Let the next `count` calls of an endpoint ("create_tweet", "dm_send") do their work, then answer
+        `delay` seconds late, or reset the connection instead of answering (`reset`)."""
+        payload = {"endpoint": endpoint, "delay": delay, "reset": reset, "count": count}
+        self._call("POST", "faults/after_write", payload)
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

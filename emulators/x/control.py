@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from ..common import ControlError, ControlRoutes
+from ..common import AfterWrite, ControlError, ControlRoutes
 from .api_v2 import WITHHELD_COUNTRIES
 from .auth import Credentials
 from .store import DmEvent, Post, Store, XError, snowflake_time
@@ -122,6 +122,7 @@ class ControlApi(ControlRoutes):
             ("POST", "rate_limits"): self.set_rate_limit,
             ("POST", "faults"): self.arm_fault,
             ("DELETE", "faults"): self.clear_faults,
+            ("POST", "faults/after_write"): self.arm_after_write,
             ("POST", "tokens"): self.set_tokens,
             ("GET", "stats"): self.read_stats,
         }
@@ -191,6 +192,13 @@ class ControlApi(ControlRoutes):
             self.faults.arm_repeated_page(endpoint)
         if "status" in payload:
             self.faults.arm(endpoint, int(payload.get("count", 1)), int(payload["status"]))
+        return {}
+
+    def arm_after_write(self, payload: dict) -> dict:
+        endpoint = _field(payload, "endpoint")
+        if endpoint not in DEFAULT_RATE_LIMITS:
+            raise ControlError(f"unknown endpoint {endpoint!r}; one of {sorted(DEFAULT_RATE_LIMITS)}")
+        self.faults.arm_after_write(endpoint, AfterWrite.build(payload))
         return {}
 
     def clear_faults(self, payload: dict) -> dict:

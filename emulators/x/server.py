@@ -102,6 +102,9 @@ class XEmulator(EmulatorServer, XEmulatorClient):
             status, payload = route.handler(*args, query=query, body=body)
         except XError as exc:
             return exc.status, exc.body, headers
+        after_write = self.faults.take_after_write(route.endpoint)  # applied, then answered late or not at all
+        if after_write:
+            after_write.apply()
         return status, payload, headers
 
     def serve_media(self, path: str, authorization: str) -> tuple[int, bytes, str, dict]:

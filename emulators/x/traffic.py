@@ -19,6 +19,8 @@ DEFAULT_RATE_LIMITS = {
     "users_me": (75, WINDOW_15_MIN),
     "users": (300, WINDOW_15_MIN),
     "tweets": (300, WINDOW_15_MIN),
+    "user_tweets": (900, WINDOW_15_MIN),
+    "dm_conversation_events": (15, WINDOW_15_MIN),
     # Media downloads (pbs/video.twimg.com, ton.twitter.com) publish no limit; this generous window is the
     # emulator's, so that a configured limit or an armed fault answers like the API, with the same headers.
     "media": (10_000, WINDOW_15_MIN),

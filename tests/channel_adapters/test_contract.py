@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 
 import pytest
@@ -59,7 +60,8 @@ class AdapterContract:
         final = json.loads(json.dumps(pages[-1].cursor))
         assert not [e for page in adapter.poll(final) for e in page.envelopes]
 
-    def test_send_returns_the_platform_message_id(self, adapter, add_inbound):
+    @staticmethod
+    def reply_target(adapter, add_inbound):
         add_inbound(["help"])
         envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
         target = ReplyTarget(
@@ -69,9 +71,25 @@ class AdapterContract:
             recipient=envelope.sender.external_id,
         )
         [mode, *_] = [m for m in adapter.reply_modes(target) if m.allowed]
-        sent = adapter.send(target=ReplyTarget(**{**vars(target), "mode": mode.key}), text="on it")
+        return ReplyTarget(**{**vars(target), "mode": mode.key})
+
+    def test_send_returns_the_platform_message_id(self, adapter, add_inbound):
+        sent = adapter.send(target=self.reply_target(adapter, add_inbound), text="on it", key="reply-1")
         assert isinstance(sent, Sent)
         assert sent.external_id
+
+    def test_a_sent_reply_is_found_where_the_platform_can_look(self, adapter, add_inbound):
+        """After an unknown outcome the pipeline asks ``find_sent``; an adapter that cannot look says so."""
+        target = self.reply_target(adapter, add_inbound)
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        if not adapter.finds_sent:
+            with pytest.raises(NotImplementedError):
+                adapter.find_sent(target=target, text="on it", key="reply-1", since=since)
+            return
+        assert adapter.find_sent(target=target, text="on it", key="reply-1", since=since) is None
+        sent = adapter.send(target=target, text="on it", key="reply-1")
+        assert adapter.find_sent(target=target, text="on it", key="reply-1", since=since) == sent
+        assert adapter.find_sent(target=target, text="on it too", key="reply-2", since=since) is None
 
     def test_reply_modes_name_their_limits(self, adapter, add_inbound):
         add_inbound(["help"])
@@ -124,7 +142,7 @@ class OutboundFilesContract:
             assert mode.attachments.max_files > 0
             assert mode.attachments.max_bytes > 0
             target = ReplyTarget(**{**vars(target), "mode": mode.key})
-            adapter.send(target=target, text="the log you asked for")
+            adapter.send(target=target, text="the log you asked for", key="reply-1")
             file_id = adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
             assert isinstance(file_id, str)
             assert file_id
@@ -163,6 +181,14 @@ class TestLocmemAdapter(AdapterContract, InboundFilesContract, OutboundFilesCont
             return name, len(content)
 
         return add
+
+
+class TestLocmemAdapterThatLooks(TestLocmemAdapter):
+    """locmem configured to tell whether a reply arrived, as the pipeline's tests of that path use it."""
+
+    @pytest.fixture
+    def raw_config(self):
+        return {"inbox": "c", "webhook_secret": "s", "finds_sent": True}
 
 
 class TestSlackAdapter(AdapterContract, InboundFilesContract, OutboundFilesContract, WebhookContract):

@@ -8,12 +8,13 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from channel_adapters import locmem
-from channel_adapters.base import CredentialsError, PermanentError, RateLimited, TransientError
+from channel_adapters.base import CredentialsError, OutcomeUnknown, PermanentError, RateLimited, TransientError
 from channels_ingest import delivery, ingest, polling, sweep
+from channels_ingest.models import ApiUsage
 from channels_ingest.tasks import deliver_message
 from helpdesk.celery import app
 from tests.factories import message
-from tests.helpers import PNG, SLACK_HELP_CHANNEL, detail_url, send_reply, upload
+from tests.helpers import PNG, SLACK_HELP_CHANNEL, detail_url, poll_as_worker, reply_and_deliver, send_reply, upload
 from tickets.models import Message, Ticket
 from tickets.replies import reply_to_ticket
 
@@ -241,3 +242,159 @@ def test_credentials_refused_at_delivery_do_not_count_as_a_poll(queued_reply, lo
     assert locmem_channel.last_error == "Credentials rejected: token_revoked"
     assert locmem_channel.last_error_at > polled_at
     assert locmem_channel.last_poll_at == polled_at
+
+
+# Exactly once, out: an unknown outcome is looked up before anything is sent again ------------------------
+
+
+def answer_within(channel, seconds=0.5):
+    """The channel's client gives up waiting for an answer after ``seconds`` (15 by default)."""
+    channel.config["timeout"] = seconds
+    channel.save()
+
+
+@pytest.mark.django_db
+def test_a_slack_post_answered_after_the_timeout_is_posted_once(slack_channel, slack_ticket, slack_emulator, agent):
+    """chat.postMessage is applied but answers after the client gave up: the retry finds it in the thread."""
+    answer_within(slack_channel)
+    slack_emulator.fault_after_write("chat.postMessage", delay=1.5)
+
+    reply = reply_and_deliver(slack_ticket, agent, "Rebooting the server now")
+
+    [posted] = thread_replies(slack_emulator, slack_ticket.parent_ts)
+    assert posted["text"] == "Rebooting the server now"
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert reply.external_id == f"{SLACK_HELP_CHANNEL}:{posted['ts']}"
+    assert reply.delivery_attempts == 2
+    assert reply.delivery_unconfirmed_since is None
+    assert slack_emulator.stats()["calls"]["chat.postMessage"] == 1
+
+
+@pytest.mark.django_db
+def test_a_slack_post_whose_connection_resets_after_it_was_applied_is_posted_once(
+    slack_ticket, slack_emulator, agent
+):
+    slack_emulator.fault_after_write("chat.postMessage", reset=True)
+
+    reply = reply_and_deliver(slack_ticket, agent, "Rebooting the server now")
+
+    assert [m["text"] for m in thread_replies(slack_emulator, slack_ticket.parent_ts)] == ["Rebooting the server now"]
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert slack_emulator.stats()["calls"]["chat.postMessage"] == 1
+
+
+@pytest.mark.django_db
+def test_a_slack_post_refused_before_it_was_applied_is_simply_sent_again(slack_ticket, slack_emulator, agent):
+    """A 503 means Slack did not post: the retry posts without looking first."""
+    slack_emulator.fault("chat.postMessage", status=503)
+
+    reply = reply_and_deliver(slack_ticket, agent, "Rebooting the server now")
+
+    assert [m["text"] for m in thread_replies(slack_emulator, slack_ticket.parent_ts)] == ["Rebooting the server now"]
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert "conversations.replies" not in slack_emulator.stats()["calls"]
+
+
+@pytest.mark.django_db
+def test_the_agents_retry_after_an_unconfirmed_post_looks_before_posting(
+    slack_channel, slack_ticket, slack_emulator, agent, settings, django_capture_on_commit_callbacks
+):
+    settings.DELIVERY_MAX_ATTEMPTS = 1
+    answer_within(slack_channel)
+    slack_emulator.fault_after_write("chat.postMessage", delay=1.5)
+    reply = reply_and_deliver(slack_ticket, agent, "Rebooting the server now")
+    assert reply.delivery_status == Message.DeliveryStatus.FAILED
+    assert reply.delivery_unconfirmed_since is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert delivery.retry_delivery(reply)
+
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert len(thread_replies(slack_emulator, slack_ticket.parent_ts)) == 1
+    assert slack_emulator.stats()["calls"]["chat.postMessage"] == 1
+
+
+def x_mention_ticket(x_emulator, channel):
+    x_emulator.post(x_emulator.people["maya"], "@ithelp the VPN drops every hour")
+    poll_as_worker(channel)
+    return Ticket.objects.get()
+
+
+def x_dm_ticket(x_emulator, channel):
+    x_emulator.dm_from(x_emulator.people["maya"], "locked out of my account")
+    poll_as_worker(channel)
+    return Ticket.objects.get()
+
+
+@pytest.mark.parametrize("failure", [{"delay": 1.5}, {"reset": True}], ids=["answered late", "connection reset"])
+@pytest.mark.django_db
+def test_an_x_public_reply_without_an_answer_is_posted_once(x_channel, x_emulator, agent, failure):
+    answer_within(x_channel)
+    ticket = x_mention_ticket(x_emulator, x_channel)
+    x_emulator.fault_after_write("create_tweet", **failure)
+
+    reply = reply_and_deliver(ticket, agent, "Looking at the VPN logs now", mode="public")
+
+    [posted] = x_emulator.account_posts()
+    assert posted["text"] == "Looking at the VPN logs now"
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert reply.external_id == f"tweet:{posted['id']}"
+    assert x_emulator.stats()["calls"]["POST /2/tweets"] == 1
+    usage = dict(ApiUsage.objects.filter(channel=x_channel).values_list("operation", "units"))
+    assert usage["post_create"] == 1, "the post is metered once, when it is found"
+    assert usage["post_read_owned"] >= 1, "the lookup reads are metered"
+
+
+@pytest.mark.parametrize("failure", [{"delay": 1.5}, {"reset": True}], ids=["answered late", "connection reset"])
+@pytest.mark.django_db
+def test_an_x_dm_without_an_answer_is_sent_once(x_channel, x_emulator, agent, failure):
+    answer_within(x_channel)
+    ticket = x_dm_ticket(x_emulator, x_channel)
+    x_emulator.fault_after_write("dm_send", **failure)
+
+    reply = reply_and_deliver(ticket, agent, "Reset link sent")
+
+    [sent] = x_emulator.account_dms()
+    assert sent["text"] == "Reset link sent"
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert reply.external_id == f"dm:{sent['dm_event_id']}"
+    calls = x_emulator.stats()["calls"]
+    assert calls["POST /2/dm_conversations/:dm_conversation_id/messages"] == 1
+    assert calls["GET /2/dm_conversations/:dm_conversation_id/dm_events"] == 1
+    usage = dict(ApiUsage.objects.filter(channel=x_channel).values_list("operation", "units"))
+    assert usage["dm_create"] == 1
+    assert usage["dm_event_read"] >= 2  # the inbound DM polled, and the lookup
+
+
+@pytest.mark.django_db
+def test_an_unconfirmed_send_where_the_channel_cannot_look_fails_visibly(
+    queued_reply, django_capture_on_commit_callbacks
+):
+    """locmem, like a platform without a lookup, cannot tell: never resent blindly, the agent decides."""
+    locmem.applied_failures.append(OutcomeUnknown("read timeout"))
+    assert delivery.deliver_message(queued_reply.pk).status == "failed"
+    queued_reply.refresh_from_db()
+    assert "may or may not have arrived" in queued_reply.delivery_error
+    assert len(locmem.outbox) == 1
+
+    app.conf.task_always_eager = True
+    with django_capture_on_commit_callbacks(execute=True):
+        assert delivery.retry_delivery(queued_reply)
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
+    assert len(locmem.outbox) == 2, "the agent's Retry, after the warning, sends it again"
+
+
+@pytest.mark.django_db
+def test_a_found_post_of_another_reply_with_the_same_words_is_not_taken_for_this_one(x_channel, x_emulator, agent):
+    """X is searched by text: an earlier reply with the same words belongs to its own message, not this one."""
+    ticket = x_mention_ticket(x_emulator, x_channel)
+    first = reply_and_deliver(ticket, agent, "Thanks!", mode="public")
+    second = reply_to_ticket(ticket=ticket, author=agent, body="Thanks!", mode="public")  # its delivery not run yet
+    Message.objects.filter(pk=second.pk).update(delivery_unconfirmed_since=first.created_at)
+
+    assert delivery.deliver_message(second.pk).status == "sent"
+    second.refresh_from_db()
+    assert second.external_id != first.external_id
+    assert len(x_emulator.account_posts()) == 2

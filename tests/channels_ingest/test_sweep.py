@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from channel_adapters import locmem
 from channel_adapters.base import InboundAttachment
-from channels_ingest import polling, sweep
+from channels_ingest import delivery, polling, sweep
 from channels_ingest.models import Channel, InboundMessage
 from helpdesk.celery import app
 from tests.factories import message, message_with
@@ -74,3 +74,23 @@ def test_sweep_recovers_ingestion_a_lost_task_left_pending(locmem_channel):
     Channel.objects.update(next_poll_at=timezone.now() + timedelta(hours=1))
     assert sweep.sweep()["ingests"] == 1
     assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_sweep_requeues_a_stalled_send_where_the_channel_can_look_and_it_is_found(queued_reply, locmem_channel):
+    """The worker died after the platform took the reply: the sweep queues it, the attempt finds it, nothing
+    is sent again."""
+    Channel.objects.filter(pk=locmem_channel.pk).update(config={**locmem_channel.config, "finds_sent": True})
+    locmem.outbox.append({"thread_key": "m0", "text": queued_reply.body})
+    locmem.sent_keys[delivery.delivery_key(queued_reply)] = "m0:out1"
+    Message.objects.filter(pk=queued_reply.pk).update(
+        delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at=timezone.now() - timedelta(minutes=10)
+    )
+    app.conf.task_always_eager = True
+
+    assert sweep.sweep()["unknown"] == 1
+
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
+    assert queued_reply.external_id == "m0:out1"
+    assert len(locmem.outbox) == 1
