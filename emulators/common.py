@@ -154,6 +154,8 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
             self._route(verb)
         except ConnectionAborted:
             self._reset_connection()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (an answer after its timeout)
+            self.close_connection = True
         except Exception:  # noqa: BLE001 - any emulator bug is answered like a platform outage
             # Keep the traceback visible.
             self.log_error("unhandled error for %s %s\n%s", verb, self.path, traceback.format_exc())

@@ -4,9 +4,11 @@ expected tickets out; replies and errors against the emulator."""
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
+from channel_adapters.base import ConfigError, OutcomeUnknown, ReplyTarget, TransientError
 from channel_adapters.slack import SlackAdapter
 from channels_ingest import delivery, polling
 from channels_ingest.models import Channel, InboundMessage
@@ -153,6 +155,57 @@ def test_permanent_slack_error_fails_the_reply_visibly(slack_channel, slack_emul
     assert delivery.deliver_message(reply.pk).status == "failed"
     reply.refresh_from_db()
     assert reply.delivery_error == "Slack error: channel_not_found"
+
+
+def slack_adapter(channel, **config):
+    adapter = SlackAdapter(config={**channel.config, **config}, secrets=channel.secrets)
+    adapter.state = adapter.check_credentials()
+    return adapter
+
+
+def test_a_reply_carries_its_delivery_key_in_message_metadata(slack_channel, slack_emulator):
+    parent = slack_emulator.post("C0GENERAL", "U0ANN", "help")["ts"]
+    target = ReplyTarget(thread_key=f"C0GENERAL:{parent}")
+
+    slack_adapter(slack_channel).send(target=target, text="on it", key="42-1")
+
+    [posted] = slack_emulator.web_api.call(
+        "conversations.replies", {"channel": "C0GENERAL", "ts": parent, "include_all_metadata": "true"}
+    )["messages"][1:]
+    assert posted["metadata"] == {"event_type": "helpdesk_reply", "event_payload": {"delivery_key": "42-1"}}
+
+
+def test_a_post_without_an_answer_is_not_posted_again_by_the_client(slack_channel, slack_emulator):
+    """slack_sdk re-posts on a connection reset by default; the adapter reports the unknown outcome instead."""
+    parent = slack_emulator.post("C0GENERAL", "U0ANN", "help")["ts"]
+    target = ReplyTarget(thread_key=f"C0GENERAL:{parent}")
+    adapter = slack_adapter(slack_channel, timeout=0.3)
+    since = datetime.now(UTC)
+
+    slack_emulator.fault_after_write("chat.postMessage", reset=True)
+    with pytest.raises(OutcomeUnknown, match="did not answer"):
+        adapter.send(target=target, text="on it", key="42-1")
+    slack_emulator.fault_after_write("chat.postMessage", delay=1)
+    with pytest.raises(OutcomeUnknown, match="did not answer"):
+        adapter.send(target=target, text="on it", key="42-2")
+
+    assert len(slack_emulator.bot_messages("C0GENERAL")) == 2
+    found = adapter.find_sent(target=target, text="on it", key="42-1", since=since)
+    assert found.external_id == f"C0GENERAL:{slack_emulator.bot_messages('C0GENERAL')[0]['ts']}"
+
+
+def test_a_post_that_never_reached_slack_is_a_plain_transient_error(slack_channel):
+    adapter = slack_adapter(slack_channel)
+    adapter.config["base_url"] = "http://127.0.0.1:9/api/"  # nothing listens: connection refused
+    with pytest.raises(TransientError) as raised:
+        adapter.send(target=ReplyTarget(thread_key="C0GENERAL:1.000001"), text="on it", key="42-1")
+    assert not isinstance(raised.value, OutcomeUnknown)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "15", True])
+def test_a_timeout_must_be_a_positive_number(timeout):
+    with pytest.raises(ConfigError, match="timeout"):
+        SlackAdapter.split_config({"bot_token": "xoxb-1", "timeout": timeout})
 
 
 def test_slack_server_errors_are_transient(slack_channel, slack_emulator, agent):

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from channel_adapters.base import PermanentError
+from channel_adapters.base import ConfigError, OutcomeUnknown, PermanentError, ReplyTarget, TransientError
 from channel_adapters.x import XAdapter
 from channels_ingest import delivery, downloads, ingest, polling
 from channels_ingest.models import Channel, InboundMessage
@@ -537,3 +537,19 @@ def test_a_mention_with_a_photo_reaches_the_ticket_through_the_worker(
     assert b"".join(agent_client.get(download_url(attachment)).streaming_content) == PNG
     assert 'alt="PC LOAD LETTER"' in detail_html(agent_client, attachment.message.ticket)
     assert x_emulator.stats()["calls"]["GET media"] == 1
+
+
+@pytest.mark.django_db
+def test_a_write_that_never_reached_x_is_a_plain_transient_error(x_channel):
+    """Connection refused: certainly not posted, so it is retried without a lookup (a timeout would need one)."""
+    adapter = x_channel.adapter()
+    adapter.config["base_url"] = "http://127.0.0.1:9"  # nothing listens
+    with pytest.raises(TransientError) as raised:
+        adapter.send(target=ReplyTarget(thread_key="dm:1-2", mode="dm"), text="hi", key="42-1")
+    assert not isinstance(raised.value, OutcomeUnknown)
+
+
+@pytest.mark.parametrize("timeout", [0, "15", False])
+def test_a_timeout_must_be_a_positive_number(timeout):
+    with pytest.raises(ConfigError, match="timeout"):
+        XAdapter.split_config({"bearer_token": "t", "timeout": timeout})

@@ -271,9 +271,7 @@ def test_a_slack_post_answered_after_the_timeout_is_posted_once(slack_channel, s
 
 
 @pytest.mark.django_db
-def test_a_slack_post_whose_connection_resets_after_it_was_applied_is_posted_once(
-    slack_ticket, slack_emulator, agent
-):
+def test_a_slack_post_whose_connection_resets_after_it_was_applied_is_posted_once(slack_ticket, slack_emulator, agent):
     slack_emulator.fault_after_write("chat.postMessage", reset=True)
 
     reply = reply_and_deliver(slack_ticket, agent, "Rebooting the server now")

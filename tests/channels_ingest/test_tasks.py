@@ -154,3 +154,67 @@ def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(
     newest = max(ts.split(":")[1] for ts in InboundMessage.objects.values_list("external_id", flat=True))
     assert slack_channel.cursor["C0GENERAL"]["oldest"] == newest
     assert InboundMessage.objects.count() == 50
+
+
+def slack_thread_ticket(channel, emulator):
+    emulator.post("C0GENERAL", "U0ANN", "monitor flickers")
+    polling.poll_channel(channel.pk)
+    ingest.ingest_channel(channel.pk)
+    return Ticket.objects.get()
+
+
+def x_mention_ticket(channel, emulator):
+    emulator.post(emulator.people["maya"], "@ithelp the VPN drops every hour")
+    polling.poll_channel(channel.pk)
+    ingest.ingest_channel(channel.pk)
+    return Ticket.objects.get()
+
+
+def x_dm_ticket(channel, emulator):
+    emulator.dm_from(emulator.people["maya"], "locked out of my account")
+    polling.poll_channel(channel.pk)
+    ingest.ingest_channel(channel.pk)
+    return Ticket.objects.get()
+
+
+SENDS = {
+    "slack": ("slack_channel", "slack_emulator", slack_thread_ticket, "", "chat.postMessage"),
+    "x public reply": ("x_channel", "x_emulator", x_mention_ticket, "public", "create_tweet"),
+    "x dm": ("x_channel", "x_emulator", x_dm_ticket, "dm", "dm_send"),
+}
+
+
+def copies_posted(emulator, text):
+    if hasattr(emulator, "bot_messages"):
+        return [m for m in emulator.bot_messages("C0GENERAL") if m["text"] == text]
+    return [item for item in emulator.account_posts() + emulator.account_dms() if item["text"] == text]
+
+
+@pytest.mark.parametrize("kind", SENDS)
+def test_worker_killed_after_the_platform_took_the_reply_posts_it_once(kind, celery_worker_process, request, agent):
+    """SIGKILL while the platform, which has applied the post, has not answered yet: beat's sweep queues the reply
+    again, and the new attempt finds the post instead of making a second one."""
+    channel_fixture, emulator_fixture, make_ticket, mode, write = SENDS[kind]
+    channel, emulator = request.getfixturevalue(channel_fixture), request.getfixturevalue(emulator_fixture)
+    channel.config["timeout"] = 60
+    channel.save()
+    ticket = make_ticket(channel, emulator)
+    emulator.fault_after_write(write, delay=15)  # the post is stored at once, its answer never comes in time
+    text = "Swapping the cable now"
+    doomed = celery_worker_process(concurrency=1)
+
+    reply = reply_to_ticket(ticket=ticket, author=agent, body=text, mode=mode or None)
+    wait_for(lambda: copies_posted(emulator, text), message="the platform to take the post")
+    assert Message.objects.get(pk=reply.pk).delivery_status == Message.DeliveryStatus.SENDING
+    doomed.kill()
+
+    celery_worker_process()
+    assert sweep.sweep(now=timezone.now() + timedelta(minutes=6))["unknown"] == 1
+    wait_for(
+        lambda: Message.objects.get(pk=reply.pk).delivery_status == Message.DeliveryStatus.SENT,
+        message="the reply to be marked sent",
+    )
+    [posted] = copies_posted(emulator, text)
+    reply.refresh_from_db()
+    assert reply.external_id.endswith(posted.get("ts") or posted.get("dm_event_id") or posted["id"])
+    assert reply.delivery_unconfirmed_since is None

@@ -336,6 +336,41 @@ def test_post_message_to_a_reply_lands_in_its_thread_and_channels_appear_on_dema
     assert [m["text"] for m in slack.conversations_history(channel="C0NEW")["messages"]] == ["first words"]
 
 
+def test_message_metadata_is_kept_and_shown_only_when_asked_for(emu, slack):
+    parent = emu.post(CHANNEL, "U0ALICE", "need a new mouse")["ts"]
+    metadata = {"event_type": "helpdesk_reply", "event_payload": {"delivery_key": "42-1"}}
+    reply = slack.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="on it", metadata=metadata)["ts"]
+    top = slack.chat_postMessage(channel=CHANNEL, text="outage", metadata=metadata)["ts"]
+
+    thread = slack.conversations_replies(channel=CHANNEL, ts=parent, include_all_metadata=True)["messages"]
+    assert [m.get("metadata") for m in thread] == [None, metadata]
+    assert thread[1]["ts"] == reply
+    assert "metadata" not in slack.conversations_replies(channel=CHANNEL, ts=parent)["messages"][1]
+    history = slack.conversations_history(channel=CHANNEL, include_all_metadata=True)["messages"]
+    assert history[0]["ts"] == top
+    assert history[0]["metadata"] == metadata
+    assert "metadata" not in slack.conversations_history(channel=CHANNEL)["messages"][0]
+    with pytest.raises(SlackApiError) as refused:
+        slack.chat_postMessage(channel=CHANNEL, text="x", metadata={"event_type": "x"})
+    assert refused.value.response["error"] == "invalid_metadata_schema"
+
+
+def test_a_post_can_be_applied_then_answered_late_or_not_at_all(emu):
+    """Unlike ``latency`` (before the call), these faults come after it: the message is stored either way."""
+    parent = emu.post(CHANNEL, "U0ALICE", "q")["ts"]
+    impatient = WebClient(token=BOT_TOKEN, base_url=emu.base_url, timeout=0.3, retry_handlers=[])
+    emu.fault_after_write("chat.postMessage", delay=1)
+    with pytest.raises(TimeoutError):
+        impatient.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="late")
+    emu.fault_after_write("chat.postMessage", reset=True)
+    with pytest.raises(ConnectionResetError):
+        impatient.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="lost")
+    assert [m["text"] for m in emu.bot_messages(CHANNEL)] == ["late", "lost"]
+    impatient.chat_postMessage(channel=CHANNEL, thread_ts=parent, text="normal")  # each fault was used up
+    with pytest.raises(EmulatorControlError):
+        emu.fault_after_write("chat.postMessage")
+
+
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
 @pytest.mark.parametrize(
     ("kwargs", "error"),

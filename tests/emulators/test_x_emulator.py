@@ -337,6 +337,64 @@ def test_create_direct_message_by_participant_and_conversation(emu, oauth1, alic
         oauth1.create_direct_message(participant_id="42", text="who?")
 
 
+def test_the_accounts_own_posts_newest_first_from_a_start_time(emu, oauth1, raw, alice):
+    mention = emu.post(alice, "@ithelp help")["id"]
+    texts = [f"reply {n}" for n in range(7)]
+    for text in texts:
+        oauth1.create_tweet(text=text, in_reply_to_tweet_id=mention)
+    params = {"tweet_fields": ["conversation_id", "created_at"], "user_auth": False}
+
+    first = raw.get_users_tweets(ACCOUNT_ID, max_results=5, **params)
+    assert [post["text"] for post in first["data"]] == texts[:1:-1]
+    assert {post["conversation_id"] for post in first["data"]} == {mention}
+    second = raw.get_users_tweets(ACCOUNT_ID, max_results=5, pagination_token=first["meta"]["next_token"], **params)
+    assert [post["text"] for post in second["data"]] == ["reply 1", "reply 0"]
+    assert "next_token" not in second["meta"]
+    later = raw.get_users_tweets(ACCOUNT_ID, start_time="2999-01-01T00:00:00Z", **params)
+    assert later == {"meta": {"result_count": 0}}
+    assert raw.get_users_tweets(alice, **params) == {"meta": {"result_count": 0}}
+    assert emu.stats()["calls"]["GET /2/users/:id/tweets"] == 4
+
+
+def test_dm_events_of_one_conversation_by_id_or_participant(emu, oauth1, raw, alice):
+    bob = emu.add_user("bob", "Bob B")["id"]
+    emu.dm_from(alice, "from alice")
+    emu.dm_from(bob, "from bob")
+    conversation = oauth1.create_direct_message(participant_id=alice, text="to alice").data["dm_conversation_id"]
+    params = {"dm_event_fields": ["sender_id", "dm_conversation_id", "created_at"], "user_auth": False}
+
+    by_id = raw.get_direct_message_events(dm_conversation_id=conversation, **params)
+    assert [event["text"] for event in by_id["data"]] == ["to alice", "from alice"]
+    by_participant = raw.get_direct_message_events(participant_id=alice, max_results=1, **params)
+    assert [event["text"] for event in by_participant["data"]] == ["to alice"]
+    rest = raw.get_direct_message_events(
+        participant_id=alice, pagination_token=by_participant["meta"]["next_token"], **params
+    )
+    assert [event["text"] for event in rest["data"]] == ["from alice"]
+    assert emu.stats()["rate_limits"]["dm_conversation_events"]["remaining"] == 12
+
+
+def test_a_write_can_be_applied_then_answered_late_or_not_at_all(emu, alice):
+    impatient = redirect(tweepy.Client(**OAUTH1), emu.url)
+    impatient.session.request = _with_timeout(impatient.session.request, 0.3)
+    mention = emu.post(alice, "@ithelp help")["id"]
+    emu.fault_after_write("create_tweet", delay=1)
+    with pytest.raises(requests.ReadTimeout):
+        impatient.create_tweet(text="late", in_reply_to_tweet_id=mention)
+    emu.fault_after_write("dm_send", reset=True)
+    with pytest.raises(requests.ConnectionError):
+        impatient.create_direct_message(participant_id=alice, text="lost")
+    assert [post["text"] for post in emu.account_posts()] == ["late"]
+    assert [dm["text"] for dm in emu.account_dms()] == ["lost"]
+
+
+def _with_timeout(request, seconds):
+    def timed(*args, **kwargs):
+        return request(*args, timeout=seconds, **kwargs)
+
+    return timed
+
+
 # Media
 
 PHOTO = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
