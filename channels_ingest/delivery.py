@@ -68,6 +68,9 @@ UNCONFIRMED_ERROR = (
     "{error}. The platform did not confirm this reply; it may or may not have arrived. "
     "Check the conversation before retrying."
 )
+UNCONFIRMED_CHECKED_ON_RETRY = (
+    "{error}. The platform did not confirm this reply; it may have arrived. Retry looks for it before sending it again."
+)
 
 
 @dataclass
@@ -136,7 +139,11 @@ def _already_sent(adapter, target, message):
     since = message.delivery_unconfirmed_since
     if since is None or not adapter.finds_sent:
         return None
-    sent = adapter.find_sent(target=target, text=message.body, key=delivery_key(message), since=since)
+    try:
+        sent = adapter.find_sent(target=target, text=message.body, key=delivery_key(message), since=since)
+    except PermanentError as exc:  # e.g. no right to read the conversation: the agent decides, warned
+        Message.objects.filter(pk=message.pk).update(delivery_unconfirmed_since=None)
+        raise PermanentError(UNCONFIRMED_ERROR.format(error=f"Could not check whether it arrived: {exc}")) from None
     if sent is None:
         return None
     if Message.objects.filter(thread=message.thread_id, external_id=sent.external_id).exclude(pk=message.pk).exists():
@@ -151,8 +158,12 @@ def _unconfirmed(adapter, message, exc, *, started):
     if message.external_id:  # a file's upload: retried, at least once (docs/delivery.md)
         return _retry_or_fail(message, exc)
     Message.objects.filter(pk=message.pk, delivery_unconfirmed_since=None).update(delivery_unconfirmed_since=started)
+    error = str(exc).rstrip(".")
     if not adapter.finds_sent:
-        return _mark_failed(message, UNCONFIRMED_ERROR.format(error=str(exc).rstrip(".")))
+        return _mark_failed(message, UNCONFIRMED_ERROR.format(error=error))
+    if message.delivery_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        error = f"{error} (gave up after {message.delivery_attempts} attempts)"
+        return _mark_failed(message, UNCONFIRMED_CHECKED_ON_RETRY.format(error=error))
     return _retry_or_fail(message, exc)
 
 

@@ -303,6 +303,7 @@ def test_the_agents_retry_after_an_unconfirmed_post_looks_before_posting(
     reply = reply_and_deliver(slack_ticket, agent, "Rebooting the server now")
     assert reply.delivery_status == Message.DeliveryStatus.FAILED
     assert reply.delivery_unconfirmed_since is not None
+    assert "it may have arrived. Retry looks for it before sending it again" in reply.delivery_error
 
     with django_capture_on_commit_callbacks(execute=True):
         assert delivery.retry_delivery(reply)
@@ -396,3 +397,20 @@ def test_a_found_post_of_another_reply_with_the_same_words_is_not_taken_for_this
     second.refresh_from_db()
     assert second.external_id != first.external_id
     assert len(x_emulator.account_posts()) == 2
+
+
+@pytest.mark.django_db
+def test_a_lookup_the_platform_refuses_fails_the_reply_with_the_warning(
+    slack_channel, slack_ticket, slack_emulator, agent
+):
+    """If the platform will not say whether the reply arrived, nothing is resent blindly: the agent decides."""
+    answer_within(slack_channel)
+    slack_emulator.fault_after_write("chat.postMessage", delay=1.5)
+    slack_emulator.fault("conversations.replies", error="channel_not_found")
+
+    reply = reply_and_deliver(slack_ticket, agent, "Rebooting the server now")
+
+    assert reply.delivery_status == Message.DeliveryStatus.FAILED
+    assert reply.delivery_error.startswith("Could not check whether it arrived: Slack error: channel_not_found")
+    assert "may or may not have arrived" in reply.delivery_error
+    assert len(thread_replies(slack_emulator, slack_ticket.parent_ts)) == 1
