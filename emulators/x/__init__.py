@@ -7,6 +7,7 @@
 
 Simplifications against the real X:
 - one account (the app's): only its mentions and DMs are indexed, one rate-limit window per endpoint;
+  a user's timeline (GET /2/users/:id/tweets) lists only what the account posted through the API;
 - OAuth 1.0a signatures are checked for presence and matching keys, not verified (see auth.py);
 - text weighting approximates twitter-text (http(s) URLs 23, emoji sequences and wide characters 2);
 - control posts keep their text as given (real X prefixes replies with "@parent_author");
