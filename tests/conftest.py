@@ -57,6 +57,15 @@ def clean_cache():
     cache.clear()
 
 
+@pytest.fixture
+def dead_cache(settings):
+    """The cache is a Redis that does not answer (nothing listens on port 1): every cache call fails at once, as
+    in an outage. Changing ``CACHES`` makes Django drop its cache connections, so the change takes effect."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+
+
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     """Files the tests store (attachments) go to a temporary folder, never into the checkout."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from io import StringIO
 
 import pytest
@@ -104,6 +105,18 @@ def awaiting_triage(channel, envelopes):
     return InboundMessage.objects.bulk_create(
         [
             InboundMessage(channel=channel, external_id=e.external_id, payload=e.to_json(), status=TRIAGE)
+            for e in envelopes
+        ]
+    )
+
+
+def failed_inbound(channel, envelopes, error="KeyError: 'text'"):
+    """Inbound rows as ingestion leaves a payload it could not understand: failed, with the raw envelope kept."""
+    return InboundMessage.objects.bulk_create(
+        [
+            InboundMessage(
+                channel=channel, external_id=e.external_id, payload=e.to_json(), status="failed", error=error
+            )
             for e in envelopes
         ]
     )
@@ -244,6 +257,23 @@ def queries_for(client, url, *, cold_cache=False):
         response = client.get(url)
     assert response.status_code == 200
     return len(queries)
+
+
+@contextmanager
+def database_refuses(table, error, *, times=None):
+    """Statements that write ``table`` (INSERT INTO / UPDATE it) fail with ``error`` (``times`` times, or every
+    time), as the database raises them in an outage. Django's own hook for wrapping what a connection executes;
+    yields the list of statements refused."""
+    refused = []
+
+    def refuse(execute, sql, params, many, context):
+        if (f'INSERT INTO "{table}"' in sql or f'UPDATE "{table}"' in sql) and (times is None or len(refused) < times):
+            refused.append(sql)
+            raise error
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse):
+        yield refused
 
 
 def wait_for(predicate, timeout=30, interval=0.05, message="condition"):
