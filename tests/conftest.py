@@ -19,6 +19,7 @@ from tests.helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SLACK_HELP_CHANNEL,
+    ThrowawayRedis,
     WorkerProcess,
     make_x_channel,
     open_tickets,
@@ -64,6 +65,14 @@ def dead_cache(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
     }
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path):
+    """A redis-server of this test's own (``helpers.ThrowawayRedis``), started; stopped at the end."""
+    server = ThrowawayRedis(tmp_path).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

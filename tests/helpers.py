@@ -6,6 +6,7 @@ these; tests import them from here, never from ``conftest.py``.
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -354,6 +355,43 @@ class WorkerProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+# A Redis of a test's own ------------------------------------------------------------
+
+
+class ThrowawayRedis:
+    """A ``redis-server`` on a free port of its own, never the machine's, to stop and start mid-test."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.process = None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=10, message=f"redis-server on port {self.port}")
+        return self
+
+    def stop(self):
+        """As an outage: the server goes away under its clients' open connections."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def _answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
 
 # A real browser -----------------------------------------------------------------------

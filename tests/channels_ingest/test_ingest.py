@@ -10,14 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from channel_adapters import locmem
-from channel_adapters.base import InboundAttachment
-from channels_ingest import ingest, polling, sweep, tasks
+from channel_adapters.base import InboundAttachment, Sender
+from channels_ingest import ingest, names, polling, sweep, tasks
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import BASE_TIME, edit, message, message_with
 from tests.helpers import (
@@ -149,6 +150,31 @@ def test_ingest_goes_on_without_cached_names_while_the_cache_is_down(
 
     assert set(statuses().values()) == {"processed"}
     assert set(Ticket.objects.values_list("requester__display_name", flat=True)) == {"Ann Employee"}
+
+
+def test_redis_killed_mid_ingest_fails_nothing(
+    settings, throwaway_redis, slack_channel, slack_emulator, django_capture_on_commit_callbacks
+):
+    """A real outage: the cache's Redis dies between storing and ingesting, under an open connection. Every
+    message is ingested, none fails; once Redis is back, the next lookup of the person keeps the name again."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": throwaway_redis.url}
+    }
+    slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"m{i}"} for i in range(3)])
+    polling.poll_channel(slack_channel.pk)
+    cache.set("warm", 1)  # the client holds a live connection when the server goes
+
+    throwaway_redis.stop()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ingest.ingest_channel(slack_channel.pk) == 3
+    assert set(statuses().values()) == {"processed"}
+    assert set(Ticket.objects.values_list("requester__display_name", flat=True)) == {"Ann Employee"}
+
+    throwaway_redis.start()
+    slack_channel.refresh_from_db()
+    ann = Sender(namespace=f"slack:{slack_channel.state['team_id']}", external_id="U0ANN")
+    assert names.describe_senders(slack_channel.pk, [ann]) == 1
+    assert cache.get_many([f"sender-name:{ann.namespace}:U0ANN"])
 
 
 @pytest.mark.django_db(transaction=True)  # the webhook's transaction really commits, so its on-commit work runs
