@@ -6,6 +6,7 @@ these; tests import them from here, never from ``conftest.py``.
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -382,8 +383,16 @@ class ThrowawayRedis:
     def stop(self):
         """As an outage: the server goes away under its clients' open connections."""
         if self.process and self.process.poll() is None:
+            self.thaw()
             self.process.kill()
             self.process.wait()
+
+    def freeze(self):
+        """As a hung server: connections are still accepted (by the kernel), nothing is answered."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.process.send_signal(signal.SIGCONT)
 
     def _answers(self):
         try:

@@ -1,6 +1,7 @@
 """The queue: views, filters, search, sorting, paging, and its rows' refresh."""
 
 import logging
+import time
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -327,6 +328,24 @@ def test_the_queue_hides_shared_counts_while_the_cache_is_down(agent_client, boa
         assert 'My open <span class="view-count">2</span>' in html
         assert html.count('class="view-count"') == 1
         assert [r.exc_info for r in warnings_in(caplog)] == [None]
+
+
+def test_a_frozen_cache_slows_the_queue_but_does_not_hang_it(agent_client, board, settings, throwaway_redis):
+    """A Redis that accepts connections but never answers (here: stopped with SIGSTOP) costs the queue the cache's
+    socket timeout (settings.REDIS_CACHE_OPTIONS), not a hung request; then it shows no shared counts."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": throwaway_redis.url,
+            "OPTIONS": settings.REDIS_CACHE_OPTIONS,
+        }
+    }
+    throwaway_redis.freeze()
+    started = time.monotonic()
+    response = agent_client.get(LIST)
+    assert response.status_code == 200
+    assert time.monotonic() - started < 3 * settings.REDIS_CACHE_OPTIONS["socket_timeout"]
+    assert response.content.decode().count('class="view-count"') == 1
 
 
 def test_a_ticket_update_goes_through_while_the_cache_is_down(agent_client, board, dead_cache, caplog):
