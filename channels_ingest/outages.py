@@ -5,9 +5,13 @@ stays where it is (a pending inbound row, a queued reply) and is retried with ba
 sweep. Only an error about the data itself ends as a failure of that one item: an adapter or parser that
 cannot understand a payload, or a database that refuses one row's values (``DataError``, ``IntegrityError``).
 
-``ProgrammingError`` and ``NotSupportedError`` are left out on purpose: they are bugs that may depend on what
-one row holds, and calling them outages would retry that row forever and hold up its whole channel behind it.
-The row fails instead, with its payload kept, and an admin re-queues it once the bug is fixed.
+Of the database's errors only ``OperationalError`` (connection refused or lost, server starting or shutting
+down, SQLite locked, deadlocks, timeouts) and ``InterfaceError`` (the connection is closed) are outages. The
+others are left out on purpose: ``ProgrammingError``, ``NotSupportedError`` and ``InternalError`` (a failed
+transaction carried on, corrupted data) are bugs or damage that may depend on what one row holds, and Django's
+own bare ``DatabaseError`` says a row was not where it should be. Called outages, they would retry that row
+forever and hold up its whole channel behind it; as failures, the row waits, payload kept, for a fix and a
+re-queue.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import functools
 import logging
 
 import redis.exceptions
-from django.db import DatabaseError, InterfaceError, InternalError, OperationalError
+from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from .backoff import backoff_delay
@@ -27,10 +31,9 @@ logger = logging.getLogger(__name__)
 OUTAGE_RETRIES = 10
 
 OUTAGES = (
-    # The database: connection refused or lost, server restarting, SQLite locked, deadlock, timeouts.
+    # The database.
     OperationalError,
     InterfaceError,
-    InternalError,
     # The cache (Django's Redis backend raises redis-py's errors as they are).
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -47,7 +50,7 @@ def is_outage(exc: BaseException) -> bool:
     than something wrong with the data at hand."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OUTAGES) or type(seen) is DatabaseError:
+        if isinstance(seen, OUTAGES):
             return True
         seen = seen.__cause__
     return False

@@ -4,7 +4,16 @@ import kombu
 import pytest
 import redis.exceptions
 from django.core.cache import cache
-from django.db import DataError, IntegrityError, InterfaceError, OperationalError, ProgrammingError, connections
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+    connections,
+)
 
 from channel_adapters.base import InvalidWebhook, PermanentError
 from channels_ingest.outages import is_outage
@@ -64,8 +73,10 @@ def test_infrastructure_errors_are_outages(error):
         InvalidWebhook("Malformed body", status=400),
         DataError("bigint out of range"),
         IntegrityError("duplicate key value violates unique constraint"),
-        # A bug that may depend on one row: failing that row keeps the channel's other rows flowing.
+        # Bugs or damage that may depend on one row: failing that row keeps the channel's other rows flowing.
         ProgrammingError("can't adapt type"),
+        InternalError("current transaction is aborted, commands ignored until end of transaction block"),
+        DatabaseError("Save with update_fields did not affect any rows."),
     ],
 )
 def test_errors_about_the_data_are_not_outages(error):
