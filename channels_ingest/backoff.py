@@ -1,4 +1,4 @@
-"""How long to wait before trying a failed platform call again: replies and file downloads share it."""
+"""How long to wait before trying again: replies, file downloads and outage retries share it."""
 
 import random
 
@@ -7,9 +7,12 @@ from channel_adapters.base import TransientError
 MAX_BACKOFF_SECONDS = 300
 
 
-def retry_delay(attempts: int, exc: TransientError) -> float:
-    """Seconds until the next try after ``attempts`` failed ones: exponential with jitter, capped, and never
-    sooner than the platform asked (Retry-After, X's rate-limit reset)."""
+def backoff_delay(attempts: int) -> float:
+    """Seconds until the next try after ``attempts`` failed ones: exponential with jitter, capped."""
     jitter = 1 + random.random() / 4  # noqa: S311 - spreads retries out; nothing secret depends on it
-    backoff = min(MAX_BACKOFF_SECONDS, 2 ** (attempts - 1)) * jitter
-    return max(exc.retry_after or 0, backoff)
+    return min(MAX_BACKOFF_SECONDS, 2 ** (attempts - 1)) * jitter
+
+
+def retry_delay(attempts: int, exc: TransientError) -> float:
+    """``backoff_delay``, and never sooner than the platform asked (Retry-After, X's rate-limit reset)."""
+    return max(exc.retry_after or 0, backoff_delay(attempts))

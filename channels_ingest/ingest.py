@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from channel_adapters.base import Envelope, Rejected
+from tickets.bulk_insert import insert_new_rows
 from tickets.inbound import receive_batch
 from tickets.models import Ticket, TicketThread
 from tickets.replies import ReplyError, reply_to_ticket
@@ -27,6 +28,7 @@ from tickets.replies import ReplyError, reply_to_ticket
 from . import triage
 from .models import Channel, InboundMessage
 from .names import with_known_names
+from .outages import is_outage, warn_outage
 from .queueing import TaskName, enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -36,25 +38,26 @@ logger = logging.getLogger(__name__)
 
 
 def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: Sequence[Rejected] = ()) -> int:
-    """Insert envelopes not stored yet; returns how many were new. Schedules ingestion on commit."""
+    """Insert envelopes not stored yet; returns how many were new. Schedules ingestion on commit.
+
+    The count is the INSERT's own: rows it skipped because they were already stored, or because a concurrent
+    store of the same events inserted them first, are not counted."""
     for item in rejected:
         logger.warning("channel %s: rejected inbound %s: %s", channel.name, item.reference, item.reason)
     if not envelopes:
         return 0
     by_id = {e.external_id: e for e in envelopes}
     with transaction.atomic():
-        known = set(
-            InboundMessage.objects.filter(channel=channel, external_id__in=by_id).values_list("external_id", flat=True)
+        inserted = insert_new_rows(
+            InboundMessage,
+            [
+                {"channel_id": channel.pk, "external_id": ext, "payload": without_nul(e.to_json())}
+                for ext, e in by_id.items()
+            ],
         )
-        rows = [
-            InboundMessage(channel=channel, external_id=ext, payload=without_nul(e.to_json()))
-            for ext, e in by_id.items()
-            if ext not in known
-        ]
-        InboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
-        if rows:
+        if inserted:
             schedule_ingest(channel.pk)
-    return len(rows)
+    return len(inserted)
 
 
 def without_nul(value):
@@ -81,8 +84,16 @@ def schedule_ingest(channel_id: int) -> None:
     """
 
     def queue_once():
-        # Short-lived, so a flag left by a task lost with its worker only delays the next one briefly.
-        if cache.add(_ingest_flag(channel_id), 1, timeout=10):
+        try:
+            # Short-lived, so a flag left by a task lost with its worker only delays the next one briefly.
+            first = cache.add(_ingest_flag(channel_id), 1, timeout=10)
+        except Exception as exc:
+            # The rows are committed: the sweep ingests them. A burst must not queue one task per request.
+            if not is_outage(exc):
+                raise
+            warn_outage(f"channel {channel_id}: ingest left to the sweep, the cache is unavailable", exc)
+            return
+        if first:
             enqueue(TaskName.INGEST, channel_id)
 
     transaction.on_commit(queue_once)
@@ -92,8 +103,11 @@ def schedule_ingest(channel_id: int) -> None:
 
 
 def ingest_channel(channel_id: int, *, batch_size: int | None = None) -> int:
-    """Turn all pending inbound rows of a channel into ticket messages; returns how many were handled."""
-    cache.delete(_ingest_flag(channel_id))
+    """Turn all pending inbound rows of a channel into ticket messages; returns how many were handled.
+
+    An outage (``outages.is_outage``) stops it with the error, every row not yet handled still pending: the
+    caller retries later (the task, with backoff), and the sweep finds them if it does not."""
+    _clear_ingest_flag(channel_id)
     batch_size = batch_size or settings.INGEST_BATCH_SIZE
     handled = 0
     while True:
@@ -101,6 +115,16 @@ def ingest_channel(channel_id: int, *, batch_size: int | None = None) -> int:
         if not count:
             return handled
         handled += count
+
+
+def _clear_ingest_flag(channel_id):
+    try:
+        cache.delete(_ingest_flag(channel_id))
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # Left alone, the flag expires in seconds; until then the sweep queues the ingests it would have.
+        warn_outage(f"channel {channel_id}: ingest flag not cleared, the cache is unavailable", exc)
 
 
 def _ingest_batch(channel_id, batch_size) -> int:
@@ -121,7 +145,9 @@ def _ingest_batch(channel_id, batch_size) -> int:
         try:
             with transaction.atomic():
                 _ingest_rows(channel, rows)
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                raise
             logger.exception(
                 "channel %s: batch of %d failed; retrying its messages one by one", channel.name, len(rows)
             )
@@ -148,6 +174,8 @@ def _ingest_alone(channel, row):
         with transaction.atomic():
             _ingest_rows(channel, [row])
     except Exception as exc:
+        if is_outage(exc):
+            raise  # the whole batch rolls back and stays pending, rows already done included
         logger.exception("channel %s: inbound %s failed", channel.name, row.external_id)
         InboundMessage.objects.filter(pk=row.pk).update(
             status=InboundMessage.Status.FAILED,
@@ -221,6 +249,19 @@ def _acknowledge_publicly(channel, envelopes, outcomes):
             reply_to_ticket(ticket=ticket, author=None, body=template.format(ticket=ticket.pk), mode="public")
         except ReplyError as exc:
             logger.warning("channel %s: no public acknowledgement for ticket %s: %s", channel.name, ticket.pk, exc)
+
+
+def requeue_failed(channel: Channel) -> int:
+    """Put a channel's failed inbound rows back in the queue (an admin's decision, once the cause is fixed):
+    pending again, their error cleared, ingested after commit. Returns how many."""
+    with transaction.atomic():
+        count = InboundMessage.objects.filter(channel=channel, status=InboundMessage.Status.FAILED).update(
+            status=InboundMessage.Status.PENDING, error="", processed_at=None
+        )
+        if count:
+            schedule_ingest(channel.pk)
+    logger.info("channel %s: re-queued %d failed inbound messages", channel.name, count)
+    return count
 
 
 def accept_triaged(inbound_ids, *, user) -> int:

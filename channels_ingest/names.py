@@ -4,6 +4,9 @@ A profile lookup is a per-person call with its own rate limit (Slack's ``users.i
 uses only names already in the cache; a ``describe_senders`` task then asks the platform for the rest, caches
 them for a day (the Django cache: Redis in production) and updates the people they belong to. A new
 person's name appears a moment after their first message.
+
+The cache is only a shortcut here: while it is down, ingestion goes on without cached names and the lookup
+asks the platform and names the people without keeping the answer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from channel_adapters.base import Envelope, Sender
 from tickets.inbound import refresh_identities
 
 from .models import Channel
+from .outages import is_outage, warn_outage
 from .queueing import TaskName, enqueue_on_commit
 
 NAME_CACHE_SECONDS = 24 * 3600
@@ -27,13 +31,34 @@ def _with_profile(sender: Sender, profile: dict) -> Sender:
     return Sender(namespace=sender.namespace, external_id=sender.external_id, **profile)
 
 
+def _cached_profiles(keys: list[str]) -> dict:
+    try:
+        return cache.get_many(keys)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        warn_outage("sender names not read: the cache is unavailable", exc)
+        return {}
+
+
+def _keep_profiles(profiles: dict) -> None:
+    if not profiles:
+        return
+    try:
+        cache.set_many(profiles, NAME_CACHE_SECONDS)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        warn_outage("sender names not kept: the cache is unavailable", exc)
+
+
 def with_known_names(channel: Channel, envelopes: list[Envelope]) -> list[Envelope]:
     """The envelopes with the names already cached filled in; the other senders are looked up after commit."""
     senders = {e.sender for e in envelopes if e.sender and not e.sender.display_name}
     if not senders:
         return envelopes
     keys = {sender: _cache_key(sender) for sender in senders}
-    profiles = cache.get_many(list(keys.values()))
+    profiles = _cached_profiles(list(keys.values()))
     known = {
         sender.external_id: _with_profile(sender, profiles[key]) for sender, key in keys.items() if key in profiles
     }
@@ -60,18 +85,17 @@ def describe_senders(channel_id: int, senders: list[Sender]) -> int:
     if channel is None:
         return 0
     keys = {sender: _cache_key(sender) for sender in senders}
-    cached = cache.get_many(list(keys.values()))
+    cached = _cached_profiles(list(keys.values()))
     described = {
         sender.external_id: _with_profile(sender, cached[key]) for sender, key in keys.items() if key in cached
     }
     unknown = [sender for sender in senders if sender.external_id not in described]
     fetched = channel.adapter().describe_senders(unknown) if unknown else {}
-    cache.set_many(
+    _keep_profiles(
         {
             _cache_key(sender): {"handle": sender.handle, "display_name": sender.display_name, "email": sender.email}
             for sender in fetched.values()
-        },
-        NAME_CACHE_SECONDS,
+        }
     )
     described.update(fetched)
     refresh_identities(list(described.values()))

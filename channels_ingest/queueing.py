@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 from celery import current_app
 from django.db import transaction
-from kombu.exceptions import OperationalError
+
+from .outages import is_outage
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ def enqueue(name: TaskName, *args) -> None:
     sweep queues it again once the broker is back."""
     try:
         current_app.tasks[name].delay(*args)
-    except (OperationalError, OSError) as exc:
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
         logger.error("could not queue %s%r: %s; the sweep will retry", name, args, exc)
 
 

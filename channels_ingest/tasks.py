@@ -9,6 +9,7 @@ from celery import shared_task
 from channel_adapters.base import Sender
 
 from . import delivery, downloads, ingest, names, polling, sweep
+from .outages import OUTAGE_RETRIES, retried_through_outages
 from .queueing import TaskName
 
 
@@ -17,13 +18,15 @@ def poll_channel(channel_id):
     polling.poll_channel(channel_id)
 
 
-@shared_task(name=TaskName.INGEST)
-def ingest_channel(channel_id):
+@shared_task(name=TaskName.INGEST, bind=True, max_retries=OUTAGE_RETRIES)
+@retried_through_outages
+def ingest_channel(self, channel_id):
     ingest.ingest_channel(channel_id)
 
 
-@shared_task(name=TaskName.DESCRIBE_SENDERS)
-def describe_senders(channel_id, senders):
+@shared_task(name=TaskName.DESCRIBE_SENDERS, bind=True, max_retries=OUTAGE_RETRIES)
+@retried_through_outages
+def describe_senders(self, channel_id, senders):
     names.describe_senders(channel_id, [Sender(**sender) for sender in senders])
 
 

@@ -1,14 +1,20 @@
-"""The Channels page: every channel's health, polling and this month's estimated spend."""
+"""The Channels page: every channel's health, polling, failed inbound messages and this month's estimated
+spend; admins re-queue the failed messages from it."""
 
 from decimal import Decimal
 
-from django.db.models import Sum
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Sum
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from channels_ingest.models import ApiUsage, Channel
+from channels_ingest import ingest
+from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.usage import month_start, monthly_budget
+from tickets.roles import Role
 
-from .access import agent_required
+from .access import agent_required, request_role
 
 
 def _money(amount: Decimal) -> str:
@@ -19,7 +25,8 @@ def _money(amount: Decimal) -> str:
 
 @agent_required
 def channels(request):
-    """Every channel's health, polling and this month's estimated spend; never its credentials."""
+    """Every channel's health, polling, failed inbound messages and this month's estimated spend; never its
+    credentials."""
     rows = list(Channel.objects.defer("secrets", "cursor", "state").order_by("name"))
     spent = dict(
         ApiUsage.objects.filter(month=month_start())
@@ -28,9 +35,30 @@ def channels(request):
         .annotate(total=Sum("cost"))
         .values_list("channel", "total")
     )
+    failed = dict(
+        InboundMessage.objects.filter(status=InboundMessage.Status.FAILED)
+        .order_by()
+        .values("channel")
+        .annotate(count=Count("pk"))
+        .values_list("channel", "count")
+    )
     for channel in rows:
         channel.spent = spent.get(channel.pk) or Decimal(0)
         channel.spent_display = _money(channel.spent)
         channel.budget = monthly_budget(channel)
         channel.budget_display = _money(channel.budget) if channel.budget is not None else ""
-    return render(request, "console/channels.html", {"section": "channels", "channels": rows})
+        channel.failed_inbound = failed.get(channel.pk, 0)
+    context = {"section": "channels", "channels": rows, "can_requeue": request_role(request) == Role.ADMIN}
+    return render(request, "console/channels.html", context)
+
+
+@agent_required
+@require_POST
+def channel_requeue_failed(request, pk):
+    """An admin puts a channel's failed inbound messages back in the queue, to be ingested again."""
+    if request_role(request) != Role.ADMIN:
+        raise PermissionDenied
+    channel = get_object_or_404(Channel, pk=pk)
+    count = ingest.requeue_failed(channel)
+    messages.success(request, f"Re-queued {count} failed inbound messages of {channel.name}.")
+    return redirect("console:channels")

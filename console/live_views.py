@@ -54,13 +54,13 @@ def ticket_live(request, pk):
 @agent_required
 @require_POST
 def ticket_presence(request, pk):
-    """The heartbeat: the agent is here (viewing, or typing a reply or a note); answers who else is.
+    """The heartbeat: the agent is here (viewing, or typing a reply or a note); answers who else is, or that
+    presence is unavailable (the cache is down).
 
     204 when the others are the same as the page shows (``shown``, their digest). Cache only: no query
     beyond the session's.
     """
-    presence.heartbeat(pk, request.user, state=request.POST.get("state"), kind=request.POST.get("kind"))
-    others = presence.others_present(pk, request.user)
+    others = presence.check_in(pk, request.user, state=request.POST.get("state"), kind=request.POST.get("kind"))
     digest = presence.digest(others)
     if digest == request.POST.get("shown"):
         return HttpResponse(status=NO_CHANGE)

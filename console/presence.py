@@ -7,7 +7,8 @@ ticket lists the agents' ids, so the others are read with one ``get_many``. The 
 when someone joins or expires; if two agents join at the same instant one id may be lost, and that agent's
 next heartbeat adds it back.
 
-The cache must be shared by all web processes (Redis, or the file cache of the embedded default).
+The cache must be shared by all web processes (Redis, or the file cache of the embedded default). While it
+is down, presence is off: the heartbeat answers that it is unavailable, and nothing else is affected.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+
+from channels_ingest.outages import is_outage, warn_outage
 
 #: How often an open ticket page sends its heartbeat (console.js and the template use it).
 HEARTBEAT_SECONDS = 3
@@ -60,9 +63,26 @@ def heartbeat(ticket_id, user, *, state=VIEWING, kind=REPLY) -> None:
         cache.set(_roster_key(ticket_id), roster | {user.pk}, timeout=ROSTER_SECONDS)
 
 
+def check_in(ticket_id, user, *, state=VIEWING, kind=REPLY) -> list[Presence] | None:
+    """The heartbeat, and who else is here; None when presence is unavailable (the cache is down)."""
+    try:
+        heartbeat(ticket_id, user, state=state, kind=kind)
+        return others_present(ticket_id, user)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        warn_outage("presence off: the cache is unavailable", exc)
+        return None
+
+
 def leave(ticket_id, user) -> None:
     """``user`` closed the page: gone now rather than when the TTL runs out."""
-    cache.delete(_presence_key(ticket_id, user.pk))
+    try:
+        cache.delete(_presence_key(ticket_id, user.pk))
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        warn_outage("presence off: the cache is unavailable", exc)
 
 
 def others_present(ticket_id, user) -> list[Presence]:
@@ -79,7 +99,9 @@ def others_present(ticket_id, user) -> list[Presence]:
     return sorted(others, key=lambda p: (p.state != TYPING, p.name.casefold(), p.user_id))
 
 
-def digest(presences: list[Presence]) -> str:
+def digest(presences: list[Presence] | None) -> str:
     """A short fingerprint of what a page shows, so a heartbeat can answer "no change" (204) instead."""
+    if presences is None:
+        return "unavailable"
     text = "|".join(f"{p.user_id}:{p.name}:{p.state}:{p.kind}" for p in presences)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

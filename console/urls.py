@@ -39,6 +39,7 @@ urlpatterns = [
     path("triage/accept/", triage_views.triage_accept, name="triage-accept"),
     path("triage/dismiss/", triage_views.triage_dismiss, name="triage-dismiss"),
     path("channels/", channel_views.channels, name="channels"),
+    path("channels/<int:pk>/requeue-failed/", channel_views.channel_requeue_failed, name="channel-requeue-failed"),
     path("macros/", macro_views.macro_list, name="macro-list"),
     path("macros/new/", macro_views.macro_create, name="macro-create"),
     path("macros/<int:pk>/", macro_views.macro_edit, name="macro-edit"),

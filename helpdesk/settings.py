@@ -110,8 +110,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # every web process: Redis in production, files under VAR_DIR on the embedded default (never locmem,
 # which is per process).
 CACHE_URL = os.environ.get("CACHE_URL", "")
+# A Redis that stops answering (frozen, or cut off by the network) must not hang every request and task: redis-py
+# waits forever by default. Cache calls give up after this many seconds and their callers degrade
+# (docs/architecture.md, "Outages").
+_cache_timeout = float(os.environ.get("CACHE_SOCKET_TIMEOUT", "2"))
+REDIS_CACHE_OPTIONS = {"socket_connect_timeout": _cache_timeout, "socket_timeout": _cache_timeout}
 if CACHE_URL.startswith("redis"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": REDIS_CACHE_OPTIONS,
+        }
+    }
 else:
     CACHES = {
         "default": {

@@ -19,6 +19,7 @@ from tests.helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SLACK_HELP_CHANNEL,
+    ThrowawayRedis,
     WorkerProcess,
     make_x_channel,
     open_tickets,
@@ -55,6 +56,23 @@ def fast_password_hashing(settings):
 @pytest.fixture(autouse=True)
 def clean_cache():
     cache.clear()
+
+
+@pytest.fixture
+def dead_cache(settings):
+    """The cache is a Redis that does not answer (nothing listens on port 1): every cache call fails at once, as
+    in an outage. Changing ``CACHES`` makes Django drop its cache connections, so the change takes effect."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path):
+    """A redis-server of this test's own (``helpers.ThrowawayRedis``), started; stopped at the end."""
+    server = ThrowawayRedis(tmp_path).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,13 @@ these; tests import them from here, never from ``conftest.py``.
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from io import StringIO
 
 import pytest
@@ -104,6 +107,18 @@ def awaiting_triage(channel, envelopes):
     return InboundMessage.objects.bulk_create(
         [
             InboundMessage(channel=channel, external_id=e.external_id, payload=e.to_json(), status=TRIAGE)
+            for e in envelopes
+        ]
+    )
+
+
+def failed_inbound(channel, envelopes, error="KeyError: 'text'"):
+    """Inbound rows as ingestion leaves a payload it could not understand: failed, with the raw envelope kept."""
+    return InboundMessage.objects.bulk_create(
+        [
+            InboundMessage(
+                channel=channel, external_id=e.external_id, payload=e.to_json(), status="failed", error=error
+            )
             for e in envelopes
         ]
     )
@@ -246,6 +261,23 @@ def queries_for(client, url, *, cold_cache=False):
     return len(queries)
 
 
+@contextmanager
+def database_refuses(table, error, *, times=None):
+    """Statements that write ``table`` (INSERT INTO / UPDATE it) fail with ``error`` (``times`` times, or every
+    time), as the database raises them in an outage. Django's own hook for wrapping what a connection executes;
+    yields the list of statements refused."""
+    refused = []
+
+    def refuse(execute, sql, params, many, context):
+        if (f'INSERT INTO "{table}"' in sql or f'UPDATE "{table}"' in sql) and (times is None or len(refused) < times):
+            refused.append(sql)
+            raise error
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse):
+        yield refused
+
+
 def wait_for(predicate, timeout=30, interval=0.05, message="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -324,6 +356,51 @@ class WorkerProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+# A Redis of a test's own ------------------------------------------------------------
+
+
+class ThrowawayRedis:
+    """A ``redis-server`` on a free port of its own, never the machine's, to stop and start mid-test."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.process = None
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=10, message=f"redis-server on port {self.port}")
+        return self
+
+    def stop(self):
+        """As an outage: the server goes away under its clients' open connections."""
+        if self.process and self.process.poll() is None:
+            self.thaw()
+            self.process.kill()
+            self.process.wait()
+
+    def freeze(self):
+        """As a hung server: connections are still accepted (by the kernel), nothing is answered."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.process.send_signal(signal.SIGCONT)
+
+    def _answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
 
 
 # A real browser -----------------------------------------------------------------------

@@ -1,16 +1,18 @@
-"""`manage.py channels add|list|poll`."""
+"""`manage.py channels add|list|poll|requeue-failed`."""
 
 import json
 
 import pytest
 from django.core.management import CommandError
 
-from channels_ingest.models import Channel
+from channels_ingest.models import Channel, InboundMessage
+from tests.factories import message
 from tests.helpers import (
     channels_command,
+    failed_inbound,
     slack_config_json,
 )
-from tickets.models import Ticket
+from tickets.models import Message, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +63,46 @@ def test_poll_reports_an_unhealthy_channel(slack_emulator):
     listing = channels_command("list")
     assert "UNHEALTHY" in listing
     assert "token_revoked" in listing
+
+
+def test_requeue_failed_puts_one_channels_failed_rows_back_and_ingests_them(
+    locmem_channel, django_capture_on_commit_callbacks
+):
+    other = Channel.objects.create(kind="locmem", name="other", config={"inbox": "other"})
+    failed_inbound(locmem_channel, [message("a"), message("b", minute=1)])
+    failed_inbound(other, [message("c")])
+    assert "failed inbound: 2" in channels_command("list")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        output = channels_command("requeue-failed", "lm")
+
+    assert "Re-queued 2 failed inbound messages of lm" in output
+    assert set(Message.objects.values_list("external_id", flat=True)) == {"a", "b"}
+    assert InboundMessage.objects.get(external_id="c").status == "failed"
+    assert "Re-queued 0 failed inbound messages of lm" in channels_command("requeue-failed", "lm")
+
+
+def test_requeue_failed_all_covers_every_channel(locmem_channel):
+    other = Channel.objects.create(kind="locmem", name="other", config={"inbox": "other"})
+    failed_inbound(locmem_channel, [message("a")])
+    failed_inbound(other, [message("c")])
+    output = channels_command("requeue-failed", "--all")
+    assert "Re-queued 1 failed inbound messages of lm" in output
+    assert "Re-queued 1 failed inbound messages of other" in output
+    assert not InboundMessage.objects.filter(status="failed").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["ghost"], "No channel named 'ghost'"),
+        ([], "Name a channel, or use --all"),
+        (["lm", "--all"], "Name a channel, or use --all"),
+    ],
+)
+def test_requeue_failed_needs_one_channel_or_all(locmem_channel, args, error):
+    with pytest.raises(CommandError, match=error):
+        channels_command("requeue-failed", *args)
 
 
 def test_poll_of_unknown_channel_is_a_clear_error():

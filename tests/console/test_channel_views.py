@@ -5,12 +5,16 @@ from decimal import Decimal
 
 from django.urls import reverse
 
-from channels_ingest.models import ApiUsage, Channel
+from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.usage import month_start
-from tests.factories import BASE_TIME
+from tests.factories import BASE_TIME, message
 from tests.helpers import (
+    failed_inbound,
+    flashes,
     queries_for,
+    text_of,
 )
+from tickets.models import Message
 
 
 def test_admin_sees_the_channels_page(client, admin_user, offline_x_channel):
@@ -75,3 +79,35 @@ def test_channels_page_query_count_does_not_grow(agent_client, offline_x_channel
     response = agent_client.get(reverse("console:channels"))
     assert response.content.decode().count("$0.50") == 29
     assert queries_for(agent_client, reverse("console:channels")) == few
+
+
+def requeue_url(channel):
+    return reverse("console:channel-requeue-failed", args=[channel.pk])
+
+
+def test_channels_page_shows_failed_inbound_and_admins_can_requeue_them(
+    client, admin_user, locmem_channel, django_capture_on_commit_callbacks
+):
+    """Failed inbound messages show on their channel's row; an admin's button puts them back in the queue."""
+    failed_inbound(locmem_channel, [message("a"), message("b", minute=1)])
+    client.force_login(admin_user)
+    html = client.get(reverse("console:channels")).content.decode()
+    assert "2 failed inbound messages" in text_of(html)
+    assert f'action="{requeue_url(locmem_channel)}"' in html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(requeue_url(locmem_channel), follow=True)
+
+    assert flashes(response) == ["Re-queued 2 failed inbound messages of lm."]
+    assert set(Message.objects.values_list("external_id", flat=True)) == {"a", "b"}
+    assert "channel-failed" not in response.content.decode()
+
+
+def test_agents_see_failed_inbound_but_only_admins_requeue(agent_client, locmem_channel):
+    failed_inbound(locmem_channel, [message("a")])
+    html = agent_client.get(reverse("console:channels")).content.decode()
+    assert "1 failed inbound message" in text_of(html)
+    assert requeue_url(locmem_channel) not in html
+    assert agent_client.post(requeue_url(locmem_channel)).status_code == 403
+    assert agent_client.get(requeue_url(locmem_channel)).status_code in (403, 405)
+    assert InboundMessage.objects.get().status == "failed"

@@ -1,6 +1,7 @@
 """The live ticket page: the timeline poll and presence."""
 
 import html as html_lib
+import logging
 import re
 import threading
 import time
@@ -366,6 +367,20 @@ def test_leaving_removes_presence_at_once(agent_client, dana_client, ticket):
     assert "Dana Desk" in beat(agent_client, ticket).content.decode()
     assert dana_client.post(reverse("console:ticket-presence-leave", args=[ticket.pk])).status_code == 204
     assert "Dana Desk" not in beat(agent_client, ticket).content.decode()
+
+
+def test_presence_is_off_while_the_cache_is_down(agent_client, ticket, dead_cache, caplog):
+    """Defect 4: the heartbeat still answers, saying presence is unavailable; the next heartbeat that shows
+    the same gets a 204, and leaving answers as usual. One warning per request, no traceback."""
+    response = beat(agent_client, ticket)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Presence is unavailable" in text_of(html)
+    digest = re.search(r'data-presence-digest="(\w+)"', html).group(1)
+    assert beat(agent_client, ticket, shown=digest).status_code == 204
+    assert agent_client.post(reverse("console:ticket-presence-leave", args=[ticket.pk])).status_code == 204
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.exc_info for r in warnings] == [None, None, None]
 
 
 def test_presence_expires_without_heartbeats(agent_client, dana_client, ticket, settings):

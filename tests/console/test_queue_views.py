@@ -1,5 +1,7 @@
 """The queue: views, filters, search, sorting, paging, and its rows' refresh."""
 
+import logging
+import time
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -307,6 +309,58 @@ def test_an_agents_own_change_refreshes_the_shared_counts(agent_client, board):
     after = {v["key"]: v["count"] for v in agent_client.get(LIST).context["views"]}
     assert after["open"] == before["open"] - 1
     assert after["resolved"] == before["resolved"] + 1
+
+
+def warnings_in(caplog):
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_the_queue_hides_shared_counts_while_the_cache_is_down(agent_client, board, dead_cache, caplog):
+    """Defect 4: with the cache down the queue and its polled rows still answer. The shared counts are hidden
+    (no tab shows a count it cannot vouch for), "My open" is still exact, and each request logs one warning,
+    not a traceback."""
+    for url in (LIST, ROWS):
+        caplog.clear()
+        response = agent_client.get(url)
+        assert response.status_code == 200
+        assert len(response.context["tickets"]) == 6
+        html = response.content.decode()
+        assert 'My open <span class="view-count">2</span>' in html
+        assert html.count('class="view-count"') == 1
+        assert [r.exc_info for r in warnings_in(caplog)] == [None]
+
+
+def test_a_frozen_cache_slows_the_queue_but_does_not_hang_it(agent_client, board, settings, throwaway_redis):
+    """A Redis that accepts connections but never answers (here: stopped with SIGSTOP) costs the queue the cache's
+    socket timeout (settings.REDIS_CACHE_OPTIONS), not a hung request; then it shows no shared counts."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": throwaway_redis.url,
+            "OPTIONS": settings.REDIS_CACHE_OPTIONS,
+        }
+    }
+    throwaway_redis.freeze()
+    started = time.monotonic()
+    response = agent_client.get(LIST)
+    assert response.status_code == 200
+    assert time.monotonic() - started < 3 * settings.REDIS_CACHE_OPTIONS["socket_timeout"]
+    assert response.content.decode().count('class="view-count"') == 1
+
+
+def test_a_ticket_update_goes_through_while_the_cache_is_down(agent_client, board, dead_cache, caplog):
+    """Forgetting the shared counts after an agent's change is best effort: the change itself is saved."""
+    response = agent_client.post(reverse("console:ticket-update", args=[board["plain"]]), {"action": "resolve"})
+    assert response.status_code == 302
+    assert Ticket.objects.get(pk=board["plain"]).status == Ticket.Status.RESOLVED
+    assert len(warnings_in(caplog)) == 1
+
+
+def test_signing_in_works_while_the_cache_is_down(client, agent, dead_cache):
+    """Sessions are kept in the database, not the cache: agents can still sign in and reach the queue."""
+    response = client.post(reverse("login"), {"username": "agent", "password": "agent-pass-123"})
+    assert response.status_code == 302
+    assert client.get(LIST).status_code == 200
 
 
 def test_sorting_and_offset_paging(agent_client, locmem_channel):

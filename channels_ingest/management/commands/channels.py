@@ -1,4 +1,4 @@
-"""Manage channels without the UI: ``channels add|list|poll``."""
+"""Manage channels without the UI: ``channels add|list|poll|requeue-failed``."""
 
 import json
 
@@ -16,7 +16,7 @@ from channels_ingest.usage import month_start, monthly_budget
 
 
 class Command(BaseCommand):
-    help = "Add, list and poll channels."
+    help = "Add, list and poll channels; re-queue their failed inbound messages."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -29,9 +29,16 @@ class Command(BaseCommand):
         sub.add_parser("list", help="List channels with their health.")
         poll = sub.add_parser("poll", help="Poll a channel once, synchronously, and ingest what arrived.")
         poll.add_argument("name")
+        requeue = sub.add_parser(
+            "requeue-failed", help="Put a channel's failed inbound messages back in the queue, to be ingested again."
+        )
+        requeue.add_argument("name", nargs="?")
+        requeue.add_argument(
+            "--all", dest="every", action="store_true", help="Every channel's failed inbound messages."
+        )
 
     def handle(self, *args, action, **options):
-        getattr(self, f"handle_{action}")(**options)
+        getattr(self, f"handle_{action.replace('-', '_')}")(**options)
 
     def handle_add(self, *, kind, name, config, poll_interval, no_verify, **_):
         try:
@@ -101,6 +108,16 @@ class Command(BaseCommand):
         self.stdout.write(f"Stored {outcome.stored} new messages from {name} ({ingested} ingested into tickets).")
         if outcome.error:
             raise CommandError(f"Poll stopped early: {outcome.error}")
+
+    def handle_requeue_failed(self, *, name, every, **_):
+        if bool(name) == every:
+            raise CommandError("Name a channel, or use --all for every channel.")
+        channels = list(Channel.objects.all() if every else Channel.objects.filter(name=name))
+        if not channels and not every:
+            raise CommandError(f"No channel named {name!r}.")
+        for channel in channels:
+            count = ingest.requeue_failed(channel)
+            self.stdout.write(f"Re-queued {count} failed inbound messages of {channel.name}.")
 
 
 def webhook_url(channel):
