@@ -30,7 +30,9 @@ class Command(BaseCommand):
         poll = sub.add_parser("poll", help="Poll a channel once, synchronously, and ingest what arrived.")
         poll.add_argument("name")
         poll.add_argument(
-            "--force", action="store_true", help="Poll even a paused channel (e.g. over its budget): the calls are billed."
+            "--force",
+            action="store_true",
+            help="Poll even a paused channel (e.g. over its budget): the calls are billed.",
         )
 
     def handle(self, *args, action, **options):
