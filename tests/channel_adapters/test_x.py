@@ -182,6 +182,34 @@ def test_dm_polling_stops_at_the_first_event_already_seen(x_channel, x_emulator)
 
 
 @pytest.mark.django_db
+def test_dm_polls_read_a_small_page_when_idle_and_grow_only_while_new_events_keep_coming(x_channel, x_emulator):
+    """X has no since_id for DMs and bills each event returned: an idle poll asks for a small page; a burst
+    doubles the page while every event on it is new, and the next poll starts from a page the burst fits."""
+    maya = x_emulator.people["maya"]
+
+    def dm_poll(new=0):
+        for n in range(new):
+            x_emulator.dm_from(maya, f"dm {n}")
+        before = x_emulator.billing()["returned"].get("dm_event", 0)
+        calls = x_emulator.stats()["calls"].get("GET /2/dm_events", 0)
+        Channel.objects.filter(pk=x_channel.pk).update(
+            cursor={**x_channel.cursor, "dms": {**x_channel.cursor.get("dms", {}), "next_at": 0}}
+        )
+        stored = poll(x_channel).stored
+        returned = x_emulator.billing()["returned"].get("dm_event", 0) - before
+        return stored, returned, x_emulator.stats()["calls"]["GET /2/dm_events"] - calls
+
+    assert dm_poll(new=20) == (20, 20, 1)  # the first poll backfills with full pages
+    assert dm_poll() == (0, 5, 1)
+    assert dm_poll() == (0, 5, 1)
+    assert dm_poll(new=3) == (3, 5, 1)
+    assert dm_poll(new=30) == (30, 5 + 10 + 20, 3)
+    assert dm_poll(new=30) == (30, 40, 1)  # the last burst's size
+    assert dm_poll() == (0, 40, 1)
+    assert dm_poll() == (0, 5, 1)
+
+
+@pytest.mark.django_db
 def test_dm_rate_limit_never_stalls_mentions(x_channel, x_emulator):
     """A 429 on dm_events defers DM polling to X's reset time; mentions are still polled and stored."""
     x_emulator.set_rate_limit("dm_events", limit=0)
