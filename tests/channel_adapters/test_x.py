@@ -1,14 +1,15 @@
 """The X adapter through the pipeline: mentions, DMs and their media polled from the emulator into tickets,
 replies out as public posts or DMs."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
 from channel_adapters.base import PermanentError
-from channel_adapters.x import XAdapter
+from channel_adapters.x import BILLED_MEMORY, BilledToday, XAdapter
 from channels_ingest import delivery, downloads, ingest, polling
 from channels_ingest.models import Channel, InboundMessage
 from helpdesk.celery import app
@@ -207,6 +208,22 @@ def test_dm_polls_read_a_small_page_when_idle_and_grow_only_while_new_events_kee
     assert dm_poll(new=30) == (30, 40, 1)  # the last burst's size
     assert dm_poll() == (0, 40, 1)
     assert dm_poll() == (0, 5, 1)
+
+
+def test_the_billing_memory_is_kept_small_and_forgotten_at_utc_midnight():
+    """It keeps the most recent ids of each kind for the UTC day; a forgotten id is metered again (more, never
+    less, than X bills), and a new day starts empty, as X's dedup window does."""
+    cursor = {}
+    with time_machine.travel(datetime(2026, 3, 1, 23, 0, tzinfo=UTC), tick=False):
+        billed = BilledToday(cursor)
+        assert billed.first_reads("post", range(BILLED_MEMORY + 100)) == BILLED_MEMORY + 100
+        assert billed.first_reads("post", [BILLED_MEMORY + 99, "1099", 5]) == 1  # only 5 was forgotten
+        assert billed.first_reads("user", ["1", "1", None]) == 2  # one id once; a resource without an id always
+        assert len(cursor["billed"]["post"]) == BILLED_MEMORY
+        assert BilledToday(cursor).first_reads("user", ["1"]) == 0  # the memory rides in the cursor
+    with time_machine.travel(datetime(2026, 3, 2, 0, 0, 1, tzinfo=UTC), tick=False):
+        assert BilledToday(cursor).first_reads("user", ["1"]) == 1
+    assert set(cursor["billed"]) == {"day", "user"}
 
 
 @pytest.mark.django_db
