@@ -45,7 +45,12 @@ def test_add_refuses_bad_credentials_unless_told_not_to_verify(slack_emulator):
 
 @pytest.mark.parametrize(
     ("config", "error"),
-    [("{oops", "not valid JSON"), ("[1]", "JSON object"), ('{"conversations": []}', "bot_token")],
+    [
+        ("{oops", "not valid JSON"),
+        ("[1]", "JSON object"),
+        ('{"conversations": []}', "bot_token"),
+        ('{"bot_token": "xoxb-1", "thread_rereads_per_poll": -1}', "thread_rereads_per_poll must be a whole number"),
+    ],
 )
 def test_add_rejects_invalid_config_clearly(config, error):
     with pytest.raises(CommandError, match=error):

@@ -75,3 +75,14 @@ def test_channels_page_query_count_does_not_grow(agent_client, offline_x_channel
     response = agent_client.get(reverse("console:channels"))
     assert response.content.decode().count("$0.50") == 29
     assert queries_for(agent_client, reverse("console:channels")) == few
+
+
+def test_a_polled_slack_channel_states_what_polling_cannot_see(agent_client, db):
+    """Polling finds thread replies and their edits only in threads of the lookback window, re-reading a few
+    threads per poll; the Channels page says so for a polled Slack channel, and not for a webhook-only one."""
+    Channel.objects.create(kind="slack", name="it-help", config={"conversations": ["C1"], "thread_lookback_hours": 48})
+    Channel.objects.create(kind="slack", name="events-only", config={"conversations": ["C2"]}, poll_interval_seconds=0)
+    html = agent_client.get(reverse("console:channels")).content.decode()
+    assert html.count("threads started in the last 48 hours") == 1
+    assert "re-reads 10 of them per poll" in html
+    assert "Older threads, and deletions, arrive only by webhook" in html
