@@ -123,6 +123,10 @@ class BadPayload(ValueError):
     pass
 
 
+class ThreadNotFound(PermanentError):
+    """The thread is gone: its parent and every reply were deleted."""
+
+
 def slack_to_plain(text: str) -> str:
     """Slack's message markup to what the person saw: links, mentions and its three HTML entities."""
 
@@ -228,6 +232,8 @@ class SlackAdapter(ChannelAdapter):
             return CredentialsError(f"Slack error: {error}")
         if response.status_code >= 500 or error in TRANSIENT_ERRORS:
             return TransientError(f"Slack error: HTTP {response.status_code} {error or ''}".strip())
+        if error == "thread_not_found":
+            return ThreadNotFound(f"Slack error: {error}")
         return PermanentError(f"Slack error: {error or f'HTTP {response.status_code}'}")
 
     def check_credentials(self):
@@ -409,9 +415,14 @@ class SlackAdapter(ChannelAdapter):
         for parent_ts in [*pending_threads, *rereads]:
             seen = threads.get(parent_ts, parent_ts)
             edits_seen = reads.get(parent_ts, {}).get("edited", seen)
-            latest, edited = self._read_thread(conversation, parent_ts, seen, edits_seen, envelopes, rejected)
-            threads[parent_ts] = max(seen, latest, pending_threads.get(parent_ts, ""))
-            reads[parent_ts] = {"at": f"{time.time():.6f}", "edited": max(edits_seen, edited)}
+            try:
+                latest, edited = self._read_thread(conversation, parent_ts, seen, edits_seen, envelopes, rejected)
+            except ThreadNotFound:
+                threads.pop(parent_ts, None)
+                reads.pop(parent_ts, None)
+            else:
+                threads[parent_ts] = max(seen, latest, pending_threads.get(parent_ts, ""))
+                reads[parent_ts] = {"at": f"{time.time():.6f}", "edited": max(edits_seen, edited)}
             state.update(threads=threads, thread_reads=reads)
             if len(envelopes) >= self.config.get("page_size", 200):
                 yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)

@@ -106,6 +106,24 @@ def test_thread_rereads_for_edits_are_bounded_per_poll(slack_channel, slack_emul
     assert replies_calls(slack_emulator) - before == 4
 
 
+def test_a_thread_deleted_whole_is_no_longer_re_read(slack_channel, slack_emulator):
+    """Slack answers thread_not_found for a thread whose parent and replies are all gone: polling forgets the
+    thread and goes on, healthy."""
+    parent = slack_emulator.post("C0GENERAL", "U0ANN", "printer jammed")["ts"]
+    reply = slack_emulator.post("C0GENERAL", "U0ANN", "tray 2", thread_ts=parent)["ts"]
+    poll(slack_channel)
+    slack_emulator.delete("C0GENERAL", parent)
+    slack_emulator.delete("C0GENERAL", reply)
+    slack_emulator.post("C0GENERAL", "U0BO", "vpn down")
+
+    outcome = poll(slack_channel)
+    assert (outcome.stored, outcome.error) == (1, "")
+    assert slack_channel.healthy
+    before = replies_calls(slack_emulator)
+    assert poll(slack_channel).error == ""
+    assert replies_calls(slack_emulator) == before
+
+
 def test_reply_lands_in_the_thread_of_the_parent(
     slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks
 ):
