@@ -417,6 +417,7 @@ DM_MEDIA_NEEDS_OAUTH1 = (
 
 
 def dm_page_size(value) -> int:
+    """The first page size kept in the cursor, or the smallest when the cursor has none that X accepts."""
     return value if isinstance(value, int) and DM_PAGE_MIN <= value <= DM_PAGE_MAX else DM_PAGE_MIN
 
 
@@ -435,7 +436,8 @@ class BilledToday:
     X bills a read per resource returned, but a resource read again in the same UTC day is not billed again
     (docs/x-billing.md). This memory rides in the cursor, which the pipeline stores with every page: it is
     emptied when the UTC day changes, and keeps the ``BILLED_MEMORY`` most recent ids of each kind, so it
-    stays small. An id it has forgotten is metered again: the meter may then say more than X bills, never less.
+    stays small. An id it has forgotten is metered again, so forgetting can only make the meter say more than
+    X bills.
     """
 
     def __init__(self, cursor):
