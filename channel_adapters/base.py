@@ -292,6 +292,11 @@ class ChannelAdapter:
         return {}
 
     @classmethod
+    def polling_limits(cls, config: Mapping) -> str:
+        """What polling with this config does not see, for admins (the Channels page); "" when nothing."""
+        return ""
+
+    @classmethod
     def describe_thread(cls, key: str) -> str:
         """What kind of conversation a thread key names, in the platform's words (e.g. "DM"); "" for the usual one.
 

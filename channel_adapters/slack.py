@@ -129,10 +129,17 @@ DELIVERY_KEY_FIELD = "delivery_key"
 #: How far before an unconfirmed attempt a lookup starts: Slack's clock and ours may differ a little, and
 #: the key, not the time, identifies the reply.
 LOOKUP_MARGIN_SECONDS = 300
+#: Threads re-read per conversation and poll to find edited replies (an edit does not move ``latest_reply``).
+#: conversations.replies is Tier 3 (50+ calls a minute): 10 a minute leaves room for new replies and history.
+THREAD_REREADS_PER_POLL = 10
 
 
 class BadPayload(ValueError):
     pass
+
+
+class ThreadNotFound(PermanentError):
+    """The thread is gone: its parent and every reply were deleted."""
 
 
 def slack_to_plain(text: str) -> str:
@@ -162,11 +169,18 @@ def message_id(conversation: str, ts: str) -> str:
     return f"{conversation}:{ts}"
 
 
+def edit_ts(message: Mapping) -> str:
+    """When a message was last edited (Slack's ``edited.ts``); empty if never."""
+    edited = message.get("edited")
+    return str(edited.get("ts") or "") if isinstance(edited, Mapping) else ""
+
+
 class SlackAdapter(ChannelAdapter):
     """Config: ``bot_token`` and ``signing_secret`` (secrets), ``base_url``, ``conversations``
     (ids to poll), ``page_size`` (history page size, default 200), ``thread_lookback_hours``
-    (how far back polls look for new thread replies and edits, default 24), ``timeout`` (seconds to wait
-    for an answer, default 15)."""
+    (how far back polls look for new thread replies and edits, default 24), ``thread_rereads_per_poll``
+    (threads of that window re-read per conversation and poll to find edited replies, default 10; 0: none),
+    ``timeout`` (seconds to wait for an answer, default 15)."""
 
     kind = "slack"
     capabilities = frozenset({Capability.POLL, Capability.WEBHOOK, Capability.REPLY})
@@ -191,7 +205,24 @@ class SlackAdapter(ChannelAdapter):
         timeout = config.get("timeout", DEFAULT_TIMEOUT_SECONDS)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ConfigError("timeout must be a positive number of seconds.")
+        rereads = config.get("thread_rereads_per_poll", THREAD_REREADS_PER_POLL)
+        if isinstance(rereads, bool) or not isinstance(rereads, int) or rereads < 0:
+            raise ConfigError("thread_rereads_per_poll must be a whole number, 0 or more.")
         return config, secrets
+
+    @classmethod
+    def polling_limits(cls, config):
+        hours = config.get("thread_lookback_hours", 24)
+        rereads = config.get("thread_rereads_per_poll", THREAD_REREADS_PER_POLL)
+        edits = (
+            f"re-reads {rereads} of them per poll to find edited replies, so such an edit can take a few polls to show"
+            if rereads
+            else "does not look for edited replies (thread_rereads_per_poll is 0)"
+        )
+        return (
+            f"Polling finds thread replies only in threads started in the last {hours} hours, and {edits}. "
+            "Older threads, and deletions, arrive only by webhook (Events API)."
+        )
 
     # Platform calls ---------------------------------------------------------
 
@@ -222,6 +253,8 @@ class SlackAdapter(ChannelAdapter):
             return CredentialsError(f"Slack error: {error}")
         if response.status_code >= 500 or error in TRANSIENT_ERRORS:
             return TransientError(f"Slack error: HTTP {response.status_code} {error or ''}".strip())
+        if error == "thread_not_found":
+            return ThreadNotFound(f"Slack error: {error}")
         return PermanentError(f"Slack error: {error or f'HTTP {response.status_code}'}")
 
     def check_credentials(self):
@@ -346,10 +379,12 @@ class SlackAdapter(ChannelAdapter):
             yield from self._poll_conversation(conversation, cursor)
 
     def _poll_conversation(self, conversation, cursor) -> Iterator[PollPage]:
-        """Scan recent history, newest first, then fetch threads whose latest reply is new.
+        """Scan recent history, newest first, then read the threads whose latest reply is new, and a few more.
 
         History is re-read back to the lookback window because a thread reply
         does not show up in history: only its parent's ``latest_reply`` moves.
+        An edited reply moves nothing, so besides the threads with new replies each poll re-reads
+        ``thread_rereads_per_poll`` threads of the window, the least recently read first.
         The high-water mark advances only after the whole scan is stored.
         """
         state = cursor.setdefault(conversation, {})
@@ -357,9 +392,10 @@ class SlackAdapter(ChannelAdapter):
         window_start = f"{now - 3600 * self.config.get('thread_lookback_hours', 24):.6f}"
         high_water = state.get("oldest") or window_start
         threads = {ts: seen for ts, seen in state.get("threads", {}).items() if ts >= window_start}
+        reads = {ts: read for ts, read in state.get("thread_reads", {}).items() if ts in threads}
         scan_from = min(high_water, window_start)
         newest = high_water
-        pending_threads = []
+        pending_threads = {}
         page_cursor = None
         while True:
             params = {"channel": conversation, "oldest": scan_from, "limit": self.config.get("page_size", 200)}
@@ -382,7 +418,7 @@ class SlackAdapter(ChannelAdapter):
                 if isinstance(message, Mapping) and message.get("latest_reply", "") > threads.get(
                     message.get("ts"), ""
                 ):
-                    pending_threads.append((message["ts"], message["latest_reply"]))
+                    pending_threads[message["ts"]] = message["latest_reply"]
                 if isinstance(message, Mapping):
                     newest = max(newest, message.get("ts", ""))
             yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
@@ -390,37 +426,53 @@ class SlackAdapter(ChannelAdapter):
             if not (data.get("has_more") and page_cursor):
                 break
 
+        rereads = sorted(
+            (ts for ts in threads if ts not in pending_threads), key=lambda ts: reads.get(ts, {}).get("at", "")
+        )
+        rereads = rereads[: self.config.get("thread_rereads_per_poll", THREAD_REREADS_PER_POLL)]
         # Replies of many threads go into one page, so a burst of small threads is stored
         # (and ingested) in a few batches rather than one per thread.
         envelopes, rejected = [], []
-        for parent_ts, latest_reply in pending_threads:
-            self._fetch_thread(conversation, parent_ts, threads.get(parent_ts, parent_ts), envelopes, rejected)
-            threads[parent_ts] = latest_reply
-            state["threads"] = threads
+        for parent_ts in [*pending_threads, *rereads]:
+            seen = threads.get(parent_ts, parent_ts)
+            edits_seen = reads.get(parent_ts, {}).get("edited", seen)
+            try:
+                latest, edited = self._read_thread(conversation, parent_ts, seen, edits_seen, envelopes, rejected)
+            except ThreadNotFound:
+                threads.pop(parent_ts, None)
+                reads.pop(parent_ts, None)
+            else:
+                threads[parent_ts] = max(seen, latest, pending_threads.get(parent_ts, ""))
+                reads[parent_ts] = {"at": f"{time.time():.6f}", "edited": max(edits_seen, edited)}
+            state.update(threads=threads, thread_reads=reads)
             if len(envelopes) >= self.config.get("page_size", 200):
                 yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
                 envelopes, rejected = [], []
 
-        state.update(oldest=newest, edits_seen=f"{now:.6f}", threads=threads)
+        state.update(oldest=newest, edits_seen=f"{now:.6f}", threads=threads, thread_reads=reads)
         yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
 
-    def _fetch_thread(self, conversation, parent_ts, oldest, envelopes, rejected):
-        page_cursor = None
+    def _read_thread(self, conversation, parent_ts, seen, edits_seen, envelopes, rejected):
+        """Read a whole thread: replies after ``seen`` are new, earlier ones edited after ``edits_seen`` become
+        edits. Returns the newest reply's ts and the newest ``edited.ts`` in the thread."""
+        latest, newest_edit, page_cursor = "", "", None
         while True:
-            params = {
-                "channel": conversation,
-                "ts": parent_ts,
-                "oldest": oldest,
-                "limit": self.config.get("page_size", 200),
-            }
+            params = {"channel": conversation, "ts": parent_ts, "limit": self.config.get("page_size", 200)}
             if page_cursor:
                 params["cursor"] = page_cursor
             data = self._call("conversations_replies", **params)
             replies = [m for m in data.get("messages", []) if isinstance(m, Mapping) and m.get("ts") != parent_ts]
-            self._interpret(conversation, replies, envelopes, rejected)
+            self._interpret(conversation, [m for m in replies if str(m.get("ts", "")) > seen], envelopes, rejected)
+            for reply in replies:
+                edited_ts = edit_ts(reply)
+                if str(reply.get("ts", "")) <= seen and edited_ts > edits_seen:
+                    self._interpret(
+                        conversation, [{"subtype": "message_changed", "message": reply}], envelopes, rejected
+                    )
+                latest, newest_edit = max(latest, str(reply.get("ts", ""))), max(newest_edit, edited_ts)
             page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
             if not (data.get("has_more") and page_cursor):
-                return
+                return latest, newest_edit
 
     # Webhooks ---------------------------------------------------------------
 

@@ -87,6 +87,12 @@ LOOKUP_MARGIN = timedelta(seconds=5)
 LOOKUP_TWEET_FIELDS = ["conversation_id", "created_at", "referenced_tweets"]
 LOOKUP_DM_FIELDS = ["id", "text", "sender_id", "dm_conversation_id", "created_at"]
 LOOKUP_PAGE_SIZE = 20
+#: DM pages (``/2/dm_events`` has no since_id, and X bills every event a page returns): small when idle,
+#: doubled while every event on a page is new.
+DM_PAGE_MIN = 5
+DM_PAGE_MAX = 100
+#: How many ids of each kind of resource the billing memory keeps for the day (the most recently read).
+BILLED_MEMORY = 1000
 NOT_SUMMONED = "X lets API replies go only to posts that @mention this account, and this one does not. Send a DM."
 
 
@@ -206,13 +212,14 @@ class XAdapter(ChannelAdapter):
     def poll(self, cursor):
         """DMs first (their 15-per-15-minutes limit is handled inside and never stops mentions), then mentions."""
         cursor = copy.deepcopy(dict(cursor))
-        yield from self._poll_dms(cursor)
-        yield from self._poll_mentions(cursor)
+        billed = BilledToday(cursor)
+        yield from self._poll_dms(cursor, billed)
+        yield from self._poll_mentions(cursor, billed)
 
     def _backfill_start(self):
         return datetime.now(UTC) - timedelta(hours=self.config.get("backfill_hours", 24))
 
-    def _poll_mentions(self, cursor):
+    def _poll_mentions(self, cursor, billed):
         """Newest first, page by page; ``since_id`` moves to the newest id only after every page is stored."""
         state = cursor.setdefault("mentions", {})
         since_id = state.get("since_id")
@@ -231,8 +238,8 @@ class XAdapter(ChannelAdapter):
         while True:
             data = self._call("get_users_mentions", id=self.state["account_id"], pagination_token=token, **params)
             posts = data.get("data") or []
-            includes = self._includes(data)
-            self.usage["post_read_owned"] += len(posts)
+            includes = self._includes(data, billed)
+            self.usage["post_read_owned"] += billed.first_reads("post", [post.get("id") for post in posts])
             envelopes, rejected = [], []
             for post in posts:
                 if post.get("id") in seen:
@@ -247,15 +254,20 @@ class XAdapter(ChannelAdapter):
         state["since_id"] = newest
         yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
 
-    def _poll_dms(self, cursor):
-        """``/2/dm_events`` has no since_id: page newest first until the first event already seen."""
+    def _poll_dms(self, cursor, billed):
+        """``/2/dm_events`` has no since_id: page newest first until the first event already seen.
+
+        The first poll backfills with full pages. Later polls start with the page size kept in the cursor
+        (small when idle) and double it for each further page, as long as every event on a page is new.
+        """
         state = cursor.setdefault("dms", {})
         now = time.time()
         if now < state.get("next_at", 0):
             return
         newest_seen = state.get("newest_id")
         oldest_wanted = self._backfill_start()
-        newest, token = newest_seen, None
+        newest, token, new_events = newest_seen, None, 0
+        size = dm_page_size(state.get("page_size")) if newest_seen else DM_PAGE_MAX
         while True:
             try:
                 data = self._call(
@@ -265,7 +277,7 @@ class XAdapter(ChannelAdapter):
                     expansions=["sender_id", MEDIA_EXPANSION],
                     user_fields=USER_FIELDS,
                     media_fields=MEDIA_FIELDS,
-                    max_results=100,
+                    max_results=size,
                     pagination_token=token,
                 )
             except RateLimited as exc:
@@ -274,30 +286,37 @@ class XAdapter(ChannelAdapter):
                 yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
                 return
             events = data.get("data") or []
-            includes = self._includes(data)
-            self.usage["dm_event_read"] += len(events)
+            includes = self._includes(data, billed)
+            self.usage["dm_event_read"] += billed.first_reads("dm_event", [event.get("id") for event in events])
             envelopes, rejected, reached_known = [], [], False
             for event in events:
                 known = newest_seen and int(event.get("id", 0)) <= int(newest_seen)
                 if known or parse_time(event.get("created_at")) < oldest_wanted:
                     reached_known = True
                     break
+                new_events += 1
                 self._interpret(self._dm, event, includes, envelopes, rejected)
             newest = max([newest, *(e["id"] for e in events if e.get("id"))], key=lambda i: int(i or 0))
             yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
             token = (data.get("meta") or {}).get("next_token")
             if reached_known or not token or not events:
                 break
-        state.update(newest_id=newest, next_at=now + self.config.get("dm_poll_interval_seconds", 60))
+            size = min(size * 2, DM_PAGE_MAX)
+        state.update(
+            newest_id=newest,
+            next_at=now + self.config.get("dm_poll_interval_seconds", 60),
+            # A backfill says nothing about how fast DMs come; a burst does.
+            page_size=dm_page_for(new_events) if newest_seen else DM_PAGE_MIN,
+        )
         yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
 
-    def _includes(self, data):
-        """The users and media an answer expanded, by id and media key; each one is metered."""
+    def _includes(self, data, billed):
+        """The users and media an answer expanded, by id and media key; each is metered on its first read today."""
         includes = data.get("includes") or {}
         users = {user["id"]: user for user in includes.get("users", [])}
         media = {item["media_key"]: item for item in includes.get("media", []) if item.get("media_key")}
-        self.usage["expanded_user_read"] += len(users)
-        self.usage["expanded_media_read"] += len(media)
+        self.usage["expanded_user_read"] += billed.first_reads("user", users)
+        self.usage["expanded_media_read"] += billed.first_reads("media", media)
         return Includes(users=users, media=media)
 
     @staticmethod
@@ -505,6 +524,54 @@ DM_MEDIA_NEEDS_OAUTH1 = (
     "X DM media cannot be downloaded with this credential: X serves it only to OAuth 1.0a-signed requests. "
     "Give the channel the four OAuth 1.0a keys to keep DM media."
 )
+
+
+def dm_page_size(value) -> int:
+    """The first page size kept in the cursor, or the smallest when the cursor has none that X accepts."""
+    return value if isinstance(value, int) and DM_PAGE_MIN <= value <= DM_PAGE_MAX else DM_PAGE_MIN
+
+
+def dm_page_for(new_events: int) -> int:
+    """The smallest page on the doubling ladder that holds this many new events and one already seen, so that
+    the next poll reads a burst like the last one in one call; the smallest page when idle."""
+    size = DM_PAGE_MIN
+    while size <= new_events and size < DM_PAGE_MAX:
+        size *= 2
+    return min(size, DM_PAGE_MAX)
+
+
+class BilledToday:
+    """What X has already billed this UTC day, to meter only what X bills.
+
+    X bills a read per resource returned, but a resource read again in the same UTC day is not billed again
+    (docs/x-billing.md). This memory rides in the cursor, which the pipeline stores with every page: it is
+    emptied when the UTC day changes, and keeps the ``BILLED_MEMORY`` most recent ids of each kind, so it
+    stays small. An id it has forgotten is metered again, so forgetting can only make the meter say more than
+    X bills.
+    """
+
+    def __init__(self, cursor):
+        today = datetime.now(UTC).date().isoformat()
+        memory = cursor.get("billed")
+        if not isinstance(memory, dict) or memory.get("day") != today:
+            memory = cursor["billed"] = {"day": today}
+        self._memory = memory
+        self._known = {}
+
+    def first_reads(self, kind, ids) -> int:
+        """How many of ``ids`` X bills now: each one not read yet today, once; a resource without an id always."""
+        remembered = self._memory.get(kind)
+        if not isinstance(remembered, list):
+            remembered = self._memory[kind] = []
+        known = self._known.setdefault(kind, set(map(str, remembered)))
+        ids = [str(i) if i is not None else None for i in ids]
+        first = [i for i in dict.fromkeys(i for i in ids if i is not None) if i not in known]
+        known.update(first)
+        remembered.extend(first)
+        if len(remembered) > BILLED_MEMORY:
+            del remembered[:-BILLED_MEMORY]
+            self._known[kind] = set(remembered)
+        return len(first) + ids.count(None)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ class Channel(models.Model):
     def adapter(self):
         return adapter_class(self.kind)(config=self.config, secrets=self.secrets, state=self.state)
 
+    def polling_limits(self) -> str:
+        """What polling this channel cannot see ("" when nothing, or when it is not polled)."""
+        return adapter_class(self.kind).polling_limits(self.config) if self.poll_interval_seconds else ""
+
     def masked_secrets(self):
         return {key: mask(value) for key, value in self.secrets.items()}
 

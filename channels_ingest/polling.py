@@ -36,6 +36,8 @@ class PollOutcome:
     polled: bool
     stored: int = 0
     error: str = ""
+    #: Why the channel was not polled: it is paused (e.g. its monthly budget is spent).
+    paused: str = ""
 
 
 def _acquire_poll_lease(channel_id) -> uuid.UUID | None:
@@ -55,12 +57,16 @@ def _release_poll_lease(channel_id, token):
     )
 
 
-def poll_channel(channel_id: int) -> PollOutcome:
+def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
     """Poll one channel once. Never overlaps with another poll of the same channel.
 
     A lease on the channel row (with a fencing token checked on every page
     commit) keeps pollers apart across workers, and expires if a worker dies.
+    A paused channel is not polled (a task queued before the pause included) unless ``force``.
     """
+    paused = Channel.objects.filter(pk=channel_id).values_list("paused_reason", flat=True).first()
+    if paused and not force:
+        return PollOutcome(polled=False, paused=paused)
     token = _acquire_poll_lease(channel_id)
     if token is None:
         return PollOutcome(polled=False)

@@ -101,6 +101,11 @@ class XEmulatorClient(ControlClient):
         """Revoke (or restore) one token, or by default the bearer and the OAuth 1.0a access token."""
         self._call("POST", "tokens", {"revoked": revoked, "token": token})
 
+    def billing(self) -> dict:
+        """What X would bill for reads: {"returned": {kind: n}, "billed": {kind: n}} with kinds post, dm_event,
+        user and media; a resource is billed once per UTC day however often it is returned."""
+        return self._call("GET", "billing")
+
     def stats(self) -> dict:
         """{"calls": {"GET /2/users/:id/mentions": n, ...}, "rate_limits": {endpoint: {...}}}."""
         return self._call("GET", "stats")

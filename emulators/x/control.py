@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ..common import AfterWrite, ControlError, ControlRoutes
 from .api_v2 import WITHHELD_COUNTRIES
 from .auth import Credentials
+from .billing import ReadBilling
 from .store import DmEvent, Post, Store, XError, snowflake_time
 from .traffic import DEFAULT_RATE_LIMITS, CallStats, FaultPlan, RateLimiter
 
@@ -101,6 +102,7 @@ class ControlApi(ControlRoutes):
         rate_limits: RateLimiter,
         stats: CallStats,
         reset: Callable[[], None],
+        billing: ReadBilling | None = None,
     ):
         super().__init__(reset)
         self.store = store
@@ -108,6 +110,7 @@ class ControlApi(ControlRoutes):
         self.faults = faults
         self.rate_limits = rate_limits
         self.stats = stats
+        self.billing = billing or ReadBilling()
         self._routes = {
             ("POST", "reset"): self.reset,
             ("POST", "users"): self.add_user,
@@ -125,6 +128,7 @@ class ControlApi(ControlRoutes):
             ("POST", "faults/after_write"): self.arm_after_write,
             ("POST", "tokens"): self.set_tokens,
             ("GET", "stats"): self.read_stats,
+            ("GET", "billing"): self.read_billing,
         }
 
     def platform_error(self, exc: XError) -> tuple[int, dict]:
@@ -208,6 +212,9 @@ class ControlApi(ControlRoutes):
     def set_tokens(self, payload: dict) -> dict:
         self.credentials.set_revoked(bool(payload.get("revoked", True)), payload.get("token"))
         return {}
+
+    def read_billing(self, payload: dict) -> dict:
+        return self.billing.snapshot()
 
     def read_stats(self, payload: dict) -> dict:
         return {**self.stats.snapshot(), "rate_limits": self.rate_limits.snapshot()}

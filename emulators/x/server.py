@@ -6,6 +6,7 @@ import json
 from ..common import CONTROL_PREFIX, EmulatorServer, JsonRequestHandler
 from .api_v2 import ApiV2
 from .auth import Credentials
+from .billing import ReadBilling
 from .client import XEmulatorClient
 from .control import ControlApi
 from .media import is_media_path
@@ -68,9 +69,16 @@ class XEmulator(EmulatorServer, XEmulatorClient):
         self.faults = FaultPlan()
         self.rate_limits = RateLimiter()
         self.call_stats = CallStats()
+        self.read_billing = ReadBilling()
         self.api = ApiV2(self.store, self.faults)
         self.control = ControlApi(
-            self.store, self.credentials, self.faults, self.rate_limits, self.call_stats, self.reset_state
+            self.store,
+            self.credentials,
+            self.faults,
+            self.rate_limits,
+            self.call_stats,
+            self.reset_state,
+            billing=self.read_billing,
         )
         self._bind(host, port, verbose)
         self.api.base_url = self.url
@@ -82,6 +90,7 @@ class XEmulator(EmulatorServer, XEmulatorClient):
         self.faults.clear()
         self.rate_limits.reset()
         self.call_stats.reset()
+        self.read_billing.reset()
 
     def serve_api(self, verb: str, path: str, query: dict, body: bytes, authorization: str) -> tuple[int, dict, dict]:
         """One API v2 call; returns (HTTP status, JSON body, headers). Every answer has rate-limit headers."""
@@ -102,6 +111,8 @@ class XEmulator(EmulatorServer, XEmulatorClient):
             status, payload = route.handler(*args, query=query, body=body)
         except XError as exc:
             return exc.status, exc.body, headers
+        if status == 200:
+            self.read_billing.record(route.endpoint, payload)
         after_write = self.faults.take_after_write(route.endpoint)  # applied, then answered late or not at all
         if after_write:
             after_write.apply()

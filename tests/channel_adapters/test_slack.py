@@ -60,6 +60,72 @@ def test_edits_seen_in_history_update_the_message(slack_channel, slack_emulator)
     assert InboundMessage.objects.count() == 2
 
 
+def replies_calls(slack_emulator):
+    return slack_emulator.stats()["calls"].get("conversations.replies", 0)
+
+
+def test_an_edited_thread_reply_is_picked_up_by_polling(slack_channel, slack_emulator):
+    """An edit does not move the parent's latest_reply, so the thread is re-read within the lookback window:
+    the edit updates the stored reply, once, and re-reading it stores nothing else."""
+    parent = slack_emulator.post("C0GENERAL", "U0ANN", "printer jammed")["ts"]
+    reply = slack_emulator.post("C0GENERAL", "U0ANN", "tray 2", thread_ts=parent)["ts"]
+    slack_emulator.post("C0GENERAL", "U0BO", "mine too", thread_ts=parent)
+    poll(slack_channel)
+    slack_emulator.edit("C0GENERAL", reply, "tray 3, sorry")
+
+    assert poll(slack_channel).stored == 1
+    edited = Message.objects.get(body="tray 3, sorry")
+    assert edited.edited_at
+    for _ in range(3):
+        assert poll(slack_channel).stored == 0
+    assert InboundMessage.objects.count() == 4
+    assert Message.objects.count() == 3
+    assert Message.objects.get(pk=edited.pk).edited_at == edited.edited_at
+
+
+def test_thread_rereads_for_edits_are_bounded_per_poll(slack_channel, slack_emulator):
+    """Each poll re-reads at most thread_rereads_per_poll threads for edits, the least recently read first,
+    so every thread in the window is re-read in turn within Slack's rate limits."""
+    slack_channel.config["thread_rereads_per_poll"] = 4
+    slack_channel.save()
+    parents = slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"issue {n}"} for n in range(10)])
+    replies = slack_emulator.post_many(
+        "C0GENERAL", [{"user": "U0ANN", "text": f"detail {n}", "thread_ts": ts} for n, ts in enumerate(parents)]
+    )
+    poll(slack_channel)
+    for n, ts in enumerate(replies):
+        slack_emulator.edit("C0GENERAL", ts, f"detail {n}, edited")
+
+    stored = []
+    for _ in range(3):
+        before = replies_calls(slack_emulator)
+        stored.append(poll(slack_channel).stored)
+        assert replies_calls(slack_emulator) - before <= 4
+    assert stored == [4, 4, 2]
+    assert Message.objects.filter(body__endswith=", edited").count() == 10
+    before = replies_calls(slack_emulator)
+    assert poll(slack_channel).stored == 0
+    assert replies_calls(slack_emulator) - before == 4
+
+
+def test_a_thread_deleted_whole_is_no_longer_re_read(slack_channel, slack_emulator):
+    """Slack answers thread_not_found for a thread whose parent and replies are all gone: polling forgets the
+    thread and goes on, healthy."""
+    parent = slack_emulator.post("C0GENERAL", "U0ANN", "printer jammed")["ts"]
+    reply = slack_emulator.post("C0GENERAL", "U0ANN", "tray 2", thread_ts=parent)["ts"]
+    poll(slack_channel)
+    slack_emulator.delete("C0GENERAL", parent)
+    slack_emulator.delete("C0GENERAL", reply)
+    slack_emulator.post("C0GENERAL", "U0BO", "vpn down")
+
+    outcome = poll(slack_channel)
+    assert (outcome.stored, outcome.error) == (1, "")
+    assert slack_channel.healthy
+    before = replies_calls(slack_emulator)
+    assert poll(slack_channel).error == ""
+    assert replies_calls(slack_emulator) == before
+
+
 def test_reply_lands_in_the_thread_of_the_parent(
     slack_channel, slack_emulator, agent, django_capture_on_commit_callbacks
 ):

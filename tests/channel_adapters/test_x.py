@@ -1,14 +1,15 @@
 """The X adapter through the pipeline: mentions, DMs and their media polled from the emulator into tickets,
 replies out as public posts or DMs."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
 from channel_adapters.base import ConfigError, OutcomeUnknown, PermanentError, ReplyTarget, TransientError
-from channel_adapters.x import XAdapter
+from channel_adapters.x import BILLED_MEMORY, BilledToday, XAdapter
 from channels_ingest import delivery, downloads, ingest, polling
 from channels_ingest.models import Channel, InboundMessage
 from helpdesk.celery import app
@@ -179,6 +180,50 @@ def test_dm_polling_stops_at_the_first_event_already_seen(x_channel, x_emulator)
     x_emulator.dm_from(maya, "dm 3")
     x_channel.refresh_from_db()
     assert poll(x_channel).stored == 1
+
+
+@pytest.mark.django_db
+def test_dm_polls_read_a_small_page_when_idle_and_grow_only_while_new_events_keep_coming(x_channel, x_emulator):
+    """X has no since_id for DMs and bills each event returned: an idle poll asks for a small page; a burst
+    doubles the page while every event on it is new, and the next poll starts from a page the burst fits."""
+    maya = x_emulator.people["maya"]
+
+    def dm_poll(new=0):
+        for n in range(new):
+            x_emulator.dm_from(maya, f"dm {n}")
+        before = x_emulator.billing()["returned"].get("dm_event", 0)
+        calls = x_emulator.stats()["calls"].get("GET /2/dm_events", 0)
+        Channel.objects.filter(pk=x_channel.pk).update(
+            cursor={**x_channel.cursor, "dms": {**x_channel.cursor.get("dms", {}), "next_at": 0}}
+        )
+        stored = poll(x_channel).stored
+        returned = x_emulator.billing()["returned"].get("dm_event", 0) - before
+        return stored, returned, x_emulator.stats()["calls"]["GET /2/dm_events"] - calls
+
+    assert dm_poll(new=20) == (20, 20, 1)  # the first poll backfills with full pages
+    assert dm_poll() == (0, 5, 1)
+    assert dm_poll() == (0, 5, 1)
+    assert dm_poll(new=3) == (3, 5, 1)
+    assert dm_poll(new=30) == (30, 5 + 10 + 20, 3)
+    assert dm_poll(new=30) == (30, 40, 1)  # the last burst's size
+    assert dm_poll() == (0, 40, 1)
+    assert dm_poll() == (0, 5, 1)
+
+
+def test_the_billing_memory_is_kept_small_and_forgotten_at_utc_midnight():
+    """It keeps the most recent ids of each kind for the UTC day; a forgotten id is metered again (more, never
+    less, than X bills), and a new day starts empty, as X's dedup window does."""
+    cursor = {}
+    with time_machine.travel(datetime(2026, 3, 1, 23, 0, tzinfo=UTC), tick=False):
+        billed = BilledToday(cursor)
+        assert billed.first_reads("post", range(BILLED_MEMORY + 100)) == BILLED_MEMORY + 100
+        assert billed.first_reads("post", [BILLED_MEMORY + 99, "1099", 5]) == 1  # only 5 was forgotten
+        assert billed.first_reads("user", ["1", "1", None]) == 2  # one id once; a resource without an id always
+        assert len(cursor["billed"]["post"]) == BILLED_MEMORY
+        assert BilledToday(cursor).first_reads("user", ["1"]) == 0  # the memory rides in the cursor
+    with time_machine.travel(datetime(2026, 3, 2, 0, 0, 1, tzinfo=UTC), tick=False):
+        assert BilledToday(cursor).first_reads("user", ["1"]) == 1
+    assert set(cursor["billed"]) == {"day", "user"}
 
 
 @pytest.mark.django_db

@@ -47,7 +47,12 @@ def test_add_refuses_bad_credentials_unless_told_not_to_verify(slack_emulator):
 
 @pytest.mark.parametrize(
     ("config", "error"),
-    [("{oops", "not valid JSON"), ("[1]", "JSON object"), ('{"conversations": []}', "bot_token")],
+    [
+        ("{oops", "not valid JSON"),
+        ("[1]", "JSON object"),
+        ('{"conversations": []}', "bot_token"),
+        ('{"bot_token": "xoxb-1", "thread_rereads_per_poll": -1}', "thread_rereads_per_poll must be a whole number"),
+    ],
 )
 def test_add_rejects_invalid_config_clearly(config, error):
     with pytest.raises(CommandError, match=error):
@@ -118,3 +123,29 @@ def test_add_and_list_an_x_channel_with_its_spend(x_emulator):
     x_emulator.post_many([{"author_id": x_emulator.people["maya"], "text": f"@ithelp {i}"} for i in range(30)])
     assert "Stored 30 new messages" in channels_command("poll", "x-help")
     assert "estimated spend this month: $0.03 of $20.00 budget" in channels_command("list")
+
+
+def test_poll_of_a_budget_paused_channel_refuses_unless_forced(x_emulator):
+    """A channel paused by its budget is not polled by hand either: the command says why and what was spent,
+    and calls X only with --force."""
+    config = json.dumps({"bearer_token": "x-emulator-bearer", "base_url": x_emulator.url, "monthly_budget_usd": 0.02})
+    channels_command("add", "x", "x-help", "--config", config)
+    maya = x_emulator.people["maya"]
+    x_emulator.post_many([{"author_id": maya, "text": f"@ithelp {i}"} for i in range(30)])
+    channels_command("poll", "x-help")
+    assert Channel.objects.get(name="x-help").paused_reason.startswith("Monthly budget of $0.02 reached")
+    x_emulator.post_many([{"author_id": maya, "text": f"@ithelp later {i}"} for i in range(5)])
+    calls = x_emulator.stats()["calls"]
+
+    with pytest.raises(CommandError) as refused:
+        channels_command("poll", "x-help")
+    assert "x-help is paused: Monthly budget of $0.02 reached" in str(refused.value)
+    assert "Spent so far this month: $0.03" in str(refused.value)
+    assert "--force" in str(refused.value)
+    assert x_emulator.stats()["calls"] == calls
+    assert "estimated spend this month: $0.03 of $0.02 budget" in channels_command("list")
+
+    output = channels_command("poll", "x-help", "--force")
+    assert "Stored 5 new messages" in output
+    assert "polled although paused" in output
+    assert Channel.objects.get(name="x-help").paused_reason.startswith("Monthly budget")

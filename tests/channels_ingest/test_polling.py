@@ -76,3 +76,14 @@ def test_rate_limited_poll_is_rescheduled_after_retry_after(locmem_channel):
     locmem_channel.refresh_from_db()
     assert locmem_channel.healthy
     assert (locmem_channel.next_poll_at - locmem_channel.last_poll_at).total_seconds() == pytest.approx(120)
+
+
+def test_a_paused_channel_is_not_polled_even_by_a_task_queued_before_the_pause(locmem_channel):
+    """The sweep queues no poll for a paused channel, and a poll task queued before the pause does nothing."""
+    Channel.objects.filter(pk=locmem_channel.pk).update(paused_reason="Monthly budget of $1 reached ($1.00 spent)")
+    locmem.inbox["lm"] = [message("a")]
+    outcome = polling.poll_channel(locmem_channel.pk)
+    assert outcome.polled is False
+    assert outcome.paused == "Monthly budget of $1 reached ($1.00 spent)"
+    assert not InboundMessage.objects.exists()
+    assert polling.poll_channel(locmem_channel.pk, force=True).stored == 1

@@ -111,3 +111,14 @@ def test_agents_see_failed_inbound_but_only_admins_requeue(agent_client, locmem_
     assert agent_client.post(requeue_url(locmem_channel)).status_code == 403
     assert agent_client.get(requeue_url(locmem_channel)).status_code in (403, 405)
     assert InboundMessage.objects.get().status == "failed"
+
+
+def test_a_polled_slack_channel_states_what_polling_cannot_see(agent_client, db):
+    """Polling finds thread replies and their edits only in threads of the lookback window, re-reading a few
+    threads per poll; the Channels page says so for a polled Slack channel, and not for a webhook-only one."""
+    Channel.objects.create(kind="slack", name="it-help", config={"conversations": ["C1"], "thread_lookback_hours": 48})
+    Channel.objects.create(kind="slack", name="events-only", config={"conversations": ["C2"]}, poll_interval_seconds=0)
+    html = agent_client.get(reverse("console:channels")).content.decode()
+    assert html.count("threads started in the last 48 hours") == 1
+    assert "re-reads 10 of them per poll" in html
+    assert "Older threads, and deletions, arrive only by webhook" in html

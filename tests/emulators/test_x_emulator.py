@@ -4,10 +4,12 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+import time_machine
 import tweepy
 
 from emulators.x import EmulatorControlError, XEmulator
@@ -323,6 +325,23 @@ def test_dm_events_newest_first_paged_with_sender_expansion(emu, bearer, raw, al
 
     plain = raw.get_direct_message_events(max_results=1, user_auth=False)["data"][0]
     assert set(plain) == {"id", "event_type", "text"}  # the other fields only on request
+
+
+def test_reads_are_billed_once_per_resource_per_utc_day(emu, bearer, alice):
+    """As X bills pay-per-use reads: every resource returned is counted, but billed only the first time in a
+    UTC day; the expanded users too. Writes are not resources."""
+    for n in range(3):
+        emu.dm_from(alice, f"message {n}")
+    params = {"expansions": "sender_id", "user_auth": False}
+    bearer.get_direct_message_events(max_results=2, **params)
+    bearer.get_direct_message_events(max_results=3, **params)
+    bearer.create_direct_message(participant_id=alice, text="on it", user_auth=False)
+    assert emu.billing() == {"returned": {"dm_event": 5, "user": 2}, "billed": {"dm_event": 3, "user": 1}}
+
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    with time_machine.travel(tomorrow.replace(hour=0, minute=1), tick=False):
+        bearer.get_direct_message_events(max_results=2, **params)  # "on it" (the account's) and "message 2"
+    assert emu.billing()["billed"] == {"dm_event": 5, "user": 3}
 
 
 def test_create_direct_message_by_participant_and_conversation(emu, oauth1, alice):

@@ -12,7 +12,7 @@ from channel_adapters.base import AdapterError, ConfigError
 from channels_ingest import ingest, polling
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
-from channels_ingest.usage import month_start, monthly_budget
+from channels_ingest.usage import month_start, monthly_budget, spent_this_month
 
 
 class Command(BaseCommand):
@@ -29,6 +29,11 @@ class Command(BaseCommand):
         sub.add_parser("list", help="List channels with their health.")
         poll = sub.add_parser("poll", help="Poll a channel once, synchronously, and ingest what arrived.")
         poll.add_argument("name")
+        poll.add_argument(
+            "--force",
+            action="store_true",
+            help="Poll even a paused channel (e.g. over its budget): the calls are billed.",
+        )
         requeue = sub.add_parser(
             "requeue-failed", help="Put a channel's failed inbound messages back in the queue, to be ingested again."
         )
@@ -97,15 +102,27 @@ class Command(BaseCommand):
                 self.stdout.write(f"  estimated spend this month: ${spend or 0:.2f}{limit}")
             self.stdout.write(f"  webhook: {webhook_url(channel)}")
 
-    def handle_poll(self, *, name, **_):
+    def handle_poll(self, *, name, force, **_):
         channel = Channel.objects.filter(name=name).first()
         if channel is None:
             raise CommandError(f"No channel named {name!r}.")
-        outcome = polling.poll_channel(channel.pk)
+        outcome = polling.poll_channel(channel.pk, force=force)
+        if outcome.paused:
+            raise CommandError(
+                f"{name} is paused: {outcome.paused} Spent so far this month: ${spent_this_month(channel):.2f}. "
+                "Pass --force to poll it anyway; the calls it makes are billed."
+            )
         if not outcome.polled:
             raise CommandError(f"{name} is being polled by another worker right now; try again shortly.")
         ingested = ingest.ingest_channel(channel.pk)
         self.stdout.write(f"Stored {outcome.stored} new messages from {name} ({ingested} ingested into tickets).")
+        channel.refresh_from_db(fields=["paused_reason"])
+        if force and channel.paused_reason:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{name} was polled although paused (--force); spent this month: ${spent_this_month(channel):.2f}."
+                )
+            )
         if outcome.error:
             raise CommandError(f"Poll stopped early: {outcome.error}")
 
