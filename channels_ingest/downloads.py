@@ -57,21 +57,27 @@ def download_attachment(attachment_id: int) -> DownloadOutcome:
     if channel is None:
         fail_download(attachment_id, "The conversation this file came from is gone.")
         return DownloadOutcome(status="failed")
+    try:
+        return _fetch_and_store(pending, channel)
+    except Exception as exc:
+        logger.exception("attachment %s: attempt %s failed on our side", attachment_id, pending.attempts)
+        error = f"Could not store the file: {exc}" if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        return _retry_or_give_up(pending, error, retry_delay(pending.attempts, exc, first=OUTAGE_FIRST_RETRY_SECONDS))
+
+
+def _fetch_and_store(pending: PendingDownload, channel: Channel) -> DownloadOutcome:
+    """One attempt. The platform's errors are decided here; any other error (ours) propagates."""
     adapter = channel.adapter()
     try:
-        return DownloadOutcome(status=store_download(attachment_id, adapter.fetch_attachment(pending.ref)))
+        return DownloadOutcome(status=store_download(pending.attachment_id, adapter.fetch_attachment(pending.ref)))
     except TransientError as exc:
         return _retry_or_give_up(pending, str(exc), retry_delay(pending.attempts, exc))
     except AdapterError as exc:
         if isinstance(exc, CredentialsError):
             channel.record_credentials_rejected(str(exc))
-        logger.warning("attachment %s: download failed: %s", attachment_id, exc)
-        fail_download(attachment_id, str(exc))
+        logger.warning("attachment %s: download failed: %s", pending.attachment_id, exc)
+        fail_download(pending.attachment_id, str(exc))
         return DownloadOutcome(status="failed")
-    except Exception as exc:
-        logger.exception("attachment %s: attempt %s failed on our side", attachment_id, pending.attempts)
-        error = f"Could not store the file: {exc}" if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-        return _retry_or_give_up(pending, error, retry_delay(pending.attempts, exc, first=OUTAGE_FIRST_RETRY_SECONDS))
     finally:
         record_usage(channel, adapter.usage)
 

@@ -124,9 +124,10 @@ def update_ticket(
     """Apply an agent's changes to a ticket and record one ``TicketEvent`` per field that really changed.
 
     ``status`` and ``priority`` are left alone when None; ``assignee`` and ``queue`` when ``UNCHANGED``
-    (None clears them). ``reason`` says what made the agent's change, if not the agent directly (a macro). Status moves through ``Ticket.set_status`` (resolving stamps ``resolved_at``,
-    reopening clears it). The row is locked and re-read, so concurrent changes are judged against the
-    stored values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
+    (None clears them). Status moves through ``Ticket.set_status`` (resolving stamps ``resolved_at``,
+    reopening clears it). ``reason`` goes on the events when the change was not the agent's own choice
+    (a macro's). The row is locked and re-read, so concurrent changes are judged against the stored
+    values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
     """
     valid_priority = validate_update(status=status, priority=priority, assignee=assignee)
     now = timezone.now()

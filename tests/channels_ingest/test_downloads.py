@@ -10,6 +10,7 @@ from django.utils import timezone
 from channel_adapters import locmem
 from channel_adapters.base import InboundAttachment, TransientError
 from channels_ingest import downloads, ingest, polling, sweep
+from channels_ingest.models import Channel
 from helpdesk.celery import app
 from tests.factories import message_with
 from tests.helpers import PNG, detail_url, download_url, receive, share, wait_for
@@ -159,6 +160,22 @@ def test_a_storage_error_counts_as_an_attempt_backs_off_and_fails_visibly(
     html = agent_client.get(detail_url(attachment.message.ticket)).content.decode()
     assert "Failed" in html
     assert "No space left on device" in html
+
+
+@pytest.mark.django_db
+def test_a_channel_that_cannot_be_reached_at_all_uses_up_its_attempts(locmem_channel, settings):
+    """Even an error before any download (no adapter for the channel's kind any more) counts, and ends."""
+    settings.ATTACHMENT_FETCH_MAX_ATTEMPTS = 2
+    receive(
+        locmem_channel, [message_with(InboundAttachment(name="a.txt", content_type="text/plain", size=4, ref="r1"))]
+    )
+    Channel.objects.filter(pk=locmem_channel.pk).update(kind="retired")
+    attachment = Attachment.objects.get()
+    assert downloads.download_attachment(attachment.pk).status == "retry"
+    assert downloads.download_attachment(attachment.pk).status == "failed"
+    attachment.refresh_from_db()
+    assert "No adapter is configured for channel kind 'retired'" in attachment.error
+    assert "gave up after 2 attempts" in attachment.error
 
 
 @pytest.mark.django_db
