@@ -102,11 +102,15 @@ def _record_requester_activity(channel, ticket_ids: set[int], writers: dict[int,
     """People wrote on these tickets: refresh their activity, and reopen those waiting on the requester or done,
     each reopening on the ticket's timeline as the channel's doing. A fixed number of queries.
 
-    The tickets are locked first (in id order, as every bulk writer), so the statuses read are the ones the
-    reopening UPDATE changes: no agent's change can slip in between.
+    The tickets are locked first (in id order, as every bulk writer; no stronger than the UPDATE's own lock,
+    so replies can still be inserted meanwhile), so the statuses read are the ones the reopening UPDATE
+    changes: no agent's change can slip in between.
     """
     statuses = dict(
-        Ticket.objects.select_for_update().filter(pk__in=ticket_ids).order_by("pk").values_list("pk", "status")
+        Ticket.objects.select_for_update(no_key=True)
+        .filter(pk__in=ticket_ids)
+        .order_by("pk")
+        .values_list("pk", "status")
     )
     Ticket.objects.filter(pk__in=ticket_ids).record_customer_activity()
     now = timezone.now()
