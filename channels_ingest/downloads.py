@@ -158,8 +158,14 @@ def _finish(attachment_id, **fields) -> bool:
 
 
 def redownload_overdue(now: datetime) -> int:
-    """Queue again the downloads whose scheduled attempt is long overdue: their task was lost. Returns how many."""
-    lost = Attachment.objects.filter(
-        status=Attachment.Status.PENDING, next_attempt_at__lt=now - LOST_DOWNLOAD
-    ).values_list("pk", flat=True)
+    """Queue again the downloads whose scheduled attempt is long overdue: their task was lost. Returns how many.
+
+    Each is due again from now, so while its new task waits for a worker the sweep does not queue it again.
+    """
+    lost = list(
+        Attachment.objects.filter(
+            status=Attachment.Status.PENDING, next_attempt_at__lt=now - LOST_DOWNLOAD
+        ).values_list("pk", flat=True)
+    )
+    Attachment.objects.filter(pk__in=lost, status=Attachment.Status.PENDING).update(next_attempt_at=now)
     return enqueue_each(TaskName.DOWNLOAD, lost)

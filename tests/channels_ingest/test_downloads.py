@@ -191,6 +191,8 @@ def test_a_download_the_worker_lost_mid_attempt_waits_for_the_backoff(locmem_cha
         attachment = Attachment.objects.get()
         clock.shift(timedelta(minutes=10))  # the first task was lost
         assert sweep.sweep()["downloads"] == 1
+        clock.shift(timedelta(seconds=5))
+        assert sweep.sweep()["downloads"] == 0  # queued once, not again on every pass while it waits for a worker
         assert downloads.claim_download(attachment.pk) is not None  # the attempt starts, then its worker dies
         attachment.refresh_from_db()
         assert attachment.attempts == 1
