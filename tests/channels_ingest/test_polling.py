@@ -89,14 +89,15 @@ def test_the_lease_and_beat_keep_the_30_second_promise():
     assert polling.LEASE_RENEWAL * 3 <= polling.POLL_LEASE  # two missed renewals do not lose a live lease
 
 
+@pytest.mark.postgres  # three connections writing at once: the embedded test database (SQLite in memory) refuses
 @pytest.mark.django_db(transaction=True)
 def test_a_live_poll_keeps_its_lease_while_it_waits_on_the_platform(slack_channel, slack_emulator, monkeypatch):
     """One platform call outlasts the lease twice over: the heartbeat renews it, so the polls tried meanwhile
     do not start, and the slow poll stores its page (a poller that lost its lease would be refused)."""
-    monkeypatch.setattr(polling, "POLL_LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(polling, "POLL_LEASE", timedelta(seconds=1.5))
     monkeypatch.setattr(polling, "LEASE_RENEWAL", timedelta(seconds=0.2))
     slack_emulator.post("C0GENERAL", "U0ANN", "printer on fire")
-    slack_emulator.fault("conversations.history", latency=2.5)
+    slack_emulator.fault("conversations.history", latency=3.2)
     outcome = {}
 
     def poll_in_its_own_worker():
