@@ -2,10 +2,11 @@
 
 Ingestion records each file ``pending`` (``tickets.attachments.record_inbound``); every later change of its
 status happens in this module. The adapter fetches the bytes, which are spooled to a temporary file and kept
-under a random name on the default storage, up to ATTACHMENT_MAX_BYTES (beyond: ``too_large``). Transient
-errors are retried with backoff up to ATTACHMENT_FETCH_MAX_ATTEMPTS; anything else, or the last attempt,
-``failed`` with the platform's error, shown on the ticket. Only a pending attachment changes, so a duplicate
-task does nothing.
+under a random name on the default storage, up to ATTACHMENT_MAX_BYTES (beyond: ``too_large``). Every
+attempt counts, whatever fails: the platform's transient errors and our own (storage, database) are retried
+with backoff up to ATTACHMENT_FETCH_MAX_ATTEMPTS; the platform's other errors, or the last attempt, leave the
+file ``failed`` with the reason, shown on the ticket. Only a pending attachment changes, so a duplicate task
+does nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: A pending download whose scheduled attempt is this overdue lost its task.
 LOST_DOWNLOAD = timedelta(minutes=2)
+#: Our own side failing (a full disk, the database away) is an outage more often than a blip: its retries
+#: start this many seconds apart, so the attempts span minutes (30, 60, 120, 240 s) rather than seconds.
+OUTAGE_FIRST_RETRY_SECONDS = 30
 
 
 @dataclass
@@ -53,24 +57,37 @@ def download_attachment(attachment_id: int) -> DownloadOutcome:
     if channel is None:
         fail_download(attachment_id, "The conversation this file came from is gone.")
         return DownloadOutcome(status="failed")
+    try:
+        return _fetch_and_store(pending, channel)
+    except Exception as exc:
+        logger.exception("attachment %s: attempt %s failed on our side", attachment_id, pending.attempts)
+        error = f"Could not store the file: {exc}" if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        return _retry_or_give_up(pending, error, retry_delay(pending.attempts, exc, first=OUTAGE_FIRST_RETRY_SECONDS))
+
+
+def _fetch_and_store(pending: PendingDownload, channel: Channel) -> DownloadOutcome:
+    """One attempt. The platform's errors are decided here; any other error (ours) propagates."""
     adapter = channel.adapter()
     try:
-        return DownloadOutcome(status=store_download(attachment_id, adapter.fetch_attachment(pending.ref)))
+        return DownloadOutcome(status=store_download(pending.attachment_id, adapter.fetch_attachment(pending.ref)))
     except TransientError as exc:
-        if pending.attempts >= settings.ATTACHMENT_FETCH_MAX_ATTEMPTS:
-            fail_download(attachment_id, f"{exc} (gave up after {pending.attempts} attempts)")
-            return DownloadOutcome(status="failed")
-        delay = retry_delay(pending.attempts, exc)
-        retry_download_later(attachment_id, f"Attempt {pending.attempts} failed: {exc}", delay)
-        return DownloadOutcome(status="retry", retry_in=delay)
+        return _retry_or_give_up(pending, str(exc), retry_delay(pending.attempts, exc))
     except AdapterError as exc:
         if isinstance(exc, CredentialsError):
             channel.record_credentials_rejected(str(exc))
-        logger.warning("attachment %s: download failed: %s", attachment_id, exc)
-        fail_download(attachment_id, str(exc))
+        logger.warning("attachment %s: download failed: %s", pending.attachment_id, exc)
+        fail_download(pending.attachment_id, str(exc))
         return DownloadOutcome(status="failed")
     finally:
         record_usage(channel, adapter.usage)
+
+
+def _retry_or_give_up(pending: PendingDownload, error: str, delay: float) -> DownloadOutcome:
+    if pending.attempts >= settings.ATTACHMENT_FETCH_MAX_ATTEMPTS:
+        fail_download(pending.attachment_id, f"{error} (gave up after {pending.attempts} attempts)")
+        return DownloadOutcome(status="failed")
+    retry_download_later(pending.attachment_id, f"Attempt {pending.attempts} failed: {error}", delay)
+    return DownloadOutcome(status="retry", retry_in=delay)
 
 
 @dataclass(frozen=True)
@@ -82,9 +99,13 @@ class PendingDownload:
 
 
 def claim_download(attachment_id: int) -> PendingDownload | None:
-    """The attachment to fetch and its channel, counting the attempt; None unless it is still pending."""
+    """The attachment to fetch and its channel, counting the attempt; None unless it is still pending.
+
+    The attempt is due now: if it never records its outcome (its worker died, the database went away), the
+    sweep takes it as lost LOST_DOWNLOAD later, not at once, so an outage cannot spend the attempts in a burst.
+    """
     counted = Attachment.objects.filter(pk=attachment_id, status=Attachment.Status.PENDING).update(
-        attempts=F("attempts") + 1
+        attempts=F("attempts") + 1, next_attempt_at=timezone.now()
     )
     if not counted:
         return None
@@ -137,8 +158,14 @@ def _finish(attachment_id, **fields) -> bool:
 
 
 def redownload_overdue(now: datetime) -> int:
-    """Queue again the downloads whose scheduled attempt is long overdue: their task was lost. Returns how many."""
-    lost = Attachment.objects.filter(
-        status=Attachment.Status.PENDING, next_attempt_at__lt=now - LOST_DOWNLOAD
-    ).values_list("pk", flat=True)
+    """Queue again the downloads whose scheduled attempt is long overdue: their task was lost. Returns how many.
+
+    Each is due again from now, so while its new task waits for a worker the sweep does not queue it again.
+    """
+    lost = list(
+        Attachment.objects.filter(
+            status=Attachment.Status.PENDING, next_attempt_at__lt=now - LOST_DOWNLOAD
+        ).values_list("pk", flat=True)
+    )
+    Attachment.objects.filter(pk__in=lost, status=Attachment.Status.PENDING).update(next_attempt_at=now)
     return enqueue_each(TaskName.DOWNLOAD, lost)

@@ -11,8 +11,12 @@ from .registry import adapter_class
 
 class ChannelQuerySet(models.QuerySet):
     def due_for_poll(self, now):
+        """Channels to poll now: their interval has passed, or the poller holding their lease died (a live one
+        renews it), so the poll it was making is due again."""
         return self.filter(enabled=True, poll_interval_seconds__gt=0, paused_reason="").filter(
-            models.Q(next_poll_at__isnull=True) | models.Q(next_poll_at__lte=now)
+            models.Q(next_poll_at__isnull=True)
+            | models.Q(next_poll_at__lte=now)
+            | models.Q(poll_lease_expires_at__lt=now)
         )
 
 

@@ -1,18 +1,21 @@
 """Polling: one channel at a time, never two polls of one channel at once, whatever the number of workers.
 
 A lease on the channel row (with a fencing token checked on every page commit) keeps pollers apart across
-workers and expires if a worker dies. Each page is stored with the cursor that covers it, in one transaction,
+workers. The lease is short and renewed while the poll is alive (by each page's commit and by a heartbeat
+that also runs during a long platform call), so a dead worker's lease lapses within POLL_LEASE and beat's
+sweep starts another poll at once. Each page is stored with the cursor that covers it, in one transaction,
 so a poll that stops half-way resumes where its last stored page ended.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -24,7 +27,14 @@ from .usage import record_usage
 
 logger = logging.getLogger(__name__)
 
-POLL_LEASE = timedelta(minutes=5)
+#: How long a poll's lease lasts unless renewed: a dead poller blocks its channel at most this long (plus one
+#: sweep, SWEEP_SECONDS, to start the next poll).
+POLL_LEASE = timedelta(seconds=20)
+#: The heartbeat renews the lease this often, so a couple of slow renewals (a busy database) do not lose it.
+LEASE_RENEWAL = timedelta(seconds=5)
+#: The heartbeat gives up after this long: a poll stuck without storing a page lets another poller take over
+#: (which the fencing token keeps from overlapping it); a poll that keeps storing pages keeps its lease.
+LEASE_HEARTBEAT_LIMIT = timedelta(minutes=15)
 
 
 class LeaseLost(Exception):
@@ -51,17 +61,59 @@ def _acquire_poll_lease(channel_id) -> uuid.UUID | None:
     return token if won else None
 
 
+def _renew_poll_lease(channel_id, token, **fields) -> bool:
+    """Extend our lease (and write ``fields``) only while the token is still ours; False once it is not."""
+    return bool(
+        Channel.objects.filter(pk=channel_id, poll_lease_token=token).update(
+            poll_lease_expires_at=timezone.now() + POLL_LEASE, **fields
+        )
+    )
+
+
 def _release_poll_lease(channel_id, token):
     Channel.objects.filter(pk=channel_id, poll_lease_token=token).update(
         poll_lease_token=None, poll_lease_expires_at=None
     )
 
 
+class _LeaseHeartbeat(threading.Thread):
+    """Renews a poll's lease every LEASE_RENEWAL while the poll runs, including while it waits on the platform.
+
+    It dies with its worker, so a dead poller's lease lapses; it stops when the poll ends, when the lease is
+    no longer ours, or after LEASE_HEARTBEAT_LIMIT. A failed renewal (database away) is retried next beat.
+    """
+
+    def __init__(self, channel_id, token):
+        super().__init__(name=f"poll-lease-{channel_id}", daemon=True)
+        self.channel_id, self.token = channel_id, token
+        self.stopped = threading.Event()
+
+    def run(self):
+        beats = int(LEASE_HEARTBEAT_LIMIT / LEASE_RENEWAL)
+        try:
+            for _ in range(beats):
+                if self.stopped.wait(LEASE_RENEWAL.total_seconds()):
+                    return
+                try:
+                    if not _renew_poll_lease(self.channel_id, self.token):
+                        return
+                except DatabaseError as exc:
+                    logger.warning("channel %s: could not renew the poll lease: %s", self.channel_id, exc)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    def stop(self):
+        self.stopped.set()
+        # Bounded: a renewal waiting on the channel row, locked by a transaction around the whole poll, ends
+        # once that commits (and then renews nothing: the lease is released by then).
+        self.join(timeout=LEASE_RENEWAL.total_seconds())
+
+
 def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
     """Poll one channel once. Never overlaps with another poll of the same channel.
 
-    A lease on the channel row (with a fencing token checked on every page
-    commit) keeps pollers apart across workers, and expires if a worker dies.
+    A lease on the channel row (with a fencing token checked on every page commit) keeps pollers apart
+    across workers; it is renewed while the poll runs and lapses within POLL_LEASE if its worker dies.
     A paused channel is not polled (a task queued before the pause included) unless ``force``.
     """
     paused = Channel.objects.filter(pk=channel_id).values_list("paused_reason", flat=True).first()
@@ -73,15 +125,14 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
     channel = Channel.objects.get(pk=channel_id)
     adapter = channel.adapter()
     stored = 0
+    heartbeat = _LeaseHeartbeat(channel_id, token)
+    heartbeat.start()
     try:
         if not channel.state:
             _refresh_state(channel, adapter)
         for page in adapter.poll(channel.cursor):
             with transaction.atomic():
-                renewed = Channel.objects.filter(pk=channel_id, poll_lease_token=token).update(
-                    cursor=page.cursor, poll_lease_expires_at=timezone.now() + POLL_LEASE
-                )
-                if not renewed:
+                if not _renew_poll_lease(channel_id, token, cursor=page.cursor):
                     raise LeaseLost(channel.name)
                 stored += store_envelopes(channel, page.envelopes, page.rejected)
             channel.cursor = page.cursor
@@ -98,6 +149,7 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
         channel.record_error(str(exc), unhealthy=not isinstance(exc, TransientError))
         return PollOutcome(polled=True, stored=stored, error=str(exc))
     finally:
+        heartbeat.stop()
         _release_poll_lease(channel_id, token)
         record_usage(channel, adapter.usage)
     channel.record_success(stored=stored)

@@ -17,6 +17,7 @@ from io import StringIO
 
 import pytest
 from django.core.cache import cache
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -164,6 +165,13 @@ def share(slack_emulator, text, *files, thread_ts=None):
 def x_photo(content=PNG, **extra):
     """A photo as the X emulator attaches it to a post or DM."""
     return {"type": "photo", "content": content, "content_type": "image/png", **extra}
+
+
+class FullDiskStorage(FileSystemStorage):
+    """A storage whose every write fails, as on a full disk or an unreachable file server."""
+
+    def _save(self, name, content):
+        raise OSError(28, "No space left on device")
 
 
 def upload(name="boot.log", content=b"line 1\nline 2\n", content_type="text/plain"):

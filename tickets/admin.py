@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils import timezone
 
 from .models import Contact, Identity, Macro, Message, Queue, Ticket
 
@@ -9,6 +10,16 @@ class TicketAdmin(admin.ModelAdmin):
     list_filter = ["status", "priority", "kind"]
     list_select_related = ["requester", "channel"]
     raw_id_fields = ["requester", "assignee"]
+
+    def save_model(self, request, obj, form, change):
+        """A status edited here changes like any other (``Ticket.set_status``) and shows on the timeline."""
+        status_change = None
+        if change and "status" in form.changed_data:
+            edited, obj.status = obj.status, form.initial["status"]
+            status_change = obj.set_status(edited, at=timezone.now(), actor=request.user, reason="edited in the admin")
+        super().save_model(request, obj, form, change)
+        if status_change:
+            status_change.save()
 
 
 @admin.register(Contact)

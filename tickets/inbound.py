@@ -12,13 +12,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from channel_adapters.base import Envelope, EnvelopeKind, Sender
 
 from .attachments import record_inbound
 from .bulk_insert import insert_rows
 from .marks import next_mark
-from .models import Contact, Identity, Message, Ticket, TicketThread
+from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketThread
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,47 @@ def _store_messages(channel, envelopes):
     opened_tickets = {threads[key][1] for key in opened}
     touched = {row["ticket_id"] for row in rows} - opened_tickets
     if touched:
-        Ticket.objects.filter(id__in=touched).record_customer_activity()
+        # By time, so the last one of a ticket is who wrote last.
+        writers = {threads[e.thread_key][1]: identities[(e.sender.namespace, e.sender.external_id)] for e in fresh}
+        _record_requester_activity(channel, touched, writers)
     return outcomes
+
+
+def _record_requester_activity(channel, ticket_ids: set[int], writers: dict[int, Identity]) -> None:
+    """People wrote on these tickets: refresh their activity, and reopen those waiting on the requester or done,
+    each reopening on the ticket's timeline as the channel's doing. A fixed number of queries.
+
+    The tickets are locked first (in id order, as every bulk writer; no stronger than the UPDATE's own lock,
+    so replies can still be inserted meanwhile), so the statuses read are the ones the reopening UPDATE
+    changes: no agent's change can slip in between.
+    """
+    statuses = dict(
+        Ticket.objects.select_for_update(no_key=True)
+        .filter(pk__in=ticket_ids)
+        .order_by("pk")
+        .values_list("pk", "status")
+    )
+    Ticket.objects.filter(pk__in=ticket_ids).record_customer_activity()
+    now = timezone.now()
+    channel_label = f"{capfirst(channel.kind)} {channel.name}"
+    reopenings = [
+        TicketEvent.status_change(
+            ticket_id=pk,
+            old=status,
+            new=Ticket.Status.OPEN,
+            at=now,
+            actor_label=channel_label,
+            reason=f"new message from {_name_of(writers[pk])}",
+        )
+        for pk, status in statuses.items()
+        if status in Ticket.REOPENED_BY_REQUESTER
+    ]
+    if reopenings:
+        TicketEvent.objects.bulk_create(reopenings)
+
+
+def _name_of(identity: Identity) -> str:
+    return identity.display_name or identity.handle or identity.external_id
 
 
 def _resolve_identities(senders: set[Sender]) -> dict[tuple[str, str], Identity]:

@@ -48,8 +48,15 @@ def _assignee(macro: Macro, applier):
 
 
 def apply_macro_actions(*, ticket: Ticket, actor, macro: Macro) -> list[TicketEvent]:
-    """Set the status and assignee the macro says, through ``update_ticket`` (so each change is audited)."""
-    return update_ticket(ticket=ticket, actor=actor, status=macro.status or None, assignee=_assignee(macro, actor))
+    """Set the status and assignee the macro says, through ``update_ticket`` (so each change is audited, naming
+    the macro)."""
+    return update_ticket(
+        ticket=ticket,
+        actor=actor,
+        status=macro.status or None,
+        assignee=_assignee(macro, actor),
+        reason=f"macro “{macro.name}”",
+    )
 
 
 def reply_with_macro(

@@ -72,16 +72,18 @@ def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutc
                 TicketEvent(ticket=ticket, actor=actor, kind=kind, old_value=old, new_value=new, created_at=now)
             )
 
+        still_open = [ticket for ticket in merged if ticket.is_open]
+        if not kept.is_open and still_open:
+            reason = f"{', '.join(f'#{t.pk}' for t in still_open)} merged in, still open"
+            reopening = kept.set_status(Ticket.Status.OPEN, at=now, actor=actor, reason=reason)
+            if reopening:
+                events.append(reopening)
         for ticket in merged:
-            if ticket.status != Ticket.Status.CLOSED:
-                record(ticket, TicketEvent.Kind.STATUS, ticket.status, Ticket.Status.CLOSED)
+            closing = ticket.set_status(Ticket.Status.CLOSED, at=now, actor=actor, reason=f"merged into #{kept.pk}")
+            if closing:
+                events.append(closing)
             record(ticket, TicketEvent.Kind.MERGED, str(ticket.pk), str(kept.pk))
             record(kept, TicketEvent.Kind.MERGED, str(ticket.pk), str(kept.pk))
-        if not kept.is_open and any(ticket.is_open for ticket in merged):
-            record(kept, TicketEvent.Kind.STATUS, kept.status, Ticket.Status.OPEN)
-            kept.set_status(Ticket.Status.OPEN, at=now)
-        for ticket in merged:
-            ticket.set_status(Ticket.Status.CLOSED, at=now)
             ticket.merged_into = kept
             ticket.message_count = 0
             ticket.last_activity_at = max(ticket.last_activity_at, now)

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from .marks import WriteMark
 from .placeholders import fill, validate_placeholders
@@ -79,6 +80,8 @@ class Ticket(models.Model):
         CHANGE = "change"
 
     CLOSED_STATUSES = (Status.RESOLVED, Status.CLOSED)
+    #: A message from the requester puts a ticket waiting on them, or done, back in the agents' hands.
+    REOPENED_BY_REQUESTER = (Status.PENDING, *CLOSED_STATUSES)
 
     subject = models.CharField(max_length=SUBJECT_LENGTH)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
@@ -128,22 +131,37 @@ class Ticket(models.Model):
             first_line = first_line[: SUBJECT_LENGTH - 1] + "…"
         return first_line
 
-    def set_status(self, status, *, at):
-        """Move to ``status``: resolving (or closing) stamps ``resolved_at`` once, reopening clears it."""
+    def set_status(self, status, *, at, actor=None, actor_label="", reason="") -> "TicketEvent | None":
+        """Move to ``status``: resolving (or closing) stamps ``resolved_at`` once, reopening clears it.
+
+        Returns the change's timeline event (``TicketEvent.status_change``), unsaved so that a caller changing
+        many tickets writes them in one INSERT; None if the status was already ``status``.
+        """
         if status not in self.Status.values:
             raise ValueError(f"Unknown status {status!r}")
-        self.status = status
+        if status == self.status:
+            return None
+        old, self.status = self.status, status
         if status in self.CLOSED_STATUSES:
             if self.resolved_at is None:
                 self.resolved_at = at
         else:
             self.resolved_at = None
+        return TicketEvent.status_change(
+            ticket_id=self.pk, old=old, new=status, at=at, actor=actor, actor_label=actor_label, reason=reason
+        )
 
-    def record_agent_reply(self, *, at):
+    def record_agent_reply(self, *, at, author) -> "TicketEvent | None":
+        """An agent (or, ``author`` None, the desk itself) answered: a new ticket is open from now on.
+
+        Returns the status change's unsaved event, if there was one."""
+        event = None
         if self.status == self.Status.NEW:
-            self.status = self.Status.OPEN
+            reason = "replied" if author else "automatic acknowledgement"
+            event = self.set_status(self.Status.OPEN, at=at, actor=author, reason=reason)
         self.last_activity_at = max(self.last_activity_at, at)
         self.message_count += 1
+        return event
 
 
 class TicketThread(models.Model):
@@ -278,11 +296,17 @@ class Message(models.Model):
         return "unknown"
 
 
+#: Who made a change that no agent made (an automatic acknowledgement, say), as the timeline names it.
+SYSTEM = "System"
+
+
 class TicketEvent(models.Model):
-    """One change an agent made to a ticket (status, priority, assignee or queue), for its audit trail.
+    """One change made to a ticket (status, priority, assignee or queue), for its audit trail and timeline.
 
     Values are stored as shown when the change was made (a queue's or agent's name), so the trail
-    still reads right after a rename or deletion.
+    still reads right after a rename or deletion. An agent's change has its ``actor``; anything else's
+    (a channel's message, the desk itself) its ``actor_label``. ``reason`` says what led to the change
+    when it was not made directly (a reply, a merge, a macro, a bulk update).
     """
 
     class Kind(models.TextChoices):
@@ -297,9 +321,12 @@ class TicketEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    #: Who made the change when no agent did: a channel ("Slack it-help"), or the desk itself (SYSTEM).
+    actor_label = models.CharField(max_length=200, blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     old_value = models.CharField(max_length=200, blank=True)
     new_value = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     #: Where this row's INSERT sits in commit order (tickets.marks).
     stored_mark = models.BigIntegerField(db_default=WriteMark(), editable=False)
@@ -315,11 +342,29 @@ class TicketEvent(models.Model):
     def __str__(self):
         return f"{self.kind} {self.old_value!r} → {self.new_value!r} on ticket {self.ticket_id}"
 
+    @classmethod
+    def status_change(cls, *, ticket_id, old, new, at, actor=None, actor_label="", reason="") -> "TicketEvent":
+        """The timeline's record of a ticket's status change, unsaved. Every status change is recorded through
+        here: ``Ticket.set_status``, and ingestion's set-based reopening (``tickets.inbound``).
+
+        ``actor`` is the agent who made it; without one, ``actor_label`` names who did (SYSTEM by default).
+        """
+        return cls(
+            ticket_id=ticket_id,
+            kind=cls.Kind.STATUS,
+            old_value=old,
+            new_value=new,
+            created_at=at,
+            actor=actor,
+            actor_label="" if actor else (actor_label or SYSTEM)[:200],
+            reason=reason[:200],
+        )
+
     @property
     def actor_name(self):
         if self.actor_id:
             return self.actor.get_full_name() or self.actor.get_username()
-        return "Someone"
+        return self.actor_label or "Someone"
 
     EMPTY = {Kind.ASSIGNEE: "nobody", Kind.QUEUE: "no queue"}
 
@@ -333,11 +378,18 @@ class TicketEvent(models.Model):
 
     @property
     def old_display(self):
-        return self.old_value or self.EMPTY.get(self.kind, "—")
+        return self._display(self.old_value)
 
     @property
     def new_display(self):
-        return self.new_value or self.EMPTY.get(self.kind, "—")
+        return self._display(self.new_value)
+
+    def _display(self, value):
+        if self.kind == self.Kind.STATUS and value in Ticket.Status.values:
+            return Ticket.Status(value).label
+        if self.kind == self.Kind.PRIORITY:
+            return capfirst(value)
+        return value or self.EMPTY.get(self.kind, "—")
 
 
 class SavedView(models.Model):

@@ -14,11 +14,11 @@ class TicketQuerySet(models.QuerySet):
         """The requester wrote on these tickets: reopen them and refresh their activity, in one UPDATE.
 
         Counts and times are derived from the stored messages, so a replayed
-        batch cannot double-count.
+        batch cannot double-count. The reopenings' timeline events are the caller's (``tickets.inbound``).
         """
         Status = self.model.Status
         messages = self.model.messages.rel.related_model.objects.filter(ticket=models.OuterRef("pk"))
-        waiting = models.Q(status__in=[Status.PENDING, *self.model.CLOSED_STATUSES])
+        waiting = models.Q(status__in=self.model.REOPENED_BY_REQUESTER)
         return self.update(
             message_count=models.Subquery(
                 messages.order_by().values("ticket").annotate(n=models.Count("id")).values("n")
@@ -174,6 +174,8 @@ class TicketEventQuerySet(models.QuerySet):
                 "kind",
                 "old_value",
                 "new_value",
+                "actor_label",
+                "reason",
                 "created_at",
                 "stored_mark",
                 "actor__id",

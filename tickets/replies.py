@@ -115,8 +115,10 @@ def reply_to_ticket(
             delivery_next_attempt_at=now,
         )
         attach_reply_files(message, files)
-        ticket.record_agent_reply(at=now)
+        opened = ticket.record_agent_reply(at=now, author=author)
         ticket.save(update_fields=["status", "last_activity_at", "message_count"])
+        if opened:
+            opened.save()
         deliver_on_commit(message.pk)
     return message
 

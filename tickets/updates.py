@@ -71,22 +71,26 @@ def apply_update(
     priority: Ticket.Priority | None = None,
     assignee: User | Unchanged | None = UNCHANGED,
     queue: Queue | Unchanged | None = UNCHANGED,
+    reason: str = "",
 ) -> tuple[list[TicketEvent], set[str]]:
     """Change a locked, freshly read ticket in memory; returns (unsaved events, changed fields).
 
     ``current`` must have ``assignee`` and ``queue`` loaded (their names go into the events).
-    Arguments are already validated (``validate_update``).
+    Arguments are already validated (``validate_update``). ``reason`` goes on every event (e.g. the macro).
     """
     events: list[TicketEvent] = []
     fields: set[str] = set()
 
     def record(kind: str, old: str, new: str) -> None:
-        events.append(TicketEvent(ticket=current, actor=actor, kind=kind, old_value=old, new_value=new, created_at=at))
+        events.append(
+            TicketEvent(
+                ticket=current, actor=actor, kind=kind, old_value=old, new_value=new, reason=reason, created_at=at
+            )
+        )
 
-    if status is not None and status != current.status:
-        old = current.status
-        current.set_status(status, at=at)
-        record(TicketEvent.Kind.STATUS, old, status)
+    status_changed = current.set_status(status, at=at, actor=actor, reason=reason) if status is not None else None
+    if status_changed:
+        events.append(status_changed)
         fields |= {"status", "resolved_at"}
     if priority is not None and priority != current.priority:
         old = Ticket.Priority(current.priority).label.lower()
@@ -115,20 +119,29 @@ def update_ticket(
     priority: int | str | None = None,
     assignee: User | Unchanged | None = UNCHANGED,
     queue: Queue | Unchanged | None = UNCHANGED,
+    reason: str = "",
 ) -> list[TicketEvent]:
     """Apply an agent's changes to a ticket and record one ``TicketEvent`` per field that really changed.
 
     ``status`` and ``priority`` are left alone when None; ``assignee`` and ``queue`` when ``UNCHANGED``
     (None clears them). Status moves through ``Ticket.set_status`` (resolving stamps ``resolved_at``,
-    reopening clears it). The row is locked and re-read, so concurrent changes are judged against the
-    stored values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
+    reopening clears it). ``reason`` goes on the events when the change was not the agent's own choice
+    (a macro's). The row is locked and re-read, so concurrent changes are judged against the stored
+    values; ``ticket`` is updated in place. Returns the events written (none for a no-op).
     """
     valid_priority = validate_update(status=status, priority=priority, assignee=assignee)
     now = timezone.now()
     with transaction.atomic():
         current = Ticket.objects.select_for_update(of=("self",)).select_related("assignee", "queue").get(pk=ticket.pk)
         events, fields = apply_update(
-            current, actor=actor, at=now, status=status, priority=valid_priority, assignee=assignee, queue=queue
+            current,
+            actor=actor,
+            at=now,
+            status=status,
+            priority=valid_priority,
+            assignee=assignee,
+            queue=queue,
+            reason=reason,
         )
         if not events:
             return []
@@ -181,9 +194,17 @@ def update_tickets(
             .order_by("pk")
         )
         events, changed = [], []
+        reason = f"bulk update of {len(ids)} tickets" if len(ids) > 1 else "bulk update"
         for ticket in tickets:
             ticket_events, _ = apply_update(
-                ticket, actor=actor, at=now, status=status, priority=valid_priority, assignee=assignee, queue=queue
+                ticket,
+                actor=actor,
+                at=now,
+                status=status,
+                priority=valid_priority,
+                assignee=assignee,
+                queue=queue,
+                reason=reason,
             )
             if ticket_events:
                 events += ticket_events

@@ -53,7 +53,7 @@ def test_choose_a_macro_edit_its_text_and_send(console, live_server, agent, tick
     box.press_sequentially(" Thanks!")
     console.get_by_role("button", name="Send reply").click()
     expect(console.get_by_text("Reply queued for delivery. Macro “Waiting on you” applied.")).to_be_visible()
-    expect(console.get_by_text("Alex Agent changed status from open to pending")).to_be_visible()
+    expect(console.get_by_text("Status Open → Pending (waiting on requester) · Alex Agent")).to_be_visible()
 
     wait_for(lambda: locmem.outbox, message="the reply to be delivered")
     assert locmem.outbox == [{"thread_key": "m1", "text": "Could you try again, Zoë? Thanks!"}]

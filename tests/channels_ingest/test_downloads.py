@@ -1,11 +1,16 @@
 """Downloading inbound files after ingestion: kept, retried, or failed visibly."""
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.urls import reverse
+from django.utils import timezone
 
 from channel_adapters import locmem
 from channel_adapters.base import InboundAttachment, TransientError
-from channels_ingest import downloads, ingest, polling
+from channels_ingest import downloads, ingest, polling, sweep
+from channels_ingest.models import Channel
 from helpdesk.celery import app
 from tests.factories import message_with
 from tests.helpers import PNG, detail_url, download_url, receive, share, wait_for
@@ -114,6 +119,88 @@ def test_transient_errors_give_up_after_the_last_attempt(locmem_channel, setting
     attachment.refresh_from_db()
     assert attachment.status == "failed"
     assert "gave up after 2 attempts" in attachment.error
+
+
+@pytest.mark.django_db
+def test_a_storage_error_counts_as_an_attempt_backs_off_and_fails_visibly(
+    locmem_channel, settings, no_eager_tasks, agent_client
+):
+    """A write that fails (a full disk) is no platform error, yet it counts: each failure is an attempt, the next
+    one waits for the backoff (the sweep too), and after the last one the file shows as failed, with why."""
+    settings.ATTACHMENT_FETCH_MAX_ATTEMPTS = 3
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "tests.helpers.FullDiskStorage"}}
+    locmem.files["r1"] = b"data"
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        receive(
+            locmem_channel,
+            [message_with(InboundAttachment(name="a.txt", content_type="text/plain", size=4, ref="r1"))],
+        )
+        attachment = Attachment.objects.get()
+        for attempt in (1, 2):
+            outcome = downloads.download_attachment(attachment.pk)
+            assert outcome.status == "retry"
+            attachment.refresh_from_db()
+            assert (attachment.status, attachment.attempts) == ("pending", attempt)
+            assert "No space left on device" in attachment.error
+            assert attachment.next_attempt_at == timezone.now() + timedelta(seconds=outcome.retry_in)
+            # The sweep leaves it to its scheduled retry, and queues it again only once that retry is long overdue.
+            clock.shift(timedelta(seconds=outcome.retry_in) + downloads.LOST_DOWNLOAD - timedelta(seconds=1))
+            assert sweep.sweep()["downloads"] == 0
+            clock.shift(timedelta(seconds=2))
+            assert sweep.sweep()["downloads"] == 1
+
+        assert downloads.download_attachment(attachment.pk).status == "failed"
+        attachment.refresh_from_db()
+        assert (attachment.status, attachment.attempts) == ("failed", 3)
+        assert "Could not store the file: [Errno 28] No space left on device" in attachment.error
+        assert "gave up after 3 attempts" in attachment.error
+        clock.shift(timedelta(hours=1))
+        assert sweep.sweep()["downloads"] == 0
+        assert downloads.download_attachment(attachment.pk).status == "noop"
+    html = agent_client.get(detail_url(attachment.message.ticket)).content.decode()
+    assert "Failed" in html
+    assert "No space left on device" in html
+
+
+@pytest.mark.django_db
+def test_a_channel_that_cannot_be_reached_at_all_uses_up_its_attempts(locmem_channel, settings):
+    """Even an error before any download (no adapter for the channel's kind any more) counts, and ends."""
+    settings.ATTACHMENT_FETCH_MAX_ATTEMPTS = 2
+    receive(
+        locmem_channel, [message_with(InboundAttachment(name="a.txt", content_type="text/plain", size=4, ref="r1"))]
+    )
+    Channel.objects.filter(pk=locmem_channel.pk).update(kind="retired")
+    attachment = Attachment.objects.get()
+    assert downloads.download_attachment(attachment.pk).status == "retry"
+    assert downloads.download_attachment(attachment.pk).status == "failed"
+    attachment.refresh_from_db()
+    assert "No adapter is configured for channel kind 'retired'" in attachment.error
+    assert "gave up after 2 attempts" in attachment.error
+
+
+@pytest.mark.django_db
+def test_a_download_the_worker_lost_mid_attempt_waits_for_the_backoff(locmem_channel, no_eager_tasks):
+    """An attempt is scheduled when it starts: if its worker dies (or the database goes away) before it records
+    the outcome, the sweep waits out the backoff before trying again, so an outage cannot burn attempts fast."""
+    locmem.files["r1"] = b"data"
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        receive(
+            locmem_channel,
+            [message_with(InboundAttachment(name="a.txt", content_type="text/plain", size=4, ref="r1"))],
+        )
+        attachment = Attachment.objects.get()
+        clock.shift(timedelta(minutes=10))  # the first task was lost
+        assert sweep.sweep()["downloads"] == 1
+        clock.shift(timedelta(seconds=5))
+        assert sweep.sweep()["downloads"] == 0  # queued once, not again on every pass while it waits for a worker
+        assert downloads.claim_download(attachment.pk) is not None  # the attempt starts, then its worker dies
+        attachment.refresh_from_db()
+        assert attachment.attempts == 1
+        assert attachment.next_attempt_at == timezone.now()
+        clock.shift(downloads.LOST_DOWNLOAD)
+        assert sweep.sweep()["downloads"] == 0
+        clock.shift(timedelta(seconds=2))
+        assert sweep.sweep()["downloads"] == 1
 
 
 @pytest.mark.django_db

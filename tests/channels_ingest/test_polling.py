@@ -1,12 +1,21 @@
 """Polling: the cursor moves only with what was stored, one poller per channel, errors recorded."""
 
+import threading
+import time
+from datetime import timedelta
+
 import pytest
+import time_machine
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
 
 from channel_adapters import locmem
 from channel_adapters.base import CredentialsError, RateLimited, TransientError
-from channels_ingest import polling
+from channels_ingest import polling, sweep
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import message
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +60,67 @@ def test_a_poller_that_lost_its_lease_stores_nothing_more(locmem_channel):
     polling._acquire_poll_lease(locmem_channel.pk)  # a second poller wins
     renewed = Channel.objects.filter(pk=locmem_channel.pk, poll_lease_token=token).update(cursor=next(pages).cursor)
     assert renewed == 0
+
+
+def test_a_dead_pollers_lease_is_taken_over_within_30_seconds(locmem_channel):
+    """A worker died holding the lease: within 30 s (the lease, then one sweep) another poll takes over, even
+    before the channel's next poll is due, and the dead poller's token is worthless."""
+    locmem.inbox["lm"] = [message("a")]
+    died_at = timezone.now()
+    with time_machine.travel(died_at, tick=False) as clock:
+        Channel.objects.filter(pk=locmem_channel.pk).update(next_poll_at=died_at + timedelta(minutes=1))
+        dead = polling._acquire_poll_lease(locmem_channel.pk)  # ... and its worker is killed
+        clock.shift(polling.POLL_LEASE - timedelta(seconds=1))
+        assert polling.poll_channel(locmem_channel.pk).polled is False
+        assert sweep.sweep()["polls"] == 0
+
+        clock.shift(timedelta(seconds=5))
+        assert timezone.now() - died_at <= timedelta(seconds=30)
+        assert sweep.sweep()["polls"] == 1  # runs inline here
+        assert InboundMessage.objects.filter(external_id="a").exists()
+        assert polling._renew_poll_lease(locmem_channel.pk, dead) is False
+        assert sweep.sweep()["polls"] == 0  # not polled again until due
+
+
+def test_the_lease_and_beat_keep_the_30_second_promise():
+    """A dead poller's lease lapses, then the next sweep starts a poll: both together within 30 s."""
+    sweep_every = settings.CELERY_BEAT_SCHEDULE["sweep"]["schedule"]
+    assert polling.POLL_LEASE + sweep_every <= timedelta(seconds=30)
+    assert polling.LEASE_RENEWAL * 3 <= polling.POLL_LEASE  # two missed renewals do not lose a live lease
+
+
+@pytest.mark.postgres  # three connections writing at once: the embedded test database (SQLite in memory) refuses
+@pytest.mark.django_db(transaction=True)
+def test_a_live_poll_keeps_its_lease_while_it_waits_on_the_platform(slack_channel, slack_emulator, monkeypatch):
+    """One platform call outlasts the lease twice over: the heartbeat renews it, so the polls tried meanwhile
+    do not start, and the slow poll stores its page (a poller that lost its lease would be refused)."""
+    monkeypatch.setattr(polling, "POLL_LEASE", timedelta(seconds=1.5))
+    monkeypatch.setattr(polling, "LEASE_RENEWAL", timedelta(seconds=0.2))
+    slack_emulator.post("C0GENERAL", "U0ANN", "printer on fire")
+    slack_emulator.fault("conversations.history", latency=3.2)
+    outcome = {}
+
+    def poll_in_its_own_worker():
+        try:
+            outcome["slow poll"] = polling.poll_channel(slack_channel.pk)
+        except polling.LeaseLost as exc:
+            outcome["slow poll"] = exc
+        finally:
+            connections.close_all()
+
+    poller = threading.Thread(target=poll_in_its_own_worker)
+    poller.start()
+    wait_for(lambda: Channel.objects.get(pk=slack_channel.pk).poll_lease_token, message="the slow poll's lease")
+    tries = 0
+    while poller.is_alive():
+        polling.poll_channel(slack_channel.pk)
+        tries += 1
+        time.sleep(0.1)
+    poller.join()
+    assert outcome["slow poll"] == polling.PollOutcome(polled=True, stored=1)
+    assert slack_emulator.stats()["max_inflight"]["conversations.history:C0GENERAL"] == 1
+    assert tries > 15  # tried well past the first lease's expiry
+    assert InboundMessage.objects.count() == 1
 
 
 def test_revoked_credentials_mark_only_that_channel_unhealthy(locmem_channel):

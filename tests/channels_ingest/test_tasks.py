@@ -123,7 +123,7 @@ def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(
     celery_worker_process, slack_channel, slack_emulator
 ):
     """SIGKILL during a slow multi-page poll: the cursor has not moved past unstored messages, and the
-    next poll (once the dead worker's lease expires) stores the rest exactly once."""
+    next poll (which beat's sweep starts once the dead worker's lease lapses) stores the rest exactly once."""
     slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"m{i}"} for i in range(50)])
     slack_emulator.fault("conversations.history", latency=0.4)
     slack_channel.config["page_size"] = 10
@@ -137,11 +137,11 @@ def test_worker_killed_mid_poll_cursor_covers_only_what_was_stored(
     stored_before = InboundMessage.objects.count()
     assert 0 < stored_before < 50
     assert "oldest" not in slack_channel.cursor.get("C0GENERAL", {})  # the scan never completed
-    type(slack_channel).objects.filter(pk=slack_channel.pk).update(poll_lease_expires_at=timezone.now())
-
     slack_emulator.clear_faults()
     celery_worker_process()
-    poll_channel.delay(slack_channel.pk)
+    # Nothing renews the dead worker's lease: at the first sweep after it lapses, the sweep clears it and
+    # queues the poll.
+    sweep.sweep(now=timezone.now() + polling.POLL_LEASE + timedelta(seconds=1))
     wait_for(lambda: InboundMessage.objects.count() == 50, message="all 50 messages stored")
     # The dead worker may have taken the queued ingest task with it: beat's sweep recovers the pending rows.
     sweep.sweep(now=timezone.now() + timedelta(seconds=11))

@@ -5,9 +5,10 @@ from django.test import TestCase
 
 from channels_ingest import ingest
 from channels_ingest.models import Channel, InboundMessage
-from tests.helpers import make_x_channel
+from tests.factories import message
+from tests.helpers import awaiting_triage, make_x_channel
 from tests.helpers import poll_as_worker as poll
-from tickets.models import Ticket
+from tickets.models import Ticket, TicketEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +38,22 @@ def test_indirect_mention_waits_in_triage_until_an_agent_accepts_it(x_channel, x
     assert row.status == InboundMessage.Status.PROCESSED
     assert row.triaged_by == agent
     assert Ticket.objects.get().subject == "will email be down too?"
+
+
+def test_an_accepted_post_that_reopens_a_ticket_shows_on_its_timeline(locmem_channel, ticket, agent):
+    """Accepted from triage into a conversation whose ticket was resolved meanwhile: it reopens, on the record."""
+    Ticket.objects.filter(pk=ticket.pk).update(status="resolved")
+    [row] = awaiting_triage(locmem_channel, [message("m0.1", thread="m0", minute=3, text="it is back")])
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert ingest.accept_triaged([row.pk], user=agent) == 1
+    assert Ticket.objects.get(pk=ticket.pk).status == "open"
+    [event] = TicketEvent.objects.filter(ticket=ticket)
+    assert (event.old_value, event.new_value, event.actor_name, event.reason) == (
+        "resolved",
+        "open",
+        "Locmem lm",
+        "new message from Ann Employee",
+    )
 
 
 def test_dismissed_mention_is_kept_on_record_without_a_ticket(x_channel, x_emulator, agent):

@@ -66,11 +66,11 @@ CHANGES = {
     ),
     "a status change": (
         lambda ticket, dana, channel: update_ticket(ticket=ticket, actor=dana, status="resolved"),
-        "Dana Desk changed status from new to resolved",
+        "Status New → Resolved · Dana Desk",
     ),
     "an assignee change": (
         lambda ticket, dana, channel: update_ticket(ticket=ticket, actor=dana, assignee=dana),
-        "Dana Desk changed assignee from nobody to Dana Desk",
+        "Assignee nobody → Dana Desk · Dana Desk",
     ),
 }
 

@@ -181,7 +181,7 @@ def test_poll_returns_only_entries_stored_after_the_page(agent_client, other_age
     html = response.content.decode()
     ids = re.findall(r'<li id="((?:message|event)-\d+)"', html)
     events = list(TicketEvent.objects.order_by("id"))
-    assert len(events) == 2
+    assert len(events) == 3  # her reply opened the ticket, then she set its status and assignee
     assert sorted(ids) == sorted(
         [f"message-{m.pk}" for m in (new_inbound, dana_reply, dana_note)] + [f"event-{e.pk}" for e in events]
     )
@@ -190,7 +190,8 @@ def test_poll_returns_only_entries_stored_after_the_page(agent_client, other_age
     assert "Now it smells of smoke" in text
     assert "Evacuate, please" in text
     assert "Called facilities" in text
-    assert "Dana Desk changed status from open to pending" in text  # her reply opened it
+    assert "Status New → Open · Dana Desk (replied)" in text
+    assert "Status Open → Pending (waiting on requester) · Dana Desk" in text
     # Out of band: the header facts and the actions form (the ticket's state changed), and the poller moved on.
     assert 'id="ticket-facts" hx-swap-oob="true"' in html
     assert "Pending (waiting on requester)" in html

@@ -227,13 +227,18 @@ def test_sending_with_a_macro_replies_and_applies_its_actions(
     assert reply.author_user == agent
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee) == ("pending", agent)
-    events = {e.kind: (e.old_value, e.new_value, e.actor) for e in TicketEvent.objects.filter(ticket=ticket)}
+    events = [(e.kind, e.old_value, e.new_value, e.actor) for e in TicketEvent.objects.order_by("id")]
     # The reply itself opened the ticket (new → open), then the macro moved it on.
-    assert events == {"status": ("open", "pending", agent), "assignee": ("", "Alex Agent", agent)}
+    assert events == [
+        ("status", "new", "open", agent),
+        ("status", "open", "pending", agent),
+        ("assignee", "", "Alex Agent", agent),
+    ]
     page = flash(agent_client.get(detail_url(ticket)))
     assert "Reply queued for delivery. Macro “Ask for details” applied." in page
-    assert "Alex Agent changed status from open to pending" in page
-    assert "Alex Agent changed assignee from nobody to Alex Agent" in page
+    assert "Status New → Open · Alex Agent (replied)" in page
+    assert "Status Open → Pending (waiting on requester) · Alex Agent (macro “Ask for details”)" in page
+    assert "Assignee nobody → Alex Agent · Alex Agent (macro “Ask for details”)" in page
 
 
 def test_unassign_and_specific_agent_actions(ticket, agent, other_agent):
@@ -243,9 +248,10 @@ def test_unassign_and_specific_agent_actions(ticket, agent, other_agent):
     unassign = shared_macro(name="Back to the pool", assignee_action=Macro.AssigneeAction.UNASSIGN)
     reply_with_macro(ticket=ticket, author=agent, body="Back to the team", macro=unassign)
     assert Ticket.objects.get().assignee is None
-    assert list(TicketEvent.objects.order_by("id").values_list("old_value", "new_value")) == [
-        ("", "Bea Backup"),
-        ("Bea Backup", ""),
+    assert list(TicketEvent.objects.order_by("id").values_list("kind", "old_value", "new_value")) == [
+        ("status", "new", "open"),  # the first reply
+        ("assignee", "", "Bea Backup"),
+        ("assignee", "Bea Backup", ""),
     ]
 
 

@@ -16,9 +16,12 @@ from tests.helpers import (
     detail_url,
     merge,
     outbound,
+    post_reply,
     queries_for,
     receive,
     reply_url,
+    requester_writes,
+    seen_of,
     text_of,
     thread_with_key,
 )
@@ -274,13 +277,31 @@ def test_status_change_writes_events_and_shows_in_timeline(agent_client, agent, 
     html = agent_client.get(detail_url(ticket)).content.decode()
     text = text_of(html)
     assert "Ticket updated." in text
-    assert "Alex Agent changed status from new to open · just now" in text
-    assert "Alex Agent changed priority from normal to high" in text
-    assert "Alex Agent changed assignee from nobody to Alex Agent" in text
-    assert "Alex Agent changed queue from no queue to Network" in text
+    assert "Change: Status New → Open · Alex Agent · just now" in text
+    assert "Change: Priority Normal → High · Alex Agent · just now" in text
+    assert "Change: Assignee nobody → Alex Agent · Alex Agent · just now" in text
+    assert "Change: Queue no queue → Network · Alex Agent · just now" in text
     # Events are list items of their own, told apart from messages.
     assert html.count('class="event event-') == 4
     assert html.count('class="message message-') == 1
+
+
+def test_a_reply_shows_the_status_change_it_made_in_the_timeline(agent_client, ticket):
+    """Answering a new ticket opens it: the timeline says so, who did it and why, right after the reply."""
+    page = agent_client.get(detail_url(ticket)).content.decode()
+    assert post_reply(agent_client, ticket, seen_of(page), body="On my way").status_code == 302
+    html = agent_client.get(detail_url(ticket)).content.decode()
+    text = text_of(html)
+    assert "Change: Status New → Open · Alex Agent (replied) · just now" in text
+    assert text.index("On my way") < text.index("Status New → Open")
+    assert html.count('class="event event-status"') == 1
+
+
+def test_a_ticket_reopened_by_the_requester_says_so_in_the_timeline(agent_client, locmem_channel, ticket):
+    update_ticket(ticket=ticket, actor=None, status="resolved")
+    requester_writes(locmem_channel, "m1", "It is on fire again")
+    text = text_of(agent_client.get(detail_url(ticket)).content.decode())
+    assert "Status Resolved → Open · Locmem lm (new message from Ann Employee)" in text
 
 
 def test_no_event_for_a_no_op_change(agent_client, agent, ticket):

@@ -1,12 +1,14 @@
 """Taking in messages: tickets, conversations and people formed from envelopes."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from channel_adapters import locmem
-from tests.factories import deletion, edit, message
-from tests.helpers import PNG, poll_and_ingest, share
+from tests.factories import BASE_TIME, deletion, edit, message
+from tests.helpers import PNG, open_tickets, poll_and_ingest, receive, share
 from tests.helpers import poll_as_worker as poll
-from tickets.models import Contact, Identity, Message, Ticket
+from tickets.models import Contact, Identity, Message, Ticket, TicketEvent
 
 
 @pytest.mark.django_db
@@ -59,6 +61,53 @@ def test_resolved_ticket_reopens_when_the_requester_writes_again(locmem_channel)
     locmem.inbox["lm"].append(message("a.1", thread="a", minute=5))
     poll_and_ingest(locmem_channel)
     assert Ticket.objects.get().status == Ticket.Status.OPEN
+
+
+def writes_again(tickets, minute=10):
+    """Each ticket's requester (``open_tickets``'s "Person <n>") writes again in its conversation."""
+    numbers = [int(ticket.subject.split()[-1]) for ticket in tickets]
+    return [message(f"m{n}.1", thread=f"m{n}", user=f"u{n}", name=f"Person {n}", minute=minute) for n in numbers]
+
+
+@pytest.mark.django_db
+def test_a_requesters_message_reopens_their_ticket_on_the_timeline(locmem_channel):
+    """A resolved ticket, or one waiting on the requester, reopens when they write; the timeline shows the
+    change, made by the channel, and why. A ticket already in the agents' hands does not change."""
+    resolved, waiting, fresh = open_tickets(locmem_channel, 3)
+    Ticket.objects.filter(pk=resolved.pk).update(status="resolved", resolved_at=BASE_TIME)
+    Ticket.objects.filter(pk=waiting.pk).update(status="pending")
+    receive(locmem_channel, writes_again([resolved, waiting, fresh]))
+
+    assert dict(Ticket.objects.values_list("pk", "status")) == {
+        resolved.pk: "open",
+        waiting.pk: "open",
+        fresh.pk: "new",
+    }
+    events = {
+        e.ticket_id: (e.kind, e.old_value, e.new_value, e.actor, e.actor_name, e.reason)
+        for e in TicketEvent.objects.all()
+    }
+    assert events == {
+        resolved.pk: ("status", "resolved", "open", None, "Locmem lm", "new message from Person 0"),
+        waiting.pk: ("status", "pending", "open", None, "Locmem lm", "new message from Person 1"),
+    }
+
+
+@pytest.mark.django_db
+def test_reopening_many_tickets_costs_the_queries_of_a_few(locmem_channel):
+    """Ingestion stays set-based: 2 or 20 tickets reopened, the same queries."""
+
+    def queries_to_reopen(tickets):
+        Ticket.objects.filter(pk__in=[t.pk for t in tickets]).update(status="resolved")
+        envelopes = writes_again(tickets)
+        with CaptureQueriesContext(connection) as queries:
+            receive(locmem_channel, envelopes)
+        return len(queries)
+
+    few = open_tickets(locmem_channel, 2)
+    many = open_tickets(locmem_channel, 20, first=100)[2:]
+    assert queries_to_reopen(many) == queries_to_reopen(few)
+    assert TicketEvent.objects.filter(kind="status", new_value="open").count() == 22
 
 
 @pytest.mark.django_db

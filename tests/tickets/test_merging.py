@@ -73,6 +73,19 @@ def test_a_resolved_ticket_kept_reopens_when_an_open_one_merges_in(agent, duplic
     assert alice.events.filter(kind="status", old_value="resolved", new_value="open").exists()
 
 
+def test_a_merges_status_changes_say_why(agent, duplicates):
+    alice, bob, _ = duplicates
+    Ticket.objects.filter(pk=alice.pk).update(status="resolved", resolved_at=BASE_TIME)
+    merge(agent, alice, bob)
+    statuses = {
+        (e.ticket_id, e.old_value, e.new_value, e.actor, e.reason) for e in TicketEvent.objects.filter(kind="status")
+    }
+    assert statuses == {
+        (bob.pk, "new", "closed", agent, f"merged into #{alice.pk}"),
+        (alice.pk, "resolved", "open", agent, f"#{bob.pk} merged in, still open"),
+    }
+
+
 @pytest.mark.parametrize(
     ("selection", "keep", "error"),
     [

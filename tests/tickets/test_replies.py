@@ -3,7 +3,7 @@
 import pytest
 
 from channel_adapters import locmem
-from tickets.models import Message, Ticket
+from tickets.models import Message, Ticket, TicketEvent
 from tickets.replies import ReplyError, add_note, reply_to_ticket
 
 
@@ -38,3 +38,20 @@ def test_an_empty_note_is_refused(ticket, agent, body):
     with pytest.raises(ReplyError):
         add_note(ticket=ticket, author=agent, body=body)
     assert not Message.objects.filter(direction=Message.Direction.NOTE).exists()
+
+
+def test_the_first_reply_opens_a_new_ticket_on_the_timeline(ticket, agent):
+    """New → open is a status change like any other: the timeline says who made it, and why."""
+    reply_to_ticket(ticket=ticket, author=agent, body="On my way")
+    reply_to_ticket(ticket=ticket, author=agent, body="Is it out now?")
+    [event] = TicketEvent.objects.filter(ticket=ticket)
+    assert (event.kind, event.old_value, event.new_value) == ("status", "new", "open")
+    assert (event.actor, event.actor_name, event.reason) == (agent, "Alex Agent", "replied")
+    assert Ticket.objects.get(pk=ticket.pk).status == "open"
+
+
+def test_an_automatic_acknowledgement_opens_the_ticket_as_the_system(ticket):
+    reply_to_ticket(ticket=ticket, author=None, body=f"Thanks, this is ticket #{ticket.pk}")
+    [event] = TicketEvent.objects.filter(ticket=ticket)
+    assert (event.old_value, event.new_value) == ("new", "open")
+    assert (event.actor, event.actor_name, event.reason) == (None, "System", "automatic acknowledgement")

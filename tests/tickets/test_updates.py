@@ -8,7 +8,7 @@ from tests.helpers import (
     open_tickets,
 )
 from tickets.models import TicketEvent
-from tickets.updates import TicketUpdateError, update_tickets
+from tickets.updates import TicketUpdateError, update_ticket, update_tickets
 
 
 def bulk_queries(tickets, **changes):
@@ -35,3 +35,18 @@ def test_query_count_does_not_grow_with_the_selection(agent, colleague, locmem_c
     assert bulk_queries(many, actor=agent, assignee=colleague, status="open", priority=3) == few_queries
     assert TicketEvent.objects.count() == 33 * 3
     assert few_queries <= 6  # savepoint, assignee's groups, lock+read, UPDATE, INSERT, release
+
+
+def test_a_bulk_change_says_so_on_each_tickets_timeline(agent, tickets):
+    update_tickets(ticket_ids=[t.pk for t in tickets], actor=agent, status="pending", priority=3)
+    events = {(e.ticket_id, e.kind, e.old_value, e.new_value, e.actor, e.reason) for e in TicketEvent.objects.all()}
+    assert events == {
+        (t.pk, kind, old, new, agent, "bulk update of 3 tickets")
+        for t in tickets
+        for kind, old, new in (("status", "new", "pending"), ("priority", "normal", "high"))
+    }
+
+
+def test_an_agents_own_change_needs_no_reason(agent, ticket):
+    [event] = update_ticket(ticket=ticket, actor=agent, status="resolved")
+    assert (event.actor, event.reason) == (agent, "")
