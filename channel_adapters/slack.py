@@ -156,6 +156,13 @@ def message_id(conversation: str, ts: str) -> str:
     return f"{conversation}:{ts}"
 
 
+def next_cursor(data: Mapping) -> str | None:
+    """The cursor of a page's next page, if Slack gave one."""
+    metadata = data.get("response_metadata")
+    cursor = metadata.get("next_cursor") if isinstance(metadata, Mapping) else None
+    return cursor if isinstance(cursor, str) and cursor else None
+
+
 class SlackAdapter(ChannelAdapter):
     """Config: ``bot_token`` and ``signing_secret`` (secrets), ``base_url``, ``conversations``
     (ids to poll), ``page_size`` (history page size, default 200), ``thread_lookback_hours``
@@ -348,6 +355,39 @@ class SlackAdapter(ChannelAdapter):
             if envelope is not None:
                 envelopes.append(envelope)
 
+    def _messages(self, conversation, data, rejected) -> list[Mapping]:
+        """The messages of a history or replies page whose times a poll compares (ts, thread_ts, latest_reply,
+        edited.ts) are Slack's; the others are rejected with their raw data, so one odd message never stops a
+        poll. What else a message needs is checked when it is interpreted."""
+        messages = data.get("messages") or []
+        if not isinstance(messages, list):
+            rejected.append(Rejected(reference=f"{conversation}:page", reason="messages is not a list", raw=messages))
+            return []
+        well_formed = []
+        for message in messages:
+            try:
+                self._check_times(message)
+            except BadPayload as exc:
+                reference = message.get("ts", "?") if isinstance(message, Mapping) else "?"
+                rejected.append(Rejected(reference=f"{conversation}:{reference}"[:200], reason=str(exc), raw=message))
+            else:
+                well_formed.append(message)
+        return well_formed
+
+    def _check_times(self, message):
+        if not isinstance(message, Mapping):
+            raise BadPayload("message is not an object")
+        self._time(message.get("ts"))
+        for key in ("thread_ts", "latest_reply"):
+            if message.get(key) is not None:
+                self._time(message[key])
+        edited = message.get("edited")
+        if edited is not None:
+            if not isinstance(edited, Mapping):
+                raise BadPayload("edited is not an object")
+            if edited.get("ts") is not None:
+                self._time(edited["ts"])
+
     # Polling ----------------------------------------------------------------
 
     def poll(self, cursor):
@@ -377,10 +417,11 @@ class SlackAdapter(ChannelAdapter):
                 params["cursor"] = page_cursor
             data = self._call("conversations_history", **params)
             envelopes, rejected = [], []
-            fresh = [m for m in data.get("messages", []) if isinstance(m, Mapping) and m.get("ts", "") > high_water]
+            messages = self._messages(conversation, data, rejected)
+            fresh = [m for m in messages if isinstance(m, Mapping) and m.get("ts", "") > high_water]
             edited = [
                 m
-                for m in data.get("messages", [])
+                for m in messages
                 if isinstance(m, Mapping)
                 and m.get("ts", "") <= high_water
                 and (m.get("edited") or {}).get("ts", "") > state.get("edits_seen", high_water)
@@ -388,7 +429,7 @@ class SlackAdapter(ChannelAdapter):
             self._interpret(conversation, fresh, envelopes, rejected)
             for message in edited:
                 self._interpret(conversation, [{"subtype": "message_changed", "message": message}], envelopes, rejected)
-            for message in data.get("messages", []):
+            for message in messages:
                 if isinstance(message, Mapping) and message.get("latest_reply", "") > threads.get(
                     message.get("ts"), ""
                 ):
@@ -396,7 +437,7 @@ class SlackAdapter(ChannelAdapter):
                 if isinstance(message, Mapping):
                     newest = max(newest, message.get("ts", ""))
             yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
-            page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            page_cursor = next_cursor(data)
             if not (data.get("has_more") and page_cursor):
                 break
 
@@ -426,9 +467,9 @@ class SlackAdapter(ChannelAdapter):
             if page_cursor:
                 params["cursor"] = page_cursor
             data = self._call("conversations_replies", **params)
-            replies = [m for m in data.get("messages", []) if isinstance(m, Mapping) and m.get("ts") != parent_ts]
+            replies = [m for m in self._messages(conversation, data, rejected) if m.get("ts") != parent_ts]
             self._interpret(conversation, replies, envelopes, rejected)
-            page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            page_cursor = next_cursor(data)
             if not (data.get("has_more") and page_cursor):
                 return
 

@@ -19,6 +19,7 @@ from tests.helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SLACK_HELP_CHANNEL,
+    CannedPlatform,
     WorkerProcess,
     make_x_channel,
     open_tickets,
@@ -247,6 +248,20 @@ def x_emulator(x_emulator_server):
 def x_channel(db, x_emulator):
     """An X channel wired to the emulator through its base URL (OAuth 2.0 user token)."""
     return make_x_channel(x_emulator)
+
+
+@pytest.fixture(scope="session")
+def canned_platform_server():
+    server = CannedPlatform()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def canned_platform(canned_platform_server):
+    """A platform API that answers each path with what the test sets (``answer``), malformed or not."""
+    canned_platform_server.reset()
+    return canned_platform_server
 
 
 # A real worker, a real browser ---------------------------------------------------------

@@ -12,6 +12,7 @@ from channels_ingest import delivery, polling
 from channels_ingest.models import Channel, InboundMessage
 from helpdesk.celery import app
 from tests.channel_adapters.slack_events import SlackWebhookCase, fixture, sign
+from tests.helpers import canned_slack_channel
 from tests.helpers import poll_as_worker as poll
 from tickets.models import Message, Ticket
 from tickets.replies import reply_to_ticket
@@ -164,6 +165,37 @@ def test_slack_server_errors_are_transient(slack_channel, slack_emulator, agent)
     app.conf.task_always_eager = False
     reply = reply_to_ticket(ticket=Ticket.objects.get(), author=agent, body="hi")
     assert delivery.deliver_message(reply.pk).status == "retry"
+
+
+def test_malformed_polled_messages_are_stored_failed_and_the_poll_goes_on(canned_platform):
+    """Issue 9 defect 6 by polling: each odd message becomes a failed row keeping what Slack sent and why;
+    the good one beside them opens its ticket, and the next poll stores nothing twice."""
+    channel = canned_slack_channel(canned_platform)
+    ts = f"{time.time() - 60:.6f}"
+    good = {"type": "message", "user": "U0ANN", "text": "printer on fire", "ts": ts}
+    odd = [
+        {**good, "ts": "inf"},
+        {**good, "ts": "1e300"},
+        {**good, "ts": float("-inf")},  # JSON's -Infinity, which PostgreSQL cannot hold: kept as text
+        {**good, "ts": "99999999999.000000"},
+        {**good, "ts": f"{time.time() - 50:.6f}", "edited": "yesterday"},
+        {**good, "ts": f"{time.time() - 40:.6f}", "latest_reply": ["1764000000.000100"]},
+        {**good, "ts": f"{time.time() - 30:.6f}", "text": {"not": "text"}},
+        "not a message",
+    ]
+    canned_platform.answer("conversations.history", {"ok": True, "messages": [*odd, good], "has_more": False})
+
+    outcome = poll(channel)
+    assert not outcome.error
+    assert Ticket.objects.get().subject == "printer on fire"
+    failed = InboundMessage.objects.filter(status=InboundMessage.Status.FAILED)
+    assert failed.count() == len(odd)
+    assert {json.dumps(row.payload["raw"], sort_keys=True) for row in failed} == {
+        json.dumps(item if item is not odd[2] else {**good, "ts": "-inf"}, sort_keys=True) for item in odd
+    }
+    assert all(row.error.startswith("Rejected by the slack adapter: ") for row in failed)
+    assert poll(channel).stored == 0
+    assert InboundMessage.objects.count() == len(odd) + 1
 
 
 class TestSlackEvents(SlackWebhookCase):
