@@ -378,14 +378,15 @@ class SlackAdapter(ChannelAdapter):
         if not isinstance(message, Mapping):
             raise BadPayload("message is not an object")
         self._time(message.get("ts"))
-        for key in ("thread_ts", "latest_reply"):
-            if message.get(key) is not None:
-                self._time(message[key])
+        if message.get("thread_ts") is not None:
+            self._time(message["thread_ts"])
+        if "latest_reply" in message:
+            self._time(message["latest_reply"])
         edited = message.get("edited")
         if edited is not None:
             if not isinstance(edited, Mapping):
                 raise BadPayload("edited is not an object")
-            if edited.get("ts") is not None:
+            if "ts" in edited:
                 self._time(edited["ts"])
 
     # Polling ----------------------------------------------------------------
