@@ -205,6 +205,8 @@ class SlackAdapter(ChannelAdapter):
             raise self._translate(exc) from None
         except OSError as exc:
             raise TransientError(f"Slack unreachable: {exc}") from None
+        except RecursionError:  # not one message of the page can be read, so none can be kept as failed
+            raise TransientError(f"Slack answered {method} with JSON nested too deeply to read") from None
 
     @staticmethod
     def _translate(exc: SlackApiError):

@@ -169,6 +169,8 @@ class XAdapter(ChannelAdapter):
             raise PermanentError(f"X error: {self._detail(exc)}") from None
         except requests.RequestException as exc:
             raise TransientError(f"X unreachable: {type(exc).__name__}") from None
+        except RecursionError:  # not one item of the page can be read, so none can be kept as failed
+            raise TransientError(f"X answered {method} with JSON nested too deeply to read") from None
 
     @staticmethod
     def _detail(exc):

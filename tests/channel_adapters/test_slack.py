@@ -198,6 +198,20 @@ def test_malformed_polled_messages_are_stored_failed_and_the_poll_goes_on(canned
     assert InboundMessage.objects.count() == len(odd) + 1
 
 
+def test_a_page_nested_too_deeply_to_read_fails_the_poll_visibly_not_the_worker(canned_platform):
+    """No item of such a page can be read, so none can be kept: the poll records a transient error and is
+    retried later, and the channel stays healthy."""
+    channel = canned_slack_channel(canned_platform)
+    canned_platform.answer(
+        "conversations.history", b'{"ok": true, "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    )
+
+    outcome = poll(channel)
+    assert "nested too deeply" in outcome.error
+    assert channel.healthy
+    assert not InboundMessage.objects.exists()
+
+
 class TestSlackEvents(SlackWebhookCase):
     def test_top_level_message_opens_a_ticket_named_after_the_user(self):
         """A top-level message opens a ticket; the requester's name comes from users.info."""
@@ -265,6 +279,13 @@ class TestSlackBadInput(SlackWebhookCase):
         assert not InboundMessage.objects.exists()
         self.send("message__top_level")
         assert Ticket.objects.count() == 1
+        config, secrets = SlackAdapter.split_config({**self.channel.config, **self.channel.secrets})
+        other = Channel.objects.create(kind="slack", name="other", config=config, secrets=secrets)
+        body = fixture("message__thread_reply")
+        with self.capture(execute=True):
+            response = self.client.post(self.url(other), data=body, content_type="application/json", **sign(body))
+        assert response.status_code == 200
+        assert InboundMessage.objects.filter(channel=other).count() == 1
 
     def test_message_without_user_is_refused(self):
         """A message event that cannot be interpreted is a 400, not a 500."""
@@ -356,6 +377,15 @@ class TestSlackBadInput(SlackWebhookCase):
         payload["event"]["files"] = [{"mode": ["hidden"], "url_private": "https://files.slack.com/a", "size": "big"}]
         assert self.post(payload).status_code == 200
         assert Message.objects.get().body.startswith("My laptop")
+
+    def test_a_body_over_the_upload_limit_is_a_413_with_a_reason(self, settings):
+        """Larger than Django reads (Slack caps a message at 40,000 characters, far below): refused with the
+        limit named, as JSON, not Django's bare HTML 400."""
+        payload = json.loads(fixture("message__top_level"))
+        payload["event"]["text"] = "a" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        response = self.post(payload)
+        assert response.status_code == 413
+        assert str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in response.json()["error"]
 
     def test_deeply_nested_json_is_a_400(self):
         """JSON nested deeper than the parser goes is malformed input, not a server error."""

@@ -198,6 +198,17 @@ def test_malformed_polled_posts_and_dms_are_stored_failed_and_the_poll_goes_on(c
 
 
 @pytest.mark.django_db
+def test_a_page_nested_too_deeply_to_read_fails_the_poll_visibly_not_the_worker(canned_platform):
+    channel = canned_x_channel(canned_platform)
+    canned_platform.answer("/2/dm_events", {"data": []})
+    canned_platform.answer("/2/users/1/mentions", b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+
+    outcome = poll(channel)
+    assert "nested too deeply" in outcome.error
+    assert channel.healthy
+
+
+@pytest.mark.django_db
 def test_dms_become_one_ticket_per_open_conversation(x_channel, x_emulator):
     """DMs of one conversation share a ticket while it is open; after it is resolved, a new DM opens a new one."""
     maya = x_emulator.people["maya"]
