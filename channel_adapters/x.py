@@ -467,7 +467,9 @@ def as_list(value) -> list[Mapping]:
 
 
 def next_token(data) -> str | None:
-    token = data.get("meta", {}).get("next_token") if isinstance(data.get("meta"), Mapping) else None
+    """The token of a page's next page, if X gave one."""
+    meta = data.get("meta")
+    token = meta.get("next_token") if isinstance(meta, Mapping) else None
     return token if isinstance(token, str) and token else None
 
 

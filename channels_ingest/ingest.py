@@ -66,19 +66,27 @@ def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: Seque
 def store_rejected(channel: Channel, rejected: Sequence[Rejected]) -> None:
     """Keep each item an adapter could not interpret as a failed row holding the platform's raw data and the
     reason, for an admin to see. Its id is a digest of that data, so an item met again by every poll (it
-    stays in the lookback window) is stored once."""
-    rows = []
+    stays in the lookback window) is stored, and logged, once."""
+    by_id = {}
     for item in rejected:
-        logger.warning("channel %s: rejected inbound %s: %s", channel.name, item.reference, item.reason)
         payload = storable({"rejected": item.reference, "reason": item.reason, "raw": item.raw})
         digest = hashlib.sha256(json.dumps([payload["rejected"], payload["raw"]], sort_keys=True).encode())
+        by_id[f"rejected:{digest.hexdigest()}"] = payload
+    known = set(
+        InboundMessage.objects.filter(channel=channel, external_id__in=by_id).values_list("external_id", flat=True)
+    )
+    rows = []
+    for external_id, payload in by_id.items():
+        if external_id in known:
+            continue
+        logger.warning("channel %s: rejected inbound %s: %s", channel.name, payload["rejected"], payload["reason"])
         rows.append(
             InboundMessage(
                 channel=channel,
-                external_id=f"rejected:{digest.hexdigest()}",
+                external_id=external_id,
                 payload=payload,
                 status=InboundMessage.Status.FAILED,
-                error=storable(f"Rejected by the {channel.kind} adapter: {item.reason}")[:2000],
+                error=f"Rejected by the {channel.kind} adapter: {payload['reason']}"[:2000],
                 processed_at=timezone.now(),
             )
         )
