@@ -25,7 +25,7 @@ import enum
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 
 class Capability(enum.StrEnum):
@@ -181,10 +181,34 @@ class Sent:
 
 @dataclass(frozen=True)
 class Rejected:
-    """An inbound item the adapter could not interpret; recorded, never silently dropped."""
+    """An inbound item the adapter could not interpret; recorded, never silently dropped.
+
+    ``raw`` is the item as the platform sent it (decoded JSON), kept on the failed row for an admin.
+    """
 
     reference: str
     reason: str
+    raw: object = None
+
+
+#: How far a platform's clock may run ahead of ours. More than Slack's 5-minute signature window, so a
+#: request we accept never carries a time we refuse for being early.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+
+
+def plausible_time(moment: datetime, *, platform_epoch: datetime) -> datetime:
+    """``moment`` if the platform could have stamped it: not before the platform existed, and not later than
+    now plus ``MAX_CLOCK_SKEW``. Raises ``ValueError`` otherwise.
+
+    An absurd time is refused rather than clamped: on these platforms the time is part of the message's
+    identity (a Slack ``ts``), so such an item is not the platform's own; refused, it becomes a 400 or a
+    failed row that keeps the raw payload, and it never sorts its ticket above every other one.
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"time without a timezone: {moment.isoformat()}")
+    if not platform_epoch <= moment <= datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise ValueError(f"implausible time {moment.isoformat()}")
+    return moment
 
 
 @dataclass

@@ -14,6 +14,8 @@ which looks for the key in the thread, before posting again.
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import http.client
 import json
 import logging
@@ -27,7 +29,6 @@ from urllib.parse import urlsplit
 import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.signature import SignatureVerifier
 
 from .base import (
     AttachmentLimits,
@@ -49,6 +50,7 @@ from .base import (
     Sent,
     TransientError,
     WebhookResult,
+    plausible_time,
 )
 from .rate_limits import wait_seconds
 
@@ -114,6 +116,13 @@ IGNORED_EVENT_TYPES = {
     "pin_removed",
 }
 NO_RETRY = {"X-Slack-No-Retry": "1"}
+#: Slack's message timestamps: seconds, a dot, microseconds ("1512085950.000216"). Also the message's id, so
+#: "1e9" or " 1512085950.2" (which float() reads) are not Slack's and are refused.
+TS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+#: Workspace, conversation and user ids ("T0123", "C0GENERAL", "U0ANN"); they end up in stored keys.
+SLACK_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: No Slack message is older than Slack (its preview opened in August 2013).
+SLACK_EPOCH = datetime(2013, 1, 1, tzinfo=UTC)
 MARKUP = re.compile(r"<([^<>]+)>")
 #: Hosts that serve url_private (the bot token goes only there, or to the configured API's own host).
 FILE_HOSTS = {"files.slack.com", "files.slack-gov.com"}
@@ -173,6 +182,13 @@ def edit_ts(message: Mapping) -> str:
     """When a message was last edited (Slack's ``edited.ts``); empty if never."""
     edited = message.get("edited")
     return str(edited.get("ts") or "") if isinstance(edited, Mapping) else ""
+
+
+def next_cursor(data: Mapping) -> str | None:
+    """The cursor of a page's next page, if Slack gave one."""
+    metadata = data.get("response_metadata")
+    cursor = metadata.get("next_cursor") if isinstance(metadata, Mapping) else None
+    return cursor if isinstance(cursor, str) and cursor else None
 
 
 class SlackAdapter(ChannelAdapter):
@@ -241,6 +257,8 @@ class SlackAdapter(ChannelAdapter):
             raise self._translate(exc) from None
         except OSError as exc:
             raise TransientError(f"Slack unreachable: {exc}") from None
+        except RecursionError:  # not one message of the page can be read, so none can be kept as failed
+            raise TransientError(f"Slack answered {method} with JSON nested too deeply to read") from None
 
     @staticmethod
     def _translate(exc: SlackApiError):
@@ -277,6 +295,8 @@ class SlackAdapter(ChannelAdapter):
         if not isinstance(message, Mapping):
             raise BadPayload("message is not an object")
         subtype = message.get("subtype")
+        if subtype is not None and not isinstance(subtype, str):
+            raise BadPayload("message subtype is not a string")
         if subtype == "message_changed":
             return self._edit(conversation, message)
         if subtype == "message_deleted":
@@ -289,15 +309,19 @@ class SlackAdapter(ChannelAdapter):
         ts, user = message.get("ts"), message.get("user")
         if not isinstance(ts, str) or not isinstance(user, str):
             raise BadPayload("message without ts or user")
+        if not SLACK_ID.fullmatch(user):
+            raise BadPayload(f"bad user id {user[:40]!r}")
         text = message.get("text")
         if not isinstance(text, str):
             raise BadPayload("message text is not a string")
         thread_ts = message.get("thread_ts") or ts
+        sent_at = self._time(ts)
+        self._time(thread_ts)
         return Envelope(
             external_id=message_id(conversation, ts),
             kind=EnvelopeKind.MESSAGE,
             thread_key=message_id(conversation, thread_ts),
-            sent_at=self._time(ts),
+            sent_at=sent_at,
             sender=Sender(namespace=self._namespace(team_id), external_id=user),
             text=slack_to_plain(text),
             starts_thread=thread_ts == ts,
@@ -310,7 +334,7 @@ class SlackAdapter(ChannelAdapter):
             return ()
         found = []
         for file in files:
-            if not isinstance(file, Mapping) or file.get("mode") in UNAVAILABLE_FILE_MODES:
+            if not isinstance(file, Mapping) or str(file.get("mode")) in UNAVAILABLE_FILE_MODES:
                 continue
             url = file.get("url_private_download") or file.get("url_private")
             if not isinstance(url, str) or not url:
@@ -332,33 +356,49 @@ class SlackAdapter(ChannelAdapter):
             raise BadPayload("message_changed without message.ts")
         if self._is_own(edited):
             return None
-        edited_ts = (edited.get("edited") or {}).get("ts") or event.get("event_ts") or event.get("ts")
-        return self._change(conversation, edited, EnvelopeKind.EDIT, edited_ts, slack_to_plain(edited.get("text", "")))
+        marker = edited.get("edited") or {}
+        if not isinstance(marker, Mapping):
+            raise BadPayload("message.edited is not an object")
+        text = edited.get("text", "")
+        if not isinstance(text, str):
+            raise BadPayload("edited message text is not a string")
+        edited_ts = marker.get("ts") or event.get("event_ts") or event.get("ts")
+        return self._change(conversation, edited, EnvelopeKind.EDIT, edited_ts, slack_to_plain(text))
 
     def _deletion(self, conversation, event):
         deleted_ts = event.get("deleted_ts")
         if not isinstance(deleted_ts, str):
             raise BadPayload("message_deleted without deleted_ts")
-        target = {"ts": deleted_ts, "thread_ts": (event.get("previous_message") or {}).get("thread_ts")}
+        previous = event.get("previous_message") or {}
+        if not isinstance(previous, Mapping):
+            raise BadPayload("previous_message is not an object")
+        target = {"ts": deleted_ts, "thread_ts": previous.get("thread_ts")}
         return self._change(conversation, target, EnvelopeKind.DELETE, event.get("event_ts") or event.get("ts"), "")
 
     def _change(self, conversation, target, kind, changed_ts, text):
         ts = target["ts"]
+        thread_ts = target.get("thread_ts") or ts
+        self._time(ts)
+        self._time(thread_ts)
+        changed_ts = changed_ts or ts
         return Envelope(
             external_id=f"{message_id(conversation, ts)}:{kind}:{changed_ts}",
             kind=kind,
-            thread_key=message_id(conversation, target.get("thread_ts") or ts),
-            sent_at=self._time(changed_ts or ts),
+            thread_key=message_id(conversation, thread_ts),
+            sent_at=self._time(changed_ts),
             text=text,
             target_id=message_id(conversation, ts),
         )
 
     @staticmethod
-    def _time(ts):
+    def _time(ts) -> datetime:
+        """A Slack ts as a time, if it is one Slack could have minted. Raises BadPayload."""
+        if not isinstance(ts, str) or not TS.fullmatch(ts):
+            raise BadPayload(f"bad timestamp {str(ts)[:40]!r}")
         try:
-            return ts_to_datetime(ts)
-        except (TypeError, ValueError):
-            raise BadPayload(f"bad timestamp {ts!r}") from None
+            return plausible_time(ts_to_datetime(ts), platform_epoch=SLACK_EPOCH)
+        except (OverflowError, ValueError) as exc:
+            raise BadPayload(f"bad timestamp {ts!r}: {exc}") from None
 
     def _interpret(self, conversation, messages, envelopes, rejected, *, team_id=None):
         for message in messages:
@@ -366,10 +406,44 @@ class SlackAdapter(ChannelAdapter):
                 envelope = self.envelope(conversation, message, team_id=team_id)
             except BadPayload as exc:
                 reference = message.get("ts", "?") if isinstance(message, Mapping) else "?"
-                rejected.append(Rejected(reference=f"{conversation}:{reference}", reason=str(exc)))
+                rejected.append(Rejected(reference=f"{conversation}:{reference}"[:200], reason=str(exc), raw=message))
                 continue
             if envelope is not None:
                 envelopes.append(envelope)
+
+    def _messages(self, conversation, data, rejected) -> list[Mapping]:
+        """The messages of a history or replies page whose times a poll compares (ts, thread_ts, latest_reply,
+        edited.ts) are Slack's; the others are rejected with their raw data, so one odd message never stops a
+        poll. What else a message needs is checked when it is interpreted."""
+        messages = data.get("messages") or []
+        if not isinstance(messages, list):
+            rejected.append(Rejected(reference=f"{conversation}:page", reason="messages is not a list", raw=messages))
+            return []
+        well_formed = []
+        for message in messages:
+            try:
+                self._check_times(message)
+            except BadPayload as exc:
+                reference = message.get("ts", "?") if isinstance(message, Mapping) else "?"
+                rejected.append(Rejected(reference=f"{conversation}:{reference}"[:200], reason=str(exc), raw=message))
+            else:
+                well_formed.append(message)
+        return well_formed
+
+    def _check_times(self, message):
+        if not isinstance(message, Mapping):
+            raise BadPayload("message is not an object")
+        self._time(message.get("ts"))
+        if message.get("thread_ts") is not None:
+            self._time(message["thread_ts"])
+        if "latest_reply" in message:
+            self._time(message["latest_reply"])
+        edited = message.get("edited")
+        if edited is not None:
+            if not isinstance(edited, Mapping):
+                raise BadPayload("edited is not an object")
+            if "ts" in edited:
+                self._time(edited["ts"])
 
     # Polling ----------------------------------------------------------------
 
@@ -403,10 +477,11 @@ class SlackAdapter(ChannelAdapter):
                 params["cursor"] = page_cursor
             data = self._call("conversations_history", **params)
             envelopes, rejected = [], []
-            fresh = [m for m in data.get("messages", []) if isinstance(m, Mapping) and m.get("ts", "") > high_water]
+            messages = self._messages(conversation, data, rejected)
+            fresh = [m for m in messages if isinstance(m, Mapping) and m.get("ts", "") > high_water]
             edited = [
                 m
-                for m in data.get("messages", [])
+                for m in messages
                 if isinstance(m, Mapping)
                 and m.get("ts", "") <= high_water
                 and (m.get("edited") or {}).get("ts", "") > state.get("edits_seen", high_water)
@@ -414,7 +489,7 @@ class SlackAdapter(ChannelAdapter):
             self._interpret(conversation, fresh, envelopes, rejected)
             for message in edited:
                 self._interpret(conversation, [{"subtype": "message_changed", "message": message}], envelopes, rejected)
-            for message in data.get("messages", []):
+            for message in messages:
                 if isinstance(message, Mapping) and message.get("latest_reply", "") > threads.get(
                     message.get("ts"), ""
                 ):
@@ -422,7 +497,7 @@ class SlackAdapter(ChannelAdapter):
                 if isinstance(message, Mapping):
                     newest = max(newest, message.get("ts", ""))
             yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
-            page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            page_cursor = next_cursor(data)
             if not (data.get("has_more") and page_cursor):
                 break
 
@@ -461,7 +536,7 @@ class SlackAdapter(ChannelAdapter):
             if page_cursor:
                 params["cursor"] = page_cursor
             data = self._call("conversations_replies", **params)
-            replies = [m for m in data.get("messages", []) if isinstance(m, Mapping) and m.get("ts") != parent_ts]
+            replies = [m for m in self._messages(conversation, data, rejected) if m.get("ts") != parent_ts]
             self._interpret(conversation, [m for m in replies if str(m.get("ts", "")) > seen], envelopes, rejected)
             for reply in replies:
                 edited_ts = edit_ts(reply)
@@ -470,7 +545,7 @@ class SlackAdapter(ChannelAdapter):
                         conversation, [{"subtype": "message_changed", "message": reply}], envelopes, rejected
                     )
                 latest, newest_edit = max(latest, str(reply.get("ts", ""))), max(newest_edit, edited_ts)
-            page_cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            page_cursor = next_cursor(data)
             if not (data.get("has_more") and page_cursor):
                 return latest, newest_edit
 
@@ -479,9 +554,12 @@ class SlackAdapter(ChannelAdapter):
     def handle_webhook(self, *, headers, body):
         self._verify_signature(headers, body)
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            # A byte that is not UTF-8 becomes U+FFFD (visible in the message) rather than costing the message.
+            payload = json.loads(body.decode("utf-8", errors="replace"))
+        except json.JSONDecodeError:
             raise InvalidWebhook("Malformed JSON body.", status=400, headers=NO_RETRY) from None
+        except RecursionError:
+            raise InvalidWebhook("The JSON body is nested too deeply.", status=400, headers=NO_RETRY) from None
         if not isinstance(payload, dict):
             raise InvalidWebhook("The body is not a JSON object.", status=400, headers=NO_RETRY)
         kind = payload.get("type")
@@ -493,16 +571,26 @@ class SlackAdapter(ChannelAdapter):
         if not isinstance(event, dict):
             raise InvalidWebhook("event_callback without an event object.", status=400, headers=NO_RETRY)
         event_type = event.get("type")
+        if not isinstance(event_type, str):
+            raise InvalidWebhook("The event has no type.", status=400, headers=NO_RETRY)
         if event_type in IGNORED_EVENT_TYPES:
+            logger.info("slack: ignoring %s event", event_type)
             return WebhookResult(body={"ok": True, "ignored": event_type})
         if event_type != "message":
-            raise InvalidWebhook(f"Unknown event type {event_type!r}.", status=400, headers=NO_RETRY)
-        conversation = event.get("channel")
+            # Acknowledged, not refused: Slack turns off an app's event subscriptions when too many deliveries
+            # fail, which would stop this channel's messages too. Subscribing to a new type is an app setting.
+            logger.warning("slack: ignoring unknown event type %r", event_type[:100])
+            return WebhookResult(body={"ok": True, "ignored": "unknown event type"})
+        conversation, team_id = event.get("channel"), payload.get("team_id")
+        if not isinstance(conversation, str) or not SLACK_ID.fullmatch(conversation):
+            raise InvalidWebhook("The message event has no valid channel id.", status=400, headers=NO_RETRY)
+        if team_id is not None and (not isinstance(team_id, str) or not SLACK_ID.fullmatch(team_id)):
+            raise InvalidWebhook("The event's team_id is not a Slack id.", status=400, headers=NO_RETRY)
         watched = self.config.get("conversations")
         if watched and conversation not in watched:
             return WebhookResult(body={"ok": True, "ignored": "conversation not watched"})
         try:
-            envelope = self.envelope(str(conversation), event, team_id=payload.get("team_id"))
+            envelope = self.envelope(conversation, event, team_id=team_id)
         except BadPayload as exc:
             raise InvalidWebhook(f"Uninterpretable message event: {exc}", status=400, headers=NO_RETRY) from None
         if envelope is None:
@@ -517,17 +605,15 @@ class SlackAdapter(ChannelAdapter):
         signature = headers.get("X-Slack-Signature", "")
         if not timestamp or not signature:
             raise InvalidWebhook("Missing Slack signature headers.", status=401)
-        try:
-            age = abs(time.time() - int(timestamp))
-        except ValueError:
-            raise InvalidWebhook("Malformed X-Slack-Request-Timestamp.", status=401) from None
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            raise InvalidWebhook("Malformed X-Slack-Request-Timestamp.", status=401)
+        age = abs(time.time() - int(timestamp))
         if age > SIGNATURE_MAX_AGE_SECONDS:
             raise InvalidWebhook("Stale request: timestamp is more than 5 minutes off.", status=401)
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidWebhook("The body is not UTF-8.", status=400, headers=NO_RETRY) from None
-        if not SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature):
+        # Over the raw bytes, as Slack signs them (slack_sdk's SignatureVerifier would first decode them as
+        # UTF-8 and fail on a stray byte before the signature is even known to be good).
+        expected = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(f"v0={expected}".encode(), signature.encode("utf-8", errors="replace")):
             raise InvalidWebhook("Invalid Slack signature.", status=401)
 
     # Names ------------------------------------------------------------------

@@ -22,6 +22,7 @@ import logging
 import mimetypes
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
@@ -49,6 +50,7 @@ from .base import (
     Sender,
     Sent,
     TransientError,
+    plausible_time,
 )
 from .rate_limits import wait_seconds
 
@@ -93,6 +95,12 @@ DM_PAGE_MIN = 5
 DM_PAGE_MAX = 100
 #: How many ids of each kind of resource the billing memory keeps for the day (the most recently read).
 BILLED_MEMORY = 1000
+#: Post, user and DM event ids are snowflakes: decimal, 64-bit.
+SNOWFLAKE = re.compile(r"[0-9]{1,19}")
+#: A 1:1 DM conversation is "<smaller user id>-<larger user id>", a group one a snowflake.
+DM_CONVERSATION = re.compile(r"[0-9]{1,19}(-[0-9]{1,19})?")
+#: Twitter's first post (2006-03-21); nothing on X is older.
+X_EPOCH = datetime(2006, 3, 1, tzinfo=UTC)
 NOT_SUMMONED = "X lets API replies go only to posts that @mention this account, and this one does not. Send a DM."
 
 
@@ -131,7 +139,20 @@ def comparable_text(text: str) -> str:
 
 
 def parse_time(value):
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else datetime.now(UTC)
+    """X's ``created_at`` ("2022-10-07T22:47:41.000Z"); now when X left it out. Raises ValueError for anything
+    else, or for a time X could not have stamped (see ``plausible_time``)."""
+    if value is None:
+        return datetime.now(UTC)
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError(f"created_at is not a time: {str(value)[:40]!r}")
+    return plausible_time(datetime.fromisoformat(value.replace("Z", "+00:00")), platform_epoch=X_EPOCH)
+
+
+def snowflake(value) -> str:
+    """An X id as X sends it (a decimal string); raises ValueError for anything else."""
+    if not isinstance(value, str) or not SNOWFLAKE.fullmatch(value) or int(value) >= 2**63:
+        raise ValueError(f"not an X id: {str(value)[:40]!r}")
+    return value
 
 
 def mentions_handle(text: str, username: str) -> bool:
@@ -197,6 +218,8 @@ class XAdapter(ChannelAdapter):
             if write and may_have_arrived(exc):
                 raise OutcomeUnknown(f"X did not answer {method} ({type(exc).__name__})") from None
             raise TransientError(f"X unreachable: {type(exc).__name__}") from None
+        except RecursionError:  # not one item of the page can be read, so none can be kept as failed
+            raise TransientError(f"X answered {method} with JSON nested too deeply to read") from None
 
     @staticmethod
     def _detail(exc):
@@ -237,10 +260,12 @@ class XAdapter(ChannelAdapter):
         newest, seen, token = since_id, set(), None
         while True:
             data = self._call("get_users_mentions", id=self.state["account_id"], pagination_token=token, **params)
-            posts = data.get("data") or []
-            includes = self._includes(data, billed)
-            self.usage["post_read_owned"] += billed.first_reads("post", [post.get("id") for post in posts])
             envelopes, rejected = [], []
+            posts = self._items(data, rejected)
+            includes = self._includes(data, billed)
+            self.usage["post_read_owned"] += billed.first_reads("post", [post.get("id") for post in posts]) + len(
+                rejected
+            )
             for post in posts:
                 if post.get("id") in seen:
                     continue  # X sometimes repeats ids across pages
@@ -248,8 +273,8 @@ class XAdapter(ChannelAdapter):
                 self._interpret(self._mention, post, includes, envelopes, rejected)
             newest = max([newest, *(p["id"] for p in posts if p.get("id"))], key=lambda i: int(i or 0))
             yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
-            token = (data.get("meta") or {}).get("next_token")
-            if not token or not posts:
+            token = next_token(data)
+            if not token or not (posts or rejected):
                 break
         state["since_id"] = newest
         yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
@@ -285,10 +310,12 @@ class XAdapter(ChannelAdapter):
                 state["next_at"] = now + exc.retry_after
                 yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
                 return
-            events = data.get("data") or []
-            includes = self._includes(data, billed)
-            self.usage["dm_event_read"] += billed.first_reads("dm_event", [event.get("id") for event in events])
             envelopes, rejected, reached_known = [], [], False
+            events = self._items(data, rejected)
+            includes = self._includes(data, billed)
+            self.usage["dm_event_read"] += billed.first_reads("dm_event", [event.get("id") for event in events]) + len(
+                rejected
+            )
             for event in events:
                 known = newest_seen and int(event.get("id", 0)) <= int(newest_seen)
                 if known or parse_time(event.get("created_at")) < oldest_wanted:
@@ -298,8 +325,8 @@ class XAdapter(ChannelAdapter):
                 self._interpret(self._dm, event, includes, envelopes, rejected)
             newest = max([newest, *(e["id"] for e in events if e.get("id"))], key=lambda i: int(i or 0))
             yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
-            token = (data.get("meta") or {}).get("next_token")
-            if reached_known or not token or not events:
+            token = next_token(data)
+            if reached_known or not token or not (events or rejected):
                 break
             size = min(size * 2, DM_PAGE_MAX)
         state.update(
@@ -310,11 +337,37 @@ class XAdapter(ChannelAdapter):
         )
         yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
 
+    @staticmethod
+    def _items(data, rejected) -> list[Mapping]:
+        """The posts or DM events of a page whose id and time a poll can compare; the others are rejected
+        with their raw data, so one odd item never stops a poll."""
+        items = data.get("data") or []
+        if not isinstance(items, list):
+            rejected.append(Rejected(reference="page", reason="data is not a list", raw=items))
+            return []
+        well_formed = []
+        for item in items:
+            try:
+                if not isinstance(item, Mapping):
+                    raise ValueError("not an object")
+                snowflake(item.get("id"))
+                parse_time(item.get("created_at"))
+            except ValueError as exc:
+                reference = item.get("id") if isinstance(item, Mapping) else None
+                rejected.append(Rejected(reference=str(reference)[:40], reason=f"uninterpretable: {exc}", raw=item))
+            else:
+                well_formed.append(item)
+        return well_formed
+
     def _includes(self, data, billed):
-        """The users and media an answer expanded, by id and media key; each is metered on its first read today."""
-        includes = data.get("includes") or {}
-        users = {user["id"]: user for user in includes.get("users", [])}
-        media = {item["media_key"]: item for item in includes.get("media", []) if item.get("media_key")}
+        """The users and media an answer expanded, by id and media key; each is metered on its first read today.
+        Odd entries are left out (a post whose author is missing from includes still arrives, under the author's id)."""
+        includes = data.get("includes")
+        includes = includes if isinstance(includes, Mapping) else {}
+        users = {user["id"]: user for user in as_list(includes.get("users")) if isinstance(user.get("id"), str)}
+        media = {
+            item["media_key"]: item for item in as_list(includes.get("media")) if isinstance(item.get("media_key"), str)
+        }
         self.usage["expanded_user_read"] += billed.first_reads("user", users)
         self.usage["expanded_media_read"] += billed.first_reads("media", media)
         return Includes(users=users, media=media)
@@ -323,30 +376,33 @@ class XAdapter(ChannelAdapter):
     def _interpret(build, item, includes, envelopes, rejected):
         try:
             envelope = build(item, includes)
-        except (KeyError, TypeError, ValueError) as exc:
-            rejected.append(Rejected(reference=str(item.get("id", "?")), reason=f"uninterpretable: {exc!r}"))
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:
+            rejected.append(Rejected(reference=str(item.get("id", "?")), reason=f"uninterpretable: {exc!r}", raw=item))
             return
         if envelope is not None:
             envelopes.append(envelope)
 
     def _sender(self, user_id, users):
-        user = users.get(user_id)
+        user = users.get(snowflake(user_id))
         if user is None:  # suspended or deleted authors are missing from includes
             return Sender(namespace=NAMESPACE, external_id=user_id)
-        return Sender(
-            namespace=NAMESPACE, external_id=user_id, handle=f"@{user['username']}", display_name=user.get("name", "")
-        )
+        username, name = user.get("username"), user.get("name", "")
+        if not isinstance(username, str) or not isinstance(name, str):
+            return Sender(namespace=NAMESPACE, external_id=user_id)
+        return Sender(namespace=NAMESPACE, external_id=user_id, handle=f"@{username[:100]}", display_name=name[:200])
 
     def _mention(self, post, includes):
-        author_id = post["author_id"]
-        retweet = any(ref.get("type") == "retweeted" for ref in post.get("referenced_tweets") or [])
+        author_id = snowflake(post["author_id"])
+        retweet = any(ref.get("type") == "retweeted" for ref in as_list(post.get("referenced_tweets")))
         if author_id == self.state.get("account_id") or retweet:
             return None
         text = (post.get("note_tweet") or {}).get("text") or post["text"]
         if post.get("withheld"):
             text = text or "(This post is withheld in some countries; X did not return its text.)"
+        if not isinstance(text, str):
+            raise TypeError("text is not a string")
         direct = mentions_handle(text, self.state.get("username", ""))
-        conversation = post.get("conversation_id") or post["id"]
+        conversation = snowflake(post.get("conversation_id") or post["id"])
         return Envelope(
             external_id=f"tweet:{post['id']}",
             kind=EnvelopeKind.MESSAGE,
@@ -365,6 +421,12 @@ class XAdapter(ChannelAdapter):
             "account_id"
         ):
             return None
+        if not isinstance(event.get("text", ""), str):
+            raise TypeError("text is not a string")
+        if not isinstance(event["dm_conversation_id"], str) or not DM_CONVERSATION.fullmatch(
+            event["dm_conversation_id"]
+        ):
+            raise ValueError("dm_conversation_id is not an X conversation id")
         return Envelope(
             external_id=f"dm:{event['id']}",
             kind=EnvelopeKind.MESSAGE,
@@ -580,11 +642,23 @@ class Includes:
     media: dict
 
 
+def as_list(value) -> list[Mapping]:
+    """The objects of a list from a payload; nothing when it is not a list."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def next_token(data) -> str | None:
+    """The token of a page's next page, if X gave one."""
+    meta = data.get("meta")
+    token = meta.get("next_token") if isinstance(meta, Mapping) else None
+    return token if isinstance(token, str) and token else None
+
+
 def media_attachments(item, media, *, dm) -> tuple[InboundAttachment, ...]:
     """A post's or DM's media as attachments, in the order X lists them. A key that X left out of
     includes (it does, now and then) is kept as an attachment that fails visibly, never dropped."""
     keys = (item.get("attachments") or {}).get("media_keys") or []
-    return tuple(media_attachment(key, media.get(key), dm=dm) for key in keys if isinstance(key, str))
+    return tuple(media_attachment(key[:100], media.get(key), dm=dm) for key in keys if isinstance(key, str))
 
 
 def media_attachment(key, item, *, dm) -> InboundAttachment:
@@ -597,14 +671,14 @@ def media_attachment(key, item, *, dm) -> InboundAttachment:
     if kind == "photo":
         url, name = item.get("url"), f"photo-{key}"
     else:
-        mp4s = [v for v in item.get("variants") or () if v.get("content_type") == "video/mp4" and v.get("url")]
-        best = max(mp4s, key=lambda variant: variant.get("bit_rate") or 0, default=None)
+        mp4s = [v for v in as_list(item.get("variants")) if v.get("content_type") == "video/mp4" and v.get("url")]
+        best = max(mp4s, key=lambda variant: bit_rate(variant.get("bit_rate")), default=None)
         label = "gif" if kind == "animated_gif" else "video"
         if best is not None:
             url, name = best["url"], f"{label}-{key}"
         else:  # no playable file offered: keep the still X shows before playing it
             url, name = item.get("preview_image_url"), f"{label}-{key}-preview"
-    if not url:
+    if not isinstance(url, str) or not url:
         return missing
     extension = PurePosixPath(urlsplit(url).path).suffix.lower() or ".jpg"
     return InboundAttachment(
@@ -614,6 +688,10 @@ def media_attachment(key, item, *, dm) -> InboundAttachment:
         ref=(DM_MEDIA_PREFIX if dm else "") + url,
         alt_text=str(item.get("alt_text") or ""),
     )
+
+
+def bit_rate(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def check_media_download(response, dm):

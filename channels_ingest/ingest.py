@@ -9,7 +9,11 @@ row processed, skipped or failed in the same transaction. Every status change of
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -41,9 +45,10 @@ def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: Seque
     """Insert envelopes not stored yet; returns how many were new. Schedules ingestion on commit.
 
     The count is the INSERT's own: rows it skipped because they were already stored, or because a concurrent
-    store of the same events inserted them first, are not counted."""
-    for item in rejected:
-        logger.warning("channel %s: rejected inbound %s: %s", channel.name, item.reference, item.reason)
+    store of the same events inserted them first, are not counted. What the adapter could not interpret is
+    stored too, as failed rows (see ``store_rejected``)."""
+    if rejected:
+        store_rejected(channel, rejected)
     if not envelopes:
         return 0
     by_id = {e.external_id: e for e in envelopes}
@@ -51,7 +56,7 @@ def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: Seque
         inserted = insert_new_rows(
             InboundMessage,
             [
-                {"channel_id": channel.pk, "external_id": ext, "payload": without_nul(e.to_json())}
+                {"channel_id": channel.pk, "external_id": ext, "payload": storable(e.to_json())}
                 for ext, e in by_id.items()
             ],
         )
@@ -60,14 +65,57 @@ def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: Seque
     return len(inserted)
 
 
-def without_nul(value):
-    """PostgreSQL refuses U+0000 in text and JSON; keep the rest of a message intact."""
+def store_rejected(channel: Channel, rejected: Sequence[Rejected]) -> None:
+    """Keep each item an adapter could not interpret as a failed row holding the platform's raw data and the
+    reason, for an admin to see. Its id is a digest of that data, so an item met again by every poll (it
+    stays in the lookback window) is stored, and logged, once."""
+    by_id = {}
+    for item in rejected:
+        payload = storable({"rejected": item.reference, "reason": item.reason, "raw": item.raw})
+        digest = hashlib.sha256(json.dumps([payload["rejected"], payload["raw"]], sort_keys=True).encode())
+        by_id[f"rejected:{digest.hexdigest()}"] = payload
+    known = set(
+        InboundMessage.objects.filter(channel=channel, external_id__in=by_id).values_list("external_id", flat=True)
+    )
+    rows = []
+    for external_id, payload in by_id.items():
+        if external_id in known:
+            continue
+        logger.warning("channel %s: rejected inbound %s: %s", channel.name, payload["rejected"], payload["reason"])
+        rows.append(
+            InboundMessage(
+                channel=channel,
+                external_id=external_id,
+                payload=payload,
+                status=InboundMessage.Status.FAILED,
+                error=f"Rejected by the {channel.kind} adapter: {payload['reason']}"[:2000],
+                processed_at=timezone.now(),
+            )
+        )
+    InboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+#: What PostgreSQL refuses in text and JSON: U+0000, and UTF-16 surrogates (a platform's JSON can escape half
+#: of a pair, "\ud83d"), which are not characters at all.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: Deeper than any real payload; a raw item nested further is cut there, so writing it cannot overflow the stack.
+MAX_STORED_DEPTH = 64
+
+
+def storable(value, depth=0):
+    """A payload as PostgreSQL can hold it, the rest intact: unstorable characters become U+FFFD (visible
+    where the text is shown), numbers JSON cannot hold (inf, nan) become text, and nesting stops at
+    ``MAX_STORED_DEPTH``."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if depth >= MAX_STORED_DEPTH and isinstance(value, dict | list):
+        return "(nested too deeply to keep)"
     if isinstance(value, dict):
-        return {key: without_nul(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [without_nul(item) for item in value]
+        return {storable(str(key)): storable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item, depth + 1) for item in value]
     return value
 
 

@@ -2,6 +2,8 @@
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -25,7 +27,13 @@ def receive(request, public_id):
     if Capability.WEBHOOK not in adapter.capabilities:
         return JsonResponse({"error": "This channel does not take webhooks."}, status=404)
     try:
-        result = adapter.handle_webhook(headers=request.headers, body=request.body)
+        body = request.body
+    except RequestDataTooBig:
+        logger.warning("channel %s: webhook refused: body over DATA_UPLOAD_MAX_MEMORY_SIZE", channel.name)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return JsonResponse({"error": f"The body is larger than {limit} bytes."}, status=413)
+    try:
+        result = adapter.handle_webhook(headers=request.headers, body=body)
     except InvalidWebhook as exc:
         logger.warning("channel %s: webhook refused (%s): %s", channel.name, exc.status, exc)
         response = JsonResponse({"error": str(exc)}, status=exc.status)

@@ -1,10 +1,14 @@
-"""Fixtures only. What tests share besides fixtures is in ``helpers.py`` and ``factories.py``."""
+"""Fixtures only (and the one hook that must run before collection). What tests share besides fixtures is in
+``helpers.py`` and ``factories.py``."""
 
 import os
+import shutil
+import tempfile
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
+from hypothesis.configuration import set_hypothesis_home_dir
 from playwright.sync_api import expect, sync_playwright
 
 from channel_adapters import locmem
@@ -19,6 +23,7 @@ from tests.helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SLACK_HELP_CHANNEL,
+    CannedPlatform,
     ThrowawayRedis,
     WorkerProcess,
     make_x_channel,
@@ -31,6 +36,14 @@ from tickets.merging import merge_tickets
 from tickets.models import Ticket
 from tickets.replies import reply_to_ticket
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
+
+
+def pytest_configure(config):
+    """Hypothesis keeps its files (caches of constants and Unicode tables) in a temporary folder, not in the
+    checkout. A hook, not a fixture: hypothesis writes them while the tests are being collected."""
+    home = tempfile.mkdtemp(prefix="hypothesis-")
+    set_hypothesis_home_dir(home)
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
 @pytest.fixture(autouse=True)
@@ -265,6 +278,20 @@ def x_emulator(x_emulator_server):
 def x_channel(db, x_emulator):
     """An X channel wired to the emulator through its base URL (OAuth 2.0 user token)."""
     return make_x_channel(x_emulator)
+
+
+@pytest.fixture(scope="session")
+def canned_platform_server():
+    server = CannedPlatform()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def canned_platform(canned_platform_server):
+    """A platform API that answers each path with what the test sets (``answer``), malformed or not."""
+    canned_platform_server.reset()
+    return canned_platform_server
 
 
 # A real worker, a real browser ---------------------------------------------------------

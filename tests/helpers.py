@@ -10,9 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 
 import pytest
@@ -441,3 +443,75 @@ def signed_in_page(browser, live_server, username, password):
 
 def open_ticket(page, live_server, ticket):
     page.goto(live_server.url + detail_url(ticket))
+
+
+# A platform that answers what the test says ----------------------------------------
+
+
+class CannedPlatform:
+    """An HTTP server that answers each API path with the body a test gave it, byte for byte.
+
+    The emulators are faithful, so they never serve a malformed page; this serves one (a recorded page,
+    mutated) to the real client libraries (slack_sdk, tweepy) through the adapters' own ``_call``.
+    """
+
+    def __init__(self):
+        self.bodies: dict[str, bytes] = {}
+        canned = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.split("?")[0]
+                body = next((b for suffix, b in canned.bodies.items() if path.endswith(suffix)), None)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("x-rate-limit-reset", str(int(time.time()) + 900))
+                body = body if body is not None else b'{"ok": false, "error": "unknown_method"}'
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, path_suffix, body):
+        """Answer requests whose path ends with ``path_suffix`` with ``body`` (JSON-encoded unless bytes)."""
+        self.bodies[path_suffix] = body if isinstance(body, bytes) else json.dumps(body).encode()
+
+    def reset(self):
+        self.bodies.clear()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def canned_slack_channel(canned_platform, name="canned-slack"):
+    """A Slack channel (identity known) whose API is the canned platform."""
+    config, secrets = clean_channel_config(
+        "slack",
+        {
+            "bot_token": "xoxb-canned",
+            "signing_secret": "canned-secret",
+            "conversations": ["C0GENERAL"],
+            "base_url": canned_platform.url,
+        },
+    )
+    return Channel.objects.create(
+        kind="slack", name=name, config=config, secrets=secrets, state={"team_id": "T0EMU", "bot_user_id": "U0BOT"}
+    )
+
+
+def canned_x_channel(canned_platform, name="canned-x"):
+    """An X channel (identity known) whose API is the canned platform."""
+    clean, secrets = clean_channel_config("x", {"bearer_token": "x-canned", "base_url": canned_platform.url})
+    return Channel.objects.create(
+        kind="x", name=name, config=clean, secrets=secrets, state={"account_id": "1", "username": "ithelp"}
+    )

@@ -1,4 +1,5 @@
 import logging
+import re
 import uuid
 
 from django.conf import settings
@@ -14,6 +15,8 @@ from .querysets import MacroQuerySet, MessageQuerySet, TicketEventQuerySet, Tick
 logger = logging.getLogger(__name__)
 
 SUBJECT_LENGTH = 200
+#: What PostgreSQL text refuses: U+0000, and lone UTF-16 surrogates (half of an escaped pair, "\ud83d").
+UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 
 
 class Queue(models.Model):
@@ -261,7 +264,7 @@ class Message(models.Model):
     def clean_body(cls, text: str) -> str:
         """Keep every character a person typed (emoji, RTL, zero-width), but nothing the database refuses,
         and no more than ``MAX_BODY_LENGTH``."""
-        text = text.replace("\x00", "\ufffd")
+        text = UNSTORABLE_CHARACTERS.sub("\ufffd", text)
         if len(text) > cls.MAX_BODY_LENGTH:
             dropped = len(text) - cls.MAX_BODY_LENGTH
             logger.warning("Message text truncated by %d characters", dropped)

@@ -14,6 +14,7 @@ from channels_ingest import delivery, polling
 from channels_ingest.models import Channel, InboundMessage
 from helpdesk.celery import app
 from tests.channel_adapters.slack_events import SlackWebhookCase, fixture, sign
+from tests.helpers import canned_slack_channel
 from tests.helpers import poll_as_worker as poll
 from tickets.models import Message, Ticket
 from tickets.replies import reply_to_ticket
@@ -285,6 +286,51 @@ def test_slack_server_errors_are_transient(slack_channel, slack_emulator, agent)
     assert delivery.deliver_message(reply.pk).status == "retry"
 
 
+def test_malformed_polled_messages_are_stored_failed_and_the_poll_goes_on(canned_platform):
+    """Issue 9 defect 6 by polling: each odd message becomes a failed row keeping what Slack sent and why;
+    the good one beside them opens its ticket, and the next poll stores nothing twice."""
+    channel = canned_slack_channel(canned_platform)
+    ts = f"{time.time() - 60:.6f}"
+    good = {"type": "message", "user": "U0ANN", "text": "printer on fire", "ts": ts}
+    odd = [
+        {**good, "ts": "inf"},
+        {**good, "ts": "1e300"},
+        {**good, "ts": float("-inf")},  # JSON's -Infinity, which PostgreSQL cannot hold: kept as text
+        {**good, "ts": "99999999999.000000"},
+        {**good, "ts": f"{time.time() - 50:.6f}", "edited": "yesterday"},
+        {**good, "ts": f"{time.time() - 40:.6f}", "latest_reply": ["1764000000.000100"]},
+        {**good, "ts": f"{time.time() - 30:.6f}", "text": {"not": "text"}},
+        "not a message",
+    ]
+    canned_platform.answer("conversations.history", {"ok": True, "messages": [*odd, good], "has_more": False})
+
+    outcome = poll(channel)
+    assert not outcome.error
+    assert Ticket.objects.get().subject == "printer on fire"
+    failed = InboundMessage.objects.filter(status=InboundMessage.Status.FAILED)
+    assert failed.count() == len(odd)
+    assert {json.dumps(row.payload["raw"], sort_keys=True) for row in failed} == {
+        json.dumps(item if item is not odd[2] else {**good, "ts": "-inf"}, sort_keys=True) for item in odd
+    }
+    assert all(row.error.startswith("Rejected by the slack adapter: ") for row in failed)
+    assert poll(channel).stored == 0
+    assert InboundMessage.objects.count() == len(odd) + 1
+
+
+def test_a_page_nested_too_deeply_to_read_fails_the_poll_visibly_not_the_worker(canned_platform):
+    """No item of such a page can be read, so none can be kept: the poll records a transient error and is
+    retried later, and the channel stays healthy."""
+    channel = canned_slack_channel(canned_platform)
+    canned_platform.answer(
+        "conversations.history", b'{"ok": true, "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    )
+
+    outcome = poll(channel)
+    assert "nested too deeply" in outcome.error
+    assert channel.healthy
+    assert not InboundMessage.objects.exists()
+
+
 class TestSlackEvents(SlackWebhookCase):
     def test_top_level_message_opens_a_ticket_named_after_the_user(self):
         """A top-level message opens a ticket; the requester's name comes from users.info."""
@@ -339,11 +385,26 @@ class TestSlackEvents(SlackWebhookCase):
 
 
 class TestSlackBadInput(SlackWebhookCase):
-    def test_unknown_event_type_is_refused_without_retries(self):
-        """An undeclared event type gets 400 and X-Slack-No-Retry, and is logged."""
-        response = self.send("emoji_changed__unknown", expected_status=400)
-        assert "emoji_changed" in response.json()["error"]
-        assert response["X-Slack-No-Retry"] == "1"
+    @pytest.mark.parametrize("name", ["reaction_added__ignored", "emoji_changed__unknown"])
+    def test_known_but_ignored_and_unknown_event_types_are_acknowledged_and_logged(self, name, caplog):
+        """Both answer 200 with why they were ignored and leave a log line, store nothing, and the channel
+        keeps taking messages. An unknown type is not refused: Slack turns off an app's event subscriptions
+        when too many deliveries fail, which would stop this channel's messages too."""
+        event_type = json.loads(fixture(name))["event"]["type"]
+        with caplog.at_level("INFO"):
+            response = self.send(name)
+        assert response.json()["ignored"]
+        assert any(event_type in record.getMessage() for record in caplog.records)
+        assert not InboundMessage.objects.exists()
+        self.send("message__top_level")
+        assert Ticket.objects.count() == 1
+        config, secrets = SlackAdapter.split_config({**self.channel.config, **self.channel.secrets})
+        other = Channel.objects.create(kind="slack", name="other", config=config, secrets=secrets)
+        body = fixture("message__thread_reply")
+        with self.capture(execute=True):
+            response = self.client.post(self.url(other), data=body, content_type="application/json", **sign(body))
+        assert response.status_code == 200
+        assert InboundMessage.objects.filter(channel=other).count() == 1
 
     def test_message_without_user_is_refused(self):
         """A message event that cannot be interpreted is a 400, not a 500."""
@@ -391,6 +452,81 @@ class TestSlackBadInput(SlackWebhookCase):
 
     def test_get_is_not_allowed(self):
         assert self.client.get(self.url()).status_code == 405
+
+    @pytest.mark.parametrize(
+        ("fixture_name", "path", "value"),
+        [
+            ("message__top_level", ("ts",), "inf"),
+            ("message__top_level", ("ts",), "1e300"),
+            ("message__top_level", ("ts",), "nan"),
+            ("message__top_level", ("ts",), "99999999999.000000"),  # the year 5138
+            ("message__top_level", ("ts",), "1.000000"),  # 1970, before Slack existed
+            ("message__thread_reply", ("thread_ts",), "inf"),
+            ("message__top_level", ("subtype",), ["file_share"]),
+            ("message__top_level", ("channel",), {"id": "C0GENERAL"}),
+            ("message__changed", ("message", "edited"), "yesterday"),
+            ("message__changed", ("message", "edited"), {"ts": "inf"}),
+            ("message__changed", ("message", "text"), ["not", "text"]),
+            ("message__changed", ("message", "ts"), "1e300"),
+            ("message__deleted", ("previous_message",), "gone"),
+            ("message__deleted", ("previous_message",), {"thread_ts": ["1764000000.000100"]}),
+            ("message__deleted", ("event_ts",), "inf"),
+            ("reaction_added__ignored", ("type",), ["reaction_added"]),
+        ],
+    )
+    def test_validly_signed_malformed_event_is_a_400(self, fixture_name, path, value):
+        """Issue 9 defect 6: odd numbers, odd types or absurd times in a signed event are refused (400, no
+        retries, a reason), never a 500, and nothing is stored."""
+        payload = json.loads(fixture(fixture_name))
+        target = payload["event"]
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+        response = self.post(payload)
+        assert response.status_code == 400, response.content
+        assert response["X-Slack-No-Retry"] == "1"
+        assert response.json()["error"]
+        assert not InboundMessage.objects.exists()
+        assert not Ticket.objects.exists()
+
+    def test_a_file_with_odd_fields_does_not_cost_the_message(self):
+        """A file whose mode is not a string is still offered for download; the text arrives either way."""
+        payload = json.loads(fixture("message__top_level"))
+        payload["event"]["files"] = [{"mode": ["hidden"], "url_private": "https://files.slack.com/a", "size": "big"}]
+        assert self.post(payload).status_code == 200
+        assert Message.objects.get().body.startswith("My laptop")
+
+    def test_a_body_over_the_upload_limit_is_a_413_with_a_reason(self, settings):
+        """Larger than Django reads (Slack caps a message at 40,000 characters, far below): refused with the
+        limit named, as JSON, not Django's bare HTML 400."""
+        payload = json.loads(fixture("message__top_level"))
+        payload["event"]["text"] = "a" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        response = self.post(payload)
+        assert response.status_code == 413
+        assert str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in response.json()["error"]
+
+    def test_deeply_nested_json_is_a_400(self):
+        """JSON nested deeper than the parser goes is malformed input, not a server error."""
+        body = b'{"type": "event_callback", "event": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        response = self.post(body)
+        assert response.status_code == 400
+        assert "nested" in response.json()["error"]
+
+    def test_a_message_from_the_future_is_refused_not_pinned_to_the_queue_top(self):
+        """A ts beyond our clock (more than the allowed skew) would sort its ticket above every other one."""
+        payload = json.loads(fixture("message__top_level"))
+        payload["event"]["ts"] = f"{time.time() + 3600:.6f}"
+        response = self.post(payload)
+        assert response.status_code == 400
+        assert "time" in response.json()["error"]
+
+    def test_a_message_within_the_clock_skew_is_kept(self):
+        """A platform clock a minute ahead of ours is normal: the message is kept with its own time."""
+        payload = json.loads(fixture("message__top_level"))
+        payload["event"]["ts"] = f"{time.time() + 60:.6f}"
+        assert self.post(payload).status_code == 200
+        assert Ticket.objects.count() == 1
 
     def test_huge_text_is_stored_truncated_not_refused(self):
         """Text over 40,000 characters is kept (truncated with a note), the message is not lost."""

@@ -1,6 +1,7 @@
 """The X adapter through the pipeline: mentions, DMs and their media polled from the emulator into tickets,
 replies out as public posts or DMs."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from channels_ingest.models import Channel, InboundMessage
 from helpdesk.celery import app
 from tests.helpers import (
     PNG,
+    canned_x_channel,
     download_url,
     make_x_channel,
     reply_and_deliver,
@@ -144,6 +146,67 @@ def test_odd_text_is_kept_exactly(x_channel, x_emulator, text):
     x_emulator.post(x_emulator.people["maya"], text)
     poll(x_channel)
     assert Message.objects.get().body == text
+
+
+@pytest.mark.django_db
+def test_malformed_polled_posts_and_dms_are_stored_failed_and_the_poll_goes_on(canned_platform):
+    """Issue 9 defect 6 on X: odd ids, odd or absurd created_at, odd types are failed rows keeping what X sent;
+    the good post and DM beside them arrive, and the next poll stores nothing twice."""
+    channel = canned_x_channel(canned_platform)
+    created = (timezone.now() - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    good_post = {
+        "id": "1900000000000000001",
+        "text": "@ithelp vpn down",
+        "author_id": "2",
+        "conversation_id": "1900000000000000001",
+        "created_at": created,
+    }
+    odd_posts = [
+        {**good_post, "id": "1900000000000000002", "created_at": "5138-11-16T09:46:40.000Z"},
+        {**good_post, "id": "1900000000000000003", "created_at": 1665183228},
+        {**good_post, "id": "not-a-number"},
+        {**good_post, "id": ["1900000000000000004"]},
+        {**good_post, "id": "1900000000000000005", "text": ["not", "text"]},
+        {**good_post, "id": "1900000000000000006", "note_tweet": "long"},
+        "not a post",
+    ]
+    good_dm = {
+        "id": "1900000000000000010",
+        "event_type": "MessageCreate",
+        "text": "hi",
+        "sender_id": "2",
+        "dm_conversation_id": "1-2",
+        "created_at": created,
+    }
+    odd_dms = [
+        {**good_dm, "id": "1900000000000000011", "created_at": "garbage"},
+        {**good_dm, "id": "1900000000000000012", "dm_conversation_id": {"id": 1}},
+        {**good_dm, "id": "99999999999999999999"},
+    ]
+    users = ["not a user", {"id": "2", "username": "maya_dev", "name": "Maya"}]
+    canned_platform.answer("/2/users/1/mentions", {"data": [*odd_posts, good_post], "includes": {"users": users}})
+    canned_platform.answer("/2/dm_events", {"data": [good_dm, *odd_dms], "includes": {"users": "odd"}, "meta": "odd"})
+
+    outcome = poll(channel)
+    assert not outcome.error
+    assert InboundMessage.objects.filter(status=InboundMessage.Status.PROCESSED).count() == 2
+    failed = InboundMessage.objects.filter(status=InboundMessage.Status.FAILED)
+    assert sorted(json.dumps(row.payload["raw"], sort_keys=True) for row in failed) == sorted(
+        json.dumps(item, sort_keys=True) for item in [*odd_posts, *odd_dms]
+    )
+    assert poll(channel).stored == 0
+    assert failed.count() == len(odd_posts) + len(odd_dms)
+
+
+@pytest.mark.django_db
+def test_a_page_nested_too_deeply_to_read_fails_the_poll_visibly_not_the_worker(canned_platform):
+    channel = canned_x_channel(canned_platform)
+    canned_platform.answer("/2/dm_events", {"data": []})
+    canned_platform.answer("/2/users/1/mentions", b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+
+    outcome = poll(channel)
+    assert "nested too deeply" in outcome.error
+    assert channel.healthy
 
 
 @pytest.mark.django_db

@@ -1,0 +1,213 @@
+"""Every adapter's webhook and poll parsers fed mutated recorded payloads (hypothesis).
+
+Seeds are the recorded payloads in ``fixtures/``: Slack's Events API bodies and documented
+``conversations.history``/``replies`` pages; X's recorded mention and DM pages (``__recorded``, from tweepy's
+cassettes) and the same pages with the fields our requests ask for (``__with_fields``). Each example drops
+fields or replaces them with other JSON types, huge or odd numbers, deep nesting or odd strings.
+
+- Webhooks go through Django's test client to the real webhook URL, validly signed, so the whole view runs:
+  the answer is a 200 (stored, or a known-but-ignored event) or a 4xx with a reason, never a crash, and what
+  was accepted ingests without failing.
+- Polls go through ``poll_channel`` with the real client libraries against a canned platform that serves the
+  mutated page, then ingest: the poll ends without an error, and every item it could not interpret is a
+  failed row that keeps the raw item. (Files are not downloaded: their addresses are X's real hosts.) Pagination is not mutated: the canned platform answers every page alike, so a next
+  page would never end.
+
+Deterministic (``derandomize``), bounded, no deadline, and nothing written into the checkout (no example
+database; hypothesis's own files go to a temporary folder, see ``conftest.pytest_configure``).
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from django.db import transaction
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from channels_ingest.models import InboundMessage
+from tests.channel_adapters.slack_events import sign
+from tests.helpers import canned_slack_channel, canned_x_channel, poll_and_ingest
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SLACK_EVENTS = [
+    json.loads(path.read_text())
+    for path in sorted((FIXTURES / "slack").glob("*__*.json"))
+    if not path.name.startswith("conversations_")
+]
+SLACK_PAGES = [
+    json.loads((FIXTURES / "slack" / f"conversations_{m}__documented.json").read_text()) for m in ("history", "replies")
+]
+X_MENTIONS = [json.loads(p.read_text()) for p in sorted((FIXTURES / "x").glob("mentions__*.json"))]
+X_DMS = [json.loads(p.read_text()) for p in sorted((FIXTURES / "x").glob("dm_events__*.json"))]
+
+FUZZ = settings(
+    max_examples=200,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+ODD_STRINGS = st.sampled_from(
+    [
+        "",
+        "inf",
+        "-inf",
+        "nan",
+        "1e300",
+        "99999999999.000000",  # a Slack ts in the year 5138
+        "0.000000",
+        "-1",
+        " 1764000000.000100",
+        "1764000000.000100",
+        "5138-11-16T09:46:40.000Z",
+        "2022-10-07T22:47:41",  # no timezone
+        "99999999999999999999",  # above a snowflake's 64 bits
+        "C0GENERAL",
+        "U0ANN",
+        "\x00",
+        "\ud83d",  # half of a surrogate pair
+        "\u202eevil",
+        "a\u200bb",
+        "e\u0301\u0301\u0301",
+        "🧑‍💻" * 3,
+        "<script>alert(1)</script>",
+        "x" * 5000,
+    ]
+) | st.text(max_size=20)
+NUMBERS = (
+    st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e300, -1e300, 2**63, 1e11, 0.1])
+)
+SCALARS = st.none() | st.booleans() | NUMBERS | ODD_STRINGS
+JSON_VALUES = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ODD_STRINGS, inner, max_size=3), max_leaves=6
+)
+
+
+def nested(depth):
+    value = "bottom"
+    for level in range(depth):
+        value = [value] if level % 2 else {"deeper": value}
+    return value
+
+
+VALUES = JSON_VALUES | st.integers(min_value=2, max_value=400).map(nested)
+
+
+def places(document):
+    """Every (container, key) in a JSON document, in a stable order."""
+    found = []
+    stack = [document]
+    while stack:
+        container = stack.pop()
+        keys = list(container) if isinstance(container, dict) else range(len(container))
+        for key in keys:
+            found.append((container, key))
+            if isinstance(container[key], dict | list):
+                stack.append(container[key])
+    return found
+
+
+@st.composite
+def mutated(draw, seeds):
+    document = copy.deepcopy(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        spots = places(document)
+        if not spots:
+            break
+        container, key = draw(st.sampled_from(spots))
+        action = draw(st.sampled_from(["drop", "replace", "replace", "wrap"]))
+        if action == "drop":
+            del container[key]
+        elif action == "replace":
+            container[key] = draw(VALUES)
+        else:
+            container[key] = draw(st.sampled_from([[container[key]], {"value": container[key]}]))
+    return document
+
+
+def without_paging(page):
+    """A page that says it is the last one (the canned platform answers every page alike)."""
+    if isinstance(page, dict):
+        page.pop("has_more", None)
+        page.pop("response_metadata", None)
+        if isinstance(page.get("meta"), dict):
+            page["meta"].pop("next_token", None)
+    return page
+
+
+def rolled_back(check):
+    """Run ``check`` in a transaction that is undone, so each example starts from the same database."""
+    with transaction.atomic():
+        check()
+        transaction.set_rollback(True)
+
+
+def assert_stored_well():
+    """Everything stored either ingested, or failed with the raw data the adapter rejected."""
+    for row in InboundMessage.objects.all():
+        if row.status == InboundMessage.Status.FAILED:
+            assert row.external_id.startswith("rejected:"), (row.error, row.payload)
+            assert "raw" in row.payload
+        else:
+            assert row.status in (InboundMessage.Status.PROCESSED, InboundMessage.Status.SKIPPED), row.error
+
+
+@FUZZ
+@given(payload=mutated(SLACK_EVENTS))
+def test_slack_webhook_answers_200_or_a_clear_4xx(client, slack_channel, django_capture_on_commit_callbacks, payload):
+    url = reverse("channels_ingest:webhook", args=[slack_channel.public_id])
+    body = json.dumps(payload).encode()
+
+    def check():
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(url, data=body, content_type="application/json", **sign(body))
+        assert response.status_code == 200 or 400 <= response.status_code < 500, response.content
+        if response.status_code != 200:
+            assert response.json()["error"]
+        assert_stored_well()
+
+    rolled_back(check)
+
+
+@FUZZ
+@given(page=mutated(SLACK_PAGES))
+def test_slack_poll_stores_what_it_cannot_interpret_as_failed_rows(canned_platform, page):
+    page = without_paging(page)
+    canned_platform.answer("conversations.history", {**page, "ok": True})
+    canned_platform.answer("conversations.replies", {"ok": True, "messages": []})
+
+    def check():
+        channel = canned_slack_channel(canned_platform)
+        # Lookback far enough for the documented pages' 2016-2017 messages, whatever today's date.
+        channel.config["thread_lookback_hours"] = 10**6
+        channel.save()
+        outcome = poll_and_ingest(channel)
+        assert not outcome.error
+        assert_stored_well()
+
+    rolled_back(check)
+
+
+@FUZZ
+@given(mentions=mutated(X_MENTIONS), dms=mutated(X_DMS))
+def test_x_poll_stores_what_it_cannot_interpret_as_failed_rows(canned_platform, mentions, dms):
+    canned_platform.answer("/2/users/1/mentions", without_paging(mentions))
+    canned_platform.answer("/2/dm_events", without_paging(dms))
+
+    def check():
+        channel = canned_x_channel(canned_platform)
+        channel.config["backfill_hours"] = 10**6  # the recorded 2022 DMs are in the first poll's backfill
+        channel.save()
+        outcome = poll_and_ingest(channel)
+        assert not outcome.error
+        assert_stored_well()
+
+    rolled_back(check)
