@@ -65,6 +65,10 @@ def store_envelopes(channel: Channel, envelopes: list[Envelope], rejected: Seque
     return len(inserted)
 
 
+#: The external id of a row holding an item the adapter rejected (its raw data, not an envelope).
+REJECTED_PREFIX = "rejected:"
+
+
 def store_rejected(channel: Channel, rejected: Sequence[Rejected]) -> None:
     """Keep each item an adapter could not interpret as a failed row holding the platform's raw data and the
     reason, for an admin to see. Its id is a digest of that data, so an item met again by every poll (it
@@ -73,7 +77,7 @@ def store_rejected(channel: Channel, rejected: Sequence[Rejected]) -> None:
     for item in rejected:
         payload = storable({"rejected": item.reference, "reason": item.reason, "raw": item.raw})
         digest = hashlib.sha256(json.dumps([payload["rejected"], payload["raw"]], sort_keys=True).encode())
-        by_id[f"rejected:{digest.hexdigest()}"] = payload
+        by_id[f"{REJECTED_PREFIX}{digest.hexdigest()}"] = payload
     known = set(
         InboundMessage.objects.filter(channel=channel, external_id__in=by_id).values_list("external_id", flat=True)
     )
@@ -301,9 +305,11 @@ def _acknowledge_publicly(channel, envelopes, outcomes):
 
 def requeue_failed(channel: Channel) -> int:
     """Put a channel's failed inbound rows back in the queue (an admin's decision, once the cause is fixed):
-    pending again, their error cleared, ingested after commit. Returns how many."""
+    pending again, their error cleared, ingested after commit. Returns how many. Items the adapter rejected
+    stay failed: they hold the platform's raw data, which ingesting again could only fail on."""
     with transaction.atomic():
-        count = InboundMessage.objects.filter(channel=channel, status=InboundMessage.Status.FAILED).update(
+        failed = InboundMessage.objects.filter(channel=channel, status=InboundMessage.Status.FAILED)
+        count = failed.exclude(external_id__startswith=REJECTED_PREFIX).update(
             status=InboundMessage.Status.PENDING, error="", processed_at=None
         )
         if count:

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from channel_adapters import locmem
-from channel_adapters.base import InboundAttachment, Sender
+from channel_adapters.base import InboundAttachment, Rejected, Sender
 from channels_ingest import ingest, names, polling, sweep, tasks
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import BASE_TIME, edit, message, message_with
@@ -220,6 +220,18 @@ def test_an_admin_requeues_failed_rows_and_they_are_ingested(locmem_channel, dja
     assert statuses() == {"a": "processed", "b": "processed"}
     assert InboundMessage.objects.get(external_id="a").error == ""
     assert ingest.requeue_failed(locmem_channel) == 0
+
+
+def test_requeueing_leaves_items_the_adapter_rejected_failed(locmem_channel):
+    """An item the adapter could not interpret holds the platform's raw data, not an envelope: ingesting it
+    again could only fail again, so a re-queue leaves it failed, with its reason, for the admin to read."""
+    ingest.store_envelopes(locmem_channel, [], [Rejected(reference="m1", reason="ts is not a time", raw={"ts": 1})])
+    rejected = InboundMessage.objects.get()
+
+    assert ingest.requeue_failed(locmem_channel) == 0
+    rejected.refresh_from_db()
+    assert rejected.status == "failed"
+    assert "ts is not a time" in rejected.error
 
 
 @pytest.mark.postgres
