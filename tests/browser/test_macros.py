@@ -60,7 +60,13 @@ def test_choose_a_macro_edit_its_text_and_send(console, live_server, agent, tick
     assert Message.objects.get(direction="outbound").delivery_status == "sent"
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee) == ("pending", agent)
-    assert TicketEvent.objects.filter(ticket=ticket).count() == 2
+    # The reply opened the ticket, then the macro set it pending and assigned it: each change is on the timeline.
+    events = TicketEvent.objects.filter(ticket=ticket).order_by("id")
+    assert [(e.kind, e.old_value, e.new_value, e.reason) for e in events] == [
+        ("status", "new", "open", "replied"),
+        ("status", "open", "pending", "macro “Waiting on you”"),
+        ("assignee", "", agent.get_full_name(), "macro “Waiting on you”"),
+    ]
 
 
 def test_the_picker_works_from_the_keyboard(console, live_server, ticket):
