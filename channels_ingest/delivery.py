@@ -229,10 +229,16 @@ def retry_delivery(message: Message) -> bool:
 
 
 def redeliver_overdue(now: datetime) -> int:
-    """Queue again the replies whose scheduled attempt is long overdue: their task was lost. Returns how many."""
-    lost = Message.objects.filter(
+    """Queue again the replies whose scheduled attempt is long overdue: their task was lost. Returns how many.
+
+    Each is due again from now, so a reply waiting for a busy worker is queued once, not on every pass."""
+    overdue = Message.objects.filter(
         delivery_status=Message.DeliveryStatus.QUEUED, delivery_next_attempt_at__lt=now - LOST_RETRY
-    ).values_list("pk", flat=True)
+    )
+    lost = list(overdue.values_list("pk", flat=True))
+    Message.objects.filter(pk__in=lost, delivery_status=Message.DeliveryStatus.QUEUED).update(
+        delivery_next_attempt_at=now
+    )
     return enqueue_each(TaskName.DELIVER, lost)
 
 

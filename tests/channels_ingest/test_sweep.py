@@ -54,6 +54,16 @@ def test_sweep_requeues_replies_whose_retry_was_lost(queued_reply):
 
 
 @pytest.mark.django_db
+def test_sweep_requeues_a_lost_reply_once_not_on_every_pass(queued_reply):
+    """A re-queued reply waiting for a busy worker is not queued again by the next passes (every few seconds):
+    its next attempt is due from the re-queue, and only a task lost again is queued again, LOST_RETRY later."""
+    Message.objects.filter(pk=queued_reply.pk).update(delivery_next_attempt_at=timezone.now() - timedelta(minutes=5))
+    assert sweep.sweep()["redeliveries"] == 1
+    assert sweep.sweep()["redeliveries"] == 0
+    assert delivery.redeliver_overdue(timezone.now() + delivery.LOST_RETRY + timedelta(seconds=1)) == 1
+
+
+@pytest.mark.django_db
 def test_sweep_starts_due_polls_once(locmem_channel, django_capture_on_commit_callbacks):
     """Beat's sweep polls due channels, then not again until their interval has passed."""
     locmem.inbox["lm"] = [message("a")]
