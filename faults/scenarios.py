@@ -1,0 +1,398 @@
+"""The scenarios, and how each one runs against the live stack.
+
+Every scenario follows one script: empty tables, a fresh emulator and channel; the platform starts sending;
+agents reply (through the domain, ``tickets.replies.reply_to_ticket``) while the fault strikes; the fault ends;
+the run waits until every message is ingested and every reply has settled (sent or failed), presses Retry
+(``channels_ingest.delivery.retry_delivery``) on the failed ones, waits again, and counts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import InterfaceError, OperationalError, connection
+
+from channels_ingest.delivery import retry_delivery
+from channels_ingest.models import Channel, InboundMessage
+from tickets.models import Message, Ticket
+from tickets.replies import ReplyError, reply_to_ticket
+
+from .load import SlackLoad, XLoad
+from .processes import Beat, Web, Worker
+from .report import Result
+from .services import Postgres, Redis
+
+DB_DOWN = (OperationalError, InterfaceError)
+STORM_RATE = 0.2
+#: Past the Slack client's 15 s timeout.
+SLOW_SECONDS = 16.0
+STORM_RETRY_AFTER = 2
+#: The share of the messages stored before a mid-ingest fault strikes.
+FAULT_AT = 0.25
+REPLY_INTERVAL = 0.1
+
+
+@dataclass
+class Options:
+    messages: int = 10_000
+    #: How long Redis or PostgreSQL stays down.
+    outage_seconds: float = 10.0
+    #: How long a platform storm lasts.
+    storm_seconds: float = 60.0
+    ingest_timeout: float = 900.0
+    #: How long replies may take to settle, each time (before and after Retry). The sweep fails a reply whose
+    #: worker died mid-send only after 5 minutes, so the default waits longer than that.
+    settle_timeout: float = 420.0
+    seed: int = 1
+
+    @property
+    def replies(self) -> int:
+        return min(200, max(10, self.messages // 50))
+
+
+@dataclass
+class Stack:
+    """The running helpdesk and its services, shared by the scenarios of one run."""
+
+    redis: Redis
+    postgres: Postgres
+    worker: Worker
+    beat: Beat
+    web: Web
+    options: Options
+
+    def ensure_running(self) -> None:
+        """Whatever a scenario left stopped (or failed to restart) is started again."""
+        if self.redis.process is None or self.redis.process.poll() is not None:
+            self.redis.start()
+        if not self.postgres._started:
+            self.postgres.start()
+        for process in (self.worker, self.beat, self.web):
+            if not process.alive:
+                process.start()
+                process.wait_ready()
+
+
+@dataclass
+class Run:
+    """One scenario's moving parts and clock."""
+
+    stack: Stack
+    scenario: Scenario
+    load: SlackLoad | XLoad
+    channel: Channel
+    notes: list[str] = field(default_factory=list)
+    reply_texts: list[str] = field(default_factory=list)
+    fault_started: threading.Event = field(default_factory=threading.Event)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"    {text}", flush=True)
+
+    @property
+    def options(self) -> Options:
+        return self.stack.options
+
+
+# Faults ------------------------------------------------------------------------------------------------------
+
+
+def kill_worker(run: Run) -> None:
+    run.stack.worker.kill()
+    run.note("worker killed (SIGKILL to its process group)")
+    time.sleep(1)
+    run.stack.worker.start().wait_ready()
+
+
+def kill_beat(run: Run) -> None:
+    run.stack.beat.kill()
+    run.note("beat killed (SIGKILL)")
+    time.sleep(2)
+    run.stack.beat.start().wait_ready()
+
+
+def kill_web(run: Run) -> None:
+    run.stack.web.kill()
+    run.note("web killed (SIGKILL to gunicorn and its workers)")
+    time.sleep(1)
+    run.stack.web.start().wait_ready()
+
+
+def restart_redis(run: Run) -> None:
+    run.stack.redis.stop()
+    run.note(f"redis stopped for {run.options.outage_seconds:.0f}s")
+    time.sleep(run.options.outage_seconds)
+    run.stack.redis.start()
+
+
+def crash_postgres(run: Run) -> None:
+    run.stack.postgres.crash()
+    run.note(f"postgres stopped (immediate) for {run.options.outage_seconds:.0f}s")
+    time.sleep(run.options.outage_seconds)
+    run.stack.postgres.start()
+
+
+def storm(kind: str) -> Callable[[Run], None]:
+    def fault(run: Run) -> None:
+        stats = run.load.emulator.start_storm(
+            rate=STORM_RATE,
+            kinds=[kind],
+            seed=run.options.seed,
+            keys=run.load.storm_keys(),
+            retry_after=STORM_RETRY_AFTER,
+            slow_seconds=SLOW_SECONDS,
+        )
+        run.note(
+            f"{kind} storm on {stats['rate']:.0%} of {run.load.platform} calls for {run.options.storm_seconds:.0f}s"
+        )
+        time.sleep(run.options.storm_seconds)
+        stats = run.load.emulator.stop_storm()
+        run.note(f"storm over: {stats['hits'].get(kind, 0)} of {stats['calls']} calls struck")
+
+    return fault
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    load: type[SlackLoad] | type[XLoad]
+    fault: Callable[[Run], None]
+    webhook: bool = False
+    poll: bool = True
+    #: "mid": once FAULT_AT of the messages are stored; "start": before the first message.
+    strikes: str = "mid"
+
+
+SCENARIOS = [
+    Scenario("worker-kill", "kill -9 of the Celery worker mid-ingest (Slack webhooks and polling)", SlackLoad,
+             kill_worker, webhook=True),
+    Scenario("beat-kill", "kill -9 of beat mid-ingest (Slack polling, which beat drives)", SlackLoad, kill_beat),
+    Scenario("redis-restart", "Redis (broker and cache) stopped and started mid-ingest (Slack webhooks and polling)",
+             SlackLoad, restart_redis, webhook=True),
+    Scenario("pg-restart", "PostgreSQL stopped (immediate) and started mid-ingest (Slack webhooks and polling)",
+             SlackLoad, crash_postgres, webhook=True),
+    Scenario("web-kill", "kill -9 of gunicorn during a Slack webhook burst (no polling: Slack's retries only)",
+             SlackLoad, kill_web, webhook=True, poll=False),
+] + [
+    Scenario(f"{platform}-storm-{kind}", f"{what} storm from {platform.capitalize()}: polling in, replies out",
+             load, storm(kind), strikes="start")
+    for platform, load in (("slack", SlackLoad), ("x", XLoad))
+    for kind, what in (("5xx", "20 % 5xx"), ("429", "20 % 429 with Retry-After"),
+                       ("slow", "20 % answered after the client timeout"), ("reset", "20 % connection resets"))
+]  # fmt: skip
+BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+
+
+# Running ----------------------------------------------------------------------------------------------------
+
+
+def run_scenario(stack: Stack, scenario: Scenario) -> Result:
+    result = Result(scenario=scenario.name)
+    load = None
+    try:
+        stack.ensure_running()
+        reset_state()
+        load = scenario.load(
+            stack.options.messages, webhook=scenario.webhook, poll=scenario.poll, web_url=stack.web.url
+        )
+        run = Run(stack, scenario, load, load.create_channel())
+        _play(run, result)
+    except Exception as exc:  # noqa: BLE001 - a broken scenario is reported, and the others still run
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if load is not None:
+            load.close()
+    return result
+
+
+def reset_state() -> None:
+    tables = [
+        model._meta.db_table
+        for label in ("tickets", "channels_ingest")
+        for model in apps.get_app_config(label).get_models()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+    cache.clear()
+
+
+def _play(run: Run, result: Result) -> None:
+    options = run.options
+    feeder = _thread(run.load.feed, lambda: _db(lambda: _stored(run.channel)))
+    replier = _thread(_make_replies, run)
+    if run.scenario.strikes == "mid":
+        _wait(lambda: (_db(lambda: _stored(run.channel)) or 0) >= options.messages * FAULT_AT, options.ingest_timeout)
+    run.fault_started.set()
+    run.scenario.fault(run)
+    fault_ended = time.monotonic()
+    feeder.join()
+    replier.join()
+    expected = run.load.expected_ids()
+    ingested_at = _wait_for_ingest(run, len(expected))
+    settled_at = _wait_for_replies(run)
+    if ingested_at is not None and settled_at is not None:
+        result.recovery_seconds = max(ingested_at, settled_at, fault_ended) - fault_ended
+    failed = _db(lambda: list(_replies(run).filter(delivery_status=Message.DeliveryStatus.FAILED)), [])
+    for message in failed:
+        run.note(f"reply {message.pk} failed visibly ({message.delivery_error[:120]}); pressing Retry")
+        result.retried += int(retry_delivery(message))
+    if failed:
+        _wait_for_replies(run)
+    _count(run, expected, result)
+    result.notes = run.notes
+
+
+def _thread(target, *args) -> threading.Thread:
+    def closing():
+        try:
+            target(*args)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=closing, daemon=True)
+    thread.start()
+    return thread
+
+
+def _db(query, default=None):
+    """A query that tolerates the database being down (the PostgreSQL scenario): ``default`` then."""
+    try:
+        return query()
+    except DB_DOWN:
+        connection.close()
+        return default
+
+
+def _wait(condition, timeout: float, interval: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def _stored(channel) -> int:
+    return InboundMessage.objects.filter(channel=channel).count()
+
+
+def _inbound(channel):
+    return Message.objects.filter(thread__channel=channel, direction=Message.Direction.INBOUND)
+
+
+def _replies(run: Run):
+    return Message.objects.filter(direction=Message.Direction.OUTBOUND, body__in=run.reply_texts)
+
+
+def _make_replies(run: Run) -> None:
+    """Agents answer the first tickets while the fault strikes: one reply every REPLY_INTERVAL."""
+    count = run.options.replies
+    agent = _db(lambda: get_user_model().objects.get_or_create(username="faults-agent")[0])
+    tickets: list[int] = []
+    deadline = time.monotonic() + run.options.ingest_timeout
+    while len(tickets) < count and time.monotonic() < deadline:
+        tickets = _db(
+            lambda: list(
+                Ticket.objects.filter(channel=run.channel).order_by("id").values_list("id", flat=True)[:count]
+            ),
+            [],
+        )
+        time.sleep(0.25)
+    run.fault_started.wait(run.options.ingest_timeout)
+    token = uuid.uuid4().hex[:6]
+    for n, (ticket_id, mode) in enumerate(zip(tickets, run.load.reply_modes(len(tickets)), strict=True)):
+        text = f"Reply {n} from the {run.scenario.name} run {token}"
+        if _reply(ticket_id, agent, text, mode, deadline):
+            run.reply_texts.append(text)
+        time.sleep(REPLY_INTERVAL)
+
+
+def _reply(ticket_id, agent, text, mode, deadline) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            ticket = Ticket.objects.get(pk=ticket_id)
+            try:
+                reply_to_ticket(ticket=ticket, author=agent, body=text, mode=mode)
+            except ReplyError:
+                reply_to_ticket(ticket=ticket, author=agent, body=text)  # a DM conversation takes only DMs
+            return True
+        except DB_DOWN:
+            connection.close()
+            time.sleep(0.5)
+        if _db(lambda: Message.objects.filter(body=text).exists()):  # committed before the error
+            return True
+    return False
+
+
+def _wait_for_ingest(run: Run, expected: int) -> float | None:
+    """When every sent message became a ticket message; None if some never did (failed, skipped, lost)."""
+    deadline = time.monotonic() + run.options.ingest_timeout
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        ingested = _db(lambda: _inbound(run.channel).count())
+        if ingested is not None and ingested >= expected:
+            return time.monotonic()
+        if ingested != last:
+            last, still_since = ingested, time.monotonic()
+        pending = _db(lambda: InboundMessage.objects.filter(channel=run.channel, status="pending").count())
+        stored = _db(lambda: _stored(run.channel))
+        if pending == 0 and stored is not None and stored >= expected and time.monotonic() - still_since > 30:
+            return None  # everything was stored and nothing is pending: what is missing will not come
+        time.sleep(0.5)
+    return None
+
+
+def _wait_for_replies(run: Run) -> float | None:
+    in_flight = (Message.DeliveryStatus.QUEUED, Message.DeliveryStatus.SENDING)
+    settled = _wait(
+        lambda: _db(lambda: not _replies(run).filter(delivery_status__in=in_flight).exists(), False),
+        run.options.settle_timeout,
+        interval=0.5,
+    )
+    return time.monotonic() if settled else None
+
+
+def _count(run: Run, expected: set[str], result: Result) -> None:
+    rows = Counter(InboundMessage.objects.filter(channel=run.channel).values_list("external_id", flat=True))
+    made = Counter(_inbound(run.channel).values_list("external_id", flat=True))
+    result.sent = len(expected)
+    result.stored = len(expected & rows.keys())
+    result.ingested = len(expected & made.keys())
+    result.duplicated = sum(n - 1 for n in rows.values() if n > 1) + sum(n - 1 for n in made.values() if n > 1)
+    result.lost = len(expected - made.keys())
+    result.failed_rows = InboundMessage.objects.filter(channel=run.channel, status="failed").count()
+    if result.failed_rows:
+        errors = Counter(
+            InboundMessage.objects.filter(channel=run.channel, status="failed").values_list("error", flat=True)
+        )
+        for error, n in errors.most_common(3):
+            run.note(f"{n} inbound rows failed: {error.splitlines()[0][:160]}")
+
+    copies = run.load.reply_copies()
+    replies = list(_replies(run))
+    result.replies = len(run.reply_texts)
+    for message in replies:
+        on_platform = copies[message.body]
+        result.reply_copies += max(0, on_platform - 1)
+        if message.delivery_status == Message.DeliveryStatus.SENT:
+            if on_platform == 1:
+                result.replies_once += 1
+            elif on_platform == 0:
+                result.replies_lost += 1
+        else:
+            result.replies_unsettled += 1
+        if on_platform > 1:
+            run.note(
+                f"reply {message.pk} is on {run.load.platform} {on_platform} times (status {message.delivery_status})"
+            )
+    if len(replies) != len(run.reply_texts):
+        run.note(f"{len(run.reply_texts) - len(replies)} replies were not stored")
