@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .services import Postgres, Redis, at_exit, free_port, missing_programs
+from .services import Postgres, Redis, at_exit, free_port, missing_programs, stop_everything_on_signals
 
 
 def main(argv=None) -> int:
@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-logs", action="store_true", help="keep the run's folder (process logs) and say where")
     args = parser.parse_args(argv)
 
+    stop_everything_on_signals()
     missing = missing_programs()
     if missing:
         print(f"The fault suite needs {', '.join(missing)} (bin/ensure-services installs them).", file=sys.stderr)

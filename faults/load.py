@@ -32,6 +32,8 @@ class SlackLoad:
     """Messages in #it-help (a tenth of them replies in 20 threads), by webhook, polling or both."""
 
     platform = "slack"
+    #: The fault key of posting a reply.
+    send_method = "chat.postMessage"
 
     def __init__(self, messages: int, *, webhook: bool, poll: bool, web_url: str):
         self.messages = messages

@@ -91,7 +91,7 @@ class Run:
     channel: Channel
     notes: list[str] = field(default_factory=list)
     reply_texts: list[str] = field(default_factory=list)
-    fault_started: threading.Event = field(default_factory=threading.Event)
+    replies_made: threading.Event = field(default_factory=threading.Event)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -106,10 +106,14 @@ class Run:
 
 
 def kill_worker(run: Run) -> None:
+    # Replies take a second to post (within the client's timeout), so the kill lands mid-send.
+    run.load.emulator.fault(run.load.send_method, latency=1.0)
+    time.sleep(1.5)
     run.stack.worker.kill()
-    run.note("worker killed (SIGKILL to its process group)")
+    run.note("worker killed (SIGKILL to its process group) with replies mid-send")
     time.sleep(1)
     run.stack.worker.start().wait_ready()
+    run.load.emulator.fault(run.load.send_method, latency=0)
 
 
 def kill_beat(run: Run) -> None:
@@ -154,6 +158,12 @@ def storm(kind: str) -> Callable[[Run], None]:
             f"{kind} storm on {stats['rate']:.0%} of {run.load.platform} calls for {run.options.storm_seconds:.0f}s"
         )
         time.sleep(run.options.storm_seconds)
+        # Every reply goes out into the storm at least once, whatever the length of the storm.
+        run.replies_made.wait(run.options.ingest_timeout)
+        _wait(
+            lambda: _db(lambda: not _replies(run).filter(delivery_attempts=0).exists(), False),
+            run.options.storm_seconds,
+        )
         stats = run.load.emulator.stop_storm()
         run.note(f"storm over: {stats['hits'].get(kind, 0)} of {stats['calls']} calls struck")
 
@@ -230,8 +240,12 @@ def _play(run: Run, result: Result) -> None:
     feeder = _thread(run.load.feed, lambda: _db(lambda: _stored(run.channel)))
     replier = _thread(_make_replies, run)
     if run.scenario.strikes == "mid":
-        _wait(lambda: (_db(lambda: _stored(run.channel)) or 0) >= options.messages * FAULT_AT, options.ingest_timeout)
-    run.fault_started.set()
+        # Mid-ingest, and with replies already on their way out (as many more follow during the fault).
+        _wait(
+            lambda: (_db(lambda: _stored(run.channel)) or 0) >= options.messages * FAULT_AT
+            and len(run.reply_texts) >= options.replies // 3,
+            options.ingest_timeout,
+        )
     run.scenario.fault(run)
     fault_ended = time.monotonic()
     feeder.join()
@@ -295,6 +309,13 @@ def _replies(run: Run):
 
 def _make_replies(run: Run) -> None:
     """Agents answer the first tickets while the fault strikes: one reply every REPLY_INTERVAL."""
+    try:
+        _answer_tickets(run)
+    finally:
+        run.replies_made.set()
+
+
+def _answer_tickets(run: Run) -> None:
     count = run.options.replies
     agent = _db(lambda: get_user_model().objects.get_or_create(username="faults-agent")[0])
     tickets: list[int] = []
@@ -307,7 +328,6 @@ def _make_replies(run: Run) -> None:
             [],
         )
         time.sleep(0.25)
-    run.fault_started.wait(run.options.ingest_timeout)
     token = uuid.uuid4().hex[:6]
     for n, (ticket_id, mode) in enumerate(zip(tickets, run.load.reply_modes(len(tickets)), strict=True)):
         text = f"Reply {n} from the {run.scenario.name} run {token}"

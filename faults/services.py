@@ -43,8 +43,12 @@ def _on_signal(signum, frame):
 
 
 atexit.register(run_cleanups)
-for _signal in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(_signal, _on_signal)
+
+
+def stop_everything_on_signals() -> None:
+    """SIGTERM, Ctrl-C or a closed terminal stop what the run started, as a normal exit does."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
 
 
 def free_port() -> int:
