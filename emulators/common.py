@@ -398,14 +398,16 @@ class StormPlan:
     """Probabilistic faults across many calls, unlike the per-method faults armed one by one.
 
     While a storm is on, each platform call (whose key, a method or an endpoint, is in scope) is struck with
-    probability ``rate`` by one of ``kinds``. The draws come from a generator seeded at the storm's start, so the
-    same seed gives the same sequence of strikes in call order.
+    probability ``rate`` by one of ``kinds``. Each key draws from its own generator, seeded from the storm's seed
+    and the key, so the same seed strikes the same calls of each method in their order, however the calls of
+    different methods interleave.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._storm: Storm | None = None
-        self._random = random.Random(0)
+        self._seed = 0
+        self._randoms: dict[str, random.Random] = {}
         self._calls = 0
         self._hits: Counter = Counter()
 
@@ -427,7 +429,8 @@ class StormPlan:
             raise ValueError("retry_after and slow_seconds must not be negative")
         with self._lock:
             self._storm = Storm(rate, kinds, frozenset(keys) if keys is not None else None, retry_after, slow_seconds)
-            self._random = random.Random(seed)
+            self._seed = seed
+            self._randoms.clear()
             self._calls = 0
             self._hits.clear()
 
@@ -443,16 +446,22 @@ class StormPlan:
             if storm is None or (storm.keys is not None and key not in storm.keys):
                 return None
             self._calls += 1
-            if self._random.random() >= storm.rate:
+            draws = self._draws(key)
+            if draws.random() >= storm.rate:
                 return None
-            kind = self._random.choice(storm.kinds)
+            kind = draws.choice(storm.kinds)
             self._hits[kind] += 1
             return kind
 
-    def choice(self, options: list):
-        """A seeded pick (e.g. which 5xx status), so that a storm's answers repeat too."""
+    def choice(self, key: str, options: list):
+        """A seeded pick for a call of ``key`` (e.g. which 5xx status), so that a storm's answers repeat too."""
         with self._lock:
-            return self._random.choice(options)
+            return self._draws(key).choice(options)
+
+    def _draws(self, key: str) -> random.Random:
+        if key not in self._randoms:
+            self._randoms[key] = random.Random(f"{self._seed}:{key}")
+        return self._randoms[key]
 
     @property
     def retry_after(self) -> int:

@@ -30,6 +30,8 @@ class Result:
     recovery_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
     error: str = ""
+    #: How long the whole scenario took.
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,7 @@ class Result:
         lines += [f"  note: {note}" for note in self.notes]
         if self.error:
             lines.append(f"  error: {self.error}")
-        lines.append(f"  => {'OK' if self.ok else 'FAILED'}")
+        lines.append(f"  => {'OK' if self.ok else 'FAILED'} in {self.seconds:.0f}s")
         return "\n".join(lines)
 
 

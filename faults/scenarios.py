@@ -14,14 +14,18 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection
+from django.utils import timezone
 
+from channels_ingest import delivery
 from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import Channel, InboundMessage
+from channels_ingest.queueing import TaskName
 from tickets.models import Message, Ticket
 from tickets.replies import ReplyError, reply_to_ticket
 
@@ -38,6 +42,9 @@ STORM_RETRY_AFTER = 2
 #: The share of the messages stored before a mid-ingest fault strikes.
 FAULT_AT = 0.25
 REPLY_INTERVAL = 0.1
+FAST_FORWARD_EVERY = 5.0
+#: A reply sending this long is past every client timeout (Slack's is 15 s): no live worker still has it.
+SENDING_FOR_CERTAIN = timedelta(seconds=20)
 
 
 @dataclass
@@ -52,6 +59,8 @@ class Options:
     #: worker died mid-send only after 5 minutes, so the default waits longer than that.
     settle_timeout: float = 420.0
     seed: int = 1
+    #: Play the sweep's 2- and 5-minute delivery timers at once when nothing is being delivered (short runs).
+    fast_forward: bool = False
 
     @property
     def replies(self) -> int:
@@ -95,7 +104,6 @@ class Run:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
-        print(f"    {text}", flush=True)
 
     @property
     def options(self) -> Options:
@@ -207,10 +215,12 @@ BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
 def run_scenario(stack: Stack, scenario: Scenario) -> Result:
     result = Result(scenario=scenario.name)
+    started = time.monotonic()
     load = None
     try:
         stack.ensure_running()
         reset_state()
+        stack.worker.celery_app.control.purge()  # tasks left for the last scenario's channel
         load = scenario.load(
             stack.options.messages, webhook=scenario.webhook, poll=scenario.poll, web_url=stack.web.url
         )
@@ -221,6 +231,7 @@ def run_scenario(stack: Stack, scenario: Scenario) -> Result:
     finally:
         if load is not None:
             load.close()
+        result.seconds = time.monotonic() - started
     return result
 
 
@@ -242,8 +253,10 @@ def _play(run: Run, result: Result) -> None:
     if run.scenario.strikes == "mid":
         # Mid-ingest, and with replies already on their way out (as many more follow during the fault).
         _wait(
-            lambda: (_db(lambda: _stored(run.channel)) or 0) >= options.messages * FAULT_AT
-            and len(run.reply_texts) >= options.replies // 3,
+            lambda: (
+                (_db(lambda: _stored(run.channel)) or 0) >= options.messages * FAULT_AT
+                and len(run.reply_texts) >= options.replies // 3
+            ),
             options.ingest_timeout,
         )
     run.scenario.fault(run)
@@ -365,20 +378,39 @@ def _wait_for_ingest(run: Run, expected: int) -> float | None:
             last, still_since = ingested, time.monotonic()
         pending = _db(lambda: InboundMessage.objects.filter(channel=run.channel, status="pending").count())
         stored = _db(lambda: _stored(run.channel))
-        if pending == 0 and stored is not None and stored >= expected and time.monotonic() - still_since > 30:
+        if pending == 0 and stored is not None and stored >= expected and time.monotonic() - still_since > 20:
             return None  # everything was stored and nothing is pending: what is missing will not come
         time.sleep(0.5)
     return None
 
 
 def _wait_for_replies(run: Run) -> float | None:
+    """When no reply is queued or sending any more; None if some still are after the settle timeout."""
     in_flight = (Message.DeliveryStatus.QUEUED, Message.DeliveryStatus.SENDING)
-    settled = _wait(
-        lambda: _db(lambda: not _replies(run).filter(delivery_status__in=in_flight).exists(), False),
-        run.options.settle_timeout,
-        interval=0.5,
-    )
-    return time.monotonic() if settled else None
+    deadline = time.monotonic() + run.options.settle_timeout
+    fast_forwarded = 0.0
+    while time.monotonic() < deadline:
+        if _db(lambda: not _replies(run).filter(delivery_status__in=in_flight).exists(), False):
+            return time.monotonic()
+        if run.options.fast_forward and time.monotonic() - fast_forwarded > FAST_FORWARD_EVERY:
+            fast_forwarded = time.monotonic()
+            _db(lambda: _fast_forward(run))
+        time.sleep(0.5)
+    return None
+
+
+def _fast_forward(run: Run) -> None:
+    """Play the sweep's delivery rules as if their timers had run out, while no delivery is running: a reply
+    stuck ``sending`` (its worker died) is failed now rather than after 5 minutes, and a queued reply whose task
+    was lost is queued again now rather than after 2 minutes. Only for short runs (``--fast-forward``)."""
+    active = run.stack.worker.celery_app.control.inspect(timeout=1).active()
+    if active is None or any(task["name"] == TaskName.DELIVER for tasks in active.values() for task in tasks):
+        return
+    now = timezone.now()
+    failed = delivery.fail_stalled_sends(now + delivery.STALE_SENDING - SENDING_FOR_CERTAIN)
+    requeued = delivery.redeliver_overdue(now + delivery.LOST_RETRY)
+    if failed or requeued:
+        run.note(f"fast-forward: {failed} replies stuck sending failed, {requeued} queued again")
 
 
 def _count(run: Run, expected: set[str], result: Result) -> None:

@@ -130,7 +130,7 @@ class SlackEmulator(EmulatorServer, SlackEmulatorClient):
         """Slack's answer to a call a storm struck: an outage (5xx) or a rate limit with Retry-After."""
         if kind == "429":
             return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.storms.retry_after)}
-        status = self.storms.choice([500, 502, 503, 504])
+        status = self.storms.choice(key, [500, 502, 503, 504])
         return status, {"ok": False, "error": "service_unavailable" if status == 503 else "internal_error"}, {}
 
     def serve_web_api(self, method: str, params: dict, token: str | None) -> tuple[int, dict, dict]:

@@ -102,7 +102,7 @@ class XEmulator(EmulatorServer, XEmulatorClient):
                 "x-rate-limit-reset": str(int(time.time()) + self.storms.retry_after),
             }
             return 429, problem(429), headers
-        status = self.storms.choice([500, 502, 503, 504])
+        status = self.storms.choice(key, [500, 502, 503, 504])
         return status, problem(status), self.rate_limits.peek(key)
 
     def serve_api(self, verb: str, path: str, query: dict, body: bytes, authorization: str) -> tuple[int, dict, dict]:

@@ -17,9 +17,10 @@ from faults.scenarios import SCENARIOS
 from faults.services import missing_programs
 
 ROOT = Path(__file__).resolve().parents[2]
+# Small, and with the sweep's 2- and 5-minute delivery timers played at once when nothing is being delivered.
 SMALL = [
-    "--messages", "150", "--storm-seconds", "6", "--outage-seconds", "3",
-    "--ingest-timeout", "90", "--settle-timeout", "150",
+    "--messages", "150", "--storm-seconds", "5", "--outage-seconds", "3",
+    "--ingest-timeout", "90", "--settle-timeout", "60", "--fast-forward",
 ]  # fmt: skip
 
 pytestmark = [
