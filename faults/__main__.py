@@ -22,6 +22,7 @@ def main(argv=None) -> int:
     parser.add_argument("--settle-timeout", type=float, default=420.0, help="how long replies may take to settle")
     parser.add_argument("--ingest-timeout", type=float, default=900.0, help="how long ingestion may take")
     parser.add_argument("--seed", type=int, default=1, help="seeds the storms' draws")
+    parser.add_argument("--sweep-seconds", type=float, default=5.0, help="beat's sweep interval (SWEEP_SECONDS)")
     parser.add_argument(
         "--fast-forward",
         action="store_true",
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
         "MEDIA_ROOT": str(folder / "media"),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
         "LOG_LEVEL": "WARNING",
+        "SWEEP_SECONDS": str(args.sweep_seconds),
     }
     os.environ.update(env)
 

@@ -116,9 +116,12 @@ class Run:
 def kill_worker(run: Run) -> None:
     # Replies take a second to post (within the client's timeout), so the kill lands mid-send.
     run.load.emulator.fault(run.load.send_method, latency=1.0)
-    time.sleep(1.5)
+    sending = Message.DeliveryStatus.SENDING
+    mid_send = _wait(lambda: _db(lambda: _replies(run).filter(delivery_status=sending).exists(), False), 60, 0.05)
     run.stack.worker.kill()
-    run.note("worker killed (SIGKILL to its process group) with replies mid-send")
+    run.note(
+        f"worker killed (SIGKILL to its process group) {'with a reply mid-send' if mid_send else 'while no reply was being sent'}"
+    )
     time.sleep(1)
     run.stack.worker.start().wait_ready()
     run.load.emulator.fault(run.load.send_method, latency=0)

@@ -17,9 +17,10 @@ from faults.scenarios import SCENARIOS
 from faults.services import missing_programs
 
 ROOT = Path(__file__).resolve().parents[2]
-# Small, and with the sweep's 2- and 5-minute delivery timers played at once when nothing is being delivered.
+# Small and quick: the sweep every 2 s, and its 2- and 5-minute delivery timers played at once when nothing is
+# being delivered.
 SMALL = [
-    "--messages", "150", "--storm-seconds", "5", "--outage-seconds", "3",
+    "--messages", "150", "--storm-seconds", "3", "--outage-seconds", "3", "--sweep-seconds", "2",
     "--ingest-timeout", "90", "--settle-timeout", "60", "--fast-forward",
 ]  # fmt: skip
 
@@ -48,7 +49,13 @@ def results(tmp_path_factory):
     return {result["scenario"]: result for result in json.loads(out.read_text())}
 
 
-KNOWN_DEFECTS: dict[str, str] = {}
+#: Scenarios that fail today, each for a defect of issue 9 that another branch fixes; strict, so a fix that lands
+#: makes its test fail until the mark is removed.
+KNOWN_DEFECTS = {
+    "worker-kill": "issue 9, defect 1: after a worker is killed mid-send, Retry posts the reply a second time",
+    "redis-restart": "issue 9, defect 2: a Redis outage fails the inbound rows being ingested, for good",
+    "slack-storm-slow": "issue 9, defect 1: a chat.postMessage answered after the client timeout is posted again",
+}
 
 
 @pytest.mark.parametrize(
