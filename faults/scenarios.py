@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from channels_ingest import delivery
 from channels_ingest.delivery import retry_delivery
@@ -43,6 +44,8 @@ STORM_RETRY_AFTER = 2
 FAULT_AT = 0.25
 REPLY_INTERVAL = 0.1
 FAST_FORWARD_EVERY = 5.0
+#: Seconds without anything stored or ingested (and nothing pending) after which what is missing will not come.
+STALL = 45.0
 #: A reply sending this long is past every client timeout (Slack's is 15 s): no live worker still has it.
 SENDING_FOR_CERTAIN = timedelta(seconds=20)
 
@@ -173,7 +176,7 @@ def storm(kind: str) -> Callable[[Run], None]:
         run.replies_made.wait(run.options.ingest_timeout)
         _wait(
             lambda: _db(lambda: not _replies(run).filter(delivery_attempts=0).exists(), False),
-            run.options.storm_seconds,
+            run.options.settle_timeout,
         )
         stats = run.load.emulator.stop_storm()
         run.note(f"storm over: {stats['hits'].get(kind, 0)} of {stats['calls']} calls struck")
@@ -189,7 +192,8 @@ class Scenario:
     fault: Callable[[Run], None]
     webhook: bool = False
     poll: bool = True
-    #: "mid": once FAULT_AT of the messages are stored; "start": before the first message.
+    #: "mid": once FAULT_AT of the messages are stored and replies are going out; "backlog": as soon as stored rows
+    #: wait to be ingested (an ingest is running); "start": before the first message.
     strikes: str = "mid"
 
 
@@ -198,7 +202,7 @@ SCENARIOS = [
              kill_worker, webhook=True),
     Scenario("beat-kill", "kill -9 of beat mid-ingest (Slack polling, which beat drives)", SlackLoad, kill_beat),
     Scenario("redis-restart", "Redis (broker and cache) stopped and started mid-ingest (Slack webhooks and polling)",
-             SlackLoad, restart_redis, webhook=True),
+             SlackLoad, restart_redis, webhook=True, strikes="backlog"),
     Scenario("pg-restart", "PostgreSQL stopped (immediate) and started mid-ingest (Slack webhooks and polling)",
              SlackLoad, crash_postgres, webhook=True),
     Scenario("web-kill", "kill -9 of gunicorn during a Slack webhook burst (no polling: Slack's retries only)",
@@ -222,8 +226,7 @@ def run_scenario(stack: Stack, scenario: Scenario) -> Result:
     load = None
     try:
         stack.ensure_running()
-        reset_state()
-        stack.worker.celery_app.control.purge()  # tasks left for the last scenario's channel
+        _reset(stack)
         load = scenario.load(
             stack.options.messages, webhook=scenario.webhook, poll=scenario.poll, web_url=stack.web.url
         )
@@ -236,6 +239,20 @@ def run_scenario(stack: Stack, scenario: Scenario) -> Result:
             load.close()
         result.seconds = time.monotonic() - started
     return result
+
+
+def _reset(stack: Stack) -> None:
+    """Empty tables, cache and queue; once more if a connection left over from a restarted Redis drops."""
+    for attempt in (1, 2):
+        try:
+            reset_state()
+            stack.worker.celery_app.control.purge()  # tasks left for the last scenario's channel
+            return
+        except (RedisConnectionError, *DB_DOWN):
+            if attempt == 2:
+                raise
+            connection.close()
+            time.sleep(1)
 
 
 def reset_state() -> None:
@@ -253,7 +270,9 @@ def _play(run: Run, result: Result) -> None:
     options = run.options
     feeder = _thread(run.load.feed, lambda: _db(lambda: _stored(run.channel)))
     replier = _thread(_make_replies, run)
-    if run.scenario.strikes == "mid":
+    if run.scenario.strikes == "backlog":
+        _wait(lambda: (_db(lambda: _pending(run.channel)) or 0) > 0, options.ingest_timeout, 0.02)
+    elif run.scenario.strikes == "mid":
         # Mid-ingest, and with replies already on their way out (as many more follow during the fault).
         _wait(
             lambda: (
@@ -315,6 +334,10 @@ def _stored(channel) -> int:
     return InboundMessage.objects.filter(channel=channel).count()
 
 
+def _pending(channel) -> int:
+    return InboundMessage.objects.filter(channel=channel, status=InboundMessage.Status.PENDING).count()
+
+
 def _inbound(channel):
     return Message.objects.filter(thread__channel=channel, direction=Message.Direction.INBOUND)
 
@@ -370,19 +393,19 @@ def _reply(ticket_id, agent, text, mode, deadline) -> bool:
 
 
 def _wait_for_ingest(run: Run, expected: int) -> float | None:
-    """When every sent message became a ticket message; None if some never did (failed, skipped, lost)."""
+    """When every sent message became a ticket message; None if some never did (failed, skipped, lost), which is
+    taken as certain once nothing is pending and nothing was stored or ingested for STALL seconds."""
     deadline = time.monotonic() + run.options.ingest_timeout
-    last, still_since = -1, time.monotonic()
+    last, still_since = None, time.monotonic()
     while time.monotonic() < deadline:
         ingested = _db(lambda: _inbound(run.channel).count())
         if ingested is not None and ingested >= expected:
             return time.monotonic()
-        if ingested != last:
-            last, still_since = ingested, time.monotonic()
-        pending = _db(lambda: InboundMessage.objects.filter(channel=run.channel, status="pending").count())
-        stored = _db(lambda: _stored(run.channel))
-        if pending == 0 and stored is not None and stored >= expected and time.monotonic() - still_since > 20:
-            return None  # everything was stored and nothing is pending: what is missing will not come
+        progress = (ingested, _db(lambda: _stored(run.channel)))
+        if progress != last:
+            last, still_since = progress, time.monotonic()
+        elif time.monotonic() - still_since > STALL and _db(lambda: _pending(run.channel)) == 0:
+            return None
         time.sleep(0.5)
     return None
 
