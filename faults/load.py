@@ -24,7 +24,8 @@ CHUNK = 500
 #: Slack retries a failed event delivery three times (immediately, after 1 and 5 minutes); the emulator's waits are
 #: shorter, long enough to outlast a restart of the web process.
 EVENT_RETRY_DELAYS = (1.0, 4.0, 10.0)
-#: X serves only the newest 800 mentions: a real account is polled long before a backlog grows past that.
+#: X serves only the newest 800 mentions: the load keeps the unread ones within that window, so that whatever is
+#: lost is the helpdesk's doing.
 X_UNREAD_MAX = 400
 
 
@@ -65,7 +66,7 @@ class SlackLoad:
             self.emulator.add_user(f"U{n:05d}", name=f"person{n}", real_name=f"Person {n}")
         return channel
 
-    def feed(self, stored: Callable[[], int | None]) -> None:
+    def feed(self, stored_ids: Callable[[], set[str] | None]) -> None:
         replies = self.messages // 10
         entries = [
             {"user": f"U{n % PEOPLE:05d}", "text": f"Issue {n}: the VPN drops"} for n in range(self.messages - replies)
@@ -128,12 +129,12 @@ class XLoad:
             kind="x", name="faults-x", config=config, secrets=secrets, poll_interval_seconds=1
         )
 
-    def feed(self, stored: Callable[[], int | None]) -> None:
+    def feed(self, stored_ids: Callable[[], set[str] | None]) -> None:
         dms = max(1, self.messages // 50)
         mentions = self.messages - dms
         every = max(1, mentions // dms)
         for start in range(0, mentions, X_UNREAD_MAX):
-            self._wait_for_reader(stored)
+            self._wait_for_reader(stored_ids)
             burst = [
                 {"author_id": self.people[n % PEOPLE], "text": f"@ithelp issue {n}: the VPN drops"}
                 for n in range(start, min(mentions, start + X_UNREAD_MAX))
@@ -147,16 +148,17 @@ class XLoad:
                     with self._lock:
                         self.dms.append(event["dm_event_id"])
 
-    def _wait_for_reader(self, stored, timeout: float = 600) -> None:
-        """Post the next burst once the helpdesk has read all but X_UNREAD_MAX of what was posted."""
+    def _wait_for_reader(self, stored_ids, timeout: float = 600) -> None:
+        """Post the next burst once every mention but the last burst's is stored, so that X (which serves the
+        newest 800) still serves every unread mention after it, however the helpdesk reads them."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                posted = len(self.mentions) + len(self.dms)
-            count = stored()
-            if count is not None and posted - count <= X_UNREAD_MAX:
+                older = {f"tweet:{post_id}" for post_id in self.mentions[:-X_UNREAD_MAX]}
+            stored = stored_ids()
+            if stored is not None and older <= stored:
                 return
-            time.sleep(0.2)
+            time.sleep(0.5)
 
     def expected_ids(self) -> set[str]:
         return {f"tweet:{post_id}" for post_id in self.mentions} | {f"dm:{event_id}" for event_id in self.dms}

@@ -268,7 +268,7 @@ def reset_state() -> None:
 
 def _play(run: Run, result: Result) -> None:
     options = run.options
-    feeder = _thread(run.load.feed, lambda: _db(lambda: _stored(run.channel)))
+    feeder = _thread(run.load.feed, lambda: _db(lambda: _stored_ids(run.channel)))
     replier = _thread(_make_replies, run)
     if run.scenario.strikes == "backlog":
         _wait(lambda: (_db(lambda: _pending(run.channel)) or 0) > 0, options.ingest_timeout, 0.02)
@@ -332,6 +332,10 @@ def _wait(condition, timeout: float, interval: float = 0.25) -> bool:
 
 def _stored(channel) -> int:
     return InboundMessage.objects.filter(channel=channel).count()
+
+
+def _stored_ids(channel) -> set[str]:
+    return set(InboundMessage.objects.filter(channel=channel).values_list("external_id", flat=True))
 
 
 def _pending(channel) -> int:
