@@ -96,12 +96,15 @@ class Worker(HelpdeskProcess):
             "-c", str(self.concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
 
+    def answers(self, timeout: float = 2.0) -> bool:
+        replies = self.celery_app.control.ping(timeout=timeout) or []
+        return any(key.startswith(self.node + "@") for reply in replies for key in reply)
+
     def wait_ready(self, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            replies = self.celery_app.control.ping(timeout=0.5) or []
-            if any(key.startswith(self.node + "@") for reply in replies for key in reply):
+            if self.answers(timeout=0.5):
                 return
         raise RuntimeError(f"the worker did not answer a ping within {timeout:.0f}s")
 

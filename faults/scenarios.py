@@ -225,12 +225,12 @@ def run_scenario(stack: Stack, scenario: Scenario) -> Result:
     started = time.monotonic()
     load = None
     try:
-        stack.ensure_running()
-        _reset(stack)
+        _prepare(stack, result)
         load = scenario.load(
             stack.options.messages, webhook=scenario.webhook, poll=scenario.poll, web_url=stack.web.url
         )
         run = Run(stack, scenario, load, load.create_channel())
+        run.notes = result.notes
         _play(run, result)
     except Exception as exc:  # noqa: BLE001 - a broken scenario is reported, and the others still run
         result.error = f"{type(exc).__name__}: {exc}"
@@ -239,6 +239,25 @@ def run_scenario(stack: Stack, scenario: Scenario) -> Result:
             load.close()
         result.seconds = time.monotonic() - started
     return result
+
+
+def _prepare(stack: Stack, result: Result) -> None:
+    """Every process up and answering, the state empty. A worker that no longer answers (it can stop consuming
+    after its broker restarted) is said so, and replaced."""
+    for attempt in (1, 2):
+        try:
+            stack.ensure_running()
+            _reset(stack)
+            if stack.worker.answers():
+                return
+        except (RedisConnectionError, *DB_DOWN):
+            if attempt == 2:
+                raise
+        result.notes.append("the worker left by the previous scenario did not answer; it was restarted")
+        stack.worker.celery_app.pool.force_close_all()
+        connection.close()
+        stack.worker.kill()
+        stack.worker.start().wait_ready()
 
 
 def _reset(stack: Stack) -> None:
