@@ -242,8 +242,8 @@ def run_scenario(stack: Stack, scenario: Scenario) -> Result:
 
 
 def _prepare(stack: Stack, result: Result) -> None:
-    """Every process up and answering, the state empty. A worker that no longer answers (it can stop consuming
-    after its broker restarted) is said so, and replaced."""
+    """Every process up and answering, the state empty. A worker that no longer answers a ping (seen after its
+    broker restarted) is said so, and replaced."""
     for attempt in (1, 2):
         try:
             stack.ensure_running()
@@ -253,8 +253,7 @@ def _prepare(stack: Stack, result: Result) -> None:
         except (RedisConnectionError, *DB_DOWN):
             if attempt == 2:
                 raise
-        result.notes.append("the worker left by the previous scenario did not answer; it was restarted")
-        stack.worker.celery_app.pool.force_close_all()
+        result.notes.append("the worker left by the previous scenario did not answer a ping; it was restarted")
         connection.close()
         stack.worker.kill()
         stack.worker.start().wait_ready()

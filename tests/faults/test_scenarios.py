@@ -58,10 +58,17 @@ KNOWN_DEFECTS = {
 }
 
 
+#: Fails only when an ingest batch is running at the moment Redis stops, which a small run does not always catch.
+SOMETIMES = {"redis-restart"}
+
+
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(s.name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS[s.name]))
+        pytest.param(
+            s.name,
+            marks=pytest.mark.xfail(strict=s.name not in SOMETIMES, reason=KNOWN_DEFECTS[s.name]),
+        )
         if s.name in KNOWN_DEFECTS
         else s.name
         for s in SCENARIOS
