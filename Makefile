@@ -17,7 +17,7 @@ BENCH_ENV := DJANGO_DEBUG=1 \
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run lint test test-sqlite bench bench-ingest bench-console screenshots
+.PHONY: install run lint test test-sqlite bench bench-ingest bench-console faults screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,10 +46,18 @@ lint: $(STAMP) $(NODE_STAMP)
 	npx --no-install eslint static/*.js
 
 ## Lint, then run the whole test suite against PostgreSQL and Redis, then the console's tests on SQLite.
+## The small fault scenarios (tests/faults) mostly wait on their own PostgreSQL, Redis, worker, beat and web process,
+## so they run alongside the rest of the suite; their report follows it.
 test: lint
 	bin/ensure-services
 	bin/ensure-browser
-	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	@faults_log=$$(mktemp); \
+	$(TEST_ENV) DATABASE_URL=$${TEST_FAULTS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/helpdesk_faults} \
+		$(PY) -m pytest -q tests/faults $(PYTEST_ARGS) > "$$faults_log" 2>&1 & faults_pid=$$!; \
+	$(TEST_ENV) $(PY) -m pytest --ignore=tests/faults $(PYTEST_ARGS); suite=$$?; \
+	wait $$faults_pid; faults=$$?; \
+	echo "--- fault scenarios (tests/faults), run alongside ---"; cat "$$faults_log"; rm -f "$$faults_log"; \
+	[ $$suite -eq 0 ] && { [ $$faults -eq 0 ] || [ $$faults -eq 5 ]; }
 	$(MAKE) test-sqlite
 
 ## The embedded default (SQLite, no services) is a first-class mode: every test runs there too, except those that
@@ -70,6 +78,12 @@ bench-console: $(STAMP)
 	bin/ensure-services
 	$(BENCH_ENV) DATABASE_URL=$${BENCH_CONSOLE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/helpdesk_bench_console} \
 		$(PY) -m bench.console
+
+## The fault suite (docs/faults.md): kills, restarts and platform storms against a real worker, beat and web
+## process, on a PostgreSQL cluster and a redis-server of its own. FAULTS_ARGS="--messages 500 --scenario web-kill".
+faults: $(STAMP)
+	bin/ensure-services
+	PYTHONDONTWRITEBYTECODE=1 $(PY) -m faults $(FAULTS_ARGS)
 
 ## Regenerate docs/screenshots/*.png from the embedded demo (needs Debian's chromium).
 screenshots: $(STAMP)

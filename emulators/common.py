@@ -5,7 +5,9 @@ control API under /_emulator/, plus a Python client of that control API. This mo
 holds the parts that do not depend on the platform; the protocols stay in the packages.
 """
 
+import io
 import json
+import random
 import signal
 import socket
 import struct
@@ -16,12 +18,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
 CONTROL_PREFIX = "/_emulator/"
+#: What a storm strikes a platform call with: a 5xx, a 429 with Retry-After, an answer only after the client's
+#: timeout (the call is still applied), or a dropped connection (not applied).
+STORM_KINDS = ("5xx", "429", "slow", "reset")
 
 # Loopback calls must never go through an HTTP proxy from the environment.
 direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -67,6 +72,35 @@ class ControlClient:
             except ValueError:
                 error = body.decode(errors="replace")
             raise EmulatorControlError(exc.code, error) from None
+
+    def start_storm(
+        self,
+        rate: float,
+        kinds: Iterable[str] = STORM_KINDS,
+        seed: int = 0,
+        keys: Iterable[str] | None = None,
+        retry_after: int = 1,
+        slow_seconds: float = 16.0,
+    ) -> dict:
+        """Strike each platform call with probability ``rate`` by one of ``kinds`` (see ``StormPlan``), drawn
+        from a generator seeded with ``seed``; ``keys`` limits it to those methods or endpoints."""
+        payload = {
+            "rate": rate,
+            "kinds": list(kinds),
+            "seed": seed,
+            "keys": list(keys) if keys is not None else None,
+            "retry_after": retry_after,
+            "slow_seconds": slow_seconds,
+        }
+        return self._call("POST", "storm", payload)
+
+    def stop_storm(self) -> dict:
+        """End the storm; returns its last statistics."""
+        return self._call("DELETE", "storm")
+
+    def storm_stats(self) -> dict:
+        """{"active", "rate", "kinds", "keys", "calls" (drawn while on), "hits": {kind: n}}."""
+        return self._call("GET", "storm")
 
 
 # Control API: server side
@@ -116,6 +150,30 @@ class ControlRoutes:
         self._reset()
         return {}
 
+    def route_storms(self, storms: "StormPlan") -> None:
+        """Serve the storm routes (``POST``, ``GET`` and ``DELETE /_emulator/storm``) from ``storms``."""
+
+        def start(payload: dict) -> dict:
+            keys = payload.get("keys")
+            if keys is not None and not (isinstance(keys, list) and all(isinstance(key, str) for key in keys)):
+                raise ControlError("keys must be a list of method or endpoint names")
+            storms.start(
+                rate=float(payload.get("rate", 0.2)),
+                kinds=payload.get("kinds") or STORM_KINDS,
+                seed=int(payload.get("seed", 0)),
+                keys=keys,
+                retry_after=int(payload.get("retry_after", 1)),
+                slow_seconds=float(payload.get("slow_seconds", 16.0)),
+            )
+            return storms.snapshot()
+
+        def stop(payload: dict) -> dict:
+            return storms.stop()
+
+        self._routes[("POST", "storm")] = start
+        self._routes[("GET", "storm")] = lambda payload: storms.snapshot()
+        self._routes[("DELETE", "storm")] = stop
+
 
 # The HTTP server
 
@@ -154,7 +212,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
             self._route(verb)
         except ConnectionAborted:
             self._reset_connection()
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (an answer after its timeout)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a late or slow answer)
             self.close_connection = True
         except Exception:  # noqa: BLE001 - any emulator bug is answered like a platform outage
             # Keep the traceback visible.
@@ -166,7 +224,8 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         query = dict(urllib.parse.parse_qsl(url.query))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if not url.path.startswith(CONTROL_PREFIX):
-            self.serve(verb, url.path, query, body)
+            if not self._weather_storm(verb, url.path):
+                self.serve(verb, url.path, query, body)
             return
         try:
             payload = json.loads(body) if body.strip() else {}
@@ -178,8 +237,31 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     def _reset_connection(self) -> None:
         """Close with SO_LINGER 0, so the client gets a reset (ECONNRESET) rather than an answer."""
         self.close_connection = True
+        self.rfile.close()
+        self.wfile.close()
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()
+        self.connection.close()  # with SO_LINGER 0 and no file left open on it: an RST, not a FIN
+        self.wfile = io.BytesIO()  # what http.server still flushes after the call goes nowhere
+
+    def _weather_storm(self, verb: str, path: str) -> bool:
+        """Let the emulator's storm strike this call, if it does; True when the call got no real answer.
+
+        A slow call is served only after the delay, so the platform applies it after a client with a shorter
+        timeout gave up; a reset drops the connection (TCP RST) without applying it.
+        """
+        emulator = self.server.emulator
+        key = emulator.storm_key(verb, path)
+        kind = emulator.storms.draw(key) if key else None
+        if kind is None:
+            return False
+        if kind == "slow":
+            time.sleep(emulator.storms.slow_seconds)
+            return False
+        if kind == "reset":
+            self._reset_connection()
+            return True
+        self._reply(*emulator.storm_answer(kind, key))
+        return True
 
     def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
         self._reply_bytes(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
@@ -341,3 +423,104 @@ class CallCounter:
     def reset(self) -> None:
         with self._lock:
             self._calls.clear()
+
+
+@dataclass(frozen=True)
+class Storm:
+    rate: float
+    kinds: tuple[str, ...]
+    keys: frozenset[str] | None  # None: every platform call
+    retry_after: int
+    slow_seconds: float
+
+
+class StormPlan:
+    """Probabilistic faults across many calls, unlike the per-method faults armed one by one.
+
+    While a storm is on, each platform call (whose key, a method or an endpoint, is in scope) is struck with
+    probability ``rate`` by one of ``kinds``. Each key draws from its own generator, seeded from the storm's seed
+    and the key, so the same seed strikes the same calls of each method in their order, however the calls of
+    different methods interleave.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._storm: Storm | None = None
+        self._seed = 0
+        self._randoms: dict[str, random.Random] = {}
+        self._calls = 0
+        self._hits: Counter = Counter()
+
+    def start(
+        self,
+        rate: float,
+        kinds: Iterable[str] = STORM_KINDS,
+        seed: int = 0,
+        keys: Iterable[str] | None = None,
+        retry_after: int = 1,
+        slow_seconds: float = 16.0,
+    ) -> None:
+        kinds = tuple(kinds)
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        if not kinds or any(kind not in STORM_KINDS for kind in kinds):
+            raise ValueError(f"kinds must be some of {list(STORM_KINDS)}")
+        if retry_after < 0 or slow_seconds < 0:
+            raise ValueError("retry_after and slow_seconds must not be negative")
+        with self._lock:
+            self._storm = Storm(rate, kinds, frozenset(keys) if keys is not None else None, retry_after, slow_seconds)
+            self._seed = seed
+            self._randoms.clear()
+            self._calls = 0
+            self._hits.clear()
+
+    def stop(self) -> dict:
+        with self._lock:
+            self._storm = None
+        return self.snapshot()
+
+    def draw(self, key: str) -> str | None:
+        """The kind of fault that strikes this call, or None."""
+        with self._lock:
+            storm = self._storm
+            if storm is None or (storm.keys is not None and key not in storm.keys):
+                return None
+            self._calls += 1
+            draws = self._draws(key)
+            if draws.random() >= storm.rate:
+                return None
+            kind = draws.choice(storm.kinds)
+            self._hits[kind] += 1
+            return kind
+
+    def choice(self, key: str, options: list):
+        """A seeded pick for a call of ``key`` (e.g. which 5xx status), so that a storm's answers repeat too."""
+        with self._lock:
+            return self._draws(key).choice(options)
+
+    def _draws(self, key: str) -> random.Random:
+        if key not in self._randoms:
+            self._randoms[key] = random.Random(f"{self._seed}:{key}")
+        return self._randoms[key]
+
+    @property
+    def retry_after(self) -> int:
+        with self._lock:
+            return self._storm.retry_after if self._storm else 1
+
+    @property
+    def slow_seconds(self) -> float:
+        with self._lock:
+            return self._storm.slow_seconds if self._storm else 0.0
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            storm = self._storm
+            return {
+                "active": storm is not None,
+                "rate": storm.rate if storm else 0.0,
+                "kinds": list(storm.kinds) if storm else [],
+                "keys": sorted(storm.keys) if storm and storm.keys is not None else None,
+                "calls": self._calls,
+                "hits": dict(self._hits),
+            }

@@ -10,7 +10,7 @@ from tests.helpers import ROOT
 
 CONTRACTS = Path(ROOT) / ".importlinter"
 #: Folders of tools beside the application: they may import any layer, and nothing imports them.
-TOOLS = {"tests", "emulators", "bench", "bin", "docs", "static", "templates", "node_modules"}
+TOOLS = {"tests", "emulators", "bench", "faults", "bin", "docs", "static", "templates", "node_modules"}
 
 
 def root_packages():

@@ -5,7 +5,7 @@ import time
 import urllib.parse
 from collections.abc import Iterable
 
-from ..common import CONTROL_PREFIX, EmulatorServer, JsonRequestHandler
+from ..common import CONTROL_PREFIX, EmulatorServer, JsonRequestHandler, StormPlan
 from .client import SlackEmulatorClient
 from .control import ControlApi
 from .events import DEFAULT_RETRY_DELAYS, DEFAULT_TIMEOUT, EventDispatcher
@@ -99,6 +99,8 @@ class SlackEmulator(EmulatorServer, SlackEmulatorClient):
         self.faults = FaultPlan()
         self.call_stats = CallStats()
         self.control = ControlApi(self.workspace, self.events, self.faults, self.call_stats, self.reset_state)
+        self.storms = StormPlan()
+        self.control.route_storms(self.storms)
         self._bind(host, port, verbose)
         self.workspace.base_url = self.url
 
@@ -114,6 +116,22 @@ class SlackEmulator(EmulatorServer, SlackEmulatorClient):
         self.events.reset()
         self.faults.clear()
         self.call_stats.reset()
+        self.storms.stop()
+
+    def storm_key(self, verb: str, path: str) -> str | None:
+        """What a storm calls this request (its fault key): a Web API method, "upload" or "files-pri"."""
+        if path.startswith(WEB_API_PREFIX):
+            return path[len(WEB_API_PREFIX) :].strip("/")
+        if path.startswith(UPLOAD_PREFIX):
+            return "upload"
+        return "files-pri" if path.startswith(FILES_PREFIX) else None
+
+    def storm_answer(self, kind: str, key: str) -> tuple[int, dict, dict]:
+        """Slack's answer to a call a storm struck: an outage (5xx) or a rate limit with Retry-After."""
+        if kind == "429":
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.storms.retry_after)}
+        status = self.storms.choice(key, [500, 502, 503, 504])
+        return status, {"ok": False, "error": "service_unavailable" if status == 503 else "internal_error"}, {}
 
     def serve_web_api(self, method: str, params: dict, token: str | None) -> tuple[int, dict, dict]:
         """One Web API call; returns (HTTP status, JSON body, extra headers)."""

@@ -2,8 +2,9 @@
 
 import http
 import json
+import time
 
-from ..common import CONTROL_PREFIX, EmulatorServer, JsonRequestHandler
+from ..common import CONTROL_PREFIX, EmulatorServer, JsonRequestHandler, StormPlan
 from .api_v2 import ApiV2
 from .auth import Credentials
 from .billing import ReadBilling
@@ -80,6 +81,8 @@ class XEmulator(EmulatorServer, XEmulatorClient):
             self.reset_state,
             billing=self.read_billing,
         )
+        self.storms = StormPlan()
+        self.control.route_storms(self.storms)
         self._bind(host, port, verbose)
         self.api.base_url = self.url
 
@@ -91,6 +94,25 @@ class XEmulator(EmulatorServer, XEmulatorClient):
         self.rate_limits.reset()
         self.call_stats.reset()
         self.read_billing.reset()
+        self.storms.stop()
+
+    def storm_key(self, verb: str, path: str) -> str | None:
+        """What a storm calls this request: its rate-limit endpoint ("mentions", "create_tweet", "media", ...)."""
+        if verb == "GET" and is_media_path(path):
+            return "media"
+        route, _ = self.api.resolve(verb, path)
+        return route.endpoint if route else None
+
+    def storm_answer(self, kind: str, key: str) -> tuple[int, dict, dict]:
+        """X's answer to a call a storm struck: a problem JSON 5xx, or a 429 whose window resets soon."""
+        if kind == "429":
+            headers = {
+                **self.rate_limits.peek(key, exhausted=True),
+                "x-rate-limit-reset": str(int(time.time()) + self.storms.retry_after),
+            }
+            return 429, problem(429), headers
+        status = self.storms.choice(key, [500, 502, 503, 504])
+        return status, problem(status), self.rate_limits.peek(key)
 
     def serve_api(self, verb: str, path: str, query: dict, body: bytes, authorization: str) -> tuple[int, dict, dict]:
         """One API v2 call; returns (HTTP status, JSON body, headers). Every answer has rate-limit headers."""
