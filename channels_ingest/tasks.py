@@ -30,7 +30,10 @@ def describe_senders(self, channel_id, senders):
     names.describe_senders(channel_id, [Sender(**sender) for sender in senders])
 
 
+# An outage before the claim is retried; one after it leaves the reply ``sending`` for the sweep, which checks
+# whether it arrived before sending it again (delivery.recover_stalled_sends).
 @shared_task(name=TaskName.DELIVER, bind=True, max_retries=None)
+@retried_through_outages
 def deliver_message(self, message_id):
     outcome = delivery.deliver_message(message_id)
     if outcome.retry_in is not None:

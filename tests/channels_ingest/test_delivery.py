@@ -1,8 +1,11 @@
 """Reply delivery: sent once, retried with backoff, or visibly failed; files after the text."""
 
+import logging
+import re
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError as DatabaseOperationalError
 from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -14,7 +17,16 @@ from channels_ingest.models import ApiUsage
 from channels_ingest.tasks import deliver_message
 from helpdesk.celery import app
 from tests.factories import message
-from tests.helpers import PNG, SLACK_HELP_CHANNEL, detail_url, poll_as_worker, reply_and_deliver, send_reply, upload
+from tests.helpers import (
+    PNG,
+    SLACK_HELP_CHANNEL,
+    database_refuses,
+    detail_url,
+    poll_as_worker,
+    reply_and_deliver,
+    send_reply,
+    upload,
+)
 from tickets.models import Message, Ticket
 from tickets.replies import reply_to_ticket
 
@@ -414,3 +426,20 @@ def test_a_lookup_the_platform_refuses_fails_the_reply_with_the_warning(
     assert reply.delivery_error.startswith("Could not check whether it arrived: Slack error: channel_not_found")
     assert "may or may not have arrived" in reply.delivery_error
     assert len(thread_replies(slack_emulator, slack_ticket.parent_ts)) == 1
+
+
+# Transactional: in a worker there is no outer transaction for the outage to break.
+@pytest.mark.django_db(transaction=True)
+def test_the_deliver_task_retries_a_database_outage_and_sends_once(queued_reply, caplog):
+    """A deliver task that meets the database down (claiming the reply) retries with backoff rather than ending:
+    the reply does not wait for the sweep's lost-task rule, and it is sent once when the database answers."""
+    caplog.set_level(logging.INFO, logger="celery.app.trace")
+    app.conf.task_always_eager = True
+    outage = DatabaseOperationalError("server closed the connection unexpectedly")
+    with database_refuses("tickets_message", outage, times=2):
+        deliver_message.apply(args=[queued_reply.pk])
+
+    assert len(re.findall(r"retry: Retry in ([\d.]+)s", caplog.text)) == 2
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
+    assert locmem.outbox == [{"thread_key": queued_reply.thread.key, "text": queued_reply.body}]
