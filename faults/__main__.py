@@ -10,18 +10,30 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .options import Options
 from .services import Postgres, Redis, at_exit, free_port, missing_programs, stop_everything_on_signals
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__)
-    parser.add_argument("--messages", type=int, default=10_000, help="messages each scenario sends (default 10,000)")
+    default = Options()
+    parser.add_argument(
+        "--messages", type=int, default=default.messages, help="messages each scenario sends (default 10,000)"
+    )
     parser.add_argument("--scenario", action="append", default=[], help="run only this scenario (repeatable)")
-    parser.add_argument("--outage-seconds", type=float, default=10.0, help="how long Redis or PostgreSQL is down")
-    parser.add_argument("--storm-seconds", type=float, default=60.0, help="how long a platform storm lasts")
-    parser.add_argument("--settle-timeout", type=float, default=420.0, help="how long replies may take to settle")
-    parser.add_argument("--ingest-timeout", type=float, default=900.0, help="how long ingestion may take")
-    parser.add_argument("--seed", type=int, default=1, help="seeds the storms' draws")
+    parser.add_argument(
+        "--outage-seconds", type=float, default=default.outage_seconds, help="how long Redis or PostgreSQL is down"
+    )
+    parser.add_argument(
+        "--storm-seconds", type=float, default=default.storm_seconds, help="how long a platform storm lasts"
+    )
+    parser.add_argument(
+        "--settle-timeout", type=float, default=default.settle_timeout, help="how long replies may take to settle"
+    )
+    parser.add_argument(
+        "--ingest-timeout", type=float, default=default.ingest_timeout, help="how long ingestion may take"
+    )
+    parser.add_argument("--seed", type=int, default=default.seed, help="seeds the storms' draws")
     parser.add_argument("--sweep-seconds", type=float, default=5.0, help="beat's sweep interval (SWEEP_SECONDS)")
     parser.add_argument(
         "--fast-forward",
@@ -31,7 +43,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--client-timeout",
         type=float,
-        default=15.0,
+        default=default.client_timeout,
         help="seconds the channels' platform clients wait for an answer (default 15, the adapters' own)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
@@ -77,7 +89,7 @@ def main(argv=None) -> int:
 
     from .processes import Beat, Web, Worker
     from .report import table
-    from .scenarios import BY_NAME, SCENARIOS, Options, Stack, run_scenario
+    from .scenarios import BY_NAME, SCENARIOS, Stack, run_scenario
 
     unknown = [name for name in args.scenario if name not in BY_NAME]
     if unknown:

@@ -1,0 +1,26 @@
+"""How a fault-suite run is sized and paced; the command line's defaults are these."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Options:
+    messages: int = 10_000
+    #: How long Redis or PostgreSQL stays down.
+    outage_seconds: float = 10.0
+    #: How long a platform storm lasts.
+    storm_seconds: float = 60.0
+    ingest_timeout: float = 900.0
+    #: How long replies may take to settle, each time (before and after Retry). The sweep takes back a reply whose
+    #: worker died mid-send only after 5 minutes, so the default waits longer than that.
+    settle_timeout: float = 420.0
+    seed: int = 1
+    #: Play the sweep's 2- and 5-minute delivery timers at once when nothing is being delivered (short runs).
+    fast_forward: bool = False
+    #: Seconds the channels' platform clients wait for an answer (their ``timeout``; 15 by default). A storm's
+    #: slow answers come just after it, so short runs set it low.
+    client_timeout: float = 15.0
+
+    @property
+    def replies(self) -> int:
+        return min(200, max(10, self.messages // 50))
