@@ -38,6 +38,24 @@ class EnvelopeKind(enum.StrEnum):
     MESSAGE = "message"
     EDIT = "edit"
     DELETE = "delete"
+    #: A platform's delivery report on one of our replies (``DeliveryReport`` says what ``meta`` holds).
+    STATUS = "status"
+    #: A reaction added to (or taken off) a stored message: ``meta`` = {"emoji": ..., "removed": bool}.
+    REACTION = "reaction"
+
+
+class DeliveryReport(enum.StrEnum):
+    """What a ``STATUS`` envelope reports, in ``meta["status"]``.
+
+    ``target_id`` is the reply's id as ``send`` returned it (``Sent.external_id``). A report on everything
+    up to a moment (Messenger's read watermark) has no ``target_id`` and ``meta["up_to"]`` (ISO time) instead:
+    it covers every reply in ``thread_key`` sent until then. ``FAILED`` carries the platform's words in
+    ``meta["error"]``.
+    """
+
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -137,6 +155,8 @@ class ReplyTarget:
     reply_to: str = ""
     reply_to_meta: dict = field(default_factory=dict)
     recipient: str = ""
+    #: When the person last wrote in this conversation (platforms with customer-service windows count from it).
+    last_inbound_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +180,11 @@ class ReplyMode:
     allowed: bool = True
     reason: str = ""
     attachments: AttachmentLimits | None = None
+    #: Until when this mode stays allowed (a platform's reply window); the composer counts down to it.
+    expires_at: datetime | None = None
+    #: An approved message template this mode sends (WhatsApp outside its window): its body, whose ``{{1}}``,
+    #: ``{{2}}``… the agent's text fills, one line each. "" for free text.
+    template_body: str = ""
 
 
 @dataclass(frozen=True)
@@ -309,6 +334,11 @@ class ChannelAdapter:
     def handle_webhook(self, *, headers: Mapping, body: bytes) -> WebhookResult:
         """Verify and interpret one push request. Raises ``InvalidWebhook`` to refuse it."""
         raise NotImplementedError
+
+    def verify_subscription(self, params: Mapping[str, str]) -> WebhookResult:
+        """Answer the platform's GET that proves we own the webhook URL (Meta's ``hub.challenge``).
+        Raises ``InvalidWebhook`` when the request is not the platform's (wrong verify token)."""
+        raise InvalidWebhook("This channel's webhook takes no verification requests.", status=405)
 
     def describe_senders(self, senders: list[Sender]) -> dict[str, Sender]:
         """Ask the platform for these senders' names; those it knows, keyed by external id. Best effort:

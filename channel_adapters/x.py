@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 import requests
 import tweepy
-import urllib3
 from twitter_text import parse_tweet
 
 from .base import (
@@ -52,6 +51,7 @@ from .base import (
     TransientError,
     plausible_time,
 )
+from .http import may_have_arrived
 from .rate_limits import wait_seconds
 
 logger = logging.getLogger(__name__)
@@ -119,18 +119,6 @@ class HostRewritingSession(requests.Session):
                 break
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)
-
-
-def may_have_arrived(exc: requests.RequestException) -> bool:
-    """Whether a failed request may have reached X: yes after a read timeout or a connection that broke once
-    open; no when the connection was never made."""
-    if isinstance(exc, requests.ReadTimeout):
-        return True
-    if isinstance(exc, requests.ConnectTimeout) or not isinstance(exc, requests.ConnectionError):
-        return False
-    cause = exc.args[0] if exc.args else None
-    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the cause
-    return not isinstance(cause, urllib3.exceptions.NewConnectionError)
 
 
 def comparable_text(text: str) -> str:

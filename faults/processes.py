@@ -2,6 +2,10 @@
 
 Each runs in its own process group, so ``kill()`` takes its children with it (prefork pool, gunicorn workers),
 as an OOM kill or a lost container would. Their output goes to a log file in the run's folder.
+
+A process that exits on its own is started again by ``Supervisor``, as docker-compose's ``restart:
+unless-stopped`` does in production, and the run says so: Celery's worker exits ("Unrecoverable error") when
+kombu's Redis transport trips over its own closed connection while a Redis restart drops it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -31,6 +36,8 @@ class HelpdeskProcess:
         self.folder = folder
         self.process: subprocess.Popen | None = None
         self.starts = 0
+        #: Set while the process is down on purpose (a fault killed it, or the run is over).
+        self.held_down = False
         at_exit(self.stop)
 
     def argv(self) -> list[str]:
@@ -38,6 +45,7 @@ class HelpdeskProcess:
 
     def start(self) -> HelpdeskProcess:
         self.starts += 1
+        self.held_down = False
         log = open(self.folder / f"{self.name}.log", "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
             self.argv(),
@@ -60,11 +68,13 @@ class HelpdeskProcess:
 
     def kill(self) -> None:
         """SIGKILL to the whole process group: no shutdown, no acknowledgement, no cleanup."""
+        self.held_down = True
         if self.alive:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def stop(self) -> None:
+        self.held_down = True
         if self.alive:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -74,6 +84,22 @@ class HelpdeskProcess:
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError):  # children left behind by a killed parent
                 os.killpg(self.process.pid, signal.SIGKILL)
+
+    @property
+    def exited_on_its_own(self) -> bool:
+        return not self.held_down and self.process is not None and self.process.poll() is not None
+
+    def last_error(self) -> str:
+        """The last CRITICAL (else ERROR) log line of the process, which says why it exited."""
+        try:
+            lines = (self.folder / f"{self.name}.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        for level in ("CRITICAL/", "ERROR/", "[ERROR]"):
+            found = next((line for line in reversed(lines) if level in line), "")
+            if found:
+                return found[:200]
+        return ""
 
     def _check_alive(self) -> None:
         if not self.alive:
@@ -154,3 +180,34 @@ class Web(HelpdeskProcess):
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError(f"the web process did not serve /login/ within {timeout:.0f}s")
+
+
+class Supervisor:
+    """Starts again whichever process exits on its own while a scenario runs, and notes it."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, processes: list[HelpdeskProcess], note):
+        self.processes = processes
+        self.note = note
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.INTERVAL):
+            for process in self.processes:
+                if process.exited_on_its_own:
+                    code = process.process.returncode if process.process else None
+                    self.note(
+                        f"the {process.name} exited on its own (exit {code}: {process.last_error() or 'no error logged'});"
+                        " restarted, as compose's restart policy would"
+                    )
+                    process.start()

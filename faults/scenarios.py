@@ -32,7 +32,7 @@ from tickets.replies import ReplyError, reply_to_ticket
 
 from .load import SlackLoad, XLoad
 from .options import Options
-from .processes import Beat, Web, Worker
+from .processes import Beat, Supervisor, Web, Worker
 from .report import Result
 from .services import Postgres, Redis
 
@@ -270,6 +270,14 @@ def reset_state() -> None:
 
 
 def _play(run: Run, result: Result) -> None:
+    stack = run.stack
+    with Supervisor([stack.worker, stack.beat, stack.web], run.note):
+        _play_supervised(run, result)
+    _count(run, run.load.expected_ids(), result)
+    result.notes = run.notes
+
+
+def _play_supervised(run: Run, result: Result) -> None:
     options = run.options
     feeder = _thread(run.load.feed, lambda: _db(lambda: _stored_ids(run.channel)))
     replier = _thread(_make_replies, run)
@@ -299,8 +307,6 @@ def _play(run: Run, result: Result) -> None:
         result.retried += int(retry_delivery(message))
     if failed:
         _wait_for_replies(run)
-    _count(run, expected, result)
-    result.notes = run.notes
 
 
 def _thread(target, *args) -> threading.Thread:

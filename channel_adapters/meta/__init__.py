@@ -1,0 +1,1 @@
+"""Meta's platforms on the Graph API: Facebook Pages (Messenger and comments), Instagram, WhatsApp."""
