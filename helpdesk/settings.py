@@ -229,6 +229,7 @@ CELERY_BEAT_SCHEDULE = {
 CHANNEL_ADAPTERS = {
     "slack": "channel_adapters.slack.SlackAdapter",
     "x": "channel_adapters.x.XAdapter",
+    "whatsapp": "channel_adapters.meta.whatsapp.WhatsAppAdapter",
     "locmem": "channel_adapters.locmem.LocmemAdapter",
 }
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
