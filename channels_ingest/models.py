@@ -51,6 +51,8 @@ class Channel(models.Model):
     #: proved the webhook URL (Meta's hub.challenge handshake).
     last_push_at = models.DateTimeField(null=True, blank=True)
     webhook_verified_at = models.DateTimeField(null=True, blank=True)
+    #: When the credentials were last checked and ``state`` refreshed (``polling.refresh_state``).
+    credentials_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
