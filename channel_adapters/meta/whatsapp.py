@@ -94,7 +94,7 @@ DOWNLOAD_CHUNK = 64 * 1024
 #: Ids end up in stored keys and URL paths: printable, no spaces or slashes, bounded.
 ID = re.compile(r"[^\s/?#]{1,256}")
 GRAPH_ID = re.compile(r"[0-9]{1,32}")
-MEDIA_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: ``{{1}}`` or, for templates with named parameters, ``{{first_name}}``.
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 #: Meta refuses a template parameter with a tab or more than four spaces in a row (error 132018).
@@ -811,16 +811,17 @@ def placeholders(body: str) -> list[str]:
 
 def fill_template(body: str, text: str, *, strict: bool, name: str = "") -> tuple[str, list[tuple[str, str]]]:
     """The body with ``{{n}}`` replaced by the agent's lines (one per parameter), and the (parameter, value)
-    pairs to send. ``strict``: a missing or extra line is a ``PermanentError`` that names what is expected."""
+    pairs to send. ``strict``: a missing, empty or extra line is a ``PermanentError`` that names what is expected.
+
+    A template without parameters is sent as it is, whatever the reply says: the helpdesk takes no empty reply,
+    and the composer shows the template's body, which is what the person gets."""
     wanted = placeholders(body)
     lines = [PARAMETER_WHITESPACE.sub(" ", line.strip()) for line in text.strip().splitlines()] if text.strip() else []
-    if strict and (len(lines) != len(wanted) or any(not line for line in lines)):
+    if strict and wanted and (len(lines) != len(wanted) or not all(lines)):
         expected = ", ".join(f"{{{{{p}}}}}" for p in wanted)
         raise PermanentError(
-            f'Template "{name}" takes {len(wanted)} value{"s" if len(wanted) != 1 else ""}, one per line'
-            f"{f' ({expected})' if wanted else ''}; the reply has {len([line for line in lines if line])}."
-            if wanted
-            else f'Template "{name}" takes no values; leave the reply empty to send it as it is.'
+            f'Template "{name}" takes {len(wanted)} value{"s" if len(wanted) != 1 else ""}, one per line '
+            f"({expected}); the reply has {len([line for line in lines if line])}."
         )
     values = dict(zip(wanted, lines, strict=False))
     rendered = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), body)

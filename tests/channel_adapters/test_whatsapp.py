@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.urls import reverse
 
 from channel_adapters.base import (
     ConfigError,
@@ -28,6 +29,11 @@ from channel_adapters.base import (
     TransientError,
 )
 from channel_adapters.meta.whatsapp import WhatsAppAdapter
+from channels_ingest.channel_config import clean_channel_config
+from channels_ingest.models import Channel, InboundMessage
+from tests.helpers import reply_and_deliver
+from tickets.models import Message, Ticket
+from tickets.replies import ReplyError, reply_modes, reply_to_ticket
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 SECRET = "test-app-secret"
@@ -713,7 +719,7 @@ def test_a_template_is_sent_with_the_agents_lines_as_its_parameters(graph):
     graph.answer(f"/{NUMBER_ID}/messages", sent_ok(), sent_ok("wamid.OUT2"))
     channel = adapter(base_url=graph.url, state={"templates": TEMPLATES})
     channel.send(target=chat(mode="template:ticket_update:en_US"), text="Ana\n #42 \nsolved\n", key="r-2")
-    channel.send(target=chat(mode="template:still_there:de"), text="", key="r-3")
+    channel.send(target=chat(mode="template:still_there:de"), text="(sent as it is)", key="r-3")
     update, still = graph.sent()
     assert "context" not in update
     assert update["type"] == "template"
@@ -867,3 +873,254 @@ def test_a_refused_upload_says_why(graph):
 def test_a_reply_to_something_that_is_no_whatsapp_chat_is_refused(graph):
     with pytest.raises(PermanentError, match="Not a WhatsApp chat"):
         adapter(base_url=graph.url).send(target=ReplyTarget(thread_key="dm:42/../x"), text="hi", key="r")
+
+
+def test_check_credentials_learns_the_number_and_every_page_of_approved_templates(graph):
+    graph.answer(f"/{NUMBER_ID}", (200, {"display_phone_number": "+1 555-000-1111", "verified_name": "IT Help"}))
+    body = [{"type": "BODY", "text": "Hi {{1}}, ticket {{2}} is {{3}}."}, {"type": "FOOTER", "text": "IT"}]
+    graph.answer(
+        f"/{WABA_ID}/message_templates",
+        (
+            200,
+            {
+                "data": [
+                    {"name": "ticket_update", "language": "en_US", "category": "UTILITY", "components": body},
+                    {
+                        "name": "promo",
+                        "language": "en",
+                        "category": "MARKETING",
+                        "components": [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Sale"}],
+                    },
+                ],
+                "paging": {"cursors": {"after": "A"}, "next": f"{graph.url}/{WABA_ID}/message_templates?after=A"},
+            },
+        ),
+        (
+            200,
+            {
+                "data": [
+                    {
+                        "name": "still_there",
+                        "language": "de",
+                        "category": "UTILITY",
+                        "status": "APPROVED",
+                        "components": [{"type": "BODY", "text": "Sind Sie noch da?"}],
+                    }
+                ]
+            },
+        ),
+    )
+    state = adapter(base_url=graph.url).check_credentials()
+    assert json.loads(json.dumps(state)) == {
+        "phone_number": "+1 555-000-1111",
+        "verified_name": "IT Help",
+        "templates": TEMPLATES,
+        "unusable_templates": [
+            {"name": "promo", "reason": "its header needs a file or a value, which agents cannot give"}
+        ],
+    }
+    first_page = graph.requests[1]["path"]
+    assert "status=APPROVED" in first_page
+    assert graph.requests[2]["path"].endswith("after=A")
+
+
+def test_check_credentials_with_a_revoked_token_says_reauthorize(graph):
+    graph.answer(f"/{NUMBER_ID}", graph_error(190, "Error validating access token", subcode=460, status=401))
+    with pytest.raises(CredentialsError, match="re-authorize"):
+        adapter(base_url=graph.url).check_credentials()
+
+
+def test_a_file_is_fetched_by_asking_for_its_url_then_streaming_it_with_the_token(graph):
+    content = bytes(range(256)) * 600
+    file_url = graph.url.replace("/v25.0", "") + "/whatsapp_business/attachments/?mid=65463453"
+    graph.answer("/65463453", (200, {"url": file_url, "mime_type": "image/jpeg", "id": "65463453"}))
+    graph.answer("/whatsapp_business/attachments/", (200, content))
+    envelope = only("webhook__image")
+    channel = adapter(base_url=graph.url)
+    assert b"".join(channel.fetch_attachment(envelope.attachments[0].ref)) == content
+    lookup, download = graph.requests
+    assert lookup["path"] == "/v25.0/65463453"
+    assert download["headers"]["Authorization"] == "Bearer EAAG-test"
+
+
+def test_a_file_whatsapp_no_longer_keeps_or_an_odd_ref_fails_as_permanent(graph):
+    graph.answer("/404404", graph_error(100, "Unsupported get request. Object with ID '404404' does not exist"))
+    channel = adapter(base_url=graph.url)
+    with pytest.raises(PermanentError, match=r"30 days.*does not exist"):
+        b"".join(channel.fetch_attachment("media:404404"))
+    for ref in ("media:../../me", "media:..", "https://example.com/x", "media:"):
+        with pytest.raises(PermanentError, match="Not a WhatsApp media reference"):
+            b"".join(channel.fetch_attachment(ref))
+    assert [r["path"] for r in graph.requests] == ["/v25.0/404404"]
+
+
+# Through the pipeline: a signed POST to the channel's webhook, the ticket and its replies ---------
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def whatsapp_channel(db, graph):
+    config, secrets = clean_channel_config(
+        "whatsapp",
+        {
+            "phone_number_id": NUMBER_ID,
+            "waba_id": WABA_ID,
+            "access_token": "EAAG-test",
+            "app_secret": SECRET,
+            "verify_token": "verify-me",
+            "base_url": graph.url,
+        },
+    )
+    return Channel.objects.create(kind="whatsapp", name="whatsapp-help", config=config, secrets=secrets)
+
+
+@pytest.fixture
+def webhook(client, whatsapp_channel, django_capture_on_commit_callbacks):
+    """POSTs a body to the channel's webhook, signed unless told otherwise, and runs the ingestion it queues."""
+
+    def post(body, headers=None):
+        headers = sign(body) if headers is None else headers
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                reverse("channels_ingest:webhook", args=[whatsapp_channel.public_id]),
+                data=body,
+                content_type="application/json",
+                **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()},
+            )
+
+    return post
+
+
+def at(moment):
+    return str(int(moment.timestamp()))
+
+
+@pytest.mark.django_db
+def test_a_signed_text_webhook_opens_a_ticket_for_the_whatsapp_identity(webhook):
+    response = webhook(fixture("webhook__text"))
+    assert response.status_code == 200
+    ticket = Ticket.objects.get()
+    assert ticket.subject == "Body Text"
+    identity = ticket.requester.identities.get()
+    assert (identity.namespace, identity.external_id, identity.handle, identity.display_name) == (
+        "whatsapp:1122334455667",
+        "972987654321",
+        "+972987654321",
+        "Test Name",
+    )
+
+
+@pytest.mark.django_db
+def test_a_redelivered_webhook_is_stored_once_and_a_forged_one_not_at_all(webhook):
+    assert webhook(fixture("webhook__text")).status_code == 200
+    assert webhook(fixture("webhook__text")).status_code == 200
+    forged = fixture("webhook__text").replace(b"Body Text", b"Pay me")
+    assert webhook(forged, headers=sign(fixture("webhook__text"))).status_code == 403
+    assert webhook(fixture("webhook__text"), headers={}).status_code == 401
+    assert InboundMessage.objects.count() == 1
+    assert Message.objects.get().body == "Body Text"
+
+
+@pytest.mark.django_db
+def test_the_subscription_handshake_through_the_webhook_url(client, whatsapp_channel):
+    url = reverse("channels_ingest:webhook", args=[whatsapp_channel.public_id])
+    params = {"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"}
+    response = client.get(url, params)
+    assert (response.status_code, response.content) == (200, b"1158201444")
+    whatsapp_channel.refresh_from_db()
+    assert whatsapp_channel.webhook_verified_at is not None
+    assert client.get(url, {**params, "hub.verify_token": "guess"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_edits_revokes_and_reactions_change_the_stored_message(webhook):
+    sent = NOW - timedelta(minutes=5)
+    with time_machine.travel(NOW, tick=False):
+        webhook(message_body(text_message("printer on fire", timestamp=at(sent))))
+        edit = {
+            "from": "4915112345678",
+            "id": "wamid.E1",
+            "timestamp": at(sent + timedelta(minutes=1)),
+            "type": "edit",
+            "edit": {
+                "original_message_id": "wamid.A1",
+                "message": {"type": "text", "text": {"body": "printer smokes"}},
+            },
+        }
+        webhook(message_body(edit))
+        react = {
+            "from": "4915112345678",
+            "id": "wamid.R1",
+            "timestamp": at(sent + timedelta(minutes=2)),
+            "type": "reaction",
+            "reaction": {"message_id": "wamid.A1", "emoji": "🔥"},
+        }
+        webhook(message_body(react))
+    message = Message.objects.get()
+    assert message.body == "printer smokes"
+    assert message.edited_at is not None
+    assert list(message.reactions.values()) == ["🔥"]
+    with time_machine.travel(NOW, tick=False):
+        revoke = {
+            "from": "4915112345678",
+            "id": "wamid.D1",
+            "timestamp": at(sent + timedelta(minutes=3)),
+            "type": "revoke",
+            "revoke": {"original_message_id": "wamid.A1"},
+        }
+        webhook(message_body(revoke))
+    message.refresh_from_db()
+    assert message.deleted_at is not None
+
+
+def status_body(wamid, state, moment, **extra):
+    status = {"id": wamid, "status": state, "timestamp": at(moment), "recipient_id": "4915112345678", **extra}
+    return message_body(statuses=[status])
+
+
+@pytest.mark.django_db
+def test_a_reply_goes_out_quoting_the_question_and_whatsapps_reports_follow_it(webhook, graph, agent):
+    graph.answer(f"/{NUMBER_ID}/messages", sent_ok("wamid.OUT1"), sent_ok("wamid.OUT2"))
+    with time_machine.travel(NOW, tick=False):
+        webhook(message_body(text_message("VPN drops", timestamp=at(NOW - timedelta(minutes=2)))))
+        ticket = Ticket.objects.get()
+        [reply_mode] = reply_modes(ticket)
+        assert reply_mode.expires_at == NOW - timedelta(minutes=2) + timedelta(hours=24)
+        first = reply_and_deliver(ticket, agent, "Which office are you in?")
+        second = reply_and_deliver(ticket, agent, "And which laptop?")
+        assert (first.delivery_status, first.external_id) == ("sent", "wamid.OUT1")
+        webhook(status_body("wamid.OUT1", "sent", NOW))
+        webhook(status_body("wamid.OUT1", "read", NOW + timedelta(seconds=20)))
+        webhook(status_body("wamid.OUT1", "delivered", NOW + timedelta(seconds=10)))  # late: never moves it back
+        failure = {"code": 131026, "title": "Message undeliverable", "error_data": {"details": "Unknown recipient"}}
+        webhook(status_body("wamid.OUT2", "failed", NOW + timedelta(seconds=30), errors=[failure]))
+    [request, _] = graph.sent()
+    assert request["context"] == {"message_id": "wamid.A1"}
+    assert request["text"]["body"] == "Which office are you in?"
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.delivery_status == "read"
+    assert (second.delivery_status, second.delivery_error) == (
+        "failed",
+        "Message undeliverable: Unknown recipient (code 131026)",
+    )
+
+
+@pytest.mark.django_db
+def test_after_the_window_the_desk_answers_with_a_template(webhook, graph, agent, whatsapp_channel):
+    whatsapp_channel.state = {"templates": TEMPLATES}
+    whatsapp_channel.save()
+    graph.answer(f"/{NUMBER_ID}/messages", sent_ok("wamid.T1"))
+    with time_machine.travel(NOW, tick=False):
+        webhook(message_body(text_message("laptop ready?", timestamp=at(NOW - timedelta(hours=30)))))
+    ticket = Ticket.objects.get()
+    with time_machine.travel(NOW, tick=False):
+        [reply, update, _] = reply_modes(ticket)
+        assert not reply.allowed
+        with pytest.raises(ReplyError):
+            reply_to_ticket(ticket=ticket, author=agent, body="Yes!", mode="")
+        sent = reply_and_deliver(ticket, agent, "Ana\n#42\nready for pickup", mode=update.key)
+    assert (sent.delivery_status, sent.external_id) == ("sent", "wamid.T1")
+    [message] = graph.sent()
+    assert [p["text"] for p in message["template"]["components"][0]["parameters"]] == ["Ana", "#42", "ready for pickup"]
