@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -28,7 +28,6 @@ from ..base import (
     DeliveryReport,
     Envelope,
     EnvelopeKind,
-    InboundAttachment,
     InvalidWebhook,
     OutboundFile,
     OutcomeUnknown,
@@ -40,24 +39,38 @@ from ..base import (
     Sent,
     TransientError,
     WebhookResult,
-    plausible_time,
 )
 from .graph import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT_SECONDS,
-    GRAPH_EPOCH,
     Graph,
     GraphError,
     answer_subscription,
-    parse_unix_time,
     verify_signature,
 )
+from .whatsapp_messages import (
+    MEDIA_ID,
+    MEDIA_PREFIX,
+    BadItem,
+    as_dict,
+    as_list,
+    base_type,
+    content,
+    describe_error_words,
+    edit,
+    error_words,
+    event_time,
+    message_meta,
+    reaction,
+    text_id,
+    words,
+)
+from .whatsapp_templates import fill_template, template_key, template_message, usable_template
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_OBJECT = "whatsapp_business_account"
 THREAD_PREFIX = "wa:"
-MEDIA_PREFIX = "media:"
 #: A text message's body (and a caption) takes at most this many characters.
 TEXT_LENGTH = 4096
 #: A template's body, once its parameters are filled in.
@@ -73,32 +86,8 @@ VIDEO_BYTES = AUDIO_BYTES = 16 * 1024 * 1024
 DOCUMENT_BYTES = 100 * 1024 * 1024
 #: One file per media message; a reply's files go out one message each.
 REPLY_FILES = AttachmentLimits(max_files=10, max_bytes=DOCUMENT_BYTES)
-#: Message types whose content is a media object with an ``id`` (voice notes come as ``audio`` with
-#: ``voice: true``; newer payloads may name them ``voice``).
-MEDIA_TYPES = ("image", "video", "audio", "voice", "document", "sticker")
-EXTENSIONS = {
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "video/mp4": ".mp4",
-    "video/3gpp": ".3gp",
-    "audio/ogg": ".ogg",
-    "audio/mpeg": ".mp3",
-    "audio/mp4": ".m4a",
-    "audio/aac": ".aac",
-    "audio/amr": ".amr",
-    "application/pdf": ".pdf",
-    "text/plain": ".txt",
-}
 DOWNLOAD_CHUNK = 64 * 1024
-#: Ids end up in stored keys and URL paths: printable, no spaces or slashes, bounded.
-ID = re.compile(r"[^\s/?#]{1,256}")
 GRAPH_ID = re.compile(r"[0-9]{1,32}")
-MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-#: ``{{1}}`` or, for templates with named parameters, ``{{first_name}}``.
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
-#: Meta refuses a template parameter with a tab or more than four spaces in a row (error 132018).
-PARAMETER_WHITESPACE = re.compile(r"\t| {5,}")
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
 #: Send errors worth explaining to an agent in plain words; Meta's own words follow.
 SEND_HINTS = {
@@ -117,62 +106,6 @@ SEND_HINTS = {
 }
 #: Errors that make the whole channel unusable until an admin acts.
 ACCOUNT_CODES = {131031}
-
-
-class BadItem(ValueError):
-    """A webhook item that cannot be interpreted; it becomes a ``Rejected`` with the raw item."""
-
-
-def text_id(value, what="id") -> str:
-    if not isinstance(value, str) or not ID.fullmatch(value):
-        raise BadItem(f"{what} is not an id: {str(value)[:60]!r}")
-    return value
-
-
-def event_time(value) -> datetime:
-    try:
-        return plausible_time(parse_unix_time(value), platform_epoch=GRAPH_EPOCH)
-    except (ValueError, OverflowError, OSError) as exc:
-        raise BadItem(f"bad timestamp: {exc}") from None
-
-
-def as_dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value) -> list:
-    return value if isinstance(value, list) else []
-
-
-def words(value) -> str:
-    """A string from a payload field; "" for anything else."""
-    return value.strip() if isinstance(value, str) else ""
-
-
-def base_type(mime_type: str) -> str:
-    """``audio/ogg; codecs=opus`` → ``audio/ogg``."""
-    return mime_type.split(";")[0].strip().lower()
-
-
-def error_words(error: Mapping) -> dict:
-    """The parts of a WhatsApp error object (statuses[].errors[], messages[].errors[]) worth keeping."""
-    details = as_dict(error.get("error_data")).get("details") or error.get("details")
-    return {
-        "code": error.get("code") if isinstance(error.get("code"), int) else None,
-        "title": words(error.get("title")),
-        "message": words(error.get("message")),
-        "details": words(details),
-    }
-
-
-def describe_error_words(error: Mapping) -> str:
-    """ "Title: message: details (code n)", each part once (WhatsApp often repeats the title as the message)."""
-    parts: list[str] = []
-    for part in (error["title"], error["message"], error["details"]):
-        if part and part not in parts:
-            parts.append(part)
-    text = ": ".join(parts)
-    return f"{text} (code {error['code']})" if error["code"] else text
 
 
 class WhatsAppAdapter(ChannelAdapter):
@@ -583,179 +516,6 @@ class WhatsAppAdapter(ChannelAdapter):
                 raise TransientError(f"WhatsApp file download broke off: {type(exc).__name__}") from None
 
 
-# Interpreting message content ---------------------------------------------------------------------
-
-
-def content(message, kind, value) -> tuple[str, tuple[InboundAttachment, ...]]:
-    """What a message says, as text an agent reads, and its file if it has one."""
-    if kind == "text":
-        body = as_dict(message.get("text")).get("body")
-        if not isinstance(body, str):
-            raise BadItem("text message without text.body")
-        return body, ()
-    if kind in MEDIA_TYPES and isinstance(message.get(kind), dict):
-        return media_content(message[kind], kind)
-    if kind == "location":
-        return location_text(as_dict(message.get("location"))), ()
-    if kind == "contacts":
-        return contacts_text(as_list(message.get("contacts"))), ()
-    if kind == "interactive" and isinstance(message.get("interactive"), dict):
-        return interactive_text(message["interactive"]), ()
-    if kind == "button":
-        button = as_dict(message.get("button"))
-        return f"Pressed the button: {words(button.get('text')) or words(button.get('payload'))}", ()
-    if kind == "order":
-        return order_text(as_dict(message.get("order"))), ()
-    if kind == "system":
-        system = as_dict(message.get("system"))
-        return f"[WhatsApp notice: {words(system.get('body')) or words(system.get('type')) or 'system message'}]", ()
-    if kind == "request_welcome":
-        return "[The person opened a chat with this number for the first time.]", ()
-    return unsupported_text(message, kind, value), ()
-
-
-def media_content(media: Mapping, kind) -> tuple[str, tuple[InboundAttachment, ...]]:
-    media_id = media.get("id")
-    if not isinstance(media_id, str) or not MEDIA_ID.fullmatch(media_id):
-        raise BadItem(f"{kind} without a media id")
-    content_type = base_type(words(media.get("mime_type"))) or "application/octet-stream"
-    voice = kind == "voice" or (kind == "audio" and media.get("voice") is True)
-    label = "voice-message" if voice else f"{'animated-' if media.get('animated') is True else ''}{kind}"
-    name = words(media.get("filename"))[:200] or f"{label}-{media_id}{EXTENSIONS.get(content_type, '')}"
-    size = media.get("file_size")
-    attachment = InboundAttachment(
-        name=name,
-        content_type=content_type,
-        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0,
-        ref=MEDIA_PREFIX + media_id,
-    )
-    caption = media.get("caption")
-    return (caption if isinstance(caption, str) else ""), (attachment,)
-
-
-def location_text(location: Mapping) -> str:
-    latitude, longitude = location.get("latitude"), location.get("longitude")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (latitude, longitude)):
-        raise BadItem("location without coordinates")
-    place = ", ".join(part for part in (words(location.get("name")), words(location.get("address"))) if part)
-    link = words(location.get("url")) or f"https://maps.google.com/?q={latitude},{longitude}"
-    return f"Shared a location: {place + ' ' if place else ''}({latitude}, {longitude}) {link}"
-
-
-def contacts_text(contacts: list) -> str:
-    lines = ["Shared contacts:"]
-    for contact in contacts:
-        if not isinstance(contact, dict):
-            continue
-        name = as_dict(contact.get("name"))
-        full = words(name.get("formatted_name")) or " ".join(
-            part for part in (words(name.get("first_name")), words(name.get("last_name"))) if part
-        )
-        details = [
-            " ".join(part for part in (words(phone.get("phone")), f"({words(phone.get('type'))})") if part != "()")
-            for phone in as_list(contact.get("phones"))
-            if isinstance(phone, dict) and words(phone.get("phone"))
-        ]
-        details += [
-            words(email.get("email"))
-            for email in as_list(contact.get("emails"))
-            if isinstance(email, dict) and words(email.get("email"))
-        ]
-        lines.append(f"- {full or '(no name)'}{': ' + ', '.join(details) if details else ''}")
-    if len(lines) == 1:
-        raise BadItem("contacts message without contacts")
-    return "\n".join(lines)
-
-
-def interactive_text(interactive: Mapping) -> str:
-    kind = interactive.get("type")
-    if kind == "button_reply":
-        reply = as_dict(interactive.get("button_reply"))
-        return f"Chose: {words(reply.get('title')) or words(reply.get('id'))}"
-    if kind == "list_reply":
-        reply = as_dict(interactive.get("list_reply"))
-        title, description = words(reply.get("title")) or words(reply.get("id")), words(reply.get("description"))
-        return f"Chose: {title}{f' ({description})' if description else ''}"
-    if kind == "nfm_reply":
-        reply = as_dict(interactive.get("nfm_reply"))
-        return f"Submitted a form: {words(reply.get('body')) or words(reply.get('name'))}\n{reply.get('response_json', '')}"
-    return f"[An interactive reply of a kind this helpdesk does not read: {str(kind)[:40]}]"
-
-
-def order_text(order: Mapping) -> str:
-    lines = ["Sent an order:"]
-    for item in as_list(order.get("product_items")):
-        if isinstance(item, dict):
-            lines.append(
-                f"- {item.get('quantity', '?')} x {words(item.get('product_retailer_id'))} "
-                f"({item.get('item_price', '?')} {words(item.get('currency'))})"
-            )
-    if words(order.get("text")):
-        lines.append(words(order.get("text")))
-    return "\n".join(lines)
-
-
-def unsupported_text(message, kind, value) -> str:
-    """A message WhatsApp could not pass on, or of a type this adapter does not know: said, never dropped."""
-    shown = words(as_dict(message.get("unsupported")).get("type")) or kind
-    errors = [e for e in as_list(message.get("errors")) + as_list(value.get("errors")) if isinstance(e, dict)]
-    reason = describe_error_words(error_words(errors[0])) if errors else ""
-    return f"[unsupported message type: {shown[:40]}{f' ({reason})' if reason else ''}]"
-
-
-def message_meta(message) -> dict:
-    context = as_dict(message.get("context"))
-    meta = {}
-    if context.get("forwarded") is True:
-        meta["forwarded"] = True
-    if context.get("frequently_forwarded") is True:
-        meta["forwarded"] = meta["frequently_forwarded"] = True
-    if isinstance(context.get("id"), str):
-        meta["in_reply_to"] = context["id"]  # the message this one quotes (ours or theirs)
-    referral = as_dict(message.get("referral"))
-    if referral:
-        meta["referral"] = {k: words(referral.get(k)) for k in ("source_type", "source_url", "headline")}
-    return meta
-
-
-def reaction(message, wa_id, common) -> Envelope:
-    data = as_dict(message.get("reaction"))
-    target = text_id(data.get("message_id"), "reaction.message_id")
-    emoji = data.get("emoji") if isinstance(data.get("emoji"), str) else ""
-    removed = not emoji
-    timestamp = message.get("timestamp")
-    return Envelope(
-        external_id=f"{target}:reaction:{wa_id}:{'unreact' if removed else 'react'}:{timestamp}",
-        kind=EnvelopeKind.REACTION,
-        target_id=target,
-        reopens=False,
-        meta={"emoji": emoji, "removed": removed},
-        **common,
-    )
-
-
-def edit(message, wamid, common) -> Envelope:
-    data = as_dict(message.get("edit"))
-    original = text_id(data.get("original_message_id"), "original_message_id")
-    edited = as_dict(data.get("message"))
-    kind = edited.get("type")
-    if kind == "text":
-        text = as_dict(edited.get("text")).get("body")
-    else:
-        text = as_dict(edited.get(kind)).get("caption") if isinstance(kind, str) else None
-    if not isinstance(text, str):
-        raise BadItem("edit without the new text or caption")
-    return Envelope(
-        # The edit's own wamid: two edits within one second stay two events.
-        external_id=f"{original}:edit:{wamid}",
-        kind=EnvelopeKind.EDIT,
-        target_id=original,
-        text=text,
-        reopens=False,
-        **common,
-    )
-
-
 # Replies ------------------------------------------------------------------------------------------
 
 
@@ -765,83 +525,6 @@ def recipient_of(target: ReplyTarget) -> str:
     ):
         raise PermanentError(f"Not a WhatsApp chat: {target.thread_key[:60]!r}.")
     return target.thread_key.removeprefix(THREAD_PREFIX)
-
-
-def template_key(template: Mapping) -> str:
-    return f"template:{template['name']}:{template['language']}"
-
-
-def usable_template(item) -> tuple[dict | None, str]:
-    """(the template as state keeps it, "") when agents can send it by filling its body's parameters;
-    (None, why not) otherwise."""
-    if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("name", "language")):
-        return None, "no name or language"
-    if item.get("status", "APPROVED") != "APPROVED":
-        return None, f"status {item.get('status')}"
-    body = ""
-    for component in as_list(item.get("components")):
-        if not isinstance(component, dict):
-            continue
-        kind = str(component.get("type", "")).upper()
-        if kind == "BODY":
-            body = words(component.get("text"))
-        elif kind == "HEADER" and (
-            str(component.get("format", "TEXT")).upper() != "TEXT" or PLACEHOLDER.search(str(component.get("text")))
-        ):
-            return None, "its header needs a file or a value, which agents cannot give"
-        elif kind == "BUTTONS" and any(
-            isinstance(b, dict) and PLACEHOLDER.search(str(b.get("url", ""))) for b in as_list(component.get("buttons"))
-        ):
-            return None, "a button needs a value, which agents cannot give"
-    if not body:
-        return None, "no body text"
-    return {
-        "name": item["name"],
-        "language": item["language"],
-        "category": str(item.get("category") or ""),
-        "body": body,
-    }, ""
-
-
-def placeholders(body: str) -> list[str]:
-    """The template's parameters in the order they are filled: numbers in order, names as they appear."""
-    names = list(dict.fromkeys(PLACEHOLDER.findall(body)))
-    return sorted(names, key=int) if all(n.isdigit() for n in names) else names
-
-
-def fill_template(body: str, text: str, *, strict: bool, name: str = "") -> tuple[str, list[tuple[str, str]]]:
-    """The body with ``{{n}}`` replaced by the agent's lines (one per parameter), and the (parameter, value)
-    pairs to send. ``strict``: a missing, empty or extra line is a ``PermanentError`` that names what is expected.
-
-    A template without parameters is sent as it is, whatever the reply says: the helpdesk takes no empty reply,
-    and the composer shows the template's body, which is what the person gets."""
-    wanted = placeholders(body)
-    lines = [PARAMETER_WHITESPACE.sub(" ", line.strip()) for line in text.strip().splitlines()] if text.strip() else []
-    if strict and wanted and (len(lines) != len(wanted) or not all(lines)):
-        expected = ", ".join(f"{{{{{p}}}}}" for p in wanted)
-        raise PermanentError(
-            f'Template "{name}" takes {len(wanted)} value{"s" if len(wanted) != 1 else ""}, one per line '
-            f"({expected}); the reply has {len([line for line in lines if line])}."
-        )
-    values = dict(zip(wanted, lines, strict=False))
-    rendered = PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), body)
-    return rendered, [(p, values[p]) for p in wanted if p in values]
-
-
-def template_message(template: Mapping, parameters: list[tuple[str, str]]) -> dict:
-    message = {"type": "template", "template": {"name": template["name"], "language": {"code": template["language"]}}}
-    if parameters:
-        named = not all(name.isdigit() for name, _ in parameters)
-        message["template"]["components"] = [
-            {
-                "type": "body",
-                "parameters": [
-                    {"type": "text", "text": value, **({"parameter_name": name} if named else {})}
-                    for name, value in parameters
-                ],
-            }
-        ]
-    return message
 
 
 def media_kind(file: OutboundFile) -> str:
