@@ -10,6 +10,7 @@ import pytest
 from channel_adapters import locmem
 from channel_adapters.base import (
     AdapterError,
+    Capability,
     ChannelAdapter,
     ConfigError,
     Envelope,
@@ -30,7 +31,14 @@ from tests.factories import message
 
 class AdapterContract:
     """What every adapter does. Subclasses provide ``adapter`` (credentials valid), ``add_inbound(texts)``
-    and ``raw_config``, and add the contracts below for what their platform offers."""
+    and ``raw_config``, and add the contracts below for what their platform offers.
+
+    ``inbound(adapter)`` is what the platform has for the adapter now: a poll from an empty cursor, unless the
+    platform only pushes (``PushOnlyContract``)."""
+
+    @staticmethod
+    def inbound(adapter) -> list[Envelope]:
+        return [e for page in adapter.poll({}) for e in page.envelopes]
 
     def test_is_registered_by_kind(self, adapter):
         assert adapter_class(adapter.kind) is type(adapter)
@@ -46,6 +54,8 @@ class AdapterContract:
         assert isinstance(json.loads(json.dumps(adapter.check_credentials())), dict)
 
     def test_poll_yields_unique_envelopes_and_json_cursors(self, adapter, add_inbound):
+        if Capability.POLL not in adapter.capabilities:
+            pytest.skip(f"{adapter.kind} cannot be polled (PushOnlyContract checks its webhooks instead)")
         add_inbound(["one", "two", "three"])
         pages = list(adapter.poll({}))
         assert all(isinstance(page, PollPage) for page in pages)
@@ -60,10 +70,9 @@ class AdapterContract:
         final = json.loads(json.dumps(pages[-1].cursor))
         assert not [e for page in adapter.poll(final) for e in page.envelopes]
 
-    @staticmethod
-    def reply_target(adapter, add_inbound):
+    def reply_target(self, adapter, add_inbound):
         add_inbound(["help"])
-        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        envelope = self.inbound(adapter)[0]
         target = ReplyTarget(
             thread_key=envelope.thread_key,
             reply_to=envelope.external_id,
@@ -93,7 +102,7 @@ class AdapterContract:
 
     def test_reply_modes_name_their_limits(self, adapter, add_inbound):
         add_inbound(["help"])
-        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        envelope = self.inbound(adapter)[0]
         modes = adapter.reply_modes(ReplyTarget(thread_key=envelope.thread_key, reply_to_meta=envelope.meta))
         assert modes
         assert all(m.max_length > 0 and m.label for m in modes)
@@ -111,7 +120,7 @@ class InboundFilesContract:
         content = bytes(range(256)) * 300  # several download chunks
         name, content_type = self.inbound_file
         expected_name, expected_size = add_inbound_file("see attached", name, content, content_type)
-        [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
+        [envelope] = self.inbound(adapter)
         [attachment] = envelope.attachments
         assert (attachment.name, attachment.content_type, attachment.size) == (
             expected_name,
@@ -124,7 +133,7 @@ class InboundFilesContract:
     def test_fetching_an_unknown_file_fails_as_an_adapter_error(self, adapter, add_inbound_file):
         name, content_type = self.inbound_file
         add_inbound_file("see attached", name, b"abc", content_type)
-        [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
+        [envelope] = self.inbound(adapter)
         with pytest.raises(AdapterError):
             b"".join(adapter.fetch_attachment(envelope.attachments[0].ref + "-gone"))
 
@@ -134,7 +143,7 @@ class OutboundFilesContract:
 
     def test_modes_that_carry_files_send_them(self, adapter, add_inbound):
         add_inbound(["help"])
-        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        envelope = self.inbound(adapter)[0]
         target = ReplyTarget(thread_key=envelope.thread_key, reply_to=envelope.external_id, reply_to_meta=envelope.meta)
         carrying = [m for m in adapter.reply_modes(target) if m.allowed and m.attachments]
         assert carrying, "this adapter's replies carry no files: test that send_attachment refuses instead"
@@ -146,6 +155,28 @@ class OutboundFilesContract:
             file_id = adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
             assert isinstance(file_id, str)
             assert file_id
+
+
+class PushOnlyContract:
+    """A platform with no API to read messages (WhatsApp): they arrive only by webhook. Subclasses provide
+    ``inbound(adapter)``: the envelopes of the webhooks the platform pushed since the last call."""
+
+    def test_cannot_be_polled_and_says_so_for_admins(self, adapter):
+        assert Capability.POLL not in adapter.capabilities
+        assert Capability.WEBHOOK in adapter.capabilities
+        assert type(adapter).polling_limits(adapter.config)
+
+    def test_pushed_messages_become_unique_envelopes(self, adapter, add_inbound):
+        add_inbound(["one", "two", "three"])
+        envelopes = self.inbound(adapter)
+        assert sorted(e.text for e in envelopes) == ["one", "three", "two"]
+        assert len({e.external_id for e in envelopes}) == 3
+        for envelope in envelopes:
+            assert envelope.kind == EnvelopeKind.MESSAGE
+            assert envelope.sender
+            assert envelope.sent_at.tzinfo
+            assert Envelope.from_json(json.loads(json.dumps(envelope.to_json()))) == envelope
+        assert self.inbound(adapter) == []
 
 
 class WebhookContract:
@@ -268,7 +299,7 @@ class TestXAdapter(AdapterContract, InboundFilesContract):
 
     def test_replies_carry_no_files(self, adapter, add_inbound):
         add_inbound(["help"])
-        envelope = next(e for page in adapter.poll({}) for e in page.envelopes)
+        envelope = self.inbound(adapter)[0]
         target = ReplyTarget(thread_key=envelope.thread_key, mode="dm")
         assert not any(mode.attachments for mode in adapter.reply_modes(target))
         with pytest.raises(PermanentError, match="text only"):
