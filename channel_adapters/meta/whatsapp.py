@@ -15,6 +15,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -378,19 +379,17 @@ class WhatsAppAdapter(ChannelAdapter):
             return mode
         closes = target.last_inbound_at + WINDOW
         if datetime.now(UTC) < closes:
-            return ReplyMode(**{**vars(mode), "expires_at": closes})
+            return replace(mode, expires_at=closes)
         then = "an approved template"
         if not self._templates():
             then += ", and this number has none (approve one in WhatsApp Manager, then Check credentials)"
-        return ReplyMode(
-            **{
-                **vars(mode),
-                "allowed": False,
-                "reason": (
-                    f"WhatsApp's 24-hour window closed at {closes.astimezone(UTC):%Y-%m-%d %H:%M} UTC, 24 hours "
-                    f"after the person last wrote; only {then} can be sent until they write again."
-                ),
-            }
+        return replace(
+            mode,
+            allowed=False,
+            reason=(
+                f"WhatsApp's 24-hour window closed at {closes.astimezone(UTC):%Y-%m-%d %H:%M} UTC, 24 hours after "
+                f"the person last wrote; only {then} can be sent until they write again."
+            ),
         )
 
     def _template_modes(self) -> list[ReplyMode]:
