@@ -64,6 +64,17 @@ GET /{page-id}/conversations?platform=messenger|instagram&user_id=, /{conversati
 Files: GET /cdn/{id}/{name} (DM attachments, public like Meta's signed CDN URLs) and
 GET /whatsapp_business/attachments/?mid={media-id} (bearer token of the owning number).
 
+Behaviour worth knowing:
+- after each business DM, Messenger pushes ``delivery`` then ``read`` (watermark = the reply's time) and
+  Instagram a ``read`` naming the ``mid`` (Instagram has no delivery events); after each WhatsApp send,
+  ``statuses`` sent, delivered, read; delays 0/0.05/0.1 s by default (``set_receipts``), off with
+  ``enabled=False``; a send armed with ``fail_next_whatsapp`` gets one ``failed`` status instead;
+- usage: every answer has ``X-App-Usage`` (and ``X-Business-Use-Case-Usage`` for the account's calls),
+  counted in sliding windows; a spent ``set_budget`` answers code 4 (app), 80001/80002/80007 (Page,
+  Instagram, WhatsApp business account) or 613 (an endpoint) with ``Retry-After``; ``set_usage`` pins a figure;
+- a failed push (non-2xx, timeout, refused) is retried after each of ``webhook_retry_delays`` with the same
+  signed bytes, without holding back later pushes; ``webhooks()`` shows each push's outcome and attempts.
+
 Simplifications against the real Meta:
 - one app: the accounts' tokens are the only valid ones; an Instagram account uses its linked Page's token;
   app secret proofs are not checked; permissions are all granted except Human Agent when switched off;

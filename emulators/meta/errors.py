@@ -109,7 +109,7 @@ def permission(message: str) -> GraphError:
 
 
 def whatsapp_error(code: int, title: str, details: str, status: int = 400) -> GraphError:
-    return GraphError(status, code, f"(#{code}) {title}", details=details, user_title=None)
+    return GraphError(status, code, f"(#{code}) {title}", details=details)
 
 
 def whatsapp_status_error(code: int, title: str, details: str) -> dict:

@@ -6,6 +6,7 @@ answer, errors included, carries the usage headers.
 """
 
 import json
+import math
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -232,7 +233,7 @@ class GraphApi:
             raise GraphError(fault.status, fault.code, fault.message, transient=fault.status >= 500 or None)
         code, regain, headers = self.usage.take(account, route.endpoint)
         if code is not None:
-            raise throttled(code, retry_after=int(regain) + 1 if regain else None)
+            raise throttled(code, retry_after=math.ceil(regain) if regain else None)
         body = route.handler(request, obj)
         return 200, body, headers
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from channel_adapters.base import CredentialsError
+from channel_adapters.base import CredentialsError, OutcomeUnknown, RateLimited, TransientError
 from channel_adapters.meta.graph import Graph, GraphError, verify_signature
 from emulators.meta import EmulatorControlError, MetaEmulator
 
@@ -649,3 +649,277 @@ def test_cli_serves_until_terminated():
     finally:
         process.terminate()
     assert process.wait(timeout=5) == 0
+
+
+# -- receipts after a business send ----------------------------------------------------------------------------
+
+
+def test_a_messenger_reply_is_followed_by_delivery_and_read(meta, helpdesk, page_graph):
+    meta.set_receipts(enabled=True, delivered_delay=0.01, read_delay=0.02)
+    person = meta.dm(PAGE, "help", name="Ann")["sender_id"]
+    mid = page_graph.post(f"{PAGE}/messages", json_body={"recipient": {"id": person}, "message": {"text": "ok"}})[
+        "message_id"
+    ]
+    _, delivery, read = helpdesk.wait_for(3)
+    assert shape(delivery) == shape(drop_keys(fixture("messenger/webhook__delivery.json"), "seq"))
+    assert shape(read) == shape(drop_keys(fixture("messenger/webhook__read.json"), "seq"))
+    delivered = delivery["entry"][0]["messaging"][0]
+    assert delivered["sender"]["id"] == person
+    assert delivered["delivery"]["mids"] == [mid]
+    assert read["entry"][0]["messaging"][0]["read"]["watermark"] == delivered["delivery"]["watermark"]
+
+
+def test_an_instagram_reply_is_followed_by_a_read_naming_the_message(meta, helpdesk, page_graph):
+    meta.set_receipts(enabled=True, read_delay=0.01)
+    person = meta.dm(IG, "hi", username="maya")["sender_id"]
+    mid = page_graph.post(f"{PAGE}/messages", json_body={"recipient": {"id": person}, "message": {"text": "ok"}})[
+        "message_id"
+    ]
+    _, read = helpdesk.wait_for(2)
+    event = read["entry"][0]["messaging"][0]
+    assert set(event) == set(fixture("instagram/webhook__messaging_seen.json")["entry"][0]["messaging"][0])
+    assert event["read"] == {"mid": mid}
+    assert read["object"] == "instagram"
+
+
+def test_a_whatsapp_send_is_followed_by_sent_delivered_and_read(meta, helpdesk, wa_graph):
+    meta.set_receipts(enabled=True, sent_delay=0, delivered_delay=0.01, read_delay=0.02)
+    meta.whatsapp(PHONE, "hi", wa_id="15551234567", name="Test Name")
+    text = {"messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": {"body": "ok"}}
+    wamid = wa_graph.post(f"{PHONE}/messages", json_body=text)["messages"][0]["id"]
+    bodies = helpdesk.wait_for(4)[1:]
+    statuses = [body["entry"][0]["changes"][0]["value"]["statuses"][0] for body in bodies]
+    assert [(s["id"], s["status"]) for s in statuses] == [(wamid, "sent"), (wamid, "delivered"), (wamid, "read")]
+    for body, name in zip(bodies, ("sent", "delivered", "read"), strict=True):
+        assert shape(body) == shape(drop_keys(fixture(f"whatsapp/status__{name}.json"), "user_id", "parent_user_id"))
+
+
+def test_a_whatsapp_send_armed_to_fail_reports_failed_with_the_error(meta, helpdesk, wa_graph):
+    meta.whatsapp(PHONE, "hi", wa_id="15551234567")
+    meta.fail_next_whatsapp(PHONE, code=131026)
+    text = {"messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": {"body": "ok"}}
+    wamid = wa_graph.post(f"{PHONE}/messages", json_body=text)["messages"][0]["id"]  # accepted first
+    failed = helpdesk.wait_for(2)[1]
+    recorded = drop_keys(fixture("whatsapp/status__failed.json"), "user_id", "parent_user_id")
+    assert shape(failed) == shape(recorded)
+    [status] = failed["entry"][0]["changes"][0]["value"]["statuses"]
+    assert (status["id"], status["status"], status["errors"][0]["code"]) == (wamid, "failed", 131026)
+    wa_graph.post(f"{PHONE}/messages", json_body=text)  # the next one is not armed: no receipts, no failure
+    assert meta.wait_for_webhooks(5)
+    assert len(helpdesk.posts) == 2
+    with pytest.raises(EmulatorControlError):
+        meta.fail_next_whatsapp(PHONE, code=1)
+
+
+def test_receipts_can_be_switched_off(meta, helpdesk, page_graph):
+    person = meta.dm(PAGE, "help", name="Ann")["sender_id"]
+    page_graph.post(f"{PAGE}/messages", json_body={"recipient": {"id": person}, "message": {"text": "ok"}})
+    assert meta.wait_for_webhooks(5)
+    assert len(helpdesk.posts) == 1  # the DM only
+
+
+# -- reactions, edits, unsends ---------------------------------------------------------------------------------
+
+
+def test_messenger_reactions_and_edits(meta, helpdesk, page_graph):
+    sent = meta.dm(PAGE, "helo", name="Ann")
+    reply = page_graph.post(
+        f"{PAGE}/messages", json_body={"recipient": {"id": sent["sender_id"]}, "message": {"text": "hi"}}
+    )
+    meta.react(PAGE, reply["message_id"], sent["sender_id"], emoji="❤️")
+    meta.react(PAGE, reply["message_id"], sent["sender_id"], emoji="❤️", remove=True)
+    assert meta.edit_dm(PAGE, sent["mid"], "hello")["num_edit"] == 1
+    _, react, unreact, edit = (body["entry"][0]["messaging"][0] for body in helpdesk.wait_for(4))
+    assert shape(react) == shape(fixture("messenger/event__reaction_react.json"))
+    assert (react["reaction"]["action"], react["reaction"]["mid"]) == ("react", reply["message_id"])
+    assert unreact["reaction"]["action"] == "unreact"
+    assert set(edit) == {"sender", "recipient", "timestamp", "message_edit"}
+    assert edit["message_edit"] == {"mid": sent["mid"], "text": "hello", "num_edit": 1}
+    messages = page_graph.get(f"{sent['conversation_id']}/messages", {"fields": "message"})["data"]
+    assert messages[-1]["message"] == "hello"
+    with pytest.raises(EmulatorControlError):
+        meta.unsend_dm(PAGE, sent["mid"])  # Messenger tells a business nothing about unsent messages
+
+
+def test_an_instagram_unsend_is_pushed_and_hides_the_message(meta, helpdesk, page_graph):
+    sent = meta.dm(IG, "oops", username="maya")
+    meta.unsend_dm(IG, sent["mid"])
+    unsent = helpdesk.wait_for(2)[1]["entry"][0]["messaging"][0]
+    recorded = fixture("instagram/webhook__unsend_is_deleted.json")["entry"][0]["messaging"][0]
+    assert set(unsent) == set(recorded)
+    assert unsent["message"] == {"mid": sent["mid"], "is_deleted": True}
+    assert page_graph.get(f"{sent['conversation_id']}/messages")["data"] == []
+
+
+def test_page_comment_edits_and_removals(meta, helpdesk, page_graph):
+    post = meta.add_post(PAGE, "news")["id"]
+    comment = meta.comment(PAGE, post, "Great", name="Ann")["comment_id"]
+    meta.edit_comment(PAGE, comment, "Great!")
+    meta.remove_comment(PAGE, comment)
+    _, edited, removed = (body["entry"][0]["changes"][0] for body in helpdesk.wait_for(3))
+    assert shape(edited) == shape(fixture("facebook/change__feed_comment_edited.json"))
+    assert shape(removed) == shape(fixture("facebook/change__feed_comment_remove.json"))
+    assert (edited["value"]["verb"], edited["value"]["message"]) == ("edited", "Great!")
+    assert removed["value"]["verb"] == "remove"
+    assert page_graph.get(f"{post}/comments")["data"] == []
+
+
+def test_whatsapp_reactions_edits_and_revokes(meta, helpdesk, wa_graph):
+    first = meta.whatsapp(PHONE, "helo", wa_id="15551234567")
+    text = {"messaging_product": "whatsapp", "to": "15551234567", "type": "text", "text": {"body": "hi"}}
+    ours = wa_graph.post(f"{PHONE}/messages", json_body=text)["messages"][0]["id"]
+    meta.whatsapp_react(PHONE, "15551234567", ours, "👍")
+    meta.whatsapp_react(PHONE, "15551234567", ours, "")
+    meta.whatsapp_edit(PHONE, "15551234567", first["wamid"], "hello")
+    meta.whatsapp_revoke(PHONE, "15551234567", first["wamid"])
+    bodies = helpdesk.wait_for(5)[1:]
+    react, unreact, edit, revoke = (b["entry"][0]["changes"][0]["value"]["messages"][0] for b in bodies)
+    messages = {
+        name: fixture(f"whatsapp/webhook__{name}.json")["entry"][0]["changes"][0]["value"]["messages"][0]
+        for name in ("reaction", "reaction_removed", "edit_image_caption", "revoke_deleted")
+    }
+    assert shape(react) == shape(messages["reaction"])
+    assert react["reaction"] == {"message_id": ours, "emoji": "👍"}
+    assert unreact["reaction"] == {"message_id": ours, "emoji": ""}
+    assert set(edit) == set(messages["edit_image_caption"])
+    assert edit["edit"]["original_message_id"] == first["wamid"]
+    assert edit["edit"]["message"] == {"type": "text", "text": {"body": "hello"}}
+    assert shape(revoke) == shape(messages["revoke_deleted"])
+    assert revoke["revoke"] == {"original_message_id": first["wamid"]}
+    with pytest.raises(EmulatorControlError):
+        meta.whatsapp_edit(PHONE, "15551234567", ours, "people edit only their own")
+
+
+# -- usage, throttling, tokens ---------------------------------------------------------------------------------
+
+
+def test_usage_headers_count_calls_in_a_sliding_window(meta, page_graph):
+    meta.set_budget("app", 4, window_seconds=0.5)
+    seen = []
+    for _ in range(4):
+        _, _, headers = raw_graph(meta, "GET", PAGE)
+        seen.append(json.loads(headers["X-App-Usage"])["call_count"])
+    assert seen == [25, 50, 75, 100]
+    with pytest.raises(RateLimited) as throttled:
+        page_graph.get(PAGE)
+    assert "(#4)" in str(throttled.value)
+    assert 0 < throttled.value.retry_after <= 1
+    time.sleep(0.55)  # the window slides past the four calls
+    assert page_graph.get(PAGE)["id"] == PAGE
+    _, _, headers = raw_graph(meta, "GET", PAGE)
+    assert json.loads(headers["X-App-Usage"])["call_count"] == 50
+
+
+@pytest.mark.parametrize(
+    ("scope", "path", "token", "code"),
+    [
+        (PAGE, PAGE, "page-token", 80001),
+        (IG, IG, "page-token", 80002),
+        (WABA, PHONE, "wa-token", 80007),
+        ("conversations", f"{PAGE}/conversations", "page-token", 613),
+    ],
+)
+def test_a_spent_budget_throttles_with_the_scopes_code(meta, scope, path, token, code):
+    meta.set_budget(scope, 1, window_seconds=60)
+    assert raw_graph(meta, "GET", path, token=token)[0] == 200
+    status, body, headers = raw_graph(meta, "GET", path, token=token)
+    assert (status, body["error"]["code"], body["error"]["is_transient"]) == (400, code, True)
+    if code != 613:
+        [usage] = json.loads(headers["X-Business-Use-Case-Usage"])[scope]
+        assert usage["call_count"] == 100
+        assert usage["estimated_time_to_regain_access"] == 1  # minutes, rounded up
+    with pytest.raises(RateLimited):
+        Graph(base_url=meta.base_url, token=token).get(path)
+
+
+def test_pinned_usage_makes_a_poll_back_off_then_throttles(meta, page_graph):
+    meta.set_usage(PAGE, 95)
+    page_graph.get(f"{PAGE}/conversations")
+    assert page_graph.usage == 95
+    meta.set_usage(PAGE, 100, regain_minutes=7)
+    with pytest.raises(RateLimited) as throttled:
+        page_graph.get(PAGE)
+    assert throttled.value.retry_after == 7 * 60
+    meta.set_usage(PAGE, None)
+    assert page_graph.get(PAGE)["id"] == PAGE
+    assert meta.usage()["scopes"]["app"]["calls"] >= 2
+
+
+def test_a_revoked_or_expired_token_answers_190(meta, page_graph, wa_graph):
+    meta.revoke_token("page-token")
+    with pytest.raises(CredentialsError, match="re-authorize"):
+        page_graph.get(PAGE)
+    assert graph_error(meta, "GET", PAGE)["error_subcode"] == 460
+    meta.revoke_token("wa-token", expired=True)
+    status, body, _ = raw_graph(meta, "GET", PHONE, token="wa-token")
+    assert (status, body["error"]["code"], body["error"]["error_subcode"]) == (401, 190, 463)
+    meta.restore_token("page-token")
+    assert page_graph.get(PAGE)["id"] == PAGE
+
+
+# -- push retries ----------------------------------------------------------------------------------------------
+
+
+def test_a_push_answered_non_2xx_is_retried_with_the_same_signed_bytes(meta, helpdesk):
+    helpdesk.script = [(500, 0), (503, 0)]
+    meta.dm(PAGE, "help", name="Ann")
+    helpdesk.wait_for(3)
+    assert meta.wait_for_webhooks(5)
+    assert len({body for _, body in helpdesk.posts}) == 1
+    assert len({headers["X-Hub-Signature-256"] for headers, _ in helpdesk.posts}) == 1
+    [push] = meta.webhooks()["pushes"]
+    assert (push["attempts"], push["outcome"]) == (3, "delivered")
+    assert [a["status"] for a in meta.webhooks()["attempts"]] == [500, 503, 200]
+
+
+def test_a_slow_helpdesk_times_out_and_is_retried_then_given_up(meta, helpdesk):
+    meta.configure_webhooks(timeout=0.2)
+    helpdesk.script = [(200, 0.4)] * 3  # slower than the timeout, every time
+    meta.dm(PAGE, "help", name="Ann")
+    assert meta.wait_for_webhooks(5)
+    [push] = meta.webhooks()["pushes"]
+    assert (push["attempts"], push["outcome"]) == (3, "failed")  # the first try and two retries
+    assert {a.get("error") for a in meta.webhooks()["attempts"]} == {"timeout"}
+
+
+def test_an_unreachable_helpdesk_is_retried_without_holding_back_later_pushes(meta, helpdesk):
+    meta.set_webhook(PHONE, "http://127.0.0.1:9/gone", handshake=False)
+    meta.whatsapp(PHONE, "lost", wa_id="15551234567")
+    meta.dm(PAGE, "arrives", name="Ann")
+    assert helpdesk.wait_for(1)[0]["object"] == "page"
+    assert meta.wait_for_webhooks(5)
+    outcomes = {p["account_id"]: p["outcome"] for p in meta.webhooks()["pushes"]}
+    assert outcomes == {PHONE: "failed", PAGE: "delivered"}
+    assert {a["error"] for a in meta.webhooks(PHONE)["attempts"]} == {"connection_failed"}
+
+
+# -- faults and storms -----------------------------------------------------------------------------------------
+
+
+def test_armed_faults_and_writes_answered_late_or_not_at_all(meta, page_graph):
+    person = meta.dm(PAGE, "help", name="Ann")["sender_id"]
+    reply = {"recipient": {"id": person}, "message": {"text": "ok"}}
+    meta.fault("send", status=503)
+    with pytest.raises(TransientError):
+        page_graph.post(f"{PAGE}/messages", json_body=reply)
+    assert meta.sent() == []
+    meta.fault_after_write("send", reset=True)
+    with pytest.raises(OutcomeUnknown):
+        page_graph.post(f"{PAGE}/messages", json_body=reply)
+    assert len(meta.sent()) == 1  # applied, though never answered
+    with pytest.raises(EmulatorControlError):
+        meta.fault("nonsense")
+    assert meta.stats()["calls"]["POST send"] == 2
+
+
+def test_a_storm_strikes_graph_calls_like_meta_outages_and_throttling(meta, page_graph):
+    meta.start_storm(rate=1.0, kinds=["5xx"], keys=["conversations"])
+    with pytest.raises(TransientError):
+        page_graph.get(f"{PAGE}/conversations")
+    assert page_graph.get(PAGE)["id"] == PAGE  # not in the storm's keys
+    meta.start_storm(rate=1.0, kinds=["429"], keys=["conversations"], retry_after=3)
+    with pytest.raises(RateLimited) as throttled:
+        page_graph.get(f"{PAGE}/conversations")
+    assert throttled.value.retry_after == 3
+    assert meta.stop_storm()["hits"] == {"429": 1}
+    assert page_graph.get(f"{PAGE}/conversations")["data"] == []
