@@ -39,6 +39,7 @@ Client API (``MetaEmulatorClient``; ``MetaEmulator`` is one too). Stable: tests 
     sent(account_id=None) -> list[dict]               what the business sent (kind dm, private_reply,
                                                       comment_reply, whatsapp), oldest first
     webhooks(account_id=None) -> {"pushes", "attempts", "pending", "drop_next"}; pushed(account_id=None)
+    push_raw(account_id, body) -> str                 any body (a recorded fixture), signed and retried
     drop_webhooks(count=1) -> int; wait_for_webhooks(timeout=10.0) -> bool
     configure_webhooks(retry_delays=None, timeout=None) -> dict
     set_receipts(enabled=None, sent_delay=None, delivered_delay=None, read_delay=None) -> dict
@@ -50,9 +51,9 @@ Client API (``MetaEmulatorClient``; ``MetaEmulator`` is one too). Stable: tests 
 
 Control routes (``/_emulator/``): POST reset, accounts/page, accounts/instagram, accounts/whatsapp, webhook,
 dms, dms/edit, dms/unsend, dms/react, posts, comments, comments/edit, comments/remove, whatsapp,
-whatsapp/react, whatsapp/edit, whatsapp/revoke, whatsapp/fail, templates, webhooks/drop, webhooks/wait,
-webhooks/config, receipts, tokens, usage/budget, usage, faults, faults/after_write, storm; GET accounts, sent,
-webhooks, usage, stats, storm; DELETE faults, storm.
+whatsapp/react, whatsapp/edit, whatsapp/revoke, whatsapp/fail, templates, webhooks/push, webhooks/drop,
+webhooks/wait, webhooks/config, receipts, tokens, usage/budget, usage, faults, faults/after_write, storm;
+GET accounts, sent, webhooks, usage, stats, storm; DELETE faults, storm.
 
 Graph API (``/{version}/...``, token as ``Authorization: Bearer`` or ``access_token``): GET /{id} (Page,
 Instagram user, phone number, WABA, conversation, message, post, media, comment, WhatsApp media);

@@ -285,6 +285,11 @@ class MetaEmulatorClient(ControlClient):
         """The bodies of the pushes delivered, oldest first."""
         return [p["body"] for p in self.webhooks(account_id)["pushes"] if p["outcome"] == "delivered"]
 
+    def push_raw(self, account_id: str, body: dict) -> str:
+        """Push ``body`` as it is (e.g. a recorded fixture: a WhatsApp ``system`` or ``unsupported`` message) to
+        the account's URL, signed with its app secret and retried like any push; returns the push id."""
+        return self._call("POST", "webhooks/push", {"account_id": account_id, "body": body})["push_id"]
+
     def drop_webhooks(self, count: int = 1) -> int:
         """Lose the next ``count`` pushes (never sent, never retried), so that a poll has to find them."""
         return self._call("POST", "webhooks/drop", {"count": count})["drop_next"]

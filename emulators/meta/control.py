@@ -105,6 +105,7 @@ class ControlApi(ControlRoutes):
             ("POST", "templates"): self.add_template,
             ("GET", "sent"): self.list_sent,
             ("GET", "webhooks"): lambda p: self.pusher.snapshot(p.get("account_id") or None),
+            ("POST", "webhooks/push"): self.push_raw,
             ("POST", "webhooks/drop"): lambda p: {"drop_next": self.pusher.drop_next(int(p.get("count", 1)))},
             ("POST", "webhooks/wait"): self.wait_webhooks,
             ("POST", "webhooks/config"): lambda p: self.pusher.configure(p.get("retry_delays"), p.get("timeout")),
@@ -284,6 +285,11 @@ class ControlApi(ControlRoutes):
     def list_sent(self, payload: dict) -> dict:
         account_id = payload.get("account_id")
         return {"sent": [dict(item) for item in self.store.sent if not account_id or item["account_id"] == account_id]}
+
+    def push_raw(self, payload: dict) -> dict:
+        """Push any body to an account's URL, signed and retried like the others (events no control makes)."""
+        account = self.store.account(_field(payload, "account_id"))
+        return {"push_id": self.pusher.publish(account.id, _field(payload, "body", dict))}
 
     def wait_webhooks(self, payload: dict) -> dict:
         timeout = float(payload.get("timeout", 10))

@@ -923,3 +923,14 @@ def test_a_storm_strikes_graph_calls_like_meta_outages_and_throttling(meta, page
     assert throttled.value.retry_after == 3
     assert meta.stop_storm()["hits"] == {"429": 1}
     assert page_graph.get(f"{PAGE}/conversations")["data"] == []
+
+
+def test_any_recorded_body_can_be_pushed_signed(meta, helpdesk):
+    recorded = fixture("whatsapp/webhook__unsupported.json")
+    meta.push_raw(PHONE, recorded)
+    helpdesk.wait_for(1)
+    headers, raw = helpdesk.posts[0]
+    assert json.loads(raw) == recorded
+    verify_signature(SECRET, headers, raw)
+    with pytest.raises(EmulatorControlError):
+        meta.push_raw("404", recorded)
