@@ -16,6 +16,7 @@ import uuid
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from django.core.cache import cache
@@ -27,6 +28,7 @@ from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from channel_adapters.base import InvalidWebhook
 from channels_ingest import ingest, polling
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel, InboundMessage
@@ -515,3 +517,56 @@ def canned_x_channel(canned_platform, name="canned-x"):
     return Channel.objects.create(
         kind="x", name=name, config=clean, secrets=secrets, state={"account_id": "1", "username": "ithelp"}
     )
+
+
+class PushInbox:
+    """A webhook endpoint for an adapter under test, without the helpdesk: it answers the platform's GET
+    handshake through ``adapter.verify_subscription`` and keeps each POST (headers and raw bytes) until
+    ``take`` hands the adapter what arrived, through ``handle_webhook``, signature check included."""
+
+    def __init__(self, adapter):
+        self.adapter = adapter
+        self.pushes: list[tuple[dict, bytes]] = []
+        inbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                try:
+                    answer = inbox.adapter.verify_subscription(dict(parse_qsl(urlsplit(self.path).query)))
+                    status, body = answer.status, str(answer.body).encode()
+                except InvalidWebhook as exc:
+                    status, body = exc.status, str(exc).encode()
+                self._reply(status, body)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                inbox.pushes.append((dict(self.headers), body))
+                self._reply(200, b"{}")
+
+            def _reply(self, status, body):
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/webhook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self, emulator) -> list:
+        """The envelopes of everything pushed since the last call, once the emulator has pushed all it queued."""
+        assert emulator.wait_for_webhooks(), "the emulator still had pushes queued"
+        pushes, self.pushes = self.pushes, []
+        envelopes = []
+        for headers, body in pushes:
+            result = self.adapter.handle_webhook(headers=headers, body=body)
+            assert not result.rejected, result.rejected  # the platform's own pushes are all understood
+            envelopes += result.envelopes
+        return envelopes
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

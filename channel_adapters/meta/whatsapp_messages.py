@@ -31,8 +31,9 @@ EXTENSIONS = {
     "application/pdf": ".pdf",
     "text/plain": ".txt",
 }
-#: Ids end up in stored keys: printable, no spaces or slashes, bounded. A media id also ends up in a URL path.
-ID = re.compile(r"[^\s/?#]{1,256}")
+#: Ids end up in stored keys: printable ASCII without spaces, bounded. A wamid is base64 and may hold "/", "+"
+#: and "="; a media id also ends up in a URL path, so it is held to letters, digits, "_" and "-".
+ID = re.compile(r"[!-~]{1,256}")
 MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 

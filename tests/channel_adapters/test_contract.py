@@ -23,10 +23,12 @@ from channel_adapters.base import (
     ReplyTarget,
     Sent,
 )
+from channel_adapters.meta.whatsapp import WhatsAppAdapter
 from channel_adapters.slack import SlackAdapter
 from channel_adapters.x import XAdapter
 from channels_ingest.registry import adapter_class
 from tests.factories import message
+from tests.helpers import PushInbox
 
 
 class AdapterContract:
@@ -304,3 +306,69 @@ class TestXAdapter(AdapterContract, InboundFilesContract):
         assert not any(mode.attachments for mode in adapter.reply_modes(target))
         with pytest.raises(PermanentError, match="text only"):
             adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
+
+
+class TestWhatsAppAdapter(
+    AdapterContract, PushOnlyContract, InboundFilesContract, OutboundFilesContract, WebhookContract
+):
+    """WhatsApp: no API to read messages, so what people write arrives only as the emulator's signed pushes,
+    received here by a webhook endpoint of the test's own (``PushInbox``); replies carry files."""
+
+    NUMBER_ID, WABA_ID = "106540352242922", "102290129340398"
+
+    @pytest.fixture
+    def raw_config(self, meta_emulator):
+        return {
+            "phone_number_id": self.NUMBER_ID,
+            "waba_id": self.WABA_ID,
+            "access_token": "EAAG-contract",
+            "app_secret": "contract-app-secret",
+            "verify_token": "contract-verify",
+            "base_url": meta_emulator.base_url,
+        }
+
+    @pytest.fixture
+    def adapter(self, raw_config, meta_emulator):
+        config, secrets = WhatsAppAdapter.split_config(raw_config)
+        adapter = WhatsAppAdapter(config=config, secrets=secrets)
+        self.pushes = PushInbox(adapter)
+        account = meta_emulator.add_whatsapp(
+            phone_number_id=self.NUMBER_ID,
+            waba_id=self.WABA_ID,
+            token=secrets["access_token"],
+            app_secret=secrets["app_secret"],
+            verify_token=secrets["verify_token"],
+            webhook_url=self.pushes.url,
+        )
+        assert account["handshake"]["passed"], account["handshake"]
+        self.emulator = meta_emulator
+        adapter.state = adapter.check_credentials()
+        yield adapter
+        self.pushes.stop()
+
+    def inbound(self, adapter):
+        return self.pushes.take(self.emulator)
+
+    @pytest.fixture
+    def add_inbound(self, meta_emulator):
+        def add(texts):
+            for text in texts:
+                meta_emulator.whatsapp(self.NUMBER_ID, text, wa_id="4915112345678", name="Ana")
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self, meta_emulator):
+        def add(text, name, content, content_type):
+            meta_emulator.whatsapp(
+                self.NUMBER_ID,
+                wa_id="4915112345678",
+                type="document",
+                content=content,
+                mime_type=content_type,
+                filename=name,
+                caption=text,
+            )
+            return name, 0  # WhatsApp's webhooks declare no size
+
+        return add

@@ -219,6 +219,13 @@ def test_a_text_message_opens_a_chat_with_the_sender_named_from_contacts():
     assert envelope.meta == {}
 
 
+def test_wamids_are_base64_and_keep_their_slashes_and_pluses():
+    [envelope] = push(
+        adapter(), message_body(text_message(wamid="wamid.FQIAEhgUu7FvKWGAp3x7/ytN0nY/Bf8Y+SPR2H="))
+    ).envelopes
+    assert envelope.external_id == "wamid.FQIAEhgUu7FvKWGAp3x7/ytN0nY/Bf8Y+SPR2H="
+
+
 def test_a_quoted_reply_and_forwards_are_kept_in_meta():
     assert only("webhook__text_reply_context").meta == {"in_reply_to": "wamid.xyzxyz=="}
     assert only("webhook__text_forwarded").meta == {"forwarded": True}
