@@ -556,12 +556,16 @@ class PushInbox:
         self.url = f"http://127.0.0.1:{self.server.server_port}/webhook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def take(self, emulator) -> list:
-        """The envelopes of everything pushed since the last call, once the emulator has pushed all it queued."""
+    def raw(self, emulator) -> list[tuple[dict, bytes]]:
+        """What was pushed since the last call (headers and bytes, in order), once the emulator pushed all it queued."""
         assert emulator.wait_for_webhooks(), "the emulator still had pushes queued"
         pushes, self.pushes = self.pushes, []
+        return pushes
+
+    def take(self, emulator) -> list:
+        """The envelopes of everything pushed since the last call."""
         envelopes = []
-        for headers, body in pushes:
+        for headers, body in self.raw(emulator):
             result = self.adapter.handle_webhook(headers=headers, body=body)
             assert not result.rejected, result.rejected  # the platform's own pushes are all understood
             envelopes += result.envelopes

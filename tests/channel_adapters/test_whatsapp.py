@@ -6,6 +6,7 @@ import hmac
 import json
 import re
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,8 +32,8 @@ from channel_adapters.base import (
 from channel_adapters.meta.whatsapp import WhatsAppAdapter
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel, InboundMessage
-from tests.helpers import reply_and_deliver
-from tickets.models import Message, Ticket
+from tests.helpers import PushInbox, reply_and_deliver
+from tickets.models import Attachment, Message, Ticket
 from tickets.replies import ReplyError, reply_modes, reply_to_ticket
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
@@ -1131,3 +1132,166 @@ def test_after_the_window_the_desk_answers_with_a_template(webhook, graph, agent
     assert (sent.delivery_status, sent.external_id) == ("sent", "wamid.T1")
     [message] = graph.sent()
     assert [p["text"] for p in message["template"]["components"][0]["parameters"]] == ["Ana", "#42", "ready for pickup"]
+
+
+# Against the Meta emulator: its signed pushes relayed to the channel's webhook --------------------
+
+OGG = b"OggS\x00\x02" + b"voice" * 400
+
+
+@pytest.fixture
+def emulated(db, meta_emulator, client, django_capture_on_commit_callbacks):
+    """A WhatsApp channel on the emulator. ``relay()`` POSTs what the emulator pushed (its own signed bytes) to
+    the channel's webhook URL and runs the ingestion and downloads that queues."""
+    config, secrets = clean_channel_config(
+        "whatsapp",
+        {
+            "phone_number_id": NUMBER_ID,
+            "waba_id": WABA_ID,
+            "access_token": "EAAG-emulated",
+            "app_secret": "emulated-secret",
+            "verify_token": "emulated-verify",
+            "base_url": meta_emulator.base_url,
+        },
+    )
+    channel = Channel.objects.create(kind="whatsapp", name="whatsapp-emulated", config=config, secrets=secrets)
+    inbox = PushInbox(channel.adapter())
+    meta_emulator.add_whatsapp(
+        phone_number_id=NUMBER_ID,
+        waba_id=WABA_ID,
+        token="EAAG-emulated",
+        app_secret="emulated-secret",
+        verify_token="emulated-verify",
+        webhook_url=inbox.url,
+    )
+    url = reverse("channels_ingest:webhook", args=[channel.public_id])
+
+    def relay():
+        for headers, body in inbox.raw(meta_emulator):
+            with django_capture_on_commit_callbacks(execute=True):
+                response = client.post(
+                    url,
+                    data=body,
+                    content_type="application/json",
+                    HTTP_X_HUB_SIGNATURE_256=headers["X-Hub-Signature-256"],
+                )
+            assert response.status_code == 200, response.content
+
+    channel.relay = relay
+    yield channel
+    inbox.stop()
+
+
+@pytest.mark.django_db
+def test_a_person_writes_and_the_reply_quotes_them_then_is_delivered_and_read(emulated, meta_emulator, agent):
+    wrote = meta_emulator.whatsapp(NUMBER_ID, "VPN drops every 5 min", wa_id="4915112345678", name="Ana Lima")
+    emulated.relay()
+    ticket = Ticket.objects.get()
+    assert ticket.subject == "VPN drops every 5 min"
+    assert ticket.requester.display_name == "Ana Lima"
+
+    reply = reply_and_deliver(ticket, agent, "Which office are you in?")
+    [sent] = meta_emulator.sent(NUMBER_ID)
+    assert (sent["to"], sent["text"], sent["context_id"]) == (
+        "4915112345678",
+        "Which office are you in?",
+        wrote["wamid"],
+    )
+    assert reply.external_id == sent["id"]
+    emulated.relay()  # the receipts: sent, delivered, read
+    reply.refresh_from_db()
+    assert reply.delivery_status == "read"
+
+
+@pytest.mark.django_db
+def test_a_reply_whatsapp_reports_failed_shows_its_words(emulated, meta_emulator, agent):
+    meta_emulator.whatsapp(NUMBER_ID, "printer?", wa_id="4915112345678")
+    emulated.relay()
+    meta_emulator.fail_next_whatsapp(NUMBER_ID, code=131026)
+    reply = reply_and_deliver(Ticket.objects.get(), agent, "Which printer?")
+    assert reply.delivery_status == "sent"  # WhatsApp accepted it; the failure comes later
+    emulated.relay()
+    reply.refresh_from_db()
+    assert reply.delivery_status == "failed"
+    assert "131026" in reply.delivery_error
+
+
+@pytest.mark.django_db
+def test_a_voice_note_is_kept_as_a_file_downloaded_with_the_token(emulated, meta_emulator):
+    sent = meta_emulator.whatsapp(NUMBER_ID, wa_id="4915112345678", type="audio", content=OGG, voice=True)
+    emulated.relay()
+    attachment = Attachment.objects.get()
+    assert (attachment.status, attachment.name) == ("stored", f"voice-message-{sent['media_id']}.ogg")
+    assert attachment.file.read() == OGG
+
+
+@pytest.mark.django_db
+def test_edits_reactions_and_revokes_from_the_emulator(emulated, meta_emulator):
+    wrote = meta_emulator.whatsapp(NUMBER_ID, "screen flickers", wa_id="4915112345678")
+    meta_emulator.whatsapp_edit(NUMBER_ID, "4915112345678", wrote["wamid"], "screen flickers on battery")
+    meta_emulator.whatsapp_react(NUMBER_ID, "4915112345678", wrote["wamid"], "👀")
+    emulated.relay()
+    message = Message.objects.get()
+    assert message.body == "screen flickers on battery"
+    assert list(message.reactions.values()) == ["👀"]
+    meta_emulator.whatsapp_revoke(NUMBER_ID, "4915112345678", wrote["wamid"])
+    emulated.relay()
+    message.refresh_from_db()
+    assert message.deleted_at is not None
+
+
+@pytest.mark.django_db
+def test_after_a_day_of_silence_the_desk_sends_a_template_from_the_refreshed_list(emulated, meta_emulator, agent):
+    meta_emulator.add_template(WABA_ID, "ticket_update", "Hi {{1}}, ticket {{2}} is {{3}}.")
+    meta_emulator.add_template(WABA_ID, "draft", "Not yet", status="PENDING")
+    emulated.state = emulated.adapter().check_credentials()
+    emulated.save()
+    meta_emulator.whatsapp(NUMBER_ID, "laptop ready?", wa_id="4915112345678", at=time.time() - 25 * 3600)
+    emulated.relay()
+    ticket = Ticket.objects.get()
+    reply, template = reply_modes(ticket)
+    assert not reply.allowed
+    assert template.key == "template:ticket_update:en_US"
+    sent = reply_and_deliver(ticket, agent, "Ana\n#42\nready for pickup", mode=template.key)
+    assert sent.delivery_status == "sent"
+    [out] = meta_emulator.sent(NUMBER_ID)
+    assert out["text"] == "Hi Ana, ticket #42 is ready for pickup."
+
+
+def emulated_adapter(meta_emulator, person_wrote_hours_ago=0.0):
+    meta_emulator.add_whatsapp(phone_number_id=NUMBER_ID, waba_id=WABA_ID, token="EAAG-test", app_secret=SECRET)
+    meta_emulator.whatsapp(NUMBER_ID, "hi", wa_id="4915112345678", at=time.time() - person_wrote_hours_ago * 3600)
+    return adapter(base_url=meta_emulator.base_url)
+
+
+def test_the_emulator_refuses_a_reply_after_the_window_in_plain_words(meta_emulator):
+    """Where the desk could not count the window (no known last message), WhatsApp's 131047 says it."""
+    channel = emulated_adapter(meta_emulator, person_wrote_hours_ago=25)
+    with pytest.raises(PermanentError, match=r"only an approved template.*131047"):
+        channel.send(target=ReplyTarget(thread_key="wa:4915112345678"), text="hello?", key="r")
+
+
+def test_a_revoked_token_needs_reauthorizing(meta_emulator):
+    channel = emulated_adapter(meta_emulator)
+    meta_emulator.revoke_token("EAAG-test")
+    with pytest.raises(CredentialsError, match="re-authorize"):
+        channel.send(target=chat(), text="hello", key="r")
+    with pytest.raises(CredentialsError):
+        channel.check_credentials()
+
+
+def test_throttling_waits_as_whatsapp_says(meta_emulator):
+    channel = emulated_adapter(meta_emulator)
+    meta_emulator.set_budget(WABA_ID, 0)
+    with pytest.raises(RateLimited) as throttled:
+        channel.send(target=chat(), text="hello", key="r")
+    assert throttled.value.retry_after > 0
+
+
+def test_a_photo_goes_up_then_out_as_an_image_message(meta_emulator):
+    channel = emulated_adapter(meta_emulator)
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+    wamid = channel.send_attachment(target=chat(), file=OutboundFile("screen.png", "image/png", png))
+    [sent] = meta_emulator.sent(NUMBER_ID)
+    assert (sent["id"], sent["type"]) == (wamid, "image")
+    assert b"".join(channel.fetch_attachment(f"media:{sent['content']['id']}")) == png
