@@ -2,7 +2,8 @@
 
 Seeds are the recorded payloads in ``fixtures/``: Slack's Events API bodies and documented
 ``conversations.history``/``replies`` pages; X's recorded mention and DM pages (``__recorded``, from tweepy's
-cassettes) and the same pages with the fields our requests ask for (``__with_fields``). Each example drops
+cassettes) and the same pages with the fields our requests ask for (``__with_fields``); WhatsApp's recorded
+webhooks and delivery reports (moved to the fuzzed channel's number). Each example drops
 fields or replaces them with other JSON types, huge or odd numbers, deep nesting or odd strings.
 
 - Webhooks go through Django's test client to the real webhook URL, validly signed, so the whole view runs:
@@ -27,8 +28,10 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels_ingest.models import InboundMessage
+from channels_ingest.channel_config import clean_channel_config
+from channels_ingest.models import Channel, InboundMessage
 from tests.channel_adapters.slack_events import sign
+from tests.channel_adapters.test_whatsapp import sign as sign_for_meta
 from tests.helpers import canned_slack_channel, canned_x_channel, poll_and_ingest
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +47,26 @@ SLACK_PAGES = [
 ]
 X_MENTIONS = [json.loads(p.read_text()) for p in sorted((FIXTURES / "x").glob("mentions__*.json"))]
 X_DMS = [json.loads(p.read_text()) for p in sorted((FIXTURES / "x").glob("dm_events__*.json"))]
+WA_NUMBER_ID, WA_WABA_ID, WA_SECRET = "106540352242922", "102290129340398", "fuzz-app-secret"
+
+
+def whatsapp_seed(path):
+    """A recorded WhatsApp webhook, moved to the fuzzed channel's account and number (the sources use several),
+    so that mutations reach the parsers rather than the "another number" check."""
+    body = json.loads(path.read_text())
+    for entry in body["entry"]:
+        entry["id"] = WA_WABA_ID
+        for change in entry["changes"]:
+            if isinstance(change["value"].get("metadata"), dict):
+                change["value"]["metadata"]["phone_number_id"] = WA_NUMBER_ID
+    return body
+
+
+WHATSAPP_WEBHOOKS = [
+    whatsapp_seed(p)
+    for p in sorted((FIXTURES / "whatsapp").glob("*.json"))
+    if p.name.startswith(("webhook__", "status__"))
+]
 
 FUZZ = settings(
     max_examples=200,
@@ -208,6 +231,42 @@ def test_x_poll_stores_what_it_cannot_interpret_as_failed_rows(canned_platform, 
         channel.save()
         outcome = poll_and_ingest(channel)
         assert not outcome.error
+        assert_stored_well()
+
+    rolled_back(check)
+
+
+@pytest.fixture
+def fuzzed_whatsapp_channel(db):
+    config, secrets = clean_channel_config(
+        "whatsapp",
+        {
+            "phone_number_id": WA_NUMBER_ID,
+            "waba_id": WA_WABA_ID,
+            "access_token": "t",
+            "app_secret": WA_SECRET,
+            "verify_token": "v",
+            "base_url": "http://127.0.0.1:9/v25.0",  # nothing is fetched: downloads fail fast, never hang
+        },
+    )
+    return Channel.objects.create(kind="whatsapp", name="whatsapp-fuzz", config=config, secrets=secrets)
+
+
+@FUZZ
+@given(payload=mutated(WHATSAPP_WEBHOOKS))
+def test_whatsapp_webhook_answers_200_or_a_clear_4xx(
+    client, fuzzed_whatsapp_channel, django_capture_on_commit_callbacks, payload
+):
+    url = reverse("channels_ingest:webhook", args=[fuzzed_whatsapp_channel.public_id])
+    body = json.dumps(payload).encode()
+    signature = sign_for_meta(body, WA_SECRET)["X-Hub-Signature-256"]
+
+    def check():
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(url, data=body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=signature)
+        assert response.status_code == 200 or 400 <= response.status_code < 500, response.content
+        if response.status_code != 200:
+            assert response.json()["error"]
         assert_stored_well()
 
     rolled_back(check)
