@@ -798,22 +798,34 @@ def graph_error(code, message, subcode=None, details=None, status=400):
     return status, {"error": error}
 
 
+def recorded_error(name, status=400):
+    """A recorded Graph error: the full body, or (where the source kept only that) the bare error object."""
+    body = json.loads(fixture(name))
+    return status, body if "error" in body else {"error": body}
+
+
 @pytest.mark.parametrize(
     ("answer", "error", "words"),
     [
         (
-            graph_error(131047, "Re-engagement message", details="more than 24 hours have passed"),
+            recorded_error("error__outside_window"),
             PermanentError,
-            "only an approved template.*Re-engagement message: more than 24 hours have passed \\(code 131047\\)",
+            "only an approved template.*Re-engagement message: Message failed to send because more than 24 hours "
+            "have passed since the customer last replied to this number. \\(code 131047\\)",
         ),
         (graph_error(131026, "Message undeliverable"), PermanentError, "could not deliver to this number"),
         (
-            graph_error(190, "Error validating access token: Session has expired", subcode=463, status=401),
+            recorded_error("error__expired_token_190_463", status=401),
             CredentialsError,
-            "re-authorize",
+            "Session has expired.*re-author",
         ),
+        (recorded_error("error__invalid_token_190", status=401), CredentialsError, "Cannot parse access token"),
         (graph_error(130429, "Rate limit hit"), RateLimited, "Rate limit hit"),
-        (graph_error(131053, "Media upload error"), PermanentError, "could not process the file"),
+        (
+            recorded_error("error__media_upload_131053"),
+            PermanentError,
+            "could not process the file.*Downloading media from weblink failed",
+        ),
         (graph_error(131031, "Business Account locked"), CredentialsError, "locked"),
         (graph_error(100, "Invalid parameter"), PermanentError, "Invalid parameter \\(code 100\\)"),
         ((500, {"error": {"message": "oops", "code": 1}}), TransientError, "oops"),
