@@ -276,7 +276,7 @@ class WhatsAppAdapter(ChannelAdapter):
     def _interpret(build, item, result):
         try:
             envelope = build(item)
-        except (BadItem, LookupError, TypeError, AttributeError) as exc:
+        except (ValueError, LookupError, TypeError, AttributeError) as exc:  # BadItem is a ValueError
             reference = item.get("id") if isinstance(item, dict) else None
             result.rejected.append(
                 Rejected(reference=str(reference or "?")[:100], reason=f"uninterpretable: {exc}", raw=item)
