@@ -8,6 +8,7 @@ import pytest
 from django.template import Context
 
 from console.forms import TicketFilterForm
+from console.templatetags.console_composer import template_body, template_hint, time_left
 from console.templatetags.console_fields import plain_select
 from console.templatetags.console_labels import ago, compact_since
 from console.templatetags.console_timeline import delivery_status, timeline_message
@@ -171,3 +172,42 @@ def test_reactions_are_grouped_by_emoji_with_counts_and_escaped(hostile_reply):
 
 def test_a_message_without_reactions_has_no_list(hostile_reply):
     assert "reactions" not in timeline_message(Context({}), hostile_reply)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "closed"),
+        (0, "closed"),
+        (59, "less than a minute left"),
+        (60, "1 min left"),
+        (23 * 3600 + 12 * 60 + 59, "23 h 12 min left"),  # minutes round down: never more time than there is
+        (24 * 3600, "24 h 0 min left"),
+        (47 * 3600 + 59 * 60, "47 h 59 min left"),
+        (7 * 86400 - 1, "6 d 23 h left"),
+    ],
+)
+def test_time_left_is_worded_as_the_countdown_words_it(seconds, text):
+    assert time_left(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("body", "hint"),
+    [
+        ("Your ticket is closed.", "This template has no placeholders: it is sent as written."),
+        ("Hi {{1}}", "Each line of your reply fills one placeholder: write 1 line (line 1 fills {{1}})."),
+        (
+            "{{2}} then {{1}}, again {{ 1 }}",
+            "Each line of your reply fills one placeholder: write 2 lines (line 1 fills {{1}}, line 2 fills {{2}}).",
+        ),
+    ],
+)
+def test_template_hint_says_how_many_lines_fill_which_placeholder(body, hint):
+    assert template_hint(body) == hint
+
+
+def test_a_template_body_is_escaped_and_its_placeholders_marked():
+    assert template_body('<b onclick="x">{{1}}</b> & {{ 2 }}') == (
+        '&lt;b onclick=&quot;x&quot;&gt;<mark class="template-placeholder">{{1}}</mark>&lt;/b&gt; &amp; '
+        '<mark class="template-placeholder">{{2}}</mark>'
+    )
