@@ -29,12 +29,6 @@ _NOTE_HINT = mark_safe('<p class="note-hint">Only agents see this note; it was n
 _DIRECTIONS = {value: str(label) for value, label in Message.Direction.choices}
 _DELIVERY = {value: str(label) for value, label in Message.DeliveryStatus.choices}
 _IN_FLIGHT = (Message.DeliveryStatus.QUEUED, Message.DeliveryStatus.SENDING)
-#: What the platform reported: a tick for sent, two for delivered and read (the way messaging apps show them).
-_TICKS = {
-    Message.DeliveryStatus.SENT: "✓",
-    Message.DeliveryStatus.DELIVERED: "✓✓",
-    Message.DeliveryStatus.READ: "✓✓",
-}
 #: A reaction is one emoji on every platform; a longer value is not one, and is cut rather than let it take the row.
 REACTION_MAX_CHARS = 16
 
@@ -130,13 +124,12 @@ def delivery_status(context, message):
         poll = f' hx-get="{url}" hx-trigger="every 2s" hx-swap="outerHTML"'
     flag = " delivery-stalled" if stalled else ""
     warning = '<span aria-hidden="true">⚠ </span>' if stalled else ""
-    ticks = f'<span aria-hidden="true"> {_TICKS[status]}</span>' if status in _TICKS else ""
     reported = getattr(message, "delivery_reported_at", None)
     # When the platform last reported on it; on hover, like the "edited" marker's time.
     title = f' title="Reported {_e(localize(timezone.localtime(reported)))}"' if reported else ""
     parts = [
         f'<span class="badge delivery-{_e(status)}{flag}"{title}><span class="visually-hidden">Delivery: </span>'
-        f"{warning}{_e(_DELIVERY.get(status, status))}{ticks}</span>"
+        f"{warning}{_e(_DELIVERY.get(status, status))}</span>"
     ]
     if stalled:
         parts.append(

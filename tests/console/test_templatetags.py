@@ -115,19 +115,15 @@ def test_an_oob_entry_swaps_in_place():
 SENT_AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("status", "label", "ticks"),
-    [("sent", "Sent", "✓"), ("delivered", "Delivered", "✓✓"), ("read", "Read", "✓✓")],
-)
-def test_a_reported_reply_says_how_far_it_got_and_no_longer_polls(hostile_reply, status, label, ticks):
+@pytest.mark.parametrize(("status", "label"), [("sent", "Sent"), ("delivered", "Delivered"), ("read", "Read")])
+def test_a_reported_reply_says_how_far_it_got_and_no_longer_polls(hostile_reply, status, label):
     Message.objects.filter(pk=hostile_reply.pk).update(
         delivery_status=status, delivery_error="", delivered_at=SENT_AT, delivery_reported_at=SENT_AT
     )
     hostile_reply.refresh_from_db()
     html = delivery_status(Context({}), hostile_reply)
-    assert f'<span class="badge delivery-{status}" title="Reported ' in html
-    assert text_of(html) == f"Delivery: {label} {ticks}"
-    assert f'<span aria-hidden="true"> {ticks}</span>' in html  # the ticks are decoration, the word is read out
+    assert f'<span class="badge delivery-{status}" title="Reported ' in html  # when, on hover
+    assert text_of(html) == f"Delivery: {label}"
     assert "hx-trigger" not in html
     assert "Retry" not in html
 
