@@ -66,11 +66,11 @@ def reset():
 
 class LocmemAdapter(ChannelAdapter):
     """Config: ``inbox`` (the inbox name), ``page_size``, ``finds_sent`` (default false), ``window_hours`` and
-    ``templates`` (reply rules, see above). Secret: ``webhook_secret`` (HMAC-SHA256 hex)."""
+    ``templates`` (reply rules, see above). Secrets: ``webhook_secret`` (HMAC-SHA256 hex), ``verify_token``."""
 
     kind = "locmem"
     capabilities = frozenset({Capability.POLL, Capability.WEBHOOK, Capability.REPLY})
-    secret_fields = ("webhook_secret",)
+    secret_fields = ("webhook_secret", "verify_token")
     max_reply_length = 1000
 
     def __init__(self, **kwargs):

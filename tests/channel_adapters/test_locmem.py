@@ -70,6 +70,11 @@ def test_send_records_the_mode_unless_it_is_the_default():
     ]
 
 
+def test_the_verify_token_is_a_secret():
+    config, secrets = locmem.LocmemAdapter.split_config({"inbox": "lm", "verify_token": "tok", "window_hours": 24})
+    assert (config, secrets) == ({"inbox": "lm", "window_hours": 24}, {"verify_token": "tok"})
+
+
 def test_verification_answers_the_challenge_only_with_the_verify_token():
     channel = adapter()
     answer = channel.verify_subscription({"hub.mode": "subscribe", "hub.verify_token": "tok", "hub.challenge": "42"})
