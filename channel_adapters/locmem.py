@@ -11,13 +11,22 @@ calls. ``files`` maps an inbound attachment's ``ref`` to its bytes.
 *after* recording the reply (a post the platform applied but never confirmed).
 Like most platforms, locmem cannot say whether a reply arrived, unless its
 config sets ``finds_sent``: then ``find_sent`` looks its key up.
+
+Its config can also give it a platform's reply rules, for tests of the composer: ``window_hours`` (a
+customer-service window, as Meta's 24 hours: the reply is allowed until the person's last message plus
+that many hours, with ``ReplyMode.expires_at``) and ``templates`` (approved templates, as WhatsApp's:
+``[{"name", "language", "body"}]``, each an extra mode ``template:{name}:{language}``, always allowed).
+A reply sent in a mode other than the default records it in its outbox entry (``"mode"``). With a
+``verify_token`` secret, it answers a webhook verification GET as Meta's platforms expect it
+(``hub.mode=subscribe``, ``hub.verify_token``, echoing ``hub.challenge``).
 """
 
 import hashlib
 import hmac
 import itertools
 import json
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from .base import (
     AttachmentLimits,
@@ -56,12 +65,12 @@ def reset():
 
 
 class LocmemAdapter(ChannelAdapter):
-    """Config: ``inbox`` (the inbox name), ``page_size``, ``finds_sent`` (default false).
-    Secret: ``webhook_secret`` (HMAC-SHA256 hex)."""
+    """Config: ``inbox`` (the inbox name), ``page_size``, ``finds_sent`` (default false), ``window_hours`` and
+    ``templates`` (reply rules, see above). Secrets: ``webhook_secret`` (HMAC-SHA256 hex), ``verify_token``."""
 
     kind = "locmem"
     capabilities = frozenset({Capability.POLL, Capability.WEBHOOK, Capability.REPLY})
-    secret_fields = ("webhook_secret",)
+    secret_fields = ("webhook_secret", "verify_token")
     max_reply_length = 1000
 
     def __init__(self, **kwargs):
@@ -101,13 +110,51 @@ class LocmemAdapter(ChannelAdapter):
             raise InvalidWebhook(f"Malformed body: {exc}", status=400) from None
         return WebhookResult(envelopes=[envelope])
 
+    def verify_subscription(self, params):
+        token = self.secrets.get("verify_token")
+        if not token:
+            return super().verify_subscription(params)
+        given = str(params.get("hub.verify_token", ""))
+        if params.get("hub.mode") != "subscribe" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise InvalidWebhook("Wrong verify token.", status=403)
+        return WebhookResult(body=str(params.get("hub.challenge", "")))
+
     def reply_modes(self, target):
-        return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=REPLY_FILES)]
+        reply = ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=REPLY_FILES)
+        hours = self.config.get("window_hours")
+        if hours is not None:
+            reply = self._within_window(reply, target, timedelta(hours=hours))
+        templates = [
+            ReplyMode(
+                key=f"template:{t['name']}:{t['language']}",
+                label=f'Template "{t["name"]}" ({t["language"]})',
+                max_length=self.max_reply_length,
+                template_body=t["body"],
+            )
+            for t in self.config.get("templates", ())
+        ]
+        return [reply, *templates]
+
+    def _within_window(self, mode, target, window):
+        """``mode`` allowed until ``window`` after the person last wrote, else refused with when it closed."""
+        if target.last_inbound_at is None:
+            return replace(mode, allowed=False, reason="Nobody has written in this conversation yet.")
+        closes = target.last_inbound_at + window
+        if datetime.now(UTC) < closes:
+            return replace(mode, expires_at=closes)
+        hours = window.total_seconds() / 3600
+        return replace(
+            mode,
+            allowed=False,
+            reason=f"the {hours:g}-hour reply window closed at {closes:%Y-%m-%d %H:%M} UTC; "
+            + ("send a template instead." if self.config.get("templates") else "wait until the person writes again."),
+        )
 
     def send(self, *, target, text, key):
         if failures:
             raise failures.pop(0)
-        outbox.append({"thread_key": target.thread_key, "text": text})
+        # The default mode is left out, so the entries of channels without modes stay {"thread_key", "text"}.
+        outbox.append({"thread_key": target.thread_key, "text": text, **({"mode": target.mode} if target.mode else {})})
         sent_keys[key] = f"{target.thread_key}:out{len(outbox)}"
         if applied_failures:
             raise applied_failures.pop(0)

@@ -107,13 +107,12 @@ def deliver_message(message_id: int) -> DeliveryOutcome:
         return _mark_failed(message, _partly_sent(message, str(exc)))
     finally:
         record_usage(channel, adapter.usage)
-    Message.objects.filter(pk=message_id).update(
-        delivery_status=Message.DeliveryStatus.SENT,
-        delivery_error="",
-        delivered_at=timezone.now(),
-        delivery_next_attempt_at=None,
-        delivery_unconfirmed_since=None,
+    done = {"delivered_at": timezone.now(), "delivery_next_attempt_at": None, "delivery_unconfirmed_since": None}
+    sent = Message.objects.filter(pk=message_id, delivery_status=Message.DeliveryStatus.SENDING).update(
+        delivery_status=Message.DeliveryStatus.SENT, delivery_error="", **done
     )
+    if not sent:  # the platform reported on the text while its files went out: its report stands
+        Message.objects.filter(pk=message_id).update(**done)
     return DeliveryOutcome(status="sent")
 
 

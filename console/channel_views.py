@@ -1,16 +1,20 @@
-"""The Channels page: every channel's health, polling, failed inbound messages and this month's estimated
-spend; admins re-queue the failed messages from it."""
+"""The Channels page: every channel's health, polling, webhook, failed inbound messages and this month's
+estimated spend; admins re-queue the failed messages from it."""
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Sum
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from channel_adapters.base import DEFAULT_IMPORT_DAYS, Capability, ChannelAdapter
 from channels_ingest import ingest
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
+from channels_ingest.registry import adapter_class
 from channels_ingest.usage import month_start, monthly_budget
 from tickets.roles import Role
 
@@ -23,10 +27,35 @@ def _money(amount: Decimal) -> str:
     return f"${amount:,.2f}"
 
 
+def webhook_url(request, channel) -> str:
+    """The address an admin gives the platform to push to: under ``PUBLIC_BASE_URL`` (how the platform reaches
+    the helpdesk, which may not be how this request did), else this request's own host."""
+    path = reverse("channels_ingest:webhook", args=[channel.public_id])
+    base = getattr(settings, "PUBLIC_BASE_URL", "")
+    return base.rstrip("/") + path if base else request.build_absolute_uri(path)
+
+
+def _describe_transport(request, channel):
+    """What the page says of how messages reach the channel: its webhook (URL, whether the platform proved it,
+    the last push) and its polling (whether it polls at all, how far back the first poll reaches)."""
+    try:
+        adapter = adapter_class(channel.kind)
+    except LookupError:  # a kind no longer configured: nothing to say about it
+        adapter = ChannelAdapter
+    channel.takes_webhooks = Capability.WEBHOOK in adapter.capabilities
+    channel.polls = Capability.POLL in adapter.capabilities
+    if channel.takes_webhooks:
+        channel.webhook_url = webhook_url(request, channel)
+        # Only platforms that prove a webhook URL before pushing (Meta's hub.challenge) can be "verified".
+        channel.verifies_webhook = adapter.verify_subscription is not ChannelAdapter.verify_subscription
+    if channel.polls:
+        channel.import_days = channel.config.get("import_days", DEFAULT_IMPORT_DAYS)
+
+
 @agent_required
 def channels(request):
-    """Every channel's health, polling, failed inbound messages and this month's estimated spend; never its
-    credentials."""
+    """Every channel's health, polling, webhook, failed inbound messages and this month's estimated spend;
+    never its credentials."""
     rows = list(Channel.objects.defer("secrets", "cursor", "state").order_by("name"))
     spent = dict(
         ApiUsage.objects.filter(month=month_start())
@@ -48,6 +77,7 @@ def channels(request):
         channel.budget = monthly_budget(channel)
         channel.budget_display = _money(channel.budget) if channel.budget is not None else ""
         channel.failed_inbound = failed.get(channel.pk, 0)
+        _describe_transport(request, channel)
     context = {"section": "channels", "channels": rows, "can_requeue": request_role(request) == Role.ADMIN}
     return render(request, "console/channels.html", context)
 

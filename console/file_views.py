@@ -1,37 +1,96 @@
 """Attachments in the console: agent-only downloads, and a file's line while it is being downloaded."""
 
-from django.http import FileResponse, Http404
+import re
+
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.http import content_disposition_header
 
 from tickets.attachments import safe_content_type, safe_filename
 from tickets.models import Attachment
 
 from .access import agent_required
+from .players import player_for
+
+#: One range of bytes (``Range: bytes=0-499``, ``bytes=500-``, ``bytes=-500``); several ranges are not served.
+_ONE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_CHUNK = 64 * 1024
+RANGE_NOT_SATISFIABLE = 416
 
 
 @agent_required
 def attachment_download(request, pk):
-    """A stored file, for agents only: raster images inline (thumbnails), everything else as a download.
+    """A stored file, for agents only: raster images, voice notes and videos inline (thumbnails and players),
+    everything else as a download.
 
-    The file is never reachable at a public URL. nosniff and a sandboxing CSP keep a mislabelled
-    file from being run as a page of this site.
+    The file is never reachable at a public URL. nosniff and a sandboxing CSP keep a mislabelled file from
+    being run as a page of this site. One byte range is served on request (206): media players ask for
+    ranges to seek, and Safari plays no audio or video from a server that does not answer them.
     """
     attachment = get_object_or_404(Attachment, pk=pk, status=Attachment.Status.STORED)
     try:
         handle = attachment.file.open("rb")
+        size = attachment.file.size
     except (OSError, ValueError):
         raise Http404("The file is missing from storage.") from None
-    inline = attachment.is_inline_image
-    response = FileResponse(
-        handle,
-        as_attachment=not inline,
-        filename=safe_filename(attachment.name),
-        content_type=safe_content_type(attachment.content_type),
-    )
+    inline = attachment.is_inline_image or bool(player_for(attachment))
+    content_type = safe_content_type(attachment.content_type)
+    wanted = _byte_range(request, size)
+    if wanted is None:
+        response = FileResponse(
+            handle, as_attachment=not inline, filename=safe_filename(attachment.name), content_type=content_type
+        )
+    elif wanted == ():
+        handle.close()
+        response = HttpResponse(status=RANGE_NOT_SATISFIABLE)
+        response["Content-Range"] = f"bytes */{size}"
+    else:
+        start, end = wanted
+        response = StreamingHttpResponse(_read(handle, start, end), status=206, content_type=content_type)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+        response["Content-Disposition"] = content_disposition_header(not inline, safe_filename(attachment.name))
+    response["Accept-Ranges"] = "bytes"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=300"
     return response
+
+
+def _byte_range(request, size):
+    """The one byte range asked for, as (first, last) inclusive; None to send the whole file (no range, several
+    ranges, a malformed one, or an ``If-Range``, which would need validators this view does not keep); ``()``
+    when the range lies past the end of the file (416)."""
+    header = request.headers.get("Range", "")
+    found = _ONE_RANGE.fullmatch(header.strip())
+    if not found or "If-Range" in request.headers:
+        return None
+    first, last = found.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        suffix = int(last)
+        return (max(0, size - suffix), size - 1) if suffix and size else ()
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if last and int(last) < start:
+        return None
+    return (start, end) if start < size else ()
+
+
+def _read(handle, start, end):
+    """The bytes ``start``…``end`` of an open file, in chunks; closes it however the response ends."""
+    try:
+        handle.seek(start)
+        left = end - start + 1
+        while left > 0:
+            chunk = handle.read(min(_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
 
 
 @agent_required

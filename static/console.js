@@ -410,3 +410,76 @@
     files.disabled = off;
   });
 })();
+
+/* The composer's reply window countdown (console/templatetags/console_composer.py renders it): each
+ * <time data-expires-at data-now> counts down to its window's end, worded as the server words it, without
+ * asking the server. Both times are the server's (ms since the epoch), so the agent's own clock being off
+ * does not matter: only how much of it has passed since the countdown arrived. Wall-clock time is used (not
+ * performance.now()), so a laptop that slept comes back to the right count. At zero it says "closed"; the
+ * server refuses a reply sent that way with the reason, and keeps the draft. */
+(function () {
+  "use strict";
+
+  var DAYS_FROM_HOURS = 48;
+  var TICK_MS = 15000;
+  var offsets = new WeakMap(); // element → server time minus the agent's clock, measured when it arrived
+
+  function timeLeft(seconds) {
+    seconds = Math.floor(seconds);
+    if (seconds <= 0) return "closed";
+    if (seconds < 60) return "less than a minute left";
+    var hours = Math.floor(seconds / 3600);
+    var minutes = Math.floor((seconds % 3600) / 60);
+    if (hours >= DAYS_FROM_HOURS) return Math.floor(hours / 24) + " d " + (hours % 24) + " h left";
+    return hours ? hours + " h " + minutes + " min left" : minutes + " min left";
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-expires-at]").forEach(function (element) {
+      if (!offsets.has(element)) offsets.set(element, Number(element.getAttribute("data-now")) - now);
+      var left = (Number(element.getAttribute("data-expires-at")) - (now + offsets.get(element))) / 1000;
+      var text = timeLeft(left);
+      if (element.textContent !== text) element.textContent = text;
+      var countdown = element.closest(".reply-window");
+      if (countdown) countdown.classList.toggle("is-closed", left <= 0);
+    });
+  }
+
+  document.addEventListener("htmx:load", tick); // a conversation switch brings new countdowns
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) tick();
+  });
+  window.setInterval(tick, TICK_MS);
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", tick);
+  } else {
+    tick();
+  }
+})();
+
+/* Voice notes and videos play in the page (templates/console/_attachment.html). A type this browser cannot
+ * play (AMR voice notes, in most) gets a note pointing at the download link instead of a dead player. */
+(function () {
+  "use strict";
+
+  function checkPlayers(root) {
+    root.querySelectorAll(".attachment-player[data-type]").forEach(function (player) {
+      var type = player.getAttribute("data-type");
+      if (!player.canPlayType || player.canPlayType(type) !== "") return;
+      var note = document.createElement("span");
+      note.className = "attachment-unplayable";
+      note.textContent = "This browser cannot play " + type + " files: download it instead.";
+      player.replaceWith(note);
+    });
+  }
+
+  document.addEventListener("htmx:load", function (event) {
+    checkPlayers(event.detail.elt.querySelectorAll ? event.detail.elt : document);
+  });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { checkPlayers(document); });
+  } else {
+    checkPlayers(document);
+  }
+})();

@@ -85,3 +85,28 @@ def mention(n, *, summoned=False, text=None, user="100", handle="ann", name="Ann
         public=True,
         meta={"summoned": summoned, "direct_mention": summoned},
     )
+
+
+def delivery_report(target, status, *, thread="m0", minute=5, error=""):
+    """The platform reports on our reply ``target`` (its id as ``send`` returned it): delivered, read or failed."""
+    return Envelope(
+        external_id=f"{target}:{status}:{minute}",
+        kind=EnvelopeKind.STATUS,
+        thread_key=thread,
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        target_id=target,
+        meta={"status": str(status), **({"error": error} if error else {})},
+    )
+
+
+def reaction(target, emoji, *, user="u1", thread="m0", removed=False, minute=3):
+    """``user`` reacts to the stored message ``target`` with ``emoji`` (or takes the reaction off)."""
+    return Envelope(
+        external_id=f"{target}:reaction:{user}:{minute}",
+        kind=EnvelopeKind.REACTION,
+        thread_key=thread,
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        target_id=target,
+        sender=sender(user),
+        meta={"emoji": emoji, "removed": removed},
+    )

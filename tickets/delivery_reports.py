@@ -2,9 +2,11 @@
 on messages. Both change a stored message in place, like an edit, and show on the open pages at once.
 
 A report only moves a reply forward (sent → delivered → read): reports arrive out of order and more than
-once, and a late "delivered" never hides a "read". A failure reported after sending is shown with the
-platform's words, so the agent can Retry or answer another way. A report on a reply the desk does not know
-(yet) is skipped with a note: the platform's answer to the send may still be on its way.
+once, and a late "delivered" never hides a "read". A report may come while the reply's files are still
+being sent (its text has its id already): it applies, and the delivery keeps it. A failure reported after
+sending is shown with the platform's words, and the reply loses the platform id of the message that failed,
+so the agent's Retry sends it again. A report on a reply the desk does not know (yet) is skipped with a note:
+the platform's answer to the send may still be on its way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .models import Message
 
 #: How far each report moves a reply; a report never moves it back.
 _RANK = {
+    Message.DeliveryStatus.SENDING: 0,
     Message.DeliveryStatus.SENT: 0,
     Message.DeliveryStatus.DELIVERED: 1,
     Message.DeliveryStatus.READ: 2,
@@ -26,7 +29,7 @@ _STATUS_OF = {
     DeliveryReport.DELIVERED: Message.DeliveryStatus.DELIVERED,
     DeliveryReport.READ: Message.DeliveryStatus.READ,
 }
-_REPORTABLE = (*_RANK, Message.DeliveryStatus.FAILED)
+_REPORTABLE = (*_RANK, Message.DeliveryStatus.FAILED)  # sending: its text went out, files may still follow
 
 
 #: What each function below returns per envelope: "" when applied, else why it was skipped.
@@ -51,38 +54,41 @@ def apply_reports(channel, envelopes: list[Envelope]) -> dict[str, str]:
         if message is None:
             outcomes[envelope.external_id] = "the reported reply is not stored"
             continue
-        if _report(message, envelope):
+        outcomes[envelope.external_id] = _report(message, envelope)
+        if outcomes[envelope.external_id] == APPLIED:
             changed[message.pk] = message
-        outcomes[envelope.external_id] = APPLIED
     if changed:
-        Message.objects.bulk_update(
-            changed.values(), ["delivery_status", "delivery_error", "delivery_reported_at", "changed_mark"]
-        )
+        fields = ["delivery_status", "delivery_error", "delivery_reported_at", "external_id", "changed_mark"]
+        Message.objects.bulk_update(changed.values(), fields)
     for envelope in (e for e in envelopes if not e.target_id):
         outcomes[envelope.external_id] = _report_up_to(channel, envelope)
     return outcomes
 
 
-def _report(message: Message, envelope: Envelope) -> bool:
-    """Move ``message`` as the report says; whether it changed."""
+def _report(message: Message, envelope: Envelope) -> str:
+    """Move ``message`` as the report says: ``APPLIED`` (also when it changes nothing: an older report) or why
+    it cannot apply."""
     report = envelope.meta.get("status")
     if message.delivery_status not in _REPORTABLE:
-        return False  # still queued or sending here: the send's own answer decides
+        return f"the reply is {message.delivery_status} here"
     if report == DeliveryReport.FAILED:
         if message.delivery_status == Message.DeliveryStatus.READ:
-            return False
+            return "the reply was read already"
         message.delivery_status = Message.DeliveryStatus.FAILED
         message.delivery_error = str(envelope.meta.get("error") or "The platform reported the reply as failed.")
+        message.external_id = ""
     elif report in _STATUS_OF:
         status = _STATUS_OF[report]
-        if message.delivery_status == Message.DeliveryStatus.FAILED or _RANK[message.delivery_status] >= _RANK[status]:
-            return False
+        if message.delivery_status == Message.DeliveryStatus.FAILED:
+            return "the reply failed already"
+        if _RANK[message.delivery_status] >= _RANK[status]:
+            return APPLIED  # an older report, arriving late
         message.delivery_status = status
     else:
-        return False
+        return f"unknown report {report!r}"
     message.delivery_reported_at = envelope.sent_at
     message.changed_mark = next_mark()
-    return True
+    return APPLIED
 
 
 def _report_up_to(channel, envelope: Envelope) -> str:

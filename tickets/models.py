@@ -542,10 +542,6 @@ class Attachment(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    #: When the platform last reported on this reply (delivered, read, or failed after it was sent).
-    delivery_reported_at = models.DateTimeField(null=True, blank=True)
-    #: Reactions people put on this message, by who reacted (``namespace:id``): the emoji.
-    reactions = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

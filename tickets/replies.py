@@ -90,6 +90,8 @@ def reply_to_ticket(
     adapter = channel_port().adapter_for(thread.channel)
     modes = adapter.reply_modes(reply_target(thread))
     chosen = next((m for m in modes if (m.key == mode if mode is not None else m.allowed)), None)
+    if chosen is None and mode is None and modes:
+        chosen = modes[0]  # none is allowed: the first one's refusal says why
     if chosen is None:
         raise ReplyError(f"This channel has no reply mode {mode!r}." if mode is not None else "No way to reply here.")
     if not chosen.allowed:

@@ -2,10 +2,12 @@
 lookups, two date filters and an include per message) took most of the ticket page's render time.
 
 Every value from a message is escaped (``_e``); the markup around them is constant.
-A reply's delivery status is rendered here too (``delivery_status``, also used by the badge's own poll);
-a message's files keep their template (``_attachments.html``), rendered only for messages that have any.
+A reply's delivery status is rendered here too (``delivery_status``, also used by the badge's own poll), and
+the reactions people put on a message (``reactions``); a message's files keep their template
+(``_attachments.html``), rendered only for messages that have any.
 """
 
+from collections import Counter
 from html import escape
 
 from django import template
@@ -16,6 +18,7 @@ from django.utils.formats import localize
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from console.players import player_for
 from tickets.models import Message
 
 register = template.Library()
@@ -26,6 +29,8 @@ _NOTE_HINT = mark_safe('<p class="note-hint">Only agents see this note; it was n
 _DIRECTIONS = {value: str(label) for value, label in Message.Direction.choices}
 _DELIVERY = {value: str(label) for value, label in Message.DeliveryStatus.choices}
 _IN_FLIGHT = (Message.DeliveryStatus.QUEUED, Message.DeliveryStatus.SENDING)
+#: A reaction is one emoji on every platform; a longer value is not one, and is cut rather than let it take the row.
+REACTION_MAX_CHARS = 16
 
 
 def _short(at) -> str:
@@ -73,6 +78,9 @@ def timeline_message(context, message, oob=False):
     attachments = message.files if hasattr(message, "files") else message.attachments.all()
     if attachments:
         parts.append(render_to_string("console/_attachments.html", {"attachments": attachments, "message": message}))
+    reacted = reactions(getattr(message, "reactions", None))
+    if reacted:
+        parts.append(reacted)
     if direction == Message.Direction.NOTE:
         parts.append(_NOTE_HINT)
     elif direction == Message.Direction.OUTBOUND:
@@ -82,12 +90,32 @@ def timeline_message(context, message, oob=False):
     return mark_safe(f'<li id="message-{message.pk}" class="{classes}"{swap}>{body}</li>')  # noqa: S308 - values escaped by _e
 
 
+def reactions(by_who) -> str:
+    """The reactions on a message (``Message.reactions``: who → emoji), one entry per emoji with how many people
+    chose it, the most chosen first (then in the order they came). "" when there are none. Emoji are the
+    platform's data: escaped like any text."""
+    counts = Counter(str(emoji)[:REACTION_MAX_CHARS] for emoji in (by_who or {}).values() if emoji)
+    if not counts:
+        return ""
+    items = []
+    for emoji, count in counts.most_common():
+        who = "1 person" if count == 1 else f"{count} people"
+        items.append(
+            f'<li class="reaction"><span aria-hidden="true"><span class="reaction-emoji">{_e(emoji)}</span>'
+            f' <span class="reaction-count">{count}</span></span>'
+            f'<span class="visually-hidden">{who} reacted with {_e(emoji)}</span></li>'
+        )
+    return f'<ul class="reactions" aria-label="Reactions">{"".join(items)}</ul>'
+
+
 @register.simple_tag(takes_context=True)
 def delivery_status(context, message):
     """A reply's delivery badge. While the reply is on its way it replaces itself every 2 s (the badge's
-    own poll, ``console:message-status``); a sent or failed one has no hx-trigger, which ends the polling.
-    A reply waiting longer than DELIVERY_STALE_SECONDS is flagged (``Message.delivery_stalled_since``);
-    a failed one shows the platform's error and a Retry button."""
+    own poll, ``console:message-status``); once sent (then delivered, read) or failed it has no hx-trigger,
+    which ends the polling: what the platform reports later (``tickets.delivery_reports``) moves the message's
+    ``changed_mark``, so the live poll swaps the whole message in place. A reply waiting longer than
+    DELIVERY_STALE_SECONDS is flagged (``Message.delivery_stalled_since``); a failed one shows the platform's
+    error and a Retry button."""
     status = message.delivery_status
     stalled = message.delivery_stalled_since
     poll = ""
@@ -96,8 +124,11 @@ def delivery_status(context, message):
         poll = f' hx-get="{url}" hx-trigger="every 2s" hx-swap="outerHTML"'
     flag = " delivery-stalled" if stalled else ""
     warning = '<span aria-hidden="true">⚠ </span>' if stalled else ""
+    reported = getattr(message, "delivery_reported_at", None)
+    # When the platform last reported on it; on hover, like the "edited" marker's time.
+    title = f' title="Reported {_e(localize(timezone.localtime(reported)))}"' if reported else ""
     parts = [
-        f'<span class="badge delivery-{_e(status)}{flag}"><span class="visually-hidden">Delivery: </span>'
+        f'<span class="badge delivery-{_e(status)}{flag}"{title}><span class="visually-hidden">Delivery: </span>'
         f"{warning}{_e(_DELIVERY.get(status, status))}</span>"
     ]
     if stalled:
@@ -116,3 +147,9 @@ def delivery_status(context, message):
         )
     body = "\n".join(parts)
     return mark_safe(f'<div class="delivery-status{" is-stalled" if stalled else ""}"{poll}>{body}</div>')  # noqa: S308 - values escaped by _e
+
+
+@register.filter
+def player(attachment):
+    """How ``_attachment.html`` plays a file in the page: "audio", "video" or "" (``console.players``)."""
+    return player_for(attachment)

@@ -1,5 +1,6 @@
 """`manage.py channels add|list|poll|requeue-failed`."""
 
+import io
 import json
 
 import pytest
@@ -149,3 +150,18 @@ def test_poll_of_a_budget_paused_channel_refuses_unless_forced(x_emulator):
     assert "Stored 5 new messages" in output
     assert "polled although paused" in output
     assert Channel.objects.get(name="x-help").paused_reason.startswith("Monthly budget")
+
+
+def test_add_reads_the_config_from_a_file_or_standard_input(slack_emulator, tmp_path, monkeypatch):
+    """Tokens need not appear on a command line (where `ps` and shell history see them)."""
+    config_file = tmp_path / "slack.json"
+    config_file.write_text(slack_config_json(slack_emulator))
+    channels_command("add", "slack", "from-file", "--config", f"@{config_file}")
+    monkeypatch.setattr("sys.stdin", io.StringIO(slack_config_json(slack_emulator)))
+    channels_command("add", "slack", "from-stdin", "--config", "-")
+    assert {c.name: c.secrets["bot_token"] for c in Channel.objects.all()} == {
+        "from-file": "xoxb-emulator",
+        "from-stdin": "xoxb-emulator",
+    }
+    with pytest.raises(CommandError, match="No such file"):
+        channels_command("add", "slack", "missing", "--config", f"@{tmp_path / 'missing.json'}")

@@ -1,8 +1,13 @@
 """The Channels page."""
 
+import hashlib
+import hmac
+import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from django.urls import reverse
 
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
@@ -122,3 +127,86 @@ def test_a_polled_slack_channel_states_what_polling_cannot_see(agent_client, db)
     assert html.count("threads started in the last 48 hours") == 1
     assert "re-reads 10 of them per poll" in html
     assert "Older threads, and deletions, arrive only by webhook" in html
+
+
+def channels_page(client):
+    return client.get(reverse("console:channels")).content.decode()
+
+
+def webhook_cell(html, channel):
+    """The Webhook cell of ``channel``'s row, as a reader hears it."""
+    row = re.search(rf"<tr>(?:(?!</tr>).)*?\b{re.escape(channel.name)}</td>.*?</tr>", html, re.S).group(0)
+    return text_of(re.search(r'<td data-label="Webhook".*?</td>', row, re.S).group(0))
+
+
+def test_a_webhook_channel_shows_the_url_to_paste_under_the_public_base_url(agent_client, locmem_channel, settings):
+    settings.PUBLIC_BASE_URL = "https://helpdesk.example.com/"
+    html = channels_page(agent_client)
+    url = f"https://helpdesk.example.com/webhooks/{locmem_channel.public_id}/"
+    assert f"<code>{url}</code>" in html
+    assert webhook_cell(html, locmem_channel).startswith(f"Webhook URL of lm: {url}")
+
+
+def test_without_a_public_base_url_the_webhook_url_is_this_sites_own(agent_client, locmem_channel, settings):
+    settings.PUBLIC_BASE_URL = ""
+    assert f"<code>http://testserver/webhooks/{locmem_channel.public_id}/</code>" in channels_page(agent_client)
+
+
+def test_a_polled_only_channel_has_no_webhook(agent_client, offline_x_channel):
+    html = channels_page(agent_client)
+    assert webhook_cell(html, offline_x_channel) == "none: this channel is polled"
+    assert str(offline_x_channel.public_id) not in html
+
+
+@pytest.mark.django_db(transaction=True)  # the webhook's own transactions commit, as in production
+def test_the_page_says_when_the_platform_verified_the_webhook_and_last_pushed(agent_client, db):
+    """The platform's verification GET (hub.challenge) and its pushes are recorded and shown; the verify token is not."""
+    channel = Channel.objects.create(
+        kind="locmem",
+        name="meta-like",
+        config={"inbox": "ml"},
+        secrets={"webhook_secret": "s3cret", "verify_token": "vt-8f3"},
+    )
+    before = webhook_cell(channels_page(agent_client), channel)
+    assert "Not verified yet: give the platform this URL and the channel’s verify token" in before
+    assert "No push received yet" in before
+
+    url = reverse("channels_ingest:webhook", args=[channel.public_id])
+    handshake = {"hub.mode": "subscribe", "hub.verify_token": "vt-8f3", "hub.challenge": "1158201444"}
+    assert agent_client.get(url, handshake).content == b"1158201444"
+    body = json.dumps({"id": "w1", "from": "u1", "text": "VPN is down", "at": BASE_TIME.isoformat()}).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    pushed = agent_client.post(url, data=body, content_type="application/json", headers={"X-Signature": signature})
+    assert pushed.status_code == 200
+
+    html = channels_page(agent_client)
+    after = webhook_cell(html, channel)
+    assert "Verified by the platform just now" in after
+    assert "Last push just now" in after
+    assert "vt-8f3" not in html
+
+
+def test_a_platform_without_verification_shows_no_verified_line(agent_client, slack_channel):
+    cell = webhook_cell(channels_page(agent_client), slack_channel)
+    assert "verif" not in cell.lower()  # Slack proves the URL its own way, which is not recorded
+    assert "No push received yet" in cell
+
+
+@pytest.mark.parametrize(
+    ("config", "polled", "said"),
+    [
+        ({}, False, "The first poll imports the last 7 days."),
+        ({"import_days": 1}, False, "The first poll imports the last 1 day."),
+        ({"import_days": 30}, True, "The first poll imported the last 30 days."),
+        ({"import_days": 0}, False, "The first poll imports nothing from before the channel was connected."),
+    ],
+)
+def test_the_page_says_how_far_back_the_first_poll_imports(agent_client, db, config, polled, said):
+    Channel.objects.create(
+        kind="locmem",
+        name="lm",
+        config={"inbox": "lm", **config},
+        last_success_at=BASE_TIME if polled else None,
+        last_poll_at=BASE_TIME if polled else None,
+    )
+    assert said in text_of(channels_page(agent_client))

@@ -2,8 +2,10 @@
 
 import re
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -12,6 +14,7 @@ from django.urls import reverse
 from channel_adapters import locmem
 from channel_adapters.base import Envelope, EnvelopeKind, Sender
 from channel_adapters.x import NOT_SUMMONED
+from channels_ingest.models import Channel
 from tests.factories import BASE_TIME, composer_time, message, x_dm_from_bob
 from tests.helpers import (
     detail_url,
@@ -815,3 +818,130 @@ def test_held_back_files_are_asked_for_again_in_the_composer(agent_client, other
     assert (
         refusal_of(response.content.decode()) == "Your attached files were not kept: attach them again before sending."
     )
+
+
+# Reply windows and templates (Meta's 24-hour customer-service window, WhatsApp's approved templates) -------
+
+#: An approved template as WhatsApp lists it; its body is the platform's text (escaped like any other).
+TEMPLATE = {"name": "ticket_update", "language": "en", "body": "Hi {{1}}, about <your ticket>: {{2}}"}
+TEMPLATE_MODE = "template:ticket_update:en"
+
+
+def windowed_ticket(**config):
+    """Ann's ticket on a channel with a 24-hour reply window (locmem's ``window_hours``); she wrote at BASE_TIME."""
+    channel = Channel.objects.create(kind="locmem", name="wa", config={"inbox": "wa", "window_hours": 24, **config})
+    receive(channel, [message("w0", text="My phone lost its mail")])
+    return Ticket.objects.get(channel=channel)
+
+
+def hint_of(html):
+    return text_of(re.search(r'<p id="reply-hint".*?</p>', html, re.S).group(0))
+
+
+def mode_block(html, number):
+    """The composer's ``number``-th send mode (1-based): its radio, label and what it says."""
+    blocks = re.findall(r'<div class="reply-mode[^"]*">.*?(?=<div class="reply-mode|</fieldset>)', html, re.S)
+    return blocks[number - 1]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("since", "left"), [(timedelta(minutes=48), "23 h 12 min left"), (timedelta(hours=23, minutes=59), "1 min left")]
+)
+def test_the_composer_counts_down_the_reply_window(agent_client, since, left):
+    ticket = windowed_ticket()
+    closes = BASE_TIME + timedelta(hours=24)
+    with time_machine.travel(BASE_TIME + since, tick=False):
+        html = agent_client.get(detail_url(ticket)).content.decode()
+    assert hint_of(html) == f"At most 1000 characters on this channel. Reply window: {left}"
+    # console.js counts down from the server's times (ms since the epoch), not the agent's clock.
+    assert (
+        f'<time datetime="{closes.isoformat()}" data-expires-at="{int(closes.timestamp() * 1000)}" '
+        f'data-now="{int((BASE_TIME + since).timestamp() * 1000)}">{left}</time>'
+    ) in html
+
+
+@pytest.mark.django_db
+def test_a_reply_at_23_h_59_min_goes_out(agent_client, django_capture_on_commit_callbacks):
+    ticket = windowed_ticket()
+    just_in_time = time_machine.travel(BASE_TIME + timedelta(hours=23, minutes=59), tick=False)
+    with just_in_time, django_capture_on_commit_callbacks(execute=True):
+        response = agent_client.post(reply_url(ticket), {"body": "Try the app again"})
+    assert response.status_code == 302
+    assert locmem.outbox == [{"thread_key": "w0", "text": "Try the app again"}]
+
+
+@pytest.mark.django_db
+def test_after_24_h_the_composer_says_why_and_the_reply_is_refused(agent_client):
+    ticket = windowed_ticket()
+    reason = (
+        f"the 24-hour reply window closed at {BASE_TIME + timedelta(hours=24):%Y-%m-%d %H:%M} UTC; "
+        "wait until the person writes again."
+    )
+    with time_machine.travel(BASE_TIME + timedelta(hours=24, minutes=1), tick=False):
+        html = agent_client.get(detail_url(ticket)).content.decode()
+        # The composer names its one mode when it is not possible (as it posts it), so the refusal gives the reason.
+        assert '<input type="hidden" name="mode" value="">' in html
+        response = agent_client.post(reply_url(ticket), {"body": "Still there?", "mode": ""})
+    assert hint_of(html) == f"Reply is not possible here: {reason}"
+    assert "Reply window" not in html
+    assert response.status_code == 422
+    assert refusal_of(response.content.decode()) == f"Not sent: Reply is not possible here: {reason}"
+    assert "Still there?" in response.content.decode()  # the draft is kept
+    assert locmem.outbox == []
+
+
+@pytest.mark.django_db
+def test_within_the_window_each_mode_says_its_own_time_left_and_templates_wait_unshown(agent_client):
+    ticket = windowed_ticket(templates=[TEMPLATE])
+    with time_machine.travel(BASE_TIME + timedelta(hours=23, minutes=59), tick=False):
+        html = agent_client.get(detail_url(ticket)).content.decode()
+    reply, template = mode_block(html, 1), mode_block(html, 2)
+    assert 'value="" id="reply-mode-1"\n          checked' in reply
+    assert 'aria-describedby="reply-mode-1-window"' in reply
+    assert text_of(re.search(r'<p id="reply-mode-1-window".*?</p>', reply, re.S).group(0)) == (
+        "Reply window: 1 min left"
+    )
+    assert f'value="{TEMPLATE_MODE}" id="reply-mode-2"' in template
+    assert 'aria-describedby="reply-mode-2-template"' in template
+    assert "checked" not in template  # its text is in the page, shown once the agent chooses it (console.css)
+    assert hint_of(html) == ""  # several modes: each says its own
+
+
+@pytest.mark.django_db
+def test_after_the_window_a_template_is_the_way_and_shows_its_text(agent_client, django_capture_on_commit_callbacks):
+    ticket = windowed_ticket(templates=[TEMPLATE])
+    with time_machine.travel(BASE_TIME + timedelta(hours=24, minutes=1), tick=False):
+        html = agent_client.get(detail_url(ticket)).content.decode()
+        with django_capture_on_commit_callbacks(execute=True):
+            sent = agent_client.post(reply_url(ticket), {"body": "Ann\nit is fixed", "mode": TEMPLATE_MODE})
+    reply, template = mode_block(html, 1), mode_block(html, 2)
+    assert "disabled" in reply
+    assert text_of(re.search(r'<p id="reply-mode-1-reason".*?</p>', reply, re.S).group(0)).endswith(
+        "UTC; send a template instead."
+    )
+    assert re.search(rf'value="{TEMPLATE_MODE}" id="reply-mode-2"\s+checked', template)
+    assert (
+        '<blockquote class="template-body" dir="auto">Hi <mark class="template-placeholder">{{1}}</mark>, '
+        'about &lt;your ticket&gt;: <mark class="template-placeholder">{{2}}</mark></blockquote>'
+    ) in template
+    assert "Each line of your reply fills one placeholder: write 2 lines (line 1 fills {{1}}, line 2 fills {{2}})." in (
+        text_of(template)
+    )
+    assert sent.status_code == 302
+    assert locmem.outbox == [{"thread_key": "w0", "text": "Ann\nit is fixed", "mode": TEMPLATE_MODE}]
+
+
+@pytest.mark.django_db
+def test_switching_to_a_windowed_conversation_brings_its_countdown(agent_client, agent, ticket):
+    windowed = windowed_ticket()
+    merge(agent, ticket, windowed, keep=ticket)
+    with time_machine.travel(BASE_TIME + timedelta(hours=1), tick=False):
+        html = switch(agent_client, ticket, thread_with_key("w0"))
+    hint = re.search(r'<p id="reply-hint" class="hint" hx-swap-oob="true">.*?</p>', html, re.S).group(0)
+    assert text_of(hint) == "At most 1000 characters on this channel. Reply window: 23 h 0 min left"
+    with time_machine.travel(BASE_TIME + timedelta(days=2), tick=False):
+        closed = switch(agent_client, ticket, thread_with_key("w0"))
+    assert '<input type="hidden" name="mode" value="">' in closed  # refused with the reason if sent anyway
+    assert "Reply is not possible here: the 24-hour reply window closed" in closed
+    assert 'name="mode"' not in switch(agent_client, ticket, thread_with_key("m0"))  # locmem's one mode needs none

@@ -72,3 +72,68 @@ def test_download_names_are_sanitized(agent_client, locmem_channel):
     assert "\n" not in disposition
     assert "/" not in disposition
     assert disposition == 'attachment; filename="pa\\"ssX-Injected: 1.txt"'
+
+
+VOICE = b"OggS" + bytes(range(256)) * 2
+
+
+@pytest.fixture
+def voice_note(locmem_channel):
+    """A WhatsApp-style voice note (Opus in Ogg), downloaded."""
+    locmem.files["voice"] = VOICE
+    note = InboundAttachment(name="voice.ogg", content_type="audio/ogg; codecs=opus", size=len(VOICE), ref="voice")
+    receive(locmem_channel, [message_with(note)])
+    attachment = Attachment.objects.get()
+    downloads.download_attachment(attachment.pk)
+    return attachment
+
+
+@pytest.mark.django_db
+def test_a_voice_note_is_served_inline_as_audio_and_safely(agent_client, voice_note):
+    response = agent_client.get(download_url(voice_note))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == VOICE
+    assert response["Content-Type"] == "audio/ogg"
+    assert response["Content-Disposition"] == 'inline; filename="voice.ogg"'
+    assert response["Accept-Ranges"] == "bytes"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("asked", "first", "last"),
+    [("bytes=0-99", 0, 99), ("bytes=500-", 500, len(VOICE) - 1), ("bytes=-10", len(VOICE) - 10, len(VOICE) - 1)],
+)
+def test_a_player_gets_the_byte_range_it_asks_for(agent_client, voice_note, asked, first, last):
+    """Players seek by asking for ranges, and Safari plays nothing from a server that ignores them."""
+    response = agent_client.get(download_url(voice_note), headers={"Range": asked})
+    assert response.status_code == 206
+    assert b"".join(response.streaming_content) == VOICE[first : last + 1]
+    assert response["Content-Range"] == f"bytes {first}-{last}/{len(VOICE)}"
+    assert response["Content-Length"] == str(last - first + 1)
+    assert response["Content-Type"] == "audio/ogg"
+    assert response["Content-Disposition"] == 'inline; filename="voice.ogg"'
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in response["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
+def test_a_range_past_the_end_is_refused_and_odd_ones_get_the_whole_file(agent_client, voice_note):
+    past = agent_client.get(download_url(voice_note), headers={"Range": f"bytes={len(VOICE)}-"})
+    assert past.status_code == 416
+    assert past["Content-Range"] == f"bytes */{len(VOICE)}"
+    for header in ("bytes=0-1,5-9", "bytes=9-5", "items=0-5", "bytes=-"):
+        whole = agent_client.get(download_url(voice_note), headers={"Range": header})
+        assert whole.status_code == 200, header
+        assert b"".join(whole.streaming_content) == VOICE
+
+
+@pytest.mark.django_db
+def test_html_and_svg_stay_downloads_even_when_a_range_is_asked(agent_client, stored):
+    for name in ("page.html", "drawing.svg"):
+        response = agent_client.get(reverse("console:attachment", args=[stored[name]]), headers={"Range": "bytes=0-5"})
+        assert response.status_code == 206
+        assert response["Content-Disposition"] == f'attachment; filename="{name}"'
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in response["Content-Security-Policy"]

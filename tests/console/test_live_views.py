@@ -12,14 +12,16 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from channel_adapters.base import DeliveryReport
 from channels_ingest.delivery import retry_delivery
 from console.timeline import LIVE_BATCH
-from tests.factories import deletion, edit
+from tests.factories import deletion, delivery_report, edit, reaction
 from tests.helpers import (
     detail_url,
     post_reply,
     queries_for,
     receive,
+    reply_and_deliver,
     requester_writes,
     seen_of,
     text_of,
@@ -94,9 +96,17 @@ def poll(client, url, **params):
 
 
 def oob_entry(html, message):
-    """The message's timeline entry sent out of band (swapped in place by its id), or None."""
-    found = re.search(rf'<li id="message-{message.pk}"[^>]*hx-swap-oob="true"[^>]*>(.*?)</li>', html, re.S)
-    return found and found.group(0)
+    """The message's timeline entry sent out of band (swapped in place by its id), or None. Up to its own
+    closing tag: the lists inside it (files, reactions) have items of their own."""
+    start = re.search(rf'<li id="message-{message.pk}"[^>]*hx-swap-oob="true"[^>]*>', html)
+    if start is None:
+        return None
+    depth = 1
+    for tag in re.finditer(r"<(/?)li\b[^>]*>", html[start.end() :]):
+        depth += -1 if tag.group(1) else 1
+        if depth == 0:
+            return html[start.start() : start.end() + tag.end()]
+    raise AssertionError(f"message-{message.pk}'s entry is not closed")
 
 
 @pytest.fixture
@@ -422,3 +432,36 @@ def test_live_banner_lists_changes_since_the_composer_place(agent_client, agent,
     html = poll(agent_client, poll_url(html), **banner_place(html)).content.decode()
     assert f"message-{own.pk}" in html
     assert "Changed while you were writing" not in html
+
+
+def test_delivery_reports_and_reactions_swap_the_message_in_place(agent_client, agent, ticket, locmem_channel):
+    """A sent reply's badge no longer polls; what the platform reports afterwards (delivered, read) and the
+    reactions people add reach the open page through its live poll, which swaps the message in place."""
+    reply = reply_and_deliver(ticket, agent, "Turn it off and on again")
+    page = agent_client.get(detail_url(ticket)).content.decode()
+    status_url = reverse("console:message-status", args=[reply.pk])
+    assert status_url not in page  # sent: the badge's own poll has ended
+    assert poll(agent_client, poll_url(page)).status_code == 204
+
+    receive(locmem_channel, [delivery_report(reply.external_id, DeliveryReport.DELIVERED)])
+    html = poll(agent_client, poll_url(page)).content.decode()
+    assert "Delivery: Delivered" in text_of(oob_entry(html, reply))
+    assert status_url not in html
+
+    receive(locmem_channel, [delivery_report(reply.external_id, DeliveryReport.READ, minute=6)])
+    receive(locmem_channel, [reaction(reply.external_id, "🙏", minute=7), reaction("m0", "👍", minute=7)])
+    later = poll(agent_client, poll_url(html)).content.decode()
+    assert "Delivery: Read" in text_of(oob_entry(later, reply))
+    assert "1 person reacted with 🙏" in oob_entry(later, reply)
+    assert "1 person reacted with 👍" in oob_entry(later, Message.objects.get(external_id="m0"))
+    assert poll(agent_client, poll_url(later)).status_code == 204
+
+
+def test_a_failure_reported_after_sending_reaches_the_open_page_with_retry(agent_client, agent, ticket, locmem_channel):
+    reply = reply_and_deliver(ticket, agent, "Turn it off and on again")
+    page = agent_client.get(detail_url(ticket)).content.decode()
+    words = "Message undeliverable (131026)"
+    receive(locmem_channel, [delivery_report(reply.external_id, DeliveryReport.FAILED, error=words)])
+    entry = oob_entry(poll(agent_client, poll_url(page)).content.decode(), reply)
+    assert f"Delivery: Failed {words} Retry" in text_of(entry)
+    assert reverse("console:message-retry", args=[reply.pk]) in entry

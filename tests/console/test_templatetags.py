@@ -1,5 +1,6 @@
 """Markup rendered in Python: every value escaped."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -7,11 +8,12 @@ import pytest
 from django.template import Context
 
 from console.forms import TicketFilterForm
+from console.templatetags.console_composer import template_body, template_hint, time_left
 from console.templatetags.console_fields import plain_select
 from console.templatetags.console_labels import ago, compact_since
 from console.templatetags.console_timeline import delivery_status, timeline_message
 from tests.factories import message
-from tests.helpers import receive
+from tests.helpers import receive, text_of
 from tickets.models import Message, Ticket
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -108,3 +110,100 @@ def test_an_oob_entry_swaps_in_place():
     html = timeline_message(Context({}), note, oob=True)
     assert html.startswith('<li id="message-7" class="message message-note" hx-swap-oob="true">')
     assert "Only agents see this note" in html
+
+
+SENT_AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("status", "label"), [("sent", "Sent"), ("delivered", "Delivered"), ("read", "Read")])
+def test_a_reported_reply_says_how_far_it_got_and_no_longer_polls(hostile_reply, status, label):
+    Message.objects.filter(pk=hostile_reply.pk).update(
+        delivery_status=status, delivery_error="", delivered_at=SENT_AT, delivery_reported_at=SENT_AT
+    )
+    hostile_reply.refresh_from_db()
+    html = delivery_status(Context({}), hostile_reply)
+    assert f'<span class="badge delivery-{status}" title="Reported ' in html  # when, on hover
+    assert text_of(html) == f"Delivery: {label}"
+    assert "hx-trigger" not in html
+    assert "Retry" not in html
+
+
+def test_a_failure_reported_after_sending_shows_the_platforms_words_and_retry(hostile_reply):
+    words = "Message failed to send because more than 24 hours have passed (131047)"
+    Message.objects.filter(pk=hostile_reply.pk).update(
+        delivery_status="failed", delivery_error=words, delivered_at=SENT_AT, delivery_reported_at=SENT_AT
+    )
+    hostile_reply.refresh_from_db()
+    html = delivery_status(Context({"csrf_token": "t"}), hostile_reply)
+    assert text_of(html) == f"Delivery: Failed {words} Retry"
+    assert "hx-trigger" not in html
+
+
+def test_reactions_are_grouped_by_emoji_with_counts_and_escaped(hostile_reply):
+    hostile_reply.reactions = {
+        "locmem:u1": "👍",
+        "locmem:u2": "❤️",
+        "locmem:u3": "👍",
+        "locmem:u4": HOSTILE,
+        "locmem:u5": "",  # taken off, as a platform may report it
+    }
+    html = timeline_message(Context({}), hostile_reply)
+    reactions = re.search(r'<ul class="reactions" aria-label="Reactions">.*?</ul>', html).group(0)
+    shown = re.findall(
+        r'<span class="reaction-emoji">(.*?)</span> <span class="reaction-count">(\d+)</span>', reactions
+    )
+    heard = re.findall(r'<span class="visually-hidden">(.*?)</span>', reactions)
+    assert shown == [
+        ("👍", "2"),
+        ("❤️", "1"),
+        ("&lt;script&gt;alert(&quot;x", "1"),
+    ]  # most chosen first, then as they came
+    assert heard == [
+        "2 people reacted with 👍",
+        "1 person reacted with ❤️",
+        "1 person reacted with &lt;script&gt;alert(&quot;x",  # cut to REACTION_MAX_CHARS characters
+    ]
+    assert "<script>" not in html
+
+
+def test_a_message_without_reactions_has_no_list(hostile_reply):
+    assert "reactions" not in timeline_message(Context({}), hostile_reply)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "closed"),
+        (0, "closed"),
+        (59, "less than a minute left"),
+        (60, "1 min left"),
+        (23 * 3600 + 12 * 60 + 59, "23 h 12 min left"),  # minutes round down: never more time than there is
+        (24 * 3600, "24 h 0 min left"),
+        (47 * 3600 + 59 * 60, "47 h 59 min left"),
+        (7 * 86400 - 1, "6 d 23 h left"),
+    ],
+)
+def test_time_left_is_worded_as_the_countdown_words_it(seconds, text):
+    assert time_left(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("body", "hint"),
+    [
+        ("Your ticket is closed.", "This template has no placeholders: it is sent as written."),
+        ("Hi {{1}}", "Each line of your reply fills one placeholder: write 1 line (line 1 fills {{1}})."),
+        (
+            "{{2}} then {{1}}, again {{ 1 }}",
+            "Each line of your reply fills one placeholder: write 2 lines (line 1 fills {{1}}, line 2 fills {{2}}).",
+        ),
+    ],
+)
+def test_template_hint_says_how_many_lines_fill_which_placeholder(body, hint):
+    assert template_hint(body) == hint
+
+
+def test_a_template_body_is_escaped_and_its_placeholders_marked():
+    assert template_body('<b onclick="x">{{1}}</b> & {{ 2 }}') == (
+        '&lt;b onclick=&quot;x&quot;&gt;<mark class="template-placeholder">{{1}}</mark>&lt;/b&gt; &amp; '
+        '<mark class="template-placeholder">{{2}}</mark>'
+    )

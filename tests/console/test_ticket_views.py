@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from channel_adapters import locmem
 from channel_adapters.base import InboundAttachment, PermanentError
+from channels_ingest import downloads
 from console.timeline import TIMELINE_PAGE
 from tests.factories import BASE_TIME, deletion, edit, message, message_with
 from tests.helpers import (
@@ -546,3 +547,81 @@ def test_the_page_costs_the_same_queries_for_one_or_many_conversations(agent_cli
     assert single.threads.count() == 9
     assert single.messages.count() == 29
     assert one == two == many
+
+
+#: A few bytes standing for a voice note (an Ogg page's signature) and a video (an MP4 ``ftyp`` box).
+OGG, MP4 = b"OggS\x00\x02" + bytes(64), b"\x00\x00\x00\x18ftypmp42" + bytes(64)
+
+
+def media_message(channel, external_id, *files):
+    """A message carrying ``files`` ((name, content type, bytes)), downloaded as the worker would."""
+    for name, _, data in files:
+        locmem.files[name] = data
+    attachments = [InboundAttachment(name=n, content_type=t, size=len(d), ref=n) for n, t, d in files]
+    receive(channel, [message_with(*attachments, external_id=external_id)])
+    for attachment in Attachment.objects.filter(message__external_id=external_id):
+        downloads.download_attachment(attachment.pk)
+    return Attachment.objects.filter(message__external_id=external_id).order_by("id")
+
+
+def test_a_voice_note_and_a_video_play_in_the_page_and_can_still_be_downloaded(agent_client, locmem_channel):
+    voice, video = media_message(
+        locmem_channel,
+        "m0",
+        ("voice-note.ogg", "audio/ogg; codecs=opus", OGG),
+        ("clip.mp4", "video/mp4", MP4),
+    )
+    html = agent_client.get(detail_url(voice.message.ticket)).content.decode()
+    url = reverse("console:attachment", args=[voice.pk])
+    assert re.search(
+        rf'<audio class="attachment-player" controls preload="none" src="{url}"\s+'
+        r'data-type="audio/ogg[^"]*" aria-label="Play voice-note.ogg"></audio>',
+        html,
+    )
+    assert f'<a href="{url}" class="attachment-name" download>' in html
+    video_url = reverse("console:attachment", args=[video.pk])
+    assert re.search(
+        rf'<video class="attachment-player attachment-video" controls preload="none" src="{video_url}"', html
+    )
+    assert f'<a href="{video_url}" class="attachment-name" download>' in html
+
+
+@pytest.mark.parametrize("content_type", ["audio/mpeg", "audio/mp4", "audio/aac", "audio/amr"])
+def test_every_voice_note_type_gets_a_player(agent_client, locmem_channel, content_type):
+    (note,) = media_message(locmem_channel, "m0", ("note", content_type, OGG))
+    assert "<audio " in agent_client.get(detail_url(note.message.ticket)).content.decode()
+
+
+def test_no_player_for_a_file_not_downloaded_yet_or_of_another_type(agent_client, locmem_channel):
+    receive(
+        locmem_channel,
+        [message_with(InboundAttachment(name="v.ogg", content_type="audio/ogg", size=4, ref="gone"), external_id="m0")],
+    )
+    media_message(locmem_channel, "m1", ("page.html", "text/html", b"<p>hi</p>"), ("x.webm", "video/webm", MP4))
+    Message.objects.update(ticket=Ticket.objects.order_by("id").first())
+    html = agent_client.get(detail_url(Ticket.objects.order_by("id").first())).content.decode()
+    assert "<audio" not in html
+    assert "<video" not in html
+    assert "Downloading" in html  # the voice note still being fetched says so instead
+
+
+def test_the_page_costs_the_same_with_reports_reactions_and_players(agent_client, agent, ticket, locmem_channel):
+    """Delivery reports, reactions and voice notes are read with the messages: no query per message."""
+
+    def add(numbers):
+        for n in numbers:
+            media_message(locmem_channel, f"v{n}", (f"v{n}.ogg", "audio/ogg", OGG))
+            Message.objects.filter(external_id=f"v{n}").update(ticket=ticket, reactions={"locmem:u1": "👍"})
+            reply = reply_to_ticket(ticket=ticket, author=agent, body=f"reply {n}")
+            Message.objects.filter(pk=reply.pk).update(
+                delivery_status=Message.DeliveryStatus.READ, delivery_reported_at=BASE_TIME
+            )
+
+    add(range(1))
+    few = queries_for(agent_client, detail_url(ticket))
+    add(range(1, 10))
+    html = agent_client.get(detail_url(ticket)).content.decode()
+    assert html.count("<audio ") == 10
+    assert html.count("1 person reacted with 👍") == 10
+    assert html.count("Delivery: </span>Read") == 10
+    assert queries_for(agent_client, detail_url(ticket)) == few

@@ -2,29 +2,21 @@
 messages change in place, forward only, and the open pages see it."""
 
 from datetime import timedelta
+from unittest.mock import patch
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 
 from channel_adapters import locmem
 from channel_adapters.base import DeliveryReport, Envelope, EnvelopeKind
+from channels_ingest.delivery import deliver_message, retry_delivery
 from channels_ingest.ingest import ingest_channel, store_envelopes
 from channels_ingest.models import InboundMessage
-from tests.factories import BASE_TIME, message, sender
-from tests.helpers import receive, reply_and_deliver
+from tests.factories import BASE_TIME, delivery_report, message, reaction
+from tests.helpers import receive, reply_and_deliver, upload
 from tickets.models import Message
-from tickets.replies import reply_target
-
-
-def report(target, status, *, minute=5, error="", thread="m0"):
-    return Envelope(
-        external_id=f"{target}:{status}:{minute}",
-        kind=EnvelopeKind.STATUS,
-        thread_key=thread,
-        sent_at=BASE_TIME + timedelta(minutes=minute),
-        target_id=target,
-        meta={"status": str(status), **({"error": error} if error else {})},
-    )
+from tickets.replies import reply_target, reply_to_ticket
 
 
 def read_up_to(at, *, thread="m0", minute=6):
@@ -34,18 +26,6 @@ def read_up_to(at, *, thread="m0", minute=6):
         thread_key=thread,
         sent_at=BASE_TIME + timedelta(minutes=minute),
         meta={"status": "read", "up_to": at.isoformat()},
-    )
-
-
-def reaction(target, emoji, *, user="u1", removed=False, minute=3):
-    return Envelope(
-        external_id=f"{target}:reaction:{user}:{minute}",
-        kind=EnvelopeKind.REACTION,
-        thread_key="m0",
-        sent_at=BASE_TIME + timedelta(minutes=minute),
-        target_id=target,
-        sender=sender(user),
-        meta={"emoji": emoji, "removed": removed},
     )
 
 
@@ -59,13 +39,13 @@ def sent_reply(ticket, agent):
 
 @pytest.mark.django_db
 def test_reports_move_a_reply_forward_and_never_back(locmem_channel, sent_reply):
-    receive(locmem_channel, [report("m0:out1", DeliveryReport.DELIVERED)])
+    receive(locmem_channel, [delivery_report("m0:out1", DeliveryReport.DELIVERED)])
     sent_reply.refresh_from_db()
     assert sent_reply.delivery_status == Message.DeliveryStatus.DELIVERED
     marked = sent_reply.changed_mark
 
-    receive(locmem_channel, [report("m0:out1", DeliveryReport.READ, minute=7)])
-    receive(locmem_channel, [report("m0:out1", DeliveryReport.DELIVERED, minute=8)])  # late and out of order
+    receive(locmem_channel, [delivery_report("m0:out1", DeliveryReport.READ, minute=7)])
+    receive(locmem_channel, [delivery_report("m0:out1", DeliveryReport.DELIVERED, minute=8)])  # late and out of order
     sent_reply.refresh_from_db()
     assert sent_reply.delivery_status == Message.DeliveryStatus.READ
     assert sent_reply.delivery_reported_at == BASE_TIME + timedelta(minutes=7)
@@ -75,15 +55,15 @@ def test_reports_move_a_reply_forward_and_never_back(locmem_channel, sent_reply)
 @pytest.mark.django_db
 def test_a_failure_reported_after_sending_shows_the_platforms_words(locmem_channel, sent_reply):
     words = "Message undeliverable (131026): the number is not on WhatsApp"
-    receive(locmem_channel, [report("m0:out1", DeliveryReport.FAILED, error=words)])
+    receive(locmem_channel, [delivery_report("m0:out1", DeliveryReport.FAILED, error=words)])
     sent_reply.refresh_from_db()
     assert (sent_reply.delivery_status, sent_reply.delivery_error) == ("failed", words)
 
 
 @pytest.mark.django_db
-def test_a_read_reply_is_not_failed_by_a_late_report(locmem_channel, sent_reply):
-    receive(locmem_channel, [report("m0:out1", DeliveryReport.READ)])
-    receive(locmem_channel, [report("m0:out1", DeliveryReport.FAILED, error="late", minute=9)])
+def test_a_read_reply_is_not_failed_by_a_late_delivery_report(locmem_channel, sent_reply):
+    receive(locmem_channel, [delivery_report("m0:out1", DeliveryReport.READ)])
+    receive(locmem_channel, [delivery_report("m0:out1", DeliveryReport.FAILED, error="late", minute=9)])
     sent_reply.refresh_from_db()
     assert sent_reply.delivery_status == Message.DeliveryStatus.READ
 
@@ -104,14 +84,41 @@ def test_a_read_watermark_covers_every_reply_sent_until_then(locmem_channel, tic
 def test_a_report_on_a_reply_still_queued_leaves_it_to_the_send(locmem_channel, queued_reply):
     queued_reply.external_id = "m0:out9"
     queued_reply.save(update_fields=["external_id"])
-    receive(locmem_channel, [report("m0:out9", DeliveryReport.READ)])
+    receive(locmem_channel, [delivery_report("m0:out9", DeliveryReport.READ)])
     queued_reply.refresh_from_db()
     assert queued_reply.delivery_status == Message.DeliveryStatus.QUEUED
 
 
 @pytest.mark.django_db
+def test_retry_after_a_reported_failure_sends_the_reply_again(locmem_channel, sent_reply):
+    receive(locmem_channel, [delivery_report("m0:out1", DeliveryReport.FAILED, error="undeliverable")])
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert retry_delivery(Message.objects.get(pk=sent_reply.pk))
+    sent_reply.refresh_from_db()
+    assert [item["text"] for item in locmem.outbox] == ["Turn it off and on again"] * 2
+    assert (sent_reply.delivery_status, sent_reply.external_id) == ("sent", "m0:out2")
+
+
+@pytest.mark.django_db
+def test_a_report_while_the_files_go_out_is_kept(locmem_channel, ticket, agent):
+    """The text has its id once the platform took it; a quick "delivered" then must survive the files' upload."""
+    reply = reply_to_ticket(ticket=ticket, author=agent, body="Here is the form", files=[upload()])
+    original = locmem.LocmemAdapter.send_attachment
+
+    def report_first(self, *, target, file):
+        receive(locmem_channel, [delivery_report("m0:out1", DeliveryReport.DELIVERED)])
+        return original(self, target=target, file=file)
+
+    with patch.object(locmem.LocmemAdapter, "send_attachment", report_first):
+        deliver_message(reply.pk)
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.DELIVERED
+    assert reply.delivered_at is not None
+
+
+@pytest.mark.django_db
 def test_a_report_on_an_unknown_reply_is_skipped_with_a_note(locmem_channel, ticket):
-    store_envelopes(locmem_channel, [report("nobody-sent-this", DeliveryReport.DELIVERED)])
+    store_envelopes(locmem_channel, [delivery_report("nobody-sent-this", DeliveryReport.DELIVERED)])
     ingest_channel(locmem_channel.pk)
     row = InboundMessage.objects.get(external_id__startswith="nobody-sent-this")
     assert (row.status, row.error) == ("skipped", "the reported reply is not stored")

@@ -55,3 +55,12 @@ def test_an_automatic_acknowledgement_opens_the_ticket_as_the_system(ticket):
     [event] = TicketEvent.objects.filter(ticket=ticket)
     assert (event.old_value, event.new_value) == ("new", "open")
     assert (event.actor, event.actor_name, event.reason) == (None, "System", "automatic acknowledgement")
+
+
+@pytest.mark.django_db
+def test_a_reply_without_a_mode_where_none_is_allowed_says_why(ticket, agent, locmem_channel):
+    """The requester wrote two days ago; a 24-hour window is closed: the refusal names the rule, not "no way"."""
+    locmem_channel.config["window_hours"] = 24
+    locmem_channel.save(update_fields=["config"])
+    with pytest.raises(ReplyError, match=r"^Reply is not possible here: .*24"):
+        reply_to_ticket(ticket=ticket, author=agent, body="Hello again")

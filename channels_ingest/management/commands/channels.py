@@ -1,6 +1,8 @@
 """Manage channels without the UI: ``channels add|list|poll|requeue-failed``."""
 
 import json
+import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -23,7 +25,12 @@ class Command(BaseCommand):
         add = sub.add_parser("add", help="Connect a channel.")
         add.add_argument("kind", choices=sorted(settings.CHANNEL_ADAPTERS))
         add.add_argument("name")
-        add.add_argument("--config", default="{}", help="JSON: settings and credentials for the adapter.")
+        add.add_argument(
+            "--config",
+            default="{}",
+            help="JSON: settings and credentials for the adapter; @FILE reads it from a file, - from standard input "
+            "(so tokens stay off the command line).",
+        )
         add.add_argument("--poll-interval", type=int, default=60, help="Seconds between polls; 0 for webhooks only.")
         add.add_argument("--no-verify", action="store_true", help="Do not check the credentials now.")
         sub.add_parser("list", help="List channels with their health.")
@@ -46,6 +53,7 @@ class Command(BaseCommand):
         getattr(self, f"handle_{action.replace('-', '_')}")(**options)
 
     def handle_add(self, *, kind, name, config, poll_interval, no_verify, **_):
+        config = self._read_config(config)
         try:
             raw = json.loads(config)
         except json.JSONDecodeError as exc:
@@ -71,6 +79,16 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Added {kind} channel {name!r} (id {channel.pk})."))
         self.stdout.write(f"Webhook URL: {webhook_url(channel)}")
         self.stdout.write(f"Credentials stored encrypted: {channel.masked_secrets()}")
+
+    def _read_config(self, config: str) -> str:
+        if config == "-":
+            return sys.stdin.read()
+        if config.startswith("@"):
+            try:
+                return Path(config[1:]).read_text()
+            except OSError as exc:
+                raise CommandError(f"--config {config}: {exc.strerror}") from None
+        return config
 
     def handle_list(self, **_):
         channels = list(Channel.objects.all())

@@ -1,4 +1,5 @@
-"""Demo data for the embedded run: an admin, an agent, shared macros, Slack and X channels on the emulators."""
+"""Demo data for the embedded run: an admin, an agent, shared macros, and Slack, X, Facebook, Instagram and
+WhatsApp channels on the local emulators."""
 
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
@@ -33,14 +34,28 @@ DEMO_MACROS = [
 ]
 
 
+#: The Meta emulator's demo accounts (``bin/run-embedded`` creates them there with these ids and secrets).
+META_DEMO = {
+    "page_id": "110000000000001",
+    "ig_user_id": "17841400000000001",
+    "phone_number_id": "105000000000001",
+    "waba_id": "102000000000001",
+    "page_token": "meta-demo-page-token",
+    "whatsapp_token": "meta-demo-whatsapp-token",
+    "app_secret": "meta-demo-app-secret",
+    "verify_token": "meta-demo-verify-token",
+}
+
+
 class Command(BaseCommand):
     help = "Create demo users, shared macros, and Slack and X channels pointing at the local emulators (idempotent)."
 
     def add_arguments(self, parser):
         parser.add_argument("--slack-base-url", default="http://127.0.0.1:8765/api/")
         parser.add_argument("--x-base-url", default="http://127.0.0.1:8767")
+        parser.add_argument("--meta-base-url", default="http://127.0.0.1:8769/v25.0")
 
-    def handle(self, *args, slack_base_url, x_base_url, **options):
+    def handle(self, *args, slack_base_url, x_base_url, meta_base_url, **options):
         for username, password, first, last, group in DEMO_USERS:
             user, created = User.objects.get_or_create(
                 username=username, defaults={"first_name": first, "last_name": last, "is_staff": group == ADMINS_GROUP}
@@ -79,4 +94,35 @@ class Command(BaseCommand):
         Channel.objects.update_or_create(
             name="x-ithelp", defaults={"kind": "x", "config": config, "secrets": secrets, "poll_interval_seconds": 10}
         )
-        self.stdout.write(webhook_url(channel))
+        meta = self._meta_channels(meta_base_url)
+        # Last lines, read by bin/run-embedded: where each platform pushes.
+        for name, pushed in [("slack-it-help", channel), *meta]:
+            self.stdout.write(f"webhook {name} {webhook_url(pushed)}")
+
+    def _meta_channels(self, base_url):
+        """Facebook and Instagram poll every 5 minutes as a backstop to their webhooks; WhatsApp only pushes."""
+        demo, common = META_DEMO, {"base_url": base_url, "app_secret": META_DEMO["app_secret"]}
+        page = {"page_id": demo["page_id"], "page_access_token": demo["page_token"], "human_agent": True}
+        channels = [
+            ("facebook-it-help", "facebook", page, 300),
+            ("instagram-ithelp", "instagram", {**page, "ig_user_id": demo["ig_user_id"]}, 300),
+            (
+                "whatsapp-it-help",
+                "whatsapp",
+                {
+                    "phone_number_id": demo["phone_number_id"],
+                    "waba_id": demo["waba_id"],
+                    "access_token": demo["whatsapp_token"],
+                },
+                0,
+            ),
+        ]
+        made = []
+        for name, kind, raw, interval in channels:
+            config, secrets = clean_channel_config(kind, {**raw, **common, "verify_token": demo["verify_token"]})
+            channel, _ = Channel.objects.update_or_create(
+                name=name,
+                defaults={"kind": kind, "config": config, "secrets": secrets, "poll_interval_seconds": interval},
+            )
+            made.append((name, channel))
+        return made
