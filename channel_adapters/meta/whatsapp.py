@@ -434,17 +434,19 @@ class WhatsAppAdapter(ChannelAdapter):
             template = self._template(target.mode)
             _, parameters = fill_template(template["body"], text, strict=True, name=template["name"])
             body = template_message(template, parameters)
-            self.usage[f"template_{str(template.get('category') or 'unknown').lower()}"] += 1
+            billed = f"template_{str(template.get('category') or 'unknown').lower()}"
         elif target.mode:
             raise PermanentError(f"WhatsApp has no reply mode {target.mode!r}.")
         else:
             if len(text) > TEXT_LENGTH:
                 raise PermanentError(f"A WhatsApp message takes at most {TEXT_LENGTH} characters.")
             body = {"type": "text", "text": {"body": text, "preview_url": False}}
-            self.usage["service_message"] += 1
+            billed = "service_message"
         # The text quotes the message it answers (an edit's or reaction's id is no message to quote).
         quoting = target.reply_to if not target.mode and ":" not in target.reply_to else ""
-        return Sent(external_id=self._post_message(recipient, body, key=key, quoting=quoting))
+        sent = Sent(external_id=self._post_message(recipient, body, key=key, quoting=quoting))
+        self.usage[billed] += 1  # Meta bills a delivered message, not a refused one
+        return sent
 
     def send_attachment(self, *, target, file: OutboundFile):
         if target.mode:

@@ -833,9 +833,11 @@ def recorded_error(name, status=400):
 )
 def test_whatsapps_refusals_become_the_contracts_errors_in_meta_s_words(graph, answer, error, words):
     graph.answer(f"/{NUMBER_ID}/messages", answer)
+    channel = adapter(base_url=graph.url)
     with pytest.raises(error, match=words) as raised:
-        adapter(base_url=graph.url).send(target=chat(), text="hello", key="r")
+        channel.send(target=chat(), text="hello", key="r")
     assert "EAAG-test" not in str(raised.value)
+    assert not channel.usage  # Meta bills delivered messages only
 
 
 def test_an_answer_without_a_message_id_is_an_unknown_outcome(graph):
