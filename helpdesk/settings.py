@@ -230,6 +230,8 @@ CHANNEL_ADAPTERS = {
     "slack": "channel_adapters.slack.SlackAdapter",
     "x": "channel_adapters.x.XAdapter",
     "locmem": "channel_adapters.locmem.LocmemAdapter",
+    "facebook": "channel_adapters.meta.facebook.FacebookAdapter",
+    "instagram": "channel_adapters.meta.instagram.InstagramAdapter",
 }
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "5"))
