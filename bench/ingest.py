@@ -6,6 +6,7 @@ in batches. Each round starts from empty tables and a cold cache.
 
     python -m bench.ingest                      # Slack; last line "ingest: <N> msgs/s"
     python -m bench.ingest --platform x         # X mentions; also API calls and cost per 1,000 mentions
+    python -m bench.ingest --platform meta      # signed Meta webhooks (bench/meta_webhooks.py)
 """
 
 import argparse
@@ -24,14 +25,20 @@ PEOPLE = 200
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--platform", choices=["slack", "x"], default="slack")
+    parser.add_argument("--platform", choices=["slack", "x", "meta"], default="slack")
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--thread-share", type=float, default=0.1, help="share of messages that are replies in threads")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (each with --concurrency)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per-post", type=int, default=1, help="meta: messages per webhook POST")
+    parser.add_argument("--senders", type=int, default=16, help="meta: concurrent webhook senders")
     args = parser.parse_args()
     setup_django()
+    if args.platform == "meta":
+        from bench import meta_webhooks
+
+        return meta_webhooks.run(args, start_worker, wait_for_workers, wait_until_idle)
 
     from django.core.cache import cache
 

@@ -216,6 +216,9 @@ class Rejected:
     raw: object = None
 
 
+#: How many days back a channel's first poll imports, unless its config says otherwise (``import_days``).
+DEFAULT_IMPORT_DAYS = 7
+
 #: How far a platform's clock may run ahead of ours. More than Slack's 5-minute signature window, so a
 #: request we accept never carries a time we refuse for being early.
 MAX_CLOCK_SKEW = timedelta(minutes=10)

@@ -31,6 +31,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from .base import (
+    DEFAULT_IMPORT_DAYS,
     AttachmentLimits,
     Capability,
     ChannelAdapter,
@@ -196,7 +197,8 @@ class SlackAdapter(ChannelAdapter):
     (ids to poll), ``page_size`` (history page size, default 200), ``thread_lookback_hours``
     (how far back polls look for new thread replies and edits, default 24), ``thread_rereads_per_poll``
     (threads of that window re-read per conversation and poll to find edited replies, default 10; 0: none),
-    ``timeout`` (seconds to wait for an answer, default 15)."""
+    ``timeout`` (seconds to wait for an answer, default 15), ``import_days`` (how far back the first poll
+    imports, default 7)."""
 
     kind = "slack"
     capabilities = frozenset({Capability.POLL, Capability.WEBHOOK, Capability.REPLY})
@@ -464,7 +466,8 @@ class SlackAdapter(ChannelAdapter):
         state = cursor.setdefault(conversation, {})
         now = time.time()
         window_start = f"{now - 3600 * self.config.get('thread_lookback_hours', 24):.6f}"
-        high_water = state.get("oldest") or window_start
+        import_days = self.config.get("import_days", DEFAULT_IMPORT_DAYS)
+        high_water = state.get("oldest") or f"{now - 86400 * import_days:.6f}"
         threads = {ts: seen for ts, seen in state.get("threads", {}).items() if ts >= window_start}
         reads = {ts: read for ts, read in state.get("thread_reads", {}).items() if ts in threads}
         scan_from = min(high_water, window_start)

@@ -33,6 +33,7 @@ import tweepy
 from twitter_text import parse_tweet
 
 from .base import (
+    DEFAULT_IMPORT_DAYS,
     Capability,
     ChannelAdapter,
     ConfigError,
@@ -149,7 +150,7 @@ def mentions_handle(text: str, username: str) -> bool:
 
 class XAdapter(ChannelAdapter):
     """Config: ``base_url``; ``dm_poll_interval_seconds`` (default 60: X allows 15 DM reads per 15 minutes);
-    ``backfill_hours`` (default 24) for the first poll; ``public_ack``, read here only to offer DM first (after
+    ``import_days`` (how far back the first poll imports, default 7; checked by the pipeline for every kind); ``public_ack``, read here only to offer DM first (after
     a public acknowledgement the conversation continues in DM); ``timeout`` (seconds to wait for an answer,
     default 15). Secrets: ``bearer_token`` (an OAuth 2.0 user-context token) or the four OAuth 1.0a keys."""
 
@@ -166,7 +167,7 @@ class XAdapter(ChannelAdapter):
         if not secrets.get("bearer_token") and not has_oauth1:
             raise ConfigError("X needs a bearer_token (OAuth 2.0 user context) or all four OAuth 1.0a keys.")
         config.setdefault("base_url", DEFAULT_BASE_URL)
-        for key in ("dm_poll_interval_seconds", "backfill_hours"):
+        for key in ("dm_poll_interval_seconds",):
             if key in config and (not isinstance(config[key], int) or config[key] <= 0):
                 raise ConfigError(f"{key} must be a positive integer.")
         timeout = config.get("timeout", DEFAULT_TIMEOUT_SECONDS)
@@ -228,7 +229,7 @@ class XAdapter(ChannelAdapter):
         yield from self._poll_mentions(cursor, billed)
 
     def _backfill_start(self):
-        return datetime.now(UTC) - timedelta(hours=self.config.get("backfill_hours", 24))
+        return datetime.now(UTC) - timedelta(days=self.config.get("import_days", DEFAULT_IMPORT_DAYS))
 
     def _poll_mentions(self, cursor, billed):
         """Newest first, page by page; ``since_id`` moves to the newest id only after every page is stored."""

@@ -1,12 +1,17 @@
 """A channel's configuration as an admin gives it: checked, and split into settings and encrypted secrets.
 
 The adapter checks what its platform needs (``ChannelAdapter.split_config``); the pipeline then checks its own
-options, which every channel may carry: the triage rule and public acknowledgement (``triage``) and the
-monthly budget (``usage``).
+options, which every channel may carry: the triage rule and public acknowledgement (``triage``), the
+monthly budget (``usage``), and how many days back the first poll imports (``import_days``, default 7).
 """
+
+from channel_adapters.base import DEFAULT_IMPORT_DAYS, ConfigError
 
 from . import triage, usage
 from .registry import adapter_class
+
+#: Platforms keep about this much history within reach of their read APIs (X's DM events: 30 days).
+MAX_IMPORT_DAYS = 90
 
 
 def clean_channel_config(kind: str, raw: dict) -> tuple[dict, dict]:
@@ -14,4 +19,11 @@ def clean_channel_config(kind: str, raw: dict) -> tuple[dict, dict]:
     config, secrets = adapter_class(kind).split_config(raw)
     triage.validate(config)
     usage.validate(config)
+    _validate_import_days(config)
     return config, secrets
+
+
+def _validate_import_days(config: dict) -> None:
+    days = config.get("import_days", DEFAULT_IMPORT_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_IMPORT_DAYS:
+        raise ConfigError(f"import_days must be a whole number of days from 0 to {MAX_IMPORT_DAYS}.")

@@ -8,6 +8,9 @@ from django.utils import timezone
 from .crypto import EncryptedJSONField, mask
 from .registry import adapter_class
 
+#: How precisely ``Channel.last_push_at`` follows the pushes.
+PUSH_MARK_SECONDS = 10
+
 
 class ChannelQuerySet(models.QuerySet):
     def due_for_poll(self, now):
@@ -44,6 +47,12 @@ class Channel(models.Model):
     paused_reason = models.TextField(blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    #: When the platform last pushed to the webhook (to the nearest PUSH_MARK_SECONDS), and when it last
+    #: proved the webhook URL (Meta's hub.challenge handshake).
+    last_push_at = models.DateTimeField(null=True, blank=True)
+    webhook_verified_at = models.DateTimeField(null=True, blank=True)
+    #: When the credentials were last checked and ``state`` refreshed (``polling.refresh_state``).
+    credentials_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
@@ -74,6 +83,14 @@ class Channel(models.Model):
         self.healthy = True
         self.last_error = ""
         self.save(update_fields=["last_poll_at", "last_success_at", "last_poll_stored", "healthy", "last_error"])
+
+    def record_push(self, *, at=None):
+        """A push arrived. Written at most once per ``PUSH_MARK_SECONDS``, so a busy webhook costs one cheap
+        UPDATE that matches nothing, not a write per request."""
+        at = at or timezone.now()
+        Channel.objects.filter(pk=self.pk).filter(
+            models.Q(last_push_at__isnull=True) | models.Q(last_push_at__lt=at - timedelta(seconds=PUSH_MARK_SECONDS))
+        ).update(last_push_at=at)
 
     def record_credentials_rejected(self, message, *, at=None):
         """The platform refused the credentials outside a poll (a delivery, a download): unhealthy until an

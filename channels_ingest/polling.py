@@ -158,8 +158,25 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
 
 def _refresh_state(channel, adapter):
     channel.state = adapter.check_credentials()
+    channel.credentials_checked_at = timezone.now()
     adapter.state = channel.state
-    channel.save(update_fields=["state"])
+    channel.save(update_fields=["state", "credentials_checked_at"])
+
+
+def refresh_state(channel_id: int) -> None:
+    """The periodic credentials check (``sweep``): learn what changed on the platform (e.g. WhatsApp's approved
+    templates) and notice revoked tokens between polls, on push-only channels too. A platform that is only
+    unreachable leaves the channel's health alone: the next check tries again."""
+    channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
+    if channel is None:
+        return
+    try:
+        _refresh_state(channel, channel.adapter())
+    except CredentialsError as exc:
+        logger.error("channel %s: credentials rejected: %s", channel.name, exc)
+        channel.record_credentials_rejected(str(exc))
+    except AdapterError as exc:
+        logger.warning("channel %s: credentials not checked: %s", channel.name, exc)
 
 
 def verify_channel(channel: Channel) -> None:

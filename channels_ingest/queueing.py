@@ -23,6 +23,7 @@ class TaskName(enum.StrEnum):
     DELIVER = "channels_ingest.deliver_message"
     DOWNLOAD = "channels_ingest.fetch_attachment"
     SWEEP = "channels_ingest.sweep"
+    REFRESH_STATE = "channels_ingest.refresh_state"
 
 
 def enqueue(name: TaskName, *args) -> None:

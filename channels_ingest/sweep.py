@@ -17,6 +17,8 @@ from .usage import enforce_budget
 
 #: Pending inbound rows this old were not picked up by the ingest their store queued.
 STALE_PENDING = timedelta(seconds=10)
+#: How often a channel's credentials are checked again and its learned state refreshed (templates, names).
+STATE_REFRESH = timedelta(hours=1)
 
 
 def sweep(now: datetime | None = None) -> dict:
@@ -43,8 +45,19 @@ def sweep(now: datetime | None = None) -> dict:
     )
     return {
         "polls": len(due),
+        "state_refreshes": _refresh_stale_states(now),
         "ingests": enqueue_each(TaskName.INGEST, stalled_channels),
         "redeliveries": delivery.redeliver_overdue(now),
         "downloads": downloads.redownload_overdue(now),
         "unknown": delivery.recover_stalled_sends(now),
     }
+
+
+def _refresh_stale_states(now: datetime) -> int:
+    """Queue a credentials check for each channel last checked over ``STATE_REFRESH`` ago (once: the mark moves
+    now). A channel never checked is left to its first poll or to ``channels add``."""
+    stale = Channel.objects.filter(enabled=True, credentials_checked_at__lt=now - STATE_REFRESH)
+    ids = list(stale.values_list("pk", flat=True))
+    if ids:
+        Channel.objects.filter(pk__in=ids).update(credentials_checked_at=now)
+    return enqueue_each(TaskName.REFRESH_STATE, ids)

@@ -47,6 +47,11 @@ def fetch_attachment(self, attachment_id):
         raise self.retry(countdown=outcome.retry_in)
 
 
+@shared_task(name=TaskName.REFRESH_STATE)
+def refresh_state(channel_id):
+    polling.refresh_state(channel_id)
+
+
 @shared_task(name=TaskName.SWEEP)
 def run_sweep():
     sweep.sweep()

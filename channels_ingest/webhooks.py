@@ -5,8 +5,9 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from channel_adapters.base import Capability, InvalidWebhook
 
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 @csrf_exempt  # authenticated by the platform's signature instead
-@require_POST
+@require_http_methods(["GET", "POST"])
 def receive(request, public_id):
     channel = Channel.objects.filter(public_id=public_id, enabled=True).first()
     if channel is None:
@@ -26,6 +27,8 @@ def receive(request, public_id):
     adapter = channel.adapter()
     if Capability.WEBHOOK not in adapter.capabilities:
         return JsonResponse({"error": "This channel does not take webhooks."}, status=404)
+    if request.method == "GET":
+        return _verify_subscription(channel, adapter, request)
     try:
         body = request.body
     except RequestDataTooBig:
@@ -36,12 +39,33 @@ def receive(request, public_id):
         result = adapter.handle_webhook(headers=request.headers, body=body)
     except InvalidWebhook as exc:
         logger.warning("channel %s: webhook refused (%s): %s", channel.name, exc.status, exc)
-        response = JsonResponse({"error": str(exc)}, status=exc.status)
-        for header, value in exc.headers.items():
-            response[header] = value
-        return response
+        return _refusal(exc)
     stored = store_envelopes(channel, result.envelopes, result.rejected)
+    channel.record_push()
     logger.info("channel %s: webhook stored %d of %d", channel.name, stored, len(result.envelopes))
+    return _answer(result)
+
+
+def _verify_subscription(channel, adapter, request):
+    """The platform proves the URL is ours before it pushes (Meta's GET with ``hub.challenge``)."""
+    try:
+        result = adapter.verify_subscription(request.GET)
+    except InvalidWebhook as exc:
+        logger.warning("channel %s: webhook verification refused (%s): %s", channel.name, exc.status, exc)
+        return _refusal(exc)
+    Channel.objects.filter(pk=channel.pk).update(webhook_verified_at=timezone.now())
+    logger.info("channel %s: webhook verified by the platform", channel.name)
+    return _answer(result)
+
+
+def _refusal(exc: InvalidWebhook):
+    response = JsonResponse({"error": str(exc)}, status=exc.status)
+    for header, value in exc.headers.items():
+        response[header] = value
+    return response
+
+
+def _answer(result):
     if isinstance(result.body, str):
         response = HttpResponse(result.body, status=result.status, content_type="text/plain")
     else:

@@ -18,6 +18,7 @@ from channel_adapters.base import Envelope, EnvelopeKind, Sender
 
 from .attachments import record_inbound
 from .bulk_insert import insert_rows
+from .delivery_reports import APPLIED, apply_reactions, apply_reports
 from .marks import next_mark
 from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketThread
 
@@ -38,14 +39,24 @@ STORED = Outcome(stored=True)
 def receive_batch(*, channel, envelopes: list[Envelope]) -> dict[str, Outcome]:
     """Apply a batch of inbound envelopes from one channel, with a fixed number of queries.
 
-    New messages join the ticket of their thread, or open one. Edits and
-    deletions update the stored message. Returns an outcome per envelope
+    New messages join the ticket of their thread, or open one. Edits,
+    deletions and reactions update the stored message; delivery reports
+    update the reply they are about. Returns an outcome per envelope
     ``external_id``. Must run inside a transaction.
     """
-    messages = [e for e in envelopes if e.kind == EnvelopeKind.MESSAGE]
-    edits = [e for e in envelopes if e.kind != EnvelopeKind.MESSAGE]
+    by_kind = defaultdict(list)
+    for envelope in envelopes:
+        by_kind[envelope.kind].append(envelope)
+    messages = by_kind[EnvelopeKind.MESSAGE]
+    edits = by_kind[EnvelopeKind.EDIT] + by_kind[EnvelopeKind.DELETE]
     outcomes = _store_messages(channel, messages) if messages else {}
     outcomes.update(_apply_edits(channel, edits) if edits else {})
+    for kind, apply in ((EnvelopeKind.STATUS, apply_reports), (EnvelopeKind.REACTION, apply_reactions)):
+        if by_kind[kind]:
+            notes = apply(channel, by_kind[kind])
+            outcomes.update(
+                {key: STORED if note == APPLIED else Outcome(stored=False, note=note) for key, note in notes.items()}
+            )
     return outcomes
 
 

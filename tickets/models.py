@@ -199,6 +199,9 @@ class Message(models.Model):
         QUEUED = "queued"
         SENDING = "sending"
         SENT = "sent"
+        #: The platform reported the reply on the person's device, then read (``tickets.delivery_reports``).
+        DELIVERED = "delivered"
+        READ = "read"
         FAILED = "failed"
 
     #: The longest text kept; an inbound message beyond it is cut (and says so), a reply or note beyond it is refused.
@@ -231,6 +234,10 @@ class Message(models.Model):
     #: a worker that died mid-send): it may have arrived, so the next attempt first asks the channel.
     delivery_unconfirmed_since = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    #: When the platform last reported on this reply (delivered, read, or failed after it was sent).
+    delivery_reported_at = models.DateTimeField(null=True, blank=True)
+    #: Reactions people put on this message, by who reacted (``namespace:id``): the emoji.
+    reactions = models.JSONField(default=dict, blank=True)
     #: Where this row's INSERT sits in commit order (tickets.marks), for the live page and the collision check.
     stored_mark = models.BigIntegerField(db_default=WriteMark(), editable=False)
     #: Where its last change that the timeline shows sits: the INSERT, then each edit, deletion and Retry.
@@ -535,6 +542,10 @@ class Attachment(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    #: When the platform last reported on this reply (delivered, read, or failed after it was sent).
+    delivery_reported_at = models.DateTimeField(null=True, blank=True)
+    #: Reactions people put on this message, by who reacted (``namespace:id``): the emoji.
+    reactions = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

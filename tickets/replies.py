@@ -47,6 +47,7 @@ def reply_target(thread: TicketThread, *, mode: str = "") -> ReplyTarget:
         reply_to=last.external_id if last else "",
         reply_to_meta=last.meta if last else {},
         recipient=last.author_identity.external_id if last and last.author_identity else "",
+        last_inbound_at=last.created_at if last else None,
     )
 
 

@@ -204,7 +204,7 @@ def test_x_poll_stores_what_it_cannot_interpret_as_failed_rows(canned_platform, 
 
     def check():
         channel = canned_x_channel(canned_platform)
-        channel.config["backfill_hours"] = 10**6  # the recorded 2022 DMs are in the first poll's backfill
+        channel.config["import_days"] = 10**5  # the recorded 2022 DMs are in the first poll's backfill
         channel.save()
         outcome = poll_and_ingest(channel)
         assert not outcome.error

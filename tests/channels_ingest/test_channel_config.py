@@ -28,6 +28,9 @@ def test_secrets_are_split_from_the_settings():
         ({"public_ack": "Thanks, we are on it!"}, r"public_ack must contain \{ticket\}"),
         ({"monthly_budget_usd": -1}, "monthly_budget_usd must be a non-negative number"),
         ({"monthly_budget_usd": "50"}, "monthly_budget_usd must be a non-negative number"),
+        ({"import_days": -1}, "import_days must be a whole number of days from 0 to 90"),
+        ({"import_days": 91}, "import_days must be a whole number of days from 0 to 90"),
+        ({"import_days": "7"}, "import_days must be a whole number of days from 0 to 90"),
         ({"monthly_budget_usd": True}, "monthly_budget_usd must be a non-negative number"),
     ],
 )
@@ -45,3 +48,9 @@ def test_the_adapter_checks_come_first():
 def test_an_unknown_kind_is_a_lookup_error():
     with pytest.raises(LookupError, match="No adapter is configured for channel kind 'fax'"):
         clean_channel_config("fax", {})
+
+
+@pytest.mark.parametrize("kind", ["x", "slack"])
+def test_how_far_back_the_first_poll_imports_is_kept_for_every_kind(kind):
+    config, _ = clean_channel_config(kind, {**(X if kind == "x" else SLACK), "import_days": 30})
+    assert config["import_days"] == 30

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from channel_adapters import locmem
@@ -10,6 +11,7 @@ from channel_adapters.base import InboundAttachment
 from channels_ingest import delivery, polling, sweep
 from channels_ingest.models import Channel, InboundMessage
 from helpdesk.celery import app
+from tests.conftest import SLACK_CONFIG
 from tests.factories import message, message_with
 from tests.helpers import (
     receive,
@@ -104,3 +106,28 @@ def test_sweep_requeues_a_stalled_send_where_the_channel_can_look_and_it_is_foun
     assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
     assert queued_reply.external_id == "m0:out1"
     assert len(locmem.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_the_sweep_checks_credentials_hourly_and_learns_the_platforms_state(slack_channel, slack_emulator):
+    """Revoked tokens show between polls (on push-only channels too), and learned state (WhatsApp's approved
+    templates) stays current."""
+    Channel.objects.filter(pk=slack_channel.pk).update(poll_interval_seconds=0)  # push only: no poll checks it
+    polling.verify_channel(slack_channel)
+    checked = Channel.objects.get(pk=slack_channel.pk).credentials_checked_at
+
+    def sweep_after(minutes):
+        with time_machine.travel(checked + timedelta(minutes=minutes), tick=False):
+            return sweep.sweep()["state_refreshes"]
+
+    assert sweep_after(59) == 0
+    Channel.objects.filter(pk=slack_channel.pk).update(state={})
+    assert sweep_after(61) == 1
+    assert Channel.objects.get(pk=slack_channel.pk).state["team_id"]
+    assert sweep_after(62) == 0  # checked at 61: not again within the hour
+
+    slack_emulator.set_token(SLACK_CONFIG["bot_token"], revoked=True)
+    assert sweep_after(125) == 1
+    channel = Channel.objects.get(pk=slack_channel.pk)
+    assert not channel.healthy
+    assert channel.last_error.startswith("Credentials rejected")

@@ -1,0 +1,32 @@
+"""A channel's first poll imports the last ``import_days`` (default 7) days, on every kind, and says nothing
+older: what a newly connected channel shows is predictable, and documented."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from channels_ingest.models import InboundMessage
+from tests.helpers import make_x_channel
+from tests.helpers import poll_as_worker as poll
+from tickets.models import Ticket
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("days_later", "imported"), [(3, True), (8, False)])
+def test_slacks_first_poll_imports_the_last_seven_days(slack_channel, slack_emulator, days_later, imported):
+    slack_emulator.post("C0GENERAL", "U0ANN", "my laptop won't boot")
+    with time_machine.travel(timezone.now() + timedelta(days=days_later)):
+        poll(slack_channel)
+    assert Ticket.objects.filter(subject="my laptop won't boot").exists() == imported
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("days_later", "import_days", "imported"), [(3, 7, True), (8, 7, False), (8, 10, True)])
+def test_xs_first_poll_imports_the_configured_days(x_emulator, days_later, import_days, imported):
+    channel = make_x_channel(x_emulator, import_days=import_days, triage={"auto_ticket": "all"})
+    x_emulator.post(x_emulator.people["maya"], "@ithelp the printer is jammed")
+    with time_machine.travel(timezone.now() + timedelta(days=days_later)):
+        poll(channel)
+    assert InboundMessage.objects.filter(channel=channel).exists() == imported

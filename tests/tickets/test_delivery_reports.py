@@ -1,0 +1,145 @@
+"""Platforms report back on replies (delivered, read, failed) and people react to messages: the stored
+messages change in place, forward only, and the open pages see it."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from channel_adapters import locmem
+from channel_adapters.base import DeliveryReport, Envelope, EnvelopeKind
+from channels_ingest.ingest import ingest_channel, store_envelopes
+from channels_ingest.models import InboundMessage
+from tests.factories import BASE_TIME, message, sender
+from tests.helpers import receive, reply_and_deliver
+from tickets.models import Message
+from tickets.replies import reply_target
+
+
+def report(target, status, *, minute=5, error="", thread="m0"):
+    return Envelope(
+        external_id=f"{target}:{status}:{minute}",
+        kind=EnvelopeKind.STATUS,
+        thread_key=thread,
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        target_id=target,
+        meta={"status": str(status), **({"error": error} if error else {})},
+    )
+
+
+def read_up_to(at, *, thread="m0", minute=6):
+    return Envelope(
+        external_id=f"read:{thread}:{at.isoformat()}",
+        kind=EnvelopeKind.STATUS,
+        thread_key=thread,
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        meta={"status": "read", "up_to": at.isoformat()},
+    )
+
+
+def reaction(target, emoji, *, user="u1", removed=False, minute=3):
+    return Envelope(
+        external_id=f"{target}:reaction:{user}:{minute}",
+        kind=EnvelopeKind.REACTION,
+        thread_key="m0",
+        sent_at=BASE_TIME + timedelta(minutes=minute),
+        target_id=target,
+        sender=sender(user),
+        meta={"emoji": emoji, "removed": removed},
+    )
+
+
+@pytest.fixture
+def sent_reply(ticket, agent):
+    """A reply on the locmem ticket, sent: its platform id is "m0:out1"."""
+    reply = reply_and_deliver(ticket, agent, "Turn it off and on again")
+    assert (reply.delivery_status, reply.external_id) == ("sent", "m0:out1")
+    return reply
+
+
+@pytest.mark.django_db
+def test_reports_move_a_reply_forward_and_never_back(locmem_channel, sent_reply):
+    receive(locmem_channel, [report("m0:out1", DeliveryReport.DELIVERED)])
+    sent_reply.refresh_from_db()
+    assert sent_reply.delivery_status == Message.DeliveryStatus.DELIVERED
+    marked = sent_reply.changed_mark
+
+    receive(locmem_channel, [report("m0:out1", DeliveryReport.READ, minute=7)])
+    receive(locmem_channel, [report("m0:out1", DeliveryReport.DELIVERED, minute=8)])  # late and out of order
+    sent_reply.refresh_from_db()
+    assert sent_reply.delivery_status == Message.DeliveryStatus.READ
+    assert sent_reply.delivery_reported_at == BASE_TIME + timedelta(minutes=7)
+    assert sent_reply.changed_mark > marked  # open pages swap the badge in place
+
+
+@pytest.mark.django_db
+def test_a_failure_reported_after_sending_shows_the_platforms_words(locmem_channel, sent_reply):
+    words = "Message undeliverable (131026): the number is not on WhatsApp"
+    receive(locmem_channel, [report("m0:out1", DeliveryReport.FAILED, error=words)])
+    sent_reply.refresh_from_db()
+    assert (sent_reply.delivery_status, sent_reply.delivery_error) == ("failed", words)
+
+
+@pytest.mark.django_db
+def test_a_read_reply_is_not_failed_by_a_late_report(locmem_channel, sent_reply):
+    receive(locmem_channel, [report("m0:out1", DeliveryReport.READ)])
+    receive(locmem_channel, [report("m0:out1", DeliveryReport.FAILED, error="late", minute=9)])
+    sent_reply.refresh_from_db()
+    assert sent_reply.delivery_status == Message.DeliveryStatus.READ
+
+
+@pytest.mark.django_db
+def test_a_read_watermark_covers_every_reply_sent_until_then(locmem_channel, ticket, agent):
+    first = reply_and_deliver(ticket, agent, "first")
+    second = reply_and_deliver(ticket, agent, "second")
+    Message.objects.filter(pk=second.pk).update(delivered_at=first.delivered_at + timedelta(minutes=5))
+
+    receive(locmem_channel, [read_up_to(first.delivered_at + timedelta(seconds=1))])
+
+    statuses = dict(Message.objects.filter(pk__in=[first.pk, second.pk]).values_list("body", "delivery_status"))
+    assert statuses == {"first": "read", "second": "sent"}
+
+
+@pytest.mark.django_db
+def test_a_report_on_a_reply_still_queued_leaves_it_to_the_send(locmem_channel, queued_reply):
+    queued_reply.external_id = "m0:out9"
+    queued_reply.save(update_fields=["external_id"])
+    receive(locmem_channel, [report("m0:out9", DeliveryReport.READ)])
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_a_report_on_an_unknown_reply_is_skipped_with_a_note(locmem_channel, ticket):
+    store_envelopes(locmem_channel, [report("nobody-sent-this", DeliveryReport.DELIVERED)])
+    ingest_channel(locmem_channel.pk)
+    row = InboundMessage.objects.get(external_id__startswith="nobody-sent-this")
+    assert (row.status, row.error) == ("skipped", "the reported reply is not stored")
+
+
+@pytest.mark.django_db
+def test_reactions_are_kept_per_person_and_can_be_taken_back(locmem_channel, ticket):
+    receive(
+        locmem_channel,
+        [reaction("m0", "👍"), reaction("m0", "❤️", user="u2", minute=4), reaction("m0", "😮", minute=5)],
+    )
+    stored = Message.objects.get(external_id="m0")
+    assert stored.reactions == {"locmem:u1": "😮", "locmem:u2": "❤️"}
+
+    receive(locmem_channel, [reaction("m0", "", user="u2", removed=True, minute=6)])
+    stored.refresh_from_db()
+    assert stored.reactions == {"locmem:u1": "😮"}
+
+
+@pytest.mark.django_db
+def test_the_reply_target_says_when_the_person_last_wrote(locmem_channel, ticket):
+    receive(locmem_channel, [message("m1", thread="m0", minute=30)])
+    target = reply_target(ticket.threads.get())
+    assert target.last_inbound_at == BASE_TIME + timedelta(minutes=30)
+    assert target.last_inbound_at < timezone.now()
+
+
+@pytest.fixture(autouse=True)
+def _clean_locmem():
+    yield
+    locmem.reset()

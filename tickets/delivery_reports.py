@@ -1,0 +1,132 @@
+"""What platforms report back after a reply went out (delivered, read, failed) and the reactions people put
+on messages. Both change a stored message in place, like an edit, and show on the open pages at once.
+
+A report only moves a reply forward (sent → delivered → read): reports arrive out of order and more than
+once, and a late "delivered" never hides a "read". A failure reported after sending is shown with the
+platform's words, so the agent can Retry or answer another way. A report on a reply the desk does not know
+(yet) is skipped with a note: the platform's answer to the send may still be on its way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from channel_adapters.base import DeliveryReport, Envelope
+
+from .marks import next_mark
+from .models import Message
+
+#: How far each report moves a reply; a report never moves it back.
+_RANK = {
+    Message.DeliveryStatus.SENT: 0,
+    Message.DeliveryStatus.DELIVERED: 1,
+    Message.DeliveryStatus.READ: 2,
+}
+_STATUS_OF = {
+    DeliveryReport.DELIVERED: Message.DeliveryStatus.DELIVERED,
+    DeliveryReport.READ: Message.DeliveryStatus.READ,
+}
+_REPORTABLE = (*_RANK, Message.DeliveryStatus.FAILED)
+
+
+#: What each function below returns per envelope: "" when applied, else why it was skipped.
+APPLIED = ""
+
+
+def apply_reports(channel, envelopes: list[Envelope]) -> dict[str, str]:
+    """Apply delivery reports: per envelope, ``APPLIED`` or why not."""
+    outcomes = {}
+    by_id = [e for e in envelopes if e.target_id]
+    targets = {
+        m.external_id: m
+        for m in Message.objects.filter(
+            thread__channel=channel,
+            direction=Message.Direction.OUTBOUND,
+            external_id__in={e.target_id for e in by_id},
+        )
+    }
+    changed: dict[int, Message] = {}
+    for envelope in sorted(by_id, key=lambda e: e.sent_at):
+        message = targets.get(envelope.target_id)
+        if message is None:
+            outcomes[envelope.external_id] = "the reported reply is not stored"
+            continue
+        if _report(message, envelope):
+            changed[message.pk] = message
+        outcomes[envelope.external_id] = APPLIED
+    if changed:
+        Message.objects.bulk_update(
+            changed.values(), ["delivery_status", "delivery_error", "delivery_reported_at", "changed_mark"]
+        )
+    for envelope in (e for e in envelopes if not e.target_id):
+        outcomes[envelope.external_id] = _report_up_to(channel, envelope)
+    return outcomes
+
+
+def _report(message: Message, envelope: Envelope) -> bool:
+    """Move ``message`` as the report says; whether it changed."""
+    report = envelope.meta.get("status")
+    if message.delivery_status not in _REPORTABLE:
+        return False  # still queued or sending here: the send's own answer decides
+    if report == DeliveryReport.FAILED:
+        if message.delivery_status == Message.DeliveryStatus.READ:
+            return False
+        message.delivery_status = Message.DeliveryStatus.FAILED
+        message.delivery_error = str(envelope.meta.get("error") or "The platform reported the reply as failed.")
+    elif report in _STATUS_OF:
+        status = _STATUS_OF[report]
+        if message.delivery_status == Message.DeliveryStatus.FAILED or _RANK[message.delivery_status] >= _RANK[status]:
+            return False
+        message.delivery_status = status
+    else:
+        return False
+    message.delivery_reported_at = envelope.sent_at
+    message.changed_mark = next_mark()
+    return True
+
+
+def _report_up_to(channel, envelope: Envelope) -> str:
+    """A watermark: every reply in the conversation sent until ``meta["up_to"]`` is delivered (or read)."""
+    status = _STATUS_OF.get(envelope.meta.get("status"))
+    try:
+        up_to = datetime.fromisoformat(envelope.meta["up_to"])
+    except (KeyError, TypeError, ValueError):
+        return "a report without a reply or a time"
+    if status is None:
+        return f"unknown report {envelope.meta.get('status')!r}"
+    below = [s for s, rank in _RANK.items() if rank < _RANK[status]]
+    Message.objects.filter(
+        thread__channel=channel,
+        thread__key=envelope.thread_key,
+        direction=Message.Direction.OUTBOUND,
+        delivery_status__in=below,
+        delivered_at__lte=up_to,
+    ).update(delivery_status=status, delivery_reported_at=envelope.sent_at, changed_mark=next_mark())
+    return APPLIED
+
+
+def apply_reactions(channel, envelopes: list[Envelope]) -> dict[str, str]:
+    """Reactions added or taken off stored messages, in the order people made them: ``APPLIED`` or why not."""
+    targets = {
+        m.external_id: m
+        for m in Message.objects.filter(thread__channel=channel, external_id__in={e.target_id for e in envelopes})
+    }
+    outcomes = {}
+    changed: dict[int, Message] = {}
+    for envelope in sorted(envelopes, key=lambda e: e.sent_at):
+        message = targets.get(envelope.target_id)
+        if message is None or envelope.sender is None:
+            outcomes[envelope.external_id] = "the message reacted to is not stored"
+            continue
+        who = f"{envelope.sender.namespace}:{envelope.sender.external_id}"
+        emoji = str(envelope.meta.get("emoji") or "")
+        if envelope.meta.get("removed") or not emoji:
+            message.reactions.pop(who, None)
+        else:
+            message.reactions[who] = emoji
+        message.changed_mark = next_mark()
+        changed[message.pk] = message
+        outcomes[envelope.external_id] = APPLIED
+    if changed:
+        Message.objects.bulk_update(changed.values(), ["reactions", "changed_mark"])
+    return outcomes
