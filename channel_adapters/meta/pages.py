@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..base import (
+    DEFAULT_IMPORT_DAYS,
     AdapterError,
     AttachmentLimits,
     Capability,
@@ -68,6 +69,8 @@ STANDARD_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
 #: A private reply to a comment is possible for this long after the comment, once.
 PRIVATE_REPLY_WINDOW = timedelta(days=7)
+#: Meta's subcode for a second private reply to one comment.
+PRIVATE_REPLY_TAKEN = 1893034
 MB = 1024 * 1024
 #: Ids Meta gives people, Pages, accounts, posts and comments ("1423587017700273", "137542570280222_139560936744456").
 #: They end up in URL paths and stored keys, so nothing else is taken.
@@ -83,7 +86,6 @@ CONVERSATIONS_PAGE = 25
 MESSAGES_PAGE = 50
 COMMENTS_PAGE = 50
 DEFAULT_POLL_MEDIA = 10
-DEFAULT_IMPORT_DAYS = 7
 DOWNLOAD_CHUNK = 64 * 1024
 #: Where Meta serves message and comment media (signed CDN URLs); the Graph host and the configured base URL's
 #: host too. Nothing else is fetched: a URL in a payload is not a reason to call an arbitrary host.
@@ -674,10 +676,9 @@ class PageAdapter(ChannelAdapter):
         """A comment, or an edit or removal of one. A reply to a comment joins its parent's thread."""
         top = parent_id or comment_id
         own = f"comment:{comment_id}"
+        changed = event_id(own, str(kind), *([change] if change else []))
         return Envelope(
-            external_id=own
-            if kind == EnvelopeKind.MESSAGE
-            else event_id(own, str(kind), *([change] if change else [])),
+            external_id=own if kind == EnvelopeKind.MESSAGE else changed,
             kind=kind,
             thread_key=f"comment:{top}",
             sent_at=sent_at,
@@ -810,6 +811,8 @@ class PageAdapter(ChannelAdapter):
                 return self.graph.post(f"{self.config['page_id']}/messages", data=data, files=files)
             return self.graph.post(f"{self.config['page_id']}/messages", json_body=body)
         except GraphError as exc:
+            if exc.subcode == PRIVATE_REPLY_TAKEN:
+                raise PermanentError(f"This comment already has its private reply; continue in the DM: {exc}") from None
             if exc.code == 10 and (exc.subcode in self.window_subcodes or exc.subcode is None):
                 raise PermanentError(f"Outside {self.product}'s reply window: {exc}") from None
             if exc.code == 551 or exc.subcode == 1545041:
