@@ -14,6 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 from channel_adapters import locmem
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel
+from emulators.meta import MetaEmulator
 from emulators.slack import SlackEmulator
 from emulators.x import XEmulator
 from helpdesk.celery import app as celery_app
@@ -272,6 +273,20 @@ def x_emulator(x_emulator_server):
         "leo": x_emulator_server.add_user(username="leo_ops", name="Leo Okafor")["id"],
     }
     return x_emulator_server
+
+
+@pytest.fixture(scope="session")
+def meta_emulator_server():
+    emulator = MetaEmulator(port=0, webhook_retry_delays=(0.2, 0.4, 0.8)).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def meta_emulator(meta_emulator_server):
+    """A local Meta Graph API (Pages, Instagram, WhatsApp; the emulator), reset for each test: no accounts yet."""
+    meta_emulator_server.reset()
+    return meta_emulator_server
 
 
 @pytest.fixture
