@@ -987,7 +987,7 @@ class PageAdapter(ChannelAdapter):
                 if mark.seen_before(mid, created):
                     continue
                 self._interpret(self._polled_dm, message, mid, envelopes, rejected)
-            yield self._page(envelopes, cursor, rejected)
+            yield self._page(chronological(envelopes), cursor, rejected)
             self._backoff()
             if reached_mark:
                 return
@@ -1042,7 +1042,7 @@ class PageAdapter(ChannelAdapter):
                         envelopes,
                         rejected,
                     )
-                yield self._page(envelopes, cursor, rejected)
+                yield self._page(chronological(envelopes), cursor, rejected)
                 self._backoff()
                 if reached_mark:
                     break
@@ -1145,6 +1145,12 @@ SECRET_HELP = {
     "app_secret": "the Meta app's secret, which signs its webhooks",
     "verify_token": "any string; Meta sends it back when the webhook URL is registered",
 }
+
+
+def chronological(envelopes: list[Envelope]) -> list[Envelope]:
+    """A page's envelopes oldest first. Meta lists newest first and its times have whole seconds, so messages
+    sent within one second keep the order the person sent them in."""
+    return sorted(reversed(envelopes), key=lambda envelope: envelope.sent_at)
 
 
 def _refused(mode: ReplyMode, reason: str) -> ReplyMode:

@@ -3,10 +3,12 @@
 import hashlib
 import hmac
 import json
+import time
 from pathlib import Path
 
 from channel_adapters.meta.facebook import FacebookAdapter
 from channel_adapters.meta.instagram import InstagramAdapter
+from channels_ingest.models import Channel
 
 FIXTURES = Path(__file__).parent / "fixtures"
 APP_SECRET = "meta-app-secret"
@@ -58,3 +60,53 @@ def instagram_adapter(ig_user_id, page_id="100200300", **config):
     }
     config, secrets = InstagramAdapter.split_config(raw)
     return InstagramAdapter(config=config, secrets=secrets, state={"ig_user_id": ig_user_id, "username": "ithelp"})
+
+
+# On the Meta emulator ------------------------------------------------------------------------------
+
+
+def emulator_facebook(meta_emulator, page, **config) -> FacebookAdapter:
+    """A Facebook adapter for an emulator Page, its state learned as when the channel is added."""
+    raw = {
+        "page_id": page["id"],
+        "page_access_token": page["token"],
+        "app_secret": page["app_secret"],
+        "verify_token": page["verify_token"],
+        "base_url": meta_emulator.base_url,
+        **config,
+    }
+    config, secrets = FacebookAdapter.split_config(raw)
+    adapter = FacebookAdapter(config=config, secrets=secrets)
+    adapter.state = adapter.check_credentials()
+    return adapter
+
+
+def emulator_instagram(meta_emulator, account, page, **config) -> InstagramAdapter:
+    raw = {
+        "ig_user_id": account["id"],
+        "page_id": page["id"],
+        "page_access_token": page["token"],
+        "app_secret": page["app_secret"],
+        "verify_token": account["verify_token"],
+        "base_url": meta_emulator.base_url,
+        **config,
+    }
+    config, secrets = InstagramAdapter.split_config(raw)
+    adapter = InstagramAdapter(config=config, secrets=secrets)
+    adapter.state = adapter.check_credentials()
+    return adapter
+
+
+def channel_of(adapter, name):
+    """The adapter's configuration as a stored channel (the pipeline's view of it)."""
+    return Channel.objects.create(
+        kind=adapter.kind, name=name, config=adapter.config, secrets=adapter.secrets, state=adapter.state
+    )
+
+
+def envelopes_of(pages):
+    return [envelope for page in pages for envelope in page.envelopes]
+
+
+def hours_ago(hours):
+    return time.time() - hours * 3600

@@ -12,10 +12,25 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.urls import reverse
 
 from channel_adapters.base import ConfigError, EnvelopeKind, InvalidWebhook, OutboundFile, PermanentError, ReplyTarget
 from channel_adapters.meta.instagram import InstagramAdapter
-from tests.channel_adapters.meta_pages import APP_SECRET, VERIFY_TOKEN, body_of, deliver, fixture, instagram_adapter
+from channels_ingest.models import InboundMessage
+from tests.channel_adapters.meta_pages import (
+    APP_SECRET,
+    VERIFY_TOKEN,
+    body_of,
+    channel_of,
+    deliver,
+    emulator_instagram,
+    envelopes_of,
+    fixture,
+    hours_ago,
+    instagram_adapter,
+)
+from tests.helpers import poll_as_worker, reply_and_deliver
+from tickets.models import Message, Ticket
 
 IG_USER = "17841406338772941"
 PAGE = "100200300"
@@ -301,3 +316,119 @@ def test_split_config_keeps_secrets_apart():
     assert set(secrets) == {"page_access_token", "app_secret", "verify_token"}
     assert config["ig_user_id"] == IG_USER
     assert "media" in InstagramAdapter.polling_limits(config)
+
+
+# On the Meta emulator -----------------------------------------------------------------------------
+
+EMU_PAGE, EMU_IG = "1001", "17841400000000001"
+
+
+@pytest.fixture
+def emu_page(meta_emulator):
+    return meta_emulator.add_page(EMU_PAGE, name="IT Help")
+
+
+@pytest.fixture
+def emu_account(meta_emulator, emu_page):
+    return meta_emulator.add_instagram(EMU_PAGE, EMU_IG, username="ithelp")
+
+
+@pytest.fixture
+def emu_adapter(meta_emulator, emu_page, emu_account):
+    return emulator_instagram(meta_emulator, emu_account, emu_page)
+
+
+def test_polled_dms_carry_the_persons_username(emu_adapter, meta_emulator):
+    igsid = meta_emulator.dm(EMU_IG, "locked out", username="maya.dev")["sender_id"]
+    [envelope] = envelopes_of(emu_adapter.poll({}))
+    assert (envelope.external_id, envelope.thread_key, envelope.text) == (
+        envelope.external_id,
+        f"dm:{igsid}",
+        "locked out",
+    )
+    assert (envelope.sender.namespace, envelope.sender.handle) == (f"instagram:{EMU_IG}", "@maya.dev")
+
+
+def test_polled_comments_include_replies_to_older_comments(emu_adapter, meta_emulator):
+    """Instagram nests replies under their comment: a new reply to a comment read by an earlier poll is found."""
+    media = meta_emulator.add_post(EMU_IG, "new laptops")["id"]
+    top = meta_emulator.comment(EMU_IG, media, "when?", username="maya.dev", at=hours_ago(2))["comment_id"]
+    pages = list(emu_adapter.poll({}))
+    assert [e.text for e in envelopes_of(pages)] == ["when?"]
+    emu_adapter.send(target=ReplyTarget(thread_key=f"comment:{top}", mode="public"), text="Monday", key="r")
+    meta_emulator.comment(EMU_IG, media, "thanks!", username="maya.dev", parent_id=top)
+    [reply] = envelopes_of(emu_adapter.poll(pages[-1].cursor))
+    assert (reply.text, reply.thread_key, reply.meta["media_id"]) == ("thanks!", f"comment:{top}", media)
+    assert reply.sender.handle == "@maya.dev"
+
+
+def test_a_public_reply_goes_under_the_first_comment(emu_adapter, meta_emulator):
+    media = meta_emulator.add_post(EMU_IG, "news")["id"]
+    top = meta_emulator.comment(EMU_IG, media, "q", username="maya.dev")["comment_id"]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    target = ReplyTarget(thread_key=f"comment:{top}", mode="public")
+    sent = emu_adapter.send(target=target, text="A", key="k")
+    [record] = meta_emulator.sent(EMU_IG)
+    assert (record["kind"], record["parent_id"], sent.external_id) == ("comment_reply", top, f"comment:{record['id']}")
+    assert emu_adapter.find_sent(target=target, text="A", key="k", since=since) == sent
+
+
+def test_a_private_reply_opens_the_dm(emu_adapter, meta_emulator):
+    media = meta_emulator.add_post(EMU_IG, "news")["id"]
+    comment = meta_emulator.comment(EMU_IG, media, "my order?", username="maya.dev")
+    target = ReplyTarget(
+        thread_key=f"comment:{comment['comment_id']}",
+        mode="private",
+        reply_to=f"comment:{comment['comment_id']}",
+        recipient=comment["sender_id"],
+    )
+    sent = emu_adapter.send(target=target, text="Let's look at it here", key="k")
+    assert sent.thread_key == f"dm:{comment['sender_id']}"
+    [record] = meta_emulator.sent(EMU_IG)
+    assert (record["kind"], record["id"]) == ("private_reply", sent.external_id)
+
+
+def test_instagrams_window_refusal_is_in_its_own_words(emu_adapter, meta_emulator):
+    igsid = meta_emulator.dm(EMU_IG, "hi", username="maya.dev", at=hours_ago(25))["sender_id"]
+    with pytest.raises(PermanentError, match=r"Outside Instagram's reply window: .*code 10/2534022"):
+        emu_adapter.send(target=ReplyTarget(thread_key=f"dm:{igsid}"), text="late", key="k")
+
+
+def test_an_image_goes_out_in_a_dm(emu_adapter, meta_emulator):
+    igsid = meta_emulator.dm(EMU_IG, "hi", username="maya.dev")["sender_id"]
+    target = ReplyTarget(thread_key=f"dm:{igsid}")
+    assert emu_adapter.send_attachment(target=target, file=OutboundFile("a.jpg", "image/jpeg", b"\xff\xd8jpeg"))
+    [record] = meta_emulator.sent(EMU_IG)
+    assert record["attachments"][0]["type"] == "image"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhooks_from_instagram_reach_the_desk_and_a_poll_fills_the_gaps(live_server, meta_emulator, emu_adapter):
+    channel = channel_of(emu_adapter, "ig-pushed")
+    url = live_server.url + reverse("channels_ingest:webhook", args=[channel.public_id])
+    assert meta_emulator.set_webhook(EMU_IG, url)["handshake"]["passed"]
+    meta_emulator.drop_webhooks(1)
+    igsid = meta_emulator.dm(EMU_IG, "first (lost)", username="maya.dev")["sender_id"]
+    meta_emulator.dm(EMU_IG, "second", sender_id=igsid)
+    media = meta_emulator.add_post(EMU_IG, "news")["id"]
+    meta_emulator.comment(EMU_IG, media, "a comment", username="leo.ops")
+    assert meta_emulator.wait_for_webhooks()
+    assert sorted(InboundMessage.objects.values_list("payload__text", flat=True)) == ["a comment", "second"]
+    assert poll_as_worker(channel).stored == 1
+    assert poll_as_worker(channel).stored == 0
+    assert [m.body for m in Ticket.objects.get().messages.timeline()] == ["first (lost)", "second"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reply_is_reported_read(live_server, meta_emulator, emu_adapter, agent):
+    """Instagram has no delivery event; its read names the message."""
+    channel = channel_of(emu_adapter, "ig-receipts")
+    url = live_server.url + reverse("channels_ingest:webhook", args=[channel.public_id])
+    assert meta_emulator.set_webhook(EMU_IG, url)["handshake"]["passed"]
+    meta_emulator.dm(EMU_IG, "hello", username="maya.dev")
+    assert meta_emulator.wait_for_webhooks()
+    reply = reply_and_deliver(Ticket.objects.get(), agent, "Hi Maya")
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    assert meta_emulator.wait_for_webhooks()
+    reply.refresh_from_db()
+    assert reply.delivery_status == Message.DeliveryStatus.READ
