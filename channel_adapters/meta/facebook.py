@@ -13,15 +13,9 @@ import logging
 from collections.abc import Mapping
 
 from ..base import EnvelopeKind, InboundAttachment, Sent
-from .pages import (
-    COMMENTS_PAGE,
-    PageAdapter,
-    as_dict,
-    event_time,
-    file_name_and_type,
-    meta_id,
-    text_of,
-)
+from .items import as_dict, event_time, file_name_and_type, mapping_in, meta_id, text_of
+from .page_polling import COMMENTS_PAGE
+from .pages import PageAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +136,8 @@ def comment_attachment(attachment) -> tuple[InboundAttachment, ...]:
     """A polled comment's photo or sticker (``attachment.media.image.src``); links and the rest are left out."""
     if not isinstance(attachment, Mapping):
         return ()
-    media = attachment.get("media") if isinstance(attachment.get("media"), Mapping) else {}
-    image = media.get("image") if isinstance(media.get("image"), Mapping) else {}
+    media = mapping_in(attachment.get("media"))
+    image = mapping_in(media.get("image"))
     source = image.get("src")
     if not isinstance(source, str) or not source.startswith(("http://", "https://")):
         return ()

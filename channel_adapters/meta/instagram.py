@@ -17,15 +17,10 @@ import logging
 from collections.abc import Iterator
 
 from ..base import AttachmentLimits, EnvelopeKind, PermanentError, Sent
-from .pages import (
-    COMMENTS_PAGE,
-    MB,
-    PageAdapter,
-    as_dict,
-    event_time,
-    meta_id,
-    text_of,
-)
+from .items import as_dict, event_time, meta_id, text_of
+from .page_polling import COMMENTS_PAGE
+from .page_replies import MB
+from .pages import PageAdapter
 
 logger = logging.getLogger(__name__)
 
