@@ -1079,3 +1079,72 @@ def test_a_reply_is_reported_delivered_and_read(live_server, meta_emulator, page
     assert meta_emulator.wait_for_webhooks()
     reply.refresh_from_db()
     assert reply.delivery_status == Message.DeliveryStatus.READ
+
+
+@pytest.mark.django_db(transaction=True)
+def test_edits_reactions_and_removed_comments_reach_the_stored_messages(live_server, meta_emulator, page):
+    channel = channel_of(emulator_facebook(meta_emulator, page), "fb-changes")
+    channel.config["triage"] = {"auto_ticket": "all"}  # comments open tickets at once here
+    channel.save()
+    url = live_server.url + reverse("channels_ingest:webhook", args=[channel.public_id])
+    assert meta_emulator.set_webhook(EMU_PAGE, url)["handshake"]["passed"]
+    dm = meta_emulator.dm(EMU_PAGE, "printer on flor 3", name="Ann Employee")
+    meta_emulator.edit_dm(EMU_PAGE, dm["mid"], "printer on floor 3")
+    meta_emulator.react(EMU_PAGE, dm["mid"], dm["sender_id"], emoji="👍")
+    post = meta_emulator.add_post(EMU_PAGE, "news")["id"]
+    comment = meta_emulator.comment(EMU_PAGE, post, "wifi down", name="Ben Builder")["comment_id"]
+    meta_emulator.edit_comment(EMU_PAGE, comment, "wifi down in B")
+    gone = meta_emulator.comment(EMU_PAGE, post, "oops, wrong page", name="Ben Builder")["comment_id"]
+    meta_emulator.remove_comment(EMU_PAGE, gone)
+    assert meta_emulator.wait_for_webhooks()
+    message = Message.objects.get(external_id=dm["mid"])
+    assert (message.body, message.edited_at is not None) == ("printer on floor 3", True)
+    assert message.reactions == {f"facebook:{EMU_PAGE}:{dm['sender_id']}": "👍"}
+    assert Message.objects.get(external_id=f"comment:{comment}").body == "wifi down in B"
+    assert Message.objects.get(external_id=f"comment:{gone}").deleted_at is not None
+
+
+def test_malformed_polled_items_are_failed_rows_and_the_poll_goes_on(db, canned_platform):
+    """Odd conversations, messages and comments (ids, times, types) are kept failed with what Meta sent; the good
+    ones beside them arrive, and the next poll stores nothing twice."""
+    adapter = facebook_adapter(PAGE, base_url=canned_platform.url.rstrip("/"))
+    channel = channel_of(adapter, "fb-canned")
+    now = datetime.now(UTC)
+    created = (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    good_conversation = {"id": "t_1", "updated_time": created}
+    odd_conversations = [{"id": "t_2", "updated_time": "soon"}, {"id": "../me", "updated_time": created}, "t_3"]
+    good_message = {
+        "id": "m_good",
+        "message": "vpn down",
+        "from": {"id": PERSON, "name": "Ann"},
+        "created_time": created,
+    }
+    odd_messages = [
+        {**good_message, "id": "m_future", "created_time": "5138-11-16T09:46:40+0000"},
+        {**good_message, "id": ["m_list"]},
+        {**good_message, "id": "m_nofrom", "from": None},
+        {**good_message, "id": "m_text", "message": {"text": "x"}},
+        "not a message",
+    ]
+    good_comment = {"id": "1_2", "message": "help", "from": {"id": "77", "name": "Ben"}, "created_time": created}
+    odd_comments = [
+        {**good_comment, "id": "1_3", "created_time": 1665183228.5},
+        {**good_comment, "id": "1_4", "parent": "1_2"},
+    ]
+    canned_platform.answer(f"/{PAGE}/conversations", {"data": [good_conversation, *odd_conversations]})
+    canned_platform.answer("/t_1/messages", {"data": [good_message, *odd_messages]})
+    canned_platform.answer(f"/{PAGE}/posts", {"data": [{"id": "1", "created_time": created}]})
+    canned_platform.answer("/1/comments", {"data": [good_comment, *odd_comments]})
+
+    outcome = poll_as_worker(channel)
+    assert not outcome.error
+    assert sorted(
+        InboundMessage.objects.filter(status=InboundMessage.Status.PROCESSED).values_list("external_id", flat=True)
+    ) == ["m_good"]
+    assert InboundMessage.objects.get(external_id="comment:1_2").status == InboundMessage.Status.TRIAGE
+    failed = InboundMessage.objects.filter(status=InboundMessage.Status.FAILED)
+    assert sorted(json.dumps(row.payload["raw"], sort_keys=True) for row in failed) == sorted(
+        json.dumps(item, sort_keys=True) for item in [*odd_conversations, *odd_messages, *odd_comments]
+    )
+    assert poll_as_worker(channel).stored == 0
+    assert failed.count() == len(odd_conversations) + len(odd_messages) + len(odd_comments)

@@ -432,3 +432,14 @@ def test_a_reply_is_reported_read(live_server, meta_emulator, emu_adapter, agent
     assert meta_emulator.wait_for_webhooks()
     reply.refresh_from_db()
     assert reply.delivery_status == Message.DeliveryStatus.READ
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unsent_message_is_deleted_on_the_desk(live_server, meta_emulator, emu_adapter):
+    channel = channel_of(emu_adapter, "ig-unsend")
+    url = live_server.url + reverse("channels_ingest:webhook", args=[channel.public_id])
+    assert meta_emulator.set_webhook(EMU_IG, url)["handshake"]["passed"]
+    mid = meta_emulator.dm(EMU_IG, "wrong chat, sorry", username="maya.dev")["mid"]
+    meta_emulator.unsend_dm(EMU_IG, mid)
+    assert meta_emulator.wait_for_webhooks()
+    assert Message.objects.get(external_id=mid).deleted_at is not None
