@@ -231,6 +231,8 @@ CHANNEL_ADAPTERS = {
     "x": "channel_adapters.x.XAdapter",
     "whatsapp": "channel_adapters.meta.whatsapp.WhatsAppAdapter",
     "locmem": "channel_adapters.locmem.LocmemAdapter",
+    "facebook": "channel_adapters.meta.facebook.FacebookAdapter",
+    "instagram": "channel_adapters.meta.instagram.InstagramAdapter",
 }
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "5"))

@@ -23,6 +23,8 @@ from channel_adapters.base import (
     ReplyTarget,
     Sent,
 )
+from channel_adapters.meta.facebook import FacebookAdapter
+from channel_adapters.meta.instagram import InstagramAdapter
 from channel_adapters.meta.whatsapp import WhatsAppAdapter
 from channel_adapters.slack import SlackAdapter
 from channel_adapters.x import XAdapter
@@ -372,3 +374,126 @@ class TestWhatsAppAdapter(
             return name, 0  # WhatsApp's webhooks declare no size
 
         return add
+
+
+#: The Meta emulator serves ``/cdn/{file id}/{name}`` whatever the name (Meta signs the whole URL, so a changed one
+#: is refused): the contract's "unknown file" (its ref with a suffix) is found there. Each Meta class also checks
+#: an unknown file id.
+EMULATOR_CDN_IGNORES_NAMES = pytest.mark.xfail(strict=True, reason="the Meta emulator's CDN ignores the file name")
+
+
+class MetaUnknownFile:
+    @EMULATOR_CDN_IGNORES_NAMES
+    def test_fetching_an_unknown_file_fails_as_an_adapter_error(self, adapter, add_inbound_file):
+        super().test_fetching_an_unknown_file_fails_as_an_adapter_error(adapter, add_inbound_file)
+
+    def test_fetching_a_file_meta_does_not_have_fails_as_an_adapter_error(self, adapter, add_inbound_file):
+        name, content_type = self.inbound_file
+        add_inbound_file("see attached", name, b"abc", content_type)
+        [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
+        ref = envelope.attachments[0].ref
+        with pytest.raises(AdapterError):
+            b"".join(adapter.fetch_attachment(ref.replace("/cdn/", "/cdn/gone-")))
+
+
+class TestFacebookAdapter(
+    MetaUnknownFile, AdapterContract, InboundFilesContract, OutboundFilesContract, WebhookContract
+):
+    """A Facebook Page on the Meta emulator: Messenger DMs (polled from the Conversations API), with files both
+    ways, webhooks signed with the app secret."""
+
+    @pytest.fixture
+    def page(self, meta_emulator):
+        return meta_emulator.add_page("1001", name="IT Help")
+
+    @pytest.fixture
+    def raw_config(self, meta_emulator, page):
+        return {
+            "page_id": page["id"],
+            "page_access_token": page["token"],
+            "app_secret": page["app_secret"],
+            "verify_token": page["verify_token"],
+            "human_agent": True,
+            "base_url": meta_emulator.base_url,
+        }
+
+    @pytest.fixture
+    def adapter(self, raw_config):
+        config, secrets = FacebookAdapter.split_config(raw_config)
+        adapter = FacebookAdapter(config=config, secrets=secrets)
+        adapter.state = adapter.check_credentials()
+        return adapter
+
+    @pytest.fixture
+    def add_inbound(self, meta_emulator, page):
+        def add(texts):
+            for text in texts:
+                meta_emulator.dm(page["id"], text, name="Ann Employee")
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self, meta_emulator, page):
+        def add(text, name, content, content_type):
+            attachment = {"content": content, "mime_type": content_type, "filename": name}
+            meta_emulator.dm(page["id"], text, name="Ann Employee", attachments=[attachment])
+            return name, len(content)
+
+        return add
+
+
+class TestInstagramAdapter(MetaUnknownFile, AdapterContract, InboundFilesContract, WebhookContract):
+    """An Instagram account (linked to a Page) on the Meta emulator. Its DMs carry images, video and audio
+    only, so the outbound file contract's text file does not apply: an image goes out instead."""
+
+    inbound_file = ("screen.png", "image/png")
+
+    @pytest.fixture
+    def account(self, meta_emulator):
+        page = meta_emulator.add_page("1001", name="IT Help")
+        return {**meta_emulator.add_instagram(page["id"], "17841400000000001", username="ithelp"), "page": page}
+
+    @pytest.fixture
+    def raw_config(self, meta_emulator, account):
+        return {
+            "ig_user_id": account["id"],
+            "page_id": account["page"]["id"],
+            "page_access_token": account["page"]["token"],
+            "app_secret": account["page"]["app_secret"],
+            "verify_token": account["verify_token"],
+            "base_url": meta_emulator.base_url,
+        }
+
+    @pytest.fixture
+    def adapter(self, raw_config):
+        config, secrets = InstagramAdapter.split_config(raw_config)
+        adapter = InstagramAdapter(config=config, secrets=secrets)
+        adapter.state = adapter.check_credentials()
+        return adapter
+
+    @pytest.fixture
+    def add_inbound(self, meta_emulator, account):
+        def add(texts):
+            for text in texts:
+                meta_emulator.dm(account["id"], text, username="maya.dev")
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self, meta_emulator, account):
+        def add(text, name, content, content_type):
+            attachment = {"content": content, "mime_type": content_type, "filename": name}
+            meta_emulator.dm(account["id"], text, username="maya.dev", attachments=[attachment])
+            return name, len(content)
+
+        return add
+
+    def test_replies_carry_images_but_not_documents(self, adapter, add_inbound, meta_emulator):
+        target = self.reply_target(adapter, add_inbound)
+        [mode] = [m for m in adapter.reply_modes(target) if m.allowed and m.attachments]
+        assert mode.attachments.max_bytes == 25 * 1024 * 1024
+        file_id = adapter.send_attachment(target=target, file=OutboundFile("screen.png", "image/png", b"\x89PNG..."))
+        assert file_id
+        assert [item["attachments"] for item in meta_emulator.sent()][-1][0]["type"] == "image"
+        with pytest.raises(PermanentError, match="images, video and audio only"):
+            adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
