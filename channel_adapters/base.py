@@ -198,10 +198,13 @@ class OutboundFile:
 
 @dataclass(frozen=True)
 class Sent:
-    """A delivered reply. ``thread_key`` is set when the reply opened a new conversation (e.g. moved to DM)."""
+    """A delivered reply. ``thread_key`` is set when the reply opened a new conversation (e.g. moved to DM).
+    ``answered_meta`` are facts to keep on the message it answered (``ReplyTarget.reply_to``), which its next
+    ``reply_modes`` reads there (e.g. that a comment's one private reply is used)."""
 
     external_id: str
     thread_key: str = ""
+    answered_meta: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

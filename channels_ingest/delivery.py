@@ -44,7 +44,7 @@ from channel_adapters.base import (
 )
 from tickets.marks import next_mark
 from tickets.models import Attachment, Message
-from tickets.replies import attach_thread, reply_target
+from tickets.replies import attach_thread, remember_on_answered, reply_target
 
 from .backoff import retry_delay
 from .models import Channel
@@ -130,6 +130,8 @@ def _send_text(adapter, target, message, channel):
         Message.objects.filter(pk=message.pk).update(external_id=sent.external_id)
         if sent.thread_key:
             attach_thread(ticket=message.ticket, channel=channel, key=sent.thread_key)
+        if sent.answered_meta and target.reply_to:
+            remember_on_answered(message.thread, target.reply_to, sent.answered_meta)
     message.external_id = sent.external_id
 
 

@@ -106,7 +106,8 @@ def _report_up_to(channel, envelope: Envelope) -> str:
         thread__key=envelope.thread_key,
         direction=Message.Direction.OUTBOUND,
         delivery_status__in=below,
-        delivered_at__lte=up_to,
+        # The platform stamps a reply between our attempt's start and its answer; it can be read at once.
+        delivery_started_at__lte=up_to,
     ).update(delivery_status=status, delivery_reported_at=envelope.sent_at, changed_mark=next_mark())
     return APPLIED
 

@@ -162,3 +162,11 @@ def attach_thread(*, ticket: Ticket, channel, key: str) -> None:
         thread.detached_at = timezone.now()
         thread.save(update_fields=["detached_at"])
         TicketThread.objects.create(channel=channel, key=key, ticket=ticket)
+
+
+def remember_on_answered(thread: TicketThread, external_id: str, facts: dict) -> None:
+    """Keep what the channel said about the message a reply answered (e.g. its one private reply is used)."""
+    answered = thread.messages.filter(external_id=external_id).first()
+    if answered is not None:
+        answered.meta = {**answered.meta, **facts}
+        answered.save(update_fields=["meta"])

@@ -18,6 +18,8 @@ from .page_polling import MESSAGES_PAGE
 #: The customer-service window (a plain reply), and the HUMAN_AGENT tag's.
 STANDARD_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
+#: What a comment's message keeps once its one private reply went out (``Sent.answered_meta``).
+PRIVATE_REPLY_USED = {"private_reply_sent": True}
 #: A private reply to a comment is possible for this long after the comment, once.
 PRIVATE_REPLY_WINDOW = timedelta(days=7)
 #: Meta's subcode for a second private reply to one comment.
@@ -168,7 +170,11 @@ class PageReplies:
         answer = self._send({"recipient": {"comment_id": comment_id}, "message": {"text": text}})
         recipient = answer.get("recipient_id")
         thread_key = f"dm:{meta_id(recipient, 'recipient_id')}" if recipient else ""
-        return Sent(external_id=message_id(answer.get("message_id")), thread_key=thread_key)
+        return Sent(
+            external_id=message_id(answer.get("message_id")),
+            thread_key=thread_key,
+            answered_meta=PRIVATE_REPLY_USED,
+        )
 
     def _comment_id(self, target) -> str:
         """The comment an answer goes to: the one ``reply_to`` names, else the thread's first."""
@@ -221,7 +227,11 @@ class PageReplies:
             if not psid:
                 return None
             found = self._find_dm(psid, text, start)
-            return Sent(external_id=found.external_id, thread_key=f"dm:{psid}") if found else None
+            return (
+                Sent(external_id=found.external_id, thread_key=f"dm:{psid}", answered_meta=PRIVATE_REPLY_USED)
+                if found
+                else None
+            )
         return self._find_dm(self._recipient(target), text, start)
 
     def _find_dm(self, psid, text, start) -> Sent | None:

@@ -264,11 +264,11 @@ class GraphApi:
                 )
             return 200, file.data, file.mime_type, {}
 
-    def cdn_file(self, file_id: str) -> tuple[int, bytes, str, dict]:
-        """A DM attachment URL (like Meta's signed CDN URLs: no token needed)."""
+    def cdn_file(self, file_id: str, name: str) -> tuple[int, bytes, str, dict]:
+        """A DM attachment URL (like Meta's signed CDN URLs: no token needed, and the whole URL must match)."""
         with self.store.lock:
             file = self.store.files.get(file_id)
-            if file is None:
+            if file is None or name != (file.filename or "file"):
                 return 404, b"Not Found", "text/plain", {}
             return 200, file.data, file.mime_type, {}
 

@@ -1,6 +1,8 @@
 """The emulator's HTTP server: the Graph API under /{version}/, files under /cdn/ and
 /whatsapp_business/attachments/, the control API under /_emulator/."""
 
+import urllib.parse
+
 from ..common import CONTROL_PREFIX, CallCounter, EmulatorServer, JsonRequestHandler, StormPlan
 from .client import MetaEmulatorClient
 from .control import ControlApi
@@ -27,7 +29,8 @@ class _RequestHandler(JsonRequestHandler):
         token = self._token(query)
         if verb == "GET" and path.startswith(CDN_PREFIX):
             emulator.call_stats.count("GET cdn")
-            self._reply_bytes(*emulator.graph.cdn_file(path[len(CDN_PREFIX) :].split("/")[0]))
+            file_id, _, name = path[len(CDN_PREFIX) :].partition("/")
+            self._reply_bytes(*emulator.graph.cdn_file(file_id, urllib.parse.unquote(name)))
             return
         if verb == "GET" and path.startswith(WHATSAPP_MEDIA_PREFIX):
             emulator.call_stats.count("GET media_download")

@@ -376,29 +376,7 @@ class TestWhatsAppAdapter(
         return add
 
 
-#: The Meta emulator serves ``/cdn/{file id}/{name}`` whatever the name (Meta signs the whole URL, so a changed one
-#: is refused): the contract's "unknown file" (its ref with a suffix) is found there. Each Meta class also checks
-#: an unknown file id.
-EMULATOR_CDN_IGNORES_NAMES = pytest.mark.xfail(strict=True, reason="the Meta emulator's CDN ignores the file name")
-
-
-class MetaUnknownFile:
-    @EMULATOR_CDN_IGNORES_NAMES
-    def test_fetching_an_unknown_file_fails_as_an_adapter_error(self, adapter, add_inbound_file):
-        super().test_fetching_an_unknown_file_fails_as_an_adapter_error(adapter, add_inbound_file)
-
-    def test_fetching_a_file_meta_does_not_have_fails_as_an_adapter_error(self, adapter, add_inbound_file):
-        name, content_type = self.inbound_file
-        add_inbound_file("see attached", name, b"abc", content_type)
-        [envelope] = [e for page in adapter.poll({}) for e in page.envelopes]
-        ref = envelope.attachments[0].ref
-        with pytest.raises(AdapterError):
-            b"".join(adapter.fetch_attachment(ref.replace("/cdn/", "/cdn/gone-")))
-
-
-class TestFacebookAdapter(
-    MetaUnknownFile, AdapterContract, InboundFilesContract, OutboundFilesContract, WebhookContract
-):
+class TestFacebookAdapter(AdapterContract, InboundFilesContract, OutboundFilesContract, WebhookContract):
     """A Facebook Page on the Meta emulator: Messenger DMs (polled from the Conversations API), with files both
     ways, webhooks signed with the app secret."""
 
@@ -442,7 +420,7 @@ class TestFacebookAdapter(
         return add
 
 
-class TestInstagramAdapter(MetaUnknownFile, AdapterContract, InboundFilesContract, WebhookContract):
+class TestInstagramAdapter(AdapterContract, InboundFilesContract, WebhookContract):
     """An Instagram account (linked to a Page) on the Meta emulator. Its DMs carry images, video and audio
     only, so the outbound file contract's text file does not apply: an image goes out instead."""
 

@@ -41,6 +41,7 @@ from tests.channel_adapters.meta_pages import (
 )
 from tests.helpers import poll_as_worker, reply_and_deliver
 from tickets.models import Message, Ticket
+from tickets.replies import reply_modes
 
 #: The Page the recorded ``event__*`` items were sent to, and the person who wrote them.
 PAGE = "404217156637689"
@@ -943,7 +944,9 @@ def test_a_private_reply_moves_the_comment_to_dm_once(emu_adapter, meta_emulator
     sent = emu_adapter.send(target=target, text="Let's sort it out here.", key="r1")
     [record] = meta_emulator.sent(EMU_PAGE)
     assert (record["kind"], record["comment_id"]) == ("private_reply", comment["comment_id"])
-    assert sent == Sent(external_id=record["id"], thread_key=f"dm:{comment['sender_id']}")
+    assert sent == Sent(
+        external_id=record["id"], thread_key=f"dm:{comment['sender_id']}", answered_meta={"private_reply_sent": True}
+    )
     with pytest.raises(PermanentError, match="already has its private reply"):
         emu_adapter.send(target=target, text="again", key="r2")
 
@@ -1056,11 +1059,6 @@ def test_name_lookups_are_best_effort_and_never_raise(emu_adapter, meta_emulator
     assert emu_adapter.describe_senders(senders) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tickets.delivery_reports compares Messenger's read watermark (Meta's time of the reply) with the "
-    "desk's delivered_at, stamped after the Send API answered, so a reply read at once stays 'delivered'",
-)
 @pytest.mark.django_db(transaction=True)
 def test_a_reply_is_reported_delivered_and_read(live_server, meta_emulator, page, agent):
     """Employee DM → ticket → agent reply → the emulator received it → Messenger's delivery and read webhooks."""
@@ -1148,3 +1146,25 @@ def test_malformed_polled_items_are_failed_rows_and_the_poll_goes_on(db, canned_
     )
     assert poll_as_worker(channel).stored == 0
     assert failed.count() == len(odd_conversations) + len(odd_messages) + len(odd_comments)
+
+
+@pytest.mark.django_db
+def test_after_its_private_reply_a_comment_offers_only_a_public_one(meta_emulator, page, agent):
+    """The desk remembers the private reply on the comment, so the composer says so before Meta would refuse."""
+    channel = channel_of(emulator_facebook(meta_emulator, page), "fb-private")
+    channel.config["triage"] = {"auto_ticket": "all"}
+    channel.save(update_fields=["config"])
+    post = meta_emulator.add_post(EMU_PAGE, "Maintenance tonight")["id"]
+    meta_emulator.comment(EMU_PAGE, post, "will the VPN be down too?", name="Ann Employee")
+    poll_as_worker(channel)
+    ticket = Ticket.objects.get()
+    comment_thread = ticket.threads.get()
+
+    reply = reply_and_deliver(ticket, agent, "Yes, 22:00-23:00. Anything urgent?", mode="private")
+
+    assert reply.delivery_status == Message.DeliveryStatus.SENT
+    modes = {mode.key: mode for mode in reply_modes(ticket, comment_thread)}
+    assert modes["public"].allowed
+    assert not modes["private"].allowed
+    assert "already sent" in modes["private"].reason
+    assert sorted(key.split(":")[0] for key in ticket.threads.values_list("key", flat=True)) == ["comment", "dm"]
