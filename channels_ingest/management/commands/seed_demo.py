@@ -1,6 +1,8 @@
 """Demo data for the embedded run: an admin, an agent, shared macros, and Slack, X, Facebook, Instagram and
 WhatsApp channels on the local emulators."""
 
+import json
+
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 
@@ -95,9 +97,10 @@ class Command(BaseCommand):
             name="x-ithelp", defaults={"kind": "x", "config": config, "secrets": secrets, "poll_interval_seconds": 10}
         )
         meta = self._meta_channels(meta_base_url)
-        # Last lines, read by bin/run-embedded: where each platform pushes.
+        # Last lines, read by bin/run-embedded: where each platform pushes, and the Meta accounts to create.
         for name, pushed in [("slack-it-help", channel), *meta]:
             self.stdout.write(f"webhook {name} {webhook_url(pushed)}")
+        self.stdout.write(f"meta-demo {json.dumps(META_DEMO)}")
 
     def _meta_channels(self, base_url):
         """Facebook and Instagram poll every 5 minutes as a backstop to their webhooks; WhatsApp only pushes."""
