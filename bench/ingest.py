@@ -33,6 +33,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-post", type=int, default=1, help="meta: messages per webhook POST")
     parser.add_argument("--senders", type=int, default=16, help="meta: concurrent webhook senders")
+    parser.add_argument("--rate", type=float, default=0, help="meta: messages offered per second (0: at once)")
     args = parser.parse_args()
     setup_django()
     if args.platform == "meta":

@@ -21,6 +21,10 @@ from .outages import is_outage, warn_outage
 from .queueing import TaskName, enqueue_on_commit
 
 NAME_CACHE_SECONDS = 24 * 3600
+#: A person the platform could not name (no such profile, no permission, or the platform was down: the adapter
+#: cannot say which) is not asked about again for this long, so a busy conversation queues no lookup per batch.
+MISS_CACHE_SECONDS = 10 * 60
+_MISS = {"unknown": True}
 
 
 def _cache_key(sender: Sender) -> str:
@@ -41,11 +45,11 @@ def _cached_profiles(keys: list[str]) -> dict:
         return {}
 
 
-def _keep_profiles(profiles: dict) -> None:
+def _keep_profiles(profiles: dict, seconds: int = NAME_CACHE_SECONDS) -> None:
     if not profiles:
         return
     try:
-        cache.set_many(profiles, NAME_CACHE_SECONDS)
+        cache.set_many(profiles, seconds)
     except Exception as exc:
         if not is_outage(exc):
             raise
@@ -60,9 +64,12 @@ def with_known_names(channel: Channel, envelopes: list[Envelope]) -> list[Envelo
     keys = {sender: _cache_key(sender) for sender in senders}
     profiles = _cached_profiles(list(keys.values()))
     known = {
-        sender.external_id: _with_profile(sender, profiles[key]) for sender, key in keys.items() if key in profiles
+        sender.external_id: _with_profile(sender, profiles[key])
+        for sender, key in keys.items()
+        if key in profiles and profiles[key] != _MISS
     }
-    unknown = [vars(sender).copy() for sender in senders if sender.external_id not in known]
+    missed = {sender.external_id for sender, key in keys.items() if profiles.get(key) == _MISS}
+    unknown = [vars(sender).copy() for sender in senders if sender.external_id not in known.keys() | missed]
     if unknown:
         enqueue_on_commit(TaskName.DESCRIBE_SENDERS, channel.pk, unknown)
     return [
@@ -87,9 +94,11 @@ def describe_senders(channel_id: int, senders: list[Sender]) -> int:
     keys = {sender: _cache_key(sender) for sender in senders}
     cached = _cached_profiles(list(keys.values()))
     described = {
-        sender.external_id: _with_profile(sender, cached[key]) for sender, key in keys.items() if key in cached
+        sender.external_id: _with_profile(sender, cached[key])
+        for sender, key in keys.items()
+        if key in cached and cached[key] != _MISS
     }
-    unknown = [sender for sender in senders if sender.external_id not in described]
+    unknown = [sender for sender, key in keys.items() if sender.external_id not in described and key not in cached]
     fetched = channel.adapter().describe_senders(unknown) if unknown else {}
     _keep_profiles(
         {
@@ -97,6 +106,7 @@ def describe_senders(channel_id: int, senders: list[Sender]) -> int:
             for sender in fetched.values()
         }
     )
+    _keep_profiles({keys[s]: _MISS for s in unknown if s.external_id not in fetched}, MISS_CACHE_SECONDS)
     described.update(fetched)
     refresh_identities(list(described.values()))
     return len(described)

@@ -95,6 +95,7 @@ class GraphApi:
                     "instagram",
                     "whatsapp",
                     "waba",
+                    "person",
                     "conversation",
                     "message",
                     "post",

@@ -407,6 +407,12 @@ class GraphReads:
             return select(full, spec, default)
         if kind == "waba":
             return select(self.render.waba(obj), spec, ("id", "name"))
+        if kind == "person":  # Messenger's User Profile API; Instagram's user profile (name, username)
+            first, _, last = obj.name.partition(" ")
+            if self.store.accounts[obj.account_id].kind == "instagram":
+                return select({"id": obj.id, "name": obj.name, "username": obj.username}, spec, ("id",))
+            profile = {"id": obj.id, "name": obj.name, "first_name": first, "last_name": last}
+            return select(profile, spec, ("first_name", "last_name", "id"))
         if kind == "conversation":
             return select(self.render.conversation(obj), spec, CONVERSATION_DEFAULT)
         if kind == "message":

@@ -291,6 +291,8 @@ class Store:
             person = Person(str(person_id), account.id, name or default, username or (name or default).lower())
             person.username = person.username.replace(" ", "_")
             self.people[key] = person
+            if account.kind != "whatsapp":  # the User Profile API answers GET /{PSID or IGSID}
+                self.objects[person.id] = ("person", person)
         else:
             person.name = name or person.name
             person.username = username or person.username

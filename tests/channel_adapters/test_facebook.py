@@ -1168,3 +1168,10 @@ def test_after_its_private_reply_a_comment_offers_only_a_public_one(meta_emulato
     assert not modes["private"].allowed
     assert "already sent" in modes["private"].reason
     assert sorted(key.split(":")[0] for key in ticket.threads.values_list("key", flat=True)) == ["comment", "dm"]
+
+
+def test_people_are_named_from_their_profiles(emu_adapter, meta_emulator):
+    psid = meta_emulator.dm(EMU_PAGE, "hi", name="Ann Employee")["sender_id"]
+    namespace = f"facebook:{EMU_PAGE}"
+    found = emu_adapter.describe_senders([Sender(namespace=namespace, external_id=psid)])
+    assert found[psid].display_name == "Ann Employee"

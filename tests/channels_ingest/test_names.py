@@ -4,7 +4,7 @@ import pytest
 
 from channel_adapters.base import Sender
 from channels_ingest import ingest, names, polling
-from tests.factories import sender
+from tests.factories import message, sender
 from tests.helpers import poll_as_worker as poll
 from tickets.models import Ticket
 
@@ -40,3 +40,21 @@ def test_lookups_queued_by_several_batches_ask_the_platform_once(slack_channel, 
     assert names.describe_senders(slack_channel.pk, [ann]) == 1  # the second batch's, answered from the cache
     assert slack_emulator.stats()["calls"]["users.info"] == 1
     assert set(Ticket.objects.values_list("requester__display_name", flat=True)) == {"Ann Employee"}
+
+
+def test_a_person_the_platform_cannot_name_is_not_asked_about_on_every_message(
+    locmem_channel, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A miss is remembered (for less time than a name): a busy channel does not queue a lookup per batch."""
+    asked = []
+    monkeypatch.setattr(
+        "channel_adapters.locmem.LocmemAdapter.describe_senders", lambda self, senders: asked.append(senders) or {}
+    )
+    ghost = Sender(namespace="locmem", external_id="ghost")
+    assert names.describe_senders(locmem_channel.pk, [ghost]) == 0
+    assert names.describe_senders(locmem_channel.pk, [ghost]) == 0
+    assert len(asked) == 1
+    unnamed = message("m1", user="ghost", name="")
+    with django_capture_on_commit_callbacks() as queued:
+        assert names.with_known_names(locmem_channel, [unnamed]) == [unnamed]
+    assert not queued  # no lookup queued for them
