@@ -33,6 +33,7 @@ NODE_TYPES = {
     "post": "Post",
     "ig_media": "IGMedia",
     "comment": "Comment",
+    "person": "User",
     "media_file": "WhatsAppBusinessMedia",
 }
 
@@ -100,6 +101,7 @@ class GraphApi:
                     "post",
                     "ig_media",
                     "comment",
+                    "person",
                 )
             },
             ("GET", "media_file", None): Route("media", self._media_object),
