@@ -56,7 +56,8 @@ webhooks/wait, webhooks/config, receipts, tokens, usage/budget, usage, faults, f
 GET accounts, sent, webhooks, usage, stats, storm; DELETE faults, storm.
 
 Graph API (``/{version}/...``, token as ``Authorization: Bearer`` or ``access_token``): GET /{id} (Page,
-Instagram user, phone number, WABA, conversation, message, post, media, comment, WhatsApp media);
+Instagram user, phone number, WABA, conversation, message, post, media, comment, WhatsApp media, and a person
+who wrote to a Page or Instagram account: the User Profile API's name, first_name, last_name, username);
 GET /{page-id}/conversations?platform=messenger|instagram&user_id=, /{conversation-id}/messages,
 /{page-id}/posts|feed|published_posts, /{ig-user-id}/media, /{post-id}/comments (filter, order),
 /{fb-comment-id}/comments, /{ig-media-id}/comments, /{ig-comment-id}/replies, /{waba-id}/message_templates,

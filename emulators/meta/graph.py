@@ -33,6 +33,7 @@ NODE_TYPES = {
     "post": "Post",
     "ig_media": "IGMedia",
     "comment": "Comment",
+    "person": "User",
     "media_file": "WhatsAppBusinessMedia",
 }
 
@@ -95,12 +96,12 @@ class GraphApi:
                     "instagram",
                     "whatsapp",
                     "waba",
-                    "person",
                     "conversation",
                     "message",
                     "post",
                     "ig_media",
                     "comment",
+                    "person",
                 )
             },
             ("GET", "media_file", None): Route("media", self._media_object),

@@ -11,7 +11,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from .errors import GraphError, invalid_parameter
-from .store import Account, Comment, Conversation, Message, Post, Store, StoredFile, Template, iso
+from .store import Account, Comment, Conversation, Message, Person, Post, Store, StoredFile, Template, iso
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
@@ -133,6 +133,14 @@ class Renderer:
         if account.kind == "instagram":
             return {"username": username, "id": actor_id}
         return {"name": name, "email": f"{actor_id}@facebook.com", "id": actor_id}
+
+    def person(self, person: Person) -> dict:
+        """A person's profile as the account sees it (Messenger's first and last name, Instagram's username)."""
+        first, _, last = person.name.partition(" ")
+        profile = {"id": person.id, "name": person.name, "first_name": first, "last_name": last}
+        if self.store.accounts[person.account_id].kind == "instagram":
+            profile["username"] = person.username
+        return profile
 
     def account(self, account: Account) -> dict:
         if account.kind == "page":
@@ -323,6 +331,7 @@ POST_DEFAULT = ("created_time", "message", "id")
 MEDIA_DEFAULT = ("id",)
 FB_COMMENT_DEFAULT = ("created_time", "from", "message", "id")
 IG_COMMENT_DEFAULT = ("timestamp", "text", "id")
+PERSON_DEFAULT = ("first_name", "last_name", "id")
 
 
 class GraphReads:
@@ -407,12 +416,6 @@ class GraphReads:
             return select(full, spec, default)
         if kind == "waba":
             return select(self.render.waba(obj), spec, ("id", "name"))
-        if kind == "person":  # Messenger's User Profile API; Instagram's user profile (name, username)
-            first, _, last = obj.name.partition(" ")
-            if self.store.accounts[obj.account_id].kind == "instagram":
-                return select({"id": obj.id, "name": obj.name, "username": obj.username}, spec, ("id",))
-            profile = {"id": obj.id, "name": obj.name, "first_name": first, "last_name": last}
-            return select(profile, spec, ("first_name", "last_name", "id"))
         if kind == "conversation":
             return select(self.render.conversation(obj), spec, CONVERSATION_DEFAULT)
         if kind == "message":
@@ -422,4 +425,6 @@ class GraphReads:
         if kind == "comment":
             page = self.store.accounts[obj.account_id].kind == "page"
             return select(self.render.comment(obj), spec, FB_COMMENT_DEFAULT if page else IG_COMMENT_DEFAULT)
+        if kind == "person":
+            return select(self.render.person(obj), spec, PERSON_DEFAULT)
         raise GraphError(400, 100, "(#100) Unsupported object")

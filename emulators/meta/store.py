@@ -291,8 +291,8 @@ class Store:
             person = Person(str(person_id), account.id, name or default, username or (name or default).lower())
             person.username = person.username.replace(" ", "_")
             self.people[key] = person
-            if account.kind != "whatsapp":  # the User Profile API answers GET /{PSID or IGSID}
-                self.objects[person.id] = ("person", person)
+            if account.kind != "whatsapp" and person.id not in self.objects:
+                self.register(person.id, "person", person)  # the User Profile API (GET /{PSID} or /{IGSID})
         else:
             person.name = name or person.name
             person.username = username or person.username

@@ -185,6 +185,26 @@ def test_get_id_answers_for_each_account_kind(page_graph, wa_graph):
     assert wa_graph.get(WABA)["id"] == WABA
 
 
+def test_a_person_who_wrote_has_a_profile_for_the_accounts_token_only(meta, page_graph, wa_graph):
+    """Meta's User Profile API (Messenger ``GET /{PSID}``, Instagram ``GET /{IGSID}``): a webhook carries no name,
+    so the helpdesk asks for it."""
+    psid = meta.dm(PAGE, "hi", name="Ann Employee")["sender_id"]
+    igsid = meta.dm(IG, "hi", name="Maya Patel", username="maya.dev")["sender_id"]
+    assert page_graph.get(psid, {"fields": "name"}) == {"name": "Ann Employee", "id": psid}
+    assert page_graph.get(psid, {"fields": "first_name,last_name"}) == {
+        "first_name": "Ann",
+        "last_name": "Employee",
+        "id": psid,
+    }
+    assert page_graph.get(igsid, {"fields": "name,username"}) == {
+        "name": "Maya Patel",
+        "username": "maya.dev",
+        "id": igsid,
+    }
+    error = graph_error(meta, "GET", psid, token="wa-token")  # another account's token
+    assert (error["code"], error["error_subcode"]) == (100, 33)
+
+
 def test_tokens_unknown_foreign_and_missing(meta, page_graph):
     with pytest.raises(CredentialsError, match="190"):
         Graph(base_url=meta.base_url, token="nope").get(PAGE)
