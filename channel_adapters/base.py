@@ -161,10 +161,32 @@ class ReplyTarget:
 
 @dataclass(frozen=True)
 class AttachmentLimits:
-    """What files a reply mode can carry: how many, and how large each may be."""
+    """What files a reply mode can carry: how many, and how large each may be.
+
+    ``by_type`` gives some kinds their own size limit, by content-type prefix (``("video/", 16 MB)``); with
+    ``other_types`` false, files of no listed kind are refused (Instagram takes images, video and audio only).
+    """
 
     max_files: int
     max_bytes: int
+    by_type: tuple[tuple[str, int], ...] = ()
+    other_types: bool = True
+
+    def max_bytes_for(self, content_type: str) -> int | None:
+        """How large a file of ``content_type`` may be; None when such files are not taken at all."""
+        for prefix, limit in self.by_type:
+            if content_type.lower().startswith(prefix):
+                return min(limit, self.max_bytes)
+        return self.max_bytes if self.other_types else None
+
+    def capped(self, max_bytes: int) -> AttachmentLimits:
+        """These limits, with no file larger than ``max_bytes`` (the desk's own cap)."""
+        return AttachmentLimits(
+            max_files=self.max_files,
+            max_bytes=min(self.max_bytes, max_bytes),
+            by_type=tuple((prefix, min(limit, max_bytes)) for prefix, limit in self.by_type),
+            other_types=self.other_types,
+        )
 
 
 @dataclass(frozen=True)

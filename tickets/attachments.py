@@ -91,9 +91,7 @@ def reply_limits(mode: ReplyMode | None) -> AttachmentLimits | None:
     """What files a reply in ``mode`` may carry here: the channel's limits within ATTACHMENT_MAX_BYTES."""
     if mode is None or mode.attachments is None:
         return None
-    return AttachmentLimits(
-        max_files=mode.attachments.max_files, max_bytes=min(mode.attachments.max_bytes, settings.ATTACHMENT_MAX_BYTES)
-    )
+    return mode.attachments.capped(settings.ATTACHMENT_MAX_BYTES)
 
 
 def check_reply_files(files, mode: ReplyMode) -> str:
@@ -106,9 +104,15 @@ def check_reply_files(files, mode: ReplyMode) -> str:
     if len(files) > limits.max_files:
         return f"{len(files)} files attached; a reply takes at most {limits.max_files}."
     for upload in files:
-        if upload.size > limits.max_bytes:
-            name, size, limit = safe_filename(upload.name), human_size(upload.size), human_size(limits.max_bytes)
-            return f"{name} is too large ({size}); files may be at most {limit}."
+        content_type = safe_content_type(upload.content_type)
+        most = limits.max_bytes_for(content_type)
+        if most is None:
+            kinds = ", ".join(prefix.rstrip("/") for prefix, _ in limits.by_type)
+            return f"{safe_filename(upload.name)} ({content_type}) cannot go with {mode.label.lower()}: it takes {kinds} only."
+        if upload.size > most:
+            name, size, limit = safe_filename(upload.name), human_size(upload.size), human_size(most)
+            kind = next((prefix.rstrip("/") for prefix, _ in limits.by_type if content_type.startswith(prefix)), "")
+            return f"{name} is too large ({size}); {f'{kind} ' if kind else ''}files may be at most {limit}."
     return ""
 
 

@@ -39,7 +39,12 @@ class InstagramAdapter(PageAdapter):
     max_reply_length = 2200
     dm_max_length = 1000
     comment_max_length = 2200
-    dm_files = AttachmentLimits(max_files=10, max_bytes=25 * MB)
+    dm_files = AttachmentLimits(
+        max_files=10,
+        max_bytes=25 * MB,
+        by_type=(("image/", 8 * MB), ("video/", 25 * MB), ("audio/", 25 * MB)),
+        other_types=False,
+    )
     #: "This message is sent outside of allowed window."
     window_subcodes = frozenset({2534022})
     id_fields = ("ig_user_id", "page_id")

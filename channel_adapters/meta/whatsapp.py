@@ -86,7 +86,10 @@ IMAGE_BYTES = 5 * 1024 * 1024
 VIDEO_BYTES = AUDIO_BYTES = 16 * 1024 * 1024
 DOCUMENT_BYTES = 100 * 1024 * 1024
 #: One file per media message; a reply's files go out one message each.
-REPLY_FILES = AttachmentLimits(max_files=10, max_bytes=DOCUMENT_BYTES)
+#: A photo over IMAGE_BYTES goes as a document, so images share the documents' limit here.
+REPLY_FILES = AttachmentLimits(
+    max_files=10, max_bytes=DOCUMENT_BYTES, by_type=(("video/", VIDEO_BYTES), ("audio/", AUDIO_BYTES))
+)
 DOWNLOAD_CHUNK = 64 * 1024
 GRAPH_ID = re.compile(r"[0-9]{1,32}")
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")

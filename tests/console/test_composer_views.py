@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from channel_adapters import locmem
-from channel_adapters.base import Envelope, EnvelopeKind, Sender
+from channel_adapters.base import AttachmentLimits, Envelope, EnvelopeKind, Sender
 from channel_adapters.x import NOT_SUMMONED
 from channels_ingest.models import Channel
 from tests.factories import BASE_TIME, composer_time, message, x_dm_from_bob
@@ -945,3 +945,13 @@ def test_switching_to_a_windowed_conversation_brings_its_countdown(agent_client,
     assert '<input type="hidden" name="mode" value="">' in closed  # refused with the reason if sent anyway
     assert "Reply is not possible here: the 24-hour reply window closed" in closed
     assert 'name="mode"' not in switch(agent_client, ticket, thread_with_key("m0"))  # locmem's one mode needs none
+
+
+@pytest.mark.django_db
+def test_the_composer_says_which_kinds_of_file_the_platform_takes(agent_client, ticket, locmem_channel, monkeypatch):
+    limits = AttachmentLimits(
+        max_files=2, max_bytes=25 * 1024**2, by_type=(("image/", 8 * 1024**2),), other_types=False
+    )
+    monkeypatch.setattr("channel_adapters.locmem.REPLY_FILES", limits)
+    page = text_of(agent_client.get(detail_url(ticket)).content.decode())
+    assert "Up to 2 files, image at most 8.0 MB; no other files." in page
