@@ -182,7 +182,9 @@ def test_webhooks_lost_on_the_way_are_recovered_by_the_workers_poll_and_stored_o
     ticket = Ticket.objects.get()
     assert [m.body for m in ticket.messages.timeline()] == ["one", "two", "three", "four"]
     assert InboundMessage.objects.count() == 5
-    [triaged] = InboundMessage.objects.filter(status=InboundMessage.Status.TRIAGE)
+    triage = InboundMessage.objects.filter(status=InboundMessage.Status.TRIAGE)
+    wait_for(lambda: triage.exists(), message="the recovered comment in triage")  # ingested after the messages
+    [triaged] = triage
     assert triaged.external_id == f"comment:{comment['comment_id']}"  # a comment waits for an agent, as pushed ones do
 
     third_poll = second_poll + timedelta(seconds=POLL_INTERVAL + 1)
