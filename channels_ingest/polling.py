@@ -19,10 +19,11 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from channel_adapters.base import AdapterError, CredentialsError, RateLimited, TransientError
+from channel_adapters.base import AdapterError, Capability, CredentialsError, RateLimited, TransientError
 
 from .ingest import store_envelopes
 from .models import Channel
+from .registry import adapter_class
 from .usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -116,9 +117,11 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
     across workers; it is renewed while the poll runs and lapses within POLL_LEASE if its worker dies.
     A paused channel is not polled (a task queued before the pause included) unless ``force``.
     """
-    paused = Channel.objects.filter(pk=channel_id).values_list("paused_reason", flat=True).first()
+    paused, kind = Channel.objects.filter(pk=channel_id).values_list("paused_reason", "kind").first() or ("", None)
     if paused and not force:
         return PollOutcome(polled=False, paused=paused)
+    if kind is None or Capability.POLL not in adapter_class(kind).capabilities:
+        return PollOutcome(polled=False)  # a push-only platform (WhatsApp) given a poll interval by hand
     token = _acquire_poll_lease(channel_id)
     if token is None:
         return PollOutcome(polled=False)

@@ -6,6 +6,7 @@ import json
 import pytest
 from django.core.management import CommandError
 
+from channels_ingest import polling
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import message
 from tests.helpers import (
@@ -165,3 +166,23 @@ def test_add_reads_the_config_from_a_file_or_standard_input(slack_emulator, tmp_
     }
     with pytest.raises(CommandError, match="No such file"):
         channels_command("add", "slack", "missing", "--config", f"@{tmp_path / 'missing.json'}")
+
+
+def test_a_push_only_channel_is_not_polled(meta_emulator):
+    """WhatsApp has no read API: added without --poll-interval it is not polled, and a poll is refused."""
+    account = meta_emulator.add_whatsapp("106540352242922", waba_id="102290129340398")
+    config = {
+        "phone_number_id": account["id"],
+        "waba_id": "102290129340398",
+        "access_token": account["token"],
+        "app_secret": account["app_secret"],
+        "verify_token": account["verify_token"],
+        "base_url": meta_emulator.base_url,
+    }
+    channels_command("add", "whatsapp", "wa", "--config", json.dumps(config))
+    channel = Channel.objects.get(name="wa")
+    assert channel.poll_interval_seconds == 0
+    with pytest.raises(CommandError, match="whatsapp cannot be polled"):
+        channels_command("add", "whatsapp", "wa-2", "--poll-interval", "60", "--config", json.dumps(config))
+    Channel.objects.filter(pk=channel.pk).update(poll_interval_seconds=60)  # set by hand, e.g. in /admin/
+    assert not polling.poll_channel(channel.pk).polled

@@ -10,11 +10,15 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.urls import reverse
 
-from channel_adapters.base import AdapterError, ConfigError
+from channel_adapters.base import AdapterError, Capability, ConfigError
 from channels_ingest import ingest, polling
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
+from channels_ingest.registry import adapter_class
 from channels_ingest.usage import month_start, monthly_budget, spent_this_month
+
+#: Seconds between polls for a channel that can be polled, unless --poll-interval says otherwise.
+DEFAULT_POLL_INTERVAL = 60
 
 
 class Command(BaseCommand):
@@ -31,7 +35,12 @@ class Command(BaseCommand):
             help="JSON: settings and credentials for the adapter; @FILE reads it from a file, - from standard input "
             "(so tokens stay off the command line).",
         )
-        add.add_argument("--poll-interval", type=int, default=60, help="Seconds between polls; 0 for webhooks only.")
+        add.add_argument(
+            "--poll-interval",
+            type=int,
+            default=None,
+            help="Seconds between polls (default 60); 0 for webhooks only, as for a platform that cannot be polled.",
+        )
         add.add_argument("--no-verify", action="store_true", help="Do not check the credentials now.")
         sub.add_parser("list", help="List channels with their health.")
         poll = sub.add_parser("poll", help="Poll a channel once, synchronously, and ingest what arrived.")
@@ -66,6 +75,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if Channel.objects.filter(name=name).exists():
             raise CommandError(f"A channel named {name!r} already exists.")
+        pollable = Capability.POLL in adapter_class(kind).capabilities
+        if poll_interval and not pollable:
+            raise CommandError(f"{kind} cannot be polled (it only pushes): leave --poll-interval out, or give 0.")
+        if poll_interval is None:
+            poll_interval = DEFAULT_POLL_INTERVAL if pollable else 0
         with transaction.atomic():
             channel = Channel.objects.create(
                 kind=kind, name=name, config=clean_config, secrets=secrets, poll_interval_seconds=poll_interval
