@@ -199,8 +199,7 @@ def _read_body(message: email.message.EmailMessage, parsed: ParsedEmail) -> None
             else:
                 texts.append((forwarded, text))
             continue
-        if ctype == "message/rfc822" and not forwarded:
-            pass  # its own leaves were walked too; the attachment below keeps the whole message
+        # A forwarded message/rfc822 is kept whole as an attachment here; its own leaves are walked too.
         payload = _payload_bytes(part, index, parsed.notes)
         parts.append(
             Part(
