@@ -95,6 +95,10 @@ class Envelope:
     message on a resolved ticket's conversation reopens it (a thread) or
     starts a new ticket (a DM conversation). ``meta`` keeps the facts the
     adapter needs later to reply (e.g. whether the author summoned us).
+    ``refers_to`` names earlier messages this one answers, nearest first (an
+    email's In-Reply-To and References): if one of them is stored on the
+    channel, the message joins that message's conversation rather than
+    ``thread_key``'s.
     """
 
     external_id: str
@@ -109,6 +113,7 @@ class Envelope:
     reopens: bool = True
     meta: dict = field(default_factory=dict)
     attachments: tuple[InboundAttachment, ...] = ()
+    refers_to: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         # Written out rather than dataclasses.asdict(), which deep-copies and is the hot spot of a poll.
@@ -125,6 +130,7 @@ class Envelope:
             "reopens": self.reopens,
             "meta": self.meta,
             "attachments": [vars(attachment).copy() for attachment in self.attachments],
+            "refers_to": list(self.refers_to),
         }
 
     @classmethod
@@ -143,6 +149,7 @@ class Envelope:
             reopens=data.get("reopens", True),
             meta=data.get("meta") or {},
             attachments=tuple(InboundAttachment(**item) for item in data.get("attachments") or ()),
+            refers_to=tuple(data.get("refers_to") or ()),
         )
 
 

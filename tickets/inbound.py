@@ -73,6 +73,7 @@ def _store_messages(channel, envelopes):
     }
     outcomes.update({e.external_id: Outcome(stored=False, note="no sender") for e in envelopes if not e.sender})
     fresh = list({e.external_id: e for e in envelopes if e.external_id not in already and e.sender}.values())
+    fresh = _join_referenced_threads(channel, fresh)
     threads, opened = _resolve_threads(channel, fresh, identities)
 
     rows = []
@@ -107,6 +108,27 @@ def _store_messages(channel, envelopes):
         writers = {threads[e.thread_key][1]: identities[(e.sender.namespace, e.sender.external_id)] for e in fresh}
         _record_requester_activity(channel, touched, writers)
     return outcomes
+
+
+def _join_referenced_threads(channel, envelopes: list[Envelope]) -> list[Envelope]:
+    """Each message that refers to a stored message (or one earlier in the batch) moves to that message's
+    conversation: an email reply joins its ticket whatever its own thread key. One indexed query."""
+    referenced = {ref for e in envelopes for ref in e.refers_to}
+    if not referenced:
+        return envelopes
+    known = dict(
+        Message.objects.filter(thread__channel=channel, thread__detached_at=None, external_id__in=referenced)
+        .values_list("external_id", "thread__key")
+        .order_by()
+    )
+    joined = []
+    for envelope in envelopes:  # by time, so a reply to a message of this batch finds its new key
+        key = next((known[ref] for ref in envelope.refers_to if ref in known), None)
+        if key is not None and key != envelope.thread_key:
+            envelope = replace(envelope, thread_key=key, starts_thread=False)
+        known[envelope.external_id] = envelope.thread_key
+        joined.append(envelope)
+    return joined
 
 
 def _record_requester_activity(channel, ticket_ids: set[int], writers: dict[int, Identity]) -> None:

@@ -262,6 +262,8 @@ class Message(models.Model):
                 name="message_undelivered",
             ),
             models.Index(fields=["ticket", "changed_mark"], name="message_changes"),
+            # A reply names what it answers by the platform's id (an email's In-Reply-To): found at any size.
+            models.Index(fields=["external_id"], condition=~models.Q(external_id=""), name="message_external_id"),
         ]
 
     def __str__(self):

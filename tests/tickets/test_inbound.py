@@ -1,5 +1,7 @@
 """Taking in messages: tickets, conversations and people formed from envelopes."""
 
+from dataclasses import replace
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -146,3 +148,38 @@ def test_nul_characters_and_huge_text_are_stored_safely(locmem_channel):
     huge = Message.objects.get(external_id="b").body
     assert huge.startswith("x" * 40_000)
     assert huge.endswith("[truncated 10000 characters]")
+
+
+@pytest.mark.django_db
+def test_a_message_that_refers_to_a_stored_one_joins_its_conversation(locmem_channel):
+    """An email reply names what it answers (In-Reply-To, References); its own thread key does not matter."""
+    receive(locmem_channel, [message("<a@mail>", text="VPN down")])
+    receive(
+        locmem_channel,
+        [
+            replace(message("<b@mail>", minute=1, text="still down"), refers_to=("<unknown@mail>", "<a@mail>")),
+            replace(
+                message("<c@mail>", minute=2, text="and now?"), refers_to=("<b@mail>",)
+            ),  # answers b, in this batch
+            replace(message("<d@mail>", minute=3, text="new problem"), refers_to=("<never@mail>",)),
+        ],
+    )
+    vpn = Ticket.objects.get(subject="VPN down")
+    assert list(vpn.messages.values_list("body", flat=True)) == ["VPN down", "still down", "and now?"]
+    assert Ticket.objects.filter(subject="new problem").exists()
+    assert vpn.threads.count() == 1
+
+
+@pytest.mark.django_db
+def test_finding_the_answered_messages_costs_the_same_for_any_batch(locmem_channel):
+    receive(locmem_channel, [message("<a@mail>")])
+
+    def queries_for(first, count):
+        batch = [
+            replace(message(f"<r{n}@mail>", minute=n), refers_to=("<a@mail>",)) for n in range(first, first + count)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            receive(locmem_channel, batch)
+        return len(queries)
+
+    assert queries_for(1, 2) == queries_for(10, 8)
