@@ -4,6 +4,7 @@
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -33,6 +34,7 @@ from tests.helpers import (
     receive,
     signed_in_page,
 )
+from tests.mail_servers import Dovecot, MailServerError, SmtpCatcher
 from tickets.merging import merge_tickets
 from tickets.models import Ticket
 from tickets.replies import reply_to_ticket
@@ -307,6 +309,45 @@ def canned_platform(canned_platform_server):
     """A platform API that answers each path with what the test sets (``answer``), malformed or not."""
     canned_platform_server.reset()
     return canned_platform_server
+
+
+# Mail servers (tests/mail_servers.py): a real Dovecot and an SMTP catcher ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dovecot_server():
+    # Under /tmp, not pytest's private tmp folders: as root, Dovecot reads and writes mail as an unprivileged user.
+    folder = Path(tempfile.mkdtemp(prefix="helpdesk-dovecot-"))
+    try:
+        server = Dovecot(folder).start()
+    except MailServerError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"Email tests need a real Dovecot: {exc}")
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def dovecot(dovecot_server):
+    """A real Dovecot IMAP server on a loopback port, reset for each test: no users, no mail. Add accounts with
+    ``add_user``, deliver with ``deliver`` (IMAP APPEND), log in with ``client(user)``."""
+    dovecot_server.reset()
+    return dovecot_server
+
+
+@pytest.fixture(scope="session")
+def smtp_catcher_server():
+    catcher = SmtpCatcher().start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture
+def smtp_catcher(smtp_catcher_server):
+    """An SMTP server in this process that keeps what it is sent (``messages``), emptied for each test."""
+    smtp_catcher_server.reset()
+    return smtp_catcher_server
 
 
 # A real worker, a real browser ---------------------------------------------------------
