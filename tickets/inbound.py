@@ -84,7 +84,7 @@ def _store_messages(channel, envelopes):
                 "ticket_id": ticket_id,
                 "thread_id": thread_id,
                 "direction": Message.Direction.INBOUND,
-                "author_identity_id": identities[(envelope.sender.namespace, envelope.sender.external_id)].pk,
+                "author_identity_id": identities[_sender_key(envelope)].pk,
                 "body": Message.clean_body(envelope.text),
                 "external_id": envelope.external_id,
                 "created_at": envelope.sent_at,
@@ -105,9 +105,16 @@ def _store_messages(channel, envelopes):
     touched = {row["ticket_id"] for row in rows} - opened_tickets
     if touched:
         # By time, so the last one of a ticket is who wrote last.
-        writers = {threads[e.thread_key][1]: identities[(e.sender.namespace, e.sender.external_id)] for e in fresh}
+        writers = {threads[e.thread_key][1]: identities[_sender_key(e)] for e in fresh}
         _record_requester_activity(channel, touched, writers)
     return outcomes
+
+
+def _sender_key(envelope: Envelope) -> tuple[str, str]:
+    """Who wrote ``envelope``, as identities are keyed (only envelopes with a sender are stored)."""
+    if envelope.sender is None:
+        raise ValueError(f"{envelope.external_id} has no sender")
+    return envelope.sender.namespace, envelope.sender.external_id
 
 
 def _join_referenced_threads(channel, envelopes: list[Envelope]) -> list[Envelope]:
