@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .decoding import decode_bytes
-from .parsing import parse_message_ids
+from .parsing import parse_message_ids, unreadable_as_parse_error
 
 _FIELD = re.compile(r"^([A-Za-z-]+):[ \t]*(.*(?:\n[ \t]+.*)*)", re.MULTILINE)
 _ORIGINAL_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^>\s]+>|\S+@\S+)", re.IGNORECASE | re.MULTILINE)
@@ -54,6 +54,7 @@ def _fields(text: str) -> dict[str, str]:
     return found
 
 
+@unreadable_as_parse_error
 def parse_bounce(message: email.message.Message) -> Bounce:
     """Read a message already classified as a bounce."""
     original_id = ""

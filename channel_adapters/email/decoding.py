@@ -76,22 +76,35 @@ def decode_bytes(data: bytes, charset: str | None, *, what: str = "text") -> tup
 
 
 _SURROGATES = re.compile("[\udc80-\udcff]")
+#: A run of raw bytes, with the ASCII between them (a multi-byte character never spans plain ASCII).
+_SURROGATE_RUNS = re.compile("[\udc80-\udcff][\udc80-\udcff\x00-\x7f]*[\udc80-\udcff]|[\udc80-\udcff]")
 
 
 def raw_header_text(value: str, *, what: str) -> tuple[str, list[str]]:
-    """A header value as parsed from bytes (raw 8-bit bytes arrive as surrogate escapes) back to text."""
+    """A header value as parsed from bytes (raw 8-bit bytes arrive as surrogate escapes) back to text.
+
+    Each run of raw bytes is read on its own, so text already decoded around it (an encoded word) stays as it
+    is: as UTF-8 where it is, else Windows-1252 (the usual culprit), else Latin-1 (which decodes anything).
+    """
     if not _SURROGATES.search(value):
         return value, []
-    data = value.encode("ascii", "surrogateescape")
-    try:
-        return data.decode("utf-8"), [f"{what}: raw 8-bit UTF-8 in a header"]
-    except UnicodeDecodeError:
-        pass
-    # Too short for detection to be trusted: Windows-1252, the usual culprit, else Latin-1 (decodes anything).
-    try:
-        return data.decode("cp1252"), [f"{what}: raw 8-bit bytes in a header, read as Windows-1252"]
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), [f"{what}: raw 8-bit bytes in a header, read as Latin-1"]
+    readings: set[str] = set()
+
+    def read(run: re.Match) -> str:
+        data = run.group().encode("ascii", "surrogateescape")
+        for charset, reading in (("utf-8", "UTF-8"), ("cp1252", "Windows-1252"), ("latin-1", "Latin-1")):
+            try:
+                text = data.decode(charset)
+            except UnicodeDecodeError:
+                continue
+            readings.add(reading)
+            return text
+        raise AssertionError("Latin-1 decodes any byte")  # pragma: no cover
+
+    text = _SURROGATE_RUNS.sub(read, value)
+    if readings == {"UTF-8"}:
+        return text, [f"{what}: raw 8-bit UTF-8 in a header"]
+    return text, [f"{what}: raw 8-bit bytes in a header, read as {' and '.join(sorted(readings))}"]
 
 
 def decode_words(value: str, *, what: str) -> tuple[str, list[str]]:

@@ -7,7 +7,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from .parsing import header_text
+from .parsing import header_text, unreadable_as_parse_error
 
 
 class Noise(enum.StrEnum):
@@ -38,6 +38,7 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
+@unreadable_as_parse_error
 def classify(message: email.message.Message) -> Verdict:
     """Whether this message is noise, and why (the header or sign that says so)."""
 

@@ -8,13 +8,17 @@ as broken (MIME defects) or that cannot be decoded as declared is kept, with a n
 from __future__ import annotations
 
 import email
+import email.errors
 import email.message
 import email.policy
 import email.utils
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from typing import Any, TypeVar
 
 import nh3
 
@@ -27,7 +31,38 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 
 
 class EmailParseError(ValueError):
-    """Bytes that are not a mail message at all; the adapter keeps them as a rejected item."""
+    """Bytes that are not a mail message at all, or too damaged to read; the adapter keeps them as a rejected
+    item, with the raw bytes."""
+
+
+#: What the standard library's parser raises on a damaged message where ``policy.default`` records no defect
+#: (found by fuzzing: a header it cannot fold, a part it cannot index, a codec it cannot apply).
+STDLIB_PARSE_ERRORS = (
+    email.errors.MessageError,
+    IndexError,
+    LookupError,
+    UnicodeError,
+    ValueError,
+    TypeError,
+    AttributeError,
+)
+
+_Read = TypeVar("_Read", bound=Callable[..., Any])
+
+
+def unreadable_as_parse_error(read: _Read) -> _Read:
+    """``read`` raising only ``EmailParseError`` on bad input, whatever the standard library trips on."""
+
+    @functools.wraps(read)
+    def guarded(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        except EmailParseError:
+            raise
+        except STDLIB_PARSE_ERRORS as exc:
+            raise EmailParseError(f"unreadable message ({type(exc).__name__}: {exc})") from exc
+
+    return guarded  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -140,6 +175,7 @@ def parse_addresses(values: list[str], *, what: str) -> tuple[tuple[Address, ...
     return tuple(addresses), notes
 
 
+@unreadable_as_parse_error
 def parse_email(raw: bytes) -> ParsedEmail:
     message = read_message(raw)
     parsed = ParsedEmail(message=message)
