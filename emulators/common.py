@@ -117,6 +117,16 @@ class ControlError(Exception):
         self.status = status
 
 
+def required_field(payload: dict, name: str, kind=str):
+    """``payload[name]``, of ``kind``, or a ControlError naming it; ids may come as JSON numbers."""
+    value = payload.get(name)
+    if kind is str and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, kind) or (kind is str and not value):
+        raise ControlError(f"{name} is required")
+    return value
+
+
 class ControlRoutes:
     """Dispatches control API calls to `self._routes[(verb, route)]`, each taking the
     query and body merged into one dict and returning the JSON answer."""

@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from ..common import AfterWrite, CallCounter, ControlError, ControlRoutes
+from ..common import AfterWrite, CallCounter, ControlError, ControlRoutes, required_field
 from .errors import server_error
 from .graph import ENDPOINTS, GraphApi
 from .people import People, PersonError
@@ -20,17 +20,8 @@ DEFAULT_APP_SECRET = "meta-app-secret"
 DEFAULT_VERIFY_TOKEN = "meta-verify-token"
 
 
-def _field(payload: dict, name: str, kind=str):
-    value = payload.get(name)
-    if kind is str and isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # ids may come as JSON numbers
-    if not isinstance(value, kind) or (kind is str and not value):
-        raise ControlError(f"{name} is required")
-    return value
-
-
 def _optional(payload: dict, name: str) -> str | None:
-    return _field(payload, name) if payload.get(name) not in (None, "") else None
+    return required_field(payload, name) if payload.get(name) not in (None, "") else None
 
 
 def _base64(value, name: str) -> bytes:
@@ -77,29 +68,37 @@ class ControlApi(ControlRoutes):
             ("POST", "webhook"): self.set_webhook,
             ("POST", "dms"): self.dm,
             ("POST", "dms/edit"): lambda p: self.people.edit_dm(
-                _field(p, "account_id"), _field(p, "mid"), _field(p, "text")
+                required_field(p, "account_id"), required_field(p, "mid"), required_field(p, "text")
             ),
-            ("POST", "dms/unsend"): lambda p: self.people.unsend_dm(_field(p, "account_id"), _field(p, "mid")),
+            ("POST", "dms/unsend"): lambda p: self.people.unsend_dm(
+                required_field(p, "account_id"), required_field(p, "mid")
+            ),
             ("POST", "dms/react"): self.react,
             ("POST", "posts"): lambda p: self.people.add_post(
-                _field(p, "account_id"), str(p.get("text") or ""), _at(p)
+                required_field(p, "account_id"), str(p.get("text") or ""), _at(p)
             ),
             ("POST", "comments"): self.comment,
             ("POST", "comments/edit"): lambda p: self.people.edit_comment(
-                _field(p, "account_id"), _field(p, "comment_id"), _field(p, "text")
+                required_field(p, "account_id"), required_field(p, "comment_id"), required_field(p, "text")
             ),
             ("POST", "comments/remove"): lambda p: self.people.remove_comment(
-                _field(p, "account_id"), _field(p, "comment_id")
+                required_field(p, "account_id"), required_field(p, "comment_id")
             ),
             ("POST", "whatsapp"): self.whatsapp,
             ("POST", "whatsapp/react"): lambda p: self.people.whatsapp_react(
-                _field(p, "account_id"), _field(p, "wa_id"), _field(p, "wamid"), str(p.get("emoji", "👍"))
+                required_field(p, "account_id"),
+                required_field(p, "wa_id"),
+                required_field(p, "wamid"),
+                str(p.get("emoji", "👍")),
             ),
             ("POST", "whatsapp/edit"): lambda p: self.people.whatsapp_edit(
-                _field(p, "account_id"), _field(p, "wa_id"), _field(p, "wamid"), _field(p, "text")
+                required_field(p, "account_id"),
+                required_field(p, "wa_id"),
+                required_field(p, "wamid"),
+                required_field(p, "text"),
             ),
             ("POST", "whatsapp/revoke"): lambda p: self.people.whatsapp_revoke(
-                _field(p, "account_id"), _field(p, "wa_id"), _field(p, "wamid")
+                required_field(p, "account_id"), required_field(p, "wa_id"), required_field(p, "wamid")
             ),
             ("POST", "whatsapp/fail"): self.fail_whatsapp,
             ("POST", "templates"): self.add_template,
@@ -159,7 +158,7 @@ class ControlApi(ControlRoutes):
         return self._with_webhook(self._account("page", payload), payload)
 
     def add_instagram(self, payload: dict) -> dict:
-        page = self.store.account(_field(payload, "page_id"), "page")
+        page = self.store.account(required_field(payload, "page_id"), "page")
         account = self._account(
             "instagram",
             payload,
@@ -183,7 +182,7 @@ class ControlApi(ControlRoutes):
         return {"accounts": [account.render() for account in self.store.accounts.values()]}
 
     def set_webhook(self, payload: dict) -> dict:
-        account = self.store.account(_field(payload, "account_id"))
+        account = self.store.account(required_field(payload, "account_id"))
         url = payload.get("url") or None
         if url is None:
             account.webhook_url = None
@@ -215,7 +214,7 @@ class ControlApi(ControlRoutes):
                 raise ControlError("attachments must be objects")
             attachments.append({**item, "content": _base64(item.get("content_base64"), "content_base64")})
         return self.people.dm(
-            _field(payload, "account_id"),
+            required_field(payload, "account_id"),
             str(payload.get("text") or ""),
             _optional(payload, "sender_id"),
             payload.get("name"),
@@ -226,18 +225,18 @@ class ControlApi(ControlRoutes):
 
     def react(self, payload: dict) -> dict:
         return self.people.react(
-            _field(payload, "account_id"),
-            _field(payload, "mid"),
-            _field(payload, "sender_id"),
+            required_field(payload, "account_id"),
+            required_field(payload, "mid"),
+            required_field(payload, "sender_id"),
             str(payload.get("emoji") or "❤️"),
             bool(payload.get("remove")),
         )
 
     def comment(self, payload: dict) -> dict:
         return self.people.comment(
-            _field(payload, "account_id"),
-            _field(payload, "post_id"),
-            _field(payload, "text"),
+            required_field(payload, "account_id"),
+            required_field(payload, "post_id"),
+            required_field(payload, "text"),
             _optional(payload, "sender_id"),
             payload.get("name"),
             payload.get("username"),
@@ -248,7 +247,7 @@ class ControlApi(ControlRoutes):
     def whatsapp(self, payload: dict) -> dict:
         content = payload.get("content_base64")
         return self.people.whatsapp(
-            _field(payload, "account_id"),
+            required_field(payload, "account_id"),
             wa_id=_optional(payload, "wa_id"),
             name=payload.get("name"),
             type=str(payload.get("type") or "text"),
@@ -263,18 +262,18 @@ class ControlApi(ControlRoutes):
         )
 
     def fail_whatsapp(self, payload: dict) -> dict:
-        account = self.store.account(_field(payload, "account_id"), "whatsapp")
+        account = self.store.account(required_field(payload, "account_id"), "whatsapp")
         self.receipts.fail_next(account.id, int(payload.get("code", 131026)), int(payload.get("count", 1)))
         return {}
 
     def add_template(self, payload: dict) -> dict:
         template = Template(
             id=self.store.new_number(),
-            waba_id=_field(payload, "waba_id"),
-            name=_field(payload, "name"),
+            waba_id=required_field(payload, "waba_id"),
+            name=required_field(payload, "name"),
             language=str(payload.get("language") or "en_US"),
             category=str(payload.get("category") or "UTILITY"),
-            body=_field(payload, "body"),
+            body=required_field(payload, "body"),
             status=str(payload.get("status") or "APPROVED"),
         )
         self.store.templates.append(template)
@@ -288,8 +287,8 @@ class ControlApi(ControlRoutes):
 
     def push_raw(self, payload: dict) -> dict:
         """Push any body to an account's URL, signed and retried like the others (events no control makes)."""
-        account = self.store.account(_field(payload, "account_id"))
-        return {"push_id": self.pusher.publish(account.id, _field(payload, "body", dict))}
+        account = self.store.account(required_field(payload, "account_id"))
+        return {"push_id": self.pusher.publish(account.id, required_field(payload, "body", dict))}
 
     def wait_webhooks(self, payload: dict) -> dict:
         timeout = float(payload.get("timeout", 10))
@@ -304,7 +303,7 @@ class ControlApi(ControlRoutes):
         return self.receipts.configure(**{name: payload.get(name) for name in names})
 
     def set_token(self, payload: dict) -> dict:
-        token = _field(payload, "token")
+        token = required_field(payload, "token")
         if payload.get("revoked", True):
             self.graph.revoked[token] = 463 if payload.get("expired") else 460
         else:
@@ -313,21 +312,23 @@ class ControlApi(ControlRoutes):
 
     def set_budget(self, payload: dict) -> dict:
         self.usage.set_budget(
-            _field(payload, "scope"), int(_field(payload, "calls", int)), float(payload.get("window_seconds", 3600))
+            required_field(payload, "scope"),
+            int(required_field(payload, "calls", int)),
+            float(payload.get("window_seconds", 3600)),
         )
         return self.usage.snapshot()
 
     def set_usage(self, payload: dict) -> dict:
         percent = payload.get("percent")
         self.usage.set_usage(
-            _field(payload, "scope"),
+            required_field(payload, "scope"),
             int(percent) if percent is not None else None,
             int(payload.get("regain_minutes", 0)),
         )
         return self.usage.snapshot()
 
     def _endpoint(self, payload: dict) -> str:
-        endpoint = _field(payload, "endpoint")
+        endpoint = required_field(payload, "endpoint")
         if endpoint not in ENDPOINTS:
             raise ControlError(f"unknown endpoint {endpoint!r}; one of {list(ENDPOINTS)}")
         return endpoint

@@ -7,7 +7,7 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from ..common import AfterWrite, ControlError, ControlRoutes
+from ..common import AfterWrite, ControlError, ControlRoutes, required_field
 from .api_v2 import WITHHELD_COUNTRIES
 from .auth import Credentials
 from .billing import ReadBilling
@@ -15,22 +15,13 @@ from .store import DmEvent, Post, Store, XError, snowflake_time
 from .traffic import DEFAULT_RATE_LIMITS, CallStats, FaultPlan, RateLimiter
 
 
-def _field(payload: dict, name: str, kind=str):
-    value = payload.get(name)
-    if kind is str and isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # ids may come as JSON numbers
-    if not isinstance(value, kind) or (kind is str and not value):
-        raise ControlError(f"{name} is required")
-    return value
-
-
 def _text(payload: dict, media: list) -> str:
     """A post or DM needs text unless it carries media."""
-    return str(payload.get("text") or "") if media else _field(payload, "text")
+    return str(payload.get("text") or "") if media else required_field(payload, "text")
 
 
 def _optional_id(payload: dict, name: str) -> str | None:
-    return _field(payload, name) if payload.get(name) is not None else None
+    return required_field(payload, name) if payload.get(name) is not None else None
 
 
 def _base64(value, name: str) -> bytes:
@@ -146,7 +137,7 @@ class ControlApi(ControlRoutes):
     def add_post(self, payload: dict) -> dict:
         media = _media(payload)
         post = self.store.post(
-            _field(payload, "author_id"),
+            required_field(payload, "author_id"),
             _text(payload, media),
             _optional_id(payload, "in_reply_to_tweet_id"),
             _optional_id(payload, "quote_tweet_id"),
@@ -155,24 +146,24 @@ class ControlApi(ControlRoutes):
         return post_record(post)
 
     def add_posts(self, payload: dict) -> dict:
-        posts = _field(payload, "posts", list)
+        posts = required_field(payload, "posts", list)
         if not all(isinstance(post, dict) for post in posts):
             raise ControlError("posts must be objects")
         return {"ids": [str(post_id) for post_id in self.store.post_many(posts)]}
 
     def delete_post(self, payload: dict) -> dict:
-        return {"deleted": self.store.delete_post(_field(payload, "id"))}
+        return {"deleted": self.store.delete_post(required_field(payload, "id"))}
 
     def withhold_post(self, payload: dict) -> dict:
         countries = payload.get("country_codes") or WITHHELD_COUNTRIES
-        return post_record(self.store.withhold(_field(payload, "id"), countries))
+        return post_record(self.store.withhold(required_field(payload, "id"), countries))
 
     def add_dm(self, payload: dict) -> dict:
         media = _media(payload)
-        return dm_record(self.store.dm_to_account(_field(payload, "sender_id"), _text(payload, media), media))
+        return dm_record(self.store.dm_to_account(required_field(payload, "sender_id"), _text(payload, media), media))
 
     def delete_media(self, payload: dict) -> dict:
-        return {"deleted": self.store.delete_media(_field(payload, "media_key"))}
+        return {"deleted": self.store.delete_media(required_field(payload, "media_key"))}
 
     def list_account_posts(self, payload: dict) -> dict:
         return {"posts": [post_record(post) for post in self.store.account_posts()]}
@@ -182,12 +173,14 @@ class ControlApi(ControlRoutes):
 
     def set_rate_limit(self, payload: dict) -> dict:
         self.rate_limits.configure(
-            _field(payload, "endpoint"), int(_field(payload, "limit", int)), float(payload.get("window_seconds", 900))
+            required_field(payload, "endpoint"),
+            int(required_field(payload, "limit", int)),
+            float(payload.get("window_seconds", 900)),
         )
         return self.rate_limits.snapshot()
 
     def arm_fault(self, payload: dict) -> dict:
-        endpoint = _field(payload, "endpoint")
+        endpoint = required_field(payload, "endpoint")
         if endpoint not in DEFAULT_RATE_LIMITS:
             raise ControlError(f"unknown endpoint {endpoint!r}; one of {sorted(DEFAULT_RATE_LIMITS)}")
         if payload.get("repeat_ids_once"):
@@ -199,7 +192,7 @@ class ControlApi(ControlRoutes):
         return {}
 
     def arm_after_write(self, payload: dict) -> dict:
-        endpoint = _field(payload, "endpoint")
+        endpoint = required_field(payload, "endpoint")
         if endpoint not in DEFAULT_RATE_LIMITS:
             raise ControlError(f"unknown endpoint {endpoint!r}; one of {sorted(DEFAULT_RATE_LIMITS)}")
         self.faults.arm_after_write(endpoint, AfterWrite.build(payload))
