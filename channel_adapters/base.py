@@ -98,7 +98,11 @@ class Envelope:
     ``refers_to`` names earlier messages this one answers, nearest first (an
     email's In-Reply-To and References): if one of them is stored on the
     channel, the message joins that message's conversation rather than
-    ``thread_key``'s.
+    ``thread_key``'s. ``ticket_number`` is a desk ticket the message names
+    itself (an email subject's ``[#123]``): it joins that ticket's
+    conversation on the channel when its sender takes part in the ticket.
+    ``copied`` are the other people it was addressed to (an email's Cc): they
+    follow the ticket and receive its public replies.
     """
 
     external_id: str
@@ -114,6 +118,8 @@ class Envelope:
     meta: dict = field(default_factory=dict)
     attachments: tuple[InboundAttachment, ...] = ()
     refers_to: tuple[str, ...] = ()
+    ticket_number: int | None = None
+    copied: tuple[Sender, ...] = ()
 
     def to_json(self) -> dict:
         # Written out rather than dataclasses.asdict(), which deep-copies and is the hot spot of a poll.
@@ -131,6 +137,8 @@ class Envelope:
             "meta": self.meta,
             "attachments": [vars(attachment).copy() for attachment in self.attachments],
             "refers_to": list(self.refers_to),
+            "ticket_number": self.ticket_number,
+            "copied": [vars(person).copy() for person in self.copied],
         }
 
     @classmethod
@@ -150,6 +158,8 @@ class Envelope:
             meta=data.get("meta") or {},
             attachments=tuple(InboundAttachment(**item) for item in data.get("attachments") or ()),
             refers_to=tuple(data.get("refers_to") or ()),
+            ticket_number=data.get("ticket_number"),
+            copied=tuple(Sender(**person) for person in data.get("copied") or ()),
         )
 
 
@@ -164,6 +174,9 @@ class ReplyTarget:
     recipient: str = ""
     #: When the person last wrote in this conversation (platforms with customer-service windows count from it).
     last_inbound_at: datetime | None = None
+    #: Who else follows the conversation (an email's Cc'd people), by their ids on the platform: they receive
+    #: the public replies too.
+    followers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
