@@ -102,7 +102,9 @@ class Envelope:
     itself (an email subject's ``[#123]``): it joins that ticket's
     conversation on the channel when its sender takes part in the ticket.
     ``copied`` are the other people it was addressed to (an email's Cc): they
-    follow the ticket and receive its public replies.
+    follow the ticket and receive its public replies. ``subject`` is the
+    conversation's own title where the platform has one (an email's Subject):
+    a ticket it opens is named by it rather than by its first words.
     """
 
     external_id: str
@@ -120,6 +122,7 @@ class Envelope:
     refers_to: tuple[str, ...] = ()
     ticket_number: int | None = None
     copied: tuple[Sender, ...] = ()
+    subject: str = ""
 
     def to_json(self) -> dict:
         # Written out rather than dataclasses.asdict(), which deep-copies and is the hot spot of a poll.
@@ -139,6 +142,7 @@ class Envelope:
             "refers_to": list(self.refers_to),
             "ticket_number": self.ticket_number,
             "copied": [vars(person).copy() for person in self.copied],
+            "subject": self.subject,
         }
 
     @classmethod
@@ -160,6 +164,7 @@ class Envelope:
             refers_to=tuple(data.get("refers_to") or ()),
             ticket_number=data.get("ticket_number"),
             copied=tuple(Sender(**person) for person in data.get("copied") or ()),
+            subject=data.get("subject", ""),
         )
 
 
@@ -177,6 +182,10 @@ class ReplyTarget:
     #: Who else follows the conversation (an email's Cc'd people), by their ids on the platform: they receive
     #: the public replies too.
     followers: tuple[str, ...] = ()
+    #: The desk's number for the ticket (an email subject's ``[#123]``).
+    ticket_number: int | None = None
+    #: Who on the desk writes the reply (an agent's name); "" for the desk itself (an acknowledgement).
+    author_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -356,6 +365,9 @@ class ChannelAdapter:
     max_reply_length: int = 40_000
     #: Whether ``find_sent`` can tell if a reply already reached the platform.
     finds_sent: bool = False
+    #: Whether a reply's files travel in the same post as its text (an email): ``send`` then gets them as
+    #: ``files`` and ``send_attachment`` is never called.
+    files_with_text: bool = False
 
     def __init__(self, *, config: Mapping, secrets: Mapping, state: Mapping | None = None):
         self.config = dict(config)
@@ -419,7 +431,8 @@ class ChannelAdapter:
 
         ``key`` names this reply and is the same on every attempt: an adapter that can, stores it with the
         post (Slack's message metadata) so that ``find_sent`` recognises it. Raises ``OutcomeUnknown`` when
-        the post may have been applied without an answer.
+        the post may have been applied without an answer. An adapter with ``files_with_text`` also takes
+        ``files`` (a tuple of ``OutboundFile``) and sends them with the text.
         """
         raise NotImplementedError
 

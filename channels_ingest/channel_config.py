@@ -8,6 +8,7 @@ monthly budget (``usage``), and how many days back the first poll imports (``imp
 from channel_adapters.base import DEFAULT_IMPORT_DAYS, ConfigError
 
 from . import triage, usage
+from .mail_transport import validate_backend
 from .registry import adapter_class
 
 #: Platforms keep about this much history within reach of their read APIs (X's DM events: 30 days).
@@ -20,6 +21,7 @@ def clean_channel_config(kind: str, raw: dict) -> tuple[dict, dict]:
     triage.validate(config)
     usage.validate(config)
     _validate_import_days(config)
+    validate_backend(config.get("email_backend", ""))
     return config, secrets
 
 

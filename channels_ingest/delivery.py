@@ -89,10 +89,10 @@ def deliver_message(message_id: int) -> DeliveryOutcome:
     )
     if not claimed:
         return DeliveryOutcome(status="noop")
-    message = Message.objects.select_related("thread__channel").get(pk=message_id)
+    message = Message.objects.select_related("thread__channel", "author_user").get(pk=message_id)
     channel = message.thread.channel
     adapter = channel.adapter()
-    target = reply_target(message.thread, mode=message.reply_mode)
+    target = reply_target(message.thread, mode=message.reply_mode, author=message.author_user)
     try:
         if not message.external_id:  # a retry whose text already went out sends only the files left
             _send_text(adapter, target, message, channel)
@@ -123,11 +123,17 @@ def delivery_key(message: Message) -> str:
 
 
 def _send_text(adapter, target, message, channel):
-    sent = _already_sent(adapter, target, message) or adapter.send(
-        target=target, text=message.body, key=delivery_key(message)
-    )
+    sent = _already_sent(adapter, target, message)
+    if sent is None and adapter.files_with_text:  # one post: the text and every file (an email)
+        sent = adapter.send(target=target, text=message.body, key=delivery_key(message), files=_stored_files(message))
+    elif sent is None:
+        sent = adapter.send(target=target, text=message.body, key=delivery_key(message))
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(external_id=sent.external_id)
+        if adapter.files_with_text:
+            message.attachments.filter(delivered_at=None).update(
+                external_id=sent.external_id, delivered_at=timezone.now()
+            )
         if sent.thread_key:
             attach_thread(ticket=message.ticket, channel=channel, key=sent.thread_key)
         if sent.answered_meta and target.reply_to:
@@ -168,17 +174,24 @@ def _unconfirmed(adapter, message, exc, *, started):
     return _retry_or_fail(message, exc)
 
 
+def _outbound_file(attachment) -> OutboundFile:
+    try:
+        with attachment.file.open("rb") as stored:
+            data = stored.read()
+    except (OSError, ValueError) as exc:  # ValueError: no file recorded
+        raise PermanentError(f"{attachment.name} is missing from storage ({exc}).") from None
+    return OutboundFile(name=attachment.name, content_type=attachment.content_type, data=data)
+
+
+def _stored_files(message) -> tuple[OutboundFile, ...]:
+    return tuple(_outbound_file(attachment) for attachment in message.attachments.order_by("id"))
+
+
 def _send_files(adapter, target, message):
     for attachment in message.attachments.filter(delivered_at=None).order_by("id"):
+        file = _outbound_file(attachment)
         try:
-            with attachment.file.open("rb") as stored:
-                data = stored.read()
-        except (OSError, ValueError) as exc:  # ValueError: no file recorded
-            raise PermanentError(f"{attachment.name} is missing from storage ({exc}).") from None
-        try:
-            file_id = adapter.send_attachment(
-                target=target, file=OutboundFile(name=attachment.name, content_type=attachment.content_type, data=data)
-            )
+            file_id = adapter.send_attachment(target=target, file=file)
         except AdapterError as exc:
             raise type(exc)(f"{attachment.name}: {exc}", **_retry_after(exc)) from None
         Attachment.objects.filter(pk=attachment.pk).update(external_id=file_id, delivered_at=timezone.now())

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from .crypto import EncryptedJSONField, mask
+from .mail_transport import give_transport
 from .registry import adapter_class
 
 #: How precisely ``Channel.last_push_at`` follows the pushes.
@@ -67,7 +68,9 @@ class Channel(models.Model):
         return f"<Channel {self.pk} {self.kind}:{self.name}>"
 
     def adapter(self):
-        return adapter_class(self.kind)(config=self.config, secrets=self.secrets, state=self.state)
+        adapter = adapter_class(self.kind)(config=self.config, secrets=self.secrets, state=self.state)
+        give_transport(adapter)
+        return adapter
 
     def polling_limits(self) -> str:
         """What polling this channel cannot see ("" when nothing, or when it is not polled)."""

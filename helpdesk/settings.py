@@ -233,7 +233,14 @@ CHANNEL_ADAPTERS = {
     "locmem": "channel_adapters.locmem.LocmemAdapter",
     "facebook": "channel_adapters.meta.facebook.FacebookAdapter",
     "instagram": "channel_adapters.meta.instagram.InstagramAdapter",
+    "email": "channel_adapters.email.adapter.EmailAdapter",
 }
+#: What an email channel's ``email_backend`` may name (channels_ingest/mail_transport.py): Django's SMTP backend
+#: is the default; add django-anymail backends here (and their keys in ANYMAIL) to send through an ESP.
+EMAIL_CHANNEL_BACKENDS = [
+    "django.core.mail.backends.smtp.EmailBackend",
+    *[path for path in os.environ.get("EMAIL_CHANNEL_BACKENDS", "").split(",") if path],
+]
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "5"))
 #: Seconds the queue's shared view counts are reused across agents (console/view_counts.py).

@@ -266,7 +266,7 @@ def _resolve_threads(channel, envelopes, identities):
             {
                 # A message of files alone is named by its files.
                 "subject": Ticket.subject_from_text(
-                    Message.clean_body(e.text or ", ".join(a.name for a in e.attachments))
+                    Message.clean_body(e.subject or e.text or ", ".join(a.name for a in e.attachments))
                 ),
                 "requester_id": identities[(e.sender.namespace, e.sender.external_id)].contact_id,
                 "channel_id": channel.pk,

@@ -33,8 +33,9 @@ def latest_thread(ticket: Ticket) -> TicketThread | None:
     )
 
 
-def reply_target(thread: TicketThread, *, mode: str = "") -> ReplyTarget:
-    """What the channel needs to answer this conversation: the last inbound message and its author."""
+def reply_target(thread: TicketThread, *, mode: str = "", author=None) -> ReplyTarget:
+    """What the channel needs to answer this conversation: the last inbound message and its author, and who
+    on the desk writes (``author``, an agent; None for the desk itself)."""
     last = (
         thread.messages.filter(direction=Message.Direction.INBOUND)
         .select_related("author_identity")
@@ -48,6 +49,8 @@ def reply_target(thread: TicketThread, *, mode: str = "") -> ReplyTarget:
         reply_to_meta=last.meta if last else {},
         recipient=last.author_identity.external_id if last and last.author_identity else "",
         last_inbound_at=last.created_at if last else None,
+        ticket_number=thread.ticket_id,
+        author_name=(author.get_full_name() or author.get_username()) if author is not None else "",
     )
 
 

@@ -1,0 +1,72 @@
+"""Building mail for the email channel's tests, and a channel wired to the test's Dovecot and SMTP catcher."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from channels_ingest.channel_config import clean_channel_config
+from channels_ingest.models import Channel
+
+DESK = "help@desk.example"
+
+
+def mail(
+    text="My laptop will not boot.",
+    *,
+    subject="Laptop broken",
+    sender="Ann Example <ann@corp.example>",
+    to=DESK,
+    cc="",
+    message_id=None,
+    in_reply_to="",
+    references="",
+    html="",
+    files=(),
+    date=None,
+    headers=None,
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    if cc:
+        message["Cc"] = cc
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date or datetime.now(UTC))
+    message["Message-ID"] = message_id or make_msgid(domain="corp.example")
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    if references:
+        message["References"] = references
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    for name, data, content_type in files:
+        maintype, subtype = content_type.split("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return bytes(message)
+
+
+def email_config(dovecot, smtp_catcher, **extra) -> dict:
+    dovecot.users.get(DESK) or dovecot.add_user(DESK)
+    return {
+        "address": DESK,
+        "desk_name": "IT Help",
+        "imap_host": dovecot.host,
+        "imap_port": dovecot.port,
+        "imap_security": "none",
+        "username": DESK,
+        "password": dovecot.users[DESK],
+        "smtp_host": smtp_catcher.host,
+        "smtp_port": smtp_catcher.port,
+        "smtp_security": "none",
+        **extra,
+    }
+
+
+def make_email_channel(dovecot, smtp_catcher, name="email-help", **extra) -> Channel:
+    config, secrets = clean_channel_config("email", email_config(dovecot, smtp_catcher, **extra))
+    return Channel.objects.create(kind="email", name=name, config=config, secrets=secrets)
