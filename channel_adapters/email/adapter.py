@@ -377,6 +377,8 @@ class EmailAdapter(SendsMail, ChannelAdapter):
         return Sent(external_id=mail.message_id)
 
     def find_sent(self, *, target: ReplyTarget, text: str, key: str, since: datetime) -> Sent | None:
+        if not self.finds_sent:
+            return super().find_sent(target=target, text=text, key=key, since=since)
         message_id = self.message_id_for(key)
         folder = self.config["sent_folder"]
         with self._session(folder) as client:
