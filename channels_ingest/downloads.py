@@ -11,6 +11,7 @@ does nothing.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from channel_adapters.base import AdapterError, CredentialsError, TransientError
 from tickets.attachments import too_large_error
-from tickets.models import Attachment, attachment_path
+from tickets.models import Attachment, Message, attachment_path
 
 from .backoff import retry_delay
 from .models import Channel
@@ -169,3 +170,29 @@ def redownload_overdue(now: datetime) -> int:
     )
     Attachment.objects.filter(pk__in=lost, status=Attachment.Status.PENDING).update(next_attempt_at=now)
     return enqueue_each(TaskName.DOWNLOAD, lost)
+
+
+@dataclass(frozen=True)
+class Original:
+    """A message as the platform delivered it, read from the platform when asked (``Message.meta["original"]``)."""
+
+    name: str
+    content_type: str
+    chunks: Iterator[bytes]
+
+
+def open_original(message: Message) -> Original | None:
+    """The original of ``message`` streamed from its channel; None when the channel keeps none. Raises
+    ``AdapterError`` when the platform no longer has it or cannot be reached."""
+    original = message.meta.get("original") if isinstance(message.meta, dict) else None
+    thread = message.thread
+    if not isinstance(original, dict) or not original.get("ref") or thread is None:
+        return None
+    channel = thread.channel
+    chunks = channel.adapter().fetch_attachment(original["ref"])
+    first = next(chunks, b"")  # reach the platform now, so a failure is an answer, not a broken download
+    return Original(
+        name=str(original.get("name") or "original"),
+        content_type=str(original.get("content_type") or "application/octet-stream"),
+        chunks=itertools.chain([first], chunks),
+    )

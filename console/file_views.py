@@ -6,8 +6,10 @@ from django.http import FileResponse, Http404, HttpResponse, StreamingHttpRespon
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import content_disposition_header
 
+from channel_adapters.base import AdapterError
+from channels_ingest.downloads import open_original
 from tickets.attachments import safe_content_type, safe_filename
-from tickets.models import Attachment
+from tickets.models import Attachment, Message
 
 from .access import agent_required
 from .players import player_for
@@ -98,3 +100,22 @@ def attachment_status(request, pk):
     """One attachment's line under its message, polled while it is being downloaded."""
     attachment = get_object_or_404(Attachment.objects.select_related("message"), pk=pk)
     return render(request, "console/_attachment.html", {"attachment": attachment, "message": attachment.message})
+
+
+@agent_required
+def message_original(request, pk):
+    """A message as its platform delivered it (an email's .eml), streamed from the platform on request: the
+    desk keeps what agents read, the mailbox keeps the original."""
+    message = get_object_or_404(Message.objects.select_related("thread__channel"), pk=pk)
+    try:
+        original = open_original(message)
+    except AdapterError as exc:
+        return HttpResponse(f"The original could not be read: {exc}", status=502, content_type="text/plain")
+    if original is None:
+        raise Http404("This message has no original kept on its platform.")
+    response = StreamingHttpResponse(original.chunks, content_type=safe_content_type(original.content_type))
+    response["Content-Disposition"] = content_disposition_header(True, safe_filename(original.name))
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -35,6 +35,7 @@ urlpatterns = [
     path("messages/<int:pk>/retry/", ticket_views.message_retry, name="message-retry"),
     path("attachments/<int:pk>/", file_views.attachment_download, name="attachment"),
     path("attachments/<int:pk>/status/", file_views.attachment_status, name="attachment-status"),
+    path("messages/<int:pk>/original/", file_views.message_original, name="message-original"),
     path("triage/", triage_views.triage, name="triage"),
     path("triage/accept/", triage_views.triage_accept, name="triage-accept"),
     path("triage/dismiss/", triage_views.triage_dismiss, name="triage-dismiss"),

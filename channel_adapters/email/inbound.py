@@ -38,6 +38,7 @@ MAX_HTML_CHARS = 500_000
 MAX_QUOTED_CHARS = 100_000
 #: A message that cannot be read at all is kept on its failed row up to this size (the rest stays on the server).
 MAX_REJECTED_BYTES = 5 * 1024 * 1024
+ORIGINAL_NAME = "original.eml"
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,15 @@ def _message(parsed, raw, location, *, own, tag_pattern, arrived_at) -> Envelope
             "signature": reply.signature,
             "html": html,
             "notes": notes,
-            # Read from the mailbox when an agent asks for it (``fetch_attachment``), not copied into the desk.
-            "original": _ref(location, parsed, ""),
-            "original_size": len(raw),
             "inline": inline,
-        }
+        },
+        # The message as it arrived, read from the mailbox when an agent asks for it, not copied into the desk.
+        "original": {
+            "ref": _ref(location, parsed, ""),
+            "name": ORIGINAL_NAME,
+            "content_type": "message/rfc822",
+            "size": len(raw),
+        },
     }
     return Envelope(
         external_id=key,

@@ -47,7 +47,7 @@ def mail(
     for name, data, content_type in files:
         maintype, subtype = content_type.split("/")
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return bytes(message)
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # as mail travels (and IMAP keeps it)
 
 
 def email_config(dovecot, smtp_catcher, **extra) -> dict:
