@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +54,8 @@ CHUNK = 64 * 1024
 #: counts whole days, in the server's time zone).
 RESYNC_MARGIN = timedelta(days=1)
 AFTER_STORE = ("seen", "move")
+#: One IDLE read blocks at most this long, so a wait never outlives its timeout by much.
+IDLE_CHECK_SECONDS = 30
 DEFAULT_PORTS = {"imap": {"ssl": 993, "starttls": 143, "none": 143}, "smtp": {"ssl": 465, "starttls": 587, "none": 25}}
 
 
@@ -108,6 +111,8 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                 )
         else:
             raise ConfigError("auth must be 'password' or 'oauth2'.")
+        if not isinstance(config.setdefault("idle", False), bool):
+            raise ConfigError("idle must be true or false.")
         aliases = config.setdefault("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(item, str) and "@" in item for item in aliases):
             raise ConfigError("aliases must be a list of the mailbox's other addresses.")
@@ -302,6 +307,24 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                 client.uid_expunge(uids) if client.has_capability("UIDPLUS") else client.expunge()
         else:
             client.add_flags(uids, [b"\\Seen"], silent=True)
+
+    def wait_for_mail(self, timeout: float) -> bool:
+        """Wait on the mailbox with IMAP IDLE until the server announces new mail (True) or ``timeout`` seconds
+        pass (False). Raises ``PermanentError`` when the server has no IDLE (the channel is then only polled)."""
+        deadline = time.monotonic() + timeout
+        with self._session() as client:
+            client.select_folder(self.config.get("mailbox", "INBOX"), readonly=True)
+            if not client.has_capability("IDLE"):
+                raise PermanentError("The IMAP server does not offer IDLE; mail arrives at the next poll instead.")
+            client.idle()
+            try:
+                while (remaining := deadline - time.monotonic()) > 0:
+                    for response in client.idle_check(timeout=min(remaining, IDLE_CHECK_SECONDS)):
+                        if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
+                            return True
+            finally:
+                client.idle_done()
+        return False
 
     # --- files ----------------------------------------------------------------------------------------
 
