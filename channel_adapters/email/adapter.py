@@ -217,6 +217,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             uidvalidity = int(status[b"UIDVALIDITY"])
             uidnext = int(status.get(b"UIDNEXT", 0) or 0)
             uids, start = self._uids_to_read(client, cursor, uidvalidity, uidnext)
+            self._move_leftovers(client, cursor, uidvalidity)
             last_arrived = cursor.get("last_arrived", "") if cursor.get("uidvalidity") == uidvalidity else ""
             page_cursor = {"uidvalidity": uidvalidity, "uid": start, "last_arrived": last_arrived}
             batch_size = self.config.get("batch_size", 100)
@@ -294,6 +295,18 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                 elif isinstance(item, Rejected):
                     rejected.append(item)
             yield envelopes, rejected, part[-1], arrived_latest
+
+    def _move_leftovers(self, client, cursor, uidvalidity) -> None:
+        """Mail the cursor has passed but still in the mailbox (a poll stopped between storing a page and moving
+        it) is moved now, so the mailbox does not keep what the desk already holds."""
+        if self.config.get("after_store") != "move":
+            return
+        ensure_folder(client, self.config["move_to"])  # the setting may have changed since the channel was added
+        if cursor.get("uidvalidity") != uidvalidity:
+            return
+        last = int(cursor.get("uid") or 0)
+        if last:
+            self._after_store(client, [uid for uid in client.search(["UID", f"1:{last}"]) if uid <= last])
 
     def _after_store(self, client, uids: list[int]) -> None:
         if not uids:
