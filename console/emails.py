@@ -33,7 +33,7 @@ def _e(value) -> str:
 
 def email_of(message) -> dict | None:
     """The message's email facts, or None when it has none (not an email, or a malformed value)."""
-    email = (message.meta or {}).get("email") if isinstance(message.meta, dict) else None
+    email = message.meta.get("email") if isinstance(message.meta, dict) else None
     return email if isinstance(email, dict) else None
 
 

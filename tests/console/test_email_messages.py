@@ -2,53 +2,16 @@
 decoding notes, the raw original, the HTML view with inline images in place and remote images held back."""
 
 import re
-from datetime import timedelta
 from html import unescape
 
 import pytest
-from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import BASE_TIME
-from tests.helpers import PNG, detail_url, queries_for, text_of
+from tests.helpers import PNG, add_email, detail_url, queries_for, text_of
 from tickets.models import Attachment, Message
 
 RAW = b"From: Ann <ann@example.com>\r\nSubject: Printer\r\n\r\nThe printer is on fire\r\n"
-
-
-def add_email(ticket, *, minute=0, body="The printer is on fire", files=(), **email):
-    """An inbound email on ``ticket`` whose ``files`` ((name, bytes, type), stored in this order) are its
-    attachments; ``email`` overrides the meta's fields."""
-    meta = {
-        "subject": "Printer",
-        "from": {"email": "ann@example.com", "name": "Ann Employee"},
-        "to": [{"email": "help@desk.example", "name": "Help Desk"}],
-        "cc": [],
-        "reply_to": [],
-        "message_id": f"m{minute}@example.com",
-        "references": [],
-        "html": "",
-        "notes": [],
-        **email,
-    }
-    message = Message.objects.create(
-        ticket=ticket,
-        direction=Message.Direction.INBOUND,
-        body=body,
-        created_at=BASE_TIME + timedelta(minutes=minute),
-        meta={"email": meta},
-    )
-    for name, content, content_type in files:
-        Attachment.objects.create(
-            message=message,
-            name=name,
-            content_type=content_type,
-            size=len(content),
-            status=Attachment.Status.STORED,
-            file=ContentFile(content, name="f"),
-        )
-    return message
 
 
 def with_files(ticket, *, html, minute=0, **email):
