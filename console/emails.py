@@ -21,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 import nh3
 from django.urls import reverse
 
+from .file_views import email_image_url
+
 #: What the email channel lets through (``cid:`` for inline images); cleaning again here with the same
 #: allow-list changes nothing in what it stored, and is where the image sources are rewritten.
 _URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}
@@ -98,7 +100,8 @@ def email_parts(message, files) -> EmailParts | None:
 def clean_html(parts: EmailParts, *, remote: bool) -> tuple[str, int]:
     """The email's HTML for its frame, and how many remote images were left out.
 
-    ``cid:`` images become the download URL of the matching stored attachment. Remote images (http, https)
+    ``cid:`` images become a download link of the matching stored attachment (a signed one: the sandboxed
+    frame's requests carry no session, ``file_views.email_image_url``). Remote images (http, https)
     are left out unless ``remote``: loading one tells the sender when, where and that the mail was read
     (tracking pixels). Any other image source (relative, or an unknown Content-ID) is dropped, so nothing in
     the mail makes the agent's browser fetch a URL of this site it chose. The rewriting runs in nh3's
@@ -112,7 +115,7 @@ def clean_html(parts: EmailParts, *, remote: bool) -> tuple[str, int]:
         scheme = urlsplit(value.strip()).scheme.lower()
         if scheme == "cid":
             attachment = parts.inline.get(_content_id(value.strip()[4:]))
-            return reverse("console:attachment", args=[attachment.pk]) if attachment else None
+            return email_image_url(attachment) if attachment else None
         if scheme in _REMOTE_SCHEMES or value.strip().startswith("//"):
             if remote:
                 return value

@@ -36,6 +36,7 @@ urlpatterns = [
     path("messages/<int:pk>/retry/", ticket_views.message_retry, name="message-retry"),
     path("messages/<int:pk>/html/", email_views.message_html, name="message-html"),
     path("attachments/<int:pk>/", file_views.attachment_download, name="attachment"),
+    path("attachments/email-image/<str:token>/", file_views.email_image, name="email-image"),
     path("attachments/<int:pk>/status/", file_views.attachment_status, name="attachment-status"),
     path("triage/", triage_views.triage, name="triage"),
     path("triage/accept/", triage_views.triage_accept, name="triage-accept"),

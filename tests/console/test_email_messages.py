@@ -2,12 +2,14 @@
 decoding notes, the raw original, the HTML view with inline images in place and remote images held back."""
 
 import re
+import time
 from html import unescape
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from console import file_views
 from tests.helpers import PNG, add_email, detail_url, queries_for, text_of
 from tickets.models import Attachment, Message
 
@@ -246,18 +248,44 @@ def test_the_html_view_is_sanitized_again(agent_client, ticket):
 
 @pytest.mark.django_db
 def test_cid_images_point_at_their_stored_attachment(agent_client, ticket):
+    """By a signed link: the sandboxed frame's requests carry no session cookie (tests/browser shows it)."""
     email = with_files(
         ticket,
         html='<img src="cid:logo@x" alt="Logo"><img src="CID:%3Clogo@x%3E" alt="again"><img src="cid:nobody@x" alt="lost">',
     )
-    logo = email.attachments.get(name="logo.png")
     body = html_view(agent_client, email).content.decode()
-    assert f'<img src="{download(logo)}" alt="Logo">' in body
-    assert f'<img src="{download(logo)}" alt="again">' in body
+    sources = re.findall(r'<img src="([^"]*)" alt="(\w+)">', body)
+    assert [alt for _, alt in sources] == ["Logo", "again"]
     assert '<img alt="lost">' in body  # a Content-ID the email did not carry points nowhere
     assert "cid:" not in body.lower()
-    image = agent_client.get(download(logo))
+    image = Client().get(sources[0][0])  # no session
+    assert image.status_code == 200
     assert b"".join(image.streaming_content) == PNG
+    assert image["Content-Type"] == "image/png"
+    assert image["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in image["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
+def test_an_inline_image_link_is_for_that_image_only(ticket, settings):
+    email = with_files(ticket, html='<img src="cid:logo@x">')
+    logo, pdf = email.attachments.get(name="logo.png"), email.attachments.get(name="report.pdf")
+    link = file_views.email_image_url(logo)
+    assert Client().get(link).status_code == 200
+    assert Client().get(link.replace("/email-image/", "/email-image/x")).status_code == 404
+    assert Client().get(file_views.email_image_url(pdf)).status_code == 404  # only images are served this way
+    assert Client().get(download(logo)).status_code == 302  # the ordinary link still needs a session
+    settings.SECRET_KEY = "another key"
+    assert Client().get(link).status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_inline_image_link_expires(ticket, monkeypatch):
+    email = with_files(ticket, html='<img src="cid:logo@x">')
+    link = file_views.email_image_url(email.attachments.get(name="logo.png"))
+    monkeypatch.setattr(file_views, "EMAIL_IMAGE_LINK_SECONDS", 0)
+    time.sleep(1.1)
+    assert Client().get(link).status_code == 404
 
 
 @pytest.mark.django_db
