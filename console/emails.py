@@ -65,7 +65,8 @@ class EmailParts:
 
     email: dict
     listed: list
-    original: object = None
+    #: Where the original (.eml) is read from the mailbox, when the message names one (``meta["original"]``).
+    original_url: str = ""
     inline: dict = field(default_factory=dict)
 
     @property
@@ -76,24 +77,24 @@ class EmailParts:
 def email_parts(message, files) -> EmailParts | None:
     """The parts of an email message (None if ``message`` is not one), with ``files`` its attachments by id.
 
-    The raw original and, when the HTML view shows them in place, the inline images are not listed as files.
-    One that is not stored (still downloading, failed) stays listed, so its state shows."""
+    The inline images the HTML view shows in place are not listed as files. One that is not stored (still
+    downloading, failed) stays listed, so its state shows."""
     email = email_of(message)
     if email is None:
         return None
     files = list(files)
-    original = _file_at(files, email.get("original"))
     inline = {}
     references = email.get("inline")
     for content_id, index in references.items() if isinstance(references, dict) else ():
         attachment = _file_at(files, index)
         if _stored(attachment) and attachment.is_inline_image:
             inline[_content_id(str(content_id))] = attachment
-    parts = EmailParts(email=email, listed=files, original=original if _stored(original) else None, inline=inline)
-    hidden = {parts.original.pk} if parts.original else set()
+    original = message.meta.get("original")
+    original_url = reverse("console:message-original", args=[message.pk]) if isinstance(original, dict) else ""
+    parts = EmailParts(email=email, listed=files, original_url=original_url, inline=inline)
     if parts.html:
-        hidden |= {attachment.pk for attachment in inline.values()}
-    parts.listed = [f for f in files if f.pk not in hidden]
+        hidden = {attachment.pk for attachment in inline.values()}
+        parts.listed = [f for f in files if f.pk not in hidden]
     return parts
 
 
@@ -200,7 +201,8 @@ def body_sections(message, parts: EmailParts) -> str:
             'Load remote images</a> <span class="muted">(the sender may learn that you read it)</span></p>'
             "</details>"
         )
-    if parts.original:
-        download = reverse("console:attachment", args=[parts.original.pk])
-        out.append(f'<p class="email-original"><a href="{download}" download>Download original (.eml)</a></p>')
+    if parts.original_url:
+        out.append(
+            f'<p class="email-original"><a href="{parts.original_url}" download>Download original (.eml)</a></p>'
+        )
     return "".join(out)

@@ -76,9 +76,10 @@ def receive(channel, envelopes):
         receive_batch(channel=channel, envelopes=envelopes)
 
 
-def add_email(ticket, *, minute=0, body="The printer is on fire", files=(), **email):
+def add_email(ticket, *, minute=0, body="The printer is on fire", files=(), original=None, **email):
     """An inbound email on ``ticket`` whose ``files`` ((name, bytes, type), stored in this order) are its
-    attachments; ``email`` overrides the meta's fields."""
+    attachments; ``original`` what ``meta["original"]`` names (None: no original); ``email`` overrides the
+    meta's fields."""
     meta = {
         "subject": "Printer",
         "from": {"email": "ann@example.com", "name": "Ann Employee"},
@@ -96,7 +97,7 @@ def add_email(ticket, *, minute=0, body="The printer is on fire", files=(), **em
         direction=Message.Direction.INBOUND,
         body=body,
         created_at=BASE_TIME + timedelta(minutes=minute),
-        meta={"email": meta},
+        meta={"email": meta, **({"original": original} if original is not None else {})},
     )
     for name, content, content_type in files:
         Attachment.objects.create(

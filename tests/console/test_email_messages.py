@@ -16,14 +16,14 @@ from tickets.models import Attachment, Message
 RAW = b"From: Ann <ann@example.com>\r\nSubject: Printer\r\n\r\nThe printer is on fire\r\n"
 
 
+#: What the email channel keeps for an original it reads back from the mailbox (``meta["original"]``).
+ORIGINAL = {"ref": "{}", "name": "original.eml", "content_type": "message/rfc822", "size": len(RAW)}
+
+
 def with_files(ticket, *, html, minute=0, **email):
-    """An email with an inline image (cid "logo@x"), a PDF and its original, and ``html``."""
-    files = [
-        ("original.eml", RAW, "message/rfc822"),
-        ("logo.png", PNG, "image/png"),
-        ("report.pdf", b"%PDF", "application/pdf"),
-    ]
-    return add_email(ticket, minute=minute, files=files, html=html, original=0, inline={"logo@x": 1}, **email)
+    """An email with an inline image (cid "logo@x"), a PDF, an original in the mailbox, and ``html``."""
+    files = [("logo.png", PNG, "image/png"), ("report.pdf", b"%PDF", "application/pdf")]
+    return add_email(ticket, minute=minute, files=files, html=html, original=ORIGINAL, inline={"logo@x": 0}, **email)
 
 
 def entry(page, message):
@@ -153,7 +153,7 @@ def test_a_malformed_email_meta_is_ignored(agent_client, ticket):
         ticket=ticket,
         direction=Message.Direction.INBOUND,
         body="odd",
-        meta={"email": {"subject": ["not", "text"], "to": "x", "notes": "y", "original": 9, "inline": [1]}},
+        meta={"email": {"subject": ["not", "text"], "to": "x", "notes": "y", "inline": [1]}, "original": 9},
     )
     other = Message.objects.create(
         ticket=ticket, direction=Message.Direction.INBOUND, body="odder", meta={"email": "x"}
@@ -164,16 +164,21 @@ def test_a_malformed_email_meta_is_ignored(agent_client, ticket):
 
 
 @pytest.mark.django_db
-def test_the_original_is_a_download_link_not_a_listed_file(agent_client, ticket):
+def test_the_original_is_a_link_to_the_mailbox_copy(agent_client, ticket):
     email = with_files(ticket, html="")
-    original = email.attachments.get(name="original.eml")
     item = entry(page_of(agent_client, ticket), email)
-    assert f'<a href="{download(original)}" download>Download original (.eml)</a>' in item
+    original = reverse("console:message-original", args=[email.pk])
+    assert f'<a href="{original}" download>Download original (.eml)</a>' in item
     # Without an HTML view the inline image is an ordinary file (and its thumbnail).
     assert files_listed(item) == ["logo.png", "report.pdf"]
-    response = agent_client.get(download(original))
-    assert b"".join(response.streaming_content) == RAW
-    assert response["Content-Disposition"] == 'attachment; filename="original.eml"'
+
+
+@pytest.mark.django_db
+def test_no_original_no_link(agent_client, ticket):
+    email = add_email(ticket, files=[("report.pdf", b"%PDF", "application/pdf")])
+    item = entry(page_of(agent_client, ticket), email)
+    assert "Download original" not in item
+    assert files_listed(item) == ["report.pdf"]
 
 
 @pytest.mark.django_db
@@ -184,12 +189,11 @@ def test_inline_images_shown_in_the_html_are_not_listed(agent_client, ticket):
 
 
 @pytest.mark.django_db
-def test_an_original_still_downloading_stays_listed_with_its_state(agent_client, ticket):
-    email = with_files(ticket, html="")
-    Attachment.objects.filter(name="original.eml").update(status=Attachment.Status.PENDING)
+def test_an_inline_image_still_downloading_stays_listed_with_its_state(agent_client, ticket):
+    email = with_files(ticket, html='<p>Hi</p><img src="cid:logo@x">')
+    Attachment.objects.filter(name="logo.png").update(status=Attachment.Status.PENDING)
     item = entry(page_of(agent_client, ticket), email)
-    assert "Download original" not in item
-    assert files_listed(item) == ["original.eml", "logo.png", "report.pdf"]
+    assert files_listed(item) == ["logo.png", "report.pdf"]
 
 
 @pytest.mark.django_db
