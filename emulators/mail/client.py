@@ -90,7 +90,7 @@ class MailEmulatorClient(ControlClient):
         ``account``: the account's user; by default the account the To/Cc names, else the first one.
         ``internaldate`` (time zone aware) backdates the arrival. Returns {"account", "folder", "uid",
         "uidvalidity", "message_id"}."""
-        payload = {
+        payload: dict = {
             "account": account,
             "folder": folder,
             "flags": list(flags),

@@ -120,4 +120,4 @@ class Employees:
 
 def _human_date(iso: str) -> str:
     moment = datetime.fromisoformat(iso).astimezone(UTC)
-    return moment.strftime("%a, %-d %b %Y at %H:%M")
+    return f"{moment:%a}, {moment.day} {moment:%b %Y} at {moment:%H:%M}"

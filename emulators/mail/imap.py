@@ -8,6 +8,7 @@ the sessions that had it selected with ``BYE``, as a rebuilt server does.
 
 import base64
 import binascii
+import contextlib
 import re
 import select
 import socket
@@ -17,7 +18,7 @@ import threading
 from . import imap_syntax as syntax
 from .faults import Faults, ProtocolFault
 from .imap_syntax import Bad, No, as_text, flag_list, literal, quote
-from .store import SYSTEM_FLAGS, Account, Folder, Store
+from .store import SYSTEM_FLAGS, Account, Folder, Message, Store
 
 CAPABILITIES = "IMAP4rev1 UIDPLUS MOVE IDLE UNSELECT LITERAL+"
 LOGIN_CAPABILITIES = f"{CAPABILITIES} AUTH=PLAIN AUTH=XOAUTH2"
@@ -102,18 +103,14 @@ class ImapSession:
             self.send(f"* BYE {fault.message or 'Too many connections'}\r\n".encode())
 
     def kick(self, text: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.send(f"* BYE {text}\r\n".encode())
-        except OSError:
-            pass
         self.close()
 
     def close(self) -> None:
         self.closed = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
     def send(self, data: bytes) -> None:
@@ -121,7 +118,8 @@ class ImapSession:
             self.sock.sendall(data)
 
     def flush(self) -> None:
-        data, self.out = b"".join(self.out), []
+        data = b"".join(self.out)
+        self.out.clear()
         if data:
             self.send(data)
 
@@ -202,25 +200,28 @@ class ImapSession:
 
     def execute(self, tag: str, name: str, args: list) -> None:
         if name == "AUTHENTICATE":  # outside the lock: it talks to the client in the middle
-            self._tagged(tag, name, lambda: self.cmd_authenticate(args))
+            self.out.append(self._tagged(tag, name, lambda: self.cmd_authenticate(args)))
             return
         if name == "IDLE":
-            self._tagged(tag, name, self.cmd_idle)
+            self.out.append(self._tagged(tag, name, self.cmd_idle))
             return
         handler = self._handler(name)
         with self.store.lock:
-            self._tagged(tag, name, lambda: handler(args))
+            done = self._tagged(tag, name, lambda: handler(args))
             if not self.closed:
                 self.sync(expunges=name not in ("FETCH", "STORE", "SEARCH", "UID FETCH", "UID STORE", "UID SEARCH"))
+        if not self.closed or name == "LOGOUT":  # a BYE from sync() ends the session without a tagged answer
+            self.out.append(done)
 
-    def _tagged(self, tag: str, name: str, run) -> None:
+    def _tagged(self, tag: str, name: str, run) -> bytes:
+        """Run the command; its tagged answer, sent after whatever untagged data it and sync() produce."""
         try:
             text = run() or f"{name} completed"
-            self.out.append(f"{tag} OK {text}\r\n".encode())
+            return f"{tag} OK {text}\r\n".encode()
         except No as exc:
-            self.out.append(f"{tag} NO {exc}\r\n".encode())
+            return f"{tag} NO {exc}\r\n".encode()
         except (Bad, ValueError, IndexError) as exc:
-            self.out.append(f"{tag} BAD {exc or 'invalid arguments'}\r\n".encode())
+            return f"{tag} BAD {exc or 'invalid arguments'}\r\n".encode()
 
     def _handler(self, name: str):
         anywhere = {"CAPABILITY", "NOOP", "LOGOUT"}
@@ -479,13 +480,13 @@ class ImapSession:
             self.recent.discard(uid)
             self.out.append(f"* {seq} EXPUNGE\r\n".encode())
 
-    def _selected(self) -> list[tuple[int, object]]:
+    def _selected(self) -> list[tuple[int, Message]]:
         """(sequence number, message) for the view's messages that still exist."""
         assert self.folder is not None
         messages = self.folder.by_uid()
         return [(seq, messages[uid]) for seq, uid in enumerate(self.view, 1) if uid in messages]
 
-    def _matching(self, token, uid: bool) -> list:
+    def _matching(self, token, uid: bool) -> list[tuple[int, Message]]:
         selected = self._selected()
         if uid:
             ranges = syntax.parse_set(token, self.view[-1] if self.view else 0)

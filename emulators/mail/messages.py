@@ -51,7 +51,12 @@ def _attach(message: EmailMessage, item: dict) -> None:
     content = base64.b64decode(item.get("content_base64", ""))
     if item.get("content_id"):  # an inline part (an image the HTML shows with cid:)
         message.add_attachment(
-            content, maintype=maintype, subtype=subtype, filename=filename, disposition="inline", cid=item["content_id"]
+            content,
+            maintype=maintype,
+            subtype=subtype,
+            filename=filename,
+            disposition="inline",
+            cid=f"<{item['content_id'].strip('<>')}>",
         )
     else:
         message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
@@ -100,10 +105,12 @@ def describe(raw: bytes) -> dict:
 
 
 def _content(part) -> str:
-    """A body part's text; one with an unknown or lying charset is read as UTF-8 with replacements."""
+    """A body part's text with plain newlines; one with an unknown or lying charset is read as UTF-8 with
+    replacements."""
     if part is None:
         return ""
     try:
-        return part.get_content()
+        text = part.get_content()
     except (LookupError, UnicodeDecodeError):
-        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+    return text.replace("\r\n", "\n")
