@@ -196,7 +196,7 @@ def _merge_chains(ticket_ids: set[int]) -> dict[int, list[tuple[int, int]]]:
             WHERE chain.hops < %s
         )
         SELECT named, id, requester_id FROM chain ORDER BY named, hops
-    """
+    """  # noqa: S608 - only the quoted table name and the placeholders are formatted in
     chains: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*sorted(ticket_ids), MAX_MERGE_HOPS])
