@@ -76,8 +76,8 @@ def _store_messages(channel, envelopes):
     }
     outcomes.update({e.external_id: Outcome(stored=False, note="no sender") for e in envelopes if not e.sender})
     fresh = list({e.external_id: e for e in envelopes if e.external_id not in already and e.sender}.values())
-    fresh, attach = _join_named_tickets(channel, fresh, identities)
-    fresh = _join_referenced_threads(channel, fresh, settled={e.external_id for e in fresh if e.thread_key in attach})
+    fresh, settled, attach = _join_named_tickets(channel, fresh, identities)
+    fresh = _join_referenced_threads(channel, fresh, settled=settled)
     threads, opened = _resolve_threads(channel, fresh, identities, attach)
 
     rows = []
@@ -122,18 +122,21 @@ def _sender_key(envelope: Envelope) -> tuple[str, str]:
     return envelope.sender.namespace, envelope.sender.external_id
 
 
-def _join_named_tickets(channel, envelopes: list[Envelope], identities) -> tuple[list[Envelope], dict[str, int]]:
+def _join_named_tickets(
+    channel, envelopes: list[Envelope], identities
+) -> tuple[list[Envelope], set[str], dict[str, int]]:
     """Each message naming a ticket (``ticket_number``) whose sender takes part in it moves to that ticket's
     conversation on this channel; a ticket merged into another is followed to where its conversations went.
 
     Taking part is being the requester (of the named ticket, or of one it was merged into) or a follower: a
-    number guessed by anyone else is ignored, so nobody can write into someone else's ticket. A ticket with no
-    conversation on this channel yet gets the message's own: returned as {thread key: ticket id} to attach.
+    number guessed by anyone else is ignored, so nobody can write into someone else's ticket. Returns the
+    envelopes, the external ids of those that joined their ticket this way, and the conversations to attach
+    ({thread key: ticket id}): a ticket with no conversation on this channel yet gets the message's own.
     A fixed number of queries, none without a named ticket.
     """
     named = {e.ticket_number for e in envelopes if e.ticket_number is not None}
     if not named:
-        return envelopes, {}
+        return envelopes, set(), {}
     chains = _merge_chains(named)
     finals = {chain[-1][0] for chain in chains.values()}
     authors = {identities[_sender_key(e)].pk for e in envelopes if e.ticket_number in chains}
@@ -153,7 +156,7 @@ def _join_named_tickets(channel, envelopes: list[Envelope], identities) -> tuple
         .values_list("thread_id", "author_identity_id")
         .distinct()
     )
-    joined, attach = [], {}
+    joined, settled, attach = [], set(), {}
     for envelope in envelopes:
         chain = chains.get(envelope.ticket_number)
         author = identities[_sender_key(envelope)] if chain else None
@@ -172,10 +175,11 @@ def _join_named_tickets(channel, envelopes: list[Envelope], identities) -> tuple
             # Later messages naming the same ticket in this batch join this new conversation.
             threads.append((None, ticket_id, envelope.thread_key))
             key = envelope.thread_key
+        settled.add(envelope.external_id)
         joined.append(
             replace(envelope, thread_key=key, starts_thread=False) if key != envelope.thread_key else envelope
         )
-    return joined, attach
+    return joined, settled, attach
 
 
 #: Farther than any real chain of merges (each merge of a ticket already merged into another adds one).
