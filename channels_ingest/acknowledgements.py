@@ -56,10 +56,12 @@ def validate(config: dict) -> None:
 def _check_placeholders(name: str, template: str) -> None:
     allowed = ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
     try:
-        fields = [field for _, field, spec, conversion in string.Formatter().parse(template) if field is not None]
-    except ValueError:
-        raise ConfigError(f"{name} has an unmatched brace; write {{{{ or }}}} for a literal one.") from None
-    unknown = [field for field in fields if field not in PLACEHOLDERS]
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+        unknown = [field for field in fields if field not in PLACEHOLDERS]
+        if not unknown:
+            template.format(ticket=1, subject="", name="")  # what parsing misses, e.g. a field in a format spec
+    except (ValueError, KeyError, IndexError):
+        raise ConfigError(f"{name} is not a valid template; it may use {allowed}, and {{{{ }}}} for braces.") from None
     if unknown:
         raise ConfigError(f"{name} has an unknown placeholder {{{unknown[0]}}}; it may use {allowed}.")
 

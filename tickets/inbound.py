@@ -145,7 +145,7 @@ def _join_named_tickets(
             "ticket_id", "identity_id"
         )
     )
-    threads = list(
+    threads: list[tuple[int | None, int, str]] = list(
         TicketThread.objects.filter(channel=channel, ticket_id__in=finals, detached_at=None)
         .order_by("id")
         .values_list("id", "ticket_id", "key")
@@ -156,11 +156,13 @@ def _join_named_tickets(
         .values_list("thread_id", "author_identity_id")
         .distinct()
     )
-    joined, settled, attach = [], set(), {}
+    joined: list[Envelope] = []
+    settled: set[str] = set()
+    attach: dict[str, int] = {}
     for envelope in envelopes:
-        chain = chains.get(envelope.ticket_number)
-        author = identities[_sender_key(envelope)] if chain else None
-        if author is None or not (
+        chain = chains.get(envelope.ticket_number) if envelope.ticket_number is not None else None
+        author = identities[_sender_key(envelope)]
+        if not chain or not (
             author.contact_id in {requester for _, requester in chain} or (chain[-1][0], author.pk) in following
         ):
             joined.append(envelope)
@@ -169,12 +171,14 @@ def _join_named_tickets(
         # Their own conversation if they have one there; else the latest (the last one a merge brought in).
         candidates = [(pk, key) for pk, ticket, key in threads if ticket == ticket_id]
         own = [key for pk, key in candidates if (pk, author.pk) in wrote_in]
-        key = (own or [key for _, key in candidates] or [None])[-1]
-        if key is None:
-            attach[envelope.thread_key] = ticket_id
-            # Later messages naming the same ticket in this batch join this new conversation.
-            threads.append((None, ticket_id, envelope.thread_key))
+        keys = own or [key for _, key in candidates]
+        if keys:
+            key = keys[-1]
+        else:
             key = envelope.thread_key
+            attach[key] = ticket_id
+            # Later messages naming the same ticket in this batch join this new conversation.
+            threads.append((None, ticket_id, key))
         settled.add(envelope.external_id)
         joined.append(
             replace(envelope, thread_key=key, starts_thread=False) if key != envelope.thread_key else envelope

@@ -15,9 +15,7 @@ from tickets.replies import reply_target
 @pytest.fixture
 def followed(locmem_channel):
     """Ann's ticket, with Carol and Dan copied on her message."""
-    receive(
-        locmem_channel, [replace(message("a"), copied=(sender("carol", "Carol <C>"), sender("dan", "Dan")))]
-    )
+    receive(locmem_channel, [replace(message("a"), copied=(sender("carol", "Carol <C>"), sender("dan", "Dan")))])
     return Ticket.objects.get()
 
 

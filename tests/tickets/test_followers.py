@@ -53,7 +53,9 @@ def test_a_followers_reply_joins_the_ticket_and_everyone_else_gets_the_answer(lo
     receive(locmem_channel, [copying("a", CAROL, DAN)])
     ticket = Ticket.objects.get()
     ours = reply_and_deliver(ticket, agent, "Which printer?")
-    receive(locmem_channel, [replace(message("c1", user="carol", name="Carol", minute=5), refers_to=(ours.external_id,))])
+    receive(
+        locmem_channel, [replace(message("c1", user="carol", name="Carol", minute=5), refers_to=(ours.external_id,))]
+    )
     assert Message.objects.get(external_id="c1").ticket_id == ticket.pk
     assert Ticket.objects.count() == 1
     ticket.refresh_from_db()
