@@ -324,6 +324,8 @@ class Message(models.Model):
             return self.author_user.get_full_name() or self.author_user.get_username()
         if self.author_identity_id:
             return str(self.author_identity)
+        if self.direction == self.Direction.OUTBOUND:
+            return SYSTEM  # the desk's own reply (an acknowledgement)
         return "unknown"
 
 

@@ -1,6 +1,7 @@
 """Automatic acknowledgements (``auto_ack``): once per new ticket, never to robots, at most a few per requester
 and hour; public messages keep their public acknowledgement (``public_ack``)."""
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from channel_adapters.base import Sender
 from channels_ingest import ingest
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import message
-from tests.helpers import outbound, poll_and_ingest
+from tests.helpers import detail_url, outbound, poll_and_ingest, text_of
 from tickets.models import Message, Ticket, TicketEvent
 
 AUTO_ACK = {"subject": "[#{ticket}] {subject}", "body": "Hello {name}, ticket #{ticket} is open: {subject}."}
@@ -44,7 +45,7 @@ def test_a_new_ticket_is_acknowledged_as_the_template_says(channel):
     (ack,) = outbound(ticket)
     assert ack.body == f"Hello Ann, ticket #{ticket.pk} is open: Problem a."
     assert ack.meta == {"auto_ack": True, "subject": f"[#{ticket.pk}] Problem a"}
-    assert ack.author_user is None
+    assert ack.author_name == "System"
     assert ack.delivery_status == "queued"
     ticket.refresh_from_db()
     assert ticket.status == "open"
@@ -156,3 +157,12 @@ def test_public_messages_keep_their_public_acknowledgement(channel, caplog):
     assert f"no acknowledgement for ticket {public.pk}: This channel has no reply mode 'public'" in caplog.text
     assert len(acks()) == 1
     assert acks()[0].ticket.requester.email == "cy@example.com"
+
+
+@pytest.mark.django_db
+def test_the_timeline_shows_the_acknowledgement_as_the_desks_reply(channel, agent_client):
+    locmem.inbox["mail"] = [mail("a")]
+    poll_and_ingest(channel)
+    ticket = Ticket.objects.get()
+    page = text_of(agent_client.get(detail_url(ticket)).content.decode())
+    assert re.search(rf"Outbound System [^:]*:\d\d Hello Ann, ticket #{ticket.pk} is open: Problem a\.", page)
