@@ -186,6 +186,8 @@ class ReplyTarget:
     ticket_number: int | None = None
     #: Who on the desk writes the reply (an agent's name); "" for the desk itself (an acknowledgement).
     author_name: str = ""
+    #: The reply's own subject, where the platform has subjects (an acknowledgement's); "" for the usual one.
+    subject: str = ""
 
 
 @dataclass(frozen=True)

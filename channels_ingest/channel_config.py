@@ -1,13 +1,13 @@
 """A channel's configuration as an admin gives it: checked, and split into settings and encrypted secrets.
 
 The adapter checks what its platform needs (``ChannelAdapter.split_config``); the pipeline then checks its own
-options, which every channel may carry: the triage rule and public acknowledgement (``triage``), the
-monthly budget (``usage``), and how many days back the first poll imports (``import_days``, default 7).
+options, which every channel may carry: the triage rule (``triage``), the public and automatic
+acknowledgements (``acknowledgements``: ``public_ack``, ``auto_ack``), the monthly budget (``usage``), and how many days back the first poll imports (``import_days``, default 7).
 """
 
 from channel_adapters.base import DEFAULT_IMPORT_DAYS, ConfigError
 
-from . import triage, usage
+from . import acknowledgements, triage, usage
 from .mail_transport import validate_backend
 from .registry import adapter_class
 
@@ -19,6 +19,7 @@ def clean_channel_config(kind: str, raw: dict) -> tuple[dict, dict]:
     """(config, secrets) for a channel of ``kind``. Raises ``ConfigError``, or ``LookupError`` for an unknown kind."""
     config, secrets = adapter_class(kind).split_config(raw)
     triage.validate(config)
+    acknowledgements.validate(config)
     usage.validate(config)
     _validate_import_days(config)
     validate_backend(config.get("email_backend", ""))

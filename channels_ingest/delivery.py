@@ -92,7 +92,8 @@ def deliver_message(message_id: int) -> DeliveryOutcome:
     message = Message.objects.select_related("thread__channel", "author_user").get(pk=message_id)
     channel = message.thread.channel
     adapter = channel.adapter()
-    target = reply_target(message.thread, mode=message.reply_mode, author=message.author_user)
+    subject = message.meta.get("subject", "") if isinstance(message.meta, dict) else ""
+    target = reply_target(message.thread, mode=message.reply_mode, writer=message.author_user, subject=subject)
     try:
         if not message.external_id:  # a retry whose text already went out sends only the files left
             _send_text(adapter, target, message, channel)

@@ -26,10 +26,9 @@ from django.utils import timezone
 from channel_adapters.base import Envelope, Rejected
 from tickets.bulk_insert import insert_new_rows
 from tickets.inbound import receive_batch
-from tickets.models import Ticket, TicketThread
-from tickets.replies import ReplyError, reply_to_ticket
+from tickets.models import TicketThread
 
-from . import triage
+from . import acknowledgements, triage
 from .models import Channel, InboundMessage
 from .names import with_known_names
 from .outages import is_outage, warn_outage
@@ -243,7 +242,7 @@ def _ingest_rows(channel, rows):
     envelopes = with_known_names(channel, [e for e in envelopes if e.external_id not in held])
     outcomes = receive_batch(channel=channel, envelopes=envelopes)
     _fetch_attachments_after_commit([a for outcome in outcomes.values() for a in outcome.attachments_to_fetch])
-    _acknowledge_publicly(channel, envelopes, outcomes)
+    acknowledgements.acknowledge(channel, envelopes, outcomes)
     rows = [row for row in rows if row.external_id not in held]
     now = timezone.now()
     processed = [r.pk for r in rows if outcomes.get(r.external_id, None) and outcomes[r.external_id].stored]
@@ -284,23 +283,6 @@ def _hold_for_triage(channel, rows, envelopes) -> set[str]:
     held = {e.external_id for e in candidates if e.thread_key not in ticketed}
     InboundMessage.objects.filter(channel=channel, external_id__in=held).update(status=InboundMessage.Status.TRIAGE)
     return held
-
-
-def _acknowledge_publicly(channel, envelopes, outcomes):
-    """Optionally answer a public message that opened a ticket with its number, where everyone saw it."""
-    template = channel.config.get("public_ack")
-    if not template:
-        return
-    opened = {
-        outcomes[e.external_id].ticket_id
-        for e in envelopes
-        if e.public and e.external_id in outcomes and outcomes[e.external_id].opened_ticket
-    }
-    for ticket in Ticket.objects.filter(pk__in=opened):
-        try:
-            reply_to_ticket(ticket=ticket, author=None, body=template.format(ticket=ticket.pk), mode="public")
-        except ReplyError as exc:
-            logger.warning("channel %s: no public acknowledgement for ticket %s: %s", channel.name, ticket.pk, exc)
 
 
 def requeue_failed(channel: Channel) -> int:

@@ -1,5 +1,5 @@
-"""What happens to public messages: which open a ticket at once, which wait for an agent in the triage list,
-and the public acknowledgement of those that opened one.
+"""What happens to public messages: which open a ticket at once, and which wait for an agent in the triage list
+(those that open one may be acknowledged publicly: ``acknowledgements``).
 
 A channel's config holds the rule: ``{"triage": {"auto_ticket": "direct", "keywords": ["vpn", "laptop"]}}``.
 
@@ -17,10 +17,7 @@ AUTO_TICKET_RULES = ("all", "direct", "keywords", "none")
 
 
 def validate(config: dict) -> None:
-    """Refuse a triage rule or public acknowledgement that cannot work (``ConfigError``)."""
-    template = config.get("public_ack", "")
-    if template and (not isinstance(template, str) or "{ticket}" not in template):
-        raise ConfigError("public_ack must contain {ticket} (the ticket number).")
+    """Refuse a triage rule that cannot work (``ConfigError``)."""
     rule = config.get("triage", {})
     if not isinstance(rule, dict):
         raise ConfigError("triage must be an object.")

@@ -1,10 +1,10 @@
 """The ticket page's people panel: everyone who wrote in the ticket's conversations, with their accounts on
-every channel, and their other tickets. Two queries, however many people and messages.
+every channel, their other tickets, and who follows the ticket. Three queries, however many people and messages.
 """
 
 from dataclasses import dataclass, field
 
-from tickets.models import Contact, Identity, Message, Ticket
+from tickets.models import Contact, Identity, Message, Ticket, TicketFollower
 
 #: The requester panel lists at most this many of their other tickets.
 OTHER_TICKETS = 10
@@ -21,8 +21,8 @@ class Person:
 
 def requester_panel(ticket):
     """Everyone who wrote in the ticket's conversations (several after a merge), the requester first, each with
-    their identities on every channel; and their other tickets, most recent activity first. Two queries,
-    however many people and messages."""
+    their identities on every channel; their other tickets, most recent activity first; and the ticket's
+    followers. Three queries, however many people and messages."""
     requester = ticket.requester
     wrote = Identity.objects.filter(message__ticket_id=ticket.pk, message__direction=Message.Direction.INBOUND).values(
         "contact_id"
@@ -58,4 +58,10 @@ def requester_panel(ticket):
     ordered = sorted(
         people.values(), key=lambda p: (not p.is_requester, p.contact.display_name.casefold(), p.contact.pk)
     )
-    return {"people": ordered, "several_people": len(ordered) > 1, "other_tickets": others}
+    followers = list(
+        TicketFollower.objects.filter(ticket_id=ticket.pk)
+        .select_related("identity")
+        .only("id", "identity__namespace", "identity__external_id", "identity__display_name")
+        .order_by("added_at", "id")
+    )
+    return {"people": ordered, "several_people": len(ordered) > 1, "other_tickets": others, "followers": followers}

@@ -1,5 +1,5 @@
-"""The ticket page: the page itself, earlier messages on demand, the actions (status, priority, assignee, queue),
-and a reply's delivery badge and Retry."""
+"""The ticket page: the page itself, earlier messages on demand, the actions (status, priority, assignee, queue,
+removing a follower), and a reply's delivery badge and Retry."""
 
 from django.contrib import messages
 from django.http import HttpResponseBadRequest
@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from channels_ingest.delivery import retry_delivery
+from tickets.followers import remove_follower
 from tickets.models import Message, Ticket
 from tickets.updates import TicketUpdateError, update_ticket
 
@@ -62,6 +63,18 @@ def ticket_update(request, pk):
         if events:
             forget_view_counts()
         messages.success(request, "Ticket updated." if events else "Nothing to change.")
+    return redirect("console:ticket-detail", pk=ticket.pk)
+
+
+@agent_required
+@require_POST
+def follower_remove(request, pk, follower_pk):
+    ticket = get_object_or_404(Ticket, pk=pk)
+    event = remove_follower(ticket=ticket, follower_id=follower_pk, actor=request.user)
+    if event:
+        messages.success(request, f"{event.old_value} no longer follows this ticket.")
+    else:
+        messages.info(request, "That person no longer followed this ticket.")
     return redirect("console:ticket-detail", pk=ticket.pk)
 
 

@@ -26,6 +26,7 @@ urlpatterns = [
     path("tickets/<int:pk>/reply/", composer_views.ticket_reply, name="ticket-reply"),
     path("tickets/<int:pk>/note/", composer_views.ticket_note, name="ticket-note"),
     path("tickets/<int:pk>/update/", ticket_views.ticket_update, name="ticket-update"),
+    path("tickets/<int:pk>/followers/<int:follower_pk>/remove/", ticket_views.follower_remove, name="follower-remove"),
     path("tickets/<int:pk>/earlier/", ticket_views.ticket_earlier, name="ticket-earlier"),
     path("tickets/<int:pk>/reply/length/", composer_views.reply_length, name="reply-length"),
     path("tickets/<int:pk>/live/", live_views.ticket_live, name="ticket-live"),

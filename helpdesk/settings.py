@@ -242,6 +242,9 @@ EMAIL_CHANNEL_BACKENDS = [
     *[path for path in os.environ.get("EMAIL_CHANNEL_BACKENDS", "").split(",") if path],
 ]
 INGEST_BATCH_SIZE = int(os.environ.get("INGEST_BATCH_SIZE", "500"))
+# Loop protection: at most this many automatic acknowledgements to one requester in any hour
+# (channels_ingest/acknowledgements.py), so two desks answering each other cannot go on forever.
+AUTO_ACK_PER_SENDER_PER_HOUR = int(os.environ.get("AUTO_ACK_PER_SENDER_PER_HOUR", "3"))
 DELIVERY_MAX_ATTEMPTS = int(os.environ.get("DELIVERY_MAX_ATTEMPTS", "5"))
 #: Seconds the queue's shared view counts are reused across agents (console/view_counts.py).
 CONSOLE_VIEW_COUNTS_TTL = int(os.environ.get("CONSOLE_VIEW_COUNTS_TTL", "10"))

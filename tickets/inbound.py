@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from django.db import connection
 from django.utils import timezone
 from django.utils.text import capfirst
 
@@ -20,7 +21,7 @@ from .attachments import record_inbound
 from .bulk_insert import insert_rows
 from .delivery_reports import APPLIED, apply_reactions, apply_reports
 from .marks import next_mark
-from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketThread
+from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketFollower, TicketThread
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ STORED = Outcome(stored=True)
 def receive_batch(*, channel, envelopes: list[Envelope]) -> dict[str, Outcome]:
     """Apply a batch of inbound envelopes from one channel, with a fixed number of queries.
 
-    New messages join the ticket of their thread, or open one. Edits,
+    New messages join the ticket they name (``ticket_number``) when their sender takes part in it, else the
+    ticket of a message they answer (``refers_to``), else that of their thread, or open one. The people they
+    were copied to follow their ticket. Edits,
     deletions and reactions update the stored message; delivery reports
     update the reply they are about. Returns an outcome per envelope
     ``external_id``. Must run inside a transaction.
@@ -62,7 +65,7 @@ def receive_batch(*, channel, envelopes: list[Envelope]) -> dict[str, Outcome]:
 
 def _store_messages(channel, envelopes):
     envelopes = sorted(envelopes, key=lambda e: e.sent_at)
-    identities = _resolve_identities({e.sender for e in envelopes if e.sender})
+    identities = _resolve_identities({person for e in envelopes for person in (e.sender, *e.copied) if person})
     already = set(
         Message.objects.filter(thread__channel=channel, external_id__in=[e.external_id for e in envelopes]).values_list(
             "external_id", flat=True
@@ -73,8 +76,9 @@ def _store_messages(channel, envelopes):
     }
     outcomes.update({e.external_id: Outcome(stored=False, note="no sender") for e in envelopes if not e.sender})
     fresh = list({e.external_id: e for e in envelopes if e.external_id not in already and e.sender}.values())
-    fresh = _join_referenced_threads(channel, fresh)
-    threads, opened = _resolve_threads(channel, fresh, identities)
+    fresh, settled, attach = _join_named_tickets(channel, fresh, identities)
+    fresh = _join_referenced_threads(channel, fresh, settled=settled)
+    threads, opened = _resolve_threads(channel, fresh, identities, attach)
 
     rows = []
     for envelope in fresh:
@@ -101,6 +105,7 @@ def _store_messages(channel, envelopes):
         for envelope, message_id in with_files:
             outcome = outcomes[envelope.external_id]
             outcomes[envelope.external_id] = replace(outcome, attachments_to_fetch=tuple(to_fetch.get(message_id, ())))
+    _add_followers(fresh, threads, identities)
     opened_tickets = {threads[key][1] for key in opened}
     touched = {row["ticket_id"] for row in rows} - opened_tickets
     if touched:
@@ -117,10 +122,102 @@ def _sender_key(envelope: Envelope) -> tuple[str, str]:
     return envelope.sender.namespace, envelope.sender.external_id
 
 
-def _join_referenced_threads(channel, envelopes: list[Envelope]) -> list[Envelope]:
+def _join_named_tickets(
+    channel, envelopes: list[Envelope], identities
+) -> tuple[list[Envelope], set[str], dict[str, int]]:
+    """Each message naming a ticket (``ticket_number``) whose sender takes part in it moves to that ticket's
+    conversation on this channel; a ticket merged into another is followed to where its conversations went.
+
+    Taking part is being the requester (of the named ticket, or of one it was merged into) or a follower: a
+    number guessed by anyone else is ignored, so nobody can write into someone else's ticket. Returns the
+    envelopes, the external ids of those that joined their ticket this way, and the conversations to attach
+    ({thread key: ticket id}): a ticket with no conversation on this channel yet gets the message's own.
+    A fixed number of queries, none without a named ticket.
+    """
+    named = {e.ticket_number for e in envelopes if e.ticket_number is not None}
+    if not named:
+        return envelopes, set(), {}
+    chains = _merge_chains(named)
+    finals = {chain[-1][0] for chain in chains.values()}
+    authors = {identities[_sender_key(e)].pk for e in envelopes if e.ticket_number in chains}
+    following = set(
+        TicketFollower.objects.filter(ticket_id__in=finals, identity_id__in=authors).values_list(
+            "ticket_id", "identity_id"
+        )
+    )
+    threads: list[tuple[int | None, int, str]] = list(
+        TicketThread.objects.filter(channel=channel, ticket_id__in=finals, detached_at=None)
+        .order_by("id")
+        .values_list("id", "ticket_id", "key")
+    )
+    wrote_in = set(
+        Message.objects.filter(thread_id__in=[pk for pk, _, _ in threads], author_identity_id__in=authors)
+        .order_by()
+        .values_list("thread_id", "author_identity_id")
+        .distinct()
+    )
+    joined: list[Envelope] = []
+    settled: set[str] = set()
+    attach: dict[str, int] = {}
+    for envelope in envelopes:
+        chain = chains.get(envelope.ticket_number) if envelope.ticket_number is not None else None
+        author = identities[_sender_key(envelope)]
+        if not chain or not (
+            author.contact_id in {requester for _, requester in chain} or (chain[-1][0], author.pk) in following
+        ):
+            joined.append(envelope)
+            continue
+        ticket_id = chain[-1][0]
+        # Their own conversation if they have one there; else the latest (the last one a merge brought in).
+        candidates = [(pk, key) for pk, ticket, key in threads if ticket == ticket_id]
+        own = [key for pk, key in candidates if (pk, author.pk) in wrote_in]
+        keys = own or [key for _, key in candidates]
+        if keys:
+            key = keys[-1]
+        else:
+            key = envelope.thread_key
+            attach[key] = ticket_id
+            # Later messages naming the same ticket in this batch join this new conversation.
+            threads.append((None, ticket_id, key))
+        settled.add(envelope.external_id)
+        joined.append(
+            replace(envelope, thread_key=key, starts_thread=False) if key != envelope.thread_key else envelope
+        )
+    return joined, settled, attach
+
+
+#: Farther than any real chain of merges (each merge of a ticket already merged into another adds one).
+MAX_MERGE_HOPS = 50
+
+
+def _merge_chains(ticket_ids: set[int]) -> dict[int, list[tuple[int, int]]]:
+    """For each existing ticket of ``ticket_ids``: (ticket id, requester id) of it, then of the ticket it was
+    merged into, and so on to the ticket that holds its conversations now. One query, however long the chains."""
+    table = connection.ops.quote_name(Ticket._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(ticket_ids))
+    sql = f"""
+        WITH RECURSIVE chain (named, id, requester_id, merged_into_id, hops) AS (
+            SELECT id, id, requester_id, merged_into_id, 0 FROM {table} WHERE id IN ({placeholders})
+            UNION ALL
+            SELECT chain.named, t.id, t.requester_id, t.merged_into_id, chain.hops + 1
+            FROM {table} t JOIN chain ON t.id = chain.merged_into_id
+            WHERE chain.hops < %s
+        )
+        SELECT named, id, requester_id FROM chain ORDER BY named, hops
+    """  # noqa: S608 - only the quoted table name and the placeholders are formatted in
+    chains: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*sorted(ticket_ids), MAX_MERGE_HOPS])
+        for named, ticket_id, requester_id in cursor.fetchall():
+            chains[named].append((ticket_id, requester_id))
+    return dict(chains)
+
+
+def _join_referenced_threads(channel, envelopes: list[Envelope], *, settled: set[str]) -> list[Envelope]:
     """Each message that refers to a stored message (or one earlier in the batch) moves to that message's
-    conversation: an email reply joins its ticket whatever its own thread key. One indexed query."""
-    referenced = {ref for e in envelopes for ref in e.refers_to}
+    conversation: an email reply joins its ticket whatever its own thread key. Not those ``settled`` already
+    (by the ticket they name). One indexed query."""
+    referenced = {ref for e in envelopes if e.external_id not in settled for ref in e.refers_to}
     if not referenced:
         return envelopes
     known = dict(
@@ -130,7 +227,11 @@ def _join_referenced_threads(channel, envelopes: list[Envelope]) -> list[Envelop
     )
     joined = []
     for envelope in envelopes:  # by time, so a reply to a message of this batch finds its new key
-        key = next((known[ref] for ref in envelope.refers_to if ref in known), None)
+        key = (
+            None
+            if envelope.external_id in settled
+            else next((known[ref] for ref in envelope.refers_to if ref in known), None)
+        )
         if key is not None and key != envelope.thread_key:
             envelope = replace(envelope, thread_key=key, starts_thread=False)
         known[envelope.external_id] = envelope.thread_key
@@ -229,11 +330,11 @@ def refresh_identities(senders: list[Sender]) -> None:
         )
 
 
-def _resolve_threads(channel, envelopes, identities):
+def _resolve_threads(channel, envelopes, identities, attach: dict[str, int]):
     """(thread id, ticket id) for each envelope's thread, and which envelope opened each new ticket.
 
-    A thread seen for the first time opens a ticket. So does a message in a
-    conversation that does not reopen (a DM) whose ticket is resolved or closed.
+    A thread seen for the first time opens a ticket, unless ``attach`` gives it one (a message that named its
+    ticket). So does a message in a conversation that does not reopen (a DM) whose ticket is resolved or closed.
     """
     keys = {e.thread_key for e in envelopes}
     existing = TicketThread.objects.filter(channel=channel, key__in=keys, detached_at=None).values_list(
@@ -245,9 +346,10 @@ def _resolve_threads(channel, envelopes, identities):
         if status in Ticket.CLOSED_STATUSES:
             closed[key] = thread_id
     openers = {}
+    attached = {key: ticket_id for key, ticket_id in attach.items() if key not in threads}
     for envelope in envelopes:  # sorted by time: the first message of a new thread opens it
         key = envelope.thread_key
-        if key in openers:
+        if key in openers or key in attached:
             continue
         if key not in threads or (key in closed and not envelope.reopens):
             openers[key] = envelope
@@ -277,15 +379,36 @@ def _resolve_threads(channel, envelopes, identities):
             for key, e in openers.items()
         ],
     )
+    new_threads = {**dict(zip(openers, ticket_ids, strict=True)), **attached}
     thread_ids = insert_rows(
         TicketThread,
-        [
-            {"ticket_id": ticket_id, "channel_id": channel.pk, "key": key}
-            for key, ticket_id in zip(openers, ticket_ids, strict=True)
-        ],
+        [{"ticket_id": ticket_id, "channel_id": channel.pk, "key": key} for key, ticket_id in new_threads.items()],
     )
-    threads.update(zip(openers, zip(thread_ids, ticket_ids, strict=True), strict=True))
+    threads.update(zip(new_threads, zip(thread_ids, new_threads.values(), strict=True), strict=True))
     return threads, {key: e.external_id for key, e in openers.items()}
+
+
+def _add_followers(envelopes, threads, identities) -> None:
+    """The people each message was copied to follow its ticket, once each; its requester does not. Two queries,
+    none without anyone copied."""
+    copied = {
+        (threads[e.thread_key][1], identities[(person.namespace, person.external_id)])
+        for e in envelopes
+        for person in e.copied
+    }
+    if not copied:
+        return
+    requesters = dict(
+        Ticket.objects.filter(pk__in={ticket_id for ticket_id, _ in copied}).values_list("pk", "requester_id")
+    )
+    TicketFollower.objects.bulk_create(
+        [
+            TicketFollower(ticket_id=ticket_id, identity=identity)
+            for ticket_id, identity in sorted(copied, key=lambda pair: (pair[0], pair[1].pk))
+            if identity.contact_id != requesters[ticket_id]
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def _apply_edits(channel, envelopes):

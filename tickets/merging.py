@@ -3,7 +3,8 @@
 The kept ticket takes the others' conversations (``TicketThread``) and messages. Each message keeps
 its thread, so it keeps its channel conversation: a reply can still go to every requester, and
 their later messages land in the kept ticket (ingestion finds the ticket through the thread).
-The merged tickets are closed and point at the kept one (``Ticket.merged_into``).
+Their followers follow the kept ticket. The merged tickets are closed and point at the kept one
+(``Ticket.merged_into``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.db import models, transaction
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from .models import Message, Ticket, TicketEvent, TicketThread
+from .models import Message, Ticket, TicketEvent, TicketFollower, TicketThread
 from .updates import MAX_BULK, TicketUpdateError
 
 
@@ -64,6 +65,7 @@ def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutc
 
         Message.objects.filter(ticket_id__in=merged_ids).update(ticket=kept)
         TicketThread.objects.filter(ticket_id__in=merged_ids).update(ticket=kept)
+        _move_followers(merged_ids, kept)
 
         events = []
 
@@ -108,6 +110,21 @@ def merge_tickets(*, ticket_ids, actor, keep_id: int | None = None) -> MergeOutc
         TicketEvent.objects.bulk_create(events)
     kept.refresh_from_db(fields=["message_count", "last_activity_at"])
     return MergeOutcome(kept=kept, merged=merged)
+
+
+def _move_followers(merged_ids, kept):
+    """Who followed a merged ticket follows the kept one (once, and not its own requester)."""
+    followers = TicketFollower.objects.filter(ticket_id__in=merged_ids)
+    TicketFollower.objects.bulk_create(
+        [
+            TicketFollower(ticket=kept, identity_id=identity_id, added_at=added_at)
+            for identity_id, added_at in followers.exclude(identity__contact_id=kept.requester_id)
+            .order_by("identity_id")
+            .values_list("identity_id", "added_at")
+        ],
+        ignore_conflicts=True,
+    )
+    followers.delete()
 
 
 def _lock_channels_of(ticket_ids):

@@ -188,6 +188,23 @@ class TicketThread(models.Model):
         return f"{self.channel_id}:{self.key}"
 
 
+class TicketFollower(models.Model):
+    """Someone who follows a ticket without having opened it (an email's Cc'd people): they receive its public
+    replies, and their own messages may join it (``tickets.inbound``)."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="followers", db_index=False)
+    identity = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="follows")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "identity"], name="follower_unique_per_ticket"),
+        ]
+
+    def __str__(self):
+        return f"{self.identity_id} follows ticket {self.ticket_id}"
+
+
 class Message(models.Model):
     class Direction(models.TextChoices):
         INBOUND = "inbound"
@@ -264,6 +281,8 @@ class Message(models.Model):
             models.Index(fields=["ticket", "changed_mark"], name="message_changes"),
             # A reply names what it answers by the platform's id (an email's In-Reply-To): found at any size.
             models.Index(fields=["external_id"], condition=~models.Q(external_id=""), name="message_external_id"),
+            # The desk's automatic acknowledgements of the last hour, counted per requester (loop protection).
+            models.Index(fields=["created_at"], condition=models.Q(meta__auto_ack=True), name="message_auto_acks"),
         ]
 
     def __str__(self):
@@ -305,6 +324,8 @@ class Message(models.Model):
             return self.author_user.get_full_name() or self.author_user.get_username()
         if self.author_identity_id:
             return str(self.author_identity)
+        if self.direction == self.Direction.OUTBOUND:
+            return SYSTEM  # the desk's own reply (an acknowledgement)
         return "unknown"
 
 
@@ -328,6 +349,8 @@ class TicketEvent(models.Model):
         QUEUE = "queue"
         #: Recorded on both tickets of a merge: ``old_value`` is the merged ticket's id, ``new_value`` the kept one's.
         MERGED = "merged"
+        #: An agent removed a follower: ``old_value`` names them.
+        FOLLOWER = "follower"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
     actor = models.ForeignKey(
@@ -378,7 +401,7 @@ class TicketEvent(models.Model):
             return self.actor.get_full_name() or self.actor.get_username()
         return self.actor_label or "Someone"
 
-    EMPTY = {Kind.ASSIGNEE: "nobody", Kind.QUEUE: "no queue"}
+    EMPTY = {Kind.ASSIGNEE: "nobody", Kind.QUEUE: "no queue", Kind.FOLLOWER: "removed"}
 
     @property
     def merged_ticket_id(self):

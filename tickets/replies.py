@@ -16,7 +16,7 @@ from channel_adapters.base import ReplyMode, ReplyTarget
 
 from .attachments import attach_reply_files, check_reply_files
 from .channel_port import channel_port, deliver_on_commit
-from .models import Message, Ticket, TicketThread
+from .models import Identity, Message, Ticket, TicketThread
 
 
 class ReplyError(ValueError):
@@ -33,25 +33,38 @@ def latest_thread(ticket: Ticket) -> TicketThread | None:
     )
 
 
-def reply_target(thread: TicketThread, *, mode: str = "", author=None) -> ReplyTarget:
-    """What the channel needs to answer this conversation: the last inbound message and its author, and who
-    on the desk writes (``author``, an agent; None for the desk itself)."""
+def reply_target(thread: TicketThread, *, mode: str = "", writer=None, subject: str = "") -> ReplyTarget:
+    """What the channel needs to answer this conversation: the last inbound message and its author, who else
+    follows it on that platform, and who on the desk writes (``writer``, an agent; None for the desk itself)
+    under which ``subject`` ("" for the channel's usual one)."""
     last = (
         thread.messages.filter(direction=Message.Direction.INBOUND)
         .select_related("author_identity")
         .order_by("-created_at", "-id")
         .first()
     )
+    author = last.author_identity if last else None
     return ReplyTarget(
         thread_key=thread.key,
         mode=mode,
         reply_to=last.external_id if last else "",
         reply_to_meta=last.meta if last else {},
-        recipient=last.author_identity.external_id if last and last.author_identity else "",
+        recipient=author.external_id if author else "",
         last_inbound_at=last.created_at if last else None,
+        followers=_followers(thread, author) if author else (),
         ticket_number=thread.ticket_id,
-        author_name=(author.get_full_name() or author.get_username()) if author is not None else "",
+        author_name=(writer.get_full_name() or writer.get_username()) if writer is not None else "",
+        subject=subject,
     )
+
+
+def _followers(thread: TicketThread, author: Identity) -> tuple[str, ...]:
+    """The ids of everyone else in the conversation on the author's platform: the ticket's followers, and its
+    requester when someone else wrote last (a follower answered), so a reply-all reaches them all. One query."""
+    on_platform = Identity.objects.filter(namespace=author.namespace).exclude(pk=author.pk)
+    followers = on_platform.filter(follows__ticket_id=thread.ticket_id).values_list("id", "external_id")
+    requester = on_platform.filter(contact__tickets__pk=thread.ticket_id).values_list("id", "external_id")
+    return tuple(external_id for _, external_id in followers.union(requester).order_by("id"))
 
 
 def reply_modes(ticket: Ticket, thread: TicketThread | None = None) -> list[ReplyMode]:
@@ -70,13 +83,15 @@ def reply_to_ticket(
     mode: str | None = None,
     thread: TicketThread | None = None,
     files=(),
+    meta: dict | None = None,
 ) -> Message:
     """Store an agent's reply as queued and hand it to delivery once committed.
 
     ``mode`` picks one of the channel's reply modes; None takes the first allowed one. ``thread``
     picks which of the ticket's conversations to answer; None takes where the requester wrote last.
     ``files`` (uploaded files) are kept on the reply and sent after its text, if the mode carries attachments.
-    ``author`` None is the desk itself (an automatic acknowledgement).
+    ``author`` None is the desk itself (an automatic acknowledgement). ``meta`` is kept on the reply for its
+    channel (what ``Message.meta`` holds).
     """
     body = body.strip()
     if not body:
@@ -119,6 +134,7 @@ def reply_to_ticket(
             reply_mode=chosen.key,
             delivery_status=Message.DeliveryStatus.QUEUED,
             delivery_next_attempt_at=now,
+            meta=meta or {},
         )
         attach_reply_files(message, files)
         opened = ticket.record_agent_reply(at=now, author=author)

@@ -121,7 +121,11 @@ def build_reply(
     from_name = f"{target.author_name} ({desk_name})" if target.author_name else desk_name
     return OutgoingMail(
         message_id=message_id,
-        subject=reply_subject(answered.get("subject", ""), target.ticket_number, tag_template),
+        subject=(
+            tag_subject(target.subject, target.ticket_number, tag_template)
+            if target.subject and target.ticket_number
+            else target.subject or reply_subject(answered.get("subject", ""), target.ticket_number, tag_template)
+        ),
         from_address=address,
         from_name=from_name,
         to=to,

@@ -26,6 +26,15 @@ def test_secrets_are_split_from_the_settings():
         ({"triage": {"auto_ticket": "keywords"}}, "needs triage.keywords"),
         ({"triage": {"keywords": ["", "vpn"]}}, "triage.keywords must be a list of words"),
         ({"public_ack": "Thanks, we are on it!"}, r"public_ack must contain \{ticket\}"),
+        ({"auto_ack": "Thanks, ticket {ticket}"}, 'auto_ack must be an object with a "body"'),
+        ({"auto_ack": {"body": "{ticket}", "from": "desk@example.com"}}, "auto_ack must be an object"),
+        ({"auto_ack": {"subject": "Ticket"}}, r"auto_ack.body must contain \{ticket\}"),
+        ({"auto_ack": {"body": 7}}, "auto_ack.body must be text"),
+        ({"auto_ack": {"subject": ["Re"], "body": "{ticket}"}}, "auto_ack.subject must be text"),
+        ({"auto_ack": {"body": "{ticket} {ticket.__class__}"}}, r"unknown placeholder \{ticket.__class__\}"),
+        ({"auto_ack": {"subject": "{agent}", "body": "{ticket}"}}, r"auto_ack.subject has an unknown placeholder"),
+        ({"auto_ack": {"body": "{ticket} {"}}, "auto_ack.body is not a valid template"),
+        ({"auto_ack": {"body": "{ticket:>{width}}"}}, "auto_ack.body is not a valid template"),
         ({"monthly_budget_usd": -1}, "monthly_budget_usd must be a non-negative number"),
         ({"monthly_budget_usd": "50"}, "monthly_budget_usd must be a non-negative number"),
         ({"import_days": -1}, "import_days must be a whole number of days from 0 to 90"),
@@ -54,3 +63,10 @@ def test_an_unknown_kind_is_a_lookup_error():
 def test_how_far_back_the_first_poll_imports_is_kept_for_every_kind(kind):
     config, _ = clean_channel_config(kind, {**(X if kind == "x" else SLACK), "import_days": 30})
     assert config["import_days"] == 30
+
+
+@pytest.mark.parametrize("kind", ["x", "slack"])
+def test_an_automatic_acknowledgement_is_kept_for_every_kind(kind):
+    ack = {"subject": "Re: {subject} [#{ticket}]", "body": "Hi {name}, we have your message as #{ticket}. {{ok}}"}
+    config, _ = clean_channel_config(kind, {**(X if kind == "x" else SLACK), "auto_ack": ack})
+    assert config["auto_ack"] == ack
