@@ -388,9 +388,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=limits)]
         return [
             ReplyMode(key="", label="Reply all", max_length=self.max_reply_length, attachments=limits),
-            ReplyMode(
-                key="requester", label="Reply to requester only", max_length=self.max_reply_length, attachments=limits
-            ),
+            ReplyMode(key="sender", label="Reply to sender only", max_length=self.max_reply_length, attachments=limits),
         ]
 
     def message_id_for(self, key: str) -> str:
@@ -406,7 +404,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             address=self.config["address"],
             desk_name=self.config.get("desk_name") or "Help desk",
             tag_template=self.config.get("tag_template", DEFAULT_TAG),
-            copy_followers=target.mode != "requester",
+            copy_followers=target.mode != "sender",
             files=files,
         )
         self.mail_transport.send(mail)
