@@ -1,16 +1,19 @@
 """The email channel end to end: mail in a real Dovecot → tickets; replies → a real SMTP server, threaded."""
 
 import base64
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import OperationalError, connection
 from django.utils import timezone
 
-from channels_ingest import delivery
+from channels_ingest import delivery, polling, sweep
 from channels_ingest.models import InboundMessage
+from channels_ingest.tasks import poll_channel
 from helpdesk.celery import app as celery_app
 from tests.channel_adapters.email_mail import DESK, html_only_mail, inline_image_mail, mail, make_email_channel
-from tests.helpers import PNG, poll_as_worker, reply_and_deliver
+from tests.helpers import PNG, poll_as_worker, reply_and_deliver, wait_for
 from tickets.models import Attachment, Message, Ticket
 from tickets.replies import reply_to_ticket
 
@@ -301,3 +304,81 @@ def test_a_copied_person_gets_the_reply(dovecot, channel, smtp_catcher, agent):
     [caught] = smtp_catcher.messages
     assert caught["Cc"] == "bob@corp.example"
     assert sorted(caught.rcpt_tos) == ["ann@corp.example", "bob@corp.example"]
+
+
+# Nothing lost, nothing twice ---------------------------------------------------------------------------------
+
+
+def deliver_many(dovecot, texts):
+    """Mail appended in one IMAP session (faster than a login per message)."""
+    with dovecot.client(DESK) as imap:
+        for text in texts:
+            imap.append("INBOX", mail(text, subject=text))
+
+
+def assert_each_stored_once(texts):
+    assert sorted(InboundMessage.objects.values_list("payload__text", flat=True)) == sorted(texts)
+    assert sorted(Message.objects.values_list("body", flat=True)) == sorted(texts)
+
+
+def test_a_uidvalidity_change_loses_nothing_and_duplicates_nothing(dovecot, channel):
+    before = [f"before {i}" for i in range(3)]
+    arrives(dovecot, channel, *[mail(text, subject=text) for text in before])
+    old = channel.cursor["uidvalidity"]
+    dovecot.deliver(DESK, mail("unread at the change", subject="unread at the change"))
+    assert dovecot.set_uidvalidity(DESK, "INBOX", old + 1000) == old + 1000
+    dovecot.deliver(DESK, mail("after the change", subject="after the change"))
+
+    arrives(dovecot, channel)
+    assert channel.cursor["uidvalidity"] == old + 1000
+    arrives(dovecot, channel)
+    assert_each_stored_once([*before, "unread at the change", "after the change"])
+
+
+def test_a_poll_that_dies_after_its_first_page_is_resumed_by_the_next(dovecot, smtp_catcher):
+    channel = make_email_channel(dovecot, smtp_catcher, batch_size=2)
+    texts = [f"mail {i}" for i in range(5)]
+    deliver_many(dovecot, texts)
+    inserts = []
+
+    def die_at_the_second_page(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "channels_ingest_inboundmessage"'):
+            inserts.append(sql)
+            if len(inserts) == 2:
+                raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(die_at_the_second_page), pytest.raises(OperationalError):
+        poll_as_worker(channel)
+    assert InboundMessage.objects.count() == 2
+    channel.refresh_from_db()
+    assert channel.cursor["uid"] == 2
+
+    arrives(dovecot, channel)
+    arrives(dovecot, channel)
+    assert_each_stored_once(texts)
+    assert all(b"\\Seen" in flagged for flagged in flags(dovecot).values())
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_poll_loses_nothing_and_duplicates_nothing(dovecot, smtp_catcher, celery_worker_process):
+    """SIGKILL while a worker reads a mailbox one message per page: the next poll (started by beat's sweep once
+    the dead worker's lease lapses) stores the rest, and each mail is one stored message."""
+    channel = make_email_channel(dovecot, smtp_catcher, batch_size=1)
+    texts = [f"mail {i}" for i in range(300)]
+    deliver_many(dovecot, texts)
+    doomed = celery_worker_process(concurrency=1)
+    poll_channel.delay(channel.pk)
+    wait_for(lambda: InboundMessage.objects.exists(), interval=0.01, message="the first stored page")
+    doomed.kill()
+    partial = InboundMessage.objects.count()
+    assert partial < len(texts), "the worker finished before it could be killed; raise the total"
+
+    celery_worker_process(concurrency=2)
+    sweep.sweep(now=timezone.now() + polling.POLL_LEASE + timedelta(seconds=1))
+    wait_for(lambda: InboundMessage.objects.count() == len(texts), timeout=60, message="every mail stored")
+    sweep.sweep(now=timezone.now() + timedelta(seconds=11))  # ingestion the dead worker took with it
+    wait_for(lambda: Message.objects.count() == len(texts), timeout=60, message="every mail ingested")
+    assert_each_stored_once(texts)
+    assert Ticket.objects.count() == len(texts)
