@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Sum
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -64,14 +64,22 @@ def channels(request):
         .annotate(total=Sum("cost"))
         .values_list("channel", "total")
     )
-    failed = dict(
+    failed_counts = (
         InboundMessage.objects.filter(status=InboundMessage.Status.FAILED)
         .order_by()
         .values("channel")
-        .annotate(count=Count("pk"))
-        .values_list("channel", "count")
+        .annotate(count=Count("pk"), latest=Max("pk"))
     )
+    failed = {row["channel"]: row["count"] for row in failed_counts}
+    # The newest failure of each channel, in the words it was refused with (e.g. mail that cannot be read).
+    latest_failures = {
+        row.channel_id: row
+        for row in InboundMessage.objects.filter(pk__in=[row["latest"] for row in failed_counts]).only(
+            "channel", "error", "received_at"
+        )
+    }
     for channel in rows:
+        channel.latest_failure = latest_failures.get(channel.pk)
         channel.spent = spent.get(channel.pk) or Decimal(0)
         channel.spent_display = _money(channel.spent)
         channel.budget = monthly_budget(channel)

@@ -2,8 +2,10 @@
 
 import re
 
+from django.core import signing
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 
 from channel_adapters.base import AdapterError
@@ -29,7 +31,39 @@ def attachment_download(request, pk):
     being run as a page of this site. One byte range is served on request (206): media players ask for
     ranges to seek, and Safari plays no audio or video from a server that does not answer them.
     """
+    return _serve(request, get_object_or_404(Attachment, pk=pk, status=Attachment.Status.STORED))
+
+
+#: How long the link to an email's inline image works (``email_image_url``): the frame that shows it gets new
+#: links each time it is loaded.
+EMAIL_IMAGE_LINK_SECONDS = 3600
+_EMAIL_IMAGE_SALT = "console.email-image"
+
+
+def email_image_url(attachment) -> str:
+    """A link to an inline image of an email that works without the session, for a limited time.
+
+    The email's HTML frame is sandboxed without ``allow-same-origin``: its document has an opaque origin, so
+    the browser sends the SameSite session cookie with none of its requests, and ``console:attachment``
+    would answer an image with the login page. This signed link stands in for the session, for that one
+    image only, and only while it is fresh."""
+    token = signing.dumps(attachment.pk, salt=_EMAIL_IMAGE_SALT)
+    return reverse("console:email-image", args=[token])
+
+
+def email_image(request, token):
+    """An email's inline image, by the signed link ``email_image_url`` made: raster images only."""
+    try:
+        pk = signing.loads(token, salt=_EMAIL_IMAGE_SALT, max_age=EMAIL_IMAGE_LINK_SECONDS)
+    except signing.BadSignature:
+        raise Http404("This link is not valid, or has expired.") from None
     attachment = get_object_or_404(Attachment, pk=pk, status=Attachment.Status.STORED)
+    if not attachment.is_inline_image:
+        raise Http404("Only images are shown this way.")
+    return _serve(request, attachment)
+
+
+def _serve(request, attachment):
     try:
         handle = attachment.file.open("rb")
         size = attachment.file.size

@@ -483,3 +483,16 @@
     checkPlayers(document);
   }
 })();
+
+/* An email's HTML view (console/emails.py) loads its sandboxed frame only when the agent opens it: a ticket
+ * page of fifty emails fetches none of them until asked. "toggle" does not bubble, hence the capture. */
+(function () {
+  "use strict";
+
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (!details.open || !details.classList || !details.classList.contains("email-html")) return;
+    var frame = details.querySelector("iframe[data-src]");
+    if (frame && !frame.getAttribute("src")) frame.setAttribute("src", frame.getAttribute("data-src"));
+  }, true);
+})();

@@ -15,6 +15,7 @@ from playwright.sync_api import expect, sync_playwright
 from channel_adapters import locmem
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel
+from emulators.mail import MailEmulator
 from emulators.meta import MetaEmulator
 from emulators.slack import SlackEmulator
 from emulators.x import XEmulator
@@ -289,6 +290,22 @@ def meta_emulator(meta_emulator_server):
     """A local Meta Graph API (Pages, Instagram, WhatsApp; the emulator), reset for each test: no accounts yet."""
     meta_emulator_server.reset()
     return meta_emulator_server
+
+
+@pytest.fixture(scope="session")
+def mail_emulator_server():
+    emulator = MailEmulator().start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def mail_emulator(mail_emulator_server):
+    """A local mail server (IMAP, SMTP; the emulator), reset for each test: one account, ``DEFAULT_USER`` with
+    ``DEFAULT_PASSWORD`` (and ``DEFAULT_TOKEN`` for XOAUTH2), an empty INBOX, nothing sent. Connect to
+    ``imap_port`` and ``smtp_port`` on ``imap_host``/``smtp_host``."""
+    mail_emulator_server.reset()
+    return mail_emulator_server
 
 
 @pytest.fixture

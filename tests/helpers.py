@@ -14,12 +14,14 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from django.core.cache import cache
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -33,10 +35,10 @@ from channels_ingest import ingest, polling
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel, InboundMessage
 from helpdesk.celery import app as celery_app
-from tests.factories import mention, message
+from tests.factories import BASE_TIME, mention, message
 from tickets.inbound import receive_batch
 from tickets.merging import merge_tickets
-from tickets.models import Macro, Message, Ticket, TicketThread
+from tickets.models import Attachment, Macro, Message, Ticket, TicketThread
 from tickets.replies import reply_to_ticket
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +74,41 @@ def receive(channel, envelopes):
     """Ingest envelopes directly, as the pipeline would after storing them."""
     with transaction.atomic():
         receive_batch(channel=channel, envelopes=envelopes)
+
+
+def add_email(ticket, *, minute=0, body="The printer is on fire", files=(), original=None, **email):
+    """An inbound email on ``ticket`` whose ``files`` ((name, bytes, type), stored in this order) are its
+    attachments; ``original`` what ``meta["original"]`` names (None: no original); ``email`` overrides the
+    meta's fields."""
+    meta = {
+        "subject": "Printer",
+        "from": {"email": "ann@example.com", "name": "Ann Employee"},
+        "to": [{"email": "help@desk.example", "name": "Help Desk"}],
+        "cc": [],
+        "reply_to": [],
+        "message_id": f"m{minute}@example.com",
+        "references": [],
+        "html": "",
+        "notes": [],
+        **email,
+    }
+    message = Message.objects.create(
+        ticket=ticket,
+        direction=Message.Direction.INBOUND,
+        body=body,
+        created_at=BASE_TIME + timedelta(minutes=minute),
+        meta={"email": meta, **({"original": original} if original is not None else {})},
+    )
+    for name, content, content_type in files:
+        Attachment.objects.create(
+            message=message,
+            name=name,
+            content_type=content_type,
+            size=len(content),
+            status=Attachment.Status.STORED,
+            file=ContentFile(content, name="f"),
+        )
+    return message
 
 
 def open_tickets(channel, count, *, first=0):

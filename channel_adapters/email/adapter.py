@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +54,8 @@ CHUNK = 64 * 1024
 #: counts whole days, in the server's time zone).
 RESYNC_MARGIN = timedelta(days=1)
 AFTER_STORE = ("seen", "move")
+#: One IDLE read blocks at most this long, so a wait never outlives its timeout by much.
+IDLE_CHECK_SECONDS = 30
 DEFAULT_PORTS = {"imap": {"ssl": 993, "starttls": 143, "none": 143}, "smtp": {"ssl": 465, "starttls": 587, "none": 25}}
 
 
@@ -108,6 +111,8 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                 )
         else:
             raise ConfigError("auth must be 'password' or 'oauth2'.")
+        if not isinstance(config.setdefault("idle", False), bool):
+            raise ConfigError("idle must be true or false.")
         aliases = config.setdefault("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(item, str) and "@" in item for item in aliases):
             raise ConfigError("aliases must be a list of the mailbox's other addresses.")
@@ -212,6 +217,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             uidvalidity = int(status[b"UIDVALIDITY"])
             uidnext = int(status.get(b"UIDNEXT", 0) or 0)
             uids, start = self._uids_to_read(client, cursor, uidvalidity, uidnext)
+            self._move_leftovers(client, cursor, uidvalidity)
             last_arrived = cursor.get("last_arrived", "") if cursor.get("uidvalidity") == uidvalidity else ""
             page_cursor = {"uidvalidity": uidvalidity, "uid": start, "last_arrived": last_arrived}
             batch_size = self.config.get("batch_size", 100)
@@ -290,6 +296,18 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                     rejected.append(item)
             yield envelopes, rejected, part[-1], arrived_latest
 
+    def _move_leftovers(self, client, cursor, uidvalidity) -> None:
+        """Mail the cursor has passed but still in the mailbox (a poll stopped between storing a page and moving
+        it) is moved now, so the mailbox does not keep what the desk already holds."""
+        if self.config.get("after_store") != "move":
+            return
+        ensure_folder(client, self.config["move_to"])  # the setting may have changed since the channel was added
+        if cursor.get("uidvalidity") != uidvalidity:
+            return
+        last = int(cursor.get("uid") or 0)
+        if last:
+            self._after_store(client, [uid for uid in client.search(["UID", f"1:{last}"]) if uid <= last])
+
     def _after_store(self, client, uids: list[int]) -> None:
         if not uids:
             return
@@ -302,6 +320,24 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                 client.uid_expunge(uids) if client.has_capability("UIDPLUS") else client.expunge()
         else:
             client.add_flags(uids, [b"\\Seen"], silent=True)
+
+    def wait_for_mail(self, timeout: float) -> bool:
+        """Wait on the mailbox with IMAP IDLE until the server announces new mail (True) or ``timeout`` seconds
+        pass (False). Raises ``PermanentError`` when the server has no IDLE (the channel is then only polled)."""
+        deadline = time.monotonic() + timeout
+        with self._session() as client:
+            client.select_folder(self.config.get("mailbox", "INBOX"), readonly=True)
+            if not client.has_capability("IDLE"):
+                raise PermanentError("The IMAP server does not offer IDLE; mail arrives at the next poll instead.")
+            client.idle()
+            try:
+                while (remaining := deadline - time.monotonic()) > 0:
+                    for response in client.idle_check(timeout=min(remaining, IDLE_CHECK_SECONDS)):
+                        if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
+                            return True
+            finally:
+                client.idle_done()
+        return False
 
     # --- files ----------------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@ lookups, two date filters and an include per message) took most of the ticket pa
 
 Every value from a message is escaped (``_e``); the markup around them is constant.
 A reply's delivery status is rendered here too (``delivery_status``, also used by the badge's own poll), and
-the reactions people put on a message (``reactions``); a message's files keep their template
-(``_attachments.html``), rendered only for messages that have any.
+the reactions people put on a message (``reactions``), and an email's headers, folded history and HTML view
+(``console.emails``); a message's files keep their template (``_attachments.html``), rendered only for
+messages that have any.
 """
 
 from collections import Counter
@@ -18,6 +19,7 @@ from django.utils.formats import localize
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from console.emails import body_sections, email_parts, header_section
 from console.players import player_for
 from tickets.models import Message
 
@@ -71,11 +73,15 @@ def timeline_message(context, message, oob=False):
             '<span class="message-conversation"><span class="visually-hidden">Conversation: </span>'
             f"<bdi>{_e(conversation)}</bdi></span>"
         )
-    parts = [
-        f'<div class="message-meta">{" ".join(meta)}</div>',
-        f'<div class="message-body" dir="auto">{_e(message.body)}</div>',
-    ]
-    attachments = message.files if hasattr(message, "files") else message.attachments.all()
+    attachments = message.files if hasattr(message, "files") else list(message.attachments.order_by("id"))
+    email = email_parts(message, attachments)
+    parts = [f'<div class="message-meta">{" ".join(meta)}</div>']
+    if email:
+        parts.append(header_section(email))
+        attachments = email.listed
+    parts.append(f'<div class="message-body" dir="auto">{_e(message.body)}</div>')
+    if email:
+        parts.append(body_sections(message, email))
     if attachments:
         parts.append(render_to_string("console/_attachments.html", {"attachments": attachments, "message": message}))
     reacted = reactions(getattr(message, "reactions", None))

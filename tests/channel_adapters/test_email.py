@@ -382,3 +382,19 @@ def test_a_worker_killed_mid_poll_loses_nothing_and_duplicates_nothing(dovecot, 
     wait_for(lambda: Message.objects.count() == len(texts), timeout=60, message="every mail ingested")
     assert_each_stored_once(texts)
     assert Ticket.objects.count() == len(texts)
+
+
+def test_mail_left_behind_by_a_poll_that_stopped_before_moving_it_is_moved_next_time(dovecot, smtp_catcher):
+    channel = make_email_channel(dovecot, smtp_catcher, after_store="move", move_to="Done", batch_size=1)
+    for n in range(3):
+        dovecot.deliver(DESK, mail(f"Problem {n}", message_id=f"<p{n}@corp.example>"))
+    adapter = channel.adapter()
+    pages = adapter.poll({})
+    first = next(pages)  # stored (say), and the worker dies before the generator moves it
+    pages.close()
+    assert [e.text for e in first.envelopes] == ["Problem 0"]
+    pages = list(adapter.poll(first.cursor))
+    assert [e.text for page in pages for e in page.envelopes] == ["Problem 1", "Problem 2"]
+    with dovecot.client(DESK) as imap:
+        assert imap.select_folder("INBOX")[b"EXISTS"] == 0
+        assert imap.select_folder("Done")[b"EXISTS"] == 3

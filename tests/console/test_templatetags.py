@@ -105,6 +105,7 @@ def test_an_oob_entry_swaps_in_place():
         edited_at=None,
         author_name="Ann",
         body="x",
+        meta={},
         files=[],
     )
     html = timeline_message(Context({}), note, oob=True)

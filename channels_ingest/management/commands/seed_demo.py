@@ -49,6 +49,10 @@ META_DEMO = {
 }
 
 
+#: The mail emulator's demo mailbox (``bin/run-embedded`` starts ``python -m emulators.mail`` with it).
+MAIL_DEMO = {"address": "it-help@example.com", "password": "mail-demo-password"}
+
+
 class Command(BaseCommand):
     help = "Create demo users, shared macros, and Slack and X channels pointing at the local emulators (idempotent)."
 
@@ -56,8 +60,11 @@ class Command(BaseCommand):
         parser.add_argument("--slack-base-url", default="http://127.0.0.1:8765/api/")
         parser.add_argument("--x-base-url", default="http://127.0.0.1:8767")
         parser.add_argument("--meta-base-url", default="http://127.0.0.1:8769/v25.0")
+        parser.add_argument("--mail-host", default="127.0.0.1")
+        parser.add_argument("--imap-port", type=int, default=8143)
+        parser.add_argument("--smtp-port", type=int, default=8025)
 
-    def handle(self, *args, slack_base_url, x_base_url, meta_base_url, **options):
+    def handle(self, *args, slack_base_url, x_base_url, meta_base_url, mail_host, imap_port, smtp_port, **options):
         for username, password, first, last, group in DEMO_USERS:
             user, created = User.objects.get_or_create(
                 username=username, defaults={"first_name": first, "last_name": last, "is_staff": group == ADMINS_GROUP}
@@ -97,10 +104,41 @@ class Command(BaseCommand):
             name="x-ithelp", defaults={"kind": "x", "config": config, "secrets": secrets, "poll_interval_seconds": 10}
         )
         meta = self._meta_channels(meta_base_url)
+        self._mail_channel(mail_host, imap_port, smtp_port)
         # Last lines, read by bin/run-embedded: where each platform pushes, and the Meta accounts to create.
         for name, pushed in [("slack-it-help", channel), *meta]:
             self.stdout.write(f"webhook {name} {webhook_url(pushed)}")
         self.stdout.write(f"meta-demo {json.dumps(META_DEMO)}")
+        self.stdout.write(f"mail-demo {json.dumps(MAIL_DEMO)}")
+
+    def _mail_channel(self, host, imap_port, smtp_port):
+        """The IT mailbox on the mail emulator (``emulators.mail``): polled every 30 s, and at once when IDLE says
+        mail arrived (``bin/run-embedded`` runs ``watch_mailboxes``); new tickets get an acknowledgement."""
+        config, secrets = clean_channel_config(
+            "email",
+            {
+                "address": MAIL_DEMO["address"],
+                "desk_name": "IT Help Desk",
+                "imap_host": host,
+                "imap_port": imap_port,
+                "imap_security": "none",
+                "smtp_port": smtp_port,
+                "smtp_security": "none",
+                "username": MAIL_DEMO["address"],
+                "password": MAIL_DEMO["password"],
+                "after_store": "move",
+                "move_to": "Processed",
+                "idle": True,
+                "auto_ack": {
+                    "body": "Hello {name},\n\nThanks for writing to IT. Your request is ticket #{ticket}; "
+                    "an agent will answer here.\n\nIT Help Desk"
+                },
+            },
+        )
+        Channel.objects.update_or_create(
+            name="email-it-help",
+            defaults={"kind": "email", "config": config, "secrets": secrets, "poll_interval_seconds": 30},
+        )
 
     def _meta_channels(self, base_url):
         """Facebook and Instagram poll every 5 minutes as a backstop to their webhooks; WhatsApp only pushes."""

@@ -1,10 +1,13 @@
-"""An email's original (.eml), read from the mailbox when an agent asks for it."""
+"""What agents get of an email beyond its text: the original (.eml), read from the mailbox when asked, and a mail
+that cannot be read, kept and explained on the Channels page."""
+
+import base64
 
 import pytest
 from django.urls import reverse
 
 from tests.channel_adapters.email_mail import DESK, mail, make_email_channel
-from tests.helpers import poll_as_worker
+from tests.helpers import poll_as_worker, text_of
 from tickets.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +66,18 @@ def test_a_message_without_an_original_is_404(agent_client, stored):
     message, _raw, _uid = stored
     Message.objects.filter(pk=message.pk).update(meta={})
     assert agent_client.get(reverse("console:message-original", args=[message.pk])).status_code == 404
+
+
+def test_mail_that_cannot_be_read_is_kept_and_its_reason_shown_on_the_channels_page(
+    agent_client, dovecot, smtp_catcher
+):
+    channel = make_email_channel(dovecot, smtp_catcher, name="broken-mail")
+    dovecot.deliver(DESK, b"\r\n\r\nno header block at all\r\n")
+    dovecot.deliver(DESK, mail("The next mail still arrives."))
+    poll_as_worker(channel)
+    [failed] = channel.inbound.filter(status="failed")
+    assert base64.b64decode(failed.payload["raw"]["raw_base64"]) == b"\r\n\r\nno header block at all\r\n"
+    assert Message.objects.get().body == "The next mail still arrives."
+    page = text_of(agent_client.get(reverse("console:channels")).content.decode())
+    assert "1 failed inbound message" in page
+    assert "Rejected by the email adapter: Not a readable mail message" in page
