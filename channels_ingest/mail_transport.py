@@ -9,6 +9,8 @@ channel's config can never make the desk import arbitrary code.
 from __future__ import annotations
 
 import smtplib
+from email import encoders
+from email.mime.base import MIMEBase
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -18,6 +20,7 @@ from channel_adapters.base import (
     AdapterError,
     ConfigError,
     CredentialsError,
+    OutboundFile,
     OutcomeUnknown,
     PermanentError,
     TransientError,
@@ -97,7 +100,7 @@ class DjangoMailTransport:
         )
         message.attach_alternative(mail.html, "text/html")
         for file in mail.files:
-            message.attach(file.name, file.data, file.content_type)
+            message.attach(_file_part(file))
         try:
             connection.open()
         except Exception as exc:  # noqa: BLE001
@@ -108,6 +111,17 @@ class DjangoMailTransport:
             raise _failure(exc, delivered=True) from None
         finally:
             connection.close()
+
+
+def _file_part(file: OutboundFile) -> MIMEBase:
+    """A file as base64, whatever its type: Django re-encodes text files as text, and their line ends then
+    arrive as CRLF, not as the agent's bytes."""
+    maintype, _, subtype = file.content_type.partition("/")
+    part = MIMEBase(maintype, subtype) if maintype and subtype else MIMEBase("application", "octet-stream")
+    part.set_payload(file.data)
+    encoders.encode_base64(part)
+    part.add_header("Content-Disposition", "attachment", filename=file.name)
+    return part
 
 
 def _failure(exc: Exception, *, delivered: bool) -> AdapterError:

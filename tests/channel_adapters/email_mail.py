@@ -10,13 +10,14 @@ from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel
 
 DESK = "help@desk.example"
+ANN = "Ann Example <ann@corp.example>"
 
 
 def mail(
     text="My laptop will not boot.",
     *,
     subject="Laptop broken",
-    sender="Ann Example <ann@corp.example>",
+    sender=ANN,
     to=DESK,
     cc="",
     message_id=None,
@@ -47,7 +48,38 @@ def mail(
     for name, data, content_type in files:
         maintype, subtype = content_type.split("/")
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # as mail travels (and IMAP keeps it)
+    return _wire(message)
+
+
+def _wire(message: EmailMessage) -> bytes:
+    """As mail travels (and IMAP keeps it): CRLF line ends."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+
+def _headed(subject, sender=ANN) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = DESK
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain="corp.example")
+    return message
+
+
+def html_only_mail(html, *, subject="VPN") -> bytes:
+    """A mail whose only body is HTML (as some web mailers and most ticketing exports send)."""
+    message = _headed(subject)
+    message.set_content(html, subtype="html")
+    return _wire(message)
+
+
+def inline_image_mail(image: bytes, *, cid: str, subject="Error dialog") -> bytes:
+    """HTML with an image shown in place (``cid:``), as Outlook and Apple Mail send a pasted screenshot."""
+    message = _headed(subject)
+    message.set_content("See the screenshot.")
+    message.add_alternative(f'<p>See the screenshot:</p><img src="cid:{cid}" alt="dialog">', subtype="html")
+    message.get_payload()[1].add_related(image, maintype="image", subtype="png", cid=f"<{cid}>")
+    return _wire(message)
 
 
 def email_config(dovecot, smtp_catcher, **extra) -> dict:

@@ -23,12 +23,15 @@ from channel_adapters.base import (
     ReplyTarget,
     Sent,
 )
+from channel_adapters.email.adapter import EmailAdapter
 from channel_adapters.meta.facebook import FacebookAdapter
 from channel_adapters.meta.instagram import InstagramAdapter
 from channel_adapters.meta.whatsapp import WhatsAppAdapter
 from channel_adapters.slack import SlackAdapter
 from channel_adapters.x import XAdapter
+from channels_ingest.mail_transport import give_transport
 from channels_ingest.registry import adapter_class
+from tests.channel_adapters.email_mail import DESK, email_config, mail
 from tests.factories import message
 from tests.helpers import PushInbox
 
@@ -143,20 +146,31 @@ class InboundFilesContract:
 
 
 class OutboundFilesContract:
-    """Replies carry files."""
+    """Replies carry files: one ``send_attachment`` per file after the text, or, where the platform's post holds
+    both (``files_with_text``, an email), the files handed to ``send`` with the text."""
 
     def test_modes_that_carry_files_send_them(self, adapter, add_inbound):
         add_inbound(["help"])
         envelope = self.inbound(adapter)[0]
-        target = ReplyTarget(thread_key=envelope.thread_key, reply_to=envelope.external_id, reply_to_meta=envelope.meta)
+        target = ReplyTarget(
+            thread_key=envelope.thread_key,
+            reply_to=envelope.external_id,
+            reply_to_meta=envelope.meta,
+            recipient=envelope.sender.external_id,
+        )
         carrying = [m for m in adapter.reply_modes(target) if m.allowed and m.attachments]
         assert carrying, "this adapter's replies carry no files: test that send_attachment refuses instead"
         for mode in carrying:
             assert mode.attachments.max_files > 0
             assert mode.attachments.max_bytes > 0
             target = ReplyTarget(**{**vars(target), "mode": mode.key})
+            file = OutboundFile("log.txt", "text/plain", b"line\n")
+            if adapter.files_with_text:
+                sent = adapter.send(target=target, text="the log you asked for", key="reply-1", files=(file,))
+                assert sent.external_id
+                continue
             adapter.send(target=target, text="the log you asked for", key="reply-1")
-            file_id = adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
+            file_id = adapter.send_attachment(target=target, file=file)
             assert isinstance(file_id, str)
             assert file_id
 
@@ -475,3 +489,87 @@ class TestInstagramAdapter(AdapterContract, InboundFilesContract, WebhookContrac
         assert [item["attachments"] for item in meta_emulator.sent()][-1][0]["type"] == "image"
         with pytest.raises(PermanentError, match="images, video and audio only"):
             adapter.send_attachment(target=target, file=OutboundFile("log.txt", "text/plain", b"line\n"))
+
+
+class TestEmailAdapter(AdapterContract, InboundFilesContract, OutboundFilesContract):
+    """A mailbox on a real Dovecot, replies to a real SMTP server (the catcher) through Django's email backend.
+    A reply's files travel in its one mail (``files_with_text``), never by ``send_attachment``."""
+
+    @pytest.fixture
+    def raw_config(self, dovecot, smtp_catcher):
+        return email_config(dovecot, smtp_catcher)
+
+    @pytest.fixture
+    def adapter(self, raw_config, db):
+        config, secrets = EmailAdapter.split_config(raw_config)
+        adapter = EmailAdapter(config=config, secrets=secrets)
+        give_transport(adapter)
+        adapter.state = adapter.check_credentials()
+        return adapter
+
+    @pytest.fixture
+    def add_inbound(self, dovecot):
+        def add(texts):
+            for text in texts:
+                dovecot.deliver(DESK, mail(text))
+
+        return add
+
+    @pytest.fixture
+    def add_inbound_file(self, dovecot):
+        def add(text, name, content, content_type):
+            dovecot.deliver(DESK, mail(text, files=[(name, content, content_type)]))
+            return name, len(content)
+
+        return add
+
+    def test_a_reply_carries_its_files_in_its_one_mail(self, adapter, add_inbound, smtp_catcher):
+        target = self.reply_target(adapter, add_inbound)
+        log, image = (
+            OutboundFile("démarrage.log", "text/plain", b"line 1\nline 2\r\n"),
+            OutboundFile("s.png", "image/png", b"\x89PNG"),
+        )
+        sent = adapter.send(target=target, text="both files attached", key="reply-1", files=(log, image))
+
+        [caught] = smtp_catcher.messages
+        assert caught["Message-ID"] == f"<{sent.external_id}>"
+        assert caught.message.get_body(("plain",)).get_content().strip() == "both files attached"
+        files = [
+            (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+            for part in caught.message.iter_attachments()
+        ]
+        assert files == [("démarrage.log", "text/plain", b"line 1\nline 2\r\n"), ("s.png", "image/png", b"\x89PNG")]
+        with pytest.raises(PermanentError, match="text only"):
+            adapter.send_attachment(target=target, file=log)
+
+
+class _FilesSentMail:
+    """What Gmail and Microsoft 365 do with mail their SMTP relays: a copy lands in the Sent folder."""
+
+    def __init__(self, transport, dovecot, smtp_catcher):
+        self.transport, self.dovecot, self.smtp_catcher = transport, dovecot, smtp_catcher
+
+    def send(self, mail):
+        self.transport.send(mail)
+        self.dovecot.deliver(DESK, self.smtp_catcher.messages[-1].raw, mailbox="Sent")
+
+    def check(self):
+        self.transport.check()
+
+
+class TestEmailAdapterThatLooks(TestEmailAdapter):
+    """With a Sent folder configured, a reply whose outcome was unknown is looked for there by its Message-ID."""
+
+    @pytest.fixture
+    def raw_config(self, dovecot, smtp_catcher):
+        return email_config(dovecot, smtp_catcher, sent_folder="Sent")
+
+    @pytest.fixture
+    def adapter(self, raw_config, db, dovecot, smtp_catcher):
+        config, secrets = EmailAdapter.split_config(raw_config)
+        adapter = EmailAdapter(config=config, secrets=secrets)
+        give_transport(adapter)
+        adapter.mail_transport = _FilesSentMail(adapter.mail_transport, dovecot, smtp_catcher)
+        dovecot.create_mailbox(DESK, "Sent")
+        adapter.state = adapter.check_credentials()
+        return adapter
