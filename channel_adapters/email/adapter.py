@@ -28,7 +28,6 @@ from ..base import (
     Capability,
     ChannelAdapter,
     ConfigError,
-    CredentialsError,
     Envelope,
     OutboundFile,
     PermanentError,
@@ -40,7 +39,7 @@ from ..base import (
 )
 from .inbound import MailLocation, OwnMail, interpret
 from .mailbox import SECURITY_CHOICES, ImapSettings, ensure_folder, imap_session
-from .oauth import RefreshGrant, access_token, forget
+from .oauth import RefreshGrant, access_token
 from .outgoing import ID_PREFIX, SendsMail, build_reply
 from .parsing import EmailParseError, payload_bytes, read_message
 
@@ -147,10 +146,11 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             scope=self.config.get("oauth_scope", ""),
         )
 
-    def bearer_token(self) -> str:
-        """The XOAUTH2 token for IMAP and SMTP: refreshed from the refresh token where there is one."""
+    def bearer_token(self, *, renew: bool = False) -> str:
+        """The XOAUTH2 token for IMAP and SMTP: refreshed from the refresh token where there is one (``renew``:
+        a new one, after the server refused the one held)."""
         grant = self._grant()
-        return access_token(grant) if grant else self.secrets["access_token"]
+        return access_token(grant, renew=renew) if grant else self.secrets["access_token"]
 
     def smtp_settings(self) -> dict:
         oauth = self.config.get("auth") == "oauth2"
@@ -183,14 +183,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
     # --- credentials ----------------------------------------------------------------------------------
 
     def check_credentials(self) -> dict:
-        try:
-            state = self._check_mailbox()
-        except CredentialsError:
-            grant = self._grant()
-            if grant is None:
-                raise
-            forget(grant)  # a token the server no longer takes: one more try with a fresh one
-            state = self._check_mailbox()
+        state = self._check_mailbox()
         if self.mail_transport is not None:
             self.mail_transport.check()
         return state

@@ -33,9 +33,10 @@ class ImapSettings:
 
 @contextlib.contextmanager
 def imap_session(
-    settings: ImapSettings, *, password: str = "", token: Callable[[], str] | None = None
+    settings: ImapSettings, *, password: str = "", token: Callable[..., str] | None = None
 ) -> Iterator[IMAPClient]:
-    """A logged-in session (password, or XOAUTH2 with the bearer ``token()`` gives); logs out when done.
+    """A logged-in session (password, or XOAUTH2 with the bearer ``token()`` gives); logs out when done. A
+    bearer token the server refuses (revoked before it expired) is renewed once, ``token(renew=True)``.
 
     Every IMAP or network failure inside the block leaves as an ``AdapterError``: a refused login as
     ``CredentialsError``, a lost connection or a server that is down as ``TransientError``, anything else the
@@ -54,7 +55,10 @@ def imap_session(
             if settings.security == "starttls":
                 client.starttls(ssl.create_default_context())
             if token is not None:
-                client.oauth2_login(settings.username, token())
+                try:
+                    client.oauth2_login(settings.username, token())
+                except LoginError:
+                    client.oauth2_login(settings.username, token(renew=True))
             else:
                 client.login(settings.username, password)
             yield client

@@ -52,11 +52,6 @@ def access_token(grant: RefreshGrant, *, renew: bool = False) -> str:
     return token
 
 
-def forget(grant: RefreshGrant) -> None:
-    with _lock:
-        _tokens.pop(grant.cache_key, None)
-
-
 def _refresh(grant: RefreshGrant) -> tuple[str, float]:
     data = {"grant_type": "refresh_token", "refresh_token": grant.refresh_token, "client_id": grant.client_id}
     if grant.client_secret:

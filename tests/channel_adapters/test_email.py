@@ -215,7 +215,6 @@ def test_outlooks_reply_to_our_reply_without_references_joins(dovecot, channel, 
     assert ticket.messages.filter(direction=Message.Direction.INBOUND).count() == 2
 
 
-@pytest.mark.xfail(strict=True, reason="ticket numbers land with the domain branch")
 def test_a_mail_naming_its_ticket_in_the_subject_joins_it(dovecot, channel):
     arrives(dovecot, channel, mail(message_id="<a1@corp.example>"))
     ticket = Ticket.objects.get()
@@ -296,7 +295,6 @@ def test_a_reply_refused_with_451_is_retried(dovecot, channel, smtp_catcher, age
     assert caught["Message-ID"] == f"<{Message.objects.get(pk=reply.pk).external_id}>"
 
 
-@pytest.mark.xfail(strict=True, reason="followers land with the domain branch")
 def test_a_copied_person_gets_the_reply(dovecot, channel, smtp_catcher, agent):
     arrives(dovecot, channel, mail(cc="Bob <bob@corp.example>"))
     reply = reply_and_deliver(Ticket.objects.get(), agent, "Looking into it.")

@@ -135,3 +135,7 @@ def test_a_token_the_mail_server_refuses_is_renewed_once_then_the_refusal_stands
     with pytest.raises(CredentialsError, match="refused the login"):
         adapter.check_credentials()
     assert len(endpoint.requests) == 2
+    # A poll renews a refused token the same way, not only the credentials check.
+    with pytest.raises(CredentialsError, match="refused the login"):
+        list(adapter.poll({}))
+    assert len(endpoint.requests) == 3
