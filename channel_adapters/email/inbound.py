@@ -160,7 +160,7 @@ def _message(parsed, raw, location, *, own, tag_pattern, arrived_at) -> Envelope
             "reply_to": _addresses(parsed.reply_to),
             "message_id": parsed.message_id,
             "references": list(parsed.references[-20:]),
-            "quoted": reply.full_text.strip()[:MAX_QUOTED_CHARS] if reply.full_text.strip() != text else "",
+            "quoted": reply.full_text.strip()[:MAX_QUOTED_CHARS] if _has_history(reply, text) else "",
             "signature": reply.signature,
             "html": html,
             "notes": notes,
@@ -189,6 +189,15 @@ def _message(parsed, raw, location, *, own, tag_pattern, arrived_at) -> Envelope
         copied=tuple(_person(address) for address in copied.values()),
         subject=parsed.subject.strip(),
     )
+
+
+def _has_history(reply, text: str) -> bool:
+    """Whether the full text holds more than the new text and its signature (quoted history, a forward)."""
+
+    def words(value: str) -> list[str]:
+        return value.split()
+
+    return words(reply.full_text) not in (words(text), words(text) + words(reply.signature))
 
 
 def _bounce_report(parsed, raw, arrived_at) -> Envelope | None:

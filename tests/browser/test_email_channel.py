@@ -73,5 +73,9 @@ def test_mail_in_a_threaded_reply_out_and_the_answer_back(console, live_server, 
     poll(mailbox)
     wait_for(lambda: ticket.messages.filter(direction=Message.Direction.INBOUND).count() == 2, message="the answer")
     open_ticket(console, live_server, ticket)
-    expect(console.get_by_text("Renewed, it works now.")).to_be_visible()
+    expect(console.get_by_text("Renewed, it works now.", exact=True)).to_be_visible()
+    answer = ticket.messages.filter(direction=Message.Direction.INBOUND).last()
+    quoted = console.locator(f"#message-{answer.pk} details.email-quoted")
+    quoted.get_by_text("Show quoted text").click()
+    expect(quoted).to_contain_text("> Please open the VPN app and press Renew.")
     assert Ticket.objects.count() == 1

@@ -396,3 +396,16 @@ def test_mail_left_behind_by_a_poll_that_stopped_before_moving_it_is_moved_next_
     with dovecot.client(DESK) as imap:
         assert imap.select_folder("INBOX")[b"EXISTS"] == 0
         assert imap.select_folder("Done")[b"EXISTS"] == 3
+
+
+def test_the_full_text_is_kept_only_when_it_holds_history(dovecot, smtp_catcher):
+    """A signature alone is folded as the signature; "Show quoted text" is for quoted history."""
+    channel = make_email_channel(dovecot, smtp_catcher)
+    dovecot.deliver(
+        DESK, mail("Hi,\n\nThe VPN is down.\n\nThanks,\nMaya\n-- \nMaya Patel, Finance", message_id="<a@x>")
+    )
+    dovecot.deliver(DESK, mail("Still down.\n\nOn Mon, IT wrote:\n> Try again.", message_id="<b@x>", subject="Re: VPN"))
+    poll_as_worker(channel)
+    signed, quoting = (Message.objects.get(external_id=key).meta["email"] for key in ("a@x", "b@x"))
+    assert signed["signature"] and signed["quoted"] == ""
+    assert quoting["quoted"].endswith("> Try again.")
