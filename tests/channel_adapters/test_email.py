@@ -407,5 +407,6 @@ def test_the_full_text_is_kept_only_when_it_holds_history(dovecot, smtp_catcher)
     dovecot.deliver(DESK, mail("Still down.\n\nOn Mon, IT wrote:\n> Try again.", message_id="<b@x>", subject="Re: VPN"))
     poll_as_worker(channel)
     signed, quoting = (Message.objects.get(external_id=key).meta["email"] for key in ("a@x", "b@x"))
-    assert signed["signature"] and signed["quoted"] == ""
+    assert signed["signature"]
+    assert signed["quoted"] == ""
     assert quoting["quoted"].endswith("> Try again.")
