@@ -12,6 +12,7 @@ import smtplib
 from email import encoders
 from email.mime.base import MIMEBase
 
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -127,16 +128,16 @@ def _file_part(file: OutboundFile) -> MIMEBase:
 def _failure(exc: Exception, *, delivered: bool) -> AdapterError:
     if isinstance(exc, AdapterError):
         return exc
+    if isinstance(exc, AnymailError):  # before OSError: anymail's HTTP errors are requests' (OSErrors too)
+        return _esp_failure(exc, delivered=delivered)
     if isinstance(exc, smtplib.SMTPException | OSError):
         return smtp_failure(exc, delivered=delivered)
-    return _esp_failure(exc, delivered=delivered)
+    return PermanentError(f"Sending failed: {type(exc).__name__}: {exc}")
 
 
 def _esp_failure(exc: Exception, *, delivered: bool) -> AdapterError:
     """An ESP's answer (django-anymail): refused recipients and 4xx are final, 429 and 5xx are retried, and no
     answer at all after the request went out may have sent the mail."""
-    from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused  # noqa: PLC0415 — optional
-
     if isinstance(exc, AnymailRecipientsRefused):
         return PermanentError(f"The mail service refused the recipients: {exc}")
     if isinstance(exc, AnymailAPIError):
@@ -148,7 +149,7 @@ def _esp_failure(exc: Exception, *, delivered: bool) -> AdapterError:
         if status == 429 or status >= 500:
             return TransientError(f"The mail service answered {status}.")
         return PermanentError(f"The mail service refused the message ({status}): {exc}")
-    return PermanentError(f"Sending failed: {type(exc).__name__}: {exc}")
+    return PermanentError(f"The mail service refused the message: {exc}")
 
 
 def give_transport(adapter) -> None:
