@@ -37,7 +37,9 @@ def main():
     parser.add_argument("--senders", type=int, default=16, help="meta: concurrent webhook senders")
     parser.add_argument("--rate", type=float, default=0, help="meta: messages offered per second (0: at once)")
     parser.add_argument("--seeded-tickets", type=int, default=100_000, help="email: tickets before the second set")
-    parser.add_argument("--imap-batch", type=int, default=100, help="email: the channel's batch_size (UIDs a page)")
+    parser.add_argument(
+        "--imap-batch", type=int, help="email: the channel's batch_size (UIDs a page; default the adapter's)"
+    )
     parser.add_argument("--gen-eml", default=None, help="email: path of the corpus generator, gen_eml.py")
     args = parser.parse_args()
     setup_django()
