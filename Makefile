@@ -74,6 +74,7 @@ bench-ingest: $(STAMP)
 	$(BENCH_ENV) $(PY) -m bench.ingest --platform x --rounds 3
 	$(BENCH_ENV) $(PY) -m bench.ingest
 	$(BENCH_ENV) $(PY) -m bench.ingest --platform meta --rounds 3
+	$(BENCH_ENV) $(PY) -m bench.ingest --platform email --rounds 3
 
 bench-console: $(STAMP)
 	bin/ensure-services

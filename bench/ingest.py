@@ -7,6 +7,8 @@ in batches. Each round starts from empty tables and a cold cache.
     python -m bench.ingest                      # Slack; last line "ingest: <N> msgs/s"
     python -m bench.ingest --platform x         # X mentions; also API calls and cost per 1,000 mentions
     python -m bench.ingest --platform meta      # signed Meta webhooks (bench/meta_webhooks.py)
+    python -m bench.ingest --platform email     # mail in a real Dovecot, empty and with 100,000 tickets
+                                                # (bench/email_ingest.py)
 """
 
 import argparse
@@ -25,7 +27,7 @@ PEOPLE = 200
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--platform", choices=["slack", "x", "meta"], default="slack")
+    parser.add_argument("--platform", choices=["slack", "x", "meta", "email"], default="slack")
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--thread-share", type=float, default=0.1, help="share of messages that are replies in threads")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (each with --concurrency)")
@@ -34,8 +36,18 @@ def main():
     parser.add_argument("--per-post", type=int, default=1, help="meta: messages per webhook POST")
     parser.add_argument("--senders", type=int, default=16, help="meta: concurrent webhook senders")
     parser.add_argument("--rate", type=float, default=0, help="meta: messages offered per second (0: at once)")
+    parser.add_argument("--seeded-tickets", type=int, default=100_000, help="email: tickets before the second set")
+    parser.add_argument(
+        "--imap-batch", type=int, help="email: the channel's batch_size (UIDs a page; default the adapter's)"
+    )
+    parser.add_argument("--gen-eml", default=None, help="email: path of the corpus generator, gen_eml.py")
     args = parser.parse_args()
     setup_django()
+    if args.platform == "email":
+        from bench import email_ingest
+
+        args.gen_eml = args.gen_eml or email_ingest.GEN_EML
+        return email_ingest.run(args, start_worker, wait_for_workers, wait_until_idle)
     if args.platform == "meta":
         from bench import meta_webhooks
 

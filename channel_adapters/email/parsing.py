@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.errors
+import email.headerregistry
 import email.message
 import email.policy
 import email.utils
@@ -28,6 +29,9 @@ from .decoding import decode_bytes, decode_words, raw_header_text
 URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+#: Parsed headers remembered across messages: the common values (a text part's Content-Type, MIME-Version)
+#: recur in nearly every message, and each message's own are read several times while it is parsed.
+HEADER_CACHE = 2048
 
 
 class EmailParseError(ValueError):
@@ -122,13 +126,43 @@ def parse_message_ids(value: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
+class _RememberingRegistry(email.headerregistry.HeaderRegistry):
+    """``policy.default``'s header objects, each (name, text) parsed once.
+
+    The standard library parses a header again on every read (``get_content_type`` alone reads Content-Type
+    several times per part) and builds a new class for it on each one: that was most of the time spent reading
+    a message (docs/benchmarks.md, "Email (issue 11)"). Header objects are immutable strings, so one parsed
+    once can be handed out again; other values (objects being set as headers) are built as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type] = {}
+        self._parse = functools.lru_cache(maxsize=HEADER_CACHE)(super().__call__)
+
+    def __getitem__(self, name):
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+    def __call__(self, name, value):
+        if type(value) is str:
+            return self._parse(name, value)
+        return super().__call__(name, value)
+
+
+POLICY = email.policy.default.clone(header_factory=_RememberingRegistry())
+
+
 def read_message(raw: bytes) -> email.message.EmailMessage:
     """Parse bytes leniently (``policy.default`` never raises on broken MIME: it records defects)."""
     if not isinstance(raw, bytes | bytearray):
         raise EmailParseError("a mail message is bytes")
     if not raw.strip():
         raise EmailParseError("empty message")
-    message = email.message_from_bytes(bytes(raw), policy=email.policy.default)
+    message = email.message_from_bytes(bytes(raw), policy=POLICY)
     if not message.keys():
         raise EmailParseError("no header block: not a mail message")
     return message  # type: ignore[return-value]
