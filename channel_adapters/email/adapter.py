@@ -42,6 +42,7 @@ from .mailbox import SECURITY_CHOICES, ImapSettings, ensure_folder, imap_session
 from .oauth import RefreshGrant, access_token
 from .outgoing import ID_PREFIX, SendsMail, build_reply
 from .parsing import EmailParseError, payload_bytes, read_message
+from .replies import ALL_LANGUAGES, LANGUAGES, unknown_languages
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             raise ConfigError("auth must be 'password' or 'oauth2'.")
         if not isinstance(config.setdefault("idle", False), bool):
             raise ConfigError("idle must be true or false.")
+        languages = config.setdefault("reply_languages", list(LANGUAGES))
+        if not isinstance(languages, list) or not languages or unknown_languages(languages):
+            raise ConfigError(f"reply_languages must be a list of some of: {', '.join(ALL_LANGUAGES)}.")
         aliases = config.setdefault("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(item, str) and "@" in item for item in aliases):
             raise ConfigError("aliases must be a list of the mailbox's other addresses.")
@@ -264,6 +268,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
         if current:
             slices.append(current)
         own, pattern = self.own, tag_pattern(self.config.get("tag_template", DEFAULT_TAG))
+        languages = tuple(self.config.get("reply_languages") or LANGUAGES)
         for part in slices:
             fetched = client.fetch(part, ["BODY.PEEK[]", "INTERNALDATE"])
             envelopes: list[Envelope] = []
@@ -282,6 +287,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                     own=own,
                     tag_pattern=pattern,
                     arrived_at=arrived,
+                    languages=languages,
                 )
                 if isinstance(item, Envelope):
                     envelopes.append(item)

@@ -22,7 +22,7 @@ from ..base import (
 from .bounces import parse_bounce
 from .noise import Noise, classify
 from .parsing import Address, EmailParseError, ParsedEmail, parse_email
-from .replies import split_reply
+from .replies import LANGUAGES, split_reply
 from .threading_keys import referenced_ids, ticket_tag
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,13 @@ def mail_key(message_id: str) -> str:
 
 
 def interpret(
-    raw: bytes, *, location: MailLocation, own: OwnMail, tag_pattern: str, arrived_at: datetime | None
+    raw: bytes,
+    *,
+    location: MailLocation,
+    own: OwnMail,
+    tag_pattern: str,
+    arrived_at: datetime | None,
+    languages: tuple[str, ...] = LANGUAGES,
 ) -> Envelope | Rejected | None:
     try:
         parsed = parse_email(raw)
@@ -97,7 +103,7 @@ def interpret(
         return None
     if parsed.from_ is None:
         return _rejected(raw, location, "The message has no sender address (From) to answer.")
-    return _message(parsed, raw, location, own=own, tag_pattern=tag_pattern, arrived_at=arrived_at)
+    return _message(parsed, raw, location, own=own, tag_pattern=tag_pattern, arrived_at=arrived_at, languages=languages)
 
 
 def _own_key(parsed: ParsedEmail, raw: bytes) -> str:
@@ -126,9 +132,9 @@ def _addresses(items) -> list[dict]:
     return [{"email": item.email, "name": item.name} for item in items]
 
 
-def _message(parsed, raw, location, *, own, tag_pattern, arrived_at) -> Envelope:
+def _message(parsed, raw, location, *, own, tag_pattern, arrived_at, languages) -> Envelope:
     key = _own_key(parsed, raw)
-    reply = split_reply(parsed.text)
+    reply = split_reply(parsed.text, languages=languages)
     text = reply.new_text or parsed.text.strip()
     notes = list(parsed.notes)
     html = parsed.html
