@@ -113,6 +113,9 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             raise ConfigError("auth must be 'password' or 'oauth2'.")
         if not isinstance(config.setdefault("idle", False), bool):
             raise ConfigError("idle must be true or false.")
+        size = config.setdefault("max_attachment_mb", 20)
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 150:
+            raise ConfigError("max_attachment_mb must be a whole number of megabytes from 1 to 150.")
         languages = config.setdefault("reply_languages", list(LANGUAGES))
         if not isinstance(languages, list) or not languages or unknown_languages(languages):
             raise ConfigError(f"reply_languages must be a list of some of: {', '.join(ALL_LANGUAGES)}.")
@@ -379,7 +382,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
     # --- replies --------------------------------------------------------------------------------------
 
     def _limits(self) -> AttachmentLimits:
-        return AttachmentLimits(max_files=10, max_bytes=int(self.config.get("max_attachment_mb", 20)) * 1024 * 1024)
+        return AttachmentLimits(max_files=10, max_bytes=self.config.get("max_attachment_mb", 20) * 1024 * 1024)
 
     def reply_modes(self, target: ReplyTarget) -> list[ReplyMode]:
         limits = self._limits()
