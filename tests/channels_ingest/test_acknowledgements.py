@@ -126,6 +126,7 @@ def test_the_hourly_limit_costs_one_query_per_batch(channel):
     assert len(acks()) == 10
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_the_limit_query_is_served_by_its_index(channel):
     with connection.cursor() as cursor:
