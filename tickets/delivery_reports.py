@@ -42,10 +42,8 @@ def apply_reports(channel, envelopes: list[Envelope]) -> dict[str, str]:
     by_id = [e for e in envelopes if e.target_id]
     targets = {
         m.external_id: m
-        for m in Message.objects.filter(
-            thread__channel=channel,
-            direction=Message.Direction.OUTBOUND,
-            external_id__in={e.target_id for e in by_id},
+        for m in Message.objects.with_external_ids({e.target_id for e in by_id}).filter(
+            thread__channel=channel, direction=Message.Direction.OUTBOUND
         )
     }
     changed: dict[int, Message] = {}
@@ -116,7 +114,7 @@ def apply_reactions(channel, envelopes: list[Envelope]) -> dict[str, str]:
     """Reactions added or taken off stored messages, in the order people made them: ``APPLIED`` or why not."""
     targets = {
         m.external_id: m
-        for m in Message.objects.filter(thread__channel=channel, external_id__in={e.target_id for e in envelopes})
+        for m in Message.objects.with_external_ids({e.target_id for e in envelopes}).filter(thread__channel=channel)
     }
     outcomes = {}
     changed: dict[int, Message] = {}

@@ -67,9 +67,9 @@ def _store_messages(channel, envelopes):
     envelopes = sorted(envelopes, key=lambda e: e.sent_at)
     identities = _resolve_identities({person for e in envelopes for person in (e.sender, *e.copied) if person})
     already = set(
-        Message.objects.filter(thread__channel=channel, external_id__in=[e.external_id for e in envelopes]).values_list(
-            "external_id", flat=True
-        )
+        Message.objects.with_external_ids([e.external_id for e in envelopes])
+        .filter(thread__channel=channel)
+        .values_list("external_id", flat=True)
     )
     outcomes = {
         e.external_id: Outcome(stored=False, note="already stored") for e in envelopes if e.external_id in already
@@ -221,7 +221,8 @@ def _join_referenced_threads(channel, envelopes: list[Envelope], *, settled: set
     if not referenced:
         return envelopes
     known = dict(
-        Message.objects.filter(thread__channel=channel, thread__detached_at=None, external_id__in=referenced)
+        Message.objects.with_external_ids(referenced)
+        .filter(thread__channel=channel, thread__detached_at=None)
         .values_list("external_id", "thread__key")
         .order_by()
     )
@@ -415,7 +416,7 @@ def _apply_edits(channel, envelopes):
     """Edits and deletions of stored messages."""
     targets = {
         m.external_id: m
-        for m in Message.objects.filter(thread__channel=channel, external_id__in={e.target_id for e in envelopes})
+        for m in Message.objects.with_external_ids({e.target_id for e in envelopes}).filter(thread__channel=channel)
     }
     outcomes = {}
     edited = {}
