@@ -14,6 +14,7 @@ Fixtures in ``conftest.py`` start one of each per session and reset them for eac
 from __future__ import annotations
 
 import atexit
+import base64
 import email
 import email.policy
 import grp
@@ -32,7 +33,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from imapclient import IMAPClient
 
 DEFAULT_PASSWORD = "mail-pass-123"
@@ -378,6 +379,17 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         return self.catcher._receive(envelope, session)
 
+    async def auth_XOAUTH2(self, server, args):
+        """Gmail's and Microsoft's SASL mechanism: ``user=<u>\x01auth=Bearer <token>\x01\x01``, base64, in the
+        AUTH line. Any token is taken; the catcher keeps it (``bearer_tokens``) and the user is the login."""
+        try:
+            fields = dict(item.split("=", 1) for item in base64.b64decode(args[1]).decode().split("\x01") if item)
+            user, token = fields["user"], fields["auth"].removeprefix("Bearer ")
+        except (IndexError, ValueError, KeyError):
+            return AuthResult(success=False)
+        self.catcher.bearer_tokens.append(token)
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), token.encode()))
+
 
 class SmtpCatcher:
     """An SMTP server (``aiosmtpd``) in this process on ``127.0.0.1:port`` that keeps what it is sent in
@@ -390,6 +402,8 @@ class SmtpCatcher:
         self.port = free_port()
         self.messages: list[CaughtMessage] = []
         self._refusals: list[str] = []
+        #: The bearer tokens clients logged in with over XOAUTH2, in order.
+        self.bearer_tokens: list[str] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._controller = Controller(
@@ -414,6 +428,7 @@ class SmtpCatcher:
         with self._lock:
             self.messages.clear()
             self._refusals.clear()
+            self.bearer_tokens.clear()
 
     def refuse_next(self, reply: str = "550 5.1.1 Mailbox unavailable", count: int = 1) -> None:
         """Answer the next ``count`` messages' ``DATA`` with ``reply`` (e.g. ``"451 4.3.0 Try again later"``)."""

@@ -222,16 +222,16 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             page_cursor = {"uidvalidity": uidvalidity, "uid": start, "last_arrived": last_arrived}
             batch_size = self.config.get("batch_size", 100)
             for offset in range(0, len(uids), batch_size):
-                for envelopes, rejected, highest, arrived in self._read(
+                for envelopes, rejected, read, arrived in self._read(
                     client, mailbox, uidvalidity, uids[offset : offset + batch_size]
                 ):
                     page_cursor = {
                         "uidvalidity": uidvalidity,
-                        "uid": max(highest, page_cursor["uid"]),
+                        "uid": max(read[-1], page_cursor["uid"]),
                         "last_arrived": max(arrived, page_cursor["last_arrived"]),
                     }
                     yield PollPage(envelopes=envelopes, cursor=dict(page_cursor), rejected=rejected)
-                    self._after_store(client, [uid for uid in uids[offset : offset + batch_size] if uid <= highest])
+                    self._after_store(client, read)
             if page_cursor != dict(cursor):
                 yield PollPage(envelopes=[], cursor=page_cursor)
 
@@ -258,7 +258,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
         return sorted(client.search(["SINCE", since.date()])), 0
 
     def _read(self, client, mailbox, uidvalidity, uids):
-        """(envelopes, rejected, highest UID covered, latest arrival) per slice of at most FETCH_BYTES."""
+        """(envelopes, rejected, the UIDs read, latest arrival in UTC) per slice of at most FETCH_BYTES."""
         sizes = client.fetch(uids, ["RFC822.SIZE"])
         slices, current, weight = [], [], 0
         for uid in uids:
@@ -282,8 +282,8 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                 if not data or b"BODY[]" not in data:
                     continue  # expunged meanwhile
                 arrived = _aware(data.get(b"INTERNALDATE"))
-                if arrived is not None:
-                    arrived_latest = max(arrived_latest, arrived.isoformat())
+                if arrived is not None:  # compared as text: in one zone
+                    arrived_latest = max(arrived_latest, arrived.astimezone(UTC).isoformat())
                 item = interpret(
                     bytes(data[b"BODY[]"]),
                     location=MailLocation(mailbox=mailbox, uidvalidity=uidvalidity, uid=uid),
@@ -296,7 +296,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                     envelopes.append(item)
                 elif isinstance(item, Rejected):
                     rejected.append(item)
-            yield envelopes, rejected, part[-1], arrived_latest
+            yield envelopes, rejected, part, arrived_latest
 
     def _move_leftovers(self, client, cursor, uidvalidity) -> None:
         """Mail the cursor has passed but still in the mailbox (a poll stopped between storing a page and moving

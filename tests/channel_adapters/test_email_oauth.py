@@ -10,10 +10,12 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from channel_adapters.base import CredentialsError, TransientError
+from channel_adapters.base import CredentialsError, ReplyTarget, TransientError
 from channel_adapters.email.adapter import EmailAdapter
 from channel_adapters.email.oauth import RefreshGrant, access_token
-from tests.channel_adapters.email_mail import email_config
+from channels_ingest.channel_config import clean_channel_config
+from channels_ingest.models import Channel
+from tests.channel_adapters.email_mail import DESK, email_config
 
 
 class TokenEndpoint:
@@ -139,3 +141,19 @@ def test_a_token_the_mail_server_refuses_is_renewed_once_then_the_refusal_stands
     with pytest.raises(CredentialsError, match="refused the login"):
         list(adapter.poll({}))
     assert len(endpoint.requests) == 3
+
+
+@pytest.mark.django_db
+def test_a_reply_is_sent_over_smtp_with_xoauth2(dovecot, smtp_catcher, endpoint):
+    """Django's SMTP backend, logging in with AUTH XOAUTH2 and the refreshed token instead of a password."""
+    raw = email_config(dovecot, smtp_catcher, auth="oauth2", oauth_token_url=endpoint.url, oauth_client_id="desk")
+    raw.pop("password")
+    raw["refresh_token"] = f"1//refresh-{uuid.uuid4().hex}"
+    config, secrets = clean_channel_config("email", raw)
+    adapter = Channel(kind="email", name="oauth-mail", config=config, secrets=secrets).adapter()
+    target = ReplyTarget(thread_key="t", recipient="ann@corp.example", ticket_number=7, author_name="Alex Agent")
+    adapter.send(target=target, text="Done.", key="reply-1")
+    [caught] = smtp_catcher.wait_for(1)
+    assert smtp_catcher.bearer_tokens == ["ya29.token-1"]
+    assert caught.login == DESK
+    assert caught["Subject"] == "Re: your request [#7]"
