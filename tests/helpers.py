@@ -611,3 +611,35 @@ class PushInbox:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class JsonApi:
+    """A local HTTP API a test scripts: each POST's raw body is kept in ``requests`` as (path, headers, body),
+    and answered with the JSON that ``answer(path, body)`` returns as (status, body)."""
+
+    def __init__(self, answer):
+        self.requests: list[tuple[str, object, bytes]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                api.requests.append((self.path, self.headers, body))
+                status, payload = answer(self.path, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -2,10 +2,7 @@
 refresh_token grant over real HTTP). Dovecot here checks no bearer tokens, so a login with a valid one is left to
 the mail emulator; what is proven here is the refresh, its caching, and what a refusal means."""
 
-import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
 import pytest
@@ -16,43 +13,27 @@ from channel_adapters.email.oauth import RefreshGrant, access_token
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel
 from tests.channel_adapters.email_mail import DESK, email_config
+from tests.helpers import JsonApi
 
 
-class TokenEndpoint:
+class TokenEndpoint(JsonApi):
     """Answers each POST with the next of ``answers`` ((status, JSON body)), or a fresh token; keeps the forms."""
 
     def __init__(self):
-        self.requests: list[dict] = []
         self.answers: list[tuple[int, dict]] = []
         self.issued = 0
-        endpoint = self
+        super().__init__(self._answer)
+        self.url += "token"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
-                endpoint.requests.append(form)
-                if endpoint.answers:
-                    status, body = endpoint.answers.pop(0)
-                else:
-                    endpoint.issued += 1
-                    status, body = 200, {"access_token": f"ya29.token-{endpoint.issued}", "expires_in": 3599}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    @property
+    def forms(self) -> list[dict]:
+        return [dict(parse_qsl(body.decode())) for _path, _headers, body in self.requests]
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def _answer(self, path, body):
+        if self.answers:
+            return self.answers.pop(0)
+        self.issued += 1
+        return 200, {"access_token": f"ya29.token-{self.issued}", "expires_in": 3599}
 
 
 @pytest.fixture
@@ -73,7 +54,7 @@ def test_a_token_is_refreshed_once_then_reused_until_renewed(endpoint):
     refresh = grant(endpoint, client_secret="s3cret", scope="https://mail.google.com/")
     assert access_token(refresh) == "ya29.token-1"
     assert access_token(refresh) == "ya29.token-1"
-    assert endpoint.requests == [
+    assert endpoint.forms == [
         {
             "grant_type": "refresh_token",
             "refresh_token": refresh.refresh_token,

@@ -2,8 +2,6 @@
 HTTP server that answers as Postmark's API does. What the ESP answers decides the reply's fate."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -12,7 +10,7 @@ from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.delivery import deliver_message
 from channels_ingest.models import Channel
 from tests.channel_adapters.email_mail import DESK, email_config, mail, make_email_channel
-from tests.helpers import poll_as_worker
+from tests.helpers import JsonApi, poll_as_worker
 from tickets.models import Message, Ticket
 from tickets.replies import reply_to_ticket
 
@@ -21,40 +19,22 @@ pytestmark = pytest.mark.django_db
 POSTMARK = "anymail.backends.postmark.EmailBackend"
 
 
-class FakePostmark:
-    """Postmark's ``POST /email``: keeps each request's JSON and answers with the status and body set next."""
+class FakePostmark(JsonApi):
+    """Postmark's ``POST /email``: keeps each request and answers with the status and body set next (``answers``),
+    else as Postmark accepts a message."""
 
     def __init__(self):
-        self.requests, self.answers = [], []
-        esp = self
+        self.answers: list[tuple[int, dict]] = []
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                esp.requests.append(
-                    (self.path, self.headers, json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                )
-                status, body = esp.answers.pop(0) if esp.answers else (200, None)
-                sent = esp.requests[-1][2]
-                body = body or {
-                    "To": sent["To"],
-                    "SubmittedAt": "2026-12-04T10:00:00Z",
-                    "MessageID": "pm-1",
-                    "ErrorCode": 0,
-                    "Message": "OK",
-                }
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    @property
+    def sent(self) -> list[tuple[str, object, dict]]:
+        return [(path, headers, json.loads(body)) for path, headers, body in self.requests]
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, path, body):
+        if self.answers:
+            return self.answers.pop(0)
+        return 200, {"To": json.loads(body)["To"], "MessageID": "pm-1", "ErrorCode": 0, "Message": "OK"}
 
 
 @pytest.fixture
@@ -63,7 +43,7 @@ def postmark(settings):
     settings.EMAIL_CHANNEL_BACKENDS = [*settings.EMAIL_CHANNEL_BACKENDS, POSTMARK]
     settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "pm-server-token", "POSTMARK_API_URL": esp.url}
     yield esp
-    esp.server.shutdown()
+    esp.stop()
 
 
 @pytest.fixture
@@ -87,7 +67,7 @@ def test_a_reply_goes_out_through_the_esp_with_its_threading_headers(
 ):
     message = reply(ticket, agent)
     assert message.delivery_status == Message.DeliveryStatus.SENT, message.delivery_error
-    [(path, headers, sent)] = postmark.requests
+    [(path, headers, sent)] = postmark.sent
     assert path == "/email"
     assert headers["X-Postmark-Server-Token"] == "pm-server-token"
     assert sent["Subject"] == f"Re: Laptop broken [#{ticket.pk}]"
