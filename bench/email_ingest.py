@@ -31,7 +31,6 @@ from bench.setup import empty_tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GEN_EML = os.path.join(os.path.dirname(ROOT), "shared", "bench", "gen_eml.py")
-DESK = "help@desk.example"
 SLUG = "it"  # gen_eml tags replies "[<slug>-<ticket id>]": the channel's tag template matches it
 TAG_TEMPLATE = "[it-{number}]"
 APPEND_CHUNK = 250
@@ -105,28 +104,20 @@ def _round(args, gen_eml, dovecot, smtp, app, seeded, *, seed):
 
     from channels_ingest.channel_config import clean_channel_config
     from channels_ingest.models import Channel
+    from tests.channel_adapters.email_mail import DESK, email_config
     from tickets.models import Message, Ticket
 
     empty_tables()
     cache.clear()
     dovecot.reset()
-    dovecot.add_user(DESK)
     config, secrets = clean_channel_config(
         "email",
-        {
-            "address": DESK,
-            "desk_name": "IT Help",
-            "imap_host": dovecot.host,
-            "imap_port": dovecot.port,
-            "imap_security": "none",
-            "username": DESK,
-            "password": dovecot.users[DESK],
-            "smtp_host": smtp.host,
-            "smtp_port": smtp.port,
-            "smtp_security": "none",
-            "tag_template": TAG_TEMPLATE,
+        email_config(
+            dovecot,
+            smtp,
+            tag_template=TAG_TEMPLATE,
             **({"batch_size": args.imap_batch} if args.imap_batch else {}),
-        },
+        ),
     )
     channel = Channel.objects.create(
         kind="email", name="bench-email", config=config, secrets=secrets, poll_interval_seconds=0
@@ -137,7 +128,7 @@ def _round(args, gen_eml, dovecot, smtp, app, seeded, *, seed):
     before = Message.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     tickets_before = Ticket.objects.count()
     started = time.perf_counter()
-    mails, mix = _corpus(gen_eml, args.messages, targets, seed=seed)
+    mails, mix = _corpus(gen_eml, args.messages, targets, desk=DESK, seed=seed)
     with dovecot.client(DESK) as imap:
         for start in range(0, len(mails), APPEND_CHUNK):
             imap.multiappend("INBOX", mails[start : start + APPEND_CHUNK])
@@ -167,7 +158,7 @@ def _round(args, gen_eml, dovecot, smtp, app, seeded, *, seed):
     }
 
 
-def _corpus(gen_eml, count, seeded_targets, *, seed):
+def _corpus(gen_eml, count, seeded_targets, *, desk, seed):
     """``count`` raw mails from gen_eml's ``make_message``, in gen_eml's mix; Dates one second apart, in order,
     as mail arrives. Replies name an earlier new conversation of the corpus (by its Message-ID, or by the
     number of a ticket opened well before), or, when there are seeded tickets, one of those half the time."""
@@ -193,7 +184,7 @@ def _corpus(gen_eml, count, seeded_targets, *, seed):
         else:
             kind = "new"
         message = gen_eml.make_message(
-            rng, i, DESK, kind, None if target is None else {**target, "slug": SLUG}, when=base
+            rng, i, desk, kind, None if target is None else {**target, "slug": SLUG}, when=base
         )
         del message["Date"]
         message["Date"] = gen_eml.format_datetime(base + timedelta(seconds=i))
