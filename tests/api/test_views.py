@@ -207,11 +207,16 @@ def test_reply_refused_with_400(api, ticket, body, error):
     assert not ticket.messages.filter(direction=Message.Direction.OUTBOUND).exists()
 
 
-@pytest.mark.django_db
-def test_schema_describes_the_endpoints():
-    """The OpenAPI schema is served and lists the ticket endpoints."""
-    response = APIClient().get(reverse("api:schema"))
+def test_schema_describes_the_endpoints_to_agents(agent):
+    """The OpenAPI schema is served to agents and lists the ticket endpoints."""
+    response = token_client(agent).get(reverse("api:schema"))
     assert response.status_code == 200
     schema = response.content.decode()
     assert "/api/tickets/{id}/reply/:" in schema
     assert "/api/auth/token/:" in schema
+
+
+def test_the_schema_needs_an_agent(employee):
+    """The schema maps every endpoint and field: not for anonymous visitors, nor for employees."""
+    assert APIClient().get(reverse("api:schema")).status_code == 401
+    assert token_client(employee).get(reverse("api:schema")).status_code == 403
