@@ -55,7 +55,7 @@ def test_budget_reached_pauses_polling_and_a_higher_budget_resumes_it(x_emulator
 def test_expanded_media_are_metered_and_the_reads_cost_what_they_did(x_channel, x_emulator, agent):
     """The media expansion adds one metered unit per media item (priced 0 until an admin sets X's price);
     the billed reads of posts and DM events are counted as before."""
-    with time_machine.travel(today_at(12), tick=True):  # one UTC day: X bills the author once
+    with time_machine.travel(tomorrow_at(12), tick=True):  # one UTC day: X bills the author once
         maya = x_emulator.people["maya"]
         x_emulator.post(maya, "@ithelp two", media=[x_photo(), x_photo()])
         x_emulator.post(maya, "@ithelp none")
@@ -108,8 +108,11 @@ def metered_reads(channel):
     return {kind: units.get(operation, 0) for kind, operation in METERED_AS.items() if units.get(operation)}
 
 
-def today_at(hour, minute=0):
-    return datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+def tomorrow_at(hour, minute=0):
+    """``hour:minute`` UTC tomorrow: ahead of the real clock at any time of day, so what a test made before
+    travelling there (its channel, its cursor) is older, as it would be. (Today at noon was behind the clock
+    every afternoon, and the stored rows and metered reads then came out doubled.)"""
+    return (datetime.now(UTC) + timedelta(days=1)).replace(hour=hour, minute=minute, second=0, microsecond=0)
 
 
 @pytest.mark.django_db
@@ -117,7 +120,7 @@ def test_dm_polls_meter_each_dm_event_once_a_utc_day_as_x_bills(x_channel, x_emu
     """120 DMs, then 7 polls in one UTC day: X bills 120 DM-event reads and the meter says 120 (it said 721).
     Idle polls read a small page. The next UTC day X bills a re-read again, and so does the meter."""
     maya = x_emulator.people["maya"]
-    with time_machine.travel(today_at(12), tick=True) as clock:
+    with time_machine.travel(tomorrow_at(12), tick=True) as clock:
         for n in range(120):
             x_emulator.dm_from(maya, f"dm {n}")
         for _ in range(7):
@@ -128,7 +131,7 @@ def test_dm_polls_meter_each_dm_event_once_a_utc_day_as_x_bills(x_channel, x_emu
         assert metered_reads(x_channel) == x_emulator.billing()["billed"]
         assert x_emulator.billing()["returned"]["dm_event"] == 120 + 6 * 5  # 6 idle polls, a page of 5 each
 
-    with time_machine.travel(today_at(0, 1) + timedelta(days=1), tick=True):
+    with time_machine.travel(tomorrow_at(0, 1) + timedelta(days=1), tick=True):
         poll(x_channel)
     assert metered_reads(x_channel) == x_emulator.billing()["billed"]
     assert metered_reads(x_channel)["dm_event"] == 125  # the idle page, read again on a new day
@@ -141,7 +144,7 @@ def test_mentions_read_again_after_a_failed_poll_are_metered_once(x_channel, x_e
     """A poll that fails after its first page reads that page again next time: X bills its posts, their
     authors and media once that day, and the meter counts them once."""
     maya, leo = x_emulator.people["maya"], x_emulator.people["leo"]
-    with time_machine.travel(today_at(12), tick=True):
+    with time_machine.travel(tomorrow_at(12), tick=True):
         x_emulator.post(maya, "@ithelp photo", media=[x_photo()])
         x_emulator.post_many([{"author_id": (maya, leo)[n % 2], "text": f"@ithelp {n}"} for n in range(150)])
         poll(x_channel)  # the first mentions poll pages back from the backfill start: 100, then 51
