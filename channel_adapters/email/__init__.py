@@ -1,4 +1,14 @@
-"""Email's pure parsing layer: raw RFC 5322 bytes in, facts out. No IMAP, no SMTP, no Django.
+"""The email channel: IMAP in, replies out as mail handed to the pipeline's transport. No Django.
+
+- ``adapter``: ``EmailAdapter`` (config, polling by UIDVALIDITY and UID, IDLE, files, replies, ``find_sent``).
+- ``mailbox``: one IMAP session (``imapclient``) and IMAP's failures as the contract's errors.
+- ``oauth``: XOAUTH2 bearer tokens, refreshed from a refresh token and cached per process.
+- ``inbound``: one fetched message → a message envelope, a bounce report on one of our replies, nothing
+  (noise, our own mail), or a rejected item keeping the raw bytes.
+- ``outgoing``: a reply as ``OutgoingMail`` (recipients, threading headers, tag, text and HTML, files), the
+  ``MailTransport`` the pipeline provides, and what SMTP's failures mean.
+
+The pure parsing layer below them: raw RFC 5322 bytes in, facts out, no I/O.
 
 - ``parsing``: ``parse_email(raw) -> ParsedEmail`` (subject, addresses, ids, date, text and sanitized HTML,
   attachments and inline ``cid:`` parts, notes on whatever could not be decoded as declared);
@@ -17,7 +27,8 @@ Libraries, and why:
   mail-parser-reply got 9 as is and 11 after dropping ``>``-quoted lines it leaves in (a bottom-posted
   Thunderbird reply); quotequail got 0 (it keeps the "On … wrote:" / "Original Message" headers and pulls in
   lxml); talon (last release 2017) and email-reply-parser (2020) are unmaintained. mail-parser-reply is
-  pure Python, released in 2025, with headers and signatures for 13 languages. It has no Russian, so the
+  pure Python, released in 2025, with headers and signatures for 13 languages (a channel picks which it
+  looks for, ``reply_languages``: each one adds to a regular expression tried at every character). It has no Russian, so the
   Android reply with a Russian quote header keeps that header line (a known miss, marked in the tests).
 - **charset-normalizer** (already installed by requests) detects the charset of a body whose label is wrong
   (Big5 labelled ``us-ascii``); it is used only after the declared charset and UTF-8 both fail.
