@@ -279,7 +279,14 @@ class SlackAdapter(ChannelAdapter):
 
     def check_credentials(self):
         data = self._call("auth_test")
-        return {"team_id": data.get("team_id"), "bot_user_id": data.get("user_id"), "bot_id": data.get("bot_id")}
+        return {
+            "team_id": data.get("team_id"),
+            "bot_user_id": data.get("user_id"),
+            "bot_id": data.get("bot_id"),
+            # Names, for an admin checking the connection: which workspace, as which bot.
+            "team": data.get("team"),
+            "bot_name": data.get("user"),
+        }
 
     # Interpreting messages --------------------------------------------------
 

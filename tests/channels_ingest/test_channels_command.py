@@ -26,7 +26,13 @@ def test_add_list_poll_connects_a_workspace(slack_emulator):
     assert "/webhooks/" in output
     assert "xoxb-emulator" not in output  # shown masked only
     channel = Channel.objects.get(name="it-help")
-    assert channel.state == {"team_id": "T0EMU", "bot_user_id": "U0BOT", "bot_id": "B0BOT"}
+    assert channel.state == {
+        "team_id": "T0EMU",
+        "bot_user_id": "U0BOT",
+        "bot_id": "B0BOT",
+        "team": "Emulator",
+        "bot_name": "helpdesk",
+    }
 
     slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"issue {i}"} for i in range(3)])
     assert "Stored 3 new messages from it-help" in channels_command("poll", "it-help")
