@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from .crypto import EncryptedJSONField, mask
@@ -54,6 +55,9 @@ class Channel(models.Model):
     webhook_verified_at = models.DateTimeField(null=True, blank=True)
     #: When the credentials were last checked and ``state`` refreshed (``polling.refresh_state``).
     credentials_checked_at = models.DateTimeField(null=True, blank=True)
+    #: What the first complete poll imported: {"messages": n, "earliest": iso, "latest": iso} (sent times, UTC);
+    #: None until then.
+    first_import = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
@@ -86,6 +90,16 @@ class Channel(models.Model):
         self.healthy = True
         self.last_error = ""
         self.save(update_fields=["last_poll_at", "last_success_at", "last_poll_stored", "healthy", "last_error"])
+
+    def record_first_import(self):
+        """Once, after the first poll that completes: how many messages the channel holds, sent between when and
+        when (rows it could not read have no sent time and are not counted)."""
+        sent_at = KeyTextTransform("sent_at", "payload")
+        imported = self.inbound.exclude(status=InboundMessage.Status.FAILED).aggregate(
+            messages=models.Count("pk"), earliest=models.Min(sent_at), latest=models.Max(sent_at)
+        )
+        self.first_import = imported
+        self.save(update_fields=["first_import"])
 
     def record_push(self, *, at=None):
         """A push arrived. Written at most once per ``PUSH_MARK_SECONDS``, so a busy webhook costs one cheap

@@ -156,6 +156,8 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
         _release_poll_lease(channel_id, token)
         record_usage(channel, adapter.usage)
     channel.record_success(stored=stored)
+    if channel.first_import is None:
+        channel.record_first_import()
     return PollOutcome(polled=True, stored=stored)
 
 
@@ -191,3 +193,9 @@ def verify_channel(channel: Channel) -> None:
         raise
     channel.healthy, channel.last_error = True, ""
     channel.save(update_fields=["healthy", "last_error"])
+
+
+def try_credentials(channel: Channel) -> dict:
+    """Check an unsaved channel's credentials (an admin testing a form): the platform's answer, as the state it
+    would keep. Records nothing. Raises ``AdapterError`` with the platform's words."""
+    return channel.adapter().check_credentials()

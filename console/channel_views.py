@@ -1,6 +1,7 @@
 """The Channels page: every channel's health, polling, webhook, failed inbound messages and this month's
 estimated spend; admins re-queue the failed messages from it."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -50,6 +51,17 @@ def _describe_transport(request, channel):
         channel.verifies_webhook = adapter.verify_subscription is not ChannelAdapter.verify_subscription
     if channel.polls:
         channel.import_days = channel.config.get("import_days", DEFAULT_IMPORT_DAYS)
+        channel.first_imported = _first_import(channel.first_import)
+
+
+def _first_import(recorded: dict | None) -> dict | None:
+    """What the first poll imported, with its sent times as datetimes; None before it ({}: not recorded)."""
+    if not recorded:
+        return None
+    times = {
+        key: datetime.fromisoformat(recorded[key]) if recorded.get(key) else None for key in ("earliest", "latest")
+    }
+    return {"messages": recorded["messages"], **times}
 
 
 @agent_required
