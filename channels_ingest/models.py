@@ -83,6 +83,16 @@ class Channel(models.Model):
     def masked_secrets(self):
         return {key: mask(value) for key, value in self.secrets.items()}
 
+    def audited(self) -> dict:
+        """What the audit log keeps of this channel: its settings, each credential only as "set (…abcd)"."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "enabled": self.enabled,
+            "poll_interval_seconds": self.poll_interval_seconds,
+            "config": {**self.config, **self.masked_secrets()},
+        }
+
     def record_success(self, *, stored, at=None):
         at = at or timezone.now()
         self.last_poll_at = self.last_success_at = at

@@ -1,7 +1,7 @@
 """Admins connect, edit, test, enable or disable, and delete channels in the console.
 
-Every change is written to the audit log with credentials redacted; a credential is never written back into
-a page (only "set (…abcd)").
+Every change is written to the audit log with credentials redacted (``Channel.audited``); a credential is never
+written back into a page (only "set (…abcd)").
 """
 
 from django.contrib import messages
@@ -17,19 +17,8 @@ from channels_ingest.registry import adapter_class
 from tickets.audit import record_change
 
 from .access import admin_required
-from .channel_forms import KIND_LABELS, PLATFORM_FIELDS, ChannelForm, offered_kinds, redacted
+from .channel_forms import KIND_LABELS, PLATFORM_FIELDS, ChannelForm, offered_kinds
 from .channel_views import webhook_url
-
-
-def _audited(channel: Channel) -> dict:
-    """What the audit log keeps of a channel: its settings, each credential as "set (…abcd)"."""
-    return {
-        "kind": channel.kind,
-        "name": channel.name,
-        "enabled": channel.enabled,
-        "poll_interval_seconds": channel.poll_interval_seconds,
-        "config": redacted(channel.config, channel.secrets),
-    }
 
 
 def answer_in_words(state: dict) -> str:
@@ -99,7 +88,7 @@ def channel_create(request, kind):
             secrets=form.cleaned_secrets,
             poll_interval_seconds=form.cleaned_data.get("poll_interval_seconds") or 0,
         )
-        record_change(actor=request.user, action="channel.create", target=channel, before=None, after=_audited(channel))
+        record_change(actor=request.user, action="channel.create", target=channel, before=None, after=channel.audited())
     messages.success(request, f"Channel {channel.name} connected.")
     return redirect("console:channel-edit", pk=channel.pk)
 
@@ -116,7 +105,7 @@ def channel_edit(request, pk):
         return _render_form(request, form, channel=channel)
     if request.POST.get("action") == "test":
         return _render_form(request, form, channel=channel, check=_connection_check(form))
-    before = _audited(channel)
+    before = channel.audited()
     channel.name = form.cleaned_data["name"]
     channel.config, channel.secrets = form.cleaned_config, form.cleaned_secrets
     if "poll_interval_seconds" in form.cleaned_data:
@@ -124,7 +113,7 @@ def channel_edit(request, pk):
     with transaction.atomic():
         channel.save(update_fields=["name", "config", "secrets", "poll_interval_seconds"])
         record_change(
-            actor=request.user, action="channel.update", target=channel, before=before, after=_audited(channel)
+            actor=request.user, action="channel.update", target=channel, before=before, after=channel.audited()
         )
     messages.success(request, f"Channel {channel.name} saved.")
     return redirect("console:channel-edit", pk=channel.pk)
@@ -151,12 +140,12 @@ def channel_enabled(request, pk):
     channel = get_object_or_404(Channel, pk=pk)
     enabled = request.POST.get("enabled") == "1"
     if enabled != channel.enabled:
-        before = _audited(channel)
+        before = channel.audited()
         channel.enabled = enabled
         with transaction.atomic():
             channel.save(update_fields=["enabled"])
             action = "channel.enable" if enabled else "channel.disable"
-            record_change(actor=request.user, action=action, target=channel, before=before, after=_audited(channel))
+            record_change(actor=request.user, action=action, target=channel, before=before, after=channel.audited())
     messages.success(request, f"Channel {channel.name} {'enabled' if enabled else 'disabled'}.")
     return redirect("console:channels")
 
@@ -166,7 +155,7 @@ def channel_delete(request, pk):
     """GET asks to confirm, saying what goes with the channel; POST deletes."""
     channel = get_object_or_404(Channel, pk=pk)
     if request.method == "POST":
-        before = _audited(channel)
+        before = channel.audited()
         with transaction.atomic():
             record_change(actor=request.user, action="channel.delete", target=channel, before=before, after=None)
             channel.delete()

@@ -13,7 +13,6 @@ from django import forms
 
 from channel_adapters.base import DEFAULT_IMPORT_DAYS, Capability, ConfigError
 from channels_ingest.channel_config import MAX_IMPORT_DAYS, clean_channel_config
-from channels_ingest.crypto import mask
 from channels_ingest.models import Channel
 from channels_ingest.registry import adapter_class
 
@@ -110,6 +109,15 @@ PLATFORM_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("oauth_token_url", "OAuth token URL", connects_to=True),
         Field("oauth_client_id", "OAuth client id"),
         Field("oauth_scope", "OAuth scope"),
+        Field(
+            "after_store",
+            "After storing a message",
+            "Mark it seen, or move it to a folder.",
+            "choice",
+            ("seen", "move"),
+        ),
+        Field("move_to", "Move to folder", "Where processed mail goes, when it is moved."),
+        Field("aliases", "Other addresses", "The mailbox's other addresses, one per line.", type="list"),
         Field("sent_folder", "Sent folder", "Where replies are looked for after an unknown outcome (optional)."),
         Field("idle", "Watch with IDLE", "Poll as soon as mail arrives (needs manage.py watch_mailboxes).", "checkbox"),
     ),
@@ -283,8 +291,3 @@ class ChannelForm(forms.Form):
 
     def channel_fields(self):
         return [self[key] for key in ("poll_interval_seconds", "import_days") if key in self.fields]
-
-
-def redacted(config: dict, secrets: dict) -> dict:
-    """A channel's settings as an audit record or a page may show them: each credential as "set (…abcd)"."""
-    return {**config, **{key: mask(value) for key, value in secrets.items()}}

@@ -330,3 +330,29 @@ def test_the_channels_page_says_what_the_first_import_brought(admin_client, slac
     slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": "later"}])
     poll_as_worker(slack_added)
     assert slack_added.first_import["messages"] == 3  # recorded once
+
+
+def test_a_new_imap_host_needs_the_mailbox_password_typed_again(admin_client, mail_emulator):
+    form = {
+        "name": "mail",
+        "address": DEFAULT_USER,
+        "username": DEFAULT_USER,
+        "auth": "password",
+        "password": DEFAULT_PASSWORD,
+        "imap_host": mail_emulator.imap_host,
+        "imap_port": mail_emulator.imap_port,
+        "imap_security": "none",
+        "smtp_host": mail_emulator.smtp_host,
+        "smtp_port": mail_emulator.smtp_port,
+        "smtp_security": "none",
+        "after_store": "seen",
+        "poll_interval_seconds": "60",
+    }
+    admin_client.post(reverse("console:channel-create", args=["email"]), form)
+    channel = Channel.objects.get(name="mail")
+    url = reverse("console:channel-edit", args=[channel.pk])
+    moved = {**form, "password": "", "imap_host": "imap.elsewhere.example"}
+    assert "password" in admin_client.post(url, moved).context["form"].errors
+    assert admin_client.post(url, {**form, "password": ""}).status_code == 302  # same host: the password is kept
+    channel.refresh_from_db()
+    assert channel.secrets == {"password": DEFAULT_PASSWORD}
