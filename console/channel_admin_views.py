@@ -89,7 +89,16 @@ def channel_create(request, kind):
             poll_interval_seconds=form.cleaned_data.get("poll_interval_seconds") or 0,
         )
         record_change(actor=request.user, action="channel.create", target=channel, before=None, after=channel.audited())
-    messages.success(request, f"Channel {channel.name} connected.")
+    # Checked once saved, as `manage.py channels add` does, but kept whatever the answer (the platform may only be
+    # down): the page then shows it unhealthy, with the platform's words.
+    try:
+        polling.verify_channel(channel)
+    except AdapterError as exc:
+        messages.warning(request, f"Channel {channel.name} saved, but the connection test failed: {exc}")
+    else:
+        messages.success(
+            request, f"Channel {channel.name} connected. The platform answered: {answer_in_words(channel.state)}"
+        )
     return redirect("console:channel-edit", pk=channel.pk)
 
 

@@ -48,7 +48,7 @@ def test_an_admin_connects_slack_and_x_with_test_connection(
     expect(page.locator("#channel-check")).to_contain_text("team: Emulator; bot_name: helpdesk")
     assert not Channel.objects.exists()  # a test saves nothing
     page.get_by_role("button", name="Connect channel").click()  # the typed credentials are still in the form
-    expect(page.get_by_text("Channel it-help connected.")).to_be_visible()
+    expect(page.get_by_text("Channel it-help connected. The platform answered: team_id: T0EMU")).to_be_visible()
     expect(page.locator(".webhook-url code")).to_contain_text("/webhooks/")
     assert SIGNING_SECRET not in page.content()
     expect(page.get_by_text("Stored: set (…5d1e)")).to_be_visible()
@@ -62,7 +62,7 @@ def test_an_admin_connects_slack_and_x_with_test_connection(
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator("#channel-check")).to_contain_text("username: ithelp")
     page.get_by_role("button", name="Connect channel").click()
-    expect(page.get_by_text("Channel x-help connected.")).to_be_visible()
+    expect(page.get_by_text("Channel x-help connected. The platform answered:")).to_be_visible()
 
     page.get_by_role("link", name="← Channels").click()
     rows = page.locator("table.channels tbody tr")

@@ -97,8 +97,10 @@ def test_an_admin_connects_a_slack_channel_and_its_secrets_are_never_shown(admin
     assert channel.config["import_days"] == 14
     assert channel.secrets == {"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}
 
+    assert channel.state["team"] == "Emulator"  # checked once saved
     page = admin_client.get(response["Location"])
     html = page.content.decode()
+    assert "Channel it-help connected. The platform answered: team_id: T0EMU" in text_of(html)
     assert SIGNING_SECRET not in html
     assert BOT_TOKEN not in html
     assert "Stored: set (…9f3a)" in html
@@ -129,6 +131,10 @@ def test_test_connection_shows_the_platforms_refusal_in_its_words(admin_client, 
     url = reverse("console:channel-create", args=["slack"])
     response = admin_client.post(url, {**slack_form(slack_emulator), "action": "test"})
     assert "Test connection failed: Slack error: token_revoked" in text_of(response.content.decode())
+
+    saved = admin_client.post(url, slack_form(slack_emulator), follow=True)  # saved all the same, unhealthy
+    assert flashes(saved) == ["Channel it-help saved, but the connection test failed: Slack error: token_revoked"]
+    assert not Channel.objects.get(name="it-help").healthy
 
 
 def test_test_connection_of_an_x_channel_says_who_we_are(admin_client, x_emulator):
