@@ -17,7 +17,7 @@ from channels_ingest.registry import adapter_class
 from tickets.audit import record_change
 
 from .access import admin_required
-from .channel_forms import KIND_LABELS, PLATFORM_FIELDS, ChannelForm, offered_kinds
+from .channel_forms import KIND_LABELS, ChannelForm, offered_kinds
 from .channel_views import webhook_url
 
 
@@ -33,6 +33,13 @@ def _kind_or_404(kind: str) -> str:
     return kind
 
 
+def _configurable_channel(pk) -> Channel:
+    """The channel, if the console has a form for its kind and the kind is still configured."""
+    channel = get_object_or_404(Channel, pk=pk)
+    _kind_or_404(channel.kind)
+    return channel
+
+
 def _connection_check(form: ChannelForm) -> dict:
     """Test the form's credentials against the platform without saving: (ok, words)."""
     channel = Channel(kind=form.kind, config=form.cleaned_config, secrets=form.cleaned_secrets)
@@ -44,7 +51,15 @@ def _connection_check(form: ChannelForm) -> dict:
 
 
 def _render_form(request, form, *, channel=None, check=None):
-    if check is not None and request.headers.get("HX-Request"):
+    if request.headers.get("HX-Request") and request.POST.get("action") == "test":
+        # Only the test's answer is swapped in, so what the admin typed (credentials included) stays in the page.
+        if form.errors:
+            check = {
+                "ok": False,
+                "invalid": [
+                    (form[key].label if key in form.fields else "", errors) for key, errors in form.errors.items()
+                ],
+            }
         return render(request, "console/_channel_check.html", {"check": check})
     context = {
         "section": "channels",
@@ -106,9 +121,7 @@ def channel_create(request, kind):
 def channel_edit(request, pk):
     """GET: the channel's settings (credentials as "set (…abcd)"), webhook URL and buttons. POST: test the typed
     settings (``action=test``) or save them; an empty credential keeps the stored one."""
-    channel = get_object_or_404(Channel, pk=pk)
-    if channel.kind not in PLATFORM_FIELDS:
-        raise Http404("This kind of channel is not configured in the console.")
+    channel = _configurable_channel(pk)
     form = ChannelForm(channel.kind, request.POST or None, channel=channel)
     if request.method != "POST" or not form.is_valid():
         return _render_form(request, form, channel=channel)
@@ -132,7 +145,7 @@ def channel_edit(request, pk):
 @require_POST
 def channel_test(request, pk):
     """Check the stored credentials now and keep the result as the channel's health."""
-    channel = get_object_or_404(Channel, pk=pk)
+    channel = _configurable_channel(pk)
     try:
         polling.verify_channel(channel)
     except AdapterError as exc:

@@ -362,3 +362,20 @@ def test_a_new_imap_host_needs_the_mailbox_password_typed_again(admin_client, ma
     assert admin_client.post(url, {**form, "password": ""}).status_code == 302  # same host: the password is kept
     channel.refresh_from_db()
     assert channel.secrets == {"password": DEFAULT_PASSWORD}
+
+
+def test_testing_an_incomplete_form_in_place_says_what_to_correct(admin_client, slack_emulator):
+    """htmx swaps in only the answer, so what was typed stays; the validator's words say what is missing."""
+    form = {**slack_form(slack_emulator), "bot_token": "", "action": "test"}
+    fragment = admin_client.post(
+        reverse("console:channel-create", args=["slack"]), form, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "Not tested:" in fragment
+    assert "Bot token: Slack needs a bot_token (xoxb-…)." in text_of(fragment)
+    assert "<form" not in fragment
+
+
+def test_a_channel_of_a_kind_no_longer_configured_is_not_offered_for_editing(admin_client, settings, offline_x_channel):
+    settings.CHANNEL_ADAPTERS = {k: v for k, v in settings.CHANNEL_ADAPTERS.items() if k != "x"}
+    assert admin_client.get(reverse("console:channel-edit", args=[offline_x_channel.pk])).status_code == 404
+    assert admin_client.post(reverse("console:channel-test", args=[offline_x_channel.pk])).status_code == 404
