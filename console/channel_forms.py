@@ -154,10 +154,14 @@ def can_poll(kind: str) -> bool:
 
 
 def _form_field(spec: Field, *, secret: bool, stored: str | None) -> forms.Field:
+    """The form field for ``spec``; a credential's help says how it is stored (``stored``: its mask, "" when
+    not set, None on a new channel)."""
     if secret:
         help_text = spec.help
-        if stored is not None:
+        if stored:
             help_text = f"Stored: {stored}. Leave empty to keep it. " + help_text
+        elif stored is not None:
+            help_text = "Not set. " + help_text
         # render_value=False: a stored or typed credential is never written back into the page.
         return forms.CharField(
             label=spec.label, required=False, help_text=help_text, widget=forms.PasswordInput(render_value=False)
@@ -204,7 +208,8 @@ class ChannelForm(forms.Form):
         stored = channel.masked_secrets() if channel else {}
         for spec in self.specs:
             secret = spec.key in self.secrets
-            self.fields[spec.key] = _form_field(spec, secret=secret, stored=stored.get(spec.key) if secret else None)
+            shown = stored.get(spec.key, "") if secret and channel else None
+            self.fields[spec.key] = _form_field(spec, secret=secret, stored=shown)
         if can_poll(kind):
             self.fields["poll_interval_seconds"] = forms.IntegerField(
                 label="Seconds between polls",

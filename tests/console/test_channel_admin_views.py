@@ -379,3 +379,9 @@ def test_a_channel_of_a_kind_no_longer_configured_is_not_offered_for_editing(adm
     settings.CHANNEL_ADAPTERS = {k: v for k, v in settings.CHANNEL_ADAPTERS.items() if k != "x"}
     assert admin_client.get(reverse("console:channel-edit", args=[offline_x_channel.pk])).status_code == 404
     assert admin_client.post(reverse("console:channel-test", args=[offline_x_channel.pk])).status_code == 404
+
+
+def test_the_edit_page_says_which_credentials_are_set(admin_client, offline_x_channel):
+    form = admin_client.get(reverse("console:channel-edit", args=[offline_x_channel.pk])).context["form"]
+    assert form.fields["bearer_token"].help_text.startswith("Stored: set. Leave empty to keep it.")  # too short to show
+    assert form.fields["consumer_key"].help_text.startswith("Not set.")
