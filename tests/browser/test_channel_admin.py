@@ -12,6 +12,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SIGNING_SECRET = "browser-signing-secret-5d1e"
 X_TOKEN = "x-emulator-bearer"
+PHONE = {"width": 390, "height": 844}
 
 
 def serious_violations(page):
@@ -71,3 +72,11 @@ def test_an_admin_connects_slack_and_x_with_test_connection(
     expect(rows.nth(1)).to_contain_text("x-help")
     assert Channel.objects.get(name="it-help").secrets["signing_secret"] == SIGNING_SECRET
     assert Channel.objects.get(name="x-help").config["base_url"] == x_emulator.url
+
+
+def test_the_channel_pages_fit_a_phone(browser, live_server, admin_user, slack_channel):
+    page = signed_in_page(browser, live_server, "boss", "boss-pass-123")
+    page.set_viewport_size(PHONE)
+    for path in ["/console/channels/new/", "/console/channels/new/email/", f"/console/channels/{slack_channel.pk}/"]:
+        page.goto(live_server.url + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
