@@ -214,7 +214,9 @@ class SlackAdapter(ChannelAdapter):
         conversations = config.setdefault("conversations", [])
         if not isinstance(conversations, list) or not all(isinstance(c, str) for c in conversations):
             raise ConfigError("conversations must be a list of Slack conversation ids.")
-        config.setdefault("base_url", DEFAULT_BASE_URL)
+        base_url = config.setdefault("base_url", DEFAULT_BASE_URL)
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError("base_url must be an http(s) address, e.g. https://slack.com/api/.")
         if not config["base_url"].endswith("/"):
             config["base_url"] += "/"
         for key in ("page_size", "thread_lookback_hours"):

@@ -14,7 +14,7 @@ from channel_adapters.base import AdapterError, Capability, ChannelAdapter
 from channels_ingest import polling
 from channels_ingest.models import Channel
 from channels_ingest.registry import adapter_class
-from tickets.audit import record_change
+from tickets.audit import SECRET_KEY_WORDS, record_change
 
 from .access import admin_required
 from .channel_forms import KIND_LABELS, ChannelForm, offered_kinds
@@ -22,8 +22,13 @@ from .channel_views import webhook_url
 
 
 def answer_in_words(state: dict) -> str:
-    """The platform's answer to a credentials check, as facts (who we are there): its plain values only."""
-    facts = [f"{key}: {value}" for key, value in state.items() if isinstance(value, str | int | bool) and value != ""]
+    """The platform's answer to a credentials check, as facts (who we are there): its plain values only, and never
+    one whose name says it is a credential."""
+    facts = [
+        f"{key}: {value}"
+        for key, value in state.items()
+        if isinstance(value, str | int | bool) and value != "" and not any(word in key for word in SECRET_KEY_WORDS)
+    ]
     return "; ".join(facts)
 
 

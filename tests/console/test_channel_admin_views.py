@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from channels_ingest.models import Channel
+from console.channel_admin_views import answer_in_words
 from emulators.mail import DEFAULT_PASSWORD, DEFAULT_USER
 from tests.helpers import flashes, poll_as_worker, text_of
 from tickets.models import AuditEntry
@@ -385,3 +386,8 @@ def test_the_edit_page_says_which_credentials_are_set(admin_client, offline_x_ch
     form = admin_client.get(reverse("console:channel-edit", args=[offline_x_channel.pk])).context["form"]
     assert form.fields["bearer_token"].help_text.startswith("Stored: set. Leave empty to keep it.")  # too short to show
     assert form.fields["consumer_key"].help_text.startswith("Not set.")
+
+
+def test_the_platforms_answer_never_shows_a_value_named_as_a_credential():
+    state = {"team": "Acme", "refreshed_access_token": "tok-123", "templates": [{"name": "t"}], "idle": True}
+    assert answer_in_words(state) == "team: Acme; idle: True"
