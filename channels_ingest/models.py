@@ -1,10 +1,12 @@
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
+
+from channel_adapters.base import EnvelopeKind
 
 from .crypto import EncryptedJSONField, mask
 from .mail_transport import give_transport
@@ -102,13 +104,24 @@ class Channel(models.Model):
         self.save(update_fields=["last_poll_at", "last_success_at", "last_poll_stored", "healthy", "last_error"])
 
     def record_first_import(self):
-        """Once, after the first poll that completes: how many messages the channel holds, sent between when and
-        when (rows it could not read have no sent time and are not counted)."""
-        sent_at = KeyTextTransform("sent_at", "payload")
-        imported = self.inbound.exclude(status=InboundMessage.Status.FAILED).aggregate(
-            messages=models.Count("pk"), earliest=models.Min(sent_at), latest=models.Max(sent_at)
-        )
-        self.first_import = imported
+        """Once, after the first poll that completes: how many messages the channel holds (edits, reactions and
+        delivery reports aside; rows it could not read have no sent time), sent between when and when (UTC).
+
+        The times are compared as times, not as their stored text: platforms stamp them with different offsets.
+        """
+        sent = [
+            datetime.fromisoformat(text).astimezone(UTC)
+            for text in self.inbound.filter(payload__kind=EnvelopeKind.MESSAGE.value)
+            .exclude(status=InboundMessage.Status.FAILED)
+            .values_list(KeyTextTransform("sent_at", "payload"), flat=True)
+            .iterator()
+            if text
+        ]
+        self.first_import = {
+            "messages": len(sent),
+            "earliest": min(sent).isoformat() if sent else None,
+            "latest": max(sent).isoformat() if sent else None,
+        }
         self.save(update_fields=["first_import"])
 
     def record_push(self, *, at=None):
