@@ -40,9 +40,8 @@ def mask(secret: str) -> str:
 def rotated(token: str) -> str | None:
     """``token`` re-encrypted with the first of ``FIELD_ENCRYPTION_KEYS``; None when it already is (so rotating
     twice writes nothing). Raises ``InvalidToken`` when no configured key decrypts it."""
-    keys = settings.FIELD_ENCRYPTION_KEYS
     try:
-        Fernet(keys[0]).decrypt(token.encode())
+        Fernet(settings.FIELD_ENCRYPTION_KEYS[0]).decrypt(token.encode())
     except InvalidToken:
-        return MultiFernet([Fernet(key) for key in keys]).rotate(token.encode()).decode()
+        return _fernet().rotate(token.encode()).decode()
     return None
