@@ -1,0 +1,23 @@
+"""What every console page shows beyond its own view: the channels that are broken, to admins."""
+
+from django.utils.functional import SimpleLazyObject
+
+from channels_ingest.models import Channel
+from tickets.roles import Role
+
+from .access import request_role
+
+
+def broken_channels(request):
+    """The names of the broken channels, for admins (empty for everyone else).
+
+    Lazy: the query (on a partial index of the few broken channels) runs only on a page whose template shows
+    them (the console's nav and banner), once per request.
+    """
+
+    def names():
+        if request_role(request) != Role.ADMIN:
+            return []
+        return list(Channel.objects.broken().values_list("name", flat=True))
+
+    return {"broken_channels": SimpleLazyObject(names)}
