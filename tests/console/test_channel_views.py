@@ -32,7 +32,7 @@ def test_channels_page_shows_health_and_spend(agent_client, offline_x_channel, l
     """Each channel shows kind, name, health, last error, last poll and stored count, pause, and this month's spend."""
     offline_x_channel.config["monthly_budget_usd"] = 50
     offline_x_channel.secrets = {"bearer_token": "sekrit-bearer-token-XYZ"}
-    offline_x_channel.last_poll_at = BASE_TIME
+    offline_x_channel.last_poll_at = offline_x_channel.last_success_at = BASE_TIME
     offline_x_channel.last_poll_stored = 17
     offline_x_channel.healthy = False
     offline_x_channel.last_error = "Credentials rejected: X refused the credentials: <HTTP 401>"
