@@ -145,7 +145,7 @@ class Channel(models.Model):
         Channel.objects.filter(pk=self.pk).update(
             healthy=True, last_error="", last_error_kind="", consecutive_failures=0, **fields
         )
-        self._alert_on_change()
+        self._alert_if_recovered()
 
     def record_push(self, *, at=None):
         """A push arrived. Written at most once per ``PUSH_MARK_SECONDS``, so a busy webhook costs one cheap
@@ -185,21 +185,26 @@ class Channel(models.Model):
         Channel.objects.filter(pk=self.pk).update(**fields, **increment)
         if counted:
             self.refresh_from_db(fields=["consecutive_failures"])
-        self._alert_on_change()
+        self._alert_if_broke()
 
-    def _alert_on_change(self):
-        """Tell the admins when the channel breaks, and again when it recovers: once per change, whatever the
-        number of workers recording errors at once. The UPDATE's condition is checked on the row as it is when
-        the UPDATE runs, so of two workers seeing the same change only one changes ``broken_since``."""
+    # Admins are told when the channel breaks, and again when it recovers: once per change, whatever the number
+    # of workers recording at once. Each UPDATE's condition is checked on the row as it is when it runs (after
+    # waiting for another worker's write to it), so of two workers seeing the same change only one makes it. A
+    # failure can only break a channel and a success only mend it; whichever writes the row last leaves
+    # ``broken_since`` agreeing with it.
+
+    def _alert_if_broke(self):
         now = timezone.now()
-        broke = Channel.objects.filter(Channel.BROKEN, pk=self.pk, broken_since__isnull=True).update(broken_since=now)
-        recovered = not broke and Channel.objects.filter(pk=self.pk, broken_since__isnull=False).exclude(
-            Channel.BROKEN
-        ).update(broken_since=None)
-        if broke:
+        if Channel.objects.filter(Channel.BROKEN, pk=self.pk, broken_since__isnull=True).update(broken_since=now):
             self.broken_since = now
             self._alert(ChannelAlert.Kind.BROKE, self.last_error or f"{self.consecutive_failures} failures in a row")
-        elif recovered:
+
+    def _alert_if_recovered(self):
+        if (
+            Channel.objects.filter(pk=self.pk, broken_since__isnull=False)
+            .exclude(Channel.BROKEN)
+            .update(broken_since=None)
+        ):
             self.broken_since = None
             self._alert(ChannelAlert.Kind.RECOVERED, "It works again.")
 
