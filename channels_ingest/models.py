@@ -166,10 +166,12 @@ class Channel(models.Model):
             last_error_kind=ErrorKind.CREDENTIALS,
         )
 
-    def record_error(self, message, *, kind, unhealthy, retry_after=None, at=None):
-        """A poll failed: when, why, of what ``kind``, and whether the channel is unhealthy; ``retry_after``
-        postpones the next poll. A rate limit is the platform asking us to wait, not a failure."""
+    def record_error(self, message, *, unhealthy, kind=None, retry_after=None, at=None):
+        """A poll failed: when, why, of what ``kind`` (``ErrorKind.of`` the adapter's error; by default, refused
+        if unhealthy, else transient), and whether the channel is unhealthy; ``retry_after`` postpones the next
+        poll. A rate limit is the platform asking us to wait, not a failure."""
         at = at or timezone.now()
+        kind = kind or (ErrorKind.PERMANENT if unhealthy else ErrorKind.TRANSIENT)
         fields = {"last_poll_at": at, "last_error_at": at, "last_error": message[:2000], "last_error_kind": kind}
         if unhealthy:
             fields["healthy"] = False
@@ -212,7 +214,10 @@ class Channel(models.Model):
         alert = ChannelAlert.objects.create(channel=self, kind=kind, message=message[:2000])
         logger.log(logging.ERROR if kind == ChannelAlert.Kind.BROKE else logging.INFO, "channel %s: %s", self, alert)
         subject = f"Channel {self.name} {'is broken' if kind == ChannelAlert.Kind.BROKE else 'recovered'}"
-        body = f"{self} {alert.get_kind_display().lower()} at {alert.at:%Y-%m-%d %H:%M} UTC.\n\n{message}"
+        body = (
+            f"{self} {alert.get_kind_display().lower()} at {alert.at:%Y-%m-%d %H:%M} UTC.\n\n{message}\n\n"
+            "The console's Channels page shows every channel's health."
+        )
         transaction.on_commit(lambda: mail_channel_admins(subject, body))
 
 

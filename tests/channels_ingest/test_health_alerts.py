@@ -189,3 +189,18 @@ def test_workers_failing_at_the_same_moment_alert_once(locmem_channel):
         worker.join()
     assert Channel.objects.get(pk=locmem_channel.pk).consecutive_failures == BROKEN_AFTER_FAILURES - 1 + 8
     assert ChannelAlert.objects.filter(kind="broke").count() == 1
+
+
+@pytest.mark.parametrize(("unhealthy", "kind"), [(True, ErrorKind.PERMANENT), (False, ErrorKind.TRANSIENT)])
+def test_an_error_without_a_kind_is_refused_if_unhealthy_else_transient(locmem_channel, unhealthy, kind):
+    locmem_channel.record_error("Credentials check failed: boom", unhealthy=unhealthy)
+    locmem_channel.refresh_from_db()
+    assert (locmem_channel.last_error_kind, locmem_channel.consecutive_failures) == (kind, 1)
+
+
+def test_superusers_are_told_too(locmem_channel, mailoutbox, settings, django_capture_on_commit_callbacks):
+    settings.ADMINS = []
+    User.objects.create_superuser("root", email="root@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        locmem_channel.record_credentials_rejected("invalid_auth")
+    assert [mail.to for mail in mailoutbox] == [["root@example.com"]]
