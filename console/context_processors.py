@@ -1,4 +1,5 @@
-"""What every console page shows beyond its own view: the channels that are broken, to admins."""
+"""What every console page shows beyond its own view: the signed-in user's role (for the nav) and the channels
+that are broken, to admins. Both lazy: looked up only by a template that reads them."""
 
 from django.utils.functional import SimpleLazyObject
 
@@ -6,6 +7,11 @@ from channels_ingest.models import Channel
 from tickets.roles import Role
 
 from .access import request_role
+
+
+def console_role(request):
+    """The signed-in user's role, for the nav; looked up only by a template that reads it."""
+    return {"console_role": SimpleLazyObject(lambda: request_role(request) or "")}
 
 
 def broken_channels(request):
