@@ -35,7 +35,16 @@ class ChannelAdmin(admin.ModelAdmin):
     """Every change is in the audit log too, as the console's and the command's are."""
 
     form = ChannelForm
-    list_display = ["name", "kind", "enabled", "healthy", "last_poll_at", "last_poll_stored", "last_error"]
+    list_display = [
+        "name",
+        "kind",
+        "enabled",
+        "healthy",
+        "consecutive_failures",
+        "last_poll_at",
+        "last_poll_stored",
+        "last_error",
+    ]
     readonly_fields = [
         "public_id",
         "masked_secrets",
@@ -44,6 +53,9 @@ class ChannelAdmin(admin.ModelAdmin):
         "last_poll_at",
         "last_success_at",
         "last_error",
+        "last_error_kind",
+        "consecutive_failures",
+        "broken_since",
     ]
 
     def save_model(self, request, obj, form, change):

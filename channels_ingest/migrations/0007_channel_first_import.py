@@ -10,7 +10,7 @@ def mark_past_first_imports_unknown(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("channels_ingest", "0005_default_whatsapp_prices"),
+        ("channels_ingest", "0006_channel_health_and_alerts"),
     ]
 
     operations = [
