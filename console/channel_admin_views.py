@@ -8,11 +8,12 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from channel_adapters.base import AdapterError, Capability, ChannelAdapter
-from channels_ingest import polling
-from channels_ingest.models import Channel
+from channels_ingest import health, polling
+from channels_ingest.models import Channel, InboundMessage
 from channels_ingest.registry import adapter_class
 from tickets.audit import SECRET_KEY_WORDS, record_change
 
@@ -79,7 +80,11 @@ def _render_form(request, form, *, channel=None, check=None):
 
 
 def _describe_push(request, channel, context):
+    """The channel's health, by the Channels page's rules, and the webhook URL to paste where the platform pushes."""
     adapter = adapter_class(channel.kind)
+    now = timezone.now()
+    activity = InboundMessage.objects.filter(channel=channel).activity(now).get(channel.pk, health.Activity())
+    context["health"] = health.assess(channel, activity, now, polls=Capability.POLL in adapter.capabilities)
     if Capability.WEBHOOK in adapter.capabilities:
         context["webhook_url"] = webhook_url(request, channel)
         context["verifies_webhook"] = adapter.verify_subscription is not ChannelAdapter.verify_subscription

@@ -391,3 +391,13 @@ def test_the_edit_page_says_which_credentials_are_set(admin_client, offline_x_ch
 def test_the_platforms_answer_never_shows_a_value_named_as_a_credential():
     state = {"team": "Acme", "refreshed_access_token": "tok-123", "templates": [{"name": "t"}], "idle": True}
     assert answer_in_words(state) == "team: Acme; idle: True"
+
+
+def test_the_edit_page_shows_the_channels_health_and_the_platforms_last_words(
+    admin_client, slack_added, slack_emulator
+):
+    slack_emulator.set_token(BOT_TOKEN, revoked=True)
+    admin_client.post(reverse("console:channel-test", args=[slack_added.pk]))
+    text = text_of(admin_client.get(reverse("console:channel-edit", args=[slack_added.pk])).content.decode())
+    assert "Broken Re-authorize needed" in text
+    assert "Last error: Credentials check failed: Slack error: token_revoked" in text
