@@ -75,7 +75,8 @@ def test_inviting_an_agent_emails_a_link_that_sets_their_password(admin_client, 
     )
     assert response.status_code == 302
     nia = User.objects.get(username="nia@example.com")
-    assert role_of(nia) == Role.AGENT and list(nia.teams.all()) == [network]
+    assert role_of(nia) == Role.AGENT
+    assert list(nia.teams.all()) == [network]
     assert not nia.has_usable_password()
     [email] = mail.outbox
     assert email.to == ["nia@example.com"]

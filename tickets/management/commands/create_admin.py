@@ -17,6 +17,8 @@ class Command(BaseCommand):
     help = "Create an admin (in the admins group) who signs in to the console with a password."
 
     def add_arguments(self, parser):
+        # "--password secret" must not pass as an abbreviation of --password-file.
+        parser.allow_abbrev = False
         parser.add_argument("username")
         parser.add_argument("--email", required=True)
         parser.add_argument(
