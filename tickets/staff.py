@@ -59,6 +59,8 @@ def _assign_role(user, role: Role):
 def update_user(user, *, role: Role, teams, actor):
     """Set ``user``'s role (admin, agent or employee) and teams."""
     role = Role(role)
+    if role == Role.EMPLOYEE and teams:
+        raise StaffError("Teams are for agents and admins: untick them, or give this user another role.")
     with transaction.atomic():
         before = _user_values(user)
         current = assigned_role(user)
@@ -103,12 +105,17 @@ def set_active(user, active: bool, *, actor):
 def invite_user(*, email: str, role: Role, teams, actor):
     """Create an agent or admin who signs in with ``email`` once they have set a password (their invitation's
     link, sent by the caller). Until then the account has no usable password."""
-    email = get_user_model().objects.normalize_email(email.strip())
-    validate_email(email)
+    User = get_user_model()
+    email = User.objects.normalize_email(email.strip())
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise StaffError(f"{email} is not an email address.") from None
+    if len(email) > User._meta.get_field("username").max_length:
+        raise StaffError("This address is too long to be a username: invite a shorter one.")
     role = Role(role)
     if role not in ROLE_GROUPS:
         raise StaffError("Invite agents and admins; employees sign in through the portal.")
-    User = get_user_model()
     if User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists():
         raise StaffError(f"There is already a user with the address {email}.")
     try:

@@ -95,6 +95,22 @@ def test_an_address_is_invited_once(admin_user, agent):
         invite_user(email="ALEX@example.com", role=Role.AGENT, teams=[], actor=admin_user)
 
 
+def test_employees_are_in_no_team(admin_user, agent):
+    team = Team.objects.create(name="Desk")
+    with pytest.raises(StaffError, match="Teams are for agents and admins"):
+        update_user(agent, role=Role.EMPLOYEE, teams=[team], actor=admin_user)
+    assert role_of(User.objects.get(pk=agent.pk)) == Role.AGENT
+
+
+@pytest.mark.parametrize(
+    ("email", "error"), [("not-an-address", "is not an email address"), ("a" * 140 + "@example.com", "too long")]
+)
+def test_an_invitation_needs_an_address_fit_for_a_username(admin_user, email, error):
+    with pytest.raises(StaffError, match=error):
+        invite_user(email=email, role=Role.AGENT, teams=[], actor=admin_user)
+    assert not User.objects.filter(email=email).exists()
+
+
 def test_employees_are_not_invited(admin_user):
     with pytest.raises(StaffError, match="Invite agents and admins"):
         invite_user(email="e@example.com", role=Role.EMPLOYEE, teams=[], actor=admin_user)
