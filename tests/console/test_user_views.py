@@ -183,3 +183,11 @@ def test_unknown_users_are_not_found(admin_client):
 
 def test_deactivating_takes_a_post(admin_client, agent):
     assert admin_client.get(reverse("console:user-deactivate", args=[agent.pk])).status_code == 405
+
+
+def test_a_deactivated_agents_api_token_stops_working(admin_client, agent):
+    token = Client().post(reverse("api:token"), {"username": "agent", "password": "agent-pass-123"}).json()["token"]
+    api = Client(headers={"Authorization": f"Token {token}"})
+    assert api.get(reverse("api:ticket-list")).status_code == 200
+    admin_client.post(reverse("console:user-deactivate", args=[agent.pk]))
+    assert api.get(reverse("api:ticket-list")).status_code == 401
