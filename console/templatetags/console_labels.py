@@ -50,6 +50,16 @@ def zoned(at) -> str:
     return f"{local.day} {_MONTHS[local.month - 1]} {local.year}, {local:%H:%M} {zone_name(local)}"
 
 
+@register.filter
+def span(duration) -> str:
+    """A length of time in its largest whole unit ("5 min", "3 h"), or "under a minute"."""
+    seconds = duration.total_seconds()
+    for size, unit in _UNITS:
+        if seconds >= size:
+            return f"{int(seconds // size)}\u00a0{unit}"
+    return "under a minute"
+
+
 @register.simple_tag
 def ago(at, now=None):
     """A <time> saying how long ago, with the exact time as its machine value (UTC, ISO 8601) and, in the user's
