@@ -32,11 +32,15 @@ def active_admins():
 
 
 def _keep_an_admin(user):
-    """Refuse to take away ``user``'s admin role when nobody else has it. The other admins' rows are locked, so
-    two admins demoting each other at once cannot both succeed."""
+    """Refuse to take away ``user``'s admin role when nobody else has it.
+
+    Two admins demoting each other at once must not both succeed: every admin's row (``user``'s too) is locked
+    first, so the second waits for the first to commit; only then, in a new statement that sees that commit, are
+    the other admins counted."""
     User = get_user_model()
-    others = User.objects.select_for_update().filter(pk__in=active_admins().values("pk")).exclude(pk=user.pk)
-    if not list(others.values_list("pk", flat=True)):
+    admins = User.objects.select_for_update().filter(pk__in=active_admins().values("pk")).order_by("pk")
+    list(admins.values_list("pk", flat=True))  # locked in one order by everyone: no deadlock
+    if not active_admins().exclude(pk=user.pk).exists():
         raise StaffError(f"{user.get_username()} is the last active admin: make someone else an admin first.")
 
 

@@ -143,7 +143,9 @@ def test_an_admin_sets_a_role_and_teams(admin_client, agent):
     )
     assert response.status_code == 302
     assert role_of(User.objects.get(pk=agent.pk)) == Role.ADMIN
-    assert AuditEntry.objects.filter(action="user.update", target_id=str(agent.pk)).count() == 1
+    entry = AuditEntry.objects.get(action="user.update", target_id=str(agent.pk))
+    assert entry.before == {"role": "agent", "teams": [], "active": True}
+    assert entry.after == {"role": "admin", "teams": ["Network"], "active": True}
 
 
 def test_the_last_admin_is_told_why_they_cannot_demote_themselves(admin_client, admin_user):

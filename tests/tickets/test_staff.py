@@ -1,7 +1,12 @@
 """Users and teams (tickets.staff): roles, the last admin, deactivation, invitations, teams, all audited."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection, transaction
 
 from tickets.models import AuditEntry, Team
 from tickets.roles import ADMINS_GROUP, Role, assigned_role, role_of
@@ -171,3 +176,41 @@ def test_a_team_needs_a_new_name_of_at_most_100_characters(admin_user, name):
     with pytest.raises(StaffError):
         save_team(Team(), name=name, members=[], lead=None, actor=admin_user)
     assert Team.objects.count() == 1
+
+
+@pytest.mark.postgres  # two connections at once, one waiting on the other's row locks
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(admin_user):
+    """Ada demotes Bo while Bo deactivates Ada: each alone leaves an admin, both together would leave none.
+    Bo's check waits for Ada's transaction to commit, then sees that Ada is the last admin, and refuses."""
+    bo = User.objects.create_user("bo")
+    bo.groups.add(Group.objects.get(name=ADMINS_GROUP))
+    ada = admin_user
+    demoted, may_commit = threading.Event(), threading.Event()
+
+    def ada_demotes_bo():
+        try:
+            with transaction.atomic():
+                update_user(User.objects.get(pk=bo.pk), role=Role.AGENT, teams=[], actor=ada)
+                demoted.set()
+                may_commit.wait(10)
+        finally:
+            connection.close()
+
+    def bo_deactivates_ada():
+        try:
+            set_active(User.objects.get(pk=ada.pk), False, actor=bo)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(ada_demotes_bo)
+        assert demoted.wait(10)
+        second = pool.submit(bo_deactivates_ada)
+        time.sleep(0.5)
+        assert not second.done()  # waiting for Ada's locks
+        may_commit.set()
+        first.result()
+        with pytest.raises(StaffError, match="boss is the last active admin"):
+            second.result()
+    assert list(active_admins()) == [ada]
