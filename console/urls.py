@@ -10,10 +10,13 @@ from . import (
     file_views,
     live_views,
     macro_views,
+    profile_views,
     queue_views,
     saved_views,
+    team_views,
     ticket_views,
     triage_views,
+    user_views,
 )
 
 app_name = "console"
@@ -60,4 +63,15 @@ urlpatterns = [
     path("macros/<int:pk>/delete/", macro_views.macro_delete, name="macro-delete"),
     path("tickets/<int:pk>/macro/", macro_views.macro_insert, name="macro-insert"),
     path("tickets/<int:pk>/macro/apply/", macro_views.macro_apply, name="macro-apply"),
+    path("users/", user_views.user_list, name="user-list"),
+    path("users/invite/", user_views.user_invite, name="user-invite"),
+    path("users/<int:pk>/", user_views.user_edit, name="user-edit"),
+    path("users/<int:pk>/deactivate/", user_views.user_deactivate, name="user-deactivate"),
+    path("users/<int:pk>/reactivate/", user_views.user_reactivate, name="user-reactivate"),
+    path("users/<int:pk>/invitation/", user_views.user_resend_invitation, name="user-resend-invitation"),
+    path("teams/", team_views.team_list, name="team-list"),
+    path("teams/new/", team_views.team_create, name="team-create"),
+    path("teams/<int:pk>/", team_views.team_edit, name="team-edit"),
+    path("teams/<int:pk>/delete/", team_views.team_delete, name="team-delete"),
+    path("profile/", profile_views.my_profile, name="my-profile"),
 ]

@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "console.time_zones.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -228,12 +229,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Channel adapters by kind, chosen by dotted path (like Django's EMAIL_BACKEND).
+# Channel adapters by kind, chosen by dotted path (like Django's EMAIL_BACKEND). The tests add "locmem", an
+# in-memory channel (tests/conftest.py), which a real desk must never offer.
 CHANNEL_ADAPTERS = {
     "slack": "channel_adapters.slack.SlackAdapter",
     "x": "channel_adapters.x.XAdapter",
     "whatsapp": "channel_adapters.meta.whatsapp.WhatsAppAdapter",
-    "locmem": "channel_adapters.locmem.LocmemAdapter",
     "facebook": "channel_adapters.meta.facebook.FacebookAdapter",
     "instagram": "channel_adapters.meta.instagram.InstagramAdapter",
     "email": "channel_adapters.email.adapter.EmailAdapter",

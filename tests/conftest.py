@@ -59,7 +59,9 @@ def eager_celery():
 
 
 @pytest.fixture(autouse=True)
-def clean_locmem():
+def clean_locmem(settings):
+    """The in-memory test channel, registered for tests only (the settings leave it out), and emptied."""
+    settings.CHANNEL_ADAPTERS = {**settings.CHANNEL_ADAPTERS, "locmem": "channel_adapters.locmem.LocmemAdapter"}
     locmem.reset()
     yield
     locmem.reset()

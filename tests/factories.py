@@ -62,9 +62,10 @@ def x_dm_from_bob():
 
 
 def composer_time(minute=0):
-    """How the composer shows when someone last wrote ("j M, H:i"), for a message sent ``minute`` after BASE_TIME."""
+    """How the composer shows when someone last wrote ("j M, H:i T"), for a message sent ``minute`` after BASE_TIME,
+    to a user without a time zone of their own (UTC)."""
     at = BASE_TIME + timedelta(minutes=minute)
-    return f"{at.day} {at:%b, %H:%M}"
+    return f"{at.day} {at:%b, %H:%M} UTC"
 
 
 def message_with(*attachments, external_id="m0"):

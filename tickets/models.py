@@ -1,6 +1,8 @@
 import logging
 import re
 import uuid
+from functools import cache
+from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -613,3 +615,44 @@ class AuditEntry(models.Model):
             for key in sorted(before.keys() | after.keys())
             if before.get(key) != after.get(key)
         ]
+
+
+@cache
+def time_zone_names() -> frozenset[str]:
+    """The IANA time zone names the system's database knows ("Europe/Berlin", "UTC"). Read once: listing them
+    walks the whole zoneinfo folder."""
+    return frozenset(available_timezones())
+
+
+def validate_time_zone(name):
+    if name not in time_zone_names():
+        raise ValidationError("%(name)s is not a time zone name such as Europe/Berlin.", params={"name": name})
+
+
+class Profile(models.Model):
+    """What a user sets for themselves. Created when they first save it: a user without one has the defaults."""
+
+    DEFAULT_TIME_ZONE = "UTC"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    #: The console shows every time in this zone, named ("14:03 CET").
+    time_zone = models.CharField(max_length=64, default=DEFAULT_TIME_ZONE, validators=[validate_time_zone])
+
+    def __str__(self):
+        return f"{self.user} ({self.time_zone})"
+
+
+class Team(models.Model):
+    """A group of agents, with an optional lead. Admins manage teams in the console (Users, Teams)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+    lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="led_teams"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

@@ -15,6 +15,12 @@ class Role(models.TextChoices):
 def role_of(user) -> Role | None:
     if not user.is_authenticated or not user.is_active:
         return None
+    return assigned_role(user)
+
+
+def assigned_role(user) -> Role:
+    """The role a user's groups give them, whether or not they may sign in now (a deactivated agent is still
+    listed as one). Uses ``user.groups.all()``, so a prefetch of the groups saves its query."""
     if user.is_superuser:
         return Role.ADMIN
     groups = {group.name for group in user.groups.all()}

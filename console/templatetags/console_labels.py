@@ -17,6 +17,7 @@ register = template.Library()
 _NO_CHANNEL = mark_safe('<span class="muted">none</span>')
 _NO_TIME = mark_safe('<time datetime="">never</time>')
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: (seconds, unit) from the largest: the queue shows one compact unit ("5 min ago"), the exact time on hover.
 _UNITS = ((365 * 86400, "yr"), (30 * 86400, "mo"), (7 * 86400, "wk"), (86400, "d"), (3600, "h"), (60, "min"))
 
@@ -34,6 +35,21 @@ def compact_since(at, now) -> str:
     return "just now"
 
 
+def zone_name(local) -> str:
+    """The zone of a local time as people say it: its abbreviation ("CET", "EDT", "UTC"), or the zone's name
+    ("Asia/Dubai") where the abbreviation is only an offset ("+04")."""
+    abbreviation = local.tzname() or ""
+    if abbreviation[:1].isalpha():
+        return abbreviation
+    return getattr(local.tzinfo, "key", None) or abbreviation
+
+
+def zoned(at) -> str:
+    """A moment in the current time zone (the user's: ``console.time_zones``), named: "4 Dec 2026, 14:03 CET"."""
+    local = timezone.localtime(at)
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year}, {local:%H:%M} {zone_name(local)}"
+
+
 @register.filter
 def span(duration) -> str:
     """A length of time in its largest whole unit ("5 min", "3 h"), or "under a minute"."""
@@ -46,13 +62,15 @@ def span(duration) -> str:
 
 @register.simple_tag
 def ago(at, now=None):
-    """A <time> saying how long ago, with the exact time (UTC, ISO 8601) as its machine value and title."""
+    """A <time> saying how long ago, with the exact time as its machine value (UTC, ISO 8601) and, in the user's
+    time zone, as its title."""
     if at is None:
         return _NO_TIME
-    exact = at.astimezone(UTC)
-    title = f"{exact:%Y-%m-%d %H:%M} UTC"
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>', exact.isoformat(), title, compact_since(at, now or timezone.now())
+        '<time datetime="{}" title="{}">{}</time>',
+        at.astimezone(UTC).isoformat(),
+        zoned(at),
+        compact_since(at, now or timezone.now()),
     )
 
 

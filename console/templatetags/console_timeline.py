@@ -15,17 +15,16 @@ from django import template
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import localize
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from console.emails import body_sections, email_parts, header_section
 from console.players import player_for
+from console.templatetags.console_labels import zoned
 from tickets.models import Message
 
 register = template.Library()
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _NOTE_LABEL = mark_safe('<span class="note-label">Internal note</span>')
 _NOTE_HINT = mark_safe('<p class="note-hint">Only agents see this note; it was not sent to the requester.</p>')
 _DIRECTIONS = {value: str(label) for value, label in Message.Direction.choices}
@@ -35,11 +34,6 @@ _IN_FLIGHT = (Message.DeliveryStatus.QUEUED, Message.DeliveryStatus.SENDING)
 REACTION_MAX_CHARS = 16
 
 
-def _short(at) -> str:
-    """``date:"j M Y, H:i"`` without the formatter's per-call cost."""
-    return f"{at.day} {_MONTHS[at.month - 1]} {at.year}, {at:%H:%M}"
-
-
 def _e(value) -> str:
     """Escape for HTML text and attribute values. The stdlib's, called directly: Django's lazy-aware
     ``escape``/``format_html`` wrappers cost more than the escaping, dozens of times per message."""
@@ -47,21 +41,21 @@ def _e(value) -> str:
 
 
 def _marker(css, at, text):
-    return f'<span class="{css}" title="{_e(localize(timezone.localtime(at)))}">{text}</span>'
+    return f'<span class="{css}" title="{_e(zoned(at))}">{text}</span>'
 
 
 @register.simple_tag(takes_context=True)
 def timeline_message(context, message, oob=False):
     """One message of the timeline as a ``<li id="message-<pk>">``; ``oob`` swaps it in place (live poll).
     Every value from the message is escaped by ``_e``; the markup around it is constant."""
-    sent = timezone.localtime(message.created_at)
+    sent = message.created_at
     direction = message.direction
     classes = f"message message-{_e(direction)}" + (" is-deleted" if message.deleted_at else "")
     label = _NOTE_LABEL if direction == Message.Direction.NOTE else _e(_DIRECTIONS.get(direction, ""))
     meta = [
         f'<span class="direction">{label}</span>',
         f"<strong><bdi>{_e(message.author_name)}</bdi></strong>",
-        f'<time datetime="{sent.isoformat()}">{_short(sent)}</time>',
+        f'<time datetime="{timezone.localtime(sent).isoformat()}">{_e(zoned(sent))}</time>',
     ]
     if message.edited_at:
         meta.append(_marker("marker", message.edited_at, "edited"))
@@ -132,7 +126,7 @@ def delivery_status(context, message):
     warning = '<span aria-hidden="true">⚠ </span>' if stalled else ""
     reported = getattr(message, "delivery_reported_at", None)
     # When the platform last reported on it; on hover, like the "edited" marker's time.
-    title = f' title="Reported {_e(localize(timezone.localtime(reported)))}"' if reported else ""
+    title = f' title="Reported {_e(zoned(reported))}"' if reported else ""
     parts = [
         f'<span class="badge delivery-{_e(status)}{flag}"{title}><span class="visually-hidden">Delivery: </span>'
         f"{warning}{_e(_DELIVERY.get(status, status))}</span>"

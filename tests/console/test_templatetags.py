@@ -3,9 +3,11 @@
 import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.template import Context
+from django.utils import timezone
 
 from console.forms import TicketFilterForm
 from console.templatetags.console_composer import template_body, template_hint, time_left
@@ -56,9 +58,13 @@ def test_compact_since(delta, text):
     assert compact_since(NOW - delta, NOW) == text
 
 
-def test_ago_gives_the_exact_utc_time_as_value_and_title():
+def test_ago_gives_the_exact_utc_time_as_value_and_the_local_time_named_as_title():
     at = datetime(2026, 11, 25, 9, 5, 30, tzinfo=UTC)
-    assert ago(at, NOW) == '<time datetime="2026-11-25T09:05:30+00:00" title="2026-11-25 09:05 UTC">2\u00a0h ago</time>'
+    assert (
+        ago(at, NOW) == '<time datetime="2026-11-25T09:05:30+00:00" title="25 Nov 2026, 09:05 UTC">2\u00a0h ago</time>'
+    )
+    with timezone.override(ZoneInfo("Europe/Berlin")):
+        assert 'title="25 Nov 2026, 10:05 CET"' in ago(at, NOW)
 
 
 @pytest.mark.django_db

@@ -72,3 +72,14 @@ def test_loading_the_embedded_settings_creates_no_folder(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "var").exists()
+
+
+def test_the_in_memory_test_channel_is_not_offered_outside_the_tests(tmp_path):
+    """``locmem`` keeps messages in one process's memory: only the tests register it (tests/conftest.py)."""
+    code = "import django; django.setup(); from django.conf import settings; print(sorted(settings.CHANNEL_ADAPTERS))"
+    result = run_python(
+        ["-c", code], tmp_path, without=SERVICES, DJANGO_SETTINGS_MODULE="helpdesk.settings", DJANGO_DEBUG="1"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "slack" in result.stdout
+    assert "locmem" not in result.stdout

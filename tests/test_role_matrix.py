@@ -1,0 +1,283 @@
+"""Who may use each URL: every pattern the project routes (Django's own /admin/ aside) has a row in ``MATRIX``, and
+each role's answer is checked against it.
+
+A role that may use a URL must not be refused (no 401, no 403, no redirect to the login page); a role that may
+not must be (403 or 401, or the login page for the anonymous). What an allowed request then does (200, a form
+error, 404 for someone else's object) is the business of each page's own tests.
+
+A URL added without a row here fails ``test_every_url_has_a_row``: say who may use it.
+"""
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.auth.tokens import default_token_generator
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.test import Client
+from django.test.client import MULTIPART_CONTENT
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from console.file_views import email_image_url
+from tests.factories import message
+from tests.helpers import receive
+from tickets.models import Attachment, Identity, Macro, Message, SavedView, Team, Ticket, TicketFollower
+
+ANONYMOUS, EMPLOYEE, AGENT, ADMIN = "anonymous", "employee", "agent", "admin"
+ROLES = (ANONYMOUS, EMPLOYEE, AGENT, ADMIN)
+EVERYONE = frozenset(ROLES)
+SIGNED_IN = frozenset({EMPLOYEE, AGENT, ADMIN})
+AGENTS = frozenset({AGENT, ADMIN})
+ADMINS = frozenset({ADMIN})
+
+# A one-pixel PNG: an inline image an email may show.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+)
+
+
+@dataclass(frozen=True)
+class Use:
+    """One way to use a URL: the method, who may, and what the request carries (built from the objects)."""
+
+    method: str
+    allowed: frozenset
+    kwargs: object = None  # objects -> the URL's arguments
+    data: object = None  # objects -> the body (a form, or JSON for the API)
+    headers: dict = field(default_factory=dict)
+    content_type: str = MULTIPART_CONTENT  # a form, as the test client posts it by default
+
+
+def ticket(o):
+    return {"pk": o.ticket.pk}
+
+
+def reply(o):
+    return {"pk": o.reply.pk}
+
+
+def attachment(o):
+    return {"pk": o.attachment.pk}
+
+
+def target_user(o):
+    return {"pk": o.target.pk}
+
+
+def team(o):
+    return {"pk": o.team.pk}
+
+
+#: A push the locmem channel (its secret is the fixture's) accepts as signed, then finds malformed.
+WEBHOOK_BODY = "{}"
+
+#: Every route (as the resolver spells it, e.g. ``console/tickets/<int:pk>/``) → how each role may use it.
+MATRIX: dict[str, list[Use]] = {
+    # Signing in and out, and an invitation's set-password link: everyone.
+    "": [Use("GET", EVERYONE)],
+    "login/": [Use("GET", EVERYONE)],
+    "logout/": [Use("POST", EVERYONE)],
+    "password/set/<uidb64>/<token>/": [
+        Use("GET", EVERYONE, kwargs=lambda o: {"uidb64": o.invite_uid, "token": o.invite_token})
+    ],
+    "password/set/done/": [Use("GET", EVERYONE)],
+    # The console: agents and admins.
+    "console/": [Use("GET", AGENTS)],
+    "console/rows/": [Use("GET", AGENTS)],
+    "console/views/": [Use("POST", AGENTS, data=lambda o: {"name": "Mine", "query": "view=open"})],
+    "console/views/<int:pk>/delete/": [Use("POST", AGENTS, kwargs=lambda o: {"pk": o.own.saved_view.pk})],
+    "console/tickets/bulk/": [Use("POST", AGENTS, data=lambda o: {"tickets": [o.ticket.pk], "action": "status"})],
+    "console/tickets/merge/": [Use("POST", AGENTS, data=lambda o: {"tickets": [o.ticket.pk]})],
+    "console/tickets/<int:pk>/": [Use("GET", AGENTS, kwargs=ticket)],
+    "console/tickets/<int:pk>/reply/": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"body": "Hello"})],
+    "console/tickets/<int:pk>/note/": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"body": "A note"})],
+    "console/tickets/<int:pk>/update/": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"status": "open"})],
+    "console/tickets/<int:pk>/followers/<int:follower_pk>/remove/": [
+        Use("POST", AGENTS, kwargs=lambda o: {"pk": o.ticket.pk, "follower_pk": o.follower.pk})
+    ],
+    "console/tickets/<int:pk>/earlier/": [Use("GET", AGENTS, kwargs=ticket)],
+    "console/tickets/<int:pk>/reply/length/": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"body": "Hi"})],
+    "console/tickets/<int:pk>/live/": [Use("GET", AGENTS, kwargs=ticket)],
+    "console/tickets/<int:pk>/presence/": [Use("POST", AGENTS, kwargs=ticket)],
+    "console/tickets/<int:pk>/presence/leave/": [Use("POST", AGENTS, kwargs=ticket)],
+    "console/tickets/<int:pk>/reply/target/": [Use("POST", AGENTS, kwargs=ticket)],
+    "console/tickets/<int:pk>/macro/": [Use("GET", AGENTS, kwargs=ticket)],
+    "console/tickets/<int:pk>/macro/apply/": [
+        Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"macro": o.own.macro.pk})
+    ],
+    "console/messages/<int:pk>/status/": [Use("GET", AGENTS, kwargs=reply)],
+    "console/messages/<int:pk>/retry/": [Use("POST", AGENTS, kwargs=reply)],
+    "console/messages/<int:pk>/html/": [Use("GET", AGENTS, kwargs=reply)],
+    "console/messages/<int:pk>/original/": [Use("GET", AGENTS, kwargs=reply)],
+    "console/attachments/<int:pk>/": [Use("GET", AGENTS, kwargs=attachment)],
+    "console/attachments/<int:pk>/status/": [Use("GET", AGENTS, kwargs=attachment)],
+    # A signed link that stands in for the session (the email's sandboxed frame sends no cookie): anyone with it.
+    "console/attachments/email-image/<str:token>/": [
+        Use("GET", EVERYONE, kwargs=lambda o: {"token": o.image_url.rstrip("/").rsplit("/", 1)[1]})
+    ],
+    "console/triage/": [Use("GET", AGENTS)],
+    "console/triage/accept/": [Use("POST", AGENTS)],
+    "console/triage/dismiss/": [Use("POST", AGENTS)],
+    "console/channels/": [Use("GET", AGENTS)],
+    "console/channels/<int:pk>/requeue-failed/": [Use("POST", ADMINS, kwargs=lambda o: {"pk": o.channel.pk})],
+    "console/audit/": [Use("GET", ADMINS)],
+    "console/macros/": [Use("GET", AGENTS)],
+    "console/macros/new/": [Use("GET", AGENTS), Use("POST", AGENTS, data=lambda o: {"name": "M", "body": "Hi"})],
+    "console/macros/<int:pk>/": [Use("GET", AGENTS, kwargs=lambda o: {"pk": o.own.macro.pk})],
+    "console/macros/<int:pk>/delete/": [Use("POST", AGENTS, kwargs=lambda o: {"pk": o.own.macro.pk})],
+    # Users and teams: admins.
+    "console/users/": [Use("GET", ADMINS)],
+    "console/users/invite/": [
+        Use("GET", ADMINS),
+        Use("POST", ADMINS, data=lambda o: {"email": "new@example.com", "role": "agent"}),
+    ],
+    "console/users/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=target_user),
+        Use("POST", ADMINS, kwargs=target_user, data=lambda o: {"role": "admin"}),
+    ],
+    "console/users/<int:pk>/deactivate/": [Use("POST", ADMINS, kwargs=target_user)],
+    "console/users/<int:pk>/reactivate/": [Use("POST", ADMINS, kwargs=target_user)],
+    "console/users/<int:pk>/invitation/": [Use("POST", ADMINS, kwargs=target_user)],
+    "console/teams/": [Use("GET", ADMINS)],
+    "console/teams/new/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"name": "Desk"})],
+    "console/teams/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=team),
+        Use("POST", ADMINS, kwargs=team, data=lambda o: {"name": "Renamed"}),
+    ],
+    "console/teams/<int:pk>/delete/": [Use("POST", ADMINS, kwargs=team)],
+    # Everyone's own settings, employees included.
+    "console/profile/": [Use("GET", SIGNED_IN), Use("POST", SIGNED_IN, data=lambda o: {"time_zone": "UTC"})],
+    # The API: agents and admins. Getting a token takes a username and password, so anyone may ask.
+    "api/auth/token/": [Use("POST", EVERYONE, data=lambda o: {"username": "nobody", "password": "wrong"})],
+    "api/schema/": [Use("GET", AGENTS)],
+    "api/^tickets/$": [Use("GET", AGENTS)],
+    "api/^tickets/(?P<pk>[^/.]+)/$": [Use("GET", AGENTS, kwargs=ticket)],
+    "api/^tickets/(?P<pk>[^/.]+)/reply/$": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"body": "Hello"})],
+    # Platforms' pushes: authenticated by their signature, never by a session.
+    "webhooks/<uuid:public_id>/": [
+        Use(
+            "POST",
+            EVERYONE,
+            kwargs=lambda o: {"public_id": o.channel.public_id},
+            data=lambda o: WEBHOOK_BODY,
+            content_type="application/json",
+            headers={"X-Signature": hmac.new(b"s3cret", WEBHOOK_BODY.encode(), hashlib.sha256).hexdigest()},
+        )
+    ],
+}
+
+
+def routed():
+    """(route, URL name) of every pattern the project serves, but Django's admin site."""
+
+    def walk(patterns, prefix, namespace):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if pattern.app_name == "admin":
+                    continue
+                inner = ":".join(filter(None, [namespace, pattern.namespace]))
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+            elif isinstance(pattern, URLPattern):
+                name = f"{namespace}:{pattern.name}" if namespace and pattern.name else pattern.name
+                yield prefix + str(pattern.pattern), name
+
+    return dict(walk(get_resolver().url_patterns, "", ""))
+
+
+ROUTES = routed()
+
+
+def test_the_walk_finds_every_route_but_djangos_admin():
+    assert ROUTES["console/tickets/<int:pk>/"] == "console:ticket-detail"
+    assert ROUTES["api/^tickets/(?P<pk>[^/.]+)/reply/$"] == "api:ticket-reply"  # the API router's
+    assert ROUTES[""] is None  # the root's redirect has no name
+    assert not [route for route in ROUTES if route.startswith("admin/")]
+
+
+def test_every_url_has_a_row():
+    missing = sorted(set(ROUTES) - set(MATRIX))
+    assert not missing, f"Say who may use these URLs in tests/test_role_matrix.py MATRIX: {missing}"
+    stale = sorted(set(MATRIX) - set(ROUTES))
+    assert not stale, f"These rows name URLs that no longer exist: {stale}"
+
+
+@pytest.fixture
+def people(agent, admin_user, employee):
+    return {EMPLOYEE: employee, AGENT: agent, ADMIN: admin_user}
+
+
+@pytest.fixture
+def objects(people, locmem_channel):
+    """What the URLs point at: a ticket with a reply, an emailed image and a follower, a personal macro and saved
+    view, another user to manage, a team, and that user's set-password link."""
+    receive(locmem_channel, [message("m0", text="The printer is on fire")])
+    the_ticket = Ticket.objects.select_related("requester").get()
+    the_reply = Message.objects.create(
+        ticket=the_ticket, direction=Message.Direction.OUTBOUND, body="Try this", author_user=people[AGENT]
+    )
+    image = Attachment(message=the_reply, name="a.png", content_type="image/png", status=Attachment.Status.STORED)
+    image.file.save("a.png", ContentFile(PNG), save=True)
+    identity = Identity.objects.create(
+        contact=the_ticket.requester, namespace="locmem", external_id="cc1", display_name="Cc"
+    )
+    target = User.objects.create_user("target", email="target@example.com")
+    return SimpleNamespace(
+        ticket=the_ticket,
+        reply=the_reply,
+        attachment=image,
+        image_url=email_image_url(image),
+        follower=TicketFollower.objects.create(ticket=the_ticket, identity=identity),
+        channel=locmem_channel,
+        macros={role: Macro.objects.create(name="Mine", body="Hi", owner=people[role]) for role in AGENTS},
+        saved_views={role: SavedView.objects.create(owner=people[role], name="Mine", query="") for role in AGENTS},
+        target=target,
+        team=Team.objects.create(name="Network"),
+        invite_uid=urlsafe_base64_encode(force_bytes(target.pk)),
+        invite_token=default_token_generator.make_token(target),
+    )
+
+
+def refused(response) -> bool:
+    login = reverse("login")
+    redirect = response.get("Location", "")
+    return response.status_code in (401, 403) or (response.status_code == 302 and redirect.startswith(login + "?"))
+
+
+@pytest.mark.parametrize(
+    ("route", "use"),
+    [pytest.param(route, use, id=f"{use.method} /{route}") for route, uses in MATRIX.items() for use in uses],
+)
+def test_each_role_is_let_in_or_refused_as_the_matrix_says(route, use, people, objects):
+    """Each role in turn, in a savepoint rolled back after its request: what one role's request changed (a user
+    deactivated, a team deleted) is undone before the next role's."""
+    if route not in ROUTES:
+        pytest.fail(f"/{route} is no longer routed: remove its row")
+    for role in ROLES:
+        # The requester's own macro and saved view, where the URL names one (someone else's is not found).
+        objects.own = SimpleNamespace(
+            macro=objects.macros.get(role, objects.macros[AGENT]),
+            saved_view=objects.saved_views.get(role, objects.saved_views[AGENT]),
+        )
+        name = ROUTES[route]
+        url = reverse(name, kwargs=use.kwargs(objects) if use.kwargs else {}) if name else "/" + route
+        client = Client()
+        if role != ANONYMOUS:
+            client.force_login(people[role])
+        data = use.data(objects) if use.data else {}
+        with transaction.atomic():
+            if use.method == "GET":
+                response = client.get(url, data, headers=use.headers)
+            else:
+                response = client.post(url, data, content_type=use.content_type, headers=use.headers)
+            transaction.set_rollback(True)
+        if role in use.allowed:
+            assert not refused(response), f"{role} was refused {use.method} {url}: {response.status_code}"
+        else:
+            assert refused(response), f"{role} was let in to {use.method} {url}: {response.status_code}"
