@@ -127,6 +127,18 @@ MATRIX: dict[str, list[Use]] = {
     "console/triage/dismiss/": [Use("POST", AGENTS)],
     "console/channels/": [Use("GET", AGENTS)],
     "console/channels/<int:pk>/requeue-failed/": [Use("POST", ADMINS, kwargs=lambda o: {"pk": o.channel.pk})],
+    # Connecting and configuring channels: admins.
+    "console/channels/new/": [Use("GET", ADMINS)],
+    "console/channels/new/<slug:kind>/": [Use("GET", ADMINS, kwargs=lambda o: {"kind": "slack"})],
+    "console/channels/<int:pk>/": [Use("GET", ADMINS, kwargs=lambda o: {"pk": o.channel.pk})],
+    "console/channels/<int:pk>/test/": [Use("POST", ADMINS, kwargs=lambda o: {"pk": o.channel.pk})],
+    "console/channels/<int:pk>/enabled/": [
+        Use("POST", ADMINS, kwargs=lambda o: {"pk": o.channel.pk}, data=lambda o: {"enabled": "0"})
+    ],
+    "console/channels/<int:pk>/delete/": [
+        Use("GET", ADMINS, kwargs=lambda o: {"pk": o.channel.pk}),
+        Use("POST", ADMINS, kwargs=lambda o: {"pk": o.channel.pk}),
+    ],
     "console/audit/": [Use("GET", ADMINS)],
     "console/macros/": [Use("GET", AGENTS)],
     "console/macros/new/": [Use("GET", AGENTS), Use("POST", AGENTS, data=lambda o: {"name": "M", "body": "Hi"})],
