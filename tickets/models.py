@@ -10,7 +10,7 @@ from django.utils.text import capfirst
 
 from .marks import WriteMark
 from .placeholders import fill, validate_placeholders
-from .querysets import MacroQuerySet, MessageQuerySet, TicketEventQuerySet, TicketQuerySet
+from .querysets import ContactQuerySet, MacroQuerySet, MessageQuerySet, TicketEventQuerySet, TicketQuerySet
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ class Contact(models.Model):
     display_name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ContactQuerySet.as_manager()
 
     def __str__(self):
         return self.display_name

@@ -6,9 +6,25 @@ from django.db.models.functions import Coalesce, Greatest
 SEARCH_CONFIG = "simple"
 
 
+class ContactQuerySet(models.QuerySet):
+    def with_email(self, email: str):
+        """The contacts who are the person with this email address: by their own address, or that of one of
+        their identities on any channel (a Slack profile's, an email's sender). None for an empty address."""
+        if not email:
+            return self.none()
+        return self.filter(models.Q(email__iexact=email) | models.Q(identities__email__iexact=email)).distinct()
+
+
 class TicketQuerySet(models.QuerySet):
     def open(self):
         return self.exclude(status__in=self.model.CLOSED_STATUSES)
+
+    def requested_by(self, email: str):
+        """The tickets of the person with this (verified) email address, from every channel
+        (``ContactQuerySet.with_email``). Merged tickets are left out: their conversations live in the ticket
+        they were merged into."""
+        contacts = self.model.requester.field.related_model.objects.with_email(email)
+        return self.filter(requester__in=contacts.order_by().values("pk"), merged_into=None)
 
     def record_customer_activity(self):
         """The requester wrote on these tickets: reopen them and refresh their activity, in one UPDATE.
