@@ -5,7 +5,8 @@ The portal is the desk's own web page, so there is nothing to poll and no webhoo
 envelopes and store them (``channels_ingest.ingest.store_envelopes``). A reply is "sent" as soon as it is stored,
 since the portal shows the ticket's conversation itself; ``send`` only confirms it. Files employees upload are
 kept by the portal before their message is stored, and ``fetch_attachment`` reads them back through
-``read_upload``, which the pipeline gives the adapter (this package knows no storage).
+``read_upload``; ``send`` tells the employee by email through ``notify_reply``. The pipeline gives the adapter
+both (``channels_ingest.portal_channel``): this package knows no storage and no mail.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ class PortalAdapter(ChannelAdapter):
     kind = "portal"
     capabilities = frozenset({Capability.REPLY})
     files_with_text = True
-    #: Reads an uploaded file's bytes by its ref, in chunks; set by the pipeline (``channels_ingest.portal_uploads``).
+    #: Reads an uploaded file's bytes by its ref, in chunks; set by the pipeline (``channels_ingest.portal_channel``).
     read_upload: Callable[[str], Iterator[bytes]] | None = None
+    #: Tells the person answered that a reply is waiting in the portal (best effort); set by the pipeline.
+    notify_reply: Callable[[ReplyTarget], None] | None = None
 
     def check_credentials(self) -> dict:
         return {}
@@ -43,6 +46,8 @@ class PortalAdapter(ChannelAdapter):
         return [ReplyMode(key="", label="Reply", max_length=self.max_reply_length, attachments=REPLY_FILES)]
 
     def send(self, *, target: ReplyTarget, text: str, key: str, files: tuple[OutboundFile, ...] = ()) -> Sent:
+        if self.notify_reply is not None:
+            self.notify_reply(target)
         return Sent(external_id=f"portal-reply:{key}")
 
     def fetch_attachment(self, ref: str) -> Iterator[bytes]:

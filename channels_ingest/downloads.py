@@ -32,7 +32,7 @@ from tickets.models import Attachment, Message, attachment_path
 
 from .backoff import retry_delay
 from .models import Channel
-from .portal_uploads import forget_upload
+from .portal_channel import forget_upload
 from .queueing import TaskName, enqueue_each
 from .usage import record_usage
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from .crypto import EncryptedJSONField, mask
 from .mail_transport import give_transport
-from .portal_uploads import give_upload_reader
+from .portal_channel import equip as equip_portal
 from .registry import adapter_class
 
 #: How precisely ``Channel.last_push_at`` follows the pushes.
@@ -71,7 +71,7 @@ class Channel(models.Model):
     def adapter(self):
         adapter = adapter_class(self.kind)(config=self.config, secrets=self.secrets, state=self.state)
         give_transport(adapter)
-        give_upload_reader(adapter)
+        equip_portal(adapter)
         return adapter
 
     def polling_limits(self) -> str:

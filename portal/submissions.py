@@ -19,7 +19,7 @@ from channel_adapters.base import Envelope, EnvelopeKind, Sender
 from channel_adapters.portal import PortalAdapter
 from channels_ingest.ingest import store_envelopes
 from channels_ingest.models import Channel, InboundMessage
-from channels_ingest.portal_uploads import keep_upload
+from channels_ingest.portal_channel import keep_upload
 from tickets.models import Contact, Identity, Message, Ticket
 
 #: The identities employees write under in the portal.

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from channel_adapters.base import Capability, OutboundFile, PermanentError, ReplyTarget
 from channel_adapters.portal import PortalAdapter
 from channels_ingest.models import Channel
-from channels_ingest.portal_uploads import keep_upload, read_upload
+from channels_ingest.portal_channel import keep_upload, read_upload
 from channels_ingest.registry import adapter_class
 
 
@@ -26,6 +26,26 @@ def test_send_confirms_each_reply_under_its_own_stable_id():
     assert mode.allowed
     assert mode.attachments
     assert mode.attachments.max_files >= 1
+
+
+@pytest.mark.django_db
+def test_a_reply_notice_goes_to_the_employee_whatever_the_mail_server_says(maya, mailoutbox, settings):
+    adapter = Channel(kind="portal", name="portal").adapter()
+    target = ReplyTarget(thread_key="k", recipient=f"{maya.pk}:1", ticket_number=7, author_name="Alex Agent")
+    adapter.send(target=target, text="Done", key="1-1")
+    assert mailoutbox[0].to == ["maya@example.com"]
+    assert mailoutbox[0].subject == "A reply on your ticket #7"
+    assert "Alex Agent replied" in mailoutbox[0].body
+    settings.EMAIL_BACKEND = "tests.channel_adapters.test_portal.RefusingBackend"
+    assert adapter.send(target=target, text="Done", key="2-1").external_id == "portal-reply:2-1"
+
+
+class RefusingBackend:
+    def __init__(self, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("the mail server is down")
 
 
 @pytest.mark.django_db

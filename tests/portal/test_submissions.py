@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from channels_ingest.models import InboundMessage
-from channels_ingest.portal_uploads import UPLOAD_FOLDER
+from channels_ingest.portal_channel import UPLOAD_FOLDER
 from tests.helpers import portal_form, ticket_by_email
 from tickets.models import Attachment, Message, Ticket, TicketThread
 from tickets.replies import latest_thread, reply_to_ticket
@@ -105,7 +105,7 @@ def test_without_a_portal_channel_the_employee_is_told_so(post):
 
 
 def test_a_reply_on_a_ticket_from_another_channel_joins_it_and_the_agent_answers_in_the_portal(
-    post, maya_client, portal_channel, locmem_channel, agent, django_capture_on_commit_callbacks
+    post, maya_client, portal_channel, locmem_channel, agent, django_capture_on_commit_callbacks, mailoutbox
 ):
     ticket = ticket_by_email(locmem_channel, "m1", email="maya@example.com", text="Screen flickers")
     post(reply_url(ticket), portal_form(body="It started after the update", files=files(("a.txt", b"a", "text/plain"))))
@@ -122,6 +122,10 @@ def test_a_reply_on_a_ticket_from_another_channel_joins_it_and_the_agent_answers
         answer = reply_to_ticket(ticket=ticket, author=agent, body="Roll back the driver", thread=thread)
     answer.refresh_from_db()
     assert answer.delivery_status == Message.DeliveryStatus.SENT
+    [notice] = mailoutbox  # Maya is told there is a reply, with a link to it (not its text)
+    assert notice.to == ["maya@example.com"]
+    assert reverse("portal:ticket", args=[ticket.pk]) in notice.body
+    assert "Roll back" not in notice.body
     page = maya_client.get(reverse("portal:ticket", args=[ticket.pk])).content.decode()
     assert "It started after the update" in page
     assert "Roll back the driver" in page
