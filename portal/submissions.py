@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from channel_adapters.base import Envelope, EnvelopeKind, Sender
+from channel_adapters.base import DeliveryReport, Envelope, EnvelopeKind, Sender
 from channel_adapters.portal import PortalAdapter
 from channels_ingest.ingest import store_envelopes
 from channels_ingest.models import Channel, InboundMessage
@@ -142,3 +142,36 @@ def _ticket_of(channel: Channel, external_id: str) -> int | None:
         .values_list("ticket_id", flat=True)
         .first()
     )
+
+
+#: Replies the portal has shown, but not yet reported read.
+_UNREAD = (Message.DeliveryStatus.SENT, Message.DeliveryStatus.DELIVERED)
+
+
+def report_read(conversation) -> None:
+    """The requester has seen these messages in the portal: the desk's replies sent in the portal's conversations
+    are reported read, as a platform's read receipts are (a report on each, stored once; the pipeline applies it)."""
+    unread = [
+        message
+        for message in conversation
+        if message.direction == Message.Direction.OUTBOUND
+        and message.delivery_status in _UNREAD
+        and message.external_id
+        and message.thread is not None
+        and message.thread.channel.kind == PortalAdapter.kind
+    ]
+    if not unread:
+        return
+    now = timezone.now()
+    envelopes = [
+        Envelope(
+            external_id=f"read:{message.external_id}",
+            kind=EnvelopeKind.STATUS,
+            thread_key=message.thread.key,
+            sent_at=now,
+            target_id=message.external_id,
+            meta={"status": str(DeliveryReport.READ)},
+        )
+        for message in unread
+    ]
+    store_envelopes(unread[0].thread.channel, envelopes)

@@ -17,7 +17,7 @@ from tickets.models import Attachment, Message, Ticket
 from . import magic_links
 from .access import signed_in_required
 from .forms import NewTicketForm, ReplyForm, SignInForm
-from .submissions import PortalUnavailable, new_submission_key, submit_reply, submit_ticket
+from .submissions import PortalUnavailable, new_submission_key, report_read, submit_reply, submit_ticket
 
 TICKETS_PER_PAGE = 25
 #: What the portal shows of a conversation: what the requester wrote and the desk's replies, never a note.
@@ -107,10 +107,11 @@ def _ticket_page(request, ticket, form):
     conversation = (
         ticket.messages.filter(direction__in=PUBLIC, deleted_at=None)
         .exclude(delivery_status=Message.DeliveryStatus.FAILED)
-        .select_related("author_identity", "author_user")
+        .select_related("author_identity", "author_user", "thread__channel")
         .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("pk")))
         .order_by("created_at", "id")
     )
+    report_read(conversation)  # the page is the requester's own: what it shows them, they have read
     return render(request, "portal/ticket_detail.html", {"ticket": ticket, "conversation": conversation, "form": form})
 
 

@@ -82,6 +82,8 @@ def test_an_employee_sees_only_their_tickets_replies_and_the_reply_reaches_the_a
 
     page.reload()
     expect(page.get_by_text("Please hold the power button for ten seconds")).to_be_visible()
+    answer.refresh_from_db()
+    assert answer.delivery_status == Message.DeliveryStatus.READ  # seen in the portal: a read receipt
 
     page.get_by_role("link", name="New request").first.click()
     audited(page, "new request", found)

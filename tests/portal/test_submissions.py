@@ -126,9 +126,15 @@ def test_a_reply_on_a_ticket_from_another_channel_joins_it_and_the_agent_answers
     assert notice.to == ["maya@example.com"]
     assert reverse("portal:ticket", args=[ticket.pk]) in notice.body
     assert "Roll back" not in notice.body
-    page = maya_client.get(reverse("portal:ticket", args=[ticket.pk])).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        page = maya_client.get(reverse("portal:ticket", args=[ticket.pk])).content.decode()
     assert "It started after the update" in page
     assert "Roll back the driver" in page
+    answer.refresh_from_db()
+    assert answer.delivery_status == Message.DeliveryStatus.READ  # she has seen it: the agent sees "read"
+    with django_capture_on_commit_callbacks(execute=True):
+        maya_client.get(reverse("portal:ticket", args=[ticket.pk]))
+    assert InboundMessage.objects.filter(external_id__startswith="read:").count() == 1  # reported once
 
 
 def test_later_replies_continue_the_same_portal_conversation(post, maya, portal_channel):
