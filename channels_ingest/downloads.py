@@ -26,12 +26,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from channel_adapters.base import AdapterError, CredentialsError, TransientError
-from channel_adapters.portal import PortalAdapter
 from tickets.attachments import too_large_error
 from tickets.models import Attachment, Message, attachment_path
 
 from .backoff import retry_delay
 from .models import Channel
+from .portal_channel import KIND as PORTAL_KIND
 from .portal_channel import forget_upload
 from .queueing import TaskName, enqueue_each
 from .usage import record_usage
@@ -83,7 +83,7 @@ def _fetch_and_store(pending: PendingDownload, channel: Channel) -> DownloadOutc
         return DownloadOutcome(status="failed")
     finally:
         record_usage(channel, adapter.usage)
-    if status == Attachment.Status.STORED and channel.kind == PortalAdapter.kind:
+    if status == Attachment.Status.STORED and channel.kind == PORTAL_KIND:
         forget_upload(pending.ref)  # the attachment holds its own copy now
     return DownloadOutcome(status=status)
 

@@ -24,6 +24,8 @@ from tickets.attachments import safe_content_type, safe_filename
 
 logger = logging.getLogger(__name__)
 
+#: The portal channel's kind.
+KIND = PortalAdapter.kind
 #: Uploads waiting to be ingested live here, under random names; a ref naming anything else is refused.
 UPLOAD_FOLDER = "portal-uploads"
 _CHUNK = 64 * 1024

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from channels_ingest.outages import is_outage, warn_outage
 from tickets.models import Contact
@@ -44,8 +46,14 @@ def may_sign_in_by_link(user) -> bool:
     return user.is_active and not user.is_staff and role_of(user) == Role.EMPLOYEE
 
 
-def send_sign_in_link(email: str) -> None:
-    """Email a sign-in link to ``email`` if it belongs to an employee the desk knows; otherwise do nothing.
+def safe_next(path: str) -> str:
+    """``path`` if it is a page of this site (a relative URL), else ""."""
+    return path if path and url_has_allowed_host_and_scheme(path, allowed_hosts=None) else ""
+
+
+def send_sign_in_link(email: str, *, next_path: str = "") -> None:
+    """Email a sign-in link to ``email`` if it belongs to an employee the desk knows; otherwise do nothing. The
+    link leads to ``next_path`` (a page of this site) once signed in.
 
     Never raises for a mail server that refuses (the answer to the visitor must not differ)."""
     email = email.strip().lower()
@@ -62,7 +70,8 @@ def send_sign_in_link(email: str) -> None:
         return
     if user is None and not Contact.objects.with_email(email).exists():
         return
-    token = signing.dumps({"e": email, "u": user.pk if user else 0, "l": _stamp(user)}, salt=_SALT)
+    payload = {"e": email, "u": user.pk if user else 0, "l": _stamp(user), "n": safe_next(next_path)}
+    token = signing.dumps(payload, salt=_SALT)
     link = settings.PUBLIC_BASE_URL.rstrip("/") + reverse("portal:sign-in-link") + "?" + urlencode({"token": token})
     minutes = LINK_SECONDS // 60
     body = (
@@ -112,8 +121,15 @@ def _unused(data: dict) -> bool:
     return user is not None and _stamp(user) == data["l"] and may_sign_in_by_link(user)
 
 
-def sign_in(request, token: str):
-    """Sign the visitor in with the link's token; returns the user, or None for a token expired, used or invalid."""
+@dataclass(frozen=True)
+class SignedIn:
+    user: object
+    #: The page the link leads to ("" for the portal's first page).
+    next_path: str
+
+
+def sign_in(request, token: str) -> SignedIn | None:
+    """Sign the visitor in with the link's token; None for a token expired, used or invalid."""
     data = _load(token)
     if data is None:
         return None
@@ -129,7 +145,7 @@ def sign_in(request, token: str):
             if user is None:
                 return None
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    return user
+    return SignedIn(user=user, next_path=safe_next(str(data.get("n") or "")))
 
 
 def _first_account(email: str):

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from channel_adapters.base import DeliveryReport, Envelope, EnvelopeKind, Sender
-from channel_adapters.portal import PortalAdapter
 from channels_ingest.ingest import store_envelopes
 from channels_ingest.models import Channel, InboundMessage
-from channels_ingest.portal_channel import keep_upload
+from channels_ingest.portal_channel import KIND, forget_upload, keep_upload
 from tickets.models import Contact, Identity, Message, Ticket
 
 #: The identities employees write under in the portal.
@@ -40,7 +39,7 @@ def is_submission_key(value: str) -> bool:
 
 
 def portal_channel() -> Channel:
-    channel = Channel.objects.filter(kind=PortalAdapter.kind, enabled=True).order_by("pk").first()
+    channel = Channel.objects.filter(kind=KIND, enabled=True).order_by("pk").first()
     if channel is None:
         raise PortalUnavailable("The portal is not connected to the helpdesk yet. Please contact the service desk.")
     return channel
@@ -128,6 +127,9 @@ def submit_reply(*, user, ticket: Ticket, key: str, text: str, files) -> Submitt
 
 def _store(channel: Channel, envelope: Envelope) -> Submitted:
     new = store_envelopes(channel, [envelope]) == 1
+    if not new:  # the same form, sent at the same moment from another tab, was stored first with its own copies
+        for attachment in envelope.attachments:
+            forget_upload(attachment.ref)
     # Ingested already when the pipeline runs inline (the embedded demo, the tests); else by a worker shortly.
     return Submitted(ticket_id=_ticket_of(channel, envelope.external_id), new=new)
 
@@ -158,7 +160,7 @@ def report_read(conversation) -> None:
         and message.delivery_status in _UNREAD
         and message.external_id
         and message.thread is not None
-        and message.thread.channel.kind == PortalAdapter.kind
+        and message.thread.channel.kind == KIND
     ]
     if not unread:
         return

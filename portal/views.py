@@ -2,6 +2,8 @@
 request and a reply. Every ticket page and file is found through the signed-in person's own tickets
 (``TicketQuerySet.requested_by``): another person's is a 404, never a 403 that would confirm it exists."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -24,25 +26,27 @@ TICKETS_PER_PAGE = 25
 PUBLIC = (Message.Direction.INBOUND, Message.Direction.OUTBOUND)
 
 
-def _sso_url():
-    """The company sign-in (OIDC), when one is configured."""
+def _sso_url(next_path):
+    """The company sign-in (OIDC), when one is configured, leading back to the portal."""
     if not getattr(settings, "OIDC_RP_CLIENT_ID", ""):
         return None
     try:
-        return reverse("oidc_authentication_init")
+        start = reverse("oidc_authentication_init")
     except NoReverseMatch:
         return None
+    return start + "?" + urlencode({"next": next_path or reverse("portal:tickets")})
 
 
 @require_http_methods(["GET", "POST"])
 def sign_in(request):
     if request.user.is_authenticated:
         return redirect("portal:tickets")
+    next_path = magic_links.safe_next(request.POST.get("next") or request.GET.get("next") or "")
     form = SignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        magic_links.send_sign_in_link(form.cleaned_data["email"])
+        magic_links.send_sign_in_link(form.cleaned_data["email"], next_path=next_path)
         return redirect("portal:sign-in-sent")
-    return render(request, "portal/sign_in.html", {"form": form, "sso_url": _sso_url()})
+    return render(request, "portal/sign_in.html", {"form": form, "sso_url": _sso_url(next_path), "next": next_path})
 
 
 def sign_in_sent(request):
@@ -55,8 +59,9 @@ def sign_in_link(request):
     open links must not use up the single use."""
     token = request.POST.get("token") or request.GET.get("token") or ""
     if request.method == "POST":
-        if magic_links.sign_in(request, token) is not None:
-            return redirect("portal:tickets")
+        signed_in = magic_links.sign_in(request, token)
+        if signed_in is not None:
+            return redirect(signed_in.next_path or "portal:tickets")
         return render(request, "portal/link_invalid.html", status=400)
     email = magic_links.address_of(token)
     if email is None:

@@ -139,3 +139,26 @@ def test_the_company_sign_in_is_offered_only_when_configured(client, settings):
     response = client.get(SIGN_IN)
     assert response.status_code == 200
     assert "company account" not in response.content.decode()
+
+
+def test_the_link_leads_to_the_page_that_asked_for_sign_in(client, maya, mailoutbox):
+    wanted = reverse("portal:ticket-new")
+    to_sign_in = client.get(wanted)["Location"]
+    assert to_sign_in.startswith(SIGN_IN)
+    page = client.get(to_sign_in).content.decode()
+    assert f'name="next" value="{wanted}"' in page
+    client.post(SIGN_IN, {"email": "maya@example.com", "next": wanted})
+    assert use_link(client, link_in(mailoutbox[0]))["Location"] == wanted
+
+
+def test_the_link_never_leads_off_the_site(client, maya, mailoutbox):
+    client.post(SIGN_IN, {"email": "maya@example.com", "next": "https://evil.example/phish"})
+    assert use_link(client, link_in(mailoutbox[0]))["Location"] == reverse("portal:tickets")
+
+
+@pytest.mark.urls("tests.portal.oidc_urls")
+def test_the_company_sign_in_leads_back_to_the_portal(client, settings):
+    settings.OIDC_RP_CLIENT_ID = "helpdesk"
+    page = client.get(SIGN_IN).content.decode()
+    assert 'href="/oidc/authenticate/?next=%2Fportal%2F"' in page
+    assert "Sign in with company account" in page
