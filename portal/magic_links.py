@@ -89,6 +89,8 @@ def _within_rate(email: str) -> bool:
     try:
         cache.add(key, 0, timeout=LINK_SECONDS)
         return cache.incr(key) <= LINKS_PER_ADDRESS
+    except ValueError:  # the count expired between the two calls: a new window starts
+        return True
     except Exception as exc:
         if not is_outage(exc):
             raise

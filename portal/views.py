@@ -22,8 +22,10 @@ from .forms import NewTicketForm, ReplyForm, SignInForm
 from .submissions import PortalUnavailable, new_submission_key, report_read, submit_reply, submit_ticket
 
 TICKETS_PER_PAGE = 25
-#: What the portal shows of a conversation: what the requester wrote and the desk's replies, never a note.
+#: What the portal shows of a conversation: what the requester wrote and the desk's replies, never a note,
+#: and never a reply that failed to go out.
 PUBLIC = (Message.Direction.INBOUND, Message.Direction.OUTBOUND)
+SHOWN_DELIVERY = [status for status in Message.DeliveryStatus.values if status != Message.DeliveryStatus.FAILED]
 
 
 def _sso_url(next_path):
@@ -88,6 +90,8 @@ def ticket_list(request):
 @require_http_methods(["GET", "POST"])
 def ticket_new(request):
     form = NewTicketForm(request.POST or None, request.FILES or None, initial={"key": new_submission_key()})
+    if not request.user.email:  # their tickets could not be found again; the page says why
+        return render(request, "portal/ticket_new.html", {"form": form, "has_email": False}, status=403)
     if request.method == "POST" and form.is_valid():
         try:
             submitted = submit_ticket(
@@ -110,8 +114,7 @@ def ticket_new(request):
 
 def _ticket_page(request, ticket, form):
     conversation = (
-        ticket.messages.filter(direction__in=PUBLIC, deleted_at=None)
-        .exclude(delivery_status=Message.DeliveryStatus.FAILED)
+        ticket.messages.filter(direction__in=PUBLIC, deleted_at=None, delivery_status__in=SHOWN_DELIVERY)
         .select_related("author_identity", "author_user", "thread__channel")
         .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("pk")))
         .order_by("created_at", "id")
@@ -161,6 +164,7 @@ def attachment_download(request, pk):
         status=Attachment.Status.STORED,
         message__direction__in=PUBLIC,
         message__deleted_at=None,
+        message__delivery_status__in=SHOWN_DELIVERY,
         message__ticket__in=_own_tickets(request).values("pk"),
     )
     try:

@@ -137,3 +137,19 @@ def test_an_account_without_an_email_address_sees_no_tickets_and_is_told_why(cli
     page = client.get(TICKETS).content.decode()
     assert "Someone's" not in page
     assert "has no email address" in page
+
+
+def test_an_account_without_an_email_address_cannot_open_requests_it_could_not_find_again(client, employee):
+    client.force_login(employee)
+    response = client.post(reverse("portal:ticket-new"), {"key": "0" * 32, "subject": "x", "description": "y"})
+    assert response.status_code == 403
+    assert "has no email address" in response.content.decode()
+    assert not Ticket.objects.exists()
+
+
+def test_a_reply_that_failed_to_go_out_is_not_shown(maya_client, mayas_ticket, agent):
+    failed = reply_to_ticket(ticket=mayas_ticket, author=agent, body="Never arrived")
+    Message.objects.filter(pk=failed.pk).update(delivery_status=Message.DeliveryStatus.FAILED)
+    attachment = stored_file(failed)
+    assert "Never arrived" not in maya_client.get(ticket_url(mayas_ticket)).content.decode()
+    assert maya_client.get(reverse("portal:attachment", args=[attachment.pk])).status_code == 404
