@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.text import capfirst
 
@@ -37,6 +38,10 @@ class Contact(models.Model):
 
     objects = ContactQuerySet.as_manager()
 
+    class Meta:
+        # The portal finds a person's tickets by their address, in any case (``ContactQuerySet.with_email``).
+        indexes = [models.Index(Upper("email"), name="contact_email_any_case")]
+
     def __str__(self):
         return self.display_name
 
@@ -57,6 +62,7 @@ class Identity(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["namespace", "external_id"], name="identity_unique_per_namespace"),
         ]
+        indexes = [models.Index(Upper("email"), name="identity_email_any_case")]
 
     def __str__(self):
         return self.display_name or self.handle or self.external_id

@@ -7,12 +7,18 @@ SEARCH_CONFIG = "simple"
 
 
 class ContactQuerySet(models.QuerySet):
-    def with_email(self, email: str):
-        """The contacts who are the person with this email address: by their own address, or that of one of
-        their identities on any channel (a Slack profile's, an email's sender). None for an empty address."""
+    def ids_with_email(self, email: str) -> list[int]:
+        """The ids of the contacts who are the person with this email address, in any case: by their own address,
+        or that of one of their identities on any channel (a Slack profile's, an email's sender). One query, on
+        the two addresses' indexes; none for an empty address."""
         if not email:
-            return self.none()
-        return self.filter(models.Q(email__iexact=email) | models.Q(identities__email__iexact=email)).distinct()
+            return []
+        identities = self.model.identities.rel.related_model.objects
+        by_identity = identities.filter(email__iexact=email).values_list("contact_id", flat=True)
+        return list(self.filter(email__iexact=email).values_list("pk", flat=True).union(by_identity))
+
+    def with_email(self, email: str):
+        return self.filter(pk__in=self.ids_with_email(email))
 
 
 class TicketQuerySet(models.QuerySet):
@@ -23,8 +29,8 @@ class TicketQuerySet(models.QuerySet):
         """The tickets of the person with this (verified) email address, from every channel
         (``ContactQuerySet.with_email``). Merged tickets are left out: their conversations live in the ticket
         they were merged into."""
-        contacts = self.model.requester.field.related_model.objects.with_email(email)
-        return self.filter(requester__in=contacts.order_by().values("pk"), merged_into=None)
+        contacts = self.model.requester.field.related_model.objects.ids_with_email(email)
+        return self.filter(requester_id__in=contacts, merged_into=None)
 
     def record_customer_activity(self):
         """The requester wrote on these tickets: reopen them and refresh their activity, in one UPDATE.
