@@ -153,3 +153,10 @@ def test_a_reply_that_failed_to_go_out_is_not_shown(maya_client, mayas_ticket, a
     attachment = stored_file(failed)
     assert "Never arrived" not in maya_client.get(ticket_url(mayas_ticket)).content.decode()
     assert maya_client.get(reverse("portal:attachment", args=[attachment.pk])).status_code == 404
+
+
+def test_the_consoles_channels_page_lists_the_portal(client, admin_user, portal_channel):
+    client.force_login(admin_user)
+    response = client.get(reverse("console:channels"))
+    assert response.status_code == 200
+    assert "portal" in response.content.decode()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tickets", "0015_followers_auto_acks"),
+        ("tickets", "0016_audit_entry"),
     ]
 
     operations = [
