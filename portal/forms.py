@@ -51,6 +51,12 @@ class SubmissionForm(forms.Form):
 
     key = forms.CharField(widget=forms.HiddenInput)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "files" in self.fields:  # the cap as it is now (settings are read per form, not at import)
+            limit = human_size(settings.ATTACHMENT_MAX_BYTES)
+            self.fields["files"].help_text = f"Up to {MAX_FILES} files, each at most {limit}."
+
     def clean_key(self):
         key = self.cleaned_data["key"]
         if not is_submission_key(key):

@@ -88,6 +88,7 @@ def test_a_file_over_the_cap_is_refused_clearly_and_nothing_is_stored(post, port
     )
     assert response.status_code == 200
     assert "big.log is too large (11 bytes); files may be at most 10 bytes." in response.content.decode()
+    assert "Up to 10 files, each at most 10 bytes." in response.content.decode()
     assert not InboundMessage.objects.exists()
 
 
