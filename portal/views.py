@@ -1,6 +1,7 @@
 """The portal's pages: signing in by a link, the employee's tickets, one ticket's public conversation, a new
 request and a reply. Every ticket page and file is found through the signed-in person's own tickets
-(``TicketQuerySet.requested_by``): another person's is a 404, never a 403 that would confirm it exists."""
+(``TicketQuerySet.requested_by_any``), and shows only their own conversations (``MessageQuerySet.public_for``):
+another person's is a 404, never a 403 that would confirm it exists."""
 
 from urllib.parse import urlencode
 
@@ -14,7 +15,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tickets.attachments import safe_content_type, safe_filename
-from tickets.models import Attachment, Message, Ticket
+from tickets.models import Attachment, Contact, Message, Ticket
 
 from . import magic_links
 from .access import signed_in_required
@@ -22,10 +23,6 @@ from .forms import NewTicketForm, ReplyForm, SignInForm
 from .submissions import PortalUnavailable, new_submission_key, report_read, submit_reply, submit_ticket
 
 TICKETS_PER_PAGE = 25
-#: What the portal shows of a conversation: what the requester wrote and the desk's replies, never a note,
-#: and never a reply that failed to go out.
-PUBLIC = (Message.Direction.INBOUND, Message.Direction.OUTBOUND)
-SHOWN_DELIVERY = [status for status in Message.DeliveryStatus.values if status != Message.DeliveryStatus.FAILED]
 
 
 def _sso_url(next_path):
@@ -71,8 +68,15 @@ def sign_in_link(request):
     return render(request, "portal/sign_in_confirm.html", {"token": token, "email": email})
 
 
+def _own_contacts(request) -> list[int]:
+    """The contacts who are the signed-in person, by their email address (looked up once per request)."""
+    if not hasattr(request, "_portal_contacts"):
+        request._portal_contacts = Contact.objects.ids_with_email(request.user.email)
+    return request._portal_contacts
+
+
 def _own_tickets(request):
-    return Ticket.objects.requested_by(request.user.email)
+    return Ticket.objects.requested_by_any(_own_contacts(request))
 
 
 def _unavailable(request, exc):
@@ -114,7 +118,7 @@ def ticket_new(request):
 
 def _ticket_page(request, ticket, form):
     conversation = (
-        ticket.messages.filter(direction__in=PUBLIC, deleted_at=None, delivery_status__in=SHOWN_DELIVERY)
+        ticket.messages.public_for(_own_contacts(request))
         .select_related("author_identity", "author_user", "thread__channel")
         .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("pk")))
         .order_by("created_at", "id")
@@ -158,14 +162,9 @@ def ticket_reply(request, pk):
 def attachment_download(request, pk):
     """A file of one of the person's own tickets' public messages, always as a download: never shown as a page
     of this site (nosniff, and a sandbox in case a browser renders it anyway)."""
+    readable = Message.objects.filter(ticket__in=_own_tickets(request).values("pk")).public_for(_own_contacts(request))
     attachment = get_object_or_404(
-        Attachment,
-        pk=pk,
-        status=Attachment.Status.STORED,
-        message__direction__in=PUBLIC,
-        message__deleted_at=None,
-        message__delivery_status__in=SHOWN_DELIVERY,
-        message__ticket__in=_own_tickets(request).values("pk"),
+        Attachment, pk=pk, status=Attachment.Status.STORED, message__in=readable.values("pk")
     )
     try:
         handle = attachment.file.open("rb")

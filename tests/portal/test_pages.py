@@ -5,7 +5,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from tests.helpers import queries_for, ticket_by_email
+from tests.helpers import merge, queries_for, thread_with_key, ticket_by_email
 from tickets.models import Attachment, Contact, Message, Ticket
 from tickets.replies import add_note, reply_to_ticket
 
@@ -160,3 +160,18 @@ def test_the_consoles_channels_page_lists_the_portal(client, admin_user, portal_
     response = client.get(reverse("console:channels"))
     assert response.status_code == 200
     assert "portal" in response.content.decode()
+
+
+def test_other_peoples_conversations_merged_into_my_ticket_stay_theirs(
+    maya_client, mayas_ticket, bobs_ticket, agent, locmem_channel
+):
+    merge(agent, mayas_ticket, bobs_ticket, keep=mayas_ticket)
+    bobs_file = stored_file(Message.objects.get(body="Bob's secret problem"), name="bob.txt")
+    to_bob = reply_to_ticket(ticket=mayas_ticket, author=agent, body="Bob, your answer", thread=thread_with_key("b1"))
+    reply_to_ticket(ticket=mayas_ticket, author=agent, body="Maya, your answer", thread=thread_with_key("m1"))
+    page = maya_client.get(ticket_url(mayas_ticket)).content.decode()
+    assert "My laptop will not boot" in page
+    assert "Maya, your answer" in page
+    assert "secret problem" not in page
+    assert to_bob.body not in page
+    assert maya_client.get(reverse("portal:attachment", args=[bobs_file.pk])).status_code == 404
