@@ -4,7 +4,7 @@ ingested into tickets by the pipeline like every other channel's messages.
 Each form carries an idempotency key (``new_submission_key``): a form sent twice stores one envelope, and its
 files are kept once. An employee writes as the requester of the ticket: the envelope's sender is an identity
 of theirs on the requester contact (``sender_for``), so a reply naming the ticket (``ticket_number``) joins it,
-whichever channel it started on.
+whichever channel it started on, in their own portal conversation (never another requester's, merged in).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from channel_adapters.base import DeliveryReport, Envelope, EnvelopeKind, Sender
 from channels_ingest.ingest import store_envelopes
 from channels_ingest.models import Channel, InboundMessage
 from channels_ingest.portal_channel import KIND, forget_upload, keep_upload
-from tickets.models import Contact, Identity, Message, Ticket
+from tickets.models import Contact, Identity, Message, Ticket, TicketThread
+from tickets.replies import attach_thread
 
 #: The identities employees write under in the portal.
 NAMESPACE = "portal"
@@ -112,17 +113,32 @@ def submit_reply(*, user, ticket: Ticket, key: str, text: str, files) -> Submitt
     external_id = f"{user.pk}:{key}"
     if _received(channel, external_id):
         return Submitted(ticket_id=_ticket_of(channel, external_id), new=False)
+    sender = sender_for(user, ticket.requester)
+    if _only_others_conversations(channel, ticket, sender):
+        # A reply naming the ticket would join the latest of them (someone else's, merged in): open their own.
+        attach_thread(ticket=ticket, channel=channel, key=external_id)
     envelope = Envelope(
         external_id=external_id,
         kind=EnvelopeKind.MESSAGE,
         thread_key=external_id,
         sent_at=timezone.now(),
-        sender=sender_for(user, ticket.requester),
+        sender=sender,
         text=text,
         ticket_number=ticket.pk,
         attachments=tuple(keep_upload(upload) for upload in files),
     )
     return _store(channel, envelope)
+
+
+def _only_others_conversations(channel: Channel, ticket: Ticket, sender: Sender) -> bool:
+    """Whether the ticket has portal conversations, none of them this sender's (another requester's ticket was
+    merged into it)."""
+    conversations = TicketThread.objects.filter(ticket=ticket, channel=channel, detached_at=None)
+    own = conversations.filter(
+        messages__author_identity__namespace=sender.namespace,
+        messages__author_identity__external_id=sender.external_id,
+    )
+    return conversations.exists() and not own.exists()
 
 
 def _store(channel: Channel, envelope: Envelope) -> Submitted:

@@ -3,13 +3,15 @@ exactly once, ingested into tickets, with their files; and the desk's replies co
 channel's adapter."""
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from channels_ingest.models import InboundMessage
 from channels_ingest.portal_channel import UPLOAD_FOLDER
-from tests.helpers import portal_form, ticket_by_email
+from tests.helpers import merge, portal_form, ticket_by_email
 from tickets.models import Attachment, Message, Ticket, TicketThread
 from tickets.replies import latest_thread, reply_to_ticket
 
@@ -160,3 +162,23 @@ def test_an_empty_reply_is_refused_clearly(post, maya_client, portal_channel, lo
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
     assert not InboundMessage.objects.exists()
+
+
+def test_a_reply_never_joins_another_requesters_conversation_merged_into_the_ticket(
+    post, maya, portal_channel, locmem_channel, agent, django_capture_on_commit_callbacks
+):
+    bobs_browser = Client()
+    bobs_browser.force_login(User.objects.create_user("bob", email="bob@example.com"))
+    with django_capture_on_commit_callbacks(execute=True):
+        bobs_browser.post(NEW, portal_form(subject="VPN", description="Bob's VPN is down"))
+    mine = ticket_by_email(locmem_channel, "m1", email="maya@example.com", text="VPN down here too")
+    merge(agent, mine, Ticket.objects.get(subject="VPN"), keep=mine)
+
+    post(reply_url(mine), portal_form(body="Still down at noon"))
+    reply = Message.objects.get(body="Still down at noon")
+    bobs = Message.objects.get(body="Bob's VPN is down")
+    assert reply.ticket == mine
+    assert reply.thread.channel == portal_channel
+    assert reply.thread != bobs.thread
+    post(reply_url(mine), portal_form(body="And now"))
+    assert Message.objects.get(body="And now").thread == reply.thread
