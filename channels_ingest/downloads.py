@@ -31,6 +31,8 @@ from tickets.models import Attachment, Message, attachment_path
 
 from .backoff import retry_delay
 from .models import Channel
+from .portal_channel import KIND as PORTAL_KIND
+from .portal_channel import forget_upload
 from .queueing import TaskName, enqueue_each
 from .usage import record_usage
 
@@ -70,7 +72,7 @@ def _fetch_and_store(pending: PendingDownload, channel: Channel) -> DownloadOutc
     """One attempt. The platform's errors are decided here; any other error (ours) propagates."""
     adapter = channel.adapter()
     try:
-        return DownloadOutcome(status=store_download(pending.attachment_id, adapter.fetch_attachment(pending.ref)))
+        status = store_download(pending.attachment_id, adapter.fetch_attachment(pending.ref))
     except TransientError as exc:
         return _retry_or_give_up(pending, str(exc), retry_delay(pending.attempts, exc))
     except AdapterError as exc:
@@ -81,6 +83,9 @@ def _fetch_and_store(pending: PendingDownload, channel: Channel) -> DownloadOutc
         return DownloadOutcome(status="failed")
     finally:
         record_usage(channel, adapter.usage)
+    if status == Attachment.Status.STORED and channel.kind == PORTAL_KIND:
+        forget_upload(pending.ref)  # the attachment holds its own copy now
+    return DownloadOutcome(status=status)
 
 
 def _retry_or_give_up(pending: PendingDownload, error: str, delay: float) -> DownloadOutcome:

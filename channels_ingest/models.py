@@ -13,6 +13,7 @@ from . import health
 from .admin_mail import mail_channel_admins
 from .crypto import EncryptedJSONField, mask
 from .mail_transport import give_transport
+from .portal_channel import equip as equip_portal
 from .registry import adapter_class
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class Channel(models.Model):
     def adapter(self):
         adapter = adapter_class(self.kind)(config=self.config, secrets=self.secrets, state=self.state)
         give_transport(adapter)
+        equip_portal(adapter)
         return adapter
 
     def polling_limits(self) -> str:

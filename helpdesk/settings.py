@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "channels_ingest",
     "console",
     "api",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -162,7 +163,7 @@ STORAGES = {
 }
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "console:ticket-list"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Security. Production (DEBUG off) is strict by default; a deployment behind
@@ -238,6 +239,7 @@ CHANNEL_ADAPTERS = {
     "facebook": "channel_adapters.meta.facebook.FacebookAdapter",
     "instagram": "channel_adapters.meta.instagram.InstagramAdapter",
     "email": "channel_adapters.email.adapter.EmailAdapter",
+    "portal": "channel_adapters.portal.PortalAdapter",
 }
 #: What an email channel's ``email_backend`` may name (channels_ingest/mail_transport.py): Django's SMTP backend
 #: is the default; add django-anymail backends here (and their keys in ANYMAIL) to send through an ESP.

@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
-from django.views.generic import RedirectView
+
+from .views import home
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="console:ticket-list", permanent=False)),
+    path("", home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # An invitation's link (console/invitations.py): Django's password-reset confirmation, in our templates.
@@ -22,6 +23,7 @@ urlpatterns = [
     ),
     path("console/", include("console.urls")),
     path("api/", include("api.urls")),
+    path("portal/", include("portal.urls")),
     path("webhooks/", include("channels_ingest.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -145,7 +145,25 @@ def agent_client(client, agent):
     return client
 
 
+@pytest.fixture
+def maya(db):
+    """An employee with an email address (who signs in to the portal by a link); no password."""
+    return User.objects.create_user("maya", email="maya@example.com", first_name="Maya", last_name="Patel")
+
+
+@pytest.fixture
+def maya_client(client, maya):
+    client.force_login(maya)
+    return client
+
+
 # Channels and tickets ---------------------------------------------------------------
+
+
+@pytest.fixture
+def portal_channel(db):
+    """The employee portal's channel (``channel_adapters.portal``)."""
+    return Channel.objects.create(kind="portal", name="portal", poll_interval_seconds=0)
 
 
 @pytest.fixture

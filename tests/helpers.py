@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
@@ -132,6 +133,18 @@ def requester_writes(locmem_channel, external_id, text, minute=1):
     """Ann writes again in the conversation of the ``ticket`` fixture ("m0"); returns her stored message."""
     receive(locmem_channel, [message(external_id, thread="m0", text=text, minute=minute)])
     return Message.objects.get(external_id=external_id)
+
+
+def ticket_by_email(channel, external_id, *, email, name="Maya Patel", text=None, minute=0):
+    """A ticket opened on ``channel`` by someone whose identity there carries ``email`` (a Slack profile's)."""
+    envelope = message(external_id, user=email.split("@")[0], name=name, text=text, minute=minute)
+    receive(channel, [replace(envelope, sender=replace(envelope.sender, email=email))])
+    return Ticket.objects.get(messages__external_id=external_id)
+
+
+def portal_form(**fields):
+    """What a portal form posts: its fields, and a fresh idempotency key unless one is given."""
+    return {"key": uuid.uuid4().hex, **fields}
 
 
 def x_ticket(channel, *, summoned):

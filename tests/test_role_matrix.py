@@ -81,7 +81,7 @@ WEBHOOK_BODY = "{}"
 #: Every route (as the resolver spells it, e.g. ``console/tickets/<int:pk>/``) → how each role may use it.
 MATRIX: dict[str, list[Use]] = {
     # Signing in and out, and an invitation's set-password link: everyone.
-    "": [Use("GET", EVERYONE)],
+    "": [Use("GET", EVERYONE)],  # everyone lands where their work is (helpdesk/views.py)
     "login/": [Use("GET", EVERYONE)],
     "logout/": [Use("POST", EVERYONE)],
     "password/set/<uidb64>/<token>/": [
@@ -172,6 +172,16 @@ MATRIX: dict[str, list[Use]] = {
     "api/^tickets/$": [Use("GET", AGENTS)],
     "api/^tickets/(?P<pk>[^/.]+)/$": [Use("GET", AGENTS, kwargs=ticket)],
     "api/^tickets/(?P<pk>[^/.]+)/reply/$": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"body": "Hello"})],
+    # The employee portal: signing in by link is for anyone; the pages show the signed-in person's own tickets
+    # (someone else's is not found), so every signed-in role is let in.
+    "portal/sign-in/": [Use("GET", EVERYONE), Use("POST", EVERYONE, data=lambda o: {"email": "x@example.com"})],
+    "portal/sign-in/sent/": [Use("GET", EVERYONE)],
+    "portal/sign-in/link/": [Use("GET", EVERYONE)],
+    "portal/": [Use("GET", SIGNED_IN)],
+    "portal/tickets/new/": [Use("GET", SIGNED_IN)],
+    "portal/tickets/<int:pk>/": [Use("GET", SIGNED_IN, kwargs=ticket)],
+    "portal/tickets/<int:pk>/reply/": [Use("POST", SIGNED_IN, kwargs=ticket, data=lambda o: {"body": "Thanks"})],
+    "portal/files/<int:pk>/": [Use("GET", SIGNED_IN, kwargs=attachment)],
     # Platforms' pushes: authenticated by their signature, never by a session.
     "webhooks/<uuid:public_id>/": [
         Use(
@@ -209,7 +219,7 @@ ROUTES = routed()
 def test_the_walk_finds_every_route_but_djangos_admin():
     assert ROUTES["console/tickets/<int:pk>/"] == "console:ticket-detail"
     assert ROUTES["api/^tickets/(?P<pk>[^/.]+)/reply/$"] == "api:ticket-reply"  # the API router's
-    assert ROUTES[""] is None  # the root's redirect has no name
+    assert ROUTES[""] == "home"
     assert not [route for route in ROUTES if route.startswith("admin/")]
 
 
@@ -222,6 +232,9 @@ def test_every_url_has_a_row():
 
 @pytest.fixture
 def people(agent, admin_user, employee):
+    for user in (agent, admin_user, employee):
+        user.email = f"{user.username}@example.com"
+        user.save(update_fields=["email"])
     return {EMPLOYEE: employee, AGENT: agent, ADMIN: admin_user}
 
 
@@ -231,6 +244,9 @@ def objects(people, locmem_channel):
     view, another user to manage, a team, and that user's set-password link."""
     receive(locmem_channel, [message("m0", text="The printer is on fire")])
     the_ticket = Ticket.objects.select_related("requester").get()
+    # The employee asked: the portal shows them this ticket.
+    the_ticket.requester.email = people[EMPLOYEE].email
+    the_ticket.requester.save(update_fields=["email"])
     the_reply = Message.objects.create(
         ticket=the_ticket, direction=Message.Direction.OUTBOUND, body="Try this", author_user=people[AGENT]
     )
@@ -257,9 +273,10 @@ def objects(people, locmem_channel):
 
 
 def refused(response) -> bool:
-    login = reverse("login")
+    """403 or 401, or a redirect to a sign-in page: the console's, or the portal's (by emailed link)."""
     redirect = response.get("Location", "")
-    return response.status_code in (401, 403) or (response.status_code == 302 and redirect.startswith(login + "?"))
+    sign_in = (reverse("login") + "?", reverse("portal:sign-in") + "?")
+    return response.status_code in (401, 403) or (response.status_code == 302 and redirect.startswith(sign_in))
 
 
 @pytest.mark.parametrize(

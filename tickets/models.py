@@ -7,12 +7,13 @@ from zoneinfo import available_timezones
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.text import capfirst
 
 from .marks import WriteMark
 from .placeholders import fill, validate_placeholders
-from .querysets import MacroQuerySet, MessageQuerySet, TicketEventQuerySet, TicketQuerySet
+from .querysets import ContactQuerySet, MacroQuerySet, MessageQuerySet, TicketEventQuerySet, TicketQuerySet
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ class Contact(models.Model):
     email = models.EmailField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = ContactQuerySet.as_manager()
+
+    class Meta:
+        # The portal finds a person's tickets by their address, in any case (``ContactQuerySet.with_email``).
+        indexes = [models.Index(Upper("email"), name="contact_email_any_case")]
+
     def __str__(self):
         return self.display_name
 
@@ -57,6 +64,7 @@ class Identity(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["namespace", "external_id"], name="identity_unique_per_namespace"),
         ]
+        indexes = [models.Index(Upper("email"), name="identity_email_any_case")]
 
     def __str__(self):
         return self.display_name or self.handle or self.external_id

@@ -6,9 +6,34 @@ from django.db.models.functions import Coalesce, Greatest
 SEARCH_CONFIG = "simple"
 
 
+class ContactQuerySet(models.QuerySet):
+    def ids_with_email(self, email: str) -> list[int]:
+        """The ids of the contacts who are the person with this email address, in any case: by their own address,
+        or that of one of their identities on any channel (a Slack profile's, an email's sender). One query, on
+        the two addresses' indexes; none for an empty address."""
+        if not email:
+            return []
+        identities = self.model.identities.rel.related_model.objects
+        by_identity = identities.filter(email__iexact=email).values_list("contact_id", flat=True)
+        return list(self.filter(email__iexact=email).values_list("pk", flat=True).union(by_identity))
+
+    def with_email(self, email: str):
+        return self.filter(pk__in=self.ids_with_email(email))
+
+
 class TicketQuerySet(models.QuerySet):
     def open(self):
         return self.exclude(status__in=self.model.CLOSED_STATUSES)
+
+    def requested_by(self, email: str):
+        """The tickets of the person with this (verified) email address, from every channel
+        (``ContactQuerySet.with_email``). Merged tickets are left out: their conversations live in the ticket
+        they were merged into."""
+        return self.requested_by_any(self.model.requester.field.related_model.objects.ids_with_email(email))
+
+    def requested_by_any(self, contact_ids: list[int]):
+        """The tickets requested by any of these contacts (who are one person), merged ones left out."""
+        return self.filter(requester_id__in=contact_ids, merged_into=None)
 
     def record_customer_activity(self):
         """The requester wrote on these tickets: reopen them and refresh their activity, in one UPDATE.
@@ -115,6 +140,23 @@ class TicketQuerySet(models.QuerySet):
 
 
 class MessageQuerySet(models.QuerySet):
+    def public_for(self, contact_ids: list[int]):
+        """What the person who is these contacts may read of a ticket: the public messages (never a note, a
+        deleted message or a reply that failed to go out) of their own conversations. A conversation is theirs
+        when they wrote in it, or when nobody did (one the desk opened to them, a DM); the conversations of other
+        people's tickets merged into theirs are not."""
+        Message = self.model
+        inbound = Message.objects.filter(thread=models.OuterRef("thread_id"), direction=Message.Direction.INBOUND)
+        theirs = inbound.filter(author_identity__contact_id__in=contact_ids)
+        return (
+            self.filter(direction__in=(Message.Direction.INBOUND, Message.Direction.OUTBOUND), deleted_at=None)
+            .exclude(delivery_status=Message.DeliveryStatus.FAILED)
+            .filter(
+                (models.Q(thread__isnull=False) & (models.Exists(theirs) | ~models.Exists(inbound)))
+                | models.Q(thread=None, author_identity__contact_id__in=contact_ids)
+            )
+        )
+
     def timeline(self):
         """Messages oldest first, with only what names their author (``Message.author_name``) joined in."""
         return (

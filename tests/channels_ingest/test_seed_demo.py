@@ -1,9 +1,28 @@
 """The embedded demo's data."""
 
+from io import StringIO
+
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
 from channels_ingest.management.commands.seed_demo import DEMO_MACROS
+from channels_ingest.models import Channel
+from portal.magic_links import send_sign_in_link
 from tickets.models import Macro
+from tickets.roles import Role, role_of
 
 
 def test_the_demo_macros_are_valid():
     for fields in DEMO_MACROS:
         Macro(**fields).full_clean()
+
+
+def test_the_demo_has_a_portal_and_an_employee_who_signs_in_by_link(db, mailoutbox):
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", stdout=StringIO())  # idempotent
+    assert Channel.objects.get(kind="portal").poll_interval_seconds == 0
+    maya = User.objects.get(email="maya@example.com")
+    assert not maya.has_usable_password()
+    assert role_of(maya) == Role.EMPLOYEE
+    send_sign_in_link("maya@example.com")
+    assert mailoutbox[0].to == ["maya@example.com"]

@@ -1,5 +1,5 @@
-"""Demo data for the embedded run: an admin, an agent, shared macros, and Slack, X, Facebook, Instagram and
-WhatsApp channels on the local emulators."""
+"""Demo data for the embedded run: an admin, an agent, an employee, shared macros, the employee portal's
+channel, and Slack, X, Facebook, Instagram and WhatsApp channels on the local emulators."""
 
 import json
 
@@ -17,6 +17,10 @@ DEMO_USERS = [
     ("admin", "admin", "Ada", "Admin", ADMINS_GROUP),
     ("agent", "agent", "Alex", "Agent", AGENTS_GROUP),
 ]
+
+#: An employee of the demo (also on the Slack emulator, with this address): signs in to the portal by an emailed
+#: link, which the embedded run prints to its console (Django's console email backend). No password.
+DEMO_EMPLOYEE = {"username": "maya", "email": "maya@example.com", "first_name": "Maya", "last_name": "Patel"}
 
 #: Shared macros (canned responses) every agent finds in the composer.
 DEMO_MACROS = [
@@ -54,7 +58,7 @@ MAIL_DEMO = {"address": "it-help@example.com", "password": "mail-demo-password"}
 
 
 class Command(BaseCommand):
-    help = "Create demo users, shared macros, and Slack and X channels pointing at the local emulators (idempotent)."
+    help = "Create demo users, shared macros, the portal channel, and channels on the local emulators (idempotent)."
 
     def add_arguments(self, parser):
         parser.add_argument("--slack-base-url", default="http://127.0.0.1:8765/api/")
@@ -73,6 +77,12 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save()
             user.groups.add(Group.objects.get_or_create(name=group)[0])
+        employee, created = User.objects.get_or_create(username=DEMO_EMPLOYEE["username"], defaults=DEMO_EMPLOYEE)
+        if created:
+            employee.set_unusable_password()
+            employee.save()
+        # The portal takes nothing from outside: no polling, no webhook.
+        Channel.objects.update_or_create(name="portal", defaults={"kind": "portal", "poll_interval_seconds": 0})
         Queue.objects.get_or_create(name="Service desk")
         for macro in DEMO_MACROS:
             Macro.objects.get_or_create(name=macro["name"], owner=None, defaults=macro)
