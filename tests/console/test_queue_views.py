@@ -226,7 +226,7 @@ def test_queue_rows_escape_markup(agent_client, locmem_channel):
         assert "<script>" not in html
         assert "<bdi>&quot;&gt;&lt;b&gt;Mallory&lt;/b&gt;&lt;script&gt;" in html
         assert "<b>Mallory" not in html
-        assert '<td data-label="Channel"><span class="muted">none</span></td>' in html
+        assert '<td data-label="Channel" class="channel"><span class="muted">none</span></td>' in html
         assert '<span class="channel-kind" data-kind="locmem">Locmem</span> lm</td>' in html
 
 
