@@ -71,8 +71,8 @@ class TicketFilterForm(forms.Form):
     # status that is also called "open" is not offered on its own.
     status = forms.ChoiceField(
         choices=[
-            # Blank: the view's statuses when a view tab is chosen, otherwise open.
-            ("", "Default (the view's, or open)"),
+            # Blank: the statuses of the tab chosen above (the queue with no tab is "All open").
+            ("", "As the tab shows"),
             (OPEN, "Open (new, open or pending)"),
             (ALL, "All"),
             *((value, label) for value, label in Ticket.Status.choices if value != Ticket.Status.OPEN),
