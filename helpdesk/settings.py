@@ -199,8 +199,9 @@ REST_FRAMEWORK = {
 # The schema maps every endpoint and field: for agents, like the API itself.
 SPECTACULAR_SETTINGS = {"TITLE": "Helpdesk API", "VERSION": "0.1.0", "SERVE_PERMISSIONS": ["api.permissions.IsAgent"]}
 
-# Celery. The embedded default is kombu's filesystem transport, which needs no server.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# Celery. The embedded default is kombu's filesystem transport, which needs no server. It ignores the host, but
+# kombu warns "No hostname was supplied" in every process when the URL names none: so it names kombu's default.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem"):
     # kombu's filesystem transport does not create these folders: bin/run-embedded does, before it starts anything.
     _broker_dir = VAR_DIR / "broker"
