@@ -156,6 +156,8 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
         _release_poll_lease(channel_id, token)
         record_usage(channel, adapter.usage)
     channel.record_success(stored=stored)
+    # Polls run every few seconds: a poll that found nothing new is not worth a line at INFO.
+    logger.log(logging.INFO if stored else logging.DEBUG, "channel %s: polled, %d new", channel.name, stored)
     return PollOutcome(polled=True, stored=stored)
 
 

@@ -275,9 +275,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"routine_tasks": {"()": "channels_ingest.task_logging.RoutineTaskLines"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Celery's lines about the sweep and the polls, queued every few seconds, at DEBUG (the tasks log at
+        # INFO themselves when they did something): the worker's and beat's terminal stays readable.
+        **{
+            name: {"filters": ["routine_tasks"]}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+        },
         # These clients log request headers or bodies at DEBUG, which would include credentials.
         "slack_sdk": {"level": "WARNING"},
         "tweepy": {"level": "WARNING"},
