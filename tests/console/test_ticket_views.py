@@ -277,7 +277,7 @@ def test_status_change_writes_events_and_shows_in_timeline(agent_client, agent, 
     }
     html = agent_client.get(detail_url(ticket)).content.decode()
     text = text_of(html)
-    assert "Ticket updated." in text
+    assert "Status: New → Open. Priority: Normal → High. Assigned to you. Queue: no queue → Network." in text
     assert "Change: Status New → Open · Alex Agent · just now" in text
     assert "Change: Priority Normal → High · Alex Agent · just now" in text
     assert "Change: Assignee nobody → Alex Agent · Alex Agent · just now" in text
