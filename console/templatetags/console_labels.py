@@ -59,7 +59,7 @@ def channel_label(channel):
 #: What people call each platform; an identity's namespace starts with its channel kind ("slack:T0…", "x").
 PLATFORM_NAMES = {
     "email": "Email",
-    "facebook": "Messenger",
+    "facebook": "Facebook",
     "instagram": "Instagram",
     "slack": "Slack",
     "whatsapp": "WhatsApp",

@@ -416,7 +416,7 @@ def test_requester_panel_lists_identities_and_other_tickets(agent_client):
     assert "WhatsApp · +15550001 (Ann)" in text
     assert "Email · ann@example.com (Ann E.)" in text
     assert "Instagram · @ann.ig" in text
-    assert "Messenger · Ann Fb" in text
+    assert "Facebook · Ann Fb" in text
     for internal in ("slack:", "T0EMU", "whatsapp:", "1065", "instagram:", "facebook:", "2468"):
         assert internal not in text
     for other in others[:10]:
