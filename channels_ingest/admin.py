@@ -31,7 +31,16 @@ class ChannelForm(forms.ModelForm):
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
-    list_display = ["name", "kind", "enabled", "healthy", "last_poll_at", "last_poll_stored", "last_error"]
+    list_display = [
+        "name",
+        "kind",
+        "enabled",
+        "healthy",
+        "consecutive_failures",
+        "last_poll_at",
+        "last_poll_stored",
+        "last_error",
+    ]
     readonly_fields = [
         "public_id",
         "masked_secrets",
@@ -40,6 +49,9 @@ class ChannelAdmin(admin.ModelAdmin):
         "last_poll_at",
         "last_success_at",
         "last_error",
+        "last_error_kind",
+        "consecutive_failures",
+        "broken_since",
     ]
 
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import (
+    audit_views,
     bulk_views,
     channel_views,
     composer_views,
@@ -45,6 +46,7 @@ urlpatterns = [
     path("triage/dismiss/", triage_views.triage_dismiss, name="triage-dismiss"),
     path("channels/", channel_views.channels, name="channels"),
     path("channels/<int:pk>/requeue-failed/", channel_views.channel_requeue_failed, name="channel-requeue-failed"),
+    path("audit/", audit_views.audit_log, name="audit-log"),
     path("macros/", macro_views.macro_list, name="macro-list"),
     path("macros/new/", macro_views.macro_create, name="macro-create"),
     path("macros/<int:pk>/", macro_views.macro_edit, name="macro-edit"),
