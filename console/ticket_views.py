@@ -46,7 +46,7 @@ def ticket_earlier(request, pk):
 def ticket_update(request, pk):
     """The ticket page's actions: the form (status, priority, assignee, queue), "Assign to me", "Resolve", and
     the Undo offered after each of them (``action=undo``: only the fields it posts)."""
-    ticket = get_object_or_404(Ticket.objects.select_related("assignee", "queue"), pk=pk)
+    ticket = get_object_or_404(Ticket, pk=pk)
     action = request.POST.get("action", "")
     before = snapshot(ticket)
     try:
