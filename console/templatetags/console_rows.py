@@ -30,7 +30,7 @@ _ROW = (
     '    <td data-label="Status"><span class="badge status-{}">{}</span></td>\n'
     '    <td data-label="Priority"><span class="badge priority-{}">{}</span></td>\n'
     '    <td data-label="Age" class="age">{}</td>\n'
-    '    <td data-label="Last activity" class="activity">{}</td>\n'
+    '    <td data-label="Last activity" class="last-activity">{}</td>\n'
     "  </tr>\n"
 )
 _EMPTY = mark_safe('<tr><td colspan="9" class="empty">No tickets to show.</td></tr>\n')

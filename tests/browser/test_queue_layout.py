@@ -45,7 +45,7 @@ def test_requester_age_and_channel_cells_keep_to_one_line_at_1280px(console, loc
     requester = rows.first.locator("td.requester")
     expect(requester).to_have_text("Employee29")
     assert requester.evaluate(LINES_OF) == 1
-    for cell in ("td.age", "td.activity"):
+    for cell in ("td.age", "td.last-activity"):
         assert rows.first.locator(cell).evaluate(LINES_OF) == 1, cell
     assert rows.first.locator("td.channel").evaluate(LAST_TEXT_LINES) == 1
     # The subject takes the width that is left, wrapping between words.
