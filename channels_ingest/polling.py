@@ -160,6 +160,8 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
     channel.record_success(stored=stored)
     if channel.first_import is None:
         channel.record_first_import()
+    # Polls run every few seconds: a poll that found nothing new is not worth a line at INFO.
+    logger.log(logging.INFO if stored else logging.DEBUG, "channel %s: polled, %d new", channel.name, stored)
     return PollOutcome(polled=True, stored=stored)
 
 

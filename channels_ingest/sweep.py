@@ -5,6 +5,7 @@ It holds no state: everything it needs is in the database, so a restarted beat (
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.db.models import Case, F, Q, When
@@ -14,6 +15,8 @@ from . import delivery, downloads
 from .models import Channel, InboundMessage
 from .queueing import TaskName, enqueue, enqueue_each
 from .usage import enforce_budget
+
+logger = logging.getLogger(__name__)
 
 #: Pending inbound rows this old were not picked up by the ingest their store queued.
 STALE_PENDING = timedelta(seconds=10)
@@ -43,7 +46,7 @@ def sweep(now: datetime | None = None) -> dict:
         .values_list("channel_id", flat=True)
         .distinct()
     )
-    return {
+    counts = {
         "polls": len(due),
         "state_refreshes": _refresh_stale_states(now),
         "ingests": enqueue_each(TaskName.INGEST, stalled_channels),
@@ -51,6 +54,11 @@ def sweep(now: datetime | None = None) -> dict:
         "downloads": downloads.redownload_overdue(now),
         "unknown": delivery.recover_stalled_sends(now),
     }
+    # Every few seconds: only a pass that recovered something is worth a line at INFO (each poll says its own).
+    recovered = any(count for name, count in counts.items() if name != "polls")
+    done = ", ".join(f"{name} {count}" for name, count in counts.items() if count) or "nothing due"
+    logger.log(logging.INFO if recovered else logging.DEBUG, "sweep: %s", done)
+    return counts
 
 
 def _refresh_stale_states(now: datetime) -> int:

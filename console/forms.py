@@ -71,8 +71,8 @@ class TicketFilterForm(forms.Form):
     # status that is also called "open" is not offered on its own.
     status = forms.ChoiceField(
         choices=[
-            # Blank: the view's statuses when a view tab is chosen, otherwise open.
-            ("", "Default (the view's, or open)"),
+            # Blank: the statuses of the tab chosen above (the queue with no tab is "All open").
+            ("", "As the tab shows"),
             (OPEN, "Open (new, open or pending)"),
             (ALL, "All"),
             *((value, label) for value, label in Ticket.Status.choices if value != Ticket.Status.OPEN),
@@ -285,6 +285,10 @@ class TicketUpdateForm(forms.Form):
     assignee = AgentChoiceField(queryset=agents(), required=False, empty_label="Nobody")
     queue = forms.ModelChoiceField(queryset=Queue.objects.order_by("name"), required=False, empty_label="No queue")
 
+    def changes(self) -> dict:
+        """The arguments for ``update_ticket``."""
+        return dict(self.cleaned_data)
+
     @classmethod
     def for_ticket(cls, ticket):
         return cls(
@@ -296,6 +300,25 @@ class TicketUpdateForm(forms.Form):
             },
             auto_id="ticket-%s",
         )
+
+
+class TicketUndoForm(TicketUpdateForm):
+    """The Undo offered after a change (console.update_feedback): it posts only the fields that change set,
+    so it leaves alone whatever else was changed meanwhile. An absent field is left as it is."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in list(self.fields):
+            if name not in self.data:
+                del self.fields[name]
+
+    def clean(self):
+        if not self.fields:
+            raise forms.ValidationError("There was nothing to undo.")
+        return super().clean()
+
+    def changes(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.fields}
 
 
 def facts_version(ticket) -> str:

@@ -39,6 +39,7 @@ def requester_panel(ticket):
             "handle",
             "display_name",
             "external_id",
+            "email",
             "contact__id",
             "contact__display_name",
             "contact__email",
@@ -61,7 +62,14 @@ def requester_panel(ticket):
     followers = list(
         TicketFollower.objects.filter(ticket_id=ticket.pk)
         .select_related("identity")
-        .only("id", "identity__namespace", "identity__external_id", "identity__display_name")
+        .only(
+            "id",
+            "identity__namespace",
+            "identity__external_id",
+            "identity__handle",
+            "identity__email",
+            "identity__display_name",
+        )
         .order_by("added_at", "id")
     )
     return {"people": ordered, "several_people": len(ordered) > 1, "other_tickets": others, "followers": followers}

@@ -59,10 +59,25 @@ def _ticket_page(request):
 
 
 def _views(form, user):
-    """The view tabs with their counts: the shared ones cached across agents, "My open" counted per agent."""
+    """The view tabs with their counts: the shared ones cached across agents, "My open" counted per agent.
+
+    The queue with no view and no status lists the open tickets: that is the "All open" tab, which links
+    there (``param`` None) rather than to a second copy of it (``?view=open`` still works, for saved views).
+    """
     counts = view_counts(user)
     current = form.cleaned_data.get("view") or ""
-    return [{"key": key, "label": label, "count": counts[key], "current": key == current} for key, label in VIEWS]
+    if not current and not form.cleaned_data.get("status"):
+        current = OPEN
+    return [
+        {
+            "key": key,
+            "param": None if key == OPEN else key,
+            "label": label,
+            "count": counts[key],
+            "current": key == current,
+        }
+        for key, label in VIEWS
+    ]
 
 
 @agent_required

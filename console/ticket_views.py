@@ -13,16 +13,18 @@ from tickets.updates import TicketUpdateError, update_ticket
 
 from .access import agent_required
 from .conversations import conversations
-from .forms import TicketUpdateForm
+from .forms import TicketUndoForm, TicketUpdateForm
 from .ticket_page import ticket_page_context, timeline_context
 from .timeline import detail_tickets, label_conversations
+from .update_feedback import offer_undo, snapshot, summary, take_undo
 from .view_counts import forget_view_counts
 
 
 @agent_required
 def ticket_detail(request, pk):
     ticket = get_object_or_404(detail_tickets(), pk=pk)
-    return render(request, "console/ticket_detail.html", ticket_page_context(request, ticket))
+    context = ticket_page_context(request, ticket)
+    return render(request, "console/ticket_detail.html", {**context, "undo": take_undo(request, ticket)})
 
 
 @agent_required
@@ -42,27 +44,38 @@ def ticket_earlier(request, pk):
 @agent_required
 @require_POST
 def ticket_update(request, pk):
-    """The ticket page's actions: the form (status, priority, assignee, queue), "Assign to me" and "Resolve"."""
+    """The ticket page's actions: the form (status, priority, assignee, queue), "Assign to me", "Resolve", and
+    the Undo offered after each of them (``action=undo``: only the fields it posts)."""
     ticket = get_object_or_404(Ticket, pk=pk)
     action = request.POST.get("action", "")
+    before = snapshot(ticket)
     try:
         if action == "assign-to-me":
             events = update_ticket(ticket=ticket, actor=request.user, assignee=request.user)
         elif action == "resolve":
             events = update_ticket(ticket=ticket, actor=request.user, status=Ticket.Status.RESOLVED)
         else:
-            form = TicketUpdateForm(request.POST)
+            form = TicketUndoForm(request.POST) if action == "undo" else TicketUpdateForm(request.POST)
             if not form.is_valid():
                 for field, errors in form.errors.items():
-                    messages.error(request, f"{form.fields[field].label or field}: {' '.join(errors)}")
+                    label = f"{form[field].label}: " if field in form.fields else ""
+                    messages.error(request, f"{label}{' '.join(errors)}")
                 return redirect("console:ticket-detail", pk=ticket.pk)
-            events = update_ticket(ticket=ticket, actor=request.user, **form.cleaned_data)
+            reason = "undo" if action == "undo" else ""
+            events = update_ticket(ticket=ticket, actor=request.user, reason=reason, **form.changes())
     except TicketUpdateError as exc:
         messages.error(request, str(exc))
+        return redirect("console:ticket-detail", pk=ticket.pk)
+    if not events:
+        messages.success(request, "Nothing to change.")
+        return redirect("console:ticket-detail", pk=ticket.pk)
+    forget_view_counts()
+    if action == "undo":
+        messages.success(request, summary(events, ticket, request.user, undone=True))
     else:
-        if events:
-            forget_view_counts()
-        messages.success(request, "Ticket updated." if events else "Nothing to change.")
+        # The ticket page puts the Undo button in this message (templates/base.html).
+        messages.success(request, summary(events, ticket, request.user), extra_tags="undo")
+        offer_undo(request, ticket, before, events)
     return redirect("console:ticket-detail", pk=ticket.pk)
 
 

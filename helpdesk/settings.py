@@ -203,8 +203,9 @@ REST_FRAMEWORK = {
 # The schema maps every endpoint and field: for agents, like the API itself.
 SPECTACULAR_SETTINGS = {"TITLE": "Helpdesk API", "VERSION": "0.1.0", "SERVE_PERMISSIONS": ["api.permissions.IsAgent"]}
 
-# Celery. The embedded default is kombu's filesystem transport, which needs no server.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# Celery. The embedded default is kombu's filesystem transport, which needs no server. It ignores the host, but
+# kombu warns "No hostname was supplied" in every process when the URL names none: so it names kombu's default.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem"):
     # kombu's filesystem transport does not create these folders: bin/run-embedded does, before it starts anything.
     _broker_dir = VAR_DIR / "broker"
@@ -279,9 +280,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"routine_tasks": {"()": "channels_ingest.task_logging.RoutineTaskLines"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Celery's lines about the sweep and the polls, queued every few seconds, at DEBUG (the tasks log at
+        # INFO themselves when they did something): the worker's and beat's terminal stays readable.
+        **{
+            name: {"filters": ["routine_tasks"]}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+        },
         # These clients log request headers or bodies at DEBUG, which would include credentials.
         "slack_sdk": {"level": "WARNING"},
         "tweepy": {"level": "WARNING"},

@@ -496,3 +496,23 @@
     if (frame && !frame.getAttribute("src")) frame.setAttribute("src", frame.getAttribute("data-src"));
   }, true);
 })();
+
+/* The Undo offered after a change on the ticket page (templates/console/_undo.html): it is there for
+ * data-undo-seconds, then removed, leaving the message that says what changed. */
+(function () {
+  "use strict";
+
+  function expireUndos() {
+    document.querySelectorAll("form.undo-form[data-undo-seconds]").forEach(function (form) {
+      var seconds = parseFloat(form.getAttribute("data-undo-seconds"));
+      if (!(seconds > 0)) return;
+      window.setTimeout(function () { form.remove(); }, seconds * 1000);
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", expireUndos);
+  } else {
+    expireUndos();
+  }
+})();

@@ -82,3 +82,51 @@ def channel_label(channel):
     return format_html(
         '<span class="channel-kind" data-kind="{}">{}</span> {}', channel.kind, capfirst(channel.kind), channel.name
     )
+
+
+#: What people call each platform; an identity's namespace starts with its channel kind ("slack:T0…", "x").
+PLATFORM_NAMES = {
+    "email": "Email",
+    "facebook": "Facebook",
+    "instagram": "Instagram",
+    "slack": "Slack",
+    "whatsapp": "WhatsApp",
+    "x": "X",
+}
+#: Platforms whose handle is written with an @ (X and Meta's already carry theirs).
+_AT_HANDLES = frozenset({"slack"})
+
+
+def platform_name(namespace: str) -> str:
+    """The platform an identity's namespace belongs to, as people call it ("Slack", not "slack:T0HOLDOUT")."""
+    kind = namespace.partition(":")[0]
+    return PLATFORM_NAMES.get(kind, capfirst(kind))
+
+
+def recognisable_handle(identity) -> str:
+    """What a person would know the account by: @name on Slack, X, Instagram; the phone number on WhatsApp;
+    the address for email; else the display name; the platform's own id only when nothing else is known."""
+    kind = identity.namespace.partition(":")[0]
+    handle = identity.handle
+    if handle and kind in _AT_HANDLES and not handle.startswith("@"):
+        handle = f"@{handle}"
+    if kind == "email":
+        handle = handle or identity.external_id
+    return handle or identity.email or identity.display_name or identity.external_id
+
+
+@register.simple_tag
+def account_label(identity):
+    """An identity as the requester panel shows it: "Slack · @ann (Ann Employee)", never its internal namespace."""
+    handle = recognisable_handle(identity)
+    name = identity.display_name
+    if name and name != handle:
+        return format_html(
+            '<span class="identity-platform">{}</span> · <bdi>{}</bdi> <span class="muted">(<bdi>{}</bdi>)</span>',
+            platform_name(identity.namespace),
+            handle,
+            name,
+        )
+    return format_html(
+        '<span class="identity-platform">{}</span> · <bdi>{}</bdi>', platform_name(identity.namespace), handle
+    )

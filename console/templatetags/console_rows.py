@@ -24,13 +24,13 @@ _ROW = (
     '    <td data-label="Select" class="select"><input type="checkbox" name="ids" value="{}" id="select-{}">'
     '<label for="select-{}" class="visually-hidden">Select ticket #{}</label></td>\n'
     '    <td data-label="#" data-ticket-id="{}"><a href="{}">#{}</a></td>\n'
-    '    <td data-label="Channel">{}</td>\n'
+    '    <td data-label="Channel" class="channel">{}</td>\n'
     '    <td data-label="Requester" class="requester"><bdi>{}</bdi></td>\n'
     '    <td data-label="Subject" class="subject"><a href="{}" dir="auto">{}</a></td>\n'
     '    <td data-label="Status"><span class="badge status-{}">{}</span></td>\n'
     '    <td data-label="Priority"><span class="badge priority-{}">{}</span></td>\n'
-    '    <td data-label="Age">{}</td>\n'
-    '    <td data-label="Last activity">{}</td>\n'
+    '    <td data-label="Age" class="age">{}</td>\n'
+    '    <td data-label="Last activity" class="last-activity">{}</td>\n'
     "  </tr>\n"
 )
 _EMPTY = mark_safe('<tr><td colspan="9" class="empty">No tickets to show.</td></tr>\n')

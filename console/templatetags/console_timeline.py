@@ -19,6 +19,7 @@ from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from console.emails import body_sections, email_parts, header_section
+from console.folding import preview
 from console.players import player_for
 from console.templatetags.console_labels import zoned
 from tickets.models import Message
@@ -73,7 +74,7 @@ def timeline_message(context, message, oob=False):
     if email:
         parts.append(header_section(email))
         attachments = email.listed
-    parts.append(f'<div class="message-body" dir="auto">{_e(message.body)}</div>')
+    parts.append(message_body(message.body))
     if email:
         parts.append(body_sections(message, email))
     if attachments:
@@ -88,6 +89,21 @@ def timeline_message(context, message, oob=False):
     swap = ' hx-swap-oob="true"' if oob else ""
     body = "\n".join(parts)
     return mark_safe(f'<li id="message-{message.pk}" class="{classes}"{swap}>{body}</li>')  # noqa: S308 - values escaped by _e
+
+
+def message_body(body: str) -> str:
+    """The message's text; a long one folded: its start, and a ``<details>`` "Show all" holding the whole text
+    (no script needed; the start is hidden while it is open). Cut before escaping (``console.folding``)."""
+    start = preview(body)
+    if start is None:
+        return f'<div class="message-body" dir="auto">{_e(body)}</div>'
+    return (
+        '<div class="message-fold">'
+        f'<div class="message-body message-preview" dir="auto">{_e(start)}…</div>'
+        '<details class="message-full"><summary><span class="when-folded">Show all</span>'
+        f'<span class="when-unfolded">Show less</span> <span class="muted">({len(body):,} characters)</span>'
+        f'</summary><div class="message-body" dir="auto">{_e(body)}</div></details></div>'
+    )
 
 
 def reactions(by_who) -> str:

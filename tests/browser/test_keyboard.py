@@ -106,7 +106,7 @@ def test_n_writes_an_internal_note(console, live_server, tickets):
 def test_a_assigns_to_me_and_e_resolves(console, live_server, tickets, agent):
     console.goto(live_server.url + detail_url(tickets["First"]))
     console.keyboard.press("a")
-    expect(console.get_by_text("Ticket updated.")).to_be_visible()
+    expect(console.get_by_text("Assigned to you.")).to_be_visible()
     expect(console.locator(".facts")).to_contain_text("Alex Agent")
     assert Ticket.objects.get(pk=tickets["First"].pk).assignee_id == agent.pk
     console.keyboard.press("e")

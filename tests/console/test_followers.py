@@ -31,8 +31,8 @@ def carol_of(ticket):
 def test_the_page_lists_the_followers(agent_client, followed):
     html = agent_client.get(detail_url(followed)).content.decode()
     panel = html[html.index('class="followers"') :]
-    assert "locmem · carol (Carol &lt;C&gt;)" in text_of(panel)
-    assert "locmem · dan (Dan)" in text_of(panel)
+    assert "Locmem · carol (Carol &lt;C&gt;)" in text_of(panel)
+    assert "Locmem · dan (Dan)" in text_of(panel)
     assert f'action="{remove_url(carol_of(followed))}"' in panel
 
 

@@ -1,6 +1,7 @@
 """The queue: views, filters, search, sorting, paging, and its rows' refresh."""
 
 import logging
+import re
 import time
 from datetime import timedelta
 from urllib.parse import quote
@@ -226,7 +227,7 @@ def test_queue_rows_escape_markup(agent_client, locmem_channel):
         assert "<script>" not in html
         assert "<bdi>&quot;&gt;&lt;b&gt;Mallory&lt;/b&gt;&lt;script&gt;" in html
         assert "<b>Mallory" not in html
-        assert '<td data-label="Channel"><span class="muted">none</span></td>' in html
+        assert '<td data-label="Channel" class="channel"><span class="muted">none</span></td>' in html
         assert '<span class="channel-kind" data-kind="locmem">Locmem</span> lm</td>' in html
 
 
@@ -258,6 +259,27 @@ def test_filters_combine_and_stay_in_the_url(agent_client, board):
     html = agent_client.get(LIST, {"assignee": "me", "age": "7d"}).content.decode()
     assert 'hx-get="/rows/?assignee=me&amp;age=7d"' in html or "rows/?assignee=me&amp;age=7d" in html
     assert listed(agent_client, ROWS, assignee="me", age="7d") == {b["mine"], b["pending"]}
+
+
+def test_the_queue_without_a_view_is_the_all_open_tab(agent_client, board):
+    """There is no "Default" tab that repeats "All open": the plain queue is that tab, marked current, and its
+    link leads there; the status filter's blank choice says plainly that it follows the tab."""
+    b = board
+    Ticket.objects.filter(pk=b["old"]).update(status=Ticket.Status.RESOLVED)
+    assert listed(agent_client) == listed(agent_client, view="open")
+    html = agent_client.get(LIST).content.decode()
+    tabs = html[html.index('id="view-tabs"') : html.index("</nav>", html.index('id="view-tabs"'))]
+    assert ">Default<" not in tabs
+    assert re.findall(r"<a [^>]*>([^<]+)", tabs) == ["My open ", "Unassigned ", "All open ", "Pending ", "Resolved "]
+    assert re.search(r'<a href="[^"?]*" aria-current="page">All open <span class="view-count">5</span>', tabs)
+    assert '<option value="" selected>As the tab shows</option>' in html
+    assert "Default (" not in html
+    # A status chosen without a tab is not "All open"; the tab then leads back to it.
+    filtered = agent_client.get(LIST, {"status": "resolved"}).content.decode()
+    assert 'aria-current="page">All open' not in filtered
+    assert re.search(r"<a href=\"\?\">All open", filtered)
+    # An old ?view=open link (a saved view) still marks the same tab.
+    assert 'aria-current="page">All open' in agent_client.get(LIST, {"view": "open"}).content.decode()
 
 
 def test_views_narrow_and_count_cheaply(agent_client, agent, board):

@@ -277,7 +277,7 @@ def test_status_change_writes_events_and_shows_in_timeline(agent_client, agent, 
     }
     html = agent_client.get(detail_url(ticket)).content.decode()
     text = text_of(html)
-    assert "Ticket updated." in text
+    assert "Status: New → Open. Priority: Normal → High. Assigned to you. Queue: no queue → Network." in text
     assert "Change: Status New → Open · Alex Agent · just now" in text
     assert "Change: Priority Normal → High · Alex Agent · just now" in text
     assert "Change: Assignee nobody → Alex Agent · Alex Agent · just now" in text
@@ -387,6 +387,14 @@ def test_requester_panel_lists_identities_and_other_tickets(agent_client):
         contact=ann, namespace="slack:T0EMU", external_id="U0ANN", handle="ann", display_name="Ann Employee"
     )
     Identity.objects.create(contact=ann, namespace="x", external_id="42", handle="@maya_dev", display_name="Maya")
+    Identity.objects.create(
+        contact=ann, namespace="whatsapp:1065", external_id="15550001", handle="+15550001", display_name="Ann"
+    )
+    Identity.objects.create(
+        contact=ann, namespace="email", external_id="ann@example.com", email="ann@example.com", display_name="Ann E."
+    )
+    Identity.objects.create(contact=ann, namespace="instagram:1784", external_id="99", handle="@ann.ig")
+    Identity.objects.create(contact=ann, namespace="facebook:1000", external_id="2468", display_name="Ann Fb")
     someone_else = Contact.objects.create(display_name="Bo")
     Ticket.objects.create(subject="Not Ann's", requester=someone_else)
     now = timezone.now()
@@ -402,8 +410,15 @@ def test_requester_panel_lists_identities_and_other_tickets(agent_client):
     text = text_of(panel)
     assert "Ann &lt;Employee&gt;" in panel
     assert "ann@example.com" in text
-    assert "slack:T0EMU · ann (Ann Employee)" in text
-    assert "x · @maya_dev (Maya)" in text
+    # Each account by its platform's name and the handle a person knows it by, never the internal namespace.
+    assert "Slack · @ann (Ann Employee)" in text
+    assert "X · @maya_dev (Maya)" in text
+    assert "WhatsApp · +15550001 (Ann)" in text
+    assert "Email · ann@example.com (Ann E.)" in text
+    assert "Instagram · @ann.ig" in text
+    assert "Facebook · Ann Fb" in text
+    for internal in ("slack:", "T0EMU", "whatsapp:", "1065", "instagram:", "facebook:", "2468"):
+        assert internal not in text
     for other in others[:10]:
         assert f'href="{detail_url(other)}"' in panel
         assert f"{other.subject} Resolved" in text
@@ -525,8 +540,8 @@ def test_the_requester_panel_lists_everyone_who_wrote(agent_client, agent, merge
     html = agent_client.get(detail_url(merged)).content.decode()
     panel = text_of(html[html.index('<aside class="requester-panel"') :])
     assert panel.startswith("People Alice (requester)")
-    assert "Bob Accounts of Bob locmem · bob (Bob) x · @bob_x (Bob X)" in panel
-    assert "Alice (requester) Accounts of Alice locmem · alice (Alice)" in panel
+    assert "Bob Accounts of Bob Locmem · bob (Bob) X · @bob_x (Bob X)" in panel
+    assert "Alice (requester) Accounts of Alice Locmem · alice (Alice)" in panel
     assert html.count('class="requester-name"') == 2
 
 
