@@ -1,14 +1,23 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from accounts.tokens import ObtainTokenView
+from accounts.views import LoginView
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="console:ticket-list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", include("accounts.urls")),
     path("console/", include("console.urls")),
+    # The API's sign-in lives with the others (accounts/tokens.py); the API itself only checks tokens.
+    path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/", include("api.urls")),
     path("webhooks/", include("channels_ingest.urls")),
     path("admin/", admin.site.urls),
 ]
+if settings.OIDC_ENABLED:
+    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
