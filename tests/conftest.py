@@ -411,6 +411,7 @@ def console(browser, live_server, agent):
     page = signed_in_page(browser, live_server, "agent", "agent-pass-123")
     yield page
     page.context.close()
+    assert page.csp_violations == [], "the Content-Security-Policy blocked something"
 
 
 @pytest.fixture
@@ -419,3 +420,4 @@ def other_console(browser, live_server, other_agent):
     page = signed_in_page(browser, live_server, "dana", "dana-pass-123")
     yield page
     page.context.close()
+    assert page.csp_violations == [], "the Content-Security-Policy blocked something"
