@@ -328,8 +328,8 @@ PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", "10"))
 # The largest file kept from a message or sent with a reply; larger inbound files show as "too large".
 ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(25 * 1024 * 1024)))
 # A request body larger than this is refused (413) before it is read, so an upload never fills the disk
-# (helpdesk/upload_limits.py). It allows a reply with four files of ATTACHMENT_MAX_BYTES, plus the form around them.
-UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(4 * ATTACHMENT_MAX_BYTES + 1024 * 1024)))
+# (helpdesk/upload_limits.py). It allows a reply with ten files (the most a channel takes) of ATTACHMENT_MAX_BYTES.
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(10 * ATTACHMENT_MAX_BYTES + 1024 * 1024)))
 ATTACHMENT_FETCH_MAX_ATTEMPTS = int(os.environ.get("ATTACHMENT_FETCH_MAX_ATTEMPTS", "5"))
 # Admins are told by email when a channel needs them (e.g. its monthly budget is spent).
 ADMINS = [("", address) for address in env_list("ADMINS")]
