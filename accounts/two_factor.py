@@ -37,12 +37,27 @@ class CodeForm(forms.Form):
     )
 
 
-def verify_code(user, code: str) -> TOTPDevice | None:
-    """The user's confirmed device that accepts ``code`` now, if any (django-otp throttles repeated failures)."""
-    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+THROTTLED = "Too many wrong codes in a row: wait a few seconds, then type the code the app shows."
+
+
+def try_code(devices, code: str, wrong: str) -> tuple[TOTPDevice | None, str]:
+    """The device among ``devices`` that accepts ``code`` now, or None and why not (``wrong``, or THROTTLED).
+
+    django-otp throttles each device: after a wrong code, any code is refused for 1 second, then 2, 4, 8…, which
+    makes guessing hopeless.
+    """
+    devices = list(devices)
+    if devices and not any(device.verify_is_allowed()[0] for device in devices):
+        return None, THROTTLED
+    for device in devices:
         if device.verify_token(code.strip()):
-            return device
-    return None
+            return device, ""
+    return None, wrong
+
+
+def verify_code(user, code: str) -> TOTPDevice | None:
+    """The user's confirmed device that accepts ``code`` now, if any."""
+    return try_code(TOTPDevice.objects.filter(user=user, confirmed=True), code, "")[0]
 
 
 @receiver(user_logged_in)
@@ -67,11 +82,13 @@ def verify(request):
         return redirect(_next_url(request))
     form = CodeForm(request.POST or None)
     if form.is_valid():
-        device = verify_code(request.user, form.cleaned_data["code"])
+        devices = TOTPDevice.objects.filter(user=request.user, confirmed=True)
+        wrong = "That code is not right (or was already used): try the next one."
+        device, refusal = try_code(devices, form.cleaned_data["code"], wrong)
         if device is not None:
             otp_login(request, device)
             return redirect(_next_url(request))
-        form.add_error("code", "That code is not right (or was already used). Wait for the next one and try again.")
+        form.add_error("code", refusal)
     return render(request, "accounts/verify.html", {"form": form, "next": _next_url(request)})
 
 
@@ -107,22 +124,27 @@ def settings_page(request):
     form = CodeForm(request.POST or None)
     if confirmed is not None:
         if request.method == "POST" and form.is_valid():
-            if verify_code(user, form.cleaned_data["code"]):
+            wrong = "That code is not right: two-factor sign-in is still on."
+            device, refusal = try_code([confirmed], form.cleaned_data["code"], wrong)
+            if device is not None:
                 TOTPDevice.objects.filter(user=user).delete()
                 request.session.pop(settings.SECOND_FACTOR_SESSION_KEY, None)
                 messages.success(request, "Two-factor sign-in is off.")
                 return redirect("accounts:two-factor")
-            form.add_error("code", "That code is not right: two-factor sign-in is still on.")
-        return render(request, "accounts/two_factor.html", {"enabled": True, "form": form})
+            form.add_error("code", refusal)
+        return render(request, "accounts/two_factor.html", {"enabled": True, "form": form, "section": "two-factor"})
     pending, _ = TOTPDevice.objects.get_or_create(user=user, confirmed=False, defaults={"name": "Authenticator app"})
     if request.method == "POST" and form.is_valid():
-        if pending.verify_token(form.cleaned_data["code"].strip()):
+        wrong = "That code is not right. Check the app shows this account, and try the next code."
+        device, refusal = try_code([pending], form.cleaned_data["code"], wrong)
+        if device is not None:
             pending.confirmed = True
             pending.save(update_fields=["confirmed"])
             otp_login(request, pending)
             request.session[settings.SECOND_FACTOR_SESSION_KEY] = True
             messages.success(request, "Two-factor sign-in is on: from now on you will be asked for a code.")
             return redirect("accounts:two-factor")
-        form.add_error("code", "That code is not right. Check the app shows this account, and try the next code.")
-    context = {"enabled": False, "form": form, "uri": pending.config_url, "qr": _qr_data_uri(pending.config_url)}
+        form.add_error("code", refusal)
+    context = {"enabled": False, "form": form, "section": "two-factor"}
+    context.update(uri=pending.config_url, qr=_qr_data_uri(pending.config_url))
     return render(request, "accounts/two_factor.html", context)
