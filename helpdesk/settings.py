@@ -9,6 +9,7 @@ filesystem broker and a file cache under ``VAR_DIR``. Production sets
 import base64
 import hashlib
 import os
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
@@ -199,25 +200,27 @@ API_TOKEN_TTL = timedelta(days=int(os.environ.get("API_TOKEN_TTL_DAYS", "7")))
 SECOND_FACTOR_SESSION_KEY = "second_factor_required"
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Helpdesk")
 
-# Single sign-on with OpenID Connect (mozilla-django-oidc), on when OIDC_RP_CLIENT_ID is set. The provider's
-# endpoints come from OIDC_OP_* or, with OIDC_ISSUER alone, from its discovery document (helpdesk/oidc_discovery.py).
+# Single sign-on with OpenID Connect (mozilla-django-oidc, accounts/oidc.py), on when OIDC_RP_CLIENT_ID is set. The
+# provider's endpoints come from OIDC_OP_* or, with OIDC_ISSUER alone, from its discovery document at start-up.
 OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
 OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+#: The sign-in page's button: "Sign in with …".
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "your company account")
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
 if OIDC_ENABLED:
     from helpdesk.oidc_discovery import provider_endpoints
 
-    INSTALLED_APPS.append("mozilla_django_oidc")
-    AUTHENTICATION_BACKENDS.append("accounts.oidc.EmailMatchingOIDCBackend")
-    OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
-    OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
-    OIDC_RP_SCOPES = "openid email profile"
-    OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "your company account")
     _oidc = provider_endpoints(os.environ)
-    OIDC_OP_AUTHORIZATION_ENDPOINT = _oidc["authorization_endpoint"]
-    OIDC_OP_TOKEN_ENDPOINT = _oidc["token_endpoint"]
-    OIDC_OP_USER_ENDPOINT = _oidc["userinfo_endpoint"]
-    OIDC_OP_JWKS_ENDPOINT = _oidc["jwks_uri"]
-    LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+    OIDC_OP_AUTHORIZATION_ENDPOINT = _oidc["OIDC_OP_AUTHORIZATION_ENDPOINT"]
+    OIDC_OP_TOKEN_ENDPOINT = _oidc["OIDC_OP_TOKEN_ENDPOINT"]
+    OIDC_OP_USER_ENDPOINT = _oidc["OIDC_OP_USER_ENDPOINT"]
+    OIDC_OP_JWKS_ENDPOINT = _oidc["OIDC_OP_JWKS_ENDPOINT"]
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.EmailMatchingOIDCBackend")
 
 # Content-Security-Policy on every page (django-csp): no inline script or style, nothing from elsewhere. Views
 # that serve untrusted content (an email's HTML, an attachment) set a stricter policy of their own, which wins.
@@ -233,6 +236,10 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+if OIDC_ENABLED:
+    # Signing in goes on at the provider: browsers apply form-action to where a form's answer redirects.
+    _provider = urllib.parse.urlsplit(OIDC_OP_AUTHORIZATION_ENDPOINT)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(f"{_provider.scheme}://{_provider.netloc}")
 
 # Security. Production (DEBUG off) is strict by default; a deployment behind
 # a TLS-terminating proxy sets SECURE_PROXY_SSL_HEADER via the environment.

@@ -1,9 +1,9 @@
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from accounts import oidc
 from accounts.tokens import ObtainTokenView
 from accounts.views import LoginView
 
@@ -12,6 +12,9 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/", include("accounts.urls")),
+    # Single sign-on (404 unless OIDC is set up); mozilla-django-oidc knows these names.
+    path("oidc/authenticate/", oidc.start, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.callback, name="oidc_authentication_callback"),
     path("console/", include("console.urls")),
     # The API's sign-in lives with the others (accounts/tokens.py); the API itself only checks tokens.
     path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
@@ -19,5 +22,3 @@ urlpatterns = [
     path("webhooks/", include("channels_ingest.urls")),
     path("admin/", admin.site.urls),
 ]
-if settings.OIDC_ENABLED:
-    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
