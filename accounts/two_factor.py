@@ -66,6 +66,11 @@ def ask_for_second_factor(sender, request, user, **kwargs):
         request.session[settings.SECOND_FACTOR_SESSION_KEY] = True
 
 
+def awaits_second_factor(request) -> bool:
+    """Signed in, with a second factor whose code this session has not given yet."""
+    return bool(request.session.get(settings.SECOND_FACTOR_SESSION_KEY)) and not request.user.is_verified()
+
+
 def _next_url(request) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -99,7 +104,7 @@ def agent_page(view):
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        if request.session.get(settings.SECOND_FACTOR_SESSION_KEY) and not request.user.is_verified():
+        if awaits_second_factor(request):
             return redirect_to_login(request.get_full_path(), reverse("accounts:verify"))
         if not is_agent(request.user):
             raise PermissionDenied

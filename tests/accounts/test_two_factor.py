@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
 from django.urls import reverse
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -137,3 +138,18 @@ def test_the_two_factor_page_is_for_agents_and_admins(client, employee):
     client.force_login(employee)
     assert client.get(reverse("accounts:two-factor")).status_code == 403
     assert not TOTPDevice.objects.exists()
+
+
+def test_the_admin_site_waits_for_the_code_too(client, clock, db):
+    boss = User.objects.create_superuser("root", password="root-pass-123")
+    device = TOTPDevice.objects.create(user=boss, name="phone", confirmed=True)
+    clock.shift(STEP)
+    signed_in = client.post(
+        reverse("admin:login"), {"username": "root", "password": "root-pass-123", "next": "/admin/"}
+    )
+    assert signed_in.status_code == 302
+    held = client.get("/admin/", follow=True)
+    assert held.redirect_chain[-1][0].startswith(reverse("accounts:verify"))
+
+    client.post(reverse("accounts:verify"), {"code": code(device)})
+    assert client.get("/admin/").status_code == 200
