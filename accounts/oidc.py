@@ -22,7 +22,8 @@ class EmailMatchingOIDCBackend(OIDCAuthenticationBackend):
         return bool(claims.get("email")) and claims.get("email_verified") is True
 
     def filter_users_by_claims(self, claims):
-        return self.UserModel.objects.filter(email__iexact=claims["email"], is_active=True)
+        # Deactivated people too: they are matched, and then refused, rather than signed up afresh.
+        return self.UserModel.objects.filter(email__iexact=claims["email"])
 
     def create_user(self, claims):
         email = claims["email"]

@@ -648,3 +648,13 @@ class JsonApi:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+#: Who the local OpenID Connect provider signs in, unless a test says otherwise.
+OIDC_ANN = {
+    "sub": "ann-1",
+    "email": "Ann.Employee@example.com",
+    "email_verified": True,
+    "given_name": "Ann",
+    "family_name": "Employee",
+}

@@ -10,39 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from emulators.oidc import OIDCProvider
 from helpdesk.oidc_discovery import provider_endpoints
+from tests.helpers import OIDC_ANN
 from tickets.roles import Role, role_of
-
-ANN = {
-    "sub": "ann-1",
-    "email": "Ann.Employee@example.com",
-    "email_verified": True,
-    "given_name": "Ann",
-    "family_name": "Employee",
-}
-
-
-@pytest.fixture(scope="module")
-def provider_server():
-    provider = OIDCProvider(client_id="helpdesk", client_secret="provider-secret").start()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture
-def provider(provider_server, settings):
-    """SSO turned on against the local provider, as OIDC_RP_CLIENT_ID and OIDC_ISSUER would turn it on."""
-    settings.OIDC_ENABLED = True
-    settings.OIDC_RP_CLIENT_ID = "helpdesk"
-    settings.OIDC_RP_CLIENT_SECRET = "provider-secret"
-    settings.OIDC_PROVIDER_NAME = "Acme ID"
-    for name, url in provider_endpoints({"OIDC_ISSUER": provider_server.issuer}).items():
-        setattr(settings, name, url)
-    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "accounts.oidc.EmailMatchingOIDCBackend"]
-    settings.OIDC_PROXY = {"http": None, "https": None}  # loopback, never through a proxy from the environment
-    provider_server.sign_in_as(ANN)
-    return provider_server
 
 
 def sso_sign_in(client, provider, next_url=None):
@@ -59,7 +29,7 @@ def sso_sign_in(client, provider, next_url=None):
     return client.get(f"{back.path}?{back.query}")
 
 
-def test_the_sign_in_page_offers_sso_when_it_is_on(client, provider, db):
+def test_the_sign_in_page_offers_sso_when_it_is_on(client, oidc_provider, db):
     page = client.get(reverse("login"), {"next": "/console/"})
     assert 'href="/oidc/authenticate/?next=/console/">Sign in with Acme ID</a>' in page.text
 
@@ -71,8 +41,8 @@ def test_without_configuration_there_is_no_sso(client):
     assert client.get(reverse("oidc_authentication_callback")).status_code == 404
 
 
-def test_a_newcomer_signs_in_as_an_employee(client, provider, db):
-    response = sso_sign_in(client, provider)
+def test_a_newcomer_signs_in_as_an_employee(client, oidc_provider, db):
+    response = sso_sign_in(client, oidc_provider)
     assert response.status_code == 302
     assert response.url == "/"
     user = User.objects.get(email__iexact="ann.employee@example.com")
@@ -81,38 +51,47 @@ def test_a_newcomer_signs_in_as_an_employee(client, provider, db):
     assert client.session["_auth_user_id"] == str(user.pk)
 
 
-def test_an_agent_is_matched_by_email_and_reaches_the_console(client, provider, agent):
+def test_an_agent_is_matched_by_email_and_reaches_the_console(client, oidc_provider, agent):
     agent.email = "ann.employee@EXAMPLE.com"
     agent.save()
-    response = sso_sign_in(client, provider, next_url="/console/")
+    response = sso_sign_in(client, oidc_provider, next_url="/console/")
     assert response.url == "/console/"
     assert User.objects.count() == 1
     assert client.get(response.url).status_code == 200
 
 
-def test_an_unverified_email_is_refused(client, provider, agent):
-    agent.email = ANN["email"]
+def test_an_unverified_email_is_refused(client, oidc_provider, agent):
+    agent.email = OIDC_ANN["email"]
     agent.save()
-    provider.sign_in_as({**ANN, "email_verified": False})
-    response = sso_sign_in(client, provider)
+    oidc_provider.sign_in_as({**OIDC_ANN, "email_verified": False})
+    response = sso_sign_in(client, oidc_provider)
     assert response.url == "/login/?sso=failed"
     assert "_auth_user_id" not in client.session
     assert "Single sign-on did not complete" in client.get(response.url).text
     assert User.objects.count() == 1
 
 
-def test_sso_still_asks_for_the_second_factor(client, provider, agent):
-    agent.email = ANN["email"]
+def test_a_deactivated_person_is_refused_and_not_signed_up_again(client, oidc_provider, agent):
+    agent.email = OIDC_ANN["email"]
+    agent.is_active = False
+    agent.save()
+    assert sso_sign_in(client, oidc_provider).url == "/login/?sso=failed"
+    assert "_auth_user_id" not in client.session
+    assert User.objects.count() == 1
+
+
+def test_sso_still_asks_for_the_second_factor(client, oidc_provider, agent):
+    agent.email = OIDC_ANN["email"]
     agent.save()
     TOTPDevice.objects.create(user=agent, name="phone", confirmed=True)
-    landed = sso_sign_in(client, provider, next_url="/console/")
+    landed = sso_sign_in(client, oidc_provider, next_url="/console/")
     held = client.get(landed.url)
     assert held.status_code == 302
     assert held.url.startswith(reverse("accounts:verify"))
 
 
-def test_discovery_needs_an_issuer_or_every_endpoint(provider_server):
+def test_discovery_needs_an_issuer_or_every_endpoint(oidc_provider_server):
     with pytest.raises(ImproperlyConfigured, match="set OIDC_ISSUER"):
         provider_endpoints({})
-    endpoints = provider_endpoints({"OIDC_ISSUER": provider_server.issuer + "/"})
-    assert endpoints["OIDC_OP_JWKS_ENDPOINT"] == f"{provider_server.issuer}/jwks"
+    endpoints = provider_endpoints({"OIDC_ISSUER": oidc_provider_server.issuer + "/"})
+    assert endpoints["OIDC_OP_JWKS_ENDPOINT"] == f"{oidc_provider_server.issuer}/jwks"

@@ -6,7 +6,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
-from tests.helpers import BROWSER_TIMEOUT_MS, signed_in_page
+from tests.helpers import BROWSER_TIMEOUT_MS, OIDC_ANN, signed_in_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -58,3 +58,13 @@ def test_an_agent_turns_on_two_factor_sign_in(browser, live_server, agent):
     )
     console.context.close()
     assert console.csp_violations == []
+
+
+def test_an_agent_signs_in_with_sso(page, live_server, agent, oidc_provider):
+    """The whole round trip in the browser: the button, the provider (which approves at once), and back."""
+    agent.email = OIDC_ANN["email"]
+    agent.save()
+    page.goto(live_server.url + "/login/")
+    page.get_by_role("link", name="Sign in with Acme ID").click()
+    expect(page).to_have_url(live_server.url + "/console/")
+    expect(page.get_by_text("Alex Agent")).to_be_visible()
