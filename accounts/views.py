@@ -15,8 +15,6 @@ def sign_in_options() -> dict:
 
 
 class LoginView(auth_views.LoginView):
-    redirect_authenticated_user = True
-
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(sign_in_options())
