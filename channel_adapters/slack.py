@@ -214,7 +214,9 @@ class SlackAdapter(ChannelAdapter):
         conversations = config.setdefault("conversations", [])
         if not isinstance(conversations, list) or not all(isinstance(c, str) for c in conversations):
             raise ConfigError("conversations must be a list of Slack conversation ids.")
-        config.setdefault("base_url", DEFAULT_BASE_URL)
+        base_url = config.setdefault("base_url", DEFAULT_BASE_URL)
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError("base_url must be an http(s) address, e.g. https://slack.com/api/.")
         if not config["base_url"].endswith("/"):
             config["base_url"] += "/"
         for key in ("page_size", "thread_lookback_hours"):
@@ -279,7 +281,14 @@ class SlackAdapter(ChannelAdapter):
 
     def check_credentials(self):
         data = self._call("auth_test")
-        return {"team_id": data.get("team_id"), "bot_user_id": data.get("user_id"), "bot_id": data.get("bot_id")}
+        return {
+            "team_id": data.get("team_id"),
+            "bot_user_id": data.get("user_id"),
+            "bot_id": data.get("bot_id"),
+            # Names, for an admin checking the connection: which workspace, as which bot.
+            "team": data.get("team"),
+            "bot_name": data.get("user"),
+        }
 
     # Interpreting messages --------------------------------------------------
 

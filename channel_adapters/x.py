@@ -166,7 +166,9 @@ class XAdapter(ChannelAdapter):
         has_oauth1 = all(secrets.get(field) for field in OAUTH1_FIELDS)
         if not secrets.get("bearer_token") and not has_oauth1:
             raise ConfigError("X needs a bearer_token (OAuth 2.0 user context) or all four OAuth 1.0a keys.")
-        config.setdefault("base_url", DEFAULT_BASE_URL)
+        base_url = config.setdefault("base_url", DEFAULT_BASE_URL)
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError("base_url must be an http(s) address, e.g. https://api.x.com.")
         for key in ("dm_poll_interval_seconds",):
             if key in config and (not isinstance(config[key], int) or config[key] <= 0):
                 raise ConfigError(f"{key} must be a positive integer.")

@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 
 from channel_adapters.base import ConfigError
+from tickets.audit import record_change
 
 from .channel_config import clean_channel_config
 from .models import ApiUsage, Channel, InboundMessage, PriceRule
@@ -30,8 +32,19 @@ class ChannelForm(forms.ModelForm):
 
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
+    """Every change is in the audit log too, as the console's and the command's are."""
+
     form = ChannelForm
-    list_display = ["name", "kind", "enabled", "healthy", "last_poll_at", "last_poll_stored", "last_error"]
+    list_display = [
+        "name",
+        "kind",
+        "enabled",
+        "healthy",
+        "consecutive_failures",
+        "last_poll_at",
+        "last_poll_stored",
+        "last_error",
+    ]
     readonly_fields = [
         "public_id",
         "masked_secrets",
@@ -40,7 +53,30 @@ class ChannelAdmin(admin.ModelAdmin):
         "last_poll_at",
         "last_success_at",
         "last_error",
+        "last_error_kind",
+        "consecutive_failures",
+        "broken_since",
     ]
+
+    def save_model(self, request, obj, form, change):
+        before = Channel.objects.get(pk=obj.pk).audited() if change else None
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            action = "channel.update" if change else "channel.create"
+            record_change(actor=request.user, action=action, target=obj, before=before, after=obj.audited())
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            record_change(actor=request.user, action="channel.delete", target=obj, before=obj.audited(), after=None)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for channel in queryset:
+                record_change(
+                    actor=request.user, action="channel.delete", target=channel, before=channel.audited(), after=None
+                )
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(InboundMessage)

@@ -6,6 +6,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
 
+from tickets.audit import redacted
+
 
 def _fernet():
     return MultiFernet([Fernet(key) for key in settings.FIELD_ENCRYPTION_KEYS])
@@ -30,8 +32,16 @@ class EncryptedJSONField(models.TextField):
 
 
 def mask(secret: str) -> str:
-    """How a credential is shown back: enough to recognise it, not to use it."""
-    secret = str(secret)
-    if len(secret) <= 8:
-        return "****"
-    return f"{secret[:4]}…{secret[-4:]}"
+    """How a credential is shown back: that it is set and, for a long one, its last 4 characters (enough to
+    recognise it, not to use it or guess its kind from a prefix such as ``xoxb-``). The audit log's rule."""
+    return redacted(secret)
+
+
+def rotated(token: str) -> str | None:
+    """``token`` re-encrypted with the first of ``FIELD_ENCRYPTION_KEYS``; None when it already is (so rotating
+    twice writes nothing). Raises ``InvalidToken`` when no configured key decrypts it."""
+    try:
+        Fernet(settings.FIELD_ENCRYPTION_KEYS[0]).decrypt(token.encode())
+    except InvalidToken:
+        return _fernet().rotate(token.encode()).decode()
+    return None

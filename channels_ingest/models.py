@@ -1,19 +1,31 @@
+import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
+from channel_adapters.base import CredentialsError, EnvelopeKind, RateLimited, TransientError
+
+from . import health
+from .admin_mail import mail_channel_admins
 from .crypto import EncryptedJSONField, mask
 from .mail_transport import give_transport
 from .registry import adapter_class
+
+logger = logging.getLogger(__name__)
 
 #: How precisely ``Channel.last_push_at`` follows the pushes.
 PUSH_MARK_SECONDS = 10
 
 
 class ChannelQuerySet(models.QuerySet):
+    def broken(self):
+        """The enabled channels the admins were told are broken, and which have not recovered."""
+        return self.filter(broken_since__isnull=False, enabled=True).order_by("name")
+
     def due_for_poll(self, now):
         """Channels to poll now: their interval has passed, or the poller holding their lease died (a live one
         renews it), so the poll it was making is due again."""
@@ -24,8 +36,32 @@ class ChannelQuerySet(models.QuerySet):
         )
 
 
+class ErrorKind(models.TextChoices):
+    """What kind of refusal a channel's last error was: the state shown ("re-authorize needed") follows it."""
+
+    CREDENTIALS = "credentials", "Credentials rejected"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    TRANSIENT = "transient", "Unreachable or failing"
+    PERMANENT = "permanent", "Refused"
+
+    @classmethod
+    def of(cls, exc: Exception) -> "ErrorKind":
+        if isinstance(exc, CredentialsError):
+            return cls.CREDENTIALS
+        if isinstance(exc, RateLimited):
+            return cls.RATE_LIMITED
+        if isinstance(exc, TransientError):
+            return cls.TRANSIENT
+        return cls.PERMANENT
+
+
 class Channel(models.Model):
     """One connected inbox on a platform: its configuration, credentials, cursor and health."""
+
+    #: ``health.is_broken`` in SQL, so the alert's conditional UPDATE decides on the row as it is now.
+    BROKEN = models.Q(enabled=True) & (
+        models.Q(healthy=False) | models.Q(consecutive_failures__gte=health.BROKEN_AFTER_FAILURES)
+    )
 
     kind = models.CharField(max_length=32)
     name = models.SlugField(max_length=64, unique=True)
@@ -48,18 +84,31 @@ class Channel(models.Model):
     paused_reason = models.TextField(blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    last_error_kind = models.CharField(max_length=16, choices=ErrorKind.choices, blank=True)
+    #: Failed platform calls in a row (polls, credential checks, deliveries and downloads the credentials were
+    #: refused for); a success resets it, a rate limit leaves it.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    #: Since when the admins were told the channel is broken (None: not broken, or recovered since).
+    broken_since = models.DateTimeField(null=True, blank=True, editable=False)
     #: When the platform last pushed to the webhook (to the nearest PUSH_MARK_SECONDS), and when it last
     #: proved the webhook URL (Meta's hub.challenge handshake).
     last_push_at = models.DateTimeField(null=True, blank=True)
     webhook_verified_at = models.DateTimeField(null=True, blank=True)
     #: When the credentials were last checked and ``state`` refreshed (``polling.refresh_state``).
     credentials_checked_at = models.DateTimeField(null=True, blank=True)
+    #: What the first complete poll imported: {"messages": n, "earliest": iso, "latest": iso} (sent times, UTC);
+    #: None until then.
+    first_import = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
+        indexes = [
+            # The console's banner: the broken channels, on every console page an admin opens.
+            models.Index(fields=["broken_since"], condition=models.Q(broken_since__isnull=False), name="channel_broken")
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.kind})"
@@ -79,13 +128,59 @@ class Channel(models.Model):
     def masked_secrets(self):
         return {key: mask(value) for key, value in self.secrets.items()}
 
+    def audited(self) -> dict:
+        """What the audit log keeps of this channel: its settings, each credential only as "set (…abcd)"."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "enabled": self.enabled,
+            "poll_interval_seconds": self.poll_interval_seconds,
+            "config": {**self.config, **self.masked_secrets()},
+        }
+
     def record_success(self, *, stored, at=None):
         at = at or timezone.now()
         self.last_poll_at = self.last_success_at = at
         self.last_poll_stored = stored
-        self.healthy = True
-        self.last_error = ""
-        self.save(update_fields=["last_poll_at", "last_success_at", "last_poll_stored", "healthy", "last_error"])
+        self._record_fine(last_poll_at=at, last_success_at=at, last_poll_stored=stored)
+
+    def record_verified(self):
+        """An admin's credentials check passed: the channel is healthy again."""
+        self._record_fine()
+
+    def record_credentials_accepted(self):
+        """The periodic credentials check passed: a rejection of the credentials no longer stands (a poll's
+        other errors do, until a poll succeeds)."""
+        if self.last_error_kind == ErrorKind.CREDENTIALS:
+            self._record_fine()
+
+    def _record_fine(self, **fields):
+        self.healthy, self.last_error, self.last_error_kind, self.consecutive_failures = True, "", "", 0
+        Channel.objects.filter(pk=self.pk).update(
+            healthy=True, last_error="", last_error_kind="", consecutive_failures=0, **fields
+        )
+        self._alert_if_recovered()
+
+    def record_first_import(self):
+        """Once, after the first poll that completes: how many messages the channel holds (edits, reactions and
+        delivery reports aside; rows it could not read have no sent time), sent between when and when (UTC).
+
+        The times are compared as times, not as their stored text: platforms stamp them with different offsets.
+        """
+        sent = [
+            datetime.fromisoformat(text).astimezone(UTC)
+            for text in self.inbound.filter(payload__kind=EnvelopeKind.MESSAGE.value)
+            .exclude(status=InboundMessage.Status.FAILED)
+            .values_list(KeyTextTransform("sent_at", "payload"), flat=True)
+            .iterator()
+            if text
+        ]
+        self.first_import = {
+            "messages": len(sent),
+            "earliest": min(sent).isoformat() if sent else None,
+            "latest": max(sent).isoformat() if sent else None,
+        }
+        self.save(update_fields=["first_import"])
 
     def record_push(self, *, at=None):
         """A push arrived. Written at most once per ``PUSH_MARK_SECONDS``, so a busy webhook costs one cheap
@@ -98,24 +193,101 @@ class Channel(models.Model):
     def record_credentials_rejected(self, message, *, at=None):
         """The platform refused the credentials outside a poll (a delivery, a download): unhealthy until an
         admin fixes them. The poll times are left alone: no poll ran."""
-        self.healthy = False
-        self.last_error_at = at or timezone.now()
-        self.last_error = f"Credentials rejected: {message}"[:2000]
-        self.save(update_fields=["healthy", "last_error_at", "last_error"])
-
-    def record_error(self, message, *, unhealthy, retry_after=None, at=None):
-        """A poll failed: when, why, and whether the channel is unhealthy; ``retry_after`` postpones the next poll."""
         at = at or timezone.now()
-        self.last_poll_at = self.last_error_at = at
-        self.last_error = message[:2000]
-        fields = ["last_poll_at", "last_error_at", "last_error"]
+        self._record_failure(
+            healthy=False,
+            last_error_at=at,
+            last_error=f"Credentials rejected: {message}"[:2000],
+            last_error_kind=ErrorKind.CREDENTIALS,
+        )
+
+    def record_error(self, message, *, unhealthy, kind=None, retry_after=None, at=None):
+        """A poll failed: when, why, of what ``kind`` (``ErrorKind.of`` the adapter's error; by default, refused
+        if unhealthy, else transient), and whether the channel is unhealthy; ``retry_after`` postpones the next
+        poll. A rate limit is the platform asking us to wait, not a failure."""
+        at = at or timezone.now()
+        kind = kind or (ErrorKind.PERMANENT if unhealthy else ErrorKind.TRANSIENT)
+        fields = {"last_poll_at": at, "last_error_at": at, "last_error": message[:2000], "last_error_kind": kind}
         if unhealthy:
-            self.healthy = False
-            fields.append("healthy")
+            fields["healthy"] = False
         if retry_after:
-            self.next_poll_at = at + timedelta(seconds=retry_after)
-            fields.append("next_poll_at")
-        self.save(update_fields=fields)
+            fields["next_poll_at"] = at + timedelta(seconds=retry_after)
+        self._record_failure(counted=kind != ErrorKind.RATE_LIMITED, **fields)
+
+    def _record_failure(self, *, counted=True, **fields):
+        for name, value in fields.items():
+            setattr(self, name, value)
+        # Counted in the database: a poll and a delivery may fail at the same moment in two workers.
+        increment = {"consecutive_failures": models.F("consecutive_failures") + 1} if counted else {}
+        Channel.objects.filter(pk=self.pk).update(**fields, **increment)
+        if counted:
+            self.refresh_from_db(fields=["consecutive_failures"])
+        self._alert_if_broke()
+
+    # Admins are told when the channel breaks, and again when it recovers: once per change, whatever the number
+    # of workers recording at once. Each UPDATE's condition is checked on the row as it is when it runs (after
+    # waiting for another worker's write to it), so of two workers seeing the same change only one makes it. A
+    # failure can only break a channel and a success only mend it; whichever writes the row last leaves
+    # ``broken_since`` agreeing with it.
+
+    def _alert_if_broke(self):
+        now = timezone.now()
+        if Channel.objects.filter(Channel.BROKEN, pk=self.pk, broken_since__isnull=True).update(broken_since=now):
+            self.broken_since = now
+            self._alert(ChannelAlert.Kind.BROKE, self.last_error or f"{self.consecutive_failures} failures in a row")
+
+    def _alert_if_recovered(self):
+        if (
+            Channel.objects.filter(pk=self.pk, broken_since__isnull=False)
+            .exclude(Channel.BROKEN)
+            .update(broken_since=None)
+        ):
+            self.broken_since = None
+            self._alert(ChannelAlert.Kind.RECOVERED, "It works again.")
+
+    def _alert(self, kind, message):
+        alert = ChannelAlert.objects.create(channel=self, kind=kind, message=message[:2000])
+        logger.log(logging.ERROR if kind == ChannelAlert.Kind.BROKE else logging.INFO, "channel %s: %s", self, alert)
+        subject = f"Channel {self.name} {'is broken' if kind == ChannelAlert.Kind.BROKE else 'recovered'}"
+        body = (
+            f"{self} {alert.get_kind_display().lower()} at {alert.at:%Y-%m-%d %H:%M} UTC.\n\n{message}\n\n"
+            "The console's Channels page shows every channel's health."
+        )
+        transaction.on_commit(lambda: mail_channel_admins(subject, body))
+
+
+class InboundMessageQuerySet(models.QuerySet):
+    def activity(self, now) -> dict[int, health.Activity]:
+        """Every channel's inbound activity (``health.Activity``), counted by the database in two queries
+        whatever the number of channels: the last week's and the last hour's messages and the newest, then
+        the oldest message still pending."""
+        week = (
+            self.filter(received_at__gte=now - health.TYPICAL_WINDOW)
+            .order_by()
+            .values("channel")
+            .annotate(
+                last_week=models.Count("pk"),
+                last_hour=models.Count("pk", filter=models.Q(received_at__gte=now - timedelta(hours=1))),
+                last_received_at=models.Max("received_at"),
+            )
+        )
+        pending = dict(
+            self.filter(status=InboundMessage.Status.PENDING)
+            .order_by()
+            .values("channel")
+            .annotate(oldest=models.Min("received_at"))
+            .values_list("channel", "oldest")
+        )
+        counted = {
+            row["channel"]: health.Activity(
+                last_hour=row["last_hour"],
+                last_week=row["last_week"],
+                last_received_at=row["last_received_at"],
+                oldest_pending_at=pending.pop(row["channel"], None),
+            )
+            for row in week
+        }
+        return counted | {channel: health.Activity(oldest_pending_at=at) for channel, at in pending.items()}
 
 
 class InboundMessage(models.Model):
@@ -139,6 +311,8 @@ class InboundMessage(models.Model):
     triaged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     triaged_at = models.DateTimeField(null=True, blank=True)
 
+    objects = InboundMessageQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["channel", "external_id"], name="inbound_unique_per_channel"),
@@ -154,6 +328,8 @@ class InboundMessage(models.Model):
                 condition=models.Q(status="triage"),
                 name="inbound_triage",
             ),
+            # The Channels page's rates: the last week's rows, counted per channel from the index alone.
+            models.Index(fields=["received_at", "channel"], name="inbound_received"),
         ]
 
     def __str__(self):
@@ -193,3 +369,22 @@ class ApiUsage(models.Model):
 
     def __str__(self):
         return f"{self.channel_id} {self.month:%Y-%m} {self.operation}: {self.units} (${self.cost})"
+
+
+class ChannelAlert(models.Model):
+    """A channel broke or recovered: what the admins were told, by email and in the console."""
+
+    class Kind(models.TextChoices):
+        BROKE = "broke", "Broke"
+        RECOVERED = "recovered", "Recovered"
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    message = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.message}"

@@ -22,7 +22,7 @@ from django.utils import timezone
 from channel_adapters.base import AdapterError, Capability, CredentialsError, RateLimited, TransientError
 
 from .ingest import store_envelopes
-from .models import Channel
+from .models import Channel, ErrorKind
 from .registry import adapter_class
 from .usage import record_usage
 
@@ -141,21 +141,25 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
             channel.cursor = page.cursor
     except CredentialsError as exc:
         logger.error("channel %s: credentials rejected: %s", channel.name, exc)
-        channel.record_error(f"Credentials rejected: {exc}", unhealthy=True)
+        channel.record_error(f"Credentials rejected: {exc}", kind=ErrorKind.CREDENTIALS, unhealthy=True)
         return PollOutcome(polled=True, stored=stored, error=str(exc))
     except RateLimited as exc:
         logger.warning("channel %s: rate limited, retry after %ss", channel.name, exc.retry_after)
-        channel.record_error(f"Rate limited: {exc}", unhealthy=False, retry_after=exc.retry_after or 60)
+        channel.record_error(
+            f"Rate limited: {exc}", kind=ErrorKind.RATE_LIMITED, unhealthy=False, retry_after=exc.retry_after or 60
+        )
         return PollOutcome(polled=True, stored=stored, error=str(exc))
     except AdapterError as exc:
         logger.error("channel %s: poll failed: %s", channel.name, exc)
-        channel.record_error(str(exc), unhealthy=not isinstance(exc, TransientError))
+        channel.record_error(str(exc), kind=ErrorKind.of(exc), unhealthy=not isinstance(exc, TransientError))
         return PollOutcome(polled=True, stored=stored, error=str(exc))
     finally:
         heartbeat.stop()
         _release_poll_lease(channel_id, token)
         record_usage(channel, adapter.usage)
     channel.record_success(stored=stored)
+    if channel.first_import is None:
+        channel.record_first_import()
     return PollOutcome(polled=True, stored=stored)
 
 
@@ -180,6 +184,8 @@ def refresh_state(channel_id: int) -> None:
         channel.record_credentials_rejected(str(exc))
     except AdapterError as exc:
         logger.warning("channel %s: credentials not checked: %s", channel.name, exc)
+    else:
+        channel.record_credentials_accepted()
 
 
 def verify_channel(channel: Channel) -> None:
@@ -187,7 +193,12 @@ def verify_channel(channel: Channel) -> None:
     try:
         _refresh_state(channel, channel.adapter())
     except AdapterError as exc:
-        channel.record_error(f"Credentials check failed: {exc}", unhealthy=True)
+        channel.record_error(f"Credentials check failed: {exc}", kind=ErrorKind.of(exc), unhealthy=True)
         raise
-    channel.healthy, channel.last_error = True, ""
-    channel.save(update_fields=["healthy", "last_error"])
+    channel.record_verified()
+
+
+def try_credentials(channel: Channel) -> dict:
+    """Check an unsaved channel's credentials (an admin testing a form): the platform's answer, as the state it
+    would keep. Records nothing. Raises ``AdapterError`` with the platform's words."""
+    return channel.adapter().check_credentials()

@@ -3,13 +3,13 @@
 import logging
 from decimal import Decimal
 
-from django.core.mail import mail_admins
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from channel_adapters.base import ConfigError
 
+from .admin_mail import mail_channel_admins
 from .models import ApiUsage, Channel, PriceRule
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def enforce_budget(channel: Channel) -> None:
         Channel.objects.filter(pk=channel.pk).update(paused_reason=reason)
         channel.paused_reason = reason
         logger.error("channel %s: %s", channel.name, reason)
-        mail_admins(f"Channel {channel.name} paused: budget reached", reason, fail_silently=True)
+        mail_channel_admins(f"Channel {channel.name} paused: budget reached", reason)
     elif not over and channel.paused_reason.startswith("Monthly budget"):
         Channel.objects.filter(pk=channel.pk).update(paused_reason="")
         channel.paused_reason = ""

@@ -46,3 +46,16 @@ def agent_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def admin_required(view):
+    """Like ``agent_required``, for what only admins may do: channels, users, teams, the audit log."""
+
+    @wraps(view)
+    @agent_required
+    def wrapper(request, *args, **kwargs):
+        if request_role(request) != Role.ADMIN:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper

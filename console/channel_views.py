@@ -1,6 +1,7 @@
-"""The Channels page: every channel's health, polling, webhook, failed inbound messages and this month's
-estimated spend; admins re-queue the failed messages from it."""
+"""The Channels page: every channel's health (``channels_ingest.health``), polling, webhook, failed inbound
+messages and this month's estimated spend, and the latest alerts; admins re-queue the failed messages from it."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -9,16 +10,20 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Sum
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from channel_adapters.base import DEFAULT_IMPORT_DAYS, Capability, ChannelAdapter
-from channels_ingest import ingest
-from channels_ingest.models import ApiUsage, Channel, InboundMessage
+from channels_ingest import health, ingest
+from channels_ingest.models import ApiUsage, Channel, ChannelAlert, InboundMessage
 from channels_ingest.registry import adapter_class
 from channels_ingest.usage import month_start, monthly_budget
 from tickets.roles import Role
 
 from .access import agent_required, request_role
+
+#: The alerts listed under the channels, newest first.
+RECENT_ALERTS = 10
 
 
 def _money(amount: Decimal) -> str:
@@ -50,13 +55,26 @@ def _describe_transport(request, channel):
         channel.verifies_webhook = adapter.verify_subscription is not ChannelAdapter.verify_subscription
     if channel.polls:
         channel.import_days = channel.config.get("import_days", DEFAULT_IMPORT_DAYS)
+        channel.first_imported = _first_import(channel.first_import)
+
+
+def _first_import(recorded: dict | None) -> dict | None:
+    """What the first poll imported, with its sent times as datetimes; None before it ({}: not recorded)."""
+    if not recorded:
+        return None
+    times = {
+        key: datetime.fromisoformat(recorded[key]) if recorded.get(key) else None for key in ("earliest", "latest")
+    }
+    return {"messages": recorded["messages"], **times}
 
 
 @agent_required
 def channels(request):
     """Every channel's health, polling, webhook, failed inbound messages and this month's estimated spend;
-    never its credentials."""
+    never its credentials. A fixed number of queries, whatever the number of channels."""
+    now = timezone.now()
     rows = list(Channel.objects.defer("secrets", "cursor", "state").order_by("name"))
+    activity = InboundMessage.objects.activity(now)
     spent = dict(
         ApiUsage.objects.filter(month=month_start())
         .order_by()
@@ -86,7 +104,22 @@ def channels(request):
         channel.budget_display = _money(channel.budget) if channel.budget is not None else ""
         channel.failed_inbound = failed.get(channel.pk, 0)
         _describe_transport(request, channel)
-    context = {"section": "channels", "channels": rows, "can_requeue": request_role(request) == Role.ADMIN}
+        channel.activity = activity.get(channel.pk, health.Activity())
+        channel.health = health.assess(channel, channel.activity, now, polls=channel.polls)
+    context = {
+        "section": "channels",
+        "channels": rows,
+        "alerts": ChannelAlert.objects.select_related("channel").only("kind", "message", "at", "channel__name")[
+            :RECENT_ALERTS
+        ],
+        "can_requeue": request_role(request) == Role.ADMIN,
+        "rules": {
+            "broken_after": health.BROKEN_AFTER_FAILURES,
+            "busy_per_hour": health.BUSY_PER_HOUR,
+            "silent_gaps": health.SILENT_AFTER_GAPS,
+            "silent_minutes": int(health.SILENT_AT_LEAST.total_seconds() // 60),
+        },
+    }
     return render(request, "console/channels.html", context)
 
 

@@ -7,6 +7,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from tickets.audit import record_change
 from tickets.macros import MacroError, apply_macro_actions, can_manage, usable_macro
 from tickets.models import Macro, Ticket
 from tickets.placeholders import PLACEHOLDERS
@@ -80,7 +81,19 @@ def macro_list(request):
     return render(request, "console/macros.html", context)
 
 
+def _audited(macro) -> dict:
+    """What the audit log keeps of a macro; only shared macros are configuration (personal ones are not logged)."""
+    return {
+        "name": macro.name,
+        "text": macro.body,
+        "status": macro.status,
+        "assignee": macro.assignee_action + (f" {macro.assignee.get_username()}" if macro.assignee_id else ""),
+        "shared": macro.owner_id is None,
+    }
+
+
 def _edit(request, macro, *, created):
+    before = None if created else _audited(macro)
     form = MacroForm(
         request.POST if request.method == "POST" else None,
         instance=macro,
@@ -89,6 +102,9 @@ def _edit(request, macro, *, created):
     )
     if request.method == "POST" and form.is_valid():
         form.save()
+        if (before and before["shared"]) or form.instance.is_shared:
+            action = "macro.create" if created else "macro.update"
+            record_change(actor=request.user, action=action, target=form.instance, before=before, after=_audited(macro))
         messages.success(request, f"Macro “{form.instance.name}” {'created' if created else 'saved'}.")
         return redirect("console:macro-list")
     context = {"section": "macros", "form": form, "macro": macro, "created": created, "placeholders": PLACEHOLDERS}
@@ -110,6 +126,8 @@ def macro_delete(request, pk):
     """GET asks to confirm; POST deletes."""
     macro = _manageable(request, pk)
     if request.method == "POST":
+        if macro.is_shared:
+            record_change(actor=request.user, action="macro.delete", target=macro, before=_audited(macro), after=None)
         macro.delete()
         messages.success(request, f"Macro “{macro.name}” deleted.")
         return redirect("console:macro-list")

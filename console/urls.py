@@ -1,7 +1,9 @@
 from django.urls import path
 
 from . import (
+    audit_views,
     bulk_views,
+    channel_admin_views,
     channel_views,
     composer_views,
     email_views,
@@ -45,6 +47,13 @@ urlpatterns = [
     path("triage/dismiss/", triage_views.triage_dismiss, name="triage-dismiss"),
     path("channels/", channel_views.channels, name="channels"),
     path("channels/<int:pk>/requeue-failed/", channel_views.channel_requeue_failed, name="channel-requeue-failed"),
+    path("channels/new/", channel_admin_views.channel_kind_choice, name="channel-kinds"),
+    path("channels/new/<slug:kind>/", channel_admin_views.channel_create, name="channel-create"),
+    path("channels/<int:pk>/", channel_admin_views.channel_edit, name="channel-edit"),
+    path("channels/<int:pk>/test/", channel_admin_views.channel_test, name="channel-test"),
+    path("channels/<int:pk>/enabled/", channel_admin_views.channel_enabled, name="channel-enabled"),
+    path("channels/<int:pk>/delete/", channel_admin_views.channel_delete, name="channel-delete"),
+    path("audit/", audit_views.audit_log, name="audit-log"),
     path("macros/", macro_views.macro_list, name="macro-list"),
     path("macros/new/", macro_views.macro_create, name="macro-create"),
     path("macros/<int:pk>/", macro_views.macro_edit, name="macro-edit"),

@@ -580,3 +580,36 @@ class Attachment(models.Model):
     @property
     def is_inline_image(self):
         return self.status == self.Status.STORED and self.content_type in self.INLINE_TYPES
+
+
+class AuditEntry(models.Model):
+    """One configuration change (a channel, a user, a team, a shared macro…), written by ``tickets.audit``."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    #: Who, as they were called then (the user may be renamed or deleted), or the command that made the change.
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    #: What was changed: its model (``channels_ingest.channel``), primary key, and name at the time.
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=64)
+    target_label = models.CharField(max_length=200)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id", "-at"], name="audit_by_target")]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_label}"
+
+    def changes(self) -> list[tuple[str, object, object]]:
+        """(field, before, after) for each value that differs, in a stable order."""
+        before, after = self.before or {}, self.after or {}
+        return [
+            (key, before.get(key), after.get(key))
+            for key in sorted(before.keys() | after.keys())
+            if before.get(key) != after.get(key)
+        ]

@@ -34,6 +34,16 @@ def compact_since(at, now) -> str:
     return "just now"
 
 
+@register.filter
+def span(duration) -> str:
+    """A length of time in its largest whole unit ("5 min", "3 h"), or "under a minute"."""
+    seconds = duration.total_seconds()
+    for size, unit in _UNITS:
+        if seconds >= size:
+            return f"{int(seconds // size)}\u00a0{unit}"
+    return "under a minute"
+
+
 @register.simple_tag
 def ago(at, now=None):
     """A <time> saying how long ago, with the exact time (UTC, ISO 8601) as its machine value and title."""

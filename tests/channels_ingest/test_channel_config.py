@@ -70,3 +70,11 @@ def test_an_automatic_acknowledgement_is_kept_for_every_kind(kind):
     ack = {"subject": "Re: {subject} [#{ticket}]", "body": "Hi {name}, we have your message as #{ticket}. {{ok}}"}
     config, _ = clean_channel_config(kind, {**(X if kind == "x" else SLACK), "auto_ack": ack})
     assert config["auto_ack"] == ack
+
+
+@pytest.mark.parametrize(("kind", "raw"), [("x", X), ("slack", SLACK)])
+@pytest.mark.parametrize("base_url", ["nonsense", "ftp://files.example/", 7])
+def test_a_base_url_must_be_a_web_address(kind, raw, base_url):
+    """Refused when the channel is configured, not later as an error the client library raises on every poll."""
+    with pytest.raises(ConfigError, match=r"base_url must be an http\(s\) address"):
+        clean_channel_config(kind, {**raw, "base_url": base_url})

@@ -14,7 +14,7 @@ from tests.helpers import (
     failed_inbound,
     slack_config_json,
 )
-from tickets.models import Message, Ticket
+from tickets.models import AuditEntry, Message, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,13 @@ def test_add_list_poll_connects_a_workspace(slack_emulator):
     assert "/webhooks/" in output
     assert "xoxb-emulator" not in output  # shown masked only
     channel = Channel.objects.get(name="it-help")
-    assert channel.state == {"team_id": "T0EMU", "bot_user_id": "U0BOT", "bot_id": "B0BOT"}
+    assert channel.state == {
+        "team_id": "T0EMU",
+        "bot_user_id": "U0BOT",
+        "bot_id": "B0BOT",
+        "team": "Emulator",
+        "bot_name": "helpdesk",
+    }
 
     slack_emulator.post_many("C0GENERAL", [{"user": "U0ANN", "text": f"issue {i}"} for i in range(3)])
     assert "Stored 3 new messages from it-help" in channels_command("poll", "it-help")
@@ -45,6 +51,17 @@ def test_add_refuses_bad_credentials_unless_told_not_to_verify(slack_emulator):
         "add", "slack", "bad", "--no-verify", "--config", slack_config_json(slack_emulator, bot_token="xoxb-nope")
     )
     assert Channel.objects.filter(name="bad").exists()
+
+
+def test_add_is_in_the_audit_log_with_credentials_redacted(slack_emulator):
+    channels_command("add", "slack", "it-help", "--config", slack_config_json(slack_emulator))
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor, entry.actor_label) == ("channel.create", None, "manage.py channels add")
+    assert entry.after["config"]["bot_token"] == "set (…ator)"
+    assert "emulator-secret" not in json.dumps(entry.after)
+    with pytest.raises(CommandError):  # refused: no channel, and nothing logged
+        channels_command("add", "slack", "bad", "--config", slack_config_json(slack_emulator, bot_token="xoxb-nope"))
+    assert AuditEntry.objects.count() == 1
 
 
 @pytest.mark.parametrize(

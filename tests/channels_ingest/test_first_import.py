@@ -1,13 +1,17 @@
 """A channel's first poll imports the last ``import_days`` (default 7) days, on every kind, and says nothing
 older: what a newly connected channel shows is predictable, and documented."""
 
-from datetime import timedelta
+import dataclasses
+from datetime import UTC, timedelta
+from datetime import timezone as timezone_of
 
 import pytest
 import time_machine
 from django.utils import timezone
 
+from channels_ingest.ingest import store_envelopes
 from channels_ingest.models import InboundMessage
+from tests.factories import BASE_TIME, edit, message
 from tests.helpers import make_x_channel
 from tests.helpers import poll_as_worker as poll
 from tickets.models import Ticket
@@ -30,3 +34,19 @@ def test_xs_first_poll_imports_the_configured_days(x_emulator, days_later, impor
     with time_machine.travel(timezone.now() + timedelta(days=days_later)):
         poll(channel)
     assert InboundMessage.objects.filter(channel=channel).exists() == imported
+
+
+@pytest.mark.django_db
+def test_what_the_first_import_brought_counts_messages_and_compares_times_across_offsets(locmem_channel):
+    """An edit is not a message; 09:30+02:00 (07:30 UTC) is earlier than 08:00 UTC, though its text sorts later."""
+    early = message("m1", minute=0)
+    early = dataclasses.replace(
+        early, sent_at=early.sent_at.replace(hour=9, minute=30, tzinfo=timezone_of(timedelta(hours=2)))
+    )
+    store_envelopes(locmem_channel, [message("m0", minute=-60), early, edit("m0", "fixed")])
+    locmem_channel.record_first_import()
+    assert locmem_channel.first_import == {
+        "messages": 2,
+        "earliest": early.sent_at.astimezone(UTC).isoformat(),
+        "latest": (BASE_TIME - timedelta(minutes=60)).isoformat(),
+    }

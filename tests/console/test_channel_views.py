@@ -32,7 +32,7 @@ def test_channels_page_shows_health_and_spend(agent_client, offline_x_channel, l
     """Each channel shows kind, name, health, last error, last poll and stored count, pause, and this month's spend."""
     offline_x_channel.config["monthly_budget_usd"] = 50
     offline_x_channel.secrets = {"bearer_token": "sekrit-bearer-token-XYZ"}
-    offline_x_channel.last_poll_at = BASE_TIME
+    offline_x_channel.last_poll_at = offline_x_channel.last_success_at = BASE_TIME
     offline_x_channel.last_poll_stored = 17
     offline_x_channel.healthy = False
     offline_x_channel.last_error = "Credentials rejected: X refused the credentials: <HTTP 401>"
@@ -55,7 +55,7 @@ def test_channels_page_shows_health_and_spend(agent_client, offline_x_channel, l
     assert 'data-kind="locmem">Locmem</span> lm' in html
     assert '$0.03 <span class="muted">of $50.00</span>' in html  # this month only
     assert "$0.00" in html  # locmem: nothing spent, no budget
-    assert "Unhealthy" in html
+    assert "Broken" in html  # unhealthy: the platform refused it
     assert "Healthy" in html
     assert "Paused" in html
     assert "X refused the credentials: &lt;HTTP 401&gt;" in html

@@ -16,6 +16,7 @@ from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.registry import adapter_class
 from channels_ingest.usage import month_start, monthly_budget, spent_this_month
+from tickets.audit import record_change
 
 #: Seconds between polls for a channel that can be polled, unless --poll-interval says otherwise.
 DEFAULT_POLL_INTERVAL = 60
@@ -83,6 +84,14 @@ class Command(BaseCommand):
         with transaction.atomic():
             channel = Channel.objects.create(
                 kind=kind, name=name, config=clean_config, secrets=secrets, poll_interval_seconds=poll_interval
+            )
+            record_change(
+                actor=None,
+                actor_label="manage.py channels add",
+                action="channel.create",
+                target=channel,
+                before=None,
+                after=channel.audited(),
             )
             if not no_verify:
                 try:
