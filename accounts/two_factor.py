@@ -26,6 +26,7 @@ from django_otp import login as otp_login
 from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tickets.audit import record_change
 from tickets.roles import is_agent
 
 
@@ -37,6 +38,8 @@ class CodeForm(forms.Form):
     )
 
 
+#: What the audit log says of a change (tickets/audit.py); the secret itself is never logged.
+ON, OFF = {"two_factor": "on"}, {"two_factor": "off"}
 THROTTLED = "Too many wrong codes in a row: wait a few seconds, then type the code the app shows."
 
 
@@ -134,6 +137,7 @@ def settings_page(request):
             if device is not None:
                 TOTPDevice.objects.filter(user=user).delete()
                 request.session.pop(settings.SECOND_FACTOR_SESSION_KEY, None)
+                record_change(actor=user, action="user.two_factor", target=user, before=ON, after=OFF)
                 messages.success(request, "Two-factor sign-in is off.")
                 return redirect("accounts:two-factor")
             form.add_error("code", refusal)
@@ -145,6 +149,7 @@ def settings_page(request):
         if device is not None:
             pending.confirmed = True
             pending.save(update_fields=["confirmed"])
+            record_change(actor=user, action="user.two_factor", target=user, before=OFF, after=ON)
             otp_login(request, pending)
             request.session[settings.SECOND_FACTOR_SESSION_KEY] = True
             messages.success(request, "Two-factor sign-in is on: from now on you will be asked for a code.")

@@ -11,6 +11,8 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
+from tickets.models import AuditEntry
+
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 STEP = timedelta(seconds=30)
 #: After a wrong code, django-otp refuses any code for a second (then 2, 4…).
@@ -61,6 +63,9 @@ def test_an_agent_turns_it_on_with_a_code_from_the_app(agent_client, agent, cloc
     assert "Two-factor sign-in is on" in accepted.text
     assert "is <strong>on</strong>" in accepted.text
     assert TOTPDevice.objects.get(user=agent).confirmed
+    entry = AuditEntry.objects.get()
+    assert (entry.actor, entry.action, entry.target_id) == (agent, "user.two_factor", str(agent.pk))
+    assert entry.changes() == [("two_factor", "off", "on")]
     # This session gave the code: it goes on working.
     assert agent_client.get(reverse("console:ticket-list")).status_code == 200
 
@@ -124,6 +129,7 @@ def test_turning_it_off_takes_a_code(client, enrolled, clock):
     off = client.post(reverse("accounts:two-factor"), {"code": code(enrolled)}, follow=True)
     assert "Two-factor sign-in is off." in off.text
     assert not TOTPDevice.objects.filter(confirmed=True).exists()
+    assert AuditEntry.objects.get().changes() == [("two_factor", "on", "off")]
 
     client.logout()
     assert sign_in(client).url == "/console/"  # straight in
