@@ -1,6 +1,5 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from .views import TicketViewSet
@@ -11,7 +10,6 @@ router = SimpleRouter()
 router.register("tickets", TicketViewSet, basename="ticket")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="token"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     *router.urls,
 ]

@@ -2,9 +2,11 @@
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
+from django.urls import reverse
 
 from tickets.roles import Role, role_of
 
@@ -19,17 +21,26 @@ def request_role(request) -> Role | None:
     return request._console_role
 
 
+def awaits_second_factor(request) -> bool:
+    """Signed in with a password, with a second factor whose code this session has not given yet."""
+    return bool(request.session.get(settings.SECOND_FACTOR_SESSION_KEY)) and not request.user.is_verified()
+
+
 def agent_required(view):
-    """Send anonymous users to the login page; refuse signed-in non-agents with a 403."""
+    """Send anonymous users to the login page, and users who have a second factor but have not entered its code in
+    this session to the code page (accounts/two_factor.py); refuse signed-in non-agents with a 403."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
+        signed_in = request.user.is_authenticated
+        awaiting_code = signed_in and awaits_second_factor(request)
+        if not signed_in or awaiting_code:
             if request.headers.get("HX-Request"):
                 # A poll after the session expired: reload the whole page (which then
                 # redirects to login) instead of swapping the login form into a table.
                 return HttpResponse(status=401, headers={"HX-Refresh": "true"})
-            return redirect_to_login(request.get_full_path())
+            login_page = reverse("accounts:verify") if awaiting_code else None
+            return redirect_to_login(request.get_full_path(), login_page)
         if request_role(request) not in (Role.ADMIN, Role.AGENT):
             raise PermissionDenied
         return view(request, *args, **kwargs)

@@ -9,6 +9,7 @@ filesystem broker and a file cache under ``VAR_DIR``. Production sets
 import base64
 import hashlib
 import os
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,7 +40,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG e
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.AdminConfig",  # django.contrib.admin, asking for the second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -51,21 +52,33 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "tickets",
     "channels_ingest",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
     "console",
     "api",
+    "accounts",
     "portal",
 ]
 
 MIDDLEWARE = [
+    # First: a request body over UPLOAD_MAX_BYTES is refused before anything reads (and spools) it.
+    "helpdesk.upload_limits.UploadLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the second factor (accounts/two_factor.py).
+    "django_otp.middleware.OTPMiddleware",
     "console.time_zones.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as axes asks: turns a locked-out sign-in into accounts.lockout's answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "helpdesk.urls"
@@ -166,6 +179,72 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in (accounts/). axes checks every password sign-in (the login page and the API's token endpoint) first.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Lockout: after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused
+# (even with the right password) until AXES_COOLOFF_TIME has passed since the last attempt. Attempts are kept in
+# the database, which works on the embedded default and does not fail open when the cache is down.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Quiet at start-up (no banner on every command); failures and lockouts are still logged.
+AXES_VERBOSE = False
+# Behind a proxy the client's address is the proxy's unless REMOTE_ADDR is fixed up by the server (see README).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# API tokens (accounts/tokens.py, accounts/authentication.py): issued to agents and admins only, refused this long after they were issued.
+API_TOKEN_TTL = timedelta(days=int(os.environ.get("API_TOKEN_TTL_DAYS", "7")))
+# Set at sign-in when the user has a confirmed TOTP device; until they enter a code, the console and the API
+# refuse the session (console/access.py, api/permissions.py, accounts/two_factor.py).
+SECOND_FACTOR_SESSION_KEY = "second_factor_required"
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Helpdesk")
+
+# Single sign-on with OpenID Connect (mozilla-django-oidc, accounts/oidc.py), on when OIDC_RP_CLIENT_ID is set. The
+# provider's endpoints come from OIDC_OP_* or, with OIDC_ISSUER alone, from its discovery document at start-up.
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+#: The sign-in page's button: "Sign in with …".
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "your company account")
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+if OIDC_ENABLED:
+    from helpdesk.oidc_discovery import provider_endpoints
+
+    _oidc = provider_endpoints(os.environ)
+    OIDC_OP_AUTHORIZATION_ENDPOINT = _oidc["OIDC_OP_AUTHORIZATION_ENDPOINT"]
+    OIDC_OP_TOKEN_ENDPOINT = _oidc["OIDC_OP_TOKEN_ENDPOINT"]
+    OIDC_OP_USER_ENDPOINT = _oidc["OIDC_OP_USER_ENDPOINT"]
+    OIDC_OP_JWKS_ENDPOINT = _oidc["OIDC_OP_JWKS_ENDPOINT"]
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.EmailMatchingOIDCBackend")
+
+# Content-Security-Policy on every page (django-csp): no inline script or style, nothing from elsewhere. Views
+# that serve untrusted content (an email's HTML, an attachment) set a stricter policy of their own, which wins.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+if OIDC_ENABLED:
+    # Signing in goes on at the provider: browsers apply form-action to where a form's answer redirects.
+    _provider = urllib.parse.urlsplit(OIDC_OP_AUTHORIZATION_ENDPOINT)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(f"{_provider.scheme}://{_provider.netloc}")
+
 # Security. Production (DEBUG off) is strict by default; a deployment behind
 # a TLS-terminating proxy sets SECURE_PROXY_SSL_HEADER via the environment.
 SESSION_COOKIE_SECURE = not DEBUG
@@ -191,7 +270,7 @@ if not FIELD_ENCRYPTION_KEYS:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsAgent"],
@@ -261,6 +340,9 @@ DELIVERY_STALE_SECONDS = int(os.environ.get("DELIVERY_STALE_SECONDS", "60"))
 PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", "10"))
 # The largest file kept from a message or sent with a reply; larger inbound files show as "too large".
 ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(25 * 1024 * 1024)))
+# A request body larger than this is refused (413) before it is read, so an upload never fills the disk
+# (helpdesk/upload_limits.py). It allows a reply with ten files (the most a channel takes) of ATTACHMENT_MAX_BYTES.
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(10 * ATTACHMENT_MAX_BYTES + 1024 * 1024)))
 ATTACHMENT_FETCH_MAX_ATTEMPTS = int(os.environ.get("ATTACHMENT_FETCH_MAX_ATTEMPTS", "5"))
 # Admins are told by email when a channel needs them (e.g. its monthly budget is spent).
 ADMINS = [("", address) for address in env_list("ADMINS")]
@@ -296,5 +378,7 @@ LOGGING = {
         "oauthlib": {"level": "WARNING"},
         "requests_oauthlib": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # Every successful sign-in is four INFO lines; failures and lockouts are WARNINGs.
+        "axes": {"level": "WARNING"},
     },
 }

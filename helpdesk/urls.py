@@ -2,12 +2,18 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 
-from .views import home
+from accounts import oidc
+from accounts.tokens import ObtainTokenView
+from accounts.views import LoginView, home
 
 urlpatterns = [
     path("", home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", include("accounts.urls")),
+    # Single sign-on (404 unless OIDC is set up); mozilla-django-oidc knows these names.
+    path("oidc/authenticate/", oidc.start, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.callback, name="oidc_authentication_callback"),
     # An invitation's link (console/invitations.py): Django's password-reset confirmation, in our templates.
     path(
         "password/set/<uidb64>/<token>/",
@@ -22,6 +28,8 @@ urlpatterns = [
         name="password-set-done",
     ),
     path("console/", include("console.urls")),
+    # The API's sign-in lives with the others (accounts/tokens.py); the API itself only checks tokens.
+    path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/", include("api.urls")),
     path("portal/", include("portal.urls")),
     path("webhooks/", include("channels_ingest.urls")),

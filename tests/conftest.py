@@ -17,14 +17,17 @@ from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel
 from emulators.mail import MailEmulator
 from emulators.meta import MetaEmulator
+from emulators.oidc import OIDCProvider
 from emulators.slack import SlackEmulator
 from emulators.x import XEmulator
 from helpdesk.celery import app as celery_app
+from helpdesk.oidc_discovery import provider_endpoints
 from tests.factories import message
 from tests.helpers import (
     BROWSER_TIMEOUT_MS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    OIDC_ANN,
     SLACK_HELP_CHANNEL,
     CannedPlatform,
     ThrowawayRedis,
@@ -155,6 +158,31 @@ def maya(db):
 def maya_client(client, maya):
     client.force_login(maya)
     return client
+
+
+# Single sign-on -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def oidc_provider_server():
+    provider = OIDCProvider(client_id="helpdesk", client_secret="provider-secret").start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def oidc_provider(oidc_provider_server, settings):
+    """SSO turned on against the local provider, as OIDC_RP_CLIENT_ID and OIDC_ISSUER would turn it on."""
+    settings.OIDC_ENABLED = True
+    settings.OIDC_RP_CLIENT_ID = "helpdesk"
+    settings.OIDC_RP_CLIENT_SECRET = "provider-secret"
+    settings.OIDC_PROVIDER_NAME = "Acme ID"
+    for name, url in provider_endpoints({"OIDC_ISSUER": oidc_provider_server.issuer}).items():
+        setattr(settings, name, url)
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "accounts.oidc.EmailMatchingOIDCBackend"]
+    settings.OIDC_PROXY = {"http": None, "https": None}  # loopback, never through a proxy from the environment
+    oidc_provider_server.sign_in_as(OIDC_ANN)
+    return oidc_provider_server
 
 
 # Channels and tickets ---------------------------------------------------------------
@@ -431,6 +459,7 @@ def console(browser, live_server, agent):
     page = signed_in_page(browser, live_server, "agent", "agent-pass-123")
     yield page
     page.context.close()
+    assert page.csp_violations == [], "the Content-Security-Policy blocked something"
 
 
 @pytest.fixture
@@ -439,3 +468,4 @@ def other_console(browser, live_server, other_agent):
     page = signed_in_page(browser, live_server, "dana", "dana-pass-123")
     yield page
     page.context.close()
+    assert page.csp_violations == [], "the Content-Security-Policy blocked something"

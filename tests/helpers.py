@@ -481,9 +481,14 @@ BROWSER_TIMEOUT_MS = 20_000
 
 
 def signed_in_page(browser, live_server, username, password):
-    """A new browser context (its own cookies: its own session), signed in, on the queue."""
+    """A new browser context (its own cookies: its own session), signed in, on the queue.
+
+    What the Content-Security-Policy blocked on the way is in ``page.csp_violations`` (the fixtures check it)."""
     context = browser.new_context()
     page = context.new_page()
+    violations: list[str] = []
+    page.on("console", lambda entry: violations.append(entry.text) if "Content Security Policy" in entry.text else None)
+    page.csp_violations = violations  # type: ignore[attr-defined]
     page.set_default_timeout(BROWSER_TIMEOUT_MS)
     page.goto(live_server.url + "/login/")
     page.fill("#id_username", username)
@@ -656,3 +661,13 @@ class JsonApi:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+#: Who the local OpenID Connect provider signs in, unless a test says otherwise.
+OIDC_ANN = {
+    "sub": "ann-1",
+    "email": "Ann.Employee@example.com",
+    "email_verified": True,
+    "given_name": "Ann",
+    "family_name": "Employee",
+}

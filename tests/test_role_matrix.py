@@ -81,13 +81,20 @@ WEBHOOK_BODY = "{}"
 #: Every route (as the resolver spells it, e.g. ``console/tickets/<int:pk>/``) → how each role may use it.
 MATRIX: dict[str, list[Use]] = {
     # Signing in and out, and an invitation's set-password link: everyone.
-    "": [Use("GET", EVERYONE)],  # everyone lands where their work is (helpdesk/views.py)
+    "": [Use("GET", EVERYONE)],  # everyone lands where their work is (accounts.views.home)
     "login/": [Use("GET", EVERYONE)],
     "logout/": [Use("POST", EVERYONE)],
     "password/set/<uidb64>/<token>/": [
         Use("GET", EVERYONE, kwargs=lambda o: {"uidb64": o.invite_uid, "token": o.invite_token})
     ],
     "password/set/done/": [Use("GET", EVERYONE)],
+    # The second factor: the code page is for whoever signed in (the anonymous sign in first); turning it on or
+    # off, for agents and admins (employees have nothing behind a password to protect with it).
+    "account/verify/": [Use("GET", SIGNED_IN)],
+    "account/two-factor/": [Use("GET", AGENTS)],
+    # Single sign-on: anyone may start it (it answers 404 when it is not configured, as here).
+    "oidc/authenticate/": [Use("GET", EVERYONE)],
+    "oidc/callback/": [Use("GET", EVERYONE)],
     # The console: agents and admins.
     "console/": [Use("GET", AGENTS)],
     "console/rows/": [Use("GET", AGENTS)],

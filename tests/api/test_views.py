@@ -87,7 +87,7 @@ def conversation(channel, agent, size):
 def test_token_from_credentials_authenticates(agent, ticket):
     """An agent exchanges username and password for a token, which then authenticates API calls."""
     credentials = {"username": "agent", "password": "agent-pass-123"}
-    response = APIClient().post(reverse("api:token"), credentials, format="json")
+    response = APIClient().post(reverse("api-token"), credentials, format="json")
     assert response.status_code == 200
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")

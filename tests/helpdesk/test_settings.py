@@ -42,6 +42,26 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
     assert "no issues" in result.stdout
 
 
+def test_check_deploy_is_clean_with_single_sign_on_on(tmp_path):
+    """The same, with SSO configured by its endpoints (no discovery document is fetched)."""
+    endpoints = {
+        f"OIDC_OP_{name}": f"https://id.example.com/{name.lower()}"
+        for name in ("AUTHORIZATION_ENDPOINT", "TOKEN_ENDPOINT", "USER_ENDPOINT", "JWKS_ENDPOINT")
+    }
+    result = run_python(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        tmp_path,
+        SECRET_KEY="x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="helpdesk.example.com",
+        OIDC_RP_CLIENT_ID="helpdesk",
+        OIDC_RP_CLIENT_SECRET="secret",
+        **endpoints,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
     result = run_python(["manage.py", "check"], tmp_path)
     assert result.returncode != 0
