@@ -166,4 +166,4 @@ def test_the_timeline_shows_the_acknowledgement_as_the_desks_reply(channel, agen
     poll_and_ingest(channel)
     ticket = Ticket.objects.get()
     page = text_of(agent_client.get(detail_url(ticket)).content.decode())
-    assert re.search(rf"Outbound System [^:]*:\d\d Hello Ann, ticket #{ticket.pk} is open: Problem a\.", page)
+    assert re.search(rf"Outbound System [^:]*:\d\d UTC Hello Ann, ticket #{ticket.pk} is open: Problem a\.", page)
