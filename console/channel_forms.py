@@ -121,6 +121,8 @@ PLATFORM_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("sent_folder", "Sent folder", "Where replies are looked for after an unknown outcome (optional)."),
         Field("idle", "Watch with IDLE", "Poll as soon as mail arrives (needs manage.py watch_mailboxes).", "checkbox"),
     ),
+    # The portal is this site: nothing to connect to, only a name.
+    "portal": (),
 }
 
 KIND_LABELS = {
@@ -130,6 +132,7 @@ KIND_LABELS = {
     "instagram": "Instagram",
     "whatsapp": "WhatsApp",
     "email": "Email",
+    "portal": "Employee portal",
 }
 
 

@@ -11,7 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tickets.attachments import safe_content_type, safe_filename
@@ -27,13 +27,9 @@ TICKETS_PER_PAGE = 25
 
 def _sso_url(next_path):
     """The company sign-in (OIDC), when one is configured, leading back to the portal."""
-    if not getattr(settings, "OIDC_RP_CLIENT_ID", ""):
+    if not settings.OIDC_ENABLED:
         return None
-    try:
-        start = reverse("oidc_authentication_init")
-    except NoReverseMatch:
-        return None
-    return start + "?" + urlencode({"next": next_path or reverse("portal:tickets")})
+    return reverse("oidc_authentication_init") + "?" + urlencode({"next": next_path or reverse("portal:tickets")})
 
 
 @require_http_methods(["GET", "POST"])
