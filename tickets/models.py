@@ -31,11 +31,43 @@ class Queue(models.Model):
         return self.name
 
 
+class Category(models.Model):
+    """What a ticket is about (Hardware, Access, Network…): a list admins keep."""
+
+    name = models.CharField(max_length=100, unique=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self):
+        return self.name
+
+
+class Service(models.Model):
+    """A service the desk supports (VPN, Email, Payroll…), which an incident or change affects: a list admins keep."""
+
+    name = models.CharField(max_length=100, unique=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
 class Contact(models.Model):
     """A person who asks for help. One contact may have identities on many channels."""
 
     display_name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
+    #: What routing rules and SLA policies may look at (issue 13): a VIP's tickets may get tighter targets.
+    vip = models.BooleanField("VIP", default=False)
+    department = models.CharField(max_length=100, blank=True)
+    #: A language tag (``en``, ``de``): which acknowledgement template they get, and which rules match.
+    language = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ContactQuerySet.as_manager()
@@ -84,6 +116,13 @@ class Ticket(models.Model):
         HIGH = 3
         URGENT = 4
 
+    class Level(models.IntegerChoices):
+        """Impact and urgency, as ITIL rates them: the priority follows from both (``PriorityMatrix``)."""
+
+        HIGH = 1
+        MEDIUM = 2
+        LOW = 3
+
     class Kind(models.TextChoices):
         """ITIL record types."""
 
@@ -105,6 +144,16 @@ class Ticket(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_tickets"
     )
     queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    team = models.ForeignKey("Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    impact = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.MEDIUM)
+    urgency = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.MEDIUM)
+    #: When the desk first answered the requester, and when it must (first response) and must have resolved the
+    #: ticket by, under its SLA policy; no due time without a policy.
+    first_responded_at = models.DateTimeField(null=True, blank=True)
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
     #: The channel the ticket was opened from.
     channel = models.ForeignKey(
         "channels_ingest.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
@@ -167,8 +216,11 @@ class Ticket(models.Model):
     def record_agent_reply(self, *, at, author) -> "TicketEvent | None":
         """An agent (or, ``author`` None, the desk itself) answered: a new ticket is open from now on.
 
-        Returns the status change's unsaved event, if there was one."""
+        Returns the status change's unsaved event, if there was one. Only a person's answer is the first response
+        an SLA measures: an automatic acknowledgement is not."""
         event = None
+        if author is not None and self.first_responded_at is None:
+            self.first_responded_at = at
         if self.status == self.Status.NEW:
             reason = "replied" if author else "automatic acknowledgement"
             event = self.set_status(self.Status.OPEN, at=at, actor=author, reason=reason)

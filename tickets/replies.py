@@ -138,7 +138,7 @@ def reply_to_ticket(
         )
         attach_reply_files(message, files)
         opened = ticket.record_agent_reply(at=now, author=author)
-        ticket.save(update_fields=["status", "last_activity_at", "message_count"])
+        ticket.save(update_fields=["status", "last_activity_at", "message_count", "first_responded_at"])
         if opened:
             opened.save()
         deliver_on_commit(message.pk)

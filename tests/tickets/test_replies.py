@@ -64,3 +64,18 @@ def test_a_reply_without_a_mode_where_none_is_allowed_says_why(ticket, agent, lo
     locmem_channel.save(update_fields=["config"])
     with pytest.raises(ReplyError, match=r"^Reply is not possible here: .*24"):
         reply_to_ticket(ticket=ticket, author=agent, body="Hello again")
+
+
+def test_the_first_answer_by_a_person_is_the_tickets_first_response(ticket, agent):
+    assert ticket.first_responded_at is None
+    first = reply_to_ticket(ticket=ticket, author=agent, body="Looking into it")
+    reply_to_ticket(ticket=ticket, author=agent, body="Fixed?")
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at == first.created_at
+
+
+def test_an_automatic_acknowledgement_is_not_a_first_response(ticket):
+    reply_to_ticket(ticket=ticket, author=None, body="We got your message")
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at is None
+    assert ticket.status == Ticket.Status.OPEN
