@@ -21,6 +21,7 @@ from .attachments import record_inbound
 from .bulk_insert import insert_rows
 from .delivery_reports import APPLIED, apply_reactions, apply_reports
 from .marks import next_mark
+from .routing import route_new_tickets
 from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketFollower, TicketThread
 
 
@@ -379,6 +380,13 @@ def _resolve_threads(channel, envelopes, identities, attach: dict[str, int]):
             }
             for key, e in openers.items()
         ],
+    )
+    # Routing rules run once per new ticket, here in the transaction that inserts it.
+    route_new_tickets(
+        {
+            ticket_id: "\n".join(part for part in (e.subject, e.text) if part)
+            for ticket_id, e in zip(ticket_ids, openers.values(), strict=True)
+        }
     )
     new_threads = {**dict(zip(openers, ticket_ids, strict=True)), **attached}
     thread_ids = insert_rows(

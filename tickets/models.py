@@ -154,6 +154,8 @@ class Ticket(models.Model):
     first_responded_at = models.DateTimeField(null=True, blank=True)
     first_response_due_at = models.DateTimeField(null=True, blank=True)
     resolution_due_at = models.DateTimeField(null=True, blank=True)
+    #: Free labels (routing rules add them): a short list of words.
+    tags = models.JSONField(default=list, blank=True)
     #: The channel the ticket was opened from.
     channel = models.ForeignKey(
         "channels_ingest.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
@@ -413,6 +415,8 @@ class TicketEvent(models.Model):
         MERGED = "merged"
         #: An agent removed a follower: ``old_value`` names them.
         FOLLOWER = "follower"
+        #: A routing rule applied to a new ticket: ``new_value`` is the rule's name, ``reason`` what it did.
+        ROUTED = "routed"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
     actor = models.ForeignKey(
@@ -698,6 +702,15 @@ class Profile(models.Model):
     #: The console shows every time in this zone, named ("14:03 CET").
     time_zone = models.CharField(max_length=64, default=DEFAULT_TIME_ZONE, validators=[validate_time_zone])
 
+    class Availability(models.TextChoices):
+        """Whether a team's automatic assignment may give this agent new tickets (``tickets.routing``)."""
+
+        AVAILABLE = "available"
+        AWAY = "away"
+        OFFLINE = "offline"
+
+    availability = models.CharField(max_length=16, choices=Availability.choices, default=Availability.AVAILABLE)
+
     def __str__(self):
         return f"{self.user} ({self.time_zone})"
 
@@ -711,8 +724,88 @@ class Team(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="led_teams"
     )
 
+    class Assignment(models.TextChoices):
+        """How a routing rule that sends a ticket to this team picks its assignee (``tickets.routing``)."""
+
+        NONE = "", "Nobody (the team picks)"
+        ROUND_ROBIN = "round_robin", "Round-robin"
+        LEAST_LOADED = "least_loaded", "Least loaded (fewest open tickets)"
+
+    assignment = models.CharField(max_length=16, choices=Assignment.choices, blank=True, default="")
+    #: Round-robin's pointer: the member who got the team's last ticket (updated under the team's row lock).
+    last_assigned = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self):
         return self.name
+
+
+class RoutingRule(models.Model):
+    """One routing rule (``tickets.routing``): conditions a new ticket must all meet, and what then happens to it.
+
+    Rules are tried by ``position``; the first that matches applies and ends the routing, unless it says
+    ``continue_matching``: then later rules are tried too (a later rule's actions win where both set something).
+    A condition left empty matches anything.
+    """
+
+    class Vip(models.TextChoices):
+        ANY = "", "Anyone"
+        YES = "yes", "VIP only"
+        NO = "no", "Not VIP"
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.PositiveIntegerField(default=0, db_index=True)
+    active = models.BooleanField(default=True)
+    continue_matching = models.BooleanField(
+        "Continue", default=False, help_text="After this rule applies, try the rules below it too."
+    )
+    # Conditions.
+    channel_kind = models.CharField(max_length=32, blank=True, help_text="A kind of channel (slack, email…).")
+    channel = models.ForeignKey(
+        "channels_ingest.Channel", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    keywords = models.CharField(
+        max_length=500, blank=True, help_text="Comma-separated words; any one of them in the text matches."
+    )
+    pattern = models.CharField(
+        "Regular expression", max_length=200, blank=True, help_text="Searched in the text, ignoring case."
+    )
+    department = models.CharField(max_length=100, blank=True)
+    vip = models.CharField("VIP", max_length=3, choices=Vip.choices, blank=True, default="")
+    language = models.CharField(max_length=16, blank=True, help_text="A language tag (de, es…).")
+    kind = models.CharField("Type", max_length=24, choices=Ticket.Kind.choices, blank=True)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    time_from = models.TimeField(null=True, blank=True, help_text="From (inclusive), with Until; may cross midnight.")
+    time_until = models.TimeField(null=True, blank=True, help_text="Until (exclusive).")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # Actions.
+    set_queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    set_team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    set_priority = models.PositiveSmallIntegerField(choices=Ticket.Priority.choices, null=True, blank=True)
+    raise_priority = models.BooleanField(default=False, help_text="Raise the priority one step (up to Urgent).")
+    set_kind = models.CharField(max_length=24, choices=Ticket.Kind.choices, blank=True)
+    set_category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    add_tags = models.CharField(max_length=200, blank=True, help_text="Comma-separated tags to add.")
+    set_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        from .routing import RoutingError, check_pattern
+
+        if (self.time_from is None) != (self.time_until is None):
+            raise ValidationError({"time_until": "Give both ends of the time window, or neither."})
+        try:
+            check_pattern(self.pattern)
+        except RoutingError as exc:
+            raise ValidationError({"pattern": str(exc)}) from None
