@@ -21,8 +21,8 @@ from .attachments import record_inbound
 from .bulk_insert import insert_rows
 from .delivery_reports import APPLIED, apply_reactions, apply_reports
 from .marks import next_mark
-from .routing import route_new_tickets
 from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketFollower, TicketThread
+from .routing import route_new_tickets
 
 
 @dataclass(frozen=True)

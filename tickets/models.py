@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 
 from .marks import WriteMark
+from .patterns import RoutingError, check_pattern
 from .placeholders import fill, validate_placeholders
 from .querysets import ContactQuerySet, MacroQuerySet, MessageQuerySet, TicketEventQuerySet, TicketQuerySet
 
@@ -801,8 +802,6 @@ class RoutingRule(models.Model):
         return self.name
 
     def clean(self):
-        from .routing import RoutingError, check_pattern
-
         if (self.time_from is None) != (self.time_until is None):
             raise ValidationError({"time_until": "Give both ends of the time window, or neither."})
         try:

@@ -33,46 +33,12 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from .models import Profile, RoutingRule, Team, Ticket, TicketEvent
+from .patterns import PATTERN_TEXT_LIMIT, PATTERN_TIMEOUT, compile_pattern
 
 logger = logging.getLogger(__name__)
 
-#: How long one rule's expression may search one message (seconds).
-PATTERN_TIMEOUT = 0.05
-#: How much of a message an expression searches (characters): the start of a message says what it is about.
-PATTERN_TEXT_LIMIT = 5_000
-PATTERN_MAX_LENGTH = 200
-#: Texts a pattern is tried on when saved: one that backtracks on them is refused.
-PATTERN_PROBES = ("a" * 3_000 + "!", "ab" * 1_500 + "!", " " * 3_000 + "!", "0" * 3_000 + "x")
 #: Who the timeline says routed a ticket.
 ROUTING_ACTOR = "Routing"
-
-
-class RoutingError(ValueError):
-    """A rule that cannot work (an expression that does not compile, or is too slow)."""
-
-
-def check_pattern(pattern: str) -> None:
-    """Refuse an expression that does not compile, is too long, or backtracks catastrophically."""
-    if not pattern:
-        return
-    if len(pattern) > PATTERN_MAX_LENGTH:
-        raise RoutingError(f"An expression may have at most {PATTERN_MAX_LENGTH} characters.")
-    try:
-        compiled = _compile(pattern)
-    except regex.error as exc:
-        raise RoutingError(f"This is not a valid regular expression: {exc}.") from None
-    for probe in PATTERN_PROBES:
-        try:
-            compiled.search(probe, timeout=PATTERN_TIMEOUT)
-        except TimeoutError:
-            raise RoutingError(
-                "This expression takes too long on some texts (nested repetition such as (a+)+); simplify it."
-            ) from None
-
-
-@lru_cache(maxsize=256)
-def _compile(pattern: str):
-    return regex.compile(pattern, regex.IGNORECASE | regex.V0)
 
 
 @lru_cache(maxsize=1024)
@@ -144,7 +110,7 @@ def in_window(moment: time, start: time, until: time) -> bool:
 
 def _search(rule: RoutingRule, text: str) -> bool:
     try:
-        return _compile(rule.pattern).search(text[:PATTERN_TEXT_LIMIT], timeout=PATTERN_TIMEOUT) is not None
+        return compile_pattern(rule.pattern).search(text[:PATTERN_TEXT_LIMIT], timeout=PATTERN_TIMEOUT) is not None
     except TimeoutError:
         logger.warning("routing rule %s: its expression timed out; taken as not matching", rule.pk)
         return False
