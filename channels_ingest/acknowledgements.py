@@ -8,6 +8,17 @@ Two options of a channel's config, for any kind of channel:
   keeps ``{"auto_ack": true, "subject": <rendered subject>}`` in its meta, for channels whose messages have a
   subject (email).
 
+  When the ticket must have a first response by a time (``Ticket.first_response_due_at``, which its SLA policy
+  sets), ``{first_response_due}`` names it ("14:00 CET on 5 Dec", in the channel's ``time_zone``, else UTC) and
+  ``{expected_response}`` is a sentence saying so: ``auto_ack.expected_response`` (``"We aim to answer by
+  {first_response_due}."`` by default). Without a due time both are empty, so write the body to read well either
+  way ("Ticket #{ticket} is open. {expected_response}").
+
+  ``auto_ack.languages`` holds the same templates per language (``{"de": {"body": ..., "subject": ...,
+  "expected_response": ...}}``): a requester gets those of their language (``Contact.language``; ``de`` serves
+  ``de-AT``), else those of the channel's ``language``, else the ones at the top (English). A language's
+  template may leave out a part: the top one's serves.
+
 Loop protection: no acknowledgement to a robot (``tickets.robots``), and at most
 ``AUTO_ACK_PER_SENDER_PER_HOUR`` to one requester in any hour. Each ticket is acknowledged once: only the
 message that opened it is, and a message already stored opens nothing when it comes again.
@@ -16,8 +27,10 @@ message that opened it is, and a message already stored opens nothing when it co
 from __future__ import annotations
 
 import logging
+import re
 import string
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import Count
@@ -25,14 +38,17 @@ from django.utils import timezone
 
 from channel_adapters.base import ConfigError, Envelope
 from tickets.inbound import Outcome
-from tickets.models import Message, Ticket
+from tickets.models import Message, Ticket, time_zone_names
 from tickets.replies import ReplyError, reply_to_ticket
 from tickets.robots import is_robot
 
 logger = logging.getLogger(__name__)
 
 #: What an ``auto_ack`` template may name.
-PLACEHOLDERS = ("ticket", "subject", "name")
+PLACEHOLDERS = ("ticket", "subject", "name", "first_response_due", "expected_response")
+#: The parts of an ``auto_ack`` (or one language's) template.
+PARTS = ("subject", "body", "expected_response")
+DEFAULT_EXPECTED_RESPONSE = "We aim to answer by {first_response_due}."
 
 
 def validate(config: dict) -> None:
@@ -43,14 +59,35 @@ def validate(config: dict) -> None:
     if "auto_ack" not in config:
         return
     ack = config["auto_ack"]
-    if not isinstance(ack, dict) or set(ack) - {"subject", "body"}:
-        raise ConfigError('auto_ack must be an object with a "body" and, optionally, a "subject".')
-    for part in ("subject", "body"):
-        if not isinstance(ack.get(part, ""), str):
-            raise ConfigError(f"auto_ack.{part} must be text.")
-        _check_placeholders(f"auto_ack.{part}", ack.get(part, ""))
+    if not isinstance(ack, dict) or set(ack) - {*PARTS, "languages"}:
+        raise ConfigError(
+            'auto_ack must be an object with a "body" and, optionally, a "subject", an "expected_response" and '
+            '"languages".'
+        )
+    _check_parts("auto_ack", ack)
     if "{ticket}" not in ack.get("body", ""):
         raise ConfigError("auto_ack.body must contain {ticket} (the ticket number).")
+    languages = ack.get("languages", {})
+    if not isinstance(languages, dict):
+        raise ConfigError('auto_ack.languages must be an object: {"de": {"body": ...}, ...}.')
+    for language, templates in languages.items():
+        name = f"auto_ack.languages.{language}"
+        if not isinstance(templates, dict) or set(templates) - set(PARTS):
+            raise ConfigError(f'{name} must be an object with a "body", a "subject" or an "expected_response".')
+        _check_parts(name, templates)
+        if "body" in templates and "{ticket}" not in templates["body"]:
+            raise ConfigError(f"{name}.body must contain {{ticket}} (the ticket number).")
+    if not isinstance(config.get("language", ""), str) or not isinstance(config.get("time_zone", ""), str):
+        raise ConfigError("language and time_zone must be text.")
+    if config.get("time_zone") and config["time_zone"] not in time_zone_names():
+        raise ConfigError(f"time_zone {config['time_zone']} is not a time zone name such as Europe/Berlin.")
+
+
+def _check_parts(name: str, templates: dict) -> None:
+    for part in PARTS:
+        if not isinstance(templates.get(part, ""), str):
+            raise ConfigError(f"{name}.{part} must be text.")
+        _check_placeholders(f"{name}.{part}", templates.get(part, ""))
 
 
 def _check_placeholders(name: str, template: str) -> None:
@@ -59,7 +96,7 @@ def _check_placeholders(name: str, template: str) -> None:
         fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
         unknown = [field for field in fields if field not in PLACEHOLDERS]
         if not unknown:
-            template.format(ticket=1, subject="", name="")  # what parsing misses, e.g. a field in a format spec
+            template.format(**dict.fromkeys(PLACEHOLDERS, ""))  # what parsing misses, e.g. a field in a format spec
     except (ValueError, KeyError, IndexError):
         raise ConfigError(f"{name} is not a valid template; it may use {allowed}, and {{{{ }}}} for braces.") from None
     if unknown:
@@ -82,7 +119,6 @@ def acknowledge(channel, envelopes: list[Envelope], outcomes: dict[str, Outcome]
     if auto_ack:
         _acknowledge(
             channel,
-            auto_ack,
             {
                 ticket_id
                 for envelope, ticket_id in opened
@@ -96,7 +132,52 @@ def _acknowledge_publicly(channel, template: str, ticket_ids: set[int]) -> None:
         _reply(channel, ticket, template.format(ticket=ticket.pk), mode="public")
 
 
-def _acknowledge(channel, template: dict, ticket_ids: set[int]) -> None:
+def templates_for(config: dict, language: str) -> dict[str, str]:
+    """The ``auto_ack`` templates for a requester who reads ``language`` (may be empty): theirs, else the
+    channel's language's, else the top ones; a part a language leaves out is the top one."""
+    ack = config["auto_ack"]
+    languages = {key.lower(): value for key, value in ack.get("languages", {}).items()}
+    chosen: dict = {}
+    for wanted in (language.lower(), language.lower().split("-")[0], str(config.get("language", "")).lower()):
+        if wanted and wanted in languages:
+            chosen = languages[wanted]
+            break
+    top = {"expected_response": DEFAULT_EXPECTED_RESPONSE, **{part: ack[part] for part in PARTS if part in ack}}
+    return {part: chosen.get(part, top.get(part, "")) for part in PARTS}
+
+
+def due_text(due: datetime | None, zone_name: str = "") -> str:
+    """A due time as anyone reads it, whatever their language: "14:00 CET on 5 Dec"; empty for None."""
+    if due is None:
+        return ""
+    local = due.astimezone(ZoneInfo(zone_name or "UTC"))
+    return f"{local:%H:%M} {local.tzname()} on {local.day} {MONTHS[local.month - 1]}"
+
+
+#: Month abbreviations as numbers' neighbours read them everywhere (not the server's locale).
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def render(config: dict, ticket: Ticket) -> tuple[str, str]:
+    """The acknowledgement's (subject, body) for ``ticket``, as the channel's ``config`` says."""
+    templates = templates_for(config, ticket.requester.language)
+    due = due_text(ticket.first_response_due_at, config.get("time_zone", ""))
+    values = {
+        "ticket": ticket.pk,
+        "subject": ticket.subject,
+        "name": ticket.requester.display_name,
+        "first_response_due": due,
+        "expected_response": "",
+    }
+    if due:
+        values["expected_response"] = templates["expected_response"].format(**values)
+    subject = templates["subject"].format(**values)
+    # An empty sentence leaves no doubled space or a space before the end of a line.
+    body = re.sub(r"[ \t]+(?=\n|$)", "", re.sub(r"  +", " ", templates["body"].format(**values)))
+    return subject, body
+
+
+def _acknowledge(channel, ticket_ids: set[int]) -> None:
     if not ticket_ids:
         return
     tickets = list(Ticket.objects.filter(pk__in=ticket_ids).select_related("requester").order_by("pk"))
@@ -110,10 +191,9 @@ def _acknowledge(channel, template: dict, ticket_ids: set[int]) -> None:
                 settings.AUTO_ACK_PER_SENDER_PER_HOUR,
             )
             continue
-        values = {"ticket": ticket.pk, "subject": ticket.subject, "name": ticket.requester.display_name}
-        subject = template.get("subject", "").format(**values)
+        subject, body = render(channel.config, ticket)
         meta = {"auto_ack": True, **({"subject": subject} if subject else {})}
-        if _reply(channel, ticket, template["body"].format(**values), meta=meta):
+        if _reply(channel, ticket, body, meta=meta):
             sent[ticket.requester_id] = sent.get(ticket.requester_id, 0) + 1
 
 

@@ -3,7 +3,7 @@ and hour; public messages keep their public acknowledgement (``public_ack``)."""
 
 import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -11,12 +11,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from channel_adapters import locmem
-from channel_adapters.base import Sender
-from channels_ingest import ingest
+from channel_adapters.base import ConfigError, Sender
+from channels_ingest import acknowledgements, ingest
+from channels_ingest.acknowledgements import validate
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import message
 from tests.helpers import detail_url, outbound, poll_and_ingest, text_of
 from tickets.models import Message, Ticket, TicketEvent
+from tickets.routing import route_new_tickets
 
 AUTO_ACK = {"subject": "[#{ticket}] {subject}", "body": "Hello {name}, ticket #{ticket} is open: {subject}."}
 
@@ -167,3 +169,96 @@ def test_the_timeline_shows_the_acknowledgement_as_the_desks_reply(channel, agen
     ticket = Ticket.objects.get()
     page = text_of(agent_client.get(detail_url(ticket)).content.decode())
     assert re.search(rf"Outbound System [^:]*:\d\d UTC Hello Ann, ticket #{ticket.pk} is open: Problem a\.", page)
+
+
+# Languages and the expected first response ---------------------------------------------------------------------
+
+MULTILINGUAL = {
+    "body": "Ticket #{ticket} is open. {expected_response}",
+    "subject": "Ticket #{ticket}",
+    "languages": {
+        "de": {
+            "body": "Ticket #{ticket} ist eröffnet. {expected_response}",
+            "expected_response": "Antwort bis {first_response_due}.",
+        },
+        "es": {"body": "El ticket #{ticket} está abierto. {expected_response}"},
+    },
+}
+
+
+def acknowledged_in(channel, reads, *, due=None, **config):
+    """The acknowledgement a requester who reads ``reads`` gets, their ticket due a first response at ``due``."""
+    Channel.objects.filter(pk=channel.pk).update(config={"inbox": "mail", "auto_ack": MULTILINGUAL, **config})
+    channel.refresh_from_db()
+    locmem.inbox["mail"] = [mail("a")]
+    poll_and_ingest(channel)
+    ticket = Ticket.objects.get()
+    Message.objects.filter(direction="outbound").delete()
+    ticket.requester.language = reads
+    ticket.requester.save()
+    ticket.first_response_due_at = due
+    ticket.save()
+    return acknowledgements.render(channel.config, ticket)[1], ticket
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "config", "expected"),
+    [
+        ("de", {}, "Ticket #{n} ist eröffnet. Antwort bis 14:00 UTC on 5 Dec."),
+        ("de-AT", {}, "Ticket #{n} ist eröffnet. Antwort bis 14:00 UTC on 5 Dec."),
+        # A language without its own sentence uses the top one.
+        ("es", {}, "El ticket #{n} está abierto. We aim to answer by 14:00 UTC on 5 Dec."),
+        # No template for French: the channel's language, else the top (English) one.
+        ("fr", {"language": "es"}, "El ticket #{n} está abierto. We aim to answer by 14:00 UTC on 5 Dec."),
+        ("fr", {}, "Ticket #{n} is open. We aim to answer by 14:00 UTC on 5 Dec."),
+        ("", {"time_zone": "Europe/Berlin"}, "Ticket #{n} is open. We aim to answer by 15:00 CET on 5 Dec."),
+    ],
+)
+def test_the_template_of_the_requesters_language_with_the_expected_response(channel, language, config, expected):
+    due = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
+    body, ticket = acknowledged_in(channel, language, due=due, **config)
+    assert body == expected.format(n=ticket.pk)
+
+
+@pytest.mark.django_db
+def test_without_a_due_time_the_sentence_is_left_out_and_the_text_still_reads_well(channel):
+    body, ticket = acknowledged_in(channel, "de")
+    assert body == f"Ticket #{ticket.pk} ist eröffnet."
+
+
+@pytest.mark.django_db
+def test_the_acknowledgement_sent_names_the_due_time_the_sla_set(channel):
+    """The due time set when the ticket was opened (as the SLA policy does) is in the reply sent."""
+    Channel.objects.filter(pk=channel.pk).update(config={"inbox": "mail", "auto_ack": MULTILINGUAL})
+    channel.refresh_from_db()
+    due = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
+    real = route_new_tickets
+
+    def route_and_set_due(texts):
+        real(texts)
+        Ticket.objects.filter(pk__in=texts).update(first_response_due_at=due)
+
+    locmem.inbox["mail"] = [mail("a")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tickets.inbound.route_new_tickets", route_and_set_due)
+        poll_and_ingest(channel)
+    ticket = Ticket.objects.get()
+    (ack,) = acks()
+    assert ack.body == f"Ticket #{ticket.pk} is open. We aim to answer by 09:30 UTC on 5 Dec."
+
+
+@pytest.mark.parametrize(
+    ("auto_ack", "error"),
+    [
+        ({"body": "#{ticket}", "languages": []}, "languages must be an object"),
+        ({"body": "#{ticket}", "languages": {"de": {"body": "kein Ticket"}}}, "languages.de.body must contain"),
+        ({"body": "#{ticket}", "languages": {"de": {"bdy": "#{ticket}"}}}, "languages.de must be an object"),
+        ({"body": "#{ticket}", "expected_response": "by {when}"}, "unknown placeholder {when}"),
+    ],
+)
+def test_bad_language_templates_are_refused(auto_ack, error):
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        validate({"auto_ack": auto_ack})
+    with pytest.raises(ConfigError, match="time zone name"):
+        validate({"auto_ack": {"body": "#{ticket}"}, "time_zone": "Mars/Olympus"})
