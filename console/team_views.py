@@ -24,6 +24,13 @@ class TeamForm(forms.Form):
     lead = AgentChoiceField(
         queryset=agents(), required=False, empty_label="No lead", help_text="The lead is also a member."
     )
+    assignment = forms.ChoiceField(
+        label="Automatic assignment",
+        choices=Team.Assignment.choices,
+        required=False,
+        help_text="When a routing rule sends a ticket to this team: who gets it. Agents who are away or offline "
+        "are skipped.",
+    )
 
 
 @admin_required
@@ -35,7 +42,12 @@ def team_list(request):
 def _edit(request, team):
     initial = {}
     if team.pk:
-        initial = {"name": team.name, "members": list(team.members.all()), "lead": team.lead}
+        initial = {
+            "name": team.name,
+            "members": list(team.members.all()),
+            "lead": team.lead,
+            "assignment": team.assignment,
+        }
     form = TeamForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

@@ -12,6 +12,7 @@ from . import (
     macro_views,
     profile_views,
     queue_views,
+    routing_views,
     saved_views,
     team_views,
     ticket_views,
@@ -74,4 +75,10 @@ urlpatterns = [
     path("teams/<int:pk>/", team_views.team_edit, name="team-edit"),
     path("teams/<int:pk>/delete/", team_views.team_delete, name="team-delete"),
     path("profile/", profile_views.my_profile, name="my-profile"),
+    path("routing/", routing_views.rule_list, name="routing-rules"),
+    path("routing/new/", routing_views.rule_create, name="routing-rule-create"),
+    path("routing/test/", routing_views.rule_test, name="routing-test"),
+    path("routing/<int:pk>/", routing_views.rule_edit, name="routing-rule-edit"),
+    path("routing/<int:pk>/delete/", routing_views.rule_delete, name="routing-rule-delete"),
+    path("routing/<int:pk>/move/", routing_views.rule_move, name="routing-rule-move"),
 ]

@@ -27,7 +27,17 @@ from django.utils.http import urlsafe_base64_encode
 from console.file_views import email_image_url
 from tests.factories import message
 from tests.helpers import receive
-from tickets.models import Attachment, Identity, Macro, Message, SavedView, Team, Ticket, TicketFollower
+from tickets.models import (
+    Attachment,
+    Identity,
+    Macro,
+    Message,
+    RoutingRule,
+    SavedView,
+    Team,
+    Ticket,
+    TicketFollower,
+)
 
 ANONYMOUS, EMPLOYEE, AGENT, ADMIN = "anonymous", "employee", "agent", "admin"
 ROLES = (ANONYMOUS, EMPLOYEE, AGENT, ADMIN)
@@ -73,6 +83,10 @@ def target_user(o):
 
 def team(o):
     return {"pk": o.team.pk}
+
+
+def routing_rule(o):
+    return {"pk": o.routing_rule.pk}
 
 
 #: A push the locmem channel (its secret is the fixture's) accepts as signed, then finds malformed.
@@ -171,6 +185,16 @@ MATRIX: dict[str, list[Use]] = {
         Use("POST", ADMINS, kwargs=team, data=lambda o: {"name": "Renamed"}),
     ],
     "console/teams/<int:pk>/delete/": [Use("POST", ADMINS, kwargs=team)],
+    # Routing rules and their tester: admins.
+    "console/routing/": [Use("GET", ADMINS)],
+    "console/routing/new/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"name": "R"})],
+    "console/routing/test/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"sample_text": "vpn"})],
+    "console/routing/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=routing_rule),
+        Use("POST", ADMINS, kwargs=routing_rule, data=lambda o: {"name": "Renamed", "time_zone": "UTC"}),
+    ],
+    "console/routing/<int:pk>/delete/": [Use("POST", ADMINS, kwargs=routing_rule)],
+    "console/routing/<int:pk>/move/": [Use("POST", ADMINS, kwargs=routing_rule, data=lambda o: {"direction": "up"})],
     # Everyone's own settings, employees included.
     "console/profile/": [Use("GET", SIGNED_IN), Use("POST", SIGNED_IN, data=lambda o: {"time_zone": "UTC"})],
     # The API: agents and admins. Getting a token takes a username and password, so anyone may ask.
@@ -274,6 +298,7 @@ def objects(people, locmem_channel):
         saved_views={role: SavedView.objects.create(owner=people[role], name="Mine", query="") for role in AGENTS},
         target=target,
         team=Team.objects.create(name="Network"),
+        routing_rule=RoutingRule.objects.create(name="Network issues", keywords="vpn"),
         invite_uid=urlsafe_base64_encode(force_bytes(target.pk)),
         invite_token=default_token_generator.make_token(target),
     )

@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from .audit import record_change
 from .models import Profile, RoutingRule, Team, Ticket, TicketEvent
 from .patterns import PATTERN_TEXT_LIMIT, PATTERN_TIMEOUT, compile_pattern
 
@@ -274,3 +275,93 @@ def dry_run(sample: Sample, rules: list[RoutingRule] | None = None) -> list[tupl
     """What routing would do to ``sample``: each rule that would apply, and its actions in words. Saves nothing."""
     rules = active_rules() if rules is None else rules
     return [(rule, describe(rule)) for rule in matching_rules(rules, sample)]
+
+
+# Admins keep the rules (console.routing_views); every change is in the audit log. ------------------------------
+
+RULE_FIELDS = (
+    "name",
+    "position",
+    "active",
+    "continue_matching",
+    "channel_kind",
+    "channel",
+    "keywords",
+    "pattern",
+    "department",
+    "vip",
+    "language",
+    "kind",
+    "category",
+    "time_from",
+    "time_until",
+    "time_zone",
+    "set_queue",
+    "set_team",
+    "set_priority",
+    "raise_priority",
+    "set_kind",
+    "set_category",
+    "add_tags",
+    "set_assignee",
+)
+
+
+def rule_values(rule: RoutingRule) -> dict:
+    """A rule as the audit log keeps it: names and plain values."""
+    values = {}
+    for name in RULE_FIELDS:
+        value = getattr(rule, name)
+        if hasattr(value, "pk"):
+            value = str(value)
+        elif isinstance(value, time):
+            value = value.strftime("%H:%M")
+        values[name] = value
+    return values
+
+
+def save_rule(rule: RoutingRule, *, actor, before: dict | None) -> RoutingRule:
+    """Save a rule an admin created (placed last) or edited (``before``: its values as they were)."""
+    with transaction.atomic():
+        creating = rule.pk is None
+        if creating:
+            last = RoutingRule.objects.order_by("-position").values_list("position", flat=True).first()
+            rule.position = (last or 0) + 1
+        rule.save()
+        after = rule_values(rule)
+        if after != before:
+            record_change(
+                actor=actor,
+                action="routing_rule.create" if creating else "routing_rule.update",
+                target=rule,
+                before=before,
+                after=after,
+            )
+    return rule
+
+
+def delete_rule(rule: RoutingRule, *, actor) -> None:
+    with transaction.atomic():
+        record_change(actor=actor, action="routing_rule.delete", target=rule, before=rule_values(rule), after=None)
+        rule.delete()
+
+
+def move_rule(rule: RoutingRule, *, up: bool, actor) -> None:
+    """Swap ``rule`` with the one above (``up``) or below it; the rules are renumbered 1, 2, 3… on the way."""
+    with transaction.atomic():
+        rules = list(RoutingRule.objects.select_for_update().order_by("position", "id"))
+        index = next(i for i, other in enumerate(rules) if other.pk == rule.pk)
+        other = index - 1 if up else index + 1
+        if not 0 <= other < len(rules):
+            return
+        rules[index], rules[other] = rules[other], rules[index]
+        for position, each in enumerate(rules, start=1):
+            each.position = position
+        RoutingRule.objects.bulk_update(rules, ["position"])
+        record_change(
+            actor=actor,
+            action="routing_rule.move",
+            target=rule,
+            before={"position": index + 1},
+            after={"position": other + 1},
+        )

@@ -168,14 +168,18 @@ def _team_values(team) -> dict:
         "name": team.name,
         "lead": team.lead.get_username() if team.lead else None,
         "members": sorted(member.get_username() for member in team.members.all()),
+        "assignment": team.assignment,
     }
 
 
-def save_team(team: Team, *, name: str, members, lead, actor) -> Team:
-    """Create ``team`` (unsaved) or rename it and set its members and lead. A lead is always a member."""
+def save_team(team: Team, *, name: str, members, lead, actor, assignment: str | None = None) -> Team:
+    """Create ``team`` (unsaved) or rename it and set its members, lead and automatic assignment (None: leave it).
+    A lead is always a member."""
     creating = team.pk is None
     before = None if creating else _team_values(team)
     team.name, team.lead = name.strip(), lead
+    if assignment is not None:
+        team.assignment = assignment
     members = {*members, *([lead] if lead else [])}
     try:
         with transaction.atomic():
