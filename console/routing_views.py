@@ -70,7 +70,9 @@ class SampleForm(forms.Form):
     sample_department = forms.CharField(label="Requester's department", max_length=100, required=False)
     sample_vip = forms.BooleanField(label="The requester is a VIP", required=False)
     sample_language = forms.CharField(label="Requester's language", max_length=16, required=False)
-    sample_kind = forms.ChoiceField(label="Type", choices=Ticket.Kind.choices, initial=Ticket.Kind.INCIDENT)
+    sample_kind = forms.ChoiceField(
+        label="Type", choices=Ticket.Kind.choices, initial=Ticket.Kind.INCIDENT, required=False
+    )
     sample_category = forms.ModelChoiceField(
         label="Category", queryset=Category.objects.filter(active=True), required=False, empty_label="None"
     )
@@ -92,7 +94,7 @@ class SampleForm(forms.Form):
             department=data["sample_department"],
             vip=data["sample_vip"],
             language=data["sample_language"],
-            kind=data["sample_kind"],
+            kind=data["sample_kind"] or Ticket.Kind.INCIDENT,
             category_id=data["sample_category"].pk if data["sample_category"] else None,
         )
 

@@ -802,9 +802,12 @@ class RoutingRule(models.Model):
         return self.name
 
     def clean(self):
+        errors = {}
         if (self.time_from is None) != (self.time_until is None):
-            raise ValidationError({"time_until": "Give both ends of the time window, or neither."})
+            errors["time_until"] = "Give both ends of the time window, or neither."
         try:
             check_pattern(self.pattern)
         except RoutingError as exc:
-            raise ValidationError({"pattern": str(exc)}) from None
+            errors["pattern"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
