@@ -1,15 +1,17 @@
 """The embedded demo's data."""
 
+from datetime import UTC, datetime
 from io import StringIO
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from channels_ingest.management.commands.seed_demo import DEMO_MACROS
+from channels_ingest.management.commands.seed_demo import DEMO_MACROS, DEMO_RULES
 from channels_ingest.models import Channel
 from portal.magic_links import send_sign_in_link
-from tickets.models import Macro
+from tickets.models import Macro, RoutingRule, Team, Ticket
 from tickets.roles import Role, role_of
+from tickets.routing import Sample, dry_run
 
 
 def test_the_demo_macros_are_valid():
@@ -26,3 +28,17 @@ def test_the_demo_has_a_portal_and_an_employee_who_signs_in_by_link(db, mailoutb
     assert role_of(maya) == Role.EMPLOYEE
     send_sign_in_link("maya@example.com")
     assert mailoutbox[0].to == ["maya@example.com"]
+
+
+def test_the_demo_routes_network_issues_to_the_network_team(db):
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", stdout=StringIO())  # idempotent
+    assert list(RoutingRule.objects.values_list("name", flat=True)) == [rule["name"] for rule in DEMO_RULES]
+    assert Team.objects.get(name="Network").members.count() == 2
+    (network, _), *_ = dry_run(Sample(text="The VPN drops every hour", at=datetime(2026, 12, 2, 10, tzinfo=UTC)))
+    assert network.set_team.name == "Network"
+    assert network.set_priority == Ticket.Priority.HIGH
+    for rule in RoutingRule.objects.all():
+        rule.full_clean()
+    slack = Channel.objects.get(name="slack-it-help")
+    assert "{expected_response}" in slack.config["auto_ack"]["body"]

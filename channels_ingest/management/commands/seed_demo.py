@@ -1,7 +1,9 @@
-"""Demo data for the embedded run: an admin, an agent, an employee, shared macros, the employee portal's
-channel, and Slack, X, Facebook, Instagram and WhatsApp channels on the local emulators."""
+"""Demo data for the embedded run: an admin, two agents, an employee, shared macros, two teams and five routing
+rules, the employee portal's channel, and Slack, X, Facebook, Instagram and WhatsApp channels on the local
+emulators."""
 
 import json
+from datetime import time
 
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
@@ -9,14 +11,65 @@ from django.core.management.base import BaseCommand
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.management.commands.channels import webhook_url
 from channels_ingest.models import Channel
-from tickets.models import Macro, Queue, Ticket
+from tickets.models import Macro, Queue, RoutingRule, Team, Ticket
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 DEMO_USERS = [
     # username, password, first name, last name, group
     ("admin", "admin", "Ada", "Admin", ADMINS_GROUP),
     ("agent", "agent", "Alex", "Agent", AGENTS_GROUP),
+    ("sam", "sam", "Sam", "Second", AGENTS_GROUP),
 ]
+
+#: Teams: (name, automatic assignment, member usernames).
+DEMO_TEAMS = [
+    ("Network", Team.Assignment.ROUND_ROBIN, ["agent", "sam"]),
+    ("Access", Team.Assignment.LEAST_LOADED, ["admin", "agent"]),
+]
+
+#: Routing rules, in order (``tickets.routing``): each lets the next ones apply too, but the last.
+DEMO_RULES = [
+    {"name": "German speakers", "language": "de", "add_tags": "german", "continue_matching": True},
+    {
+        "name": "Network issues",
+        "keywords": "vpn, wi-fi, wifi, network, internet, ethernet",
+        "set_team": "Network",
+        "set_priority": Ticket.Priority.HIGH,
+        "add_tags": "network",
+        "continue_matching": True,
+    },
+    {
+        "name": "Access and passwords",
+        "keywords": "password, locked, access, login, mfa, 2fa",
+        "set_team": "Access",
+        "set_kind": Ticket.Kind.SERVICE_REQUEST,
+        "add_tags": "access",
+        "continue_matching": True,
+    },
+    {"name": "VIP requesters", "vip": "yes", "raise_priority": True, "add_tags": "vip", "continue_matching": True},
+    {
+        "name": "After hours",
+        "time_from": time(18),
+        "time_until": time(8),
+        "time_zone": "Europe/Berlin",
+        "add_tags": "after-hours",
+    },
+]
+
+#: The acknowledgement on Slack (in the message's thread), in English, German and Spanish.
+SLACK_ACK = {
+    "body": "Thanks {name}: this is ticket #{ticket}. {expected_response}",
+    "languages": {
+        "de": {
+            "body": "Danke {name}: das ist Ticket #{ticket}. {expected_response}",
+            "expected_response": "Wir antworten bis {first_response_due}.",
+        },
+        "es": {
+            "body": "Gracias {name}: este es el ticket #{ticket}. {expected_response}",
+            "expected_response": "Responderemos antes de {first_response_due}.",
+        },
+    },
+}
 
 #: An employee of the demo (also on the Slack emulator, with this address): signs in to the portal by an emailed
 #: link, which the embedded run prints to its console (Django's console email backend). No password.
@@ -86,6 +139,7 @@ class Command(BaseCommand):
         Queue.objects.get_or_create(name="Service desk")
         for macro in DEMO_MACROS:
             Macro.objects.get_or_create(name=macro["name"], owner=None, defaults=macro)
+        self._routing()
 
         config, secrets = clean_channel_config(
             "slack",
@@ -94,6 +148,8 @@ class Command(BaseCommand):
                 "signing_secret": "emulator-secret",
                 "conversations": ["C0GENERAL"],
                 "base_url": slack_base_url,
+                "auto_ack": SLACK_ACK,
+                "time_zone": "Europe/Berlin",
             },
         )
         channel, _ = Channel.objects.update_or_create(
@@ -121,6 +177,20 @@ class Command(BaseCommand):
         self.stdout.write(f"meta-demo {json.dumps(META_DEMO)}")
         self.stdout.write(f"mail-demo {json.dumps(MAIL_DEMO)}")
 
+    def _routing(self):
+        """Two teams of the demo agents, and five routing rules (left as they are once created). Every agent is
+        available until they say otherwise on My profile."""
+        teams = {}
+        for name, assignment, usernames in DEMO_TEAMS:
+            team, created = Team.objects.get_or_create(name=name, defaults={"assignment": assignment})
+            if created:
+                team.members.set(User.objects.filter(username__in=usernames))
+            teams[name] = team
+        for position, fields in enumerate(DEMO_RULES, start=1):
+            team = fields.get("set_team")
+            values = {**fields, "position": position, **({"set_team": teams[team]} if team else {})}
+            RoutingRule.objects.get_or_create(name=fields["name"], defaults=values)
+
     def _mail_channel(self, host, imap_port, smtp_port):
         """The IT mailbox on the mail emulator (``emulators.mail``): polled every 30 s, and at once when IDLE says
         mail arrived (``bin/run-embedded`` runs ``watch_mailboxes``); new tickets get an acknowledgement."""
@@ -141,7 +211,7 @@ class Command(BaseCommand):
                 "idle": True,
                 "auto_ack": {
                     "body": "Hello {name},\n\nThanks for writing to IT. Your request is ticket #{ticket}; "
-                    "an agent will answer here.\n\nIT Help Desk"
+                    "an agent will answer here. {expected_response}\n\nIT Help Desk"
                 },
             },
         )
