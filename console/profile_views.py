@@ -28,6 +28,11 @@ class ProfileForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not agent:  # only agents are assigned tickets
             del self.fields["availability"]
+        else:  # a form that leaves it out (an older page) keeps it as it is
+            self.fields["availability"].required = False
+
+    def clean_availability(self):
+        return self.cleaned_data["availability"] or self.instance.availability
 
 
 @login_required

@@ -160,13 +160,13 @@ def test_a_team_is_created_renamed_and_deleted_with_its_lead_a_member(admin_user
     assert User.objects.filter(pk=agent.pk).exists()
     entries = list(AuditEntry.objects.order_by("id").values_list("action", "before", "after"))
     assert entries == [
-        ("team.create", None, {"name": "Network", "lead": "agent", "members": ["agent", "dana"]}),
+        ("team.create", None, {"name": "Network", "lead": "agent", "members": ["agent", "dana"], "assignment": ""}),
         (
             "team.update",
-            {"name": "Network", "lead": "agent", "members": ["agent", "dana"]},
-            {"name": "Networks", "lead": "agent", "members": ["agent"]},
+            {"name": "Network", "lead": "agent", "members": ["agent", "dana"], "assignment": ""},
+            {"name": "Networks", "lead": "agent", "members": ["agent"], "assignment": ""},
         ),
-        ("team.delete", {"name": "Networks", "lead": "agent", "members": ["agent"]}, None),
+        ("team.delete", {"name": "Networks", "lead": "agent", "members": ["agent"], "assignment": ""}, None),
     ]
 
 
