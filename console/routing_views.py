@@ -39,7 +39,10 @@ class RuleForm(forms.ModelForm):
         help_text="The zone the time window is read in.",
     )
     set_assignee = AgentChoiceField(
-        queryset=agents(), required=False, empty_label="Leave (or the team's automatic assignment)"
+        label="Assign to",
+        queryset=agents(),
+        required=False,
+        empty_label="Nobody (or the team's automatic assignment)",
     )
 
     class Meta:
@@ -49,32 +52,41 @@ class RuleForm(forms.ModelForm):
             "time_from": forms.TimeInput(attrs={"type": "time"}),
             "time_until": forms.TimeInput(attrs={"type": "time"}),
         }
+        # Conditions say "is", actions "set": both have a type and a category.
         labels = {
-            "set_queue": "Queue",
-            "set_team": "Team",
-            "set_priority": "Priority",
-            "set_kind": "Type",
-            "set_category": "Category",
-            "add_tags": "Tags",
-            "set_assignee": "Assignee",
+            "channel": "Channel is",
+            "department": "Requester's department",
+            "vip": "Requester is a VIP",
+            "language": "Requester's language",
+            "kind": "Type is",
+            "category": "Category is",
+            "time_from": "Arrives from",
+            "time_until": "Arrives until",
+            "set_queue": "Set queue",
+            "set_team": "Set team",
+            "set_priority": "Set priority",
+            "raise_priority": "Raise priority",
+            "set_kind": "Set type",
+            "set_category": "Set category",
+            "add_tags": "Add tags",
         }
 
 
 class SampleForm(forms.Form):
     """A sample message for the tester."""
 
-    sample_text = forms.CharField(label="Message", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
+    sample_text = forms.CharField(label="Sample message", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
     sample_channel = forms.ModelChoiceField(
-        label="Channel", queryset=Channel.objects.order_by("name"), required=False, empty_label="No channel"
+        label="Sample channel", queryset=Channel.objects.order_by("name"), required=False, empty_label="No channel"
     )
     sample_department = forms.CharField(label="Requester's department", max_length=100, required=False)
     sample_vip = forms.BooleanField(label="The requester is a VIP", required=False)
     sample_language = forms.CharField(label="Requester's language", max_length=16, required=False)
     sample_kind = forms.ChoiceField(
-        label="Type", choices=Ticket.Kind.choices, initial=Ticket.Kind.INCIDENT, required=False
+        label="Sample type", choices=Ticket.Kind.choices, initial=Ticket.Kind.INCIDENT, required=False
     )
     sample_category = forms.ModelChoiceField(
-        label="Category", queryset=Category.objects.filter(active=True), required=False, empty_label="None"
+        label="Sample category", queryset=Category.objects.filter(active=True), required=False, empty_label="None"
     )
     sample_at = forms.DateTimeField(
         label="Arrives at",

@@ -7,7 +7,8 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from channels_ingest.models import Channel
-from tests.helpers import open_ticket, wait_for
+from tests.browser.test_accessibility import serious_violations
+from tests.helpers import open_ticket, signed_in_page, wait_for
 from tickets.models import RoutingRule, Team, Ticket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -40,3 +41,42 @@ def test_a_slack_message_is_routed_to_network_at_p2_and_acknowledged_in_its_thre
 
     open_ticket(console, live_server, ticket)
     expect(console.get_by_text("Routed by rule 'Network issues': team Network, priority P2 · High")).to_be_visible()
+
+
+@pytest.fixture
+def admin_page(browser, live_server, admin_user):
+    page = signed_in_page(browser, live_server, "boss", "boss-pass-123")
+    yield page
+    page.context.close()
+    assert page.csp_violations == [], "the Content-Security-Policy blocked something"
+
+
+def test_an_admin_tests_a_rule_saves_it_and_moves_it_up(admin_page, live_server):
+    """The rule is tried on a sample before it exists; saved, it goes last, and ↑ puts it first. The pages have
+    no serious accessibility violations."""
+    RoutingRule.objects.create(name="Everything else", position=1, add_tags="triage")
+    page = admin_page
+    page.get_by_role("link", name="Routing").click()
+    page.get_by_role("link", name="New rule").click()
+    page.get_by_label("Name").fill("Network issues")
+    page.get_by_label("Keywords").fill("vpn, wi-fi")
+    page.get_by_label("Set priority").select_option(label="High")
+    page.get_by_label("Sample message").fill("The Wi-Fi is down on floor 3")
+    page.get_by_role("button", name="Test").click()
+    expect(page.get_by_role("status")).to_have_text("This rule matches: it would set priority P2 · High.")
+    assert not RoutingRule.objects.filter(name="Network issues").exists()
+    assert serious_violations(page) == []
+
+    page.get_by_role("button", name="Create rule").click()
+    rows = page.locator("tr.routing-rule")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_contain_text("Network issues")
+    page.get_by_role("button", name="Move Network issues up").click()
+    expect(page.locator("tr.routing-rule").first).to_contain_text("Network issues")
+    assert serious_violations(page) == []
+
+    page.get_by_role("link", name="Test a message").click()
+    page.get_by_label("Sample message").fill("VPN again")
+    page.get_by_role("button", name="Test").click()
+    expect(page.get_by_role("status")).to_contain_text("Rule 'Network issues' would set priority P2 · High.")
+    assert serious_violations(page) == []

@@ -3,6 +3,7 @@ time window across midnight, the expression guard, exactly once per ticket; assi
 
 import time as wall_clock
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, time
 
@@ -10,6 +11,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 
 from tests.factories import message
 from tests.helpers import receive
@@ -296,3 +298,27 @@ def test_routing_to_a_round_robin_team_assigns_in_turn(network, locmem_channel):
     assert routed_events(Ticket.objects.order_by("pk").first())[0].reason == (
         "team Network, assigned to agent0 (round-robin)"
     )
+
+
+@pytest.mark.postgres  # several connections at once, each waiting on the team's row lock
+@pytest.mark.django_db(transaction=True)
+def test_round_robin_stays_fair_when_tickets_arrive_at_once(network):
+    """Four workers assign 200 tickets at once: the pointer is read and moved under the team's row lock, so no two
+    of them give out the same turn."""
+    network.assignment = Team.Assignment.ROUND_ROBIN
+    network.save()
+    people = make_agents(network, 4)
+
+    def assign_some(count):
+        try:
+            picked = []
+            for _ in range(count):
+                with transaction.atomic():
+                    picked.append(assign_within(network.pk).username)
+            return picked
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        picks = Counter(name for batch in pool.map(assign_some, [50] * 4) for name in batch)
+    assert picks == {person.username: 50 for person in people}
