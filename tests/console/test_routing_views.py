@@ -182,3 +182,14 @@ def test_the_timeline_shows_each_applied_rule(agent_client, network, locmem_chan
     receive(locmem_channel, [message("m1", text="vpn down")])
     page = agent_client.get(detail_url(Ticket.objects.get())).content.decode()
     assert "Routed by rule '<bdi>Network issues</bdi>': <bdi>team Network, priority P2 · High</bdi>" in page
+
+
+@pytest.mark.django_db
+def test_the_ticket_shows_its_team_and_tags(agent_client, network, locmem_channel):
+    RoutingRule.objects.create(name="net", keywords="vpn", set_team=network, add_tags="vpn, <remote>")
+    receive(locmem_channel, [message("m1", text="vpn down")])
+    page = agent_client.get(detail_url(Ticket.objects.get())).content.decode()
+    assert "<dt>Team</dt><dd><bdi>Network</bdi></dd>" in page
+    assert (
+        '<span class="badge tag"><bdi>vpn</bdi></span> <span class="badge tag"><bdi>&lt;remote&gt;</bdi></span>' in page
+    )
