@@ -2,7 +2,8 @@
 
 Two options of a channel's config, for any kind of channel:
 
-- ``public_ack``: a template answering a public message where everyone saw it (``"Ticket #{ticket} is open"``).
+- ``public_ack``: a template answering a public message where everyone saw it (``"Ticket #{ticket} is open"``);
+  it may use the placeholders below too (``{expected_response}`` in English).
 - ``auto_ack``: ``{"subject": ..., "body": ...}``, answering any other message. Templates may use ``{ticket}``
   (the number, required in the body), ``{subject}`` (the ticket's) and ``{name}`` (the requester's). The reply
   keeps ``{"auto_ack": true, "subject": <rendered subject>}`` in its meta, for channels whose messages have a
@@ -56,6 +57,8 @@ def validate(config: dict) -> None:
     template = config.get("public_ack", "")
     if template and (not isinstance(template, str) or "{ticket}" not in template):
         raise ConfigError("public_ack must contain {ticket} (the ticket number).")
+    if template:
+        _check_placeholders("public_ack", template)
     if "auto_ack" not in config:
         return
     ack = config["auto_ack"]
@@ -128,8 +131,8 @@ def acknowledge(channel, envelopes: list[Envelope], outcomes: dict[str, Outcome]
 
 
 def _acknowledge_publicly(channel, template: str, ticket_ids: set[int]) -> None:
-    for ticket in Ticket.objects.filter(pk__in=ticket_ids).order_by("pk"):
-        _reply(channel, ticket, template.format(ticket=ticket.pk), mode="public")
+    for ticket in Ticket.objects.filter(pk__in=ticket_ids).select_related("requester").order_by("pk"):
+        _reply(channel, ticket, _tidy(template.format(**_values(channel.config, ticket))), mode="public")
 
 
 def templates_for(config: dict, language: str) -> dict[str, str]:
@@ -161,6 +164,12 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 def render(config: dict, ticket: Ticket) -> tuple[str, str]:
     """The acknowledgement's (subject, body) for ``ticket``, as the channel's ``config`` says."""
     templates = templates_for(config, ticket.requester.language)
+    values = _values(config, ticket, templates["expected_response"])
+    return templates["subject"].format(**values), _tidy(templates["body"].format(**values))
+
+
+def _values(config: dict, ticket: Ticket, expected_response: str = DEFAULT_EXPECTED_RESPONSE) -> dict:
+    """What the templates may name, for ``ticket``: ``expected_response`` is empty without a due time."""
     due = due_text(ticket.first_response_due_at, config.get("time_zone", ""))
     values = {
         "ticket": ticket.pk,
@@ -170,11 +179,13 @@ def render(config: dict, ticket: Ticket) -> tuple[str, str]:
         "expected_response": "",
     }
     if due:
-        values["expected_response"] = templates["expected_response"].format(**values)
-    subject = templates["subject"].format(**values)
-    # An empty sentence leaves no doubled space or a space before the end of a line.
-    body = re.sub(r"[ \t]+(?=\n|$)", "", re.sub(r"  +", " ", templates["body"].format(**values)))
-    return subject, body
+        values["expected_response"] = expected_response.format(**values)
+    return values
+
+
+def _tidy(text: str) -> str:
+    """An empty sentence leaves no doubled space, nor a space before the end of a line."""
+    return re.sub(r"[ \t]+(?=\n|$)", "", re.sub(r"  +", " ", text))
 
 
 def _acknowledge(channel, ticket_ids: set[int]) -> None:

@@ -26,6 +26,7 @@ from tests.helpers import (
 from tests.helpers import poll_as_worker as poll
 from tickets.models import Attachment, Message, Ticket
 from tickets.replies import ReplyError, reply_modes, reply_to_ticket
+from tickets.routing import route_new_tickets
 
 
 def detail_html(agent_client, ticket):
@@ -661,3 +662,20 @@ def test_a_write_that_never_reached_x_is_a_plain_transient_error(x_channel):
 def test_a_timeout_must_be_a_positive_number(timeout):
     with pytest.raises(ConfigError, match="timeout"):
         XAdapter.split_config({"bearer_token": "t", "timeout": timeout})
+
+
+@pytest.mark.django_db
+def test_the_public_acknowledgement_names_the_expected_response(x_emulator, monkeypatch):
+    """The summoned mention is answered publicly, as before, now with the first response its SLA expects."""
+    channel = make_x_channel(x_emulator, public_ack="Ticket #{ticket} is open. {expected_response}")
+    due = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
+
+    def route_and_set_due(texts):
+        route_new_tickets(texts)
+        Ticket.objects.filter(pk__in=texts).update(first_response_due_at=due)
+
+    monkeypatch.setattr("tickets.inbound.route_new_tickets", route_and_set_due)
+    x_emulator.post(x_emulator.people["maya"], "@ithelp outlook crashes")
+    poll(channel)
+    [ack] = x_emulator.account_posts()
+    assert ack["text"] == f"Ticket #{Ticket.objects.get().pk} is open. We aim to answer by 14:00 UTC on 5 Dec."
