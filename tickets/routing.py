@@ -174,8 +174,8 @@ def matching_rules(rules: list[RoutingRule], sample: Sample) -> list[RoutingRule
 
 def route_new_tickets(texts: dict[int, str]) -> None:
     """Apply the routing rules to tickets just opened (``{ticket id: the text of the message that opened it}``).
-    Must run in the transaction that inserted them. A fixed number of queries without rules; with rules, a few
-    per routed ticket."""
+    Must run in the transaction that inserted them. One query without rules; with rules, four, and a few more
+    for each ticket a team's automatic assignment assigns."""
     if not texts:
         return
     rules = active_rules()
@@ -183,7 +183,7 @@ def route_new_tickets(texts: dict[int, str]) -> None:
         return
     tickets = Ticket.objects.filter(pk__in=texts).select_related("requester", "channel").order_by("pk")
     now = timezone.now()
-    events = []
+    events, routed = [], []
     for ticket in tickets:
         sample = Sample(
             text=texts[ticket.pk],
@@ -211,8 +211,10 @@ def route_new_tickets(texts: dict[int, str]) -> None:
                     created_at=now,
                 )
             )
-        ticket.save(update_fields=["queue", "team", "priority", "kind", "category", "tags", "assignee"])
-    TicketEvent.objects.bulk_create(events)
+        routed.append(ticket)
+    if routed:
+        Ticket.objects.bulk_update(routed, ["queue", "team", "priority", "kind", "category", "tags", "assignee"])
+        TicketEvent.objects.bulk_create(events)
 
 
 def apply_rule(ticket: Ticket, rule: RoutingRule) -> list[str]:
@@ -229,7 +231,7 @@ def apply_rule(ticket: Ticket, rule: RoutingRule) -> list[str]:
     ticket.tags = list(dict.fromkeys([*(ticket.tags or []), *split_words(rule.add_tags)]))
     if rule.set_assignee_id:
         ticket.assignee_id = rule.set_assignee_id
-    elif rule.set_team_id and ticket.assignee_id is None:
+    elif rule.set_team_id and rule.set_team.assignment and ticket.assignee_id is None:
         agent = assign_within(rule.set_team_id)
         if agent is not None:
             ticket.assignee_id = agent.pk

@@ -12,6 +12,7 @@ import time_machine
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import message
 from tests.helpers import receive
@@ -322,3 +323,17 @@ def test_round_robin_stays_fair_when_tickets_arrive_at_once(network):
     with ThreadPoolExecutor(4) as pool:
         picks = Counter(name for batch in pool.map(assign_some, [50] * 4) for name in batch)
     assert picks == {person.username: 50 for person in people}
+
+
+@pytest.mark.django_db
+def test_routing_a_batch_costs_a_fixed_number_of_queries(locmem_channel, network):
+    rule("net", keywords="vpn", set_team=network, add_tags="vpn")
+    counts = []
+    for size in (1, 10):
+        receive(locmem_channel, [message(f"b{size}-{n}", user=f"u{size}-{n}") for n in range(size)])
+        texts = dict.fromkeys(Ticket.objects.filter(team=None).values_list("pk", flat=True), "vpn down")
+        with CaptureQueriesContext(connection) as queries:
+            route_new_tickets(texts)
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= 8
+    assert Ticket.objects.filter(team=network).count() == 11
