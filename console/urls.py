@@ -12,6 +12,7 @@ from . import (
     macro_views,
     profile_views,
     queue_views,
+    report_views,
     saved_views,
     team_views,
     ticket_views,
@@ -74,4 +75,6 @@ urlpatterns = [
     path("teams/<int:pk>/", team_views.team_edit, name="team-edit"),
     path("teams/<int:pk>/delete/", team_views.team_delete, name="team-delete"),
     path("profile/", profile_views.my_profile, name="my-profile"),
+    path("reports/", report_views.report_page, name="reports"),
+    path("reports/<slug:report>.csv", report_views.report_csv, name="report-csv"),
 ]
