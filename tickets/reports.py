@@ -1,6 +1,7 @@
 """Reports for agents and admins: volume, response and resolution times, SLA compliance, backlog by age and agent
 workload. Every figure is computed by the database (COUNT, GROUP BY, percentiles); Python only shapes the few rows
-that come back (one per bucket, per agent, per age band), never a row per ticket.
+that come back (one per bucket, per agent, per age band), never a row per ticket. Counts are ``COUNT(*)``, not of
+the id, so a query that needs only indexed columns reads the index alone (docs/benchmarks.md has the plans).
 
 Days and weeks are the viewer's: ``Trunc…`` takes the active time zone (console.time_zones activates the user's).
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.db.models.functions import TruncDay, TruncWeek
 from django.utils import timezone
 
@@ -29,6 +30,11 @@ MAX_PERIOD_DAYS = 366
 DAILY_UP_TO_DAYS = 31
 
 NONE_LABEL = "(none)"
+
+
+def _count(filter: Q | None = None) -> Count:
+    """``COUNT(*)``, or ``COUNT(1) FILTER (WHERE …)``: counts rows without reading their id."""
+    return Count("*") if filter is None else Count(Value(1), filter=filter)
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ def volume(period: Period, dimension: str = "channel", bucket: str | None = None
         Ticket.objects.filter(period.contains("created_at"))
         .annotate(bucket=trunc)
         .values("bucket", group_field)
-        .annotate(count=Count("pk"))
+        .annotate(count=_count())
         .order_by()
     )
     starts = _bucket_starts(period, bucket)
@@ -189,7 +195,7 @@ def durations(queryset: QuerySet, end_field: str) -> Durations:
     queryset = queryset.filter(**{f"{end_field}__isnull": False})
     if connection.vendor == "postgresql":
         figures = queryset.aggregate(
-            count=Count("pk"),
+            count=_count(),
             median=PercentileCont(_duration(end_field), 0.5, output_field=DurationField()),
             p90=PercentileCont(_duration(end_field), 0.9, output_field=DurationField()),
         )
@@ -267,10 +273,10 @@ def sla_compliance(period: Period, *, now: datetime | None = None) -> SlaComplia
         done_late = Q(**{f"{done}__isnull": False, f"{done}__gt": F(due)})
         not_done = Q(**{f"{done}__isnull": True})
         counts |= {
-            f"{name}_met": Count("pk", filter=has_due & done_on_time),
-            f"{name}_breached": Count("pk", filter=has_due & (done_late | (not_done & Q(**{f"{due}__lt": now})))),
-            f"{name}_running": Count("pk", filter=has_due & not_done & Q(**{f"{due}__gte": now})),
-            f"{name}_without": Count("pk", filter=Q(**{f"{due}__isnull": True})),
+            f"{name}_met": _count(filter=has_due & done_on_time),
+            f"{name}_breached": _count(filter=has_due & (done_late | (not_done & Q(**{f"{due}__lt": now})))),
+            f"{name}_running": _count(filter=has_due & not_done & Q(**{f"{due}__gte": now})),
+            f"{name}_without": _count(filter=Q(**{f"{due}__isnull": True})),
         }
     row = Ticket.objects.filter(period.contains("created_at")).aggregate(**counts)
 
@@ -308,7 +314,7 @@ def backlog(*, now: datetime | None = None) -> dict[str, int]:
             band &= Q(created_at__gt=now - younger_than)
         if newer_than is not None:
             band &= Q(created_at__lte=now - newer_than)
-        counts[f"band{n}"] = Count("pk", filter=band) if band else Count("pk")
+        counts[f"band{n}"] = _count(band or None)
         newer_than = younger_than
     row = Ticket.objects.open().aggregate(**counts)
     return {label: row[f"band{n}"] for n, (label, _) in enumerate(AGE_BANDS)}
@@ -332,7 +338,7 @@ def workload(period: Period) -> list[Workload]:
     rows = (
         Ticket.objects.filter(is_open | resolved)
         .values("assignee_id", "assignee__username", "assignee__first_name", "assignee__last_name")
-        .annotate(open=Count("pk", filter=is_open), resolved=Count("pk", filter=resolved))
+        .annotate(open=_count(filter=is_open), resolved=_count(filter=resolved))
         .order_by()
     )
     agents, unassigned = [], None
