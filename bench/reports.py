@@ -216,7 +216,8 @@ def measure_all(args):
     from tickets.models import Ticket
 
     print(
-        f"tickets: {Ticket.objects.count():,}, open {Ticket.objects.open().count():,}; viewer's zone {VIEWER_ZONE}",
+        f"tickets: {Ticket.objects.count():,}, open {Ticket.objects.open().count():,}; viewer's zone {VIEWER_ZONE}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         flush=True,
     )
     results = {}
@@ -264,6 +265,7 @@ def measure_all(args):
         (r for n, r in results.items() if not n.startswith(("reports page", "console"))), key=lambda r: r["p95"]
     )
     queue = results["console queue"]
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(
         f"targets: each report p95 ≤ {TARGET_MS} ms ({'met' if worst['p95'] <= TARGET_MS else 'MISSED'}, "
         f"worst {worst['p95']:.1f} ms), queue p95 ≤ {QUEUE_TARGET_MS} ms "
