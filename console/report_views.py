@@ -4,6 +4,7 @@ here they become tables, which the page shows under each chart (the chart's text
 
 import csv
 from dataclasses import dataclass
+from datetime import date
 
 from django import forms
 from django.http import Http404, HttpResponse
@@ -22,6 +23,8 @@ REPORTS = {
     "workload": "Agent workload",
 }
 
+#: The dates a period may use (beyond them, a week's Monday or the next day may not exist as a date).
+EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
 #: A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such cells get a quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -29,7 +32,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 class PeriodForm(forms.Form):
     days = forms.TypedChoiceField(
         label="Period",
-        choices=[("", "From – to")] + [(str(d), f"Last {d} days") for d in reports.PERIOD_DAYS],
+        choices=[(str(d), f"Last {d} days") for d in reports.PERIOD_DAYS] + [("", "From – to (the dates below)")],
         coerce=int,
         empty_value=None,
         required=False,
@@ -48,6 +51,8 @@ class PeriodForm(forms.Form):
         if data.get("days") is None and (start or end):
             if not (start and end):
                 raise forms.ValidationError("Give both dates, or choose one of the last periods.")
+            if not (start >= EARLIEST and end <= LATEST):
+                raise forms.ValidationError(f"Give dates between {EARLIEST} and {LATEST}.")
             if end < start:
                 raise forms.ValidationError("The period ends before it starts.")
             if (end - start).days + 1 > reports.MAX_PERIOD_DAYS:
@@ -180,7 +185,7 @@ def chart_data(report: str, table: Table) -> dict:
 
 @agent_required
 def report_page(request):
-    form = PeriodForm(request.GET or None)
+    form = PeriodForm(request.GET or None, initial={"days": reports.DEFAULT_DAYS})
     period, dimension = form.period(), form.dimension()
     sections = []
     for slug, title in REPORTS.items():

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.report_data import NOW, build
-from tickets.models import Category, Ticket
+from tickets.models import Category, Profile, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +69,22 @@ def test_the_nav_links_to_reports(agent_client):
     assert f'href="{PAGE}"' in response.content.decode()
 
 
+def test_days_are_the_viewers_own(desk, client, agent):
+    """The agent's time zone (their profile, active through the session): T11, at midnight UTC on the 8th, was
+    on the 7th in New York."""
+    Profile.objects.create(user=agent, time_zone="America/New_York")
+    client.force_login(agent)
+    rows = rows_of(client.get(csv_url("volume"), {"days": 7}))
+    assert [row[0] for row in rows[1:3]] == ["2026-03-04", "2026-03-05"]
+    assert [row[-1] for row in rows[1:]] == ["0", "1", "1", "1", "1", "1", "3", "8"]
+
+
+def test_the_default_period_is_the_last_30_days_and_says_so(desk, agent_client):
+    response = agent_client.get(PAGE)
+    assert response.context["period"].length_days == 30
+    assert '<option value="30" selected>Last 30 days</option>' in response.content.decode()
+
+
 def test_a_period_between_dates(desk, agent_client):
     response = agent_client.get(PAGE, {"start": "2026-03-08", "end": "2026-03-09", "by": "team"})
     assert response.status_code == 200
@@ -84,6 +100,8 @@ def test_a_period_between_dates(desk, agent_client):
         ({"start": "2026-03-09"}, "Give both dates"),
         ({"start": "2024-01-01", "end": "2026-03-08"}, "A period is at most 366 days."),
         ({"start": "yesterday", "end": "2026-03-08"}, "Enter a valid date."),
+        ({"start": "9999-12-30", "end": "9999-12-31"}, "Give dates between 1970-01-01 and 2999-12-31."),
+        ({"start": "0001-01-01", "end": "0001-01-02"}, "Give dates between 1970-01-01 and 2999-12-31."),
         ({"days": "5"}, "Select a valid choice."),
         ({"by": "mood"}, "Select a valid choice."),
     ],
