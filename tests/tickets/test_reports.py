@@ -1,6 +1,7 @@
 """Each report's figures on a desk built by hand (tests/report_data.py), worked out here. The same tests run on
 PostgreSQL (percentile_cont) and on SQLite (ordered offset queries): both must give these answers."""
 
+import random
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
@@ -183,3 +184,33 @@ def test_each_report_spends_the_same_queries_whatever_the_data(desk, report, age
     assert len(many) == len(few)
     # volume: the counts and the names; times: two on PostgreSQL, six on SQLite (a count and two offsets each)
     assert len(few) <= {"volume": 2, "times": 6, "sla": 1, "backlog": 1, "workload": 2}[report]
+
+
+def percentile_cont(values, fraction):
+    """The reference: linear interpolation between the two values around position fraction * (n - 1)."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_percentiles_match_the_definition_on_random_durations(seed, agent, other_agent):
+    """Random durations (to the microsecond, ties included): the database's median and p90 (percentile_cont on
+    PostgreSQL, ordered offsets on SQLite) are the reference's, within a microsecond (PostgreSQL's are doubles)."""
+    rng = random.Random(seed)
+    with time_machine.travel(NOW, tick=False):
+        requester = build(agent, other_agent)["T1"].requester
+    count = rng.choice([1, 2, 3, 10, 37, 101])
+    durations_ = [timedelta(microseconds=rng.choice([rng.randrange(10**11), 3_600_000_000])) for _ in range(count)]
+    Ticket.objects.bulk_create(
+        [
+            Ticket(subject="random", requester=requester, created_at=NOW, first_responded_at=NOW + duration)
+            for duration in durations_
+        ]
+    )
+    figures = reports.durations(Ticket.objects.filter(subject="random"), "first_responded_at")
+    assert figures.count == count
+    for fraction, found in ((0.5, figures.median), (0.9, figures.p90)):
+        assert abs(found - percentile_cont(durations_, fraction)) <= timedelta(microseconds=1)
