@@ -17,7 +17,7 @@ BENCH_ENV := DJANGO_DEBUG=1 \
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install run lint test test-sqlite bench bench-ingest bench-console faults screenshots
+.PHONY: install run lint test test-sqlite bench bench-ingest bench-console bench-reports faults screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,12 @@ bench-console: $(STAMP)
 	bin/ensure-services
 	$(BENCH_ENV) DATABASE_URL=$${BENCH_CONSOLE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/helpdesk_bench_console} \
 		$(PY) -m bench.console
+
+## The Reports page's reports and the queue over 1,000,000 tickets (BENCH_REPORTS_ARGS="--tickets 100000 --explain").
+bench-reports: $(STAMP)
+	bin/ensure-services
+	$(BENCH_ENV) DATABASE_URL=$${BENCH_REPORTS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/helpdesk_bench_reports} \
+		$(PY) -m bench.reports $(BENCH_REPORTS_ARGS)
 
 ## The fault suite (docs/faults.md): kills, restarts and platform storms against a real worker, beat and web
 ## process, on a PostgreSQL cluster and a redis-server of its own. FAULTS_ARGS="--messages 500 --scenario web-kill".

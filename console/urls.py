@@ -12,6 +12,7 @@ from . import (
     macro_views,
     profile_views,
     queue_views,
+    report_views,
     routing_views,
     saved_views,
     team_views,
@@ -81,4 +82,6 @@ urlpatterns = [
     path("routing/<int:pk>/", routing_views.rule_edit, name="routing-rule-edit"),
     path("routing/<int:pk>/delete/", routing_views.rule_delete, name="routing-rule-delete"),
     path("routing/<int:pk>/move/", routing_views.rule_move, name="routing-rule-move"),
+    path("reports/", report_views.report_page, name="reports"),
+    path("reports/<slug:report>.csv", report_views.report_csv, name="report-csv"),
 ]

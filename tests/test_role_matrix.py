@@ -117,6 +117,8 @@ MATRIX: dict[str, list[Use]] = {
     "console/tickets/bulk/": [Use("POST", AGENTS, data=lambda o: {"tickets": [o.ticket.pk], "action": "status"})],
     "console/tickets/merge/": [Use("POST", AGENTS, data=lambda o: {"tickets": [o.ticket.pk]})],
     "console/tickets/<int:pk>/": [Use("GET", AGENTS, kwargs=ticket)],
+    "console/reports/": [Use("GET", AGENTS)],
+    "console/reports/<slug:report>.csv": [Use("GET", AGENTS, kwargs=lambda o: {"report": "volume"})],
     "console/tickets/<int:pk>/reply/": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"body": "Hello"})],
     "console/tickets/<int:pk>/note/": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"body": "A note"})],
     "console/tickets/<int:pk>/update/": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"status": "open"})],

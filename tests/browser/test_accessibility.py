@@ -57,6 +57,7 @@ def pages(live_server, ticket):
         + reverse("console:ticket-detail", args=[Ticket.objects.get(messages__external_id="m2").pk]),
         "triage": live_server.url + reverse("console:triage"),
         "channels": live_server.url + reverse("console:channels"),
+        "reports": live_server.url + reverse("console:reports") + "?days=7&by=channel",
     }
 
 
