@@ -69,11 +69,11 @@ def test_always_open():
 
 
 def test_bad_hours_are_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Unknown weekday"):
         parse_hours({"7": [["08:00", "18:00"]]})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="end after it starts"):
         parse_hours({"0": [["18:00", "08:00"]]})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="overlap"):
         parse_hours({"0": [["08:00", "12:00"], ["11:00", "13:00"]]})
     with pytest.raises(ValueError, match="no working hours"):
         due_after(Schedule(), utc(2026, 3, 2), timedelta(hours=1))

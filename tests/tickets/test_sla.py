@@ -104,7 +104,8 @@ def test_raising_the_priority_chooses_the_policy_again(locmem_channel, policies,
 @pytest.mark.django_db
 def test_without_policies_nothing_is_due(locmem_channel):
     ticket = opened(locmem_channel)
-    assert ticket.sla_policy is None and ticket.first_response_due_at is None
+    assert ticket.sla_policy is None
+    assert ticket.first_response_due_at is None
 
 
 @pytest.mark.django_db
@@ -139,7 +140,7 @@ def test_agent_reopening_also_resumes(locmem_channel, policies, agent):
 
 @pytest.mark.django_db
 def test_scan_warns_then_breaches_exactly_once_at_the_boundary(locmem_channel, policies, agent, other_agent):
-    vip, urgent, default = policies
+    _vip, urgent, _default = policies
     agent.email, other_agent.email = "alex@example.com", "dana@example.com"
     agent.save()
     other_agent.save()
