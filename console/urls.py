@@ -13,6 +13,7 @@ from . import (
     profile_views,
     queue_views,
     saved_views,
+    sla_views,
     team_views,
     ticket_views,
     triage_views,
@@ -73,5 +74,10 @@ urlpatterns = [
     path("teams/new/", team_views.team_create, name="team-create"),
     path("teams/<int:pk>/", team_views.team_edit, name="team-edit"),
     path("teams/<int:pk>/delete/", team_views.team_delete, name="team-delete"),
+    path("sla/", sla_views.sla_settings, name="sla-settings"),
+    path("sla/calendars/new/", sla_views.calendar_create, name="sla-calendar-create"),
+    path("sla/calendars/<int:pk>/", sla_views.calendar_edit, name="sla-calendar-edit"),
+    path("sla/policies/new/", sla_views.policy_create, name="sla-policy-create"),
+    path("sla/policies/<int:pk>/", sla_views.policy_edit, name="sla-policy-edit"),
     path("profile/", profile_views.my_profile, name="my-profile"),
 ]

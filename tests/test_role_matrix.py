@@ -27,7 +27,18 @@ from django.utils.http import urlsafe_base64_encode
 from console.file_views import email_image_url
 from tests.factories import message
 from tests.helpers import receive
-from tickets.models import Attachment, Identity, Macro, Message, SavedView, Team, Ticket, TicketFollower
+from tickets.models import (
+    Attachment,
+    Calendar,
+    Identity,
+    Macro,
+    Message,
+    SavedView,
+    SlaPolicy,
+    Team,
+    Ticket,
+    TicketFollower,
+)
 
 ANONYMOUS, EMPLOYEE, AGENT, ADMIN = "anonymous", "employee", "agent", "admin"
 ROLES = (ANONYMOUS, EMPLOYEE, AGENT, ADMIN)
@@ -73,6 +84,14 @@ def target_user(o):
 
 def team(o):
     return {"pk": o.team.pk}
+
+
+def calendar(o):
+    return {"pk": o.calendar.pk}
+
+
+def policy(o):
+    return {"pk": o.policy.pk}
 
 
 #: A push the locmem channel (its secret is the fixture's) accepts as signed, then finds malformed.
@@ -171,6 +190,17 @@ MATRIX: dict[str, list[Use]] = {
         Use("POST", ADMINS, kwargs=team, data=lambda o: {"name": "Renamed"}),
     ],
     "console/teams/<int:pk>/delete/": [Use("POST", ADMINS, kwargs=team)],
+    "console/sla/": [Use("GET", ADMINS)],
+    "console/sla/calendars/new/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"name": "Office"})],
+    "console/sla/calendars/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=calendar),
+        Use("POST", ADMINS, kwargs=calendar, data=lambda o: {"name": "Renamed"}),
+    ],
+    "console/sla/policies/new/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"name": "Default"})],
+    "console/sla/policies/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=policy),
+        Use("POST", ADMINS, kwargs=policy, data=lambda o: {"name": "Renamed"}),
+    ],
     # Everyone's own settings, employees included.
     "console/profile/": [Use("GET", SIGNED_IN), Use("POST", SIGNED_IN, data=lambda o: {"time_zone": "UTC"})],
     # The API: agents and admins. Getting a token takes a username and password, so anyone may ask.
@@ -274,6 +304,10 @@ def objects(people, locmem_channel):
         saved_views={role: SavedView.objects.create(owner=people[role], name="Mine", query="") for role in AGENTS},
         target=target,
         team=Team.objects.create(name="Network"),
+        calendar=(always := Calendar.objects.create(name="24x7", always_open=True)),
+        policy=SlaPolicy.objects.create(
+            name="Default", first_response_minutes=60, resolution_minutes=480, calendar=always
+        ),
         invite_uid=urlsafe_base64_encode(force_bytes(target.pk)),
         invite_token=default_token_generator.make_token(target),
     )

@@ -197,12 +197,8 @@ class Ticket(models.Model):
                 condition=models.Q(status__in=["new", "open"], sla_next_check_at__isnull=False),
                 name="ticket_sla_next_check",
             ),
-            # The queue's "Due" sort and its "Breaching soon" / "Breached" views.
-            models.Index(
-                fields=["resolution_due_at", "id"],
-                condition=models.Q(status__in=["new", "open", "pending"], resolution_due_at__isnull=False),
-                name="ticket_open_resolution_due",
-            ),
+            # The queue's "Due" sort (soonest first, no SLA last: PostgreSQL's default NULLS LAST).
+            models.Index(fields=["resolution_due_at", "id"], name="ticket_resolution_due"),
         ]
 
     def __str__(self):
@@ -441,7 +437,7 @@ class TicketEvent(models.Model):
         #: An agent removed a follower: ``old_value`` names them.
         FOLLOWER = "follower"
         #: The SLA: a policy chosen (``new_value`` its name and due times), a warning or a breach.
-        SLA = "sla"
+        SLA = "sla", "SLA"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
     actor = models.ForeignKey(

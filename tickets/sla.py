@@ -25,12 +25,16 @@ from functools import cached_property
 
 import holidays
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mass_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from .audit import record_change
 from .business_hours import Schedule, business_between, due_after, due_before, parse_hours
-from .models import Calendar, SlaPolicy, Ticket, TicketEvent
+from .models import Calendar, CalendarHoliday, SlaPolicy, Ticket, TicketEvent
+from .querysets import BREACHING_SOON
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +42,6 @@ logger = logging.getLogger(__name__)
 SLA_ACTOR = "SLA"
 #: At most this many tickets per scan run; the rest wait for the next run (every ``SLA_SCAN_SECONDS``).
 SCAN_BATCH = 500
-#: The queue's "Breaching soon" view: resolution due within this long.
-BREACHING_SOON = timedelta(hours=1)
 CLOCK_FIELDS = [
     "sla_policy",
     "first_response_due_at",
@@ -390,7 +392,9 @@ def due_state(ticket: Ticket, now: datetime) -> tuple[str, str, datetime | None]
     if due is None:
         return "none", "—", None
     if ticket.status in Ticket.CLOSED_STATUSES:
-        return "met" if not breached and (ticket.resolved_at or due) <= due else "breached", "", due
+        if breached or (ticket.resolved_at or due) > due:
+            return "breached", "missed", due
+        return "met", "met", due
     if ticket.sla_paused_at is not None:
         return "paused", "paused", due
     if breached or now >= due:
@@ -409,3 +413,59 @@ def _span(delta: timedelta) -> str:
         if seconds >= size:
             return f"{seconds // size}\u00a0{unit}"
     return ""  # pragma: no cover
+
+
+class SlaConfigError(ValueError):
+    """A calendar or policy that cannot be saved (invalid, or a name taken)."""
+
+
+def _values(obj, extra=None) -> dict:
+    values = model_to_dict(obj)
+    values.pop("id", None)
+    return {**values, **(extra or {})}
+
+
+def save_calendar(calendar: Calendar, *, actor, custom_holidays: list[tuple[date, str]]) -> Calendar:
+    """Create or change a calendar (fields already set on it) and replace its custom holidays; audited."""
+    creating = calendar.pk is None
+    before = None
+    if not creating:
+        stored = Calendar.objects.get(pk=calendar.pk)
+        before = _values(stored, {"custom_holidays": [(str(h.date), h.name) for h in stored.custom_holidays.all()]})
+    try:
+        with transaction.atomic():
+            calendar.full_clean()
+            calendar.save()
+            calendar.custom_holidays.all().delete()
+            CalendarHoliday.objects.bulk_create(
+                [CalendarHoliday(calendar=calendar, date=day, name=name) for day, name in custom_holidays]
+            )
+            after = _values(calendar, {"custom_holidays": [(str(day), name) for day, name in custom_holidays]})
+            if after != before:
+                action = "sla_calendar.create" if creating else "sla_calendar.update"
+                record_change(actor=actor, action=action, target=calendar, before=before, after=after)
+    except ValidationError as exc:
+        raise SlaConfigError(" ".join(exc.messages)) from None
+    except IntegrityError:
+        raise SlaConfigError("That name or date is already taken.") from None
+    return calendar
+
+
+def save_policy(policy: SlaPolicy, *, actor) -> SlaPolicy:
+    """Create or change a policy (fields already set on it); audited. Tickets keep the policy they have until a
+    field a policy looks at changes (their due times are promises already shown)."""
+    creating = policy.pk is None
+    before = None if creating else _values(SlaPolicy.objects.get(pk=policy.pk))
+    try:
+        with transaction.atomic():
+            policy.full_clean()
+            policy.save()
+            after = _values(policy)
+            if after != before:
+                action = "sla_policy.create" if creating else "sla_policy.update"
+                record_change(actor=actor, action=action, target=policy, before=before, after=after)
+    except ValidationError as exc:
+        raise SlaConfigError(" ".join(exc.messages)) from None
+    except IntegrityError:
+        raise SlaConfigError(f"There is already a policy called {policy.name}.") from None
+    return policy
