@@ -60,8 +60,8 @@ def test_breaching_soon_and_breached_views_and_the_due_sort(agent_client, locmem
         by_due = agent_client.get(LIST, {"sort": "due"}).context["tickets"]
     assert [t.pk for t in breaching] == [soon.pk]
     assert [t.pk for t in breached] == [late.pk]
-    assert [t.pk for t in by_due][0] != calm.pk
-    assert [t.pk for t in by_due][-1] == calm.pk  # its resolution is due last
+    assert by_due[0].pk != calm.pk
+    assert by_due[-1].pk == calm.pk  # its resolution is due last
 
 
 def test_the_queue_query_count_does_not_grow_with_sla_columns(agent_client, locmem_channel, policy):
