@@ -8,7 +8,7 @@ from django.core.management import call_command
 from channels_ingest.management.commands.seed_demo import DEMO_MACROS
 from channels_ingest.models import Channel
 from portal.magic_links import send_sign_in_link
-from tickets.models import Macro
+from tickets.models import Calendar, Macro, SlaPolicy
 from tickets.roles import Role, role_of
 
 
@@ -26,3 +26,13 @@ def test_the_demo_has_a_portal_and_an_employee_who_signs_in_by_link(db, mailoutb
     assert role_of(maya) == Role.EMPLOYEE
     send_sign_in_link("maya@example.com")
     assert mailoutbox[0].to == ["maya@example.com"]
+
+
+def test_the_demo_has_two_calendars_and_three_valid_sla_policies(db):
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", stdout=StringIO())  # idempotent
+    assert sorted(Calendar.objects.values_list("name", flat=True)) == ["24×7", "Office hours Berlin"]
+    policies = list(SlaPolicy.objects.all())
+    assert [p.name for p in policies] == ["VIP incidents", "Urgent & High incidents", "Default"]
+    for policy in [*policies, *Calendar.objects.all()]:
+        policy.full_clean()

@@ -9,6 +9,7 @@ from django.core import mail
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from channels_ingest.tasks import run_sla_scan
 from tests.factories import message
 from tests.helpers import receive
 from tickets import sla
@@ -231,3 +232,11 @@ def test_pausing_never_shortens_the_remaining_time(pause_after, paused_for):
     assert ticket.resolution_due_at >= due  # never moves backwards
     if due > paused:
         assert sla.business_between(schedule, paused + paused_for, ticket.resolution_due_at) == left
+
+
+@pytest.mark.django_db
+def test_beat_runs_the_scan_through_a_thin_task(settings, locmem_channel, policies):
+    assert settings.CELERY_BEAT_SCHEDULE["sla-scan"]["task"] == "channels_ingest.sla_scan"
+    ticket = opened(locmem_channel)
+    with time_machine.travel(ticket.first_response_due_at, tick=False):
+        assert run_sla_scan.delay().get() == {"checked": 1, "warnings": 0, "breaches": 1}

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.management.commands.channels import webhook_url
 from channels_ingest.models import Channel
-from tickets.models import Macro, Queue, Ticket
+from tickets.models import Calendar, Macro, Queue, SlaPolicy, Ticket
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 DEMO_USERS = [
@@ -86,6 +86,7 @@ class Command(BaseCommand):
         Queue.objects.get_or_create(name="Service desk")
         for macro in DEMO_MACROS:
             Macro.objects.get_or_create(name=macro["name"], owner=None, defaults=macro)
+        self._sla()
 
         config, secrets = clean_channel_config(
             "slack",
@@ -120,6 +121,36 @@ class Command(BaseCommand):
             self.stdout.write(f"webhook {name} {webhook_url(pushed)}")
         self.stdout.write(f"meta-demo {json.dumps(META_DEMO)}")
         self.stdout.write(f"mail-demo {json.dumps(MAIL_DEMO)}")
+
+    def _sla(self):
+        """Two calendars and three SLA policies (VIP incidents, urgent and high incidents, everything else)."""
+        office, _ = Calendar.objects.get_or_create(
+            name="Office hours Berlin",
+            defaults={
+                "time_zone": "Europe/Berlin",
+                "hours": {str(day): [["08:00", "18:00"]] for day in range(5)},
+                "holiday_country": "DE",
+                "holiday_subdivision": "BE",
+            },
+        )
+        always, _ = Calendar.objects.get_or_create(name="24×7", defaults={"always_open": True})
+        incident = Ticket.Kind.INCIDENT
+        for name, position, defaults in [
+            ("VIP incidents", 1, {"kind": incident, "vip_only": True, "calendar": always, "raise_priority": True}),
+            ("Urgent & High incidents", 2, {"kind": incident, "priorities": [3, 4], "calendar": office}),
+            ("Default", 3, {"calendar": office}),
+        ]:
+            targets = {"VIP incidents": (30, 240), "Urgent & High incidents": (60, 480), "Default": (480, 1800)}
+            first, resolution = targets[name]
+            SlaPolicy.objects.get_or_create(
+                name=name,
+                defaults={
+                    "position": position,
+                    "first_response_minutes": first,
+                    "resolution_minutes": resolution,
+                    **defaults,
+                },
+            )
 
     def _mail_channel(self, host, imap_port, smtp_port):
         """The IT mailbox on the mail emulator (``emulators.mail``): polled every 30 s, and at once when IDLE says
