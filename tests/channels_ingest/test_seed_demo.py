@@ -31,7 +31,7 @@ def test_the_demo_has_a_portal_and_an_employee_who_signs_in_by_link(db, mailoutb
 def test_the_demo_has_two_calendars_and_three_valid_sla_policies(db):
     call_command("seed_demo", stdout=StringIO())
     call_command("seed_demo", stdout=StringIO())  # idempotent
-    assert sorted(Calendar.objects.values_list("name", flat=True)) == ["24×7", "Office hours Berlin"]
+    assert sorted(Calendar.objects.values_list("name", flat=True)) == ["24/7", "Office hours Berlin"]
     policies = list(SlaPolicy.objects.all())
     assert [p.name for p in policies] == ["VIP incidents", "Urgent & High incidents", "Default"]
     for policy in [*policies, *Calendar.objects.all()]:

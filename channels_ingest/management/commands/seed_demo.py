@@ -133,7 +133,7 @@ class Command(BaseCommand):
                 "holiday_subdivision": "BE",
             },
         )
-        always, _ = Calendar.objects.get_or_create(name="24×7", defaults={"always_open": True})
+        always, _ = Calendar.objects.get_or_create(name="24/7", defaults={"always_open": True})
         incident = Ticket.Kind.INCIDENT
         for name, position, defaults in [
             ("VIP incidents", 1, {"kind": incident, "vip_only": True, "calendar": always, "raise_priority": True}),
