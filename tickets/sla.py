@@ -174,8 +174,8 @@ def apply_policy(ticket: Ticket, policies: Policies, *, vip: bool, at: datetime)
         start = ticket.created_at
         ticket.first_response_due_at = due_after(schedule, start, timedelta(minutes=policy.first_response_minutes))
         ticket.resolution_due_at = due_after(schedule, start, timedelta(minutes=policy.resolution_minutes))
-        if ticket.sla_paused_at is not None:  # chosen while Pending: the clock stays stopped from the pause
-            ticket.sla_paused_at = max(ticket.sla_paused_at, start)
+        if ticket.status == Ticket.Status.PENDING:  # chosen while Pending: the clock is stopped until it leaves
+            ticket.sla_paused_at = max(ticket.sla_paused_at or at, start)
         ticket.sla_next_check_at = next_check(ticket, policies)
         due = ticket.first_response_due_at if ticket.first_responded_at is None else ticket.resolution_due_at
         which = "first response" if ticket.first_responded_at is None else "resolution"

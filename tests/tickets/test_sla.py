@@ -240,3 +240,31 @@ def test_beat_runs_the_scan_through_a_thin_task(settings, locmem_channel, polici
     ticket = opened(locmem_channel)
     with time_machine.travel(ticket.first_response_due_at, tick=False):
         assert run_sla_scan.delay().get() == {"checked": 1, "warnings": 0, "breaches": 1}
+
+
+@pytest.mark.django_db
+def test_a_policy_chosen_while_pending_starts_paused(locmem_channel, policies, agent):
+    ticket = opened(locmem_channel)
+    Ticket.objects.filter(pk=ticket.pk).update(sla_policy=None, first_response_due_at=None, status="pending")
+    with time_machine.travel(MONDAY_9 + timedelta(hours=1), tick=False):
+        update_ticket(ticket=ticket, actor=agent, priority=Ticket.Priority.HIGH)
+    ticket.refresh_from_db()
+    assert ticket.sla_policy.name == "Urgent incidents"
+    assert ticket.sla_paused_at == MONDAY_9 + timedelta(hours=1)
+    assert sla.scan(ticket.first_response_due_at + timedelta(hours=1)).checked == 0  # paused: not scanned
+
+
+@pytest.mark.django_db
+def test_a_breach_can_reassign_to_an_agent(locmem_channel, policies, agent, other_agent):
+    _vip, _urgent, default = policies
+    default.reassign_to = other_agent
+    default.notify = False
+    default.save()
+    ticket = opened(locmem_channel)
+    sla.scan(ticket.first_response_due_at)
+    ticket.refresh_from_db()
+    assert ticket.assignee == other_agent
+    event = ticket.events.get(kind=TicketEvent.Kind.ASSIGNEE)
+    assert (event.old_value, event.new_value, event.actor_label) == ("", "Dana Desk", "SLA")
+    assert event.reason == "first response breached: Default"
+    assert not mail.outbox
