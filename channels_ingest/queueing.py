@@ -24,6 +24,7 @@ class TaskName(enum.StrEnum):
     DOWNLOAD = "channels_ingest.fetch_attachment"
     SWEEP = "channels_ingest.sweep"
     REFRESH_STATE = "channels_ingest.refresh_state"
+    SLA_SCAN = "channels_ingest.sla_scan"
 
 
 def enqueue(name: TaskName, *args) -> None:

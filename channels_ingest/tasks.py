@@ -7,6 +7,7 @@ Only this module imports the workflows' task entry points; they queue each other
 from celery import shared_task
 
 from channel_adapters.base import Sender
+from tickets import sla
 
 from . import delivery, downloads, ingest, names, polling, sweep
 from .outages import OUTAGE_RETRIES, retried_through_outages
@@ -55,3 +56,10 @@ def refresh_state(channel_id):
 @shared_task(name=TaskName.SWEEP)
 def run_sweep():
     sweep.sweep()
+
+
+@shared_task(name=TaskName.SLA_SCAN)
+def run_sla_scan():
+    """Record the SLA warnings and breaches that have come due (``tickets.sla.scan``)."""
+    result = sla.scan()
+    return {"checked": result.checked, "warnings": result.warnings, "breaches": result.breaches}

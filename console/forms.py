@@ -23,6 +23,8 @@ VIEWS = [
     ("open", "All open"),
     ("pending", "Pending"),
     ("resolved", "Resolved"),
+    ("breaching", "Breaching soon"),
+    ("breached", "Breached"),
 ]
 
 #: ?age=: created within a window, or (``gt7d``) longer ago than 7 days.
@@ -34,6 +36,8 @@ SORTS = {
     "activity": ("-last_activity_at", "-id"),
     "created": ("-created_at", "-id"),
     "priority": ("-priority", "-last_activity_at", "-id"),
+    # Soonest resolution due first, tickets without an SLA last (the ticket_resolution_due index).
+    "due": ("resolution_due_at", "id"),
 }
 DEFAULT_SORT = "activity"
 
@@ -99,7 +103,8 @@ class TicketFilterForm(forms.Form):
         required=False,
     )
     sort = forms.ChoiceField(
-        choices=[("activity", "Last activity"), ("created", "Created"), ("priority", "Priority")], required=False
+        choices=[("activity", "Last activity"), ("created", "Created"), ("priority", "Priority"), ("due", "Due")],
+        required=False,
     )
     # Capped so that no ?page= can overflow the database's OFFSET. Kept for old links; the pager
     # itself uses the keyset cursors below, which cost the same on every page.
@@ -152,6 +157,10 @@ class TicketFilterForm(forms.Form):
             tickets = tickets.filter(status=Ticket.Status.PENDING)
         elif view == "resolved":
             tickets = tickets.filter(status=Ticket.Status.RESOLVED)
+        elif view == "breaching":
+            tickets = tickets.breaching_soon(timezone.now())
+        elif view == "breached":
+            tickets = tickets.sla_breached(timezone.now())
         if data.get("channel") is not None:
             tickets = tickets.filter(channel_id=data["channel"])
         if data.get("priority") is not None:

@@ -19,7 +19,7 @@ from django.db.models import Count
 from channels_ingest.outages import is_outage, warn_outage
 from tickets.models import Ticket
 
-SHARED_COUNTS_KEY = "console:view-counts:v1"
+SHARED_COUNTS_KEY = "console:view-counts:v2"  # v2: with the SLA views (breaching, breached)
 
 
 def view_counts(user) -> dict[str, int | None]:

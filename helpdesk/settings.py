@@ -308,6 +308,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels_ingest.sweep",
         "schedule": timedelta(seconds=float(os.environ.get("SWEEP_SECONDS", "5"))),
     },
+    # SLA warnings and breaches (tickets.sla.scan): an index read of what has come due, so cheap to run often.
+    "sla-scan": {
+        "task": "channels_ingest.sla_scan",
+        "schedule": timedelta(seconds=float(os.environ.get("SLA_SCAN_SECONDS", "30"))),
+    },
 }
 
 # Channel adapters by kind, chosen by dotted path (like Django's EMAIL_BACKEND). The tests add "locmem", an

@@ -29,11 +29,13 @@ from tests.factories import message
 from tests.helpers import receive
 from tickets.models import (
     Attachment,
+    Calendar,
     Identity,
     Macro,
     Message,
     RoutingRule,
     SavedView,
+    SlaPolicy,
     Team,
     Ticket,
     TicketFollower,
@@ -87,6 +89,14 @@ def team(o):
 
 def routing_rule(o):
     return {"pk": o.routing_rule.pk}
+
+
+def calendar(o):
+    return {"pk": o.calendar.pk}
+
+
+def policy(o):
+    return {"pk": o.policy.pk}
 
 
 #: A push the locmem channel (its secret is the fixture's) accepts as signed, then finds malformed.
@@ -197,6 +207,17 @@ MATRIX: dict[str, list[Use]] = {
     ],
     "console/routing/<int:pk>/delete/": [Use("POST", ADMINS, kwargs=routing_rule)],
     "console/routing/<int:pk>/move/": [Use("POST", ADMINS, kwargs=routing_rule, data=lambda o: {"direction": "up"})],
+    "console/sla/": [Use("GET", ADMINS)],
+    "console/sla/calendars/new/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"name": "Office"})],
+    "console/sla/calendars/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=calendar),
+        Use("POST", ADMINS, kwargs=calendar, data=lambda o: {"name": "Renamed"}),
+    ],
+    "console/sla/policies/new/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"name": "Default"})],
+    "console/sla/policies/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=policy),
+        Use("POST", ADMINS, kwargs=policy, data=lambda o: {"name": "Renamed"}),
+    ],
     # Everyone's own settings, employees included.
     "console/profile/": [Use("GET", SIGNED_IN), Use("POST", SIGNED_IN, data=lambda o: {"time_zone": "UTC"})],
     # The API: agents and admins. Getting a token takes a username and password, so anyone may ask.
@@ -301,6 +322,10 @@ def objects(people, locmem_channel):
         target=target,
         team=Team.objects.create(name="Network"),
         routing_rule=RoutingRule.objects.create(name="Network issues", keywords="vpn"),
+        calendar=(always := Calendar.objects.create(name="24x7", always_open=True)),
+        policy=SlaPolicy.objects.create(
+            name="Default", first_response_minutes=60, resolution_minutes=480, calendar=always
+        ),
         invite_uid=urlsafe_base64_encode(force_bytes(target.pk)),
         invite_token=default_token_generator.make_token(target),
     )

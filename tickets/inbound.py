@@ -17,6 +17,7 @@ from django.utils.text import capfirst
 
 from channel_adapters.base import Envelope, EnvelopeKind, Sender
 
+from . import sla
 from .attachments import record_inbound
 from .bulk_insert import insert_rows
 from .delivery_reports import APPLIED, apply_reactions, apply_reports
@@ -255,8 +256,10 @@ def _record_requester_activity(channel, ticket_ids: set[int], writers: dict[int,
         .order_by("pk")
         .values_list("pk", "status")
     )
-    Ticket.objects.filter(pk__in=ticket_ids).record_customer_activity()
     now = timezone.now()
+    # An answer to a ticket waiting on the requester restarts its SLA clock, whatever the channel.
+    sla.resume_many([pk for pk, status in statuses.items() if status == Ticket.Status.PENDING], at=now)
+    Ticket.objects.filter(pk__in=ticket_ids).record_customer_activity()
     channel_label = f"{capfirst(channel.kind)} {channel.name}"
     reopenings = [
         TicketEvent.status_change(
@@ -388,6 +391,8 @@ def _resolve_threads(channel, envelopes, identities, attach: dict[str, int]):
             for ticket_id, e in zip(ticket_ids, openers.values(), strict=True)
         }
     )
+    # Their SLA clocks start now, before anything (an acknowledgement) reads their due times.
+    sla.start_clocks(ticket_ids)
     new_threads = {**dict(zip(openers, ticket_ids, strict=True)), **attached}
     thread_ids = insert_rows(
         TicketThread,

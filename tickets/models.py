@@ -4,6 +4,7 @@ import uuid
 from functools import cache
 from zoneinfo import available_timezones
 
+import holidays
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -11,6 +12,7 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.text import capfirst
 
+from .business_hours import parse_hours
 from .marks import WriteMark
 from .patterns import RoutingError, check_pattern
 from .placeholders import fill, validate_placeholders
@@ -157,6 +159,18 @@ class Ticket(models.Model):
     resolution_due_at = models.DateTimeField(null=True, blank=True)
     #: Free labels (routing rules add them): a short list of words.
     tags = models.JSONField(default=list, blank=True)
+    #: The SLA policy that applies (the first matching one, ``tickets.sla``), and its clock's stored state:
+    #: when the clock was paused (the ticket went Pending), the next instant the scan must look at the ticket
+    #: (a warning or a breach), and when each warning and breach was recorded (each exactly once).
+    sla_policy = models.ForeignKey(
+        "SlaPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    sla_paused_at = models.DateTimeField(null=True, blank=True)
+    sla_next_check_at = models.DateTimeField(null=True, blank=True)
+    first_response_warned_at = models.DateTimeField(null=True, blank=True)
+    first_response_breached_at = models.DateTimeField(null=True, blank=True)
+    resolution_warned_at = models.DateTimeField(null=True, blank=True)
+    resolution_breached_at = models.DateTimeField(null=True, blank=True)
     #: The channel the ticket was opened from.
     channel = models.ForeignKey(
         "channels_ingest.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
@@ -199,6 +213,15 @@ class Ticket(models.Model):
                 condition=~models.Q(status__in=["resolved", "closed"]),
                 name="ticket_open_created",
             ),
+            # The SLA scan reads only the running clocks close to due (tickets.sla.scan): its cost follows
+            # what is due, not the number of tickets.
+            models.Index(
+                fields=["sla_next_check_at"],
+                condition=models.Q(status__in=["new", "open"], sla_next_check_at__isnull=False),
+                name="ticket_sla_next_check",
+            ),
+            # The queue's "Due" sort (soonest first, no SLA last: PostgreSQL's default NULLS LAST).
+            models.Index(fields=["resolution_due_at", "id"], name="ticket_resolution_due"),
         ]
 
     def __str__(self):
@@ -438,6 +461,8 @@ class TicketEvent(models.Model):
         FOLLOWER = "follower"
         #: A routing rule applied to a new ticket: ``new_value`` is the rule's name, ``reason`` what it did.
         ROUTED = "routed"
+        #: The SLA: a policy chosen (``new_value`` its name and due times), a warning or a breach.
+        SLA = "sla", "SLA"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
     actor = models.ForeignKey(
@@ -488,7 +513,7 @@ class TicketEvent(models.Model):
             return self.actor.get_full_name() or self.actor.get_username()
         return self.actor_label or "Someone"
 
-    EMPTY = {Kind.ASSIGNEE: "nobody", Kind.QUEUE: "no queue", Kind.FOLLOWER: "removed"}
+    EMPTY = {Kind.ASSIGNEE: "nobody", Kind.SLA: "no SLA", Kind.QUEUE: "no queue", Kind.FOLLOWER: "removed"}
 
     @property
     def merged_ticket_id(self):
@@ -831,3 +856,102 @@ class RoutingRule(models.Model):
             errors["pattern"] = str(exc)
         if errors:
             raise ValidationError(errors)
+
+
+def validate_working_hours(value):
+    try:
+        parse_hours(value)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValidationError(f"Invalid working hours: {exc}") from exc
+
+
+class Calendar(models.Model):
+    """Business hours for SLA clocks: a working week in a time zone, minus public holidays and custom dates.
+
+    ``hours`` maps a weekday (Monday "0" … Sunday "6") to local intervals: ``{"0": [["08:00", "18:00"]]}``
+    ("24:00" ends at midnight). ``always_open`` (24/7) ignores hours and holidays."""
+
+    name = models.CharField(max_length=100, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    always_open = models.BooleanField(default=False)
+    hours = models.JSONField(default=dict, blank=True, validators=[validate_working_hours])
+    #: Public holidays from the ``holidays`` package: an ISO country code ("DE") and optional subdivision ("BE").
+    holiday_country = models.CharField(max_length=2, blank=True)
+    holiday_subdivision = models.CharField(max_length=10, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        super().clean()
+        if self.holiday_country:
+            try:
+                holidays.country_holidays(self.holiday_country, subdiv=self.holiday_subdivision or None)
+            except NotImplementedError as exc:
+                raise ValidationError({"holiday_country": str(exc)}) from exc
+        if not self.always_open and not any((self.hours or {}).values()):
+            raise ValidationError({"hours": "Give working hours, or make the calendar 24/7."})
+
+
+class CalendarHoliday(models.Model):
+    """A custom closed day on a calendar (a company holiday), besides the public ones."""
+
+    calendar = models.ForeignKey(Calendar, on_delete=models.CASCADE, related_name="custom_holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [models.UniqueConstraint(fields=["calendar", "date"], name="calendar_holiday_once")]
+
+    def __str__(self):
+        return f"{self.date} {self.name}".strip()
+
+
+class SlaPolicy(models.Model):
+    """First-response and resolution targets for the tickets it matches, on a business-hours calendar.
+
+    Policies are tried in ``position`` order and the first whose conditions all hold applies; a blank
+    condition matches any ticket. On a breach the policy's escalations run (``tickets.sla``)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    # Conditions (blank = any).
+    priorities = models.JSONField(default=list, blank=True, help_text="Priority numbers (1 low … 4 urgent).")
+    kind = models.CharField(max_length=24, choices=Ticket.Kind.choices, blank=True)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    vip_only = models.BooleanField(default=False)
+    # Targets, in business time on the calendar.
+    first_response_minutes = models.PositiveIntegerField()
+    resolution_minutes = models.PositiveIntegerField()
+    calendar = models.ForeignKey(Calendar, on_delete=models.PROTECT, related_name="policies")
+    #: Warn when this share of a target's business time has passed.
+    warning_percent = models.PositiveSmallIntegerField(default=75)
+    # Escalation on breach.
+    notify = models.BooleanField(default=True, help_text="Email the assignee and the team lead.")
+    reassign_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reassign_to_team = models.ForeignKey("Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    raise_priority = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name_plural = "SLA policies"
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        super().clean()
+        if not 1 <= self.warning_percent <= 99:
+            raise ValidationError({"warning_percent": "Give a share between 1 and 99 %."})
+        if any(p not in Ticket.Priority.values for p in self.priorities or []):
+            raise ValidationError({"priorities": "Unknown priority."})
+        if not self.first_response_minutes or not self.resolution_minutes:
+            raise ValidationError("Targets must be at least a minute.")

@@ -1,9 +1,14 @@
+from datetime import timedelta
+
 from django.db import connections, models
 from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 #: The text-search configuration for ticket search: "simple" (no stemming, no stop words) suits
 #: names, handles and mixed-language text. Migration 0003's GIN indexes are built on the same expressions.
 SEARCH_CONFIG = "simple"
+#: The queue's "Breaching soon" view: a target due within this long.
+BREACHING_SOON = timedelta(hours=1)
 
 
 class ContactQuerySet(models.QuerySet):
@@ -66,6 +71,10 @@ class TicketQuerySet(models.QuerySet):
             # rows (the channel's JSON config and state, every user field) cost more than the query.
             .only(
                 *("id", "subject", "status", "priority", "kind", "created_at", "last_activity_at", "message_count"),
+                # The Due column (tickets.sla.due_state).
+                *("resolved_at", "first_responded_at", "first_response_due_at", "resolution_due_at", "sla_paused_at"),
+                *("first_response_warned_at", "first_response_breached_at"),
+                *("resolution_warned_at", "resolution_breached_at"),
                 *("requester__id", "requester__display_name", "assignee__id", "assignee__username"),
                 *("channel__id", "channel__name", "channel__kind"),
             )
@@ -82,12 +91,35 @@ class TicketQuerySet(models.QuerySet):
         """
         Status = self.model.Status
         is_open = ~models.Q(status__in=self.model.CLOSED_STATUSES)
+        now = timezone.now()
         return self.order_by().aggregate(
             unassigned=models.Count("pk", filter=is_open & models.Q(assignee=None)),
             open=models.Count("pk", filter=is_open),
             pending=models.Count("pk", filter=models.Q(status=Status.PENDING)),
             resolved=models.Count("pk", filter=models.Q(status=Status.RESOLVED)),
+            breaching=models.Count("pk", filter=self._breaching(now)),
+            breached=models.Count("pk", filter=self._breached(now)),
         )
+
+    def breaching_soon(self, now, within=BREACHING_SOON):
+        """Running SLA clocks (not Pending) whose next target falls due within ``within``, not yet breached."""
+        return self.filter(self._breaching(now, within))
+
+    def sla_breached(self, now):
+        """Open tickets past a target they have not met (first response or resolution)."""
+        return self.filter(self._breached(now))
+
+    def _breaching(self, now, within=BREACHING_SOON):
+        running = models.Q(status__in=[self.model.Status.NEW, self.model.Status.OPEN])
+        first = models.Q(
+            first_responded_at=None, first_response_due_at__gt=now, first_response_due_at__lte=now + within
+        )
+        return running & (first | models.Q(resolution_due_at__gt=now, resolution_due_at__lte=now + within))
+
+    def _breached(self, now):
+        is_open = ~models.Q(status__in=self.model.CLOSED_STATUSES)
+        first = models.Q(first_responded_at=None, first_response_due_at__lte=now)
+        return is_open & (first | models.Q(resolution_due_at__lte=now))
 
     def assigned_open(self, user):
         """``user``'s open tickets: an index read on the assignee, cheap enough to count on every request."""

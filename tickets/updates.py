@@ -16,13 +16,14 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from . import sla
 from .models import Queue, Ticket, TicketEvent
 from .roles import is_agent
 
 #: The most tickets one update may change at once (a page of the queue is 50).
 MAX_BULK = 500
 #: Every field an update may write.
-_UPDATED_FIELDS = ["status", "resolved_at", "priority", "assignee", "queue", "last_activity_at"]
+_UPDATED_FIELDS = ["status", "resolved_at", "priority", "assignee", "queue", "last_activity_at", *sla.CLOCK_FIELDS]
 
 
 class TicketUpdateError(ValueError):
@@ -72,12 +73,16 @@ def apply_update(
     assignee: User | Unchanged | None = UNCHANGED,
     queue: Queue | Unchanged | None = UNCHANGED,
     reason: str = "",
+    policies: sla.Policies | None = None,
 ) -> tuple[list[TicketEvent], set[str]]:
     """Change a locked, freshly read ticket in memory; returns (unsaved events, changed fields).
 
-    ``current`` must have ``assignee`` and ``queue`` loaded (their names go into the events).
-    Arguments are already validated (``validate_update``). ``reason`` goes on every event (e.g. the macro).
+    ``current`` must have ``assignee``, ``queue`` and ``requester`` loaded (their names go into the events; a
+    requester's VIP mark into the SLA policy's choice). Arguments are already validated (``validate_update``).
+    ``reason`` goes on every event (e.g. the macro). The SLA clock follows (``tickets.sla.after_update``):
+    ``policies`` is read once for many tickets.
     """
+    old_status = current.status
     events: list[TicketEvent] = []
     fields: set[str] = set()
 
@@ -108,6 +113,11 @@ def apply_update(
     if events:
         current.last_activity_at = max(current.last_activity_at, at)
         fields.add("last_activity_at")
+        sla_events, sla_fields = sla.after_update(
+            current, old_status=old_status, fields=fields, at=at, policies=policies or sla.Policies()
+        )
+        events += sla_events
+        fields |= sla_fields
     return events, fields
 
 
@@ -132,7 +142,11 @@ def update_ticket(
     valid_priority = validate_update(status=status, priority=priority, assignee=assignee)
     now = timezone.now()
     with transaction.atomic():
-        current = Ticket.objects.select_for_update(of=("self",)).select_related("assignee", "queue").get(pk=ticket.pk)
+        current = (
+            Ticket.objects.select_for_update(of=("self",))
+            .select_related("assignee", "queue", "requester")
+            .get(pk=ticket.pk)
+        )
         events, fields = apply_update(
             current,
             actor=actor,
@@ -189,11 +203,11 @@ def update_tickets(
         # Locked in id order, as every bulk writer does, so two bulk actions cannot deadlock.
         tickets = list(
             Ticket.objects.select_for_update(of=("self",))
-            .select_related("assignee", "queue")
+            .select_related("assignee", "queue", "requester")
             .filter(pk__in=ids)
             .order_by("pk")
         )
-        events, changed = [], []
+        events, changed, policies = [], [], sla.Policies()
         reason = f"bulk update of {len(ids)} tickets" if len(ids) > 1 else "bulk update"
         for ticket in tickets:
             ticket_events, _ = apply_update(
@@ -205,6 +219,7 @@ def update_tickets(
                 assignee=assignee,
                 queue=queue,
                 reason=reason,
+                policies=policies,
             )
             if ticket_events:
                 events += ticket_events

@@ -50,6 +50,12 @@ def zoned(at) -> str:
     return f"{local.day} {_MONTHS[local.month - 1]} {local.year}, {local:%H:%M} {zone_name(local)}"
 
 
+@register.simple_tag
+def zoned_time(at):
+    """``zoned`` in a <time> element (machine value in UTC)."""
+    return format_html('<time datetime="{}">{}</time>', at.astimezone(UTC).isoformat(), zoned(at))
+
+
 @register.filter
 def span(duration) -> str:
     """A length of time in its largest whole unit ("5 min", "3 h"), or "under a minute"."""

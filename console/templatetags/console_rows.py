@@ -10,12 +10,13 @@ a bare ``<tr>``.
 from django import template
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from tickets.models import Ticket
+from tickets.sla import due_state
 
-from .console_labels import ago, channel_label
+from .console_labels import ago, channel_label, zoned
 
 register = template.Library()
 
@@ -29,11 +30,24 @@ _ROW = (
     '    <td data-label="Subject" class="subject"><a href="{}" dir="auto">{}</a></td>\n'
     '    <td data-label="Status"><span class="badge status-{}">{}</span></td>\n'
     '    <td data-label="Priority"><span class="badge priority-{}">{}</span></td>\n'
+    '    <td data-label="Due" class="due">{}</td>\n'
     '    <td data-label="Age" class="age">{}</td>\n'
     '    <td data-label="Last activity" class="last-activity">{}</td>\n'
     "  </tr>\n"
 )
-_EMPTY = mark_safe('<tr><td colspan="9" class="empty">No tickets to show.</td></tr>\n')
+_EMPTY = mark_safe('<tr><td colspan="10" class="empty">No tickets to show.</td></tr>\n')
+
+
+@register.simple_tag
+def due_cell(ticket, now=None):
+    """The SLA's next due time, said in words and marked by state (the colour repeats the words, never
+    replaces them): "due in 25 min", "breached 5 min ago", "paused"; a dash without an SLA."""
+    state, label, due = due_state(ticket, now or timezone.now())
+    if due is None:
+        return mark_safe('<span class="due-none">—</span>')
+    return format_html(
+        '<time class="due due-{}" datetime="{}" title="{}">{}</time>', state, due.isoformat(), zoned(due), label
+    )
 
 
 @register.simple_tag
@@ -66,6 +80,7 @@ def ticket_rows(tickets):
             statuses.get(ticket.status, ticket.status),
             ticket.priority,
             priorities.get(ticket.priority, ticket.priority),
+            due_cell(ticket, now),
             ago(ticket.created_at, now),
             ago(ticket.last_activity_at, now),
         )

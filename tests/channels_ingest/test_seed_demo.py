@@ -9,7 +9,7 @@ from django.core.management import call_command
 from channels_ingest.management.commands.seed_demo import DEMO_MACROS, DEMO_RULES
 from channels_ingest.models import Channel
 from portal.magic_links import send_sign_in_link
-from tickets.models import Macro, RoutingRule, Team, Ticket
+from tickets.models import Calendar, Macro, RoutingRule, SlaPolicy, Team, Ticket
 from tickets.roles import Role, role_of
 from tickets.routing import Sample, dry_run
 
@@ -42,3 +42,13 @@ def test_the_demo_routes_network_issues_to_the_network_team(db):
         rule.full_clean()
     slack = Channel.objects.get(name="slack-it-help")
     assert "{expected_response}" in slack.config["auto_ack"]["body"]
+
+
+def test_the_demo_has_two_calendars_and_three_valid_sla_policies(db):
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", stdout=StringIO())  # idempotent
+    assert sorted(Calendar.objects.values_list("name", flat=True)) == ["24/7", "Office hours Berlin"]
+    policies = list(SlaPolicy.objects.all())
+    assert [p.name for p in policies] == ["VIP incidents", "Urgent & High incidents", "Default"]
+    for policy in [*policies, *Calendar.objects.all()]:
+        policy.full_clean()

@@ -270,7 +270,15 @@ def test_the_queue_without_a_view_is_the_all_open_tab(agent_client, board):
     html = agent_client.get(LIST).content.decode()
     tabs = html[html.index('id="view-tabs"') : html.index("</nav>", html.index('id="view-tabs"'))]
     assert ">Default<" not in tabs
-    assert re.findall(r"<a [^>]*>([^<]+)", tabs) == ["My open ", "Unassigned ", "All open ", "Pending ", "Resolved "]
+    assert re.findall(r"<a [^>]*>([^<]+)", tabs) == [
+        "My open ",
+        "Unassigned ",
+        "All open ",
+        "Pending ",
+        "Resolved ",
+        "Breaching soon ",
+        "Breached ",
+    ]
     assert re.search(r'<a href="[^"?]*" aria-current="page">All open <span class="view-count">5</span>', tabs)
     assert '<option value="" selected>As the tab shows</option>' in html
     assert "Default (" not in html
@@ -296,7 +304,7 @@ def test_views_narrow_and_count_cheaply(agent_client, agent, board):
     with CaptureQueriesContext(connection) as queries:
         response = agent_client.get(LIST, {"view": "mine"})
     counts = {view["key"]: view["count"] for view in response.context["views"]}
-    assert counts == {"mine": 2, "unassigned": 2, "open": 5, "pending": 1, "resolved": 1}
+    assert counts == {"mine": 2, "unassigned": 2, "open": 5, "pending": 1, "resolved": 1, "breaching": 0, "breached": 0}
     counting = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
     assert len(counting) == 2
     assert all("tickets_ticket" in sql for sql in counting)

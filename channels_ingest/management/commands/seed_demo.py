@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.management.commands.channels import webhook_url
 from channels_ingest.models import Channel
-from tickets.models import Macro, Queue, RoutingRule, Team, Ticket
+from tickets.models import Calendar, Macro, Queue, RoutingRule, SlaPolicy, Team, Ticket
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 DEMO_USERS = [
@@ -140,6 +140,7 @@ class Command(BaseCommand):
         for macro in DEMO_MACROS:
             Macro.objects.get_or_create(name=macro["name"], owner=None, defaults=macro)
         self._routing()
+        self._sla()
 
         config, secrets = clean_channel_config(
             "slack",
@@ -190,6 +191,36 @@ class Command(BaseCommand):
             team = fields.get("set_team")
             values = {**fields, "position": position, **({"set_team": teams[team]} if team else {})}
             RoutingRule.objects.get_or_create(name=fields["name"], defaults=values)
+
+    def _sla(self):
+        """Two calendars and three SLA policies (VIP incidents, urgent and high incidents, everything else)."""
+        office, _ = Calendar.objects.get_or_create(
+            name="Office hours Berlin",
+            defaults={
+                "time_zone": "Europe/Berlin",
+                "hours": {str(day): [["08:00", "18:00"]] for day in range(5)},
+                "holiday_country": "DE",
+                "holiday_subdivision": "BE",
+            },
+        )
+        always, _ = Calendar.objects.get_or_create(name="24/7", defaults={"always_open": True})
+        incident = Ticket.Kind.INCIDENT
+        for name, position, defaults in [
+            ("VIP incidents", 1, {"kind": incident, "vip_only": True, "calendar": always, "raise_priority": True}),
+            ("Urgent & High incidents", 2, {"kind": incident, "priorities": [3, 4], "calendar": office}),
+            ("Default", 3, {"calendar": office}),
+        ]:
+            targets = {"VIP incidents": (30, 240), "Urgent & High incidents": (60, 480), "Default": (480, 1800)}
+            first, resolution = targets[name]
+            SlaPolicy.objects.get_or_create(
+                name=name,
+                defaults={
+                    "position": position,
+                    "first_response_minutes": first,
+                    "resolution_minutes": resolution,
+                    **defaults,
+                },
+            )
 
     def _mail_channel(self, host, imap_port, smtp_port):
         """The IT mailbox on the mail emulator (``emulators.mail``): polled every 30 s, and at once when IDLE says
