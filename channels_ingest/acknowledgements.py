@@ -168,9 +168,15 @@ def render(config: dict, ticket: Ticket) -> tuple[str, str]:
     return templates["subject"].format(**values), _tidy(templates["body"].format(**values))
 
 
+def _sla_zone(ticket: Ticket) -> str:
+    """The zone of the calendar the ticket's SLA counts in: its due time reads best there (office hours Berlin)."""
+    policy = ticket.sla_policy if ticket.sla_policy_id else None
+    return policy.calendar.time_zone if policy is not None else ""
+
+
 def _values(config: dict, ticket: Ticket, expected_response: str = DEFAULT_EXPECTED_RESPONSE) -> dict:
     """What the templates may name, for ``ticket``: ``expected_response`` is empty without a due time."""
-    due = due_text(ticket.first_response_due_at, config.get("time_zone", ""))
+    due = due_text(ticket.first_response_due_at, config.get("time_zone", "") or _sla_zone(ticket))
     values = {
         "ticket": ticket.pk,
         "subject": ticket.subject,

@@ -17,8 +17,7 @@ from channels_ingest.acknowledgements import validate
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import message
 from tests.helpers import detail_url, outbound, poll_and_ingest, text_of
-from tickets.models import Message, Ticket, TicketEvent
-from tickets.routing import route_new_tickets
+from tickets.models import Calendar, Message, SlaPolicy, Ticket, TicketEvent
 
 AUTO_ACK = {"subject": "[#{ticket}] {subject}", "body": "Hello {name}, ticket #{ticket} is open: {subject}."}
 
@@ -228,24 +227,20 @@ def test_without_a_due_time_the_sentence_is_left_out_and_the_text_still_reads_we
 
 
 @pytest.mark.django_db
-def test_the_acknowledgement_sent_names_the_due_time_the_sla_set(channel):
-    """The due time set when the ticket was opened (as the SLA policy does) is in the reply sent."""
+def test_the_acknowledgement_sent_names_the_due_time_the_sla_set_in_its_calendars_zone(channel):
+    """The SLA policy the new ticket matches sets its due time before the acknowledgement is written, and the
+    time reads in the zone of the policy's calendar (its office hours), as the channel names none."""
+    berlin = Calendar.objects.create(name="Berlin 24/7", time_zone="Europe/Berlin", always_open=True)
+    SlaPolicy.objects.create(name="Fast", first_response_minutes=60, resolution_minutes=480, calendar=berlin)
     Channel.objects.filter(pk=channel.pk).update(config={"inbox": "mail", "auto_ack": MULTILINGUAL})
     channel.refresh_from_db()
-    due = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
-    real = route_new_tickets
-
-    def route_and_set_due(texts):
-        real(texts)
-        Ticket.objects.filter(pk__in=texts).update(first_response_due_at=due)
-
     locmem.inbox["mail"] = [mail("a")]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("tickets.inbound.route_new_tickets", route_and_set_due)
-        poll_and_ingest(channel)
+    poll_and_ingest(channel)
     ticket = Ticket.objects.get()
+    assert ticket.created_at == datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # the mail's own time
+    assert ticket.first_response_due_at == datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
     (ack,) = acks()
-    assert ack.body == f"Ticket #{ticket.pk} is open. We aim to answer by 09:30 UTC on 5 Dec."
+    assert ack.body == f"Ticket #{ticket.pk} is open. We aim to answer by 11:00 CET on 2 Dec."
 
 
 @pytest.mark.parametrize(
