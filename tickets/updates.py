@@ -22,7 +22,7 @@ from .roles import is_agent
 #: The most tickets one update may change at once (a page of the queue is 50).
 MAX_BULK = 500
 #: Every field an update may write.
-_UPDATED_FIELDS = ["status", "resolved_at", "priority", "assignee", "queue", "last_activity_at"]
+_UPDATED_FIELDS = ["status", "resolved_at", "priority", "priority_overridden", "assignee", "queue", "last_activity_at"]
 
 
 class TicketUpdateError(ValueError):
@@ -93,10 +93,13 @@ def apply_update(
         events.append(status_changed)
         fields |= {"status", "resolved_at"}
     if priority is not None and priority != current.priority:
-        old = Ticket.Priority(current.priority).label.lower()
+        # Stored by name ("high"): the console shows it as it names priorities ("P2 · High").
+        old = Ticket.Priority(current.priority).name.lower()
         current.priority = priority
-        record(TicketEvent.Kind.PRIORITY, old, priority.label.lower())
-        fields.add("priority")
+        # Not the matrix's priority: kept until the impact or urgency changes (``tickets.itil``).
+        current.priority_overridden = True
+        record(TicketEvent.Kind.PRIORITY, old, priority.name.lower())
+        fields |= {"priority", "priority_overridden"}
     if assignee is not UNCHANGED and (assignee.pk if assignee else None) != current.assignee_id:
         record(TicketEvent.Kind.ASSIGNEE, _user_label(current.assignee), _user_label(assignee))
         current.assignee = assignee

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 
 from tickets.models import Ticket
 
@@ -29,11 +30,13 @@ _ROW = (
     '    <td data-label="Subject" class="subject"><a href="{}" dir="auto">{}</a></td>\n'
     '    <td data-label="Status"><span class="badge status-{}">{}</span></td>\n'
     '    <td data-label="Priority"><span class="badge priority-{}">{}</span></td>\n'
+    '    <td data-label="Type" class="kind">{}</td>\n'
+    '    <td data-label="Category" class="category"><bdi>{}</bdi></td>\n'
     '    <td data-label="Age" class="age">{}</td>\n'
     '    <td data-label="Last activity" class="last-activity">{}</td>\n'
     "  </tr>\n"
 )
-_EMPTY = mark_safe('<tr><td colspan="9" class="empty">No tickets to show.</td></tr>\n')
+_EMPTY = mark_safe('<tr><td colspan="11" class="empty">No tickets to show.</td></tr>\n')
 
 
 @register.simple_tag
@@ -49,6 +52,7 @@ def ticket_rows(tickets):
     # Labels translated once per page, not twice per row.
     statuses = {value: str(label) for value, label in Ticket.Status.choices}
     priorities = {value: str(label) for value, label in Ticket.Priority.choices}
+    kinds = {value: capfirst(str(label)) for value, label in Ticket.Kind.choices}
     channels = {}
 
     def cells(ticket):
@@ -66,6 +70,8 @@ def ticket_rows(tickets):
             statuses.get(ticket.status, ticket.status),
             ticket.priority,
             priorities.get(ticket.priority, ticket.priority),
+            kinds.get(ticket.kind, ticket.kind),
+            ticket.category.name if ticket.category_id else "—",
             ago(ticket.created_at, now),
             ago(ticket.last_activity_at, now),
         )
