@@ -20,7 +20,6 @@ from .timeline import detail_tickets, label_conversations
 from .update_feedback import offer_undo, snapshot, summary, take_undo
 from .view_counts import forget_view_counts
 
-
 #: The order the page tells an update's changes in.
 _EVENT_ORDER = {kind: n for n, kind in enumerate(("status", "priority", "assignee", "queue"))}
 

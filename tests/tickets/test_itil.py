@@ -41,7 +41,8 @@ def test_the_migration_stores_the_itil_3x3():
     assert stored[(H, M)] == stored[(M, H)] == P.HIGH
     assert stored[(H, L)] == stored[(M, M)] == stored[(L, H)] == P.NORMAL
     assert stored[(M, L)] == stored[(L, M)] == stored[(L, L)] == P.LOW
-    assert P.HIGH.label == "P2 · High" and P.URGENT.label == "P1 · Urgent"
+    assert P.HIGH.label == "P2 · High"
+    assert P.URGENT.label == "P1 · Urgent"
 
 
 @pytest.mark.django_db
@@ -178,7 +179,8 @@ def test_only_the_named_approver_approves_or_rejects(ticket, agent, other_agent,
         "Clashes with payroll",
     )
     ticket.refresh_from_db()
-    assert ticket.change_approval == Ticket.Approval.REJECTED and ticket.change_decided_at is not None
+    assert ticket.change_approval == Ticket.Approval.REJECTED
+    assert ticket.change_decided_at is not None
     # Replanning asks for approval again.
     plan_change(ticket, actor=agent, start=START, end=END.replace(hour=3), approver=other_agent)
     ticket.refresh_from_db()
