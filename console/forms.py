@@ -296,13 +296,7 @@ class TicketUpdateForm(forms.Form):
     assignee = AgentChoiceField(queryset=agents(), required=False, empty_label="Nobody")
     queue = forms.ModelChoiceField(queryset=Queue.objects.order_by("name"), required=False, empty_label="No queue")
     #: A priority other than the ticket's overrides what impact x urgency gave: only with a reason (``tickets.itil``).
-    priority_reason = forms.CharField(
-        label="Why this priority",
-        max_length=200,
-        required=False,
-        strip=True,
-        help_text="Needed to change the priority.",
-    )
+    priority_reason = forms.CharField(label="Why this priority (to change it)", max_length=200, required=False)
 
     def changes(self) -> dict:
         """The arguments for ``update_ticket`` (and ``priority_reason`` for ``tickets.itil.override_priority``)."""
