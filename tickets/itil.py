@@ -280,11 +280,14 @@ def override_priority(ticket: Ticket, *, actor: User | None, priority: int, reas
             at=now,
             reason=reason,
         )
-        current.priority, current.priority_overridden = priority, True
+        current.priority = priority
+        # Choosing what the matrix gives anyway is no override.
+        current.priority_overridden = priority != matrix_priority(current.impact, current.urgency)
         current.last_activity_at = max(current.last_activity_at, now)
         current.save(update_fields=["priority", "priority_overridden", "last_activity_at"])
         event.save()
-    ticket.priority, ticket.priority_overridden, ticket.last_activity_at = priority, True, current.last_activity_at
+    ticket.priority, ticket.priority_overridden = priority, current.priority_overridden
+    ticket.last_activity_at = current.last_activity_at
     return event
 
 

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from .itil import matrix_grid
 from .models import Queue, Ticket, TicketEvent
 from .roles import is_agent
 
@@ -72,6 +73,7 @@ def apply_update(
     assignee: User | Unchanged | None = UNCHANGED,
     queue: Queue | Unchanged | None = UNCHANGED,
     reason: str = "",
+    matrix: dict[tuple[int, int], int] | None = None,
 ) -> tuple[list[TicketEvent], set[str]]:
     """Change a locked, freshly read ticket in memory; returns (unsaved events, changed fields).
 
@@ -96,8 +98,9 @@ def apply_update(
         # Stored by name ("high"): the console shows it as it names priorities ("P2 · High").
         old = Ticket.Priority(current.priority).name.lower()
         current.priority = priority
-        # Not the matrix's priority: kept until the impact or urgency changes (``tickets.itil``).
-        current.priority_overridden = True
+        # Not the matrix's priority (``matrix``, given with ``priority``): kept until the impact or urgency
+        # changes (``tickets.itil``).
+        current.priority_overridden = matrix is None or priority != matrix.get((current.impact, current.urgency))
         record(TicketEvent.Kind.PRIORITY, old, priority.name.lower())
         fields |= {"priority", "priority_overridden"}
     if assignee is not UNCHANGED and (assignee.pk if assignee else None) != current.assignee_id:
@@ -145,6 +148,7 @@ def update_ticket(
             assignee=assignee,
             queue=queue,
             reason=reason,
+            matrix=matrix_grid() if valid_priority is not None else None,
         )
         if not events:
             return []
@@ -197,6 +201,7 @@ def update_tickets(
             .order_by("pk")
         )
         events, changed = [], []
+        matrix = matrix_grid() if valid_priority is not None else None
         reason = f"bulk update of {len(ids)} tickets" if len(ids) > 1 else "bulk update"
         for ticket in tickets:
             ticket_events, _ = apply_update(
@@ -208,6 +213,7 @@ def update_tickets(
                 assignee=assignee,
                 queue=queue,
                 reason=reason,
+                matrix=matrix,
             )
             if ticket_events:
                 events += ticket_events

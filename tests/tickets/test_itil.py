@@ -22,6 +22,7 @@ from tickets.itil import (
     save_matrix,
 )
 from tickets.models import AuditEntry, Category, PriorityMatrix, Service, Ticket, TicketEvent
+from tickets.updates import update_ticket, update_tickets
 
 H, M, L = Ticket.Level.HIGH, Ticket.Level.MEDIUM, Ticket.Level.LOW
 P = Ticket.Priority
@@ -221,3 +222,17 @@ def test_list_entries_are_named_uniquely_and_audited(admin_user):
         ("category.create", {"name": "Hard ware", "active": True}),
         ("category.update", {"name": "Hardware", "active": False}),
     ]
+
+
+def test_overridden_means_other_than_the_matrix_gives(ticket, agent):
+    """Back to the matrix's priority (an Undo, a bulk action, an agent's choice) is no override any more."""
+    override_priority(ticket, actor=agent, priority=P.URGENT, reason="Board meeting")
+    update_ticket(ticket=ticket, actor=agent, priority=P.NORMAL, reason="undo")
+    ticket.refresh_from_db()
+    assert (ticket.priority, ticket.priority_overridden) == (P.NORMAL, False)
+    update_tickets(ticket_ids=[ticket.pk], actor=agent, priority=P.LOW)
+    ticket.refresh_from_db()
+    assert (ticket.priority, ticket.priority_overridden) == (P.LOW, True)
+    override_priority(ticket, actor=agent, priority=P.NORMAL, reason="Back to normal")
+    ticket.refresh_from_db()
+    assert (ticket.priority, ticket.priority_overridden) == (P.NORMAL, False)
