@@ -22,6 +22,13 @@ class TicketSerializer(serializers.ModelSerializer):
     assignee = serializers.CharField(
         source="assignee.username", read_only=True, allow_null=True, help_text="The assigned agent's username."
     )
+    category = serializers.CharField(
+        source="category.name", read_only=True, allow_null=True, help_text="The category's name (ITIL)."
+    )
+    category_id = serializers.IntegerField(read_only=True, allow_null=True)
+    service = serializers.CharField(
+        source="service.name", read_only=True, allow_null=True, help_text="The affected service's name (ITIL)."
+    )
 
     class Meta:
         model = Ticket
@@ -31,6 +38,11 @@ class TicketSerializer(serializers.ModelSerializer):
             "status",
             "priority",
             "kind",
+            "impact",
+            "urgency",
+            "category",
+            "category_id",
+            "service",
             "channel",
             "requester",
             "assignee",
@@ -65,7 +77,7 @@ class TicketDetailSerializer(TicketSerializer):
     messages = MessageSerializer(many=True, read_only=True)
 
     class Meta(TicketSerializer.Meta):
-        fields = [*TicketSerializer.Meta.fields, "messages"]
+        fields = [*TicketSerializer.Meta.fields, "priority_overridden", "problem", "messages"]
         read_only_fields = fields
 
 

@@ -24,7 +24,8 @@ class TicketPagination(CursorPagination):
 
 class TicketViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = TicketPagination
-    filterset_fields = ["status"]
+    #: ?status=, ?kind= (incident, service_request, problem, change), ?category=<id>
+    filterset_fields = ["status", "kind", "category"]
 
     def get_queryset(self):
         # Channel credentials are encrypted; tickets only show the channel's name.

@@ -10,7 +10,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from channels_ingest.models import Channel
-from tickets.models import Queue, SavedView, Ticket
+from tickets.models import Category, Queue, SavedView, Ticket
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 OPEN = "open"
@@ -63,6 +63,10 @@ def _queue_choices():
     return [("", "Any queue"), *Queue.objects.order_by("name").values_list("id", "name")]
 
 
+def _category_choices():
+    return [("", "Any category"), *Category.objects.order_by("name").values_list("id", "name")]
+
+
 def _assignee_choices():
     usernames = agents().order_by("username").values_list("id", "username")
     return [("", "Anyone"), ("me", "Me"), ("none", "Unassigned"), *((str(pk), username) for pk, username in usernames)]
@@ -91,6 +95,8 @@ class TicketFilterForm(forms.Form):
     )
     assignee = forms.ChoiceField(required=False)
     queue = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    kind = forms.ChoiceField(label="Type", choices=[("", "Any type"), *Ticket.Kind.choices], required=False)
+    category = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
     age = forms.ChoiceField(
         choices=[
             ("", "Any age"),
@@ -122,6 +128,7 @@ class TicketFilterForm(forms.Form):
         self.fields["channel"].choices = read_once(_channel_choices)
         self.fields["queue"].choices = read_once(_queue_choices)
         self.fields["assignee"].choices = read_once(_assignee_choices)
+        self.fields["category"].choices = read_once(_category_choices)
 
     def clean_after(self):
         return parse_cursor(self.cleaned_data.get("after"))
@@ -167,6 +174,10 @@ class TicketFilterForm(forms.Form):
             tickets = tickets.filter(priority=data["priority"])
         if data.get("queue") is not None:
             tickets = tickets.filter(queue_id=data["queue"])
+        if data.get("kind"):
+            tickets = tickets.filter(kind=data["kind"])
+        if data.get("category") is not None:
+            tickets = tickets.filter(category_id=data["category"])
         assignee = data.get("assignee")
         if assignee == "me":
             tickets = tickets.filter(assignee=user)
@@ -221,7 +232,7 @@ def parse_cursor(value):
 
 
 #: The list's filters, in the order a saved view keeps them (paging is not kept).
-FILTER_KEYS = ("view", "status", "q", "channel", "priority", "assignee", "queue", "age", "sort")
+FILTER_KEYS = ("view", "status", "q", "channel", "priority", "assignee", "queue", "kind", "category", "age", "sort")
 
 
 def filter_query(data) -> str:
@@ -293,9 +304,11 @@ class TicketUpdateForm(forms.Form):
     priority = forms.TypedChoiceField(choices=Ticket.Priority.choices, coerce=int)
     assignee = AgentChoiceField(queryset=agents(), required=False, empty_label="Nobody")
     queue = forms.ModelChoiceField(queryset=Queue.objects.order_by("name"), required=False, empty_label="No queue")
+    #: A priority other than the ticket's overrides what impact x urgency gave: only with a reason (``tickets.itil``).
+    priority_reason = forms.CharField(label="Why this priority (to change it)", max_length=200, required=False)
 
     def changes(self) -> dict:
-        """The arguments for ``update_ticket``."""
+        """The arguments for ``update_ticket`` (and ``priority_reason`` for ``tickets.itil.override_priority``)."""
         return dict(self.cleaned_data)
 
     @classmethod
@@ -333,4 +346,4 @@ class TicketUndoForm(TicketUpdateForm):
 def facts_version(ticket) -> str:
     """What the actions form shows of a ticket, as a short string: the live poll re-renders the form only
     when this changed (so an agent's half-made choice there is not reset by every new message)."""
-    return f"{ticket.status}.{ticket.priority}.{ticket.assignee_id or 0}.{ticket.queue_id or 0}"
+    return f"{ticket.status}.{ticket.priority}.{ticket.assignee_id or 0}.{ticket.queue_id or 0}.{ticket.kind}"

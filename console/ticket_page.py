@@ -13,6 +13,7 @@ from tickets.replies import reply_target
 
 from .conversations import conversations, default_conversation
 from .forms import TicketUpdateForm, facts_version
+from .itil_forms import itil_panel
 from .people import requester_panel
 from .presence import HEARTBEAT_SECONDS
 from .timeline import label_conversations, timeline_page
@@ -89,6 +90,7 @@ def ticket_page_context(request, ticket, draft: Draft | None = None):
         "heartbeat_seconds": HEARTBEAT_SECONDS,
         **requester_panel(ticket),
         "update_form": TicketUpdateForm.for_ticket(ticket),
+        **itil_panel(ticket),
         "conversations": choices,
         **options,
         "reply_limit": max(limits) if any(limits) else reply_limit(ticket.channel),

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from channels_ingest.delivery import retry_delivery
 from tickets.followers import remove_follower
+from tickets.itil import ItilError, override_priority
 from tickets.models import Message, Ticket
 from tickets.updates import TicketUpdateError, update_ticket
 
@@ -18,6 +19,9 @@ from .ticket_page import ticket_page_context, timeline_context
 from .timeline import detail_tickets, label_conversations
 from .update_feedback import offer_undo, snapshot, summary, take_undo
 from .view_counts import forget_view_counts
+
+#: The order the page tells an update's changes in.
+_EVENT_ORDER = {kind: n for n, kind in enumerate(("status", "priority", "assignee", "queue"))}
 
 
 @agent_required
@@ -62,8 +66,18 @@ def ticket_update(request, pk):
                     messages.error(request, f"{label}{' '.join(errors)}")
                 return redirect("console:ticket-detail", pk=ticket.pk)
             reason = "undo" if action == "undo" else ""
-            events = update_ticket(ticket=ticket, actor=request.user, reason=reason, **form.changes())
-    except TicketUpdateError as exc:
+            changes = form.changes()
+            priority_reason = changes.pop("priority_reason", "")
+            events = []
+            if action != "undo" and changes.get("priority") not in (None, ticket.priority):
+                # An agent's priority overrides the matrix's: only with a reason (tickets.itil).
+                event = override_priority(
+                    ticket, actor=request.user, priority=changes.pop("priority"), reason=priority_reason
+                )
+                events = [event] if event else []
+            events += update_ticket(ticket=ticket, actor=request.user, reason=reason, **changes)
+            events.sort(key=lambda event: _EVENT_ORDER.get(event.kind, len(_EVENT_ORDER)))
+    except (TicketUpdateError, ItilError) as exc:
         messages.error(request, str(exc))
         return redirect("console:ticket-detail", pk=ticket.pk)
     if not events:

@@ -22,7 +22,9 @@ def detail_tickets():
     """Tickets with what the page's header and composer show joined in (not the channel's credentials), and
     ``settled_mark``: the timeline read after this query has every write marked below it (tickets.marks)."""
     return (
-        Ticket.objects.select_related("requester", "assignee", "channel", "queue", "team", "sla_policy")
+        Ticket.objects.select_related(
+            "requester", "assignee", "channel", "queue", "team", "sla_policy", "category", "service"
+        )
         .defer("channel__secrets")
         .annotate(settled_mark=SettledMark())
     )

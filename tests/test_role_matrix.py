@@ -30,11 +30,13 @@ from tests.helpers import receive
 from tickets.models import (
     Attachment,
     Calendar,
+    Category,
     Identity,
     Macro,
     Message,
     RoutingRule,
     SavedView,
+    Service,
     SlaPolicy,
     Team,
     Ticket,
@@ -173,6 +175,33 @@ MATRIX: dict[str, list[Use]] = {
         Use("POST", ADMINS, kwargs=lambda o: {"pk": o.channel.pk}),
     ],
     "console/audit/": [Use("GET", ADMINS)],
+    # ITIL on a ticket (tickets.itil): agents. Only a change's named approver decides it: that is the page's rule
+    # (a message), not a refusal.
+    "console/tickets/<int:pk>/classify/": [
+        Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"kind": "incident", "impact": "1", "urgency": "2"})
+    ],
+    "console/tickets/<int:pk>/problem/": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"problem": ""})],
+    "console/tickets/<int:pk>/change/": [Use("POST", AGENTS, kwargs=ticket)],
+    "console/tickets/<int:pk>/change/decision/": [
+        Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"decision": "approve"})
+    ],
+    # The ITIL lists and the priority matrix: admins.
+    "console/catalog/categories/": [Use("GET", ADMINS)],
+    "console/catalog/categories/new/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"name": "Printers"})],
+    "console/catalog/categories/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=lambda o: {"pk": o.category.pk}),
+        Use("POST", ADMINS, kwargs=lambda o: {"pk": o.category.pk}, data=lambda o: {"name": "Renamed"}),
+    ],
+    "console/catalog/services/": [Use("GET", ADMINS)],
+    "console/catalog/services/new/": [Use("GET", ADMINS), Use("POST", ADMINS, data=lambda o: {"name": "Intranet"})],
+    "console/catalog/services/<int:pk>/": [
+        Use("GET", ADMINS, kwargs=lambda o: {"pk": o.service.pk}),
+        Use("POST", ADMINS, kwargs=lambda o: {"pk": o.service.pk}, data=lambda o: {"name": "Renamed"}),
+    ],
+    "console/catalog/priority-matrix/": [
+        Use("GET", ADMINS),
+        Use("POST", ADMINS, data=lambda o: {f"cell_{i}_{u}": "2" for i in (1, 2, 3) for u in (1, 2, 3)}),
+    ],
     "console/macros/": [Use("GET", AGENTS)],
     "console/macros/new/": [Use("GET", AGENTS), Use("POST", AGENTS, data=lambda o: {"name": "M", "body": "Hi"})],
     "console/macros/<int:pk>/": [Use("GET", AGENTS, kwargs=lambda o: {"pk": o.own.macro.pk})],
@@ -326,6 +355,8 @@ def objects(people, locmem_channel):
         policy=SlaPolicy.objects.create(
             name="Default", first_response_minutes=60, resolution_minutes=480, calendar=always
         ),
+        category=Category.objects.create(name="Network"),
+        service=Service.objects.create(name="VPN"),
         invite_uid=urlsafe_base64_encode(force_bytes(target.pk)),
         invite_token=default_token_generator.make_token(target),
     )

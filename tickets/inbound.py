@@ -21,6 +21,7 @@ from . import sla
 from .attachments import record_inbound
 from .bulk_insert import insert_rows
 from .delivery_reports import APPLIED, apply_reactions, apply_reports
+from .itil import matrix_priority
 from .marks import next_mark
 from .models import Contact, Identity, Message, Ticket, TicketEvent, TicketFollower, TicketThread
 from .routing import route_new_tickets
@@ -367,6 +368,8 @@ def _resolve_threads(channel, envelopes, identities, attach: dict[str, int]):
     detach = [closed[key] for key in openers if key in closed]
     if detach:
         TicketThread.objects.filter(id__in=detach).update(detached_at=timezone.now())
+    # A new ticket has the default impact and urgency, so the matrix's priority for them (one query per batch).
+    priority = matrix_priority(Ticket.Level.MEDIUM, Ticket.Level.MEDIUM) if openers else Ticket.Priority.NORMAL
     ticket_ids = insert_rows(
         Ticket,
         [
@@ -377,6 +380,7 @@ def _resolve_threads(channel, envelopes, identities, attach: dict[str, int]):
                 ),
                 "requester_id": identities[(e.sender.namespace, e.sender.external_id)].contact_id,
                 "channel_id": channel.pk,
+                "priority": priority,
                 "created_at": e.sent_at,
                 "last_activity_at": batch_latest[key],
                 "message_count": batch_count[key],

@@ -8,6 +8,7 @@ import holidays
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.text import capfirst
@@ -114,10 +115,12 @@ class Ticket(models.Model):
         CLOSED = "closed"
 
     class Priority(models.IntegerChoices):
-        LOW = 1
-        NORMAL = 2
-        HIGH = 3
-        URGENT = 4
+        """Stored low to high (sorting by priority puts the most urgent first); named as ITIL numbers them."""
+
+        LOW = 1, "P4 · Low"
+        NORMAL = 2, "P3 · Normal"
+        HIGH = 3, "P2 · High"
+        URGENT = 4, "P1 · Urgent"
 
     class Level(models.IntegerChoices):
         """Impact and urgency, as ITIL rates them: the priority follows from both (``PriorityMatrix``)."""
@@ -133,6 +136,14 @@ class Ticket(models.Model):
         SERVICE_REQUEST = "service_request", "Service request"
         PROBLEM = "problem"
         CHANGE = "change"
+
+    class Approval(models.TextChoices):
+        """A change's approval by its named approver (``tickets.itil``); blank until the change is planned."""
+
+        NONE = "", "—"
+        PENDING = "pending", "Awaiting approval"
+        APPROVED = "approved"
+        REJECTED = "rejected"
 
     CLOSED_STATUSES = (Status.RESOLVED, Status.CLOSED)
     #: A message from the requester puts a ticket waiting on them, or done, back in the agents' hands.
@@ -152,6 +163,26 @@ class Ticket(models.Model):
     service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
     impact = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.MEDIUM)
     urgency = models.PositiveSmallIntegerField(choices=Level.choices, default=Level.MEDIUM)
+    #: Set when an agent chose the priority (with a reason) instead of the matrix's; kept until the impact or the
+    #: urgency changes again, which recomputes the priority from the matrix (``tickets.itil``).
+    priority_overridden = models.BooleanField(default=False)
+    #: The problem that explains this incident (``tickets.itil.link_problem``).
+    problem = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+        limit_choices_to={"kind": Kind.PROBLEM},
+    )
+    #: A change's planned window and its approval by a named approver (``tickets.itil``).
+    change_start = models.DateTimeField(null=True, blank=True)
+    change_end = models.DateTimeField(null=True, blank=True)
+    change_approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    change_approval = models.CharField(max_length=16, choices=Approval.choices, blank=True)
+    change_decided_at = models.DateTimeField(null=True, blank=True)
     #: When the desk first answered the requester, and when it must (first response) and must have resolved the
     #: ticket by, under its SLA policy; no due time without a policy.
     first_responded_at = models.DateTimeField(null=True, blank=True)
@@ -223,6 +254,14 @@ class Ticket(models.Model):
             # The queue's "Due" sort (soonest first, no SLA last: PostgreSQL's default NULLS LAST).
             models.Index(fields=["resolution_due_at", "id"], name="ticket_resolution_due"),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(change_start=None)
+                | models.Q(change_end=None)
+                | models.Q(change_end__gt=F("change_start")),
+                name="ticket_change_window_ends_after_start",
+            ),
+        ]
 
     def __str__(self):
         return f"#{self.pk} {self.subject}"
@@ -273,6 +312,23 @@ class Ticket(models.Model):
         self.last_activity_at = max(self.last_activity_at, at)
         self.message_count += 1
         return event
+
+
+class PriorityMatrix(models.Model):
+    """Impact x urgency → priority, one row per cell, which admins edit (the ITIL 3x3 by default, from the
+    migration that made it). ``tickets.itil.matrix_priority`` reads it."""
+
+    impact = models.PositiveSmallIntegerField(choices=Ticket.Level.choices)
+    urgency = models.PositiveSmallIntegerField(choices=Ticket.Level.choices)
+    priority = models.PositiveSmallIntegerField(choices=Ticket.Priority.choices)
+
+    class Meta:
+        verbose_name_plural = "priority matrix"
+        ordering = ["impact", "urgency"]
+        constraints = [models.UniqueConstraint(fields=["impact", "urgency"], name="priority_matrix_one_per_cell")]
+
+    def __str__(self):
+        return f"impact {self.get_impact_display()} x urgency {self.get_urgency_display()}"
 
 
 class TicketThread(models.Model):
@@ -463,6 +519,19 @@ class TicketEvent(models.Model):
         ROUTED = "routed"
         #: The SLA: a policy chosen (``new_value`` its name and due times), a warning or a breach.
         SLA = "sla", "SLA"
+        #: ITIL fields (``tickets.itil``): the record type, category, affected service, impact and urgency.
+        KIND = "kind", "Type"
+        CATEGORY = "category"
+        SERVICE = "service"
+        IMPACT = "impact"
+        URGENCY = "urgency"
+        #: On an incident: the problem linked (``new_value``) or unlinked (``old_value``), as "#id subject".
+        PROBLEM = "problem"
+        #: On a problem: an incident linked (``new_value``) or unlinked (``old_value``).
+        INCIDENT = "incident", "Linked incident"
+        #: A change's planned window ("start – end") and approver, and the approver's decision.
+        CHANGE_PLAN = "change_plan", "Change plan"
+        APPROVAL = "approval"
 
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
     actor = models.ForeignKey(
@@ -513,7 +582,16 @@ class TicketEvent(models.Model):
             return self.actor.get_full_name() or self.actor.get_username()
         return self.actor_label or "Someone"
 
-    EMPTY = {Kind.ASSIGNEE: "nobody", Kind.SLA: "no SLA", Kind.QUEUE: "no queue", Kind.FOLLOWER: "removed"}
+    EMPTY = {
+        Kind.ASSIGNEE: "nobody",
+        Kind.SLA: "no SLA",
+        Kind.QUEUE: "no queue",
+        Kind.FOLLOWER: "removed",
+        Kind.CATEGORY: "none",
+        Kind.SERVICE: "none",
+        Kind.PROBLEM: "none",
+        Kind.INCIDENT: "none",
+    }
 
     @property
     def merged_ticket_id(self):
@@ -535,7 +613,13 @@ class TicketEvent(models.Model):
         if self.kind == self.Kind.STATUS and value in Ticket.Status.values:
             return Ticket.Status(value).label
         if self.kind == self.Kind.PRIORITY:
-            return capfirst(value)
+            # Stored by name ("high"), shown as the console names it ("P2 · High").
+            member = Ticket.Priority.__members__.get(value.upper())
+            return member.label if member else capfirst(value)
+        if self.kind == self.Kind.KIND and value in Ticket.Kind.values:
+            return capfirst(Ticket.Kind(value).label)
+        if self.kind == self.Kind.APPROVAL and value in Ticket.Approval.values:
+            return capfirst(Ticket.Approval(value).label)
         return value or self.EMPTY.get(self.kind, "—")
 
 

@@ -66,7 +66,7 @@ class TicketQuerySet(models.QuerySet):
     def for_list(self):
         """What a ticket list shows, in a fixed number of queries."""
         return (
-            self.select_related("requester", "assignee", "channel")
+            self.select_related("requester", "assignee", "channel", "category", "service")
             # The columns the console queue and the API list (TicketSerializer) show; building full
             # rows (the channel's JSON config and state, every user field) cost more than the query.
             .only(
@@ -77,6 +77,16 @@ class TicketQuerySet(models.QuerySet):
                 *("resolution_warned_at", "resolution_breached_at"),
                 *("requester__id", "requester__display_name", "assignee__id", "assignee__username"),
                 *("channel__id", "channel__name", "channel__kind"),
+                *(
+                    "impact",
+                    "urgency",
+                    "priority_overridden",
+                    "problem_id",
+                    "category__id",
+                    "category__name",
+                    "service__id",
+                    "service__name",
+                ),
             )
             .order_by("-last_activity_at", "-id")
         )

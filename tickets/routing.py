@@ -120,11 +120,6 @@ def _search(rule: RoutingRule, text: str) -> bool:
         return False
 
 
-def priority_label(value: int) -> str:
-    """ "P2 · High": the ITIL number (P1 is the most urgent) and the desk's name."""
-    return f"P{5 - value} · {Ticket.Priority(value).label}"
-
-
 def describe(rule: RoutingRule) -> list[str]:
     """What ``rule`` does, in words: ["team Network", "priority P2 · High", "tags vpn"]."""
     done = []
@@ -133,7 +128,7 @@ def describe(rule: RoutingRule) -> list[str]:
     if rule.set_team_id:
         done.append(f"team {rule.set_team}")
     if rule.set_priority:
-        done.append(f"priority {priority_label(rule.set_priority)}")
+        done.append(f"priority {Ticket.Priority(rule.set_priority).label}")
     if rule.raise_priority:
         done.append("priority raised one step")
     if rule.set_kind:

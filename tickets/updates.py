@@ -17,13 +17,23 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import sla
+from .itil import matrix_grid
 from .models import Queue, Ticket, TicketEvent
 from .roles import is_agent
 
 #: The most tickets one update may change at once (a page of the queue is 50).
 MAX_BULK = 500
 #: Every field an update may write.
-_UPDATED_FIELDS = ["status", "resolved_at", "priority", "assignee", "queue", "last_activity_at", *sla.CLOCK_FIELDS]
+_UPDATED_FIELDS = [
+    "status",
+    "resolved_at",
+    "priority",
+    "priority_overridden",
+    "assignee",
+    "queue",
+    "last_activity_at",
+    *sla.CLOCK_FIELDS,
+]
 
 
 class TicketUpdateError(ValueError):
@@ -74,6 +84,7 @@ def apply_update(
     queue: Queue | Unchanged | None = UNCHANGED,
     reason: str = "",
     policies: sla.Policies | None = None,
+    matrix: dict[tuple[int, int], int] | None = None,
 ) -> tuple[list[TicketEvent], set[str]]:
     """Change a locked, freshly read ticket in memory; returns (unsaved events, changed fields).
 
@@ -98,10 +109,14 @@ def apply_update(
         events.append(status_changed)
         fields |= {"status", "resolved_at"}
     if priority is not None and priority != current.priority:
-        old = Ticket.Priority(current.priority).label.lower()
+        # Stored by name ("high"): the console shows it as it names priorities ("P2 · High").
+        old = Ticket.Priority(current.priority).name.lower()
         current.priority = priority
-        record(TicketEvent.Kind.PRIORITY, old, priority.label.lower())
-        fields.add("priority")
+        # Not the matrix's priority (``matrix``, given with ``priority``): kept until the impact or urgency
+        # changes (``tickets.itil``).
+        current.priority_overridden = matrix is None or priority != matrix.get((current.impact, current.urgency))
+        record(TicketEvent.Kind.PRIORITY, old, priority.name.lower())
+        fields |= {"priority", "priority_overridden"}
     if assignee is not UNCHANGED and (assignee.pk if assignee else None) != current.assignee_id:
         record(TicketEvent.Kind.ASSIGNEE, _user_label(current.assignee), _user_label(assignee))
         current.assignee = assignee
@@ -156,6 +171,7 @@ def update_ticket(
             assignee=assignee,
             queue=queue,
             reason=reason,
+            matrix=matrix_grid() if valid_priority is not None else None,
         )
         if not events:
             return []
@@ -208,6 +224,7 @@ def update_tickets(
             .order_by("pk")
         )
         events, changed, policies = [], [], sla.Policies()
+        matrix = matrix_grid() if valid_priority is not None else None
         reason = f"bulk update of {len(ids)} tickets" if len(ids) > 1 else "bulk update"
         for ticket in tickets:
             ticket_events, _ = apply_update(
@@ -220,6 +237,7 @@ def update_tickets(
                 queue=queue,
                 reason=reason,
                 policies=policies,
+                matrix=matrix,
             )
             if ticket_events:
                 events += ticket_events

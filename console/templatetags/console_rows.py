@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 
 from tickets.models import Ticket
 from tickets.sla import due_state
@@ -31,11 +32,13 @@ _ROW = (
     '    <td data-label="Status"><span class="badge status-{}">{}</span></td>\n'
     '    <td data-label="Priority"><span class="badge priority-{}">{}</span></td>\n'
     '    <td data-label="Due" class="due">{}</td>\n'
+    '    <td data-label="Type" class="kind">{}</td>\n'
+    '    <td data-label="Category" class="category"><bdi>{}</bdi></td>\n'
     '    <td data-label="Age" class="age">{}</td>\n'
     '    <td data-label="Last activity" class="last-activity">{}</td>\n'
     "  </tr>\n"
 )
-_EMPTY = mark_safe('<tr><td colspan="10" class="empty">No tickets to show.</td></tr>\n')
+_EMPTY = mark_safe('<tr><td colspan="12" class="empty">No tickets to show.</td></tr>\n')
 
 
 @register.simple_tag
@@ -63,6 +66,7 @@ def ticket_rows(tickets):
     # Labels translated once per page, not twice per row.
     statuses = {value: str(label) for value, label in Ticket.Status.choices}
     priorities = {value: str(label) for value, label in Ticket.Priority.choices}
+    kinds = {value: capfirst(str(label)) for value, label in Ticket.Kind.choices}
     channels = {}
 
     def cells(ticket):
@@ -81,6 +85,8 @@ def ticket_rows(tickets):
             ticket.priority,
             priorities.get(ticket.priority, ticket.priority),
             due_cell(ticket, now),
+            kinds.get(ticket.kind, ticket.kind),
+            ticket.category.name if ticket.category_id else "—",
             ago(ticket.created_at, now),
             ago(ticket.last_activity_at, now),
         )

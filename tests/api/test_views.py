@@ -37,6 +37,7 @@ def token_client(user):
 
 
 TICKET_FIELDS = {
+    *("impact", "urgency", "category", "category_id", "service"),
     "id",
     "subject",
     "status",
@@ -160,7 +161,7 @@ def test_detail_shape(api, agent, locmem_channel):
     """A ticket's detail adds its messages in timeline order, with author names and delivery state."""
     ticket = conversation(locmem_channel, agent, 3)
     body = api.get(api_detail_url(ticket)).json()
-    assert set(body) == TICKET_FIELDS | {"messages"}
+    assert set(body) == TICKET_FIELDS | {"messages", "priority_overridden", "problem"}
     assert [set(m) for m in body["messages"]] == [MESSAGE_FIELDS] * 3
     assert [(m["direction"], m["author"], m["delivery_status"]) for m in body["messages"]] == [
         ("inbound", "Person 0", ""),

@@ -261,13 +261,13 @@ def test_merged_ticket_shows_a_banner_and_both_timelines_say_so(agent_client, ag
 def test_status_change_writes_events_and_shows_in_timeline(agent_client, agent, ticket):
     """The actions form changes status, priority, assignee and queue; each change is an event in the timeline."""
     queue = Queue.objects.create(name="Network")
-    response = agent_client.post(
-        update_url(ticket), form_data(ticket, status="open", priority=3, assignee=agent.pk, queue=queue.pk)
-    )
+    data = form_data(ticket, status="open", priority=3, assignee=agent.pk, queue=queue.pk)
+    response = agent_client.post(update_url(ticket), {**data, "priority_reason": "whole floor affected"})
     assert response.status_code == 302
     assert response.url == detail_url(ticket)
     ticket.refresh_from_db()
     assert (ticket.status, ticket.priority, ticket.assignee, ticket.queue) == ("open", 3, agent, queue)
+    assert ticket.priority_overridden
     events = {e.kind: (e.old_value, e.new_value, e.actor) for e in TicketEvent.objects.filter(ticket=ticket)}
     assert events == {
         "status": ("new", "open", agent),
@@ -277,9 +277,9 @@ def test_status_change_writes_events_and_shows_in_timeline(agent_client, agent, 
     }
     html = agent_client.get(detail_url(ticket)).content.decode()
     text = text_of(html)
-    assert "Status: New → Open. Priority: Normal → High. Assigned to you. Queue: no queue → Network." in text
+    assert "Status: New → Open. Priority: P3 · Normal → P2 · High. Assigned to you. Queue: no queue → Network." in text
     assert "Change: Status New → Open · Alex Agent · just now" in text
-    assert "Change: Priority Normal → High · Alex Agent · just now" in text
+    assert "Change: Priority P3 · Normal → P2 · High · Alex Agent (whole floor affected) · just now" in text
     assert "Change: Assignee nobody → Alex Agent · Alex Agent · just now" in text
     assert "Change: Queue no queue → Network · Alex Agent · just now" in text
     # Events are list items of their own, told apart from messages.

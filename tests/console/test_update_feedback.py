@@ -64,9 +64,10 @@ def test_assign_to_me_says_so_and_undo_unassigns_only_that(agent_client, agent, 
 def test_the_form_says_each_change_and_undo_restores_them(agent_client, agent, other_agent, ticket):
     network = Queue.objects.create(name="Network")
     data = {"status": "pending", "priority": 3, "assignee": other_agent.pk, "queue": network.pk}
+    data["priority_reason"] = "a whole floor"  # an agent's priority overrides the matrix's: only with a reason
     response = agent_client.post(update_url(ticket), data, follow=True)
     assert flashes(response) == [
-        "Status: New → Pending (waiting on requester). Priority: Normal → High. "
+        "Status: New → Pending (waiting on requester). Priority: P3 · Normal → P2 · High. "
         f"Assigned to {other_agent.get_full_name() or other_agent.username}. Queue: no queue → Network."
     ]
     fields = undo_fields(response.content.decode())

@@ -34,8 +34,8 @@ def test_query_count_does_not_grow_with_the_selection(agent, colleague, locmem_c
     assert len(many) == 30
     assert bulk_queries(many, actor=agent, assignee=colleague, status="open", priority=3) == few_queries
     assert TicketEvent.objects.count() == 33 * 3
-    # savepoint, assignee's groups, lock+read, the SLA policies (a priority change may choose another), UPDATE,
-    # INSERT, release
+    # savepoint, assignee's groups, the priority matrix (tickets.itil), lock+read, the SLA policies (a priority
+    # change may choose another), UPDATE, INSERT, release
     assert few_queries <= 7
 
 

@@ -1,6 +1,6 @@
-"""Demo data for the embedded run: an admin, two agents, an employee, shared macros, two teams and five routing
-rules, the employee portal's channel, and Slack, X, Facebook, Instagram and WhatsApp channels on the local
-emulators."""
+"""Demo data for the embedded run: an admin, agents, an employee, shared macros, ITIL categories, services and
+the priority matrix, two teams and five routing rules, two calendars and three SLA policies, the employee portal's
+channel, and Slack, X, Facebook, Instagram, WhatsApp and email channels on the local emulators."""
 
 import json
 from datetime import time
@@ -11,7 +11,19 @@ from django.core.management.base import BaseCommand
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.management.commands.channels import webhook_url
 from channels_ingest.models import Channel
-from tickets.models import Calendar, Macro, Queue, RoutingRule, SlaPolicy, Team, Ticket
+from tickets.itil import DEFAULT_MATRIX
+from tickets.models import (
+    Calendar,
+    Category,
+    Macro,
+    PriorityMatrix,
+    Queue,
+    RoutingRule,
+    Service,
+    SlaPolicy,
+    Team,
+    Ticket,
+)
 from tickets.roles import ADMINS_GROUP, AGENTS_GROUP
 
 DEMO_USERS = [
@@ -93,6 +105,11 @@ DEMO_MACROS = [
 ]
 
 
+#: What tickets are about, and the services they affect (ITIL; admins edit both lists in the console).
+DEMO_CATEGORIES = ["Hardware", "Software", "Access", "Network", "Accounts"]
+DEMO_SERVICES = ["VPN", "Email", "Wi-Fi", "Payroll", "Laptops"]
+
+
 #: The Meta emulator's demo accounts (``bin/run-embedded`` creates them there with these ids and secrets).
 META_DEMO = {
     "page_id": "110000000000001",
@@ -137,6 +154,7 @@ class Command(BaseCommand):
         # The portal takes nothing from outside: no polling, no webhook.
         Channel.objects.update_or_create(name="portal", defaults={"kind": "portal", "poll_interval_seconds": 0})
         Queue.objects.get_or_create(name="Service desk")
+        self._itil_lists()
         for macro in DEMO_MACROS:
             Macro.objects.get_or_create(name=macro["name"], owner=None, defaults=macro)
         self._routing()
@@ -221,6 +239,15 @@ class Command(BaseCommand):
                     **defaults,
                 },
             )
+
+    def _itil_lists(self):
+        """The ITIL lists agents choose from, and the ITIL 3x3 priority matrix (kept if an admin changed it)."""
+        for name in DEMO_CATEGORIES:
+            Category.objects.get_or_create(name=name)
+        for name in DEMO_SERVICES:
+            Service.objects.get_or_create(name=name)
+        for (impact, urgency), priority in DEFAULT_MATRIX.items():
+            PriorityMatrix.objects.get_or_create(impact=impact, urgency=urgency, defaults={"priority": priority})
 
     def _mail_channel(self, host, imap_port, smtp_port):
         """The IT mailbox on the mail emulator (``emulators.mail``): polled every 30 s, and at once when IDLE says
