@@ -297,7 +297,7 @@ def scan(now: datetime | None = None, *, batch: int = SCAN_BATCH) -> ScanResult:
             result.checked += 1
             events += _check_ticket(ticket, now, policies, result)
             ticket.sla_next_check_at = next_check(ticket, policies)
-        Ticket.objects.bulk_update(tickets, [*CLOCK_FIELDS, "assignee", "team", "priority"])
+        Ticket.objects.bulk_update(tickets, [*CLOCK_FIELDS, "assignee", "team", "priority", "priority_overridden"])
         TicketEvent.objects.bulk_create(events)
     if result.emails:
         try:
@@ -362,9 +362,11 @@ def _escalate(ticket: Ticket, policy: SlaPolicy, target: str, now: datetime, res
         ticket.team = policy.reassign_to_team
         events.append(_event(ticket, f"reassigned to team {policy.reassign_to_team}", reason, now))
     if policy.raise_priority and ticket.priority < Ticket.Priority.URGENT:
-        old = Ticket.Priority(ticket.priority).label.lower()
+        old = Ticket.Priority(ticket.priority).name.lower()
         ticket.priority += 1
-        new = Ticket.Priority(ticket.priority).label.lower()
+        # No longer the matrix's priority: kept until the impact or urgency changes (tickets.itil).
+        ticket.priority_overridden = True
+        new = Ticket.Priority(ticket.priority).name.lower()
         events.append(_event(ticket, new, reason, now, kind=TicketEvent.Kind.PRIORITY, old=old))
     if policy.notify:
         to = sorted({u.email for u in (ticket.assignee, ticket.team.lead if ticket.team else None) if u and u.email})

@@ -172,6 +172,7 @@ def test_scan_warns_then_breaches_exactly_once_at_the_boundary(locmem_channel, p
     kinds = list(ticket.events.filter(actor_label="SLA").values_list("kind", "new_value"))
     assert (TicketEvent.Kind.SLA, "first response breached") in kinds
     assert (TicketEvent.Kind.PRIORITY, "urgent") in kinds
+    assert ticket.priority_overridden  # raised past the matrix's priority: kept until impact or urgency change
     assert len(mail.outbox) == 1  # the warning sends no mail; the breach one, to both
     assert sorted(mail.outbox[0].to) == sorted([agent.email, other_agent.email])
 

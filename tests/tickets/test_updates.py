@@ -36,7 +36,7 @@ def test_query_count_does_not_grow_with_the_selection(agent, colleague, locmem_c
     assert TicketEvent.objects.count() == 33 * 3
     # savepoint, assignee's groups, the priority matrix (tickets.itil), lock+read, the SLA policies (a priority
     # change may choose another), UPDATE, INSERT, release
-    assert few_queries <= 7
+    assert few_queries <= 8
 
 
 def test_a_bulk_change_says_so_on_each_tickets_timeline(agent, tickets):
