@@ -196,6 +196,9 @@ class Ticket(models.Model):
     sla_policy = models.ForeignKey(
         "SlaPolicy", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
     )
+    #: When the desk logged the ticket, from which its SLA clock runs: not the first message's own time, so a
+    #: message read late (a first import of history, mail fetched after an outage) is not born breached.
+    sla_started_at = models.DateTimeField(null=True, blank=True)
     sla_paused_at = models.DateTimeField(null=True, blank=True)
     sla_next_check_at = models.DateTimeField(null=True, blank=True)
     first_response_warned_at = models.DateTimeField(null=True, blank=True)

@@ -44,6 +44,7 @@ SLA_ACTOR = "SLA"
 SCAN_BATCH = 500
 CLOCK_FIELDS = [
     "sla_policy",
+    "sla_started_at",
     "first_response_due_at",
     "resolution_due_at",
     "sla_paused_at",
@@ -158,7 +159,8 @@ def _targets(ticket: Ticket, policy: SlaPolicy):
 
 def apply_policy(ticket: Ticket, policies: Policies, *, vip: bool, at: datetime) -> TicketEvent | None:
     """Choose the ticket's policy and set its due times, in memory. Returns the unsaved timeline event when the
-    choice changed (None otherwise). Due times run from the ticket's creation, in business time."""
+    choice changed (None otherwise). Due times run, in business time, from when the desk logged the ticket
+    (``sla_started_at``; its creation for a ticket logged before that was kept)."""
     policy = policies.matching(ticket, vip=vip)
     if (policy.pk if policy else None) == ticket.sla_policy_id:
         return None
@@ -171,7 +173,7 @@ def apply_policy(ticket: Ticket, policies: Policies, *, vip: bool, at: datetime)
         summary = ""
     else:
         schedule = policies.schedule(policy)
-        start = ticket.created_at
+        start = ticket.sla_started_at or ticket.created_at
         ticket.first_response_due_at = due_after(schedule, start, timedelta(minutes=policy.first_response_minutes))
         ticket.resolution_due_at = due_after(schedule, start, timedelta(minutes=policy.resolution_minutes))
         if ticket.status == Ticket.Status.PENDING:  # chosen while Pending: the clock is stopped until it leaves
@@ -200,10 +202,11 @@ def start_clocks(ticket_ids: list[int]) -> None:
         return
     tickets = list(Ticket.objects.filter(pk__in=ticket_ids).select_related("requester").order_by("pk"))
     now = timezone.now()
+    for ticket in tickets:
+        ticket.sla_started_at = max(ticket.created_at, now)
     events = [e for t in tickets if (e := apply_policy(t, policies, vip=t.requester.vip, at=now))]
-    changed = [t for t in tickets if t.sla_policy_id]
-    if changed:
-        Ticket.objects.bulk_update(changed, CLOCK_FIELDS)
+    # All of them, with a policy or not: a policy chosen later (a priority changed) runs from the same instant.
+    Ticket.objects.bulk_update(tickets, CLOCK_FIELDS)
     TicketEvent.objects.bulk_create(events)
 
 

@@ -17,6 +17,7 @@ from channels_ingest.acknowledgements import validate
 from channels_ingest.models import Channel, InboundMessage
 from tests.factories import message
 from tests.helpers import detail_url, outbound, poll_and_ingest, text_of
+from tickets import sla
 from tickets.models import Calendar, Message, SlaPolicy, Ticket, TicketEvent
 
 AUTO_ACK = {"subject": "[#{ticket}] {subject}", "body": "Hello {name}, ticket #{ticket} is open: {subject}."}
@@ -226,21 +227,43 @@ def test_without_a_due_time_the_sentence_is_left_out_and_the_text_still_reads_we
     assert body == f"Ticket #{ticket.pk} ist eröffnet."
 
 
-@pytest.mark.django_db
-def test_the_acknowledgement_sent_names_the_due_time_the_sla_set_in_its_calendars_zone(channel):
-    """The SLA policy the new ticket matches sets its due time before the acknowledgement is written, and the
-    time reads in the zone of the policy's calendar (its office hours), as the channel names none."""
+def with_a_one_hour_policy_in_berlin(channel):
     berlin = Calendar.objects.create(name="Berlin 24/7", time_zone="Europe/Berlin", always_open=True)
     SlaPolicy.objects.create(name="Fast", first_response_minutes=60, resolution_minutes=480, calendar=berlin)
     Channel.objects.filter(pk=channel.pk).update(config={"inbox": "mail", "auto_ack": MULTILINGUAL})
     channel.refresh_from_db()
+
+
+@pytest.mark.django_db
+def test_the_acknowledgement_sent_names_the_due_time_the_sla_set_in_its_calendars_zone(channel, time_machine):
+    """The SLA policy the new ticket matches sets its due time before the acknowledgement is written, and the
+    time reads in the zone of the policy's calendar (its office hours), as the channel names none."""
+    time_machine.move_to(datetime(2026, 12, 2, 9, 0, 30, tzinfo=UTC), tick=False)  # the mail is 30 s old
+    with_a_one_hour_policy_in_berlin(channel)
     locmem.inbox["mail"] = [mail("a")]
     poll_and_ingest(channel)
     ticket = Ticket.objects.get()
     assert ticket.created_at == datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # the mail's own time
-    assert ticket.first_response_due_at == datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    assert ticket.sla_started_at == datetime(2026, 12, 2, 9, 0, 30, tzinfo=UTC)  # logged by the desk
+    assert ticket.first_response_due_at == datetime(2026, 12, 2, 10, 0, 30, tzinfo=UTC)
     (ack,) = acks()
     assert ack.body == f"Ticket #{ticket.pk} is open. We aim to answer by 11:00 CET on 2 Dec."
+
+
+@pytest.mark.django_db
+def test_a_message_read_days_late_is_not_born_breached(channel, time_machine):
+    """Mail read two days after it was written (a first import, a mailbox fetched after an outage): the clock
+    runs from when the desk logged the ticket, so the scan finds nothing breached and escalates nothing."""
+    time_machine.move_to(datetime(2026, 12, 4, 12, 0, tzinfo=UTC), tick=False)
+    with_a_one_hour_policy_in_berlin(channel)
+    locmem.inbox["mail"] = [mail("a")]
+    poll_and_ingest(channel)
+    ticket = Ticket.objects.get()
+    assert ticket.created_at == datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    assert ticket.first_response_due_at == datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
+    assert sla.scan(timezone.now()).breaches == 0
+    (ack,) = acks()
+    assert ack.body == f"Ticket #{ticket.pk} is open. We aim to answer by 14:00 CET on 4 Dec."
 
 
 @pytest.mark.parametrize(
