@@ -69,11 +69,6 @@ def _event(ticket: Ticket, kind: str, old: str, new: str, *, actor, at: datetime
     )
 
 
-def _priority_name(value: int) -> str:
-    """How a priority event stores it: the name, as ``tickets.updates`` does ("high")."""
-    return Priority(value).name.lower()
-
-
 # The matrix ---------------------------------------------------------------------------------------------
 
 
@@ -232,8 +227,8 @@ def classify(
                     _event(
                         current,
                         TicketEvent.Kind.PRIORITY,
-                        _priority_name(current.priority),
-                        _priority_name(priority),
+                        TicketEvent.priority_value(current.priority),
+                        TicketEvent.priority_value(priority),
                         actor=actor,
                         at=now,
                         reason=FROM_MATRIX,
@@ -274,8 +269,8 @@ def override_priority(ticket: Ticket, *, actor: User | None, priority: int, reas
         event = _event(
             current,
             TicketEvent.Kind.PRIORITY,
-            _priority_name(current.priority),
-            _priority_name(priority),
+            TicketEvent.priority_value(current.priority),
+            TicketEvent.priority_value(priority),
             actor=actor,
             at=now,
             reason=reason,

@@ -561,6 +561,12 @@ class TicketEvent(models.Model):
     def __str__(self):
         return f"{self.kind} {self.old_value!r} → {self.new_value!r} on ticket {self.ticket_id}"
 
+    @staticmethod
+    def priority_value(priority: int) -> str:
+        """How a priority event stores a priority: its name ("high"), which ``_display`` reads back, so old
+        timelines read right whatever the priorities are called in the console."""
+        return Ticket.Priority(priority).name.lower()
+
     @classmethod
     def status_change(cls, *, ticket_id, old, new, at, actor=None, actor_label="", reason="") -> "TicketEvent":
         """The timeline's record of a ticket's status change, unsaved. Every status change is recorded through

@@ -365,11 +365,11 @@ def _escalate(ticket: Ticket, policy: SlaPolicy, target: str, now: datetime, res
         ticket.team = policy.reassign_to_team
         events.append(_event(ticket, f"reassigned to team {policy.reassign_to_team}", reason, now))
     if policy.raise_priority and ticket.priority < Ticket.Priority.URGENT:
-        old = Ticket.Priority(ticket.priority).name.lower()
+        old = TicketEvent.priority_value(ticket.priority)
         ticket.priority += 1
         # No longer the matrix's priority: kept until the impact or urgency changes (tickets.itil).
         ticket.priority_overridden = True
-        new = Ticket.Priority(ticket.priority).name.lower()
+        new = TicketEvent.priority_value(ticket.priority)
         events.append(_event(ticket, new, reason, now, kind=TicketEvent.Kind.PRIORITY, old=old))
     if policy.notify:
         to = sorted({u.email for u in (ticket.assignee, ticket.team.lead if ticket.team else None) if u and u.email})

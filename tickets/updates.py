@@ -110,12 +110,12 @@ def apply_update(
         fields |= {"status", "resolved_at"}
     if priority is not None and priority != current.priority:
         # Stored by name ("high"): the console shows it as it names priorities ("P2 · High").
-        old = Ticket.Priority(current.priority).name.lower()
+        old = TicketEvent.priority_value(current.priority)
         current.priority = priority
         # Not the matrix's priority (``matrix``, given with ``priority``): kept until the impact or urgency
         # changes (``tickets.itil``).
         current.priority_overridden = matrix is None or priority != matrix.get((current.impact, current.urgency))
-        record(TicketEvent.Kind.PRIORITY, old, priority.name.lower())
+        record(TicketEvent.Kind.PRIORITY, old, TicketEvent.priority_value(priority))
         fields |= {"priority", "priority_overridden"}
     if assignee is not UNCHANGED and (assignee.pk if assignee else None) != current.assignee_id:
         record(TicketEvent.Kind.ASSIGNEE, _user_label(current.assignee), _user_label(assignee))
