@@ -12,15 +12,12 @@ import argparse
 import hashlib
 import os
 import random
-import sys
 import time
 import warnings
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
-
-from bench.setup import setup_django, summary
+from bench.setup import drop_stale_database, setup_django, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,26 +125,6 @@ def data_set_fingerprint():
     for migration in sorted(ROOT.glob("*/migrations/*.py")):
         digest.update(migration.read_bytes())
     return f"bench.console {digest.hexdigest()[:16]}"
-
-
-def drop_stale_database(url, fingerprint, *, force):
-    """Drop the database unless it holds this data set (its comment); True if it must be seeded."""
-    if not url.startswith("postgres"):
-        return True  # setup_django() refuses it, and says why
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if row is None:
-            return True
-        if row[0] == fingerprint and not force:
-            return False
-        if "bench" not in name:  # DATABASE_URL may still point at a developer's own database
-            sys.exit(f"Refusing to drop database {name!r}: benchmark databases have 'bench' in their name.")
-        print(f"dropping database {name} to seed it again", flush=True)
-        conn.execute(f'DROP DATABASE "{name}"')
-    return True
 
 
 def is_seeded():

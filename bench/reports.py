@@ -17,16 +17,13 @@ import argparse
 import hashlib
 import os
 import random
-import sys
 import time
 import warnings
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
-
-from bench.setup import setup_django, summary
+from bench.setup import drop_stale_database, setup_django, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/helpdesk_bench_reports"
@@ -82,26 +79,6 @@ def data_set_digest():
     for migration in sorted(ROOT.glob("*/migrations/*.py")):
         digest.update(migration.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def drop_stale_database(url, fingerprint, *, force):
-    """Drop the database unless it holds this data set (its comment); True if it must be built."""
-    if not url.startswith("postgres"):
-        return True  # setup_django() refuses it, and says why
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if row is None:
-            return True
-        if row[0] == fingerprint and not force:
-            return False
-        if "bench" not in name:
-            sys.exit(f"Refusing to drop database {name!r}: benchmark databases have 'bench' in their name.")
-        print(f"dropping database {name} to build it again", flush=True)
-        conn.execute(f'DROP DATABASE "{name}"')
-    return True
 
 
 # Building the data set --------------------------------------------------------------------------------------------

@@ -48,3 +48,24 @@ def summary(samples):
         "p50": statistics.median(samples),
         "p95": percentile(samples, 95),
     }
+
+
+def drop_stale_database(url, fingerprint, *, force):
+    """Drop a kept benchmark database unless it holds this data set (its comment says which, ``fingerprint``)
+    and ``force`` is off; True if the data set must be built (again)."""
+    if not url.startswith("postgres"):
+        return True  # setup_django() refuses it, and says why
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if row is None:
+            return True
+        if row[0] == fingerprint and not force:
+            return False
+        if "bench" not in name:  # DATABASE_URL may still point at a developer's own database
+            sys.exit(f"Refusing to drop database {name!r}: benchmark databases have 'bench' in their name.")
+        print(f"dropping database {name} to build it again", flush=True)
+        conn.execute(f'DROP DATABASE "{name}"')
+    return True
