@@ -234,9 +234,22 @@ class XAdapter(ChannelAdapter):
         return datetime.now(UTC) - timedelta(days=self.config.get("import_days", DEFAULT_IMPORT_DAYS))
 
     def _poll_mentions(self, cursor, billed):
-        """Newest first, page by page; ``since_id`` moves to the newest id only after every page is stored."""
+        """Newest first, page by page: every mention up to ``since_id`` is stored.
+
+        A pass that stops part way (a 429, an outage) leaves a ``gap`` in the cursor: it stored everything from
+        ``top`` down to ``until_id``. The next poll reads below ``until_id`` first and only then what is new, so
+        each poll gets further down a backlog instead of re-reading its newest pages, before X's window of the
+        800 newest mentions moves past the oldest ones.
+        """
         state = cursor.setdefault("mentions", {})
-        since_id = state.get("since_id")
+        if gap := state.get("gap"):
+            yield from self._read_mentions(cursor, billed, top=gap["top"], until_id=gap["until_id"])
+        yield from self._read_mentions(cursor, billed, top=state.get("since_id"), until_id=None)
+
+    def _read_mentions(self, cursor, billed, *, top, until_id):
+        """One pass from ``until_id`` (or the newest) down to ``since_id``; ``since_id`` becomes the newest id
+        read (or ``top``) only once the pass is complete, and each page's cursor records how far down it got."""
+        state = cursor["mentions"]
         params = {
             "max_results": 100,
             "expansions": ["author_id", MEDIA_EXPANSION],
@@ -244,13 +257,19 @@ class XAdapter(ChannelAdapter):
             "user_fields": USER_FIELDS,
             "media_fields": MEDIA_FIELDS,
         }
-        if since_id:
+        if since_id := state.get("since_id"):
             params["since_id"] = since_id
         else:
             params["start_time"] = self._backfill_start().strftime("%Y-%m-%dT%H:%M:%SZ")
-        newest, seen, token = since_id, set(), None
+        newest, reached, seen, token = top, until_id, set(), None
         while True:
-            data = self._call("get_users_mentions", id=self.state["account_id"], pagination_token=token, **params)
+            data = self._call(
+                "get_users_mentions",
+                id=self.state["account_id"],
+                pagination_token=token,
+                until_id=until_id,
+                **params,
+            )
             envelopes, rejected = [], []
             posts = self._items(data, rejected)
             includes = self._includes(data, billed)
@@ -262,12 +281,18 @@ class XAdapter(ChannelAdapter):
                     continue  # X sometimes repeats ids across pages
                 seen.add(post.get("id"))
                 self._interpret(self._mention, post, includes, envelopes, rejected)
-            newest = max([newest, *(p["id"] for p in posts if p.get("id"))], key=lambda i: int(i or 0))
+            ids = [post["id"] for post in posts if post.get("id")]
+            if ids:
+                newest = max([newest, *ids], key=lambda i: int(i or 0))
+                reached = min([*ids] if reached is None else [reached, *ids], key=int)
+                state["gap"] = {"top": newest, "until_id": reached}
             yield PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
             token = next_token(data)
             if not token or not (posts or rejected):
                 break
-        state["since_id"] = newest
+        state.pop("gap", None)
+        if newest:
+            state["since_id"] = newest
         yield PollPage(envelopes=[], cursor=copy.deepcopy(cursor))
 
     def _poll_dms(self, cursor, billed):

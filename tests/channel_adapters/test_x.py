@@ -109,6 +109,30 @@ def test_mentions_are_paged_and_since_id_only_moves_after_all_pages(x_channel, x
 
 
 @pytest.mark.django_db
+def test_a_backlog_read_under_rate_limits_loses_nothing_before_x_stops_serving_it(x_channel, x_emulator):
+    """X serves only the newest 800 mentions. While every poll is cut short after two pages (a 429) and new
+    mentions keep coming, each poll first reads below what the last one reached, so the backlog is stored before
+    it falls out of reach; re-reading from the newest each time would lose its oldest 150."""
+    maya = x_emulator.people["maya"]
+
+    def mention(n):
+        return [{"author_id": maya, "text": f"@ithelp issue {i}"} for i in range(n)]
+
+    posted = x_emulator.post_many(mention(500))
+    for arrivals in (150, 150, 150):
+        x_emulator.set_rate_limit("mentions", limit=2, window_seconds=600)
+        assert "rate limit" in poll(x_channel).error.lower()
+        posted += x_emulator.post_many(mention(arrivals))
+    x_emulator.set_rate_limit("mentions", limit=300, window_seconds=900)
+    assert poll(x_channel).error == ""
+    assert poll(x_channel).stored == 0
+
+    assert set(InboundMessage.objects.values_list("external_id", flat=True)) == {f"tweet:{i}" for i in posted}
+    assert "gap" not in x_channel.cursor["mentions"]
+    assert x_channel.cursor["mentions"]["since_id"] == max(posted, key=int)
+
+
+@pytest.mark.django_db
 def test_pages_that_repeat_ids_do_not_duplicate(x_channel, x_emulator):
     """When X repeats a page's ids on the next page, each post is still stored once."""
     maya = x_emulator.people["maya"]
