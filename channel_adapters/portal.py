@@ -12,6 +12,7 @@ both (``channels_ingest.portal_channel``): this package knows no storage and no 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 from .base import (
     AttachmentLimits,
@@ -34,6 +35,8 @@ class PortalAdapter(ChannelAdapter):
     kind = "portal"
     capabilities = frozenset({Capability.REPLY})
     files_with_text = True
+    #: A reply is in the portal once it is stored, whatever became of an attempt (see ``find_sent``).
+    finds_sent = True
     #: Reads an uploaded file's bytes by its ref, in chunks; set by the pipeline (``channels_ingest.portal_channel``).
     read_upload: Callable[[str], Iterator[bytes]] | None = None
     #: Tells the person answered that a reply is waiting in the portal (best effort); set by the pipeline.
@@ -48,6 +51,11 @@ class PortalAdapter(ChannelAdapter):
     def send(self, *, target: ReplyTarget, text: str, key: str, files: tuple[OutboundFile, ...] = ()) -> Sent:
         if self.notify_reply is not None:
             self.notify_reply(target)
+        return Sent(external_id=f"portal-reply:{key}")
+
+    def find_sent(self, *, target: ReplyTarget, text: str, key: str, since: datetime) -> Sent:
+        """Always there: the portal shows the stored reply itself. So an attempt whose worker died is confirmed,
+        not repeated, and the employee gets at most one notice (none, if the worker died before sending it)."""
         return Sent(external_id=f"portal-reply:{key}")
 
     def fetch_attachment(self, ref: str) -> Iterator[bytes]:

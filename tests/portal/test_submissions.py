@@ -2,13 +2,17 @@
 exactly once, ingested into tickets, with their files; and the desk's replies come back through the portal
 channel's adapter."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from channels_ingest import delivery, sweep
 from channels_ingest.models import InboundMessage
 from channels_ingest.portal_channel import UPLOAD_FOLDER
 from tests.helpers import merge, portal_form, ticket_by_email
@@ -138,6 +142,27 @@ def test_a_reply_on_a_ticket_from_another_channel_joins_it_and_the_agent_answers
     with django_capture_on_commit_callbacks(execute=True):
         maya_client.get(reverse("portal:ticket", args=[ticket.pk]))
     assert InboundMessage.objects.filter(external_id__startswith="read:").count() == 1  # reported once
+
+
+def test_an_answer_whose_worker_died_mid_send_is_confirmed_not_failed_or_sent_again(
+    post, portal_channel, agent, mailoutbox
+):
+    """The portal shows a stored answer whatever became of its attempt: the sweep confirms a stalled one instead
+    of failing it with "it may or may not have arrived", and the employee gets no second notice."""
+    post(NEW, portal_form(subject="VPN", description="The VPN drops every hour"))
+    ticket = Ticket.objects.get()
+    answer = reply_to_ticket(ticket=ticket, author=agent, body="Update the VPN client")  # its task never runs
+    started = timezone.now() - delivery.STALE_SENDING - timedelta(minutes=1)
+    Message.objects.filter(pk=answer.pk).update(
+        delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at=started
+    )
+
+    assert sweep.sweep()["unknown"] == 1
+
+    answer.refresh_from_db()
+    assert answer.delivery_status == Message.DeliveryStatus.SENT
+    assert answer.delivery_error == ""
+    assert mailoutbox == []
 
 
 def test_later_replies_continue_the_same_portal_conversation(post, maya, portal_channel):
