@@ -13,13 +13,31 @@ from channel_adapters.base import Capability, InvalidWebhook
 
 from .ingest import store_envelopes
 from .models import Channel
+from .outages import is_outage, warn_outage
 
 logger = logging.getLogger(__name__)
+
+#: Seconds a platform is asked to wait before sending again what an outage kept us from storing.
+OUTAGE_RETRY_AFTER = 10
 
 
 @csrf_exempt  # authenticated by the platform's signature instead
 @require_http_methods(["GET", "POST"])
 def receive(request, public_id):
+    """Nothing is stored while the database is down: the platform is told to send it again (every platform
+    resends on a 5xx), with one line in the log rather than a traceback per push."""
+    try:
+        return _receive(request, public_id)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        warn_outage(f"webhook for channel {public_id} not stored; the platform will send it again", exc)
+        response = JsonResponse({"error": "The helpdesk's database is unavailable; send this again later."}, status=503)
+        response["Retry-After"] = str(OUTAGE_RETRY_AFTER)
+        return response
+
+
+def _receive(request, public_id):
     channel = Channel.objects.filter(public_id=public_id, enabled=True).first()
     if channel is None:
         logger.warning("webhook for unknown or disabled channel %s", public_id)

@@ -204,6 +204,38 @@ def test_a_webhook_is_stored_and_answered_while_the_cache_is_down(client, locmem
     assert statuses() == {"w1": "processed"}
 
 
+@pytest.mark.postgres  # points the live connection at a port where no database answers
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_met_by_a_database_outage_asks_the_platform_to_send_it_again(client, locmem_channel, caplog):
+    """Nothing can be stored while the database is down: the answer is a 503 with Retry-After (every platform
+    resends on a 5xx) and a line in the log, not a traceback per request; the resent event is stored once."""
+    url = reverse("channels_ingest:webhook", args=[locmem_channel.public_id])
+    body = json.dumps({"id": "w1", "from": "u1", "text": "VPN is down", "at": BASE_TIME.isoformat()}).encode()
+    headers = {"X-Signature": hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()}
+    caplog.set_level(logging.WARNING)
+    database = connection
+    port = database.settings_dict["PORT"]
+    database.close()
+    database.settings_dict["PORT"] = 1
+    try:
+        response = client.post(url, data=body, content_type="application/json", headers=headers)
+    finally:
+        database.close()
+        database.settings_dict["PORT"] = port
+
+    assert response.status_code == 503
+    assert response["Retry-After"].isdigit()
+    assert "database" in response.json()["error"]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warnings if r.name.startswith("channels_ingest")] == ["channels_ingest.outages"]
+    assert not [r for r in warnings if r.exc_info]  # Django's own "Service Unavailable" line has none either
+    assert statuses() == {}
+
+    assert client.post(url, data=body, content_type="application/json", headers=headers).status_code == 200
+    assert client.post(url, data=body, content_type="application/json", headers=headers).status_code == 200
+    assert list(statuses()) == ["w1"]
+
+
 def test_an_admin_requeues_failed_rows_and_they_are_ingested(locmem_channel, django_capture_on_commit_callbacks):
     """Failed rows keep their payload; once the cause is fixed, re-queueing makes them pending again (error
     cleared) and schedules their ingest."""
