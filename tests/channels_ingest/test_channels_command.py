@@ -79,13 +79,15 @@ def test_add_rejects_invalid_config_clearly(config, error):
 
 
 def test_poll_reports_an_unhealthy_channel(slack_emulator):
-    """A poll with a revoked token exits with the platform's error and list shows the channel unhealthy."""
+    """A poll with a revoked token exits with the platform's error; list says the channel is broken and why, in
+    the Channels page's words."""
     channels_command("add", "slack", "it-help", "--config", slack_config_json(slack_emulator))
     slack_emulator.set_token("xoxb-emulator", revoked=True)
     with pytest.raises(CommandError, match="token_revoked"):
         channels_command("poll", "it-help")
     listing = channels_command("list")
-    assert "UNHEALTHY" in listing
+    assert "it-help\tslack\tenabled\tbroken\t" in listing
+    assert "  The platform refused the credentials: re-authorize the channel.\n" in listing
     assert "token_revoked" in listing
 
 

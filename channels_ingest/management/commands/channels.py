@@ -9,9 +9,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.urls import reverse
+from django.utils import timezone
 
 from channel_adapters.base import AdapterError, Capability, ConfigError
-from channels_ingest import ingest, polling
+from channels_ingest import health, ingest, polling
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
 from channels_ingest.registry import adapter_class
@@ -124,14 +125,21 @@ class Command(BaseCommand):
             .annotate(n=Count("id"))
         )
         spent = dict(ApiUsage.objects.filter(month=month_start()).values_list("channel_id").annotate(total=Sum("cost")))
+        now = timezone.now()
+        activity = InboundMessage.objects.activity(now)
         for channel in channels:
-            health = "healthy" if channel.healthy else "UNHEALTHY"
             state = "enabled" if channel.enabled else "disabled"
+            # The Channels page's words and reasons (healthy, degraded, broken, disabled).
+            assessed = health.assess(
+                channel, activity.get(channel.pk, health.Activity()), now, polls=_polls(channel.kind)
+            )
             last_poll = channel.last_poll_at.isoformat(timespec="seconds") if channel.last_poll_at else "never"
             self.stdout.write(
-                f"{channel.name}\t{channel.kind}\t{state}\t{health}\tlast poll: {last_poll} "
+                f"{channel.name}\t{channel.kind}\t{state}\t{assessed.state}\tlast poll: {last_poll} "
                 f"(stored {channel.last_poll_stored})\tfailed inbound: {failed.get(channel.pk, 0)}"
             )
+            for reason in assessed.reasons:
+                self.stdout.write(f"  {reason}")
             if channel.last_error:
                 self.stdout.write(f"  last error: {channel.last_error}")
             if channel.paused_reason:
@@ -180,3 +188,10 @@ class Command(BaseCommand):
 
 def webhook_url(channel):
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("channels_ingest:webhook", args=[channel.public_id])
+
+
+def _polls(kind: str) -> bool:
+    try:
+        return Capability.POLL in adapter_class(kind).capabilities
+    except LookupError:  # a kind no longer configured
+        return False
