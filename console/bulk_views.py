@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from tickets.itil import REASON_LENGTH
 from tickets.merging import merge_tickets, oldest
 from tickets.models import Ticket
 from tickets.updates import UNCHANGED, TicketUpdateError, update_tickets
@@ -33,6 +34,8 @@ class BulkChangeForm(forms.Form):
     priority = forms.TypedChoiceField(
         choices=[("", "Leave as it is"), *Ticket.Priority.choices], coerce=int, required=False, empty_value=None
     )
+    #: Needed with a priority (the service says so), shown on every ticket's timeline.
+    why = forms.CharField(required=False, max_length=REASON_LENGTH, strip=True)
 
     def changes(self, user):
         """The keyword arguments for ``update_tickets``."""
@@ -43,6 +46,7 @@ class BulkChangeForm(forms.Form):
             "status": data["status"] or None,
             "priority": data["priority"],
             "assignee": self._assignee(data["assignee"], user),
+            "why": data["why"],
         }
 
     @staticmethod

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import sla
-from .itil import matrix_grid
+from .itil import REASON_LENGTH, matrix_grid
 from .models import Queue, Ticket, TicketEvent
 from .roles import is_agent
 
@@ -199,12 +199,14 @@ def update_tickets(
     priority: int | str | None = None,
     assignee: User | Unchanged | None = UNCHANGED,
     queue: Queue | Unchanged | None = UNCHANGED,
+    why: str = "",
 ) -> BulkOutcome:
     """Apply the same changes to every ticket in ``ticket_ids``, with one ``TicketEvent`` per real change.
 
-    Arguments mean what they mean for ``update_ticket``. Raises ``TicketUpdateError`` for an empty
-    or oversized selection, an unknown status or priority, or a non-agent assignee, before
-    anything is written.
+    Arguments mean what they mean for ``update_ticket``. A priority set by hand replaces the one impact and
+    urgency give, so, as on one ticket (``tickets.itil.override_priority``), it needs ``why``, which every
+    event shows. Raises ``TicketUpdateError`` for an empty or oversized selection, an unknown status or
+    priority, a priority without a reason, or a non-agent assignee, before anything is written.
     """
     ids = sorted(set(ticket_ids))
     if not ids:
@@ -214,6 +216,9 @@ def update_tickets(
     if status is None and priority is None and assignee is UNCHANGED and queue is UNCHANGED:
         raise TicketUpdateError("Choose what to change.")
     valid_priority = validate_update(status=status, priority=priority, assignee=assignee)
+    why = " ".join(why.split())
+    if valid_priority is not None and not why:
+        raise TicketUpdateError("Say why the priority changes: it replaces the one impact and urgency give.")
     now = timezone.now()
     with transaction.atomic():
         # Locked in id order, as every bulk writer does, so two bulk actions cannot deadlock.
@@ -226,6 +231,7 @@ def update_tickets(
         events, changed, policies = [], [], sla.Policies()
         matrix = matrix_grid() if valid_priority is not None else None
         reason = f"bulk update of {len(ids)} tickets" if len(ids) > 1 else "bulk update"
+        reason = f"{reason}: {why}"[:REASON_LENGTH] if why else reason
         for ticket in tickets:
             ticket_events, _ = apply_update(
                 ticket,

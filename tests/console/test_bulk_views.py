@@ -104,8 +104,10 @@ def test_assign_to_me_and_to_nobody(agent_client, agent, tickets):
 def test_tickets_that_already_have_the_values_get_no_event(agent_client, tickets):
     """Priority "normal" is every ticket's already, and only one is raised: one event, and the rest are told."""
     Ticket.objects.filter(pk=tickets[0].pk).update(priority=Ticket.Priority.HIGH)
-    response = agent_client.post(BULK, {"ids": ids(tickets), "priority": "2", "action": "apply"}, follow=True)
+    data = {"ids": ids(tickets), "priority": "2", "why": "Printer fleet down", "action": "apply"}
+    response = agent_client.post(BULK, data, follow=True)
     assert TicketEvent.objects.count() == 1
+    assert TicketEvent.objects.get().reason == "bulk update of 3 tickets: Printer fleet down"
     assert TicketEvent.objects.get().ticket_id == tickets[0].pk
     assert flashes(response) == ["1 ticket updated.", "2 tickets already had those values."]
 
@@ -128,6 +130,7 @@ def test_non_agent_assignee_is_refused(agent_client, employee, tickets):
         ({"status": "bogus"}, "Status: Select a valid choice. bogus is not one of the available choices."),
         ({"priority": "9"}, "Priority: Select a valid choice. 9 is not one of the available choices."),
         ({"assignee": "999999"}, "That agent does not exist (or no longer works here)."),
+        ({"priority": "1"}, "Say why the priority changes: it replaces the one impact and urgency give."),
         ({}, "Choose what to change."),
     ],
 )

@@ -230,7 +230,7 @@ def test_overridden_means_other_than_the_matrix_gives(ticket, agent):
     update_ticket(ticket=ticket, actor=agent, priority=P.NORMAL, reason="undo")
     ticket.refresh_from_db()
     assert (ticket.priority, ticket.priority_overridden) == (P.NORMAL, False)
-    update_tickets(ticket_ids=[ticket.pk], actor=agent, priority=P.LOW)
+    update_tickets(ticket_ids=[ticket.pk], actor=agent, priority=P.LOW, why="Quiet week")
     ticket.refresh_from_db()
     assert (ticket.priority, ticket.priority_overridden) == (P.LOW, True)
     override_priority(ticket, actor=agent, priority=P.NORMAL, reason="Back to normal")
