@@ -4,12 +4,15 @@
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.utils import timezone
 
 from tickets.models import Category, Service, Ticket
 
 from .forms import AgentChoiceField, agents
 
 LEVELS = Ticket.Level.choices
+#: What a datetime-local input holds.
+LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
 
 def _in_use_or(model, current_id):
@@ -61,13 +64,20 @@ class ProblemLinkForm(forms.Form):
 
 
 class ChangePlanForm(forms.Form):
-    """A change's planned window (in UTC) and its approver."""
+    """A change's planned window, in the agent's own zone (the labels name it), and its approver."""
 
-    start = forms.DateTimeField(
-        label="Window starts (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    end = forms.DateTimeField(label="Window ends (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    start = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT))
+    end = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT))
     approver = AgentChoiceField(queryset=agents(), empty_label=None)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Django reads the typed wall time in the current zone (the agent's, console.time_zones), refusing a
+        # time that zone skips or repeats when its clocks change. Named, not abbreviated: "CET" would be wrong
+        # for a window in summer.
+        zone = timezone.get_current_timezone_name()
+        self.fields["start"].label = f"Window starts ({zone} time)"
+        self.fields["end"].label = f"Window ends ({zone} time)"
 
     def clean(self):
         data = super().clean()

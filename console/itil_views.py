@@ -1,8 +1,6 @@
 """The ticket page's ITIL actions (``tickets.itil``): type, category, service, impact and urgency; a problem's
 link to its incidents; a change's planned window, approver and the approver's decision."""
 
-from datetime import UTC, datetime
-
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
@@ -13,11 +11,6 @@ from tickets.models import Ticket
 from .access import agent_required
 from .itil_forms import ChangeDecisionForm, ChangePlanForm, ClassificationForm, ProblemLinkForm
 from .view_counts import forget_view_counts
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """The wall time the agent typed, read as UTC (the form's labels say the times are UTC)."""
-    return moment.replace(tzinfo=None).replace(tzinfo=UTC)
 
 
 def _form_errors(request, form):
@@ -84,9 +77,8 @@ def ticket_change_plan(request, pk):
         events = plan_change(
             ticket,
             actor=request.user,
-            # The form's times are UTC (the label says so), whatever the agent's own zone.
-            start=_as_utc(data["start"]),
-            end=_as_utc(data["end"]),
+            start=data["start"],
+            end=data["end"],
             approver=data["approver"],
         )
     except ItilError as exc:

@@ -1,6 +1,8 @@
 """ITIL in the console: the ticket page's classification, priority override, problem links and change approval;
 the queue's type and category; the admins' lists and priority matrix; the API's fields and filters."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -8,7 +10,7 @@ from django.urls import reverse
 from tests.api.test_views import token_client
 from tests.helpers import flashes, open_tickets, queries_for, text_of
 from tickets.itil import classify, link_problem
-from tickets.models import AuditEntry, Category, PriorityMatrix, Service, Ticket, TicketEvent
+from tickets.models import AuditEntry, Category, PriorityMatrix, Profile, Service, Ticket, TicketEvent
 
 H, M, L = Ticket.Level.HIGH, Ticket.Level.MEDIUM, Ticket.Level.LOW
 
@@ -118,6 +120,42 @@ def test_only_the_named_approver_decides_a_change(agent_client, agent, other_age
     assert ticket.change_approval == Ticket.Approval.APPROVED
     event = TicketEvent.objects.get(ticket=ticket, kind="approval")
     assert (event.actor, event.new_display, event.reason) == (other_agent, "Approved", "Low risk")
+
+
+def test_a_change_window_is_typed_and_shown_in_the_agents_own_zone(agent, other_agent, ticket):
+    """Dana plans in Berlin (CET in winter, CEST in summer); Alex, in UTC, sees the same moments in his time."""
+    Profile.objects.create(user=other_agent, time_zone="Europe/Berlin")
+    classify(ticket, actor=agent, kind=Ticket.Kind.CHANGE)
+    dana = Client()
+    dana.force_login(other_agent)
+    form = dana.get(detail(ticket)).content.decode()
+    assert "Window starts (Europe/Berlin time)" in form
+    window = {"start": "2026-12-05T22:00", "end": "2026-12-06T02:00", "approver": other_agent.pk}
+    dana.post(reverse("console:ticket-change-plan", args=[ticket.pk]), window)
+
+    ticket.refresh_from_db()
+    assert (ticket.change_start, ticket.change_end) == (
+        datetime(2026, 12, 5, 21, 0, tzinfo=UTC),
+        datetime(2026, 12, 6, 1, 0, tzinfo=UTC),
+    )
+    page = dana.get(detail(ticket)).content.decode()
+    assert "Window 5 Dec 2026, 22:00 CET – 6 Dec 2026, 02:00 CET" in text_of(page)
+    assert 'value="2026-12-05T22:00"' in page  # the form to replan holds what she typed
+    alex = Client()
+    alex.force_login(agent)
+    assert "Window 5 Dec 2026, 21:00 UTC – 6 Dec 2026, 01:00 UTC" in text_of(alex.get(detail(ticket)).content.decode())
+
+
+def test_a_window_time_the_clocks_skip_is_refused(agent_client, agent, ticket):
+    """In Berlin, 02:30 on 29 March 2026 never happens (the clocks go from 02:00 to 03:00)."""
+    Profile.objects.create(user=agent, time_zone="Europe/Berlin")
+    agent_client.force_login(agent)  # the zone is read into the session at sign-in
+    classify(ticket, actor=agent, kind=Ticket.Kind.CHANGE)
+    window = {"start": "2026-03-29T02:30", "end": "2026-03-29T05:00", "approver": agent.pk}
+    response = agent_client.post(reverse("console:ticket-change-plan", args=[ticket.pk]), window, follow=True)
+    assert "Europe/Berlin" in flashes(response)[0]
+    ticket.refresh_from_db()
+    assert ticket.change_start is None
 
 
 def test_the_queue_filters_on_type_and_category_and_shows_them(agent_client, agent, locmem_channel):
