@@ -108,15 +108,17 @@ def submit_ticket(*, user, key: str, subject: str, description: str, files) -> S
 
 def submit_reply(*, user, ticket: Ticket, key: str, text: str, files) -> Submitted:
     """A reply on ``ticket`` (the caller has checked it is ``user``'s own): it joins the ticket by its number,
-    in the ticket's portal conversation (a new one if the ticket started on another channel)."""
+    in the ticket's portal conversation (a new one if the ticket started on another channel). A ticket merged
+    into another is answered where its conversation lives now, still as its own requester."""
     channel = portal_channel()
     external_id = f"{user.pk}:{key}"
     if _received(channel, external_id):
         return Submitted(ticket_id=_ticket_of(channel, external_id), new=False)
     sender = sender_for(user, ticket.requester)
-    if _only_others_conversations(channel, ticket, sender):
+    home = ticket.conversation_home()
+    if _only_others_conversations(channel, home, sender):
         # A reply naming the ticket would join the latest of them (someone else's, merged in): open their own.
-        attach_thread(ticket=ticket, channel=channel, key=external_id)
+        attach_thread(ticket=home, channel=channel, key=external_id)
     envelope = Envelope(
         external_id=external_id,
         kind=EnvelopeKind.MESSAGE,
@@ -124,7 +126,7 @@ def submit_reply(*, user, ticket: Ticket, key: str, text: str, files) -> Submitt
         sent_at=timezone.now(),
         sender=sender,
         text=text,
-        ticket_number=ticket.pk,
+        ticket_number=ticket.pk,  # ingestion follows a merged ticket to where it lives, as for any channel
         attachments=tuple(keep_upload(upload) for upload in files),
     )
     return _store(channel, envelope)

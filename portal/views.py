@@ -1,14 +1,15 @@
 """The portal's pages: signing in by a link, the employee's tickets, one ticket's public conversation, a new
 request and a reply. Every ticket page and file is found through the signed-in person's own tickets
 (``TicketQuerySet.requested_by_any``), and shows only their own conversations (``MessageQuerySet.public_for``):
-another person's is a 404, never a 403 that would confirm it exists."""
+another person's is a 404, never a 403 that would confirm it exists. A ticket of theirs merged into someone
+else's stays theirs: its page shows their conversation where it lives now (``Ticket.conversation_home``)."""
 
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -75,13 +76,29 @@ def _own_tickets(request):
     return Ticket.objects.requested_by_any(_own_contacts(request))
 
 
+def _merged_homes(request) -> dict[int, Ticket]:
+    """The tickets the person's merged tickets live in now, by id: {home's id: their own merged ticket}."""
+    if not hasattr(request, "_portal_homes"):
+        merged = _own_tickets(request).exclude(merged_into=None).select_related("merged_into")
+        request._portal_homes = {ticket.conversation_home().pk: ticket for ticket in merged}
+    return request._portal_homes
+
+
+def _readable_messages(request):
+    """The public messages of the person's own conversations, in their tickets or where those were merged."""
+    homes = Q(ticket__in=_own_tickets(request).filter(merged_into=None).values("pk")) | Q(
+        ticket__in=list(_merged_homes(request))
+    )
+    return Message.objects.filter(homes).public_for(_own_contacts(request))
+
+
 def _unavailable(request, exc):
     return render(request, "portal/unavailable.html", {"reason": str(exc)}, status=503)
 
 
 @signed_in_required
 def ticket_list(request):
-    tickets = _own_tickets(request).select_related("channel").order_by("-last_activity_at", "-id")
+    tickets = _own_tickets(request).select_related("channel", "merged_into").order_by("-last_activity_at", "-id")
     page = Paginator(tickets, TICKETS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "portal/ticket_list.html", {"page": page, "has_email": bool(request.user.email)})
 
@@ -113,26 +130,34 @@ def ticket_new(request):
 
 
 def _ticket_page(request, ticket, form):
+    home = ticket.conversation_home()
     conversation = (
-        ticket.messages.public_for(_own_contacts(request))
+        home.messages.public_for(_own_contacts(request))
         .select_related("author_identity", "author_user", "thread__channel")
         .prefetch_related(Prefetch("attachments", queryset=Attachment.objects.order_by("pk")))
         .order_by("created_at", "id")
     )
     report_read(conversation)  # the page is the requester's own: what it shows them, they have read
-    return render(request, "portal/ticket_detail.html", {"ticket": ticket, "conversation": conversation, "form": form})
+    context = {"ticket": ticket, "home": home, "conversation": conversation, "form": form}
+    return render(request, "portal/ticket_detail.html", context)
 
 
 @signed_in_required
 def ticket_detail(request, pk):
-    ticket = get_object_or_404(_own_tickets(request).select_related("channel"), pk=pk)
+    ticket = _own_tickets(request).select_related("channel", "merged_into").filter(pk=pk).first()
+    if ticket is None:
+        # Someone else's ticket that theirs was merged into (a reply notice names it): their own page instead.
+        merged = _merged_homes(request).get(pk)
+        if merged is None:
+            raise Http404("No such ticket of yours.")
+        return redirect("portal:ticket", merged.pk)
     return _ticket_page(request, ticket, ReplyForm(initial={"key": new_submission_key()}))
 
 
 @signed_in_required
 @require_POST
 def ticket_reply(request, pk):
-    ticket = get_object_or_404(_own_tickets(request).select_related("requester"), pk=pk)
+    ticket = get_object_or_404(_own_tickets(request).select_related("requester", "merged_into"), pk=pk)
     form = ReplyForm(request.POST, request.FILES)
     if not form.is_valid():
         return _ticket_page(request, ticket, form)
@@ -158,9 +183,8 @@ def ticket_reply(request, pk):
 def attachment_download(request, pk):
     """A file of one of the person's own tickets' public messages, always as a download: never shown as a page
     of this site (nosniff, and a sandbox in case a browser renders it anyway)."""
-    readable = Message.objects.filter(ticket__in=_own_tickets(request).values("pk")).public_for(_own_contacts(request))
     attachment = get_object_or_404(
-        Attachment, pk=pk, status=Attachment.Status.STORED, message__in=readable.values("pk")
+        Attachment, pk=pk, status=Attachment.Status.STORED, message__in=_readable_messages(request).values("pk")
     )
     try:
         handle = attachment.file.open("rb")

@@ -273,6 +273,14 @@ class Ticket(models.Model):
     def is_open(self):
         return self.status not in self.CLOSED_STATUSES
 
+    def conversation_home(self) -> "Ticket":
+        """The ticket this one's conversations live in: itself, or the ticket it was merged into (and on, if that
+        one was merged in turn; ``tickets.merging``). One query per merge followed."""
+        home = self
+        while home.merged_into_id is not None:
+            home = home.merged_into
+        return home
+
     @staticmethod
     def subject_from_text(text):
         first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")

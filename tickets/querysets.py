@@ -30,15 +30,11 @@ class TicketQuerySet(models.QuerySet):
     def open(self):
         return self.exclude(status__in=self.model.CLOSED_STATUSES)
 
-    def requested_by(self, email: str):
-        """The tickets of the person with this (verified) email address, from every channel
-        (``ContactQuerySet.with_email``). Merged tickets are left out: their conversations live in the ticket
-        they were merged into."""
-        return self.requested_by_any(self.model.requester.field.related_model.objects.ids_with_email(email))
-
     def requested_by_any(self, contact_ids: list[int]):
-        """The tickets requested by any of these contacts (who are one person), merged ones left out."""
-        return self.filter(requester_id__in=contact_ids, merged_into=None)
+        """The tickets requested by any of these contacts (who are one person), merged ones included: merged into
+        someone else's ticket, a request is still the person's own (``Ticket.conversation_home`` finds where its
+        conversation lives now)."""
+        return self.filter(requester_id__in=contact_ids)
 
     def record_customer_activity(self):
         """The requester wrote on these tickets: reopen them and refresh their activity, in one UPDATE.

@@ -5,7 +5,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from tests.helpers import merge, queries_for, thread_with_key, ticket_by_email
+from tests.helpers import merge, portal_form, queries_for, thread_with_key, ticket_by_email
 from tickets.models import Attachment, Contact, Message, Ticket
 from tickets.replies import add_note, reply_to_ticket
 
@@ -175,3 +175,47 @@ def test_other_peoples_conversations_merged_into_my_ticket_stay_theirs(
     assert "secret problem" not in page
     assert to_bob.body not in page
     assert maya_client.get(reverse("portal:attachment", args=[bobs_file.pk])).status_code == 404
+
+
+def test_my_ticket_merged_into_someone_elses_stays_mine_with_only_my_conversation(
+    maya_client, mayas_ticket, bobs_ticket, agent, client, employee
+):
+    """Bob asked first about the same outage, so an agent kept his ticket. Maya still finds hers, under its own
+    number and words, with her conversation only; Bob's ticket's number brings her there; others get nothing."""
+    mine = stored_file(mayas_ticket.messages.get(), name="boot.log", content=b"boot failed\n")
+    merge(agent, mayas_ticket, bobs_ticket, keep=bobs_ticket)
+    reply_to_ticket(ticket=bobs_ticket, author=agent, body="Maya, your answer", thread=thread_with_key("m1"))
+    reply_to_ticket(ticket=bobs_ticket, author=agent, body="Bob, your answer", thread=thread_with_key("b1"))
+
+    listing = maya_client.get(TICKETS).content.decode()
+    assert f"#{mayas_ticket.pk}" in listing
+    assert "secret problem" not in listing
+    page = maya_client.get(ticket_url(mayas_ticket)).content.decode()
+    assert "My laptop will not boot" in page
+    assert "Maya, your answer" in page
+    assert '<span class="status status-open">In progress</span>' in page  # the kept ticket's, not hers: "Closed"
+    assert "secret problem" not in page
+    assert "Bob, your answer" not in page
+    response = maya_client.get(reverse("portal:attachment", args=[mine.pk]))
+    assert b"".join(response.streaming_content) == b"boot failed\n"
+    assert maya_client.get(ticket_url(bobs_ticket)).url == ticket_url(mayas_ticket)  # e.g. from a reply notice
+    employee.email = "sam@example.com"
+    employee.save(update_fields=["email"])
+    client.force_login(employee)
+    assert client.get(ticket_url(mayas_ticket)).status_code == 404
+    assert client.get(ticket_url(bobs_ticket)).status_code == 404
+
+
+def test_a_reply_on_my_merged_ticket_joins_the_ticket_it_lives_in(
+    maya_client, mayas_ticket, bobs_ticket, agent, portal_channel, django_capture_on_commit_callbacks
+):
+    merge(agent, mayas_ticket, bobs_ticket, keep=bobs_ticket)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = maya_client.post(
+            reverse("portal:ticket-reply", args=[mayas_ticket.pk]), portal_form(body="Still down after lunch")
+        )
+    assert response.url == ticket_url(mayas_ticket)
+    reply = Message.objects.get(body="Still down after lunch")
+    assert reply.ticket == bobs_ticket
+    assert reply.thread.channel == portal_channel
+    assert "Still down after lunch" in maya_client.get(ticket_url(mayas_ticket)).content.decode()
