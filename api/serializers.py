@@ -1,7 +1,9 @@
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from channels_ingest.models import Channel
-from tickets.models import Contact, Message, Ticket
+from tickets.itil import REASON_LENGTH
+from tickets.models import Category, Contact, Message, Service, Ticket
 
 
 class ChannelSummarySerializer(serializers.ModelSerializer):
@@ -89,3 +91,36 @@ class FieldErrorsSerializer(serializers.Serializer):
     """The shape of a 400: error messages per field."""
 
     body = serializers.ListField(child=serializers.CharField())
+
+
+class TicketUpdateSerializer(serializers.Serializer):
+    """What an agent may change on a ticket (PATCH): only the fields sent change, each an event on its timeline,
+    as in the console. Ids name categories and services; a username names the assignee (null: nobody)."""
+
+    status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
+    assignee = serializers.CharField(
+        required=False, allow_null=True, help_text="An active agent's username, or null to unassign."
+    )
+    priority = serializers.ChoiceField(
+        choices=Ticket.Priority.choices,
+        required=False,
+        help_text="Replaces the priority impact x urgency gives: needs priority_reason.",
+    )
+    priority_reason = serializers.CharField(required=False, allow_blank=True, max_length=REASON_LENGTH)
+    kind = serializers.ChoiceField(choices=Ticket.Kind.choices, required=False)
+    category_id = serializers.PrimaryKeyRelatedField(
+        source="category", queryset=Category.objects.all(), required=False, allow_null=True
+    )
+    service_id = serializers.PrimaryKeyRelatedField(
+        source="service", queryset=Service.objects.all(), required=False, allow_null=True
+    )
+    impact = serializers.ChoiceField(choices=Ticket.Level.choices, required=False)
+    urgency = serializers.ChoiceField(choices=Ticket.Level.choices, required=False)
+
+    def validate_assignee(self, username):
+        if username is None:
+            return None
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise serializers.ValidationError(f"No active user named {username!r}.")
+        return user

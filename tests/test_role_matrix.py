@@ -254,7 +254,10 @@ MATRIX: dict[str, list[Use]] = {
     "api/auth/token/": [Use("POST", EVERYONE, data=lambda o: {"username": "nobody", "password": "wrong"})],
     "api/schema/": [Use("GET", AGENTS)],
     "api/^tickets/$": [Use("GET", AGENTS)],
-    "api/^tickets/(?P<pk>[^/.]+)/$": [Use("GET", AGENTS, kwargs=ticket)],
+    "api/^tickets/(?P<pk>[^/.]+)/$": [
+        Use("GET", AGENTS, kwargs=ticket),
+        Use("PATCH", AGENTS, kwargs=ticket, data=lambda o: {"status": "open"}, content_type="application/json"),
+    ],
     "api/^tickets/(?P<pk>[^/.]+)/reply/$": [Use("POST", AGENTS, kwargs=ticket, data=lambda o: {"body": "Hello"})],
     # The employee portal: signing in by link is for anyone; the pages show the signed-in person's own tickets
     # (someone else's is not found), so every signed-in role is let in.
@@ -393,7 +396,8 @@ def use_as(role, route, use, people, objects):
         if use.method == "GET":
             response = client.get(url, data, headers=use.headers)
         else:
-            response = client.post(url, data, content_type=use.content_type, headers=use.headers)
+            send = getattr(client, use.method.lower())
+            response = send(url, data, content_type=use.content_type, headers=use.headers)
         transaction.set_rollback(True)
     return url, response
 

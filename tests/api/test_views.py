@@ -18,7 +18,7 @@ from tests.helpers import (
     queries_for,
     receive,
 )
-from tickets.models import Message, Ticket
+from tickets.models import Category, Message, Ticket, TicketEvent
 from tickets.replies import reply_to_ticket
 
 
@@ -221,3 +221,65 @@ def test_the_schema_needs_an_agent(employee):
     """The schema maps every endpoint and field: not for anonymous visitors, nor for employees."""
     assert APIClient().get(reverse("api:schema")).status_code == 401
     assert token_client(employee).get(reverse("api:schema")).status_code == 403
+
+
+def test_an_agent_changes_a_tickets_fields_with_the_consoles_rules(api, agent, colleague, ticket):
+    """Impact and urgency set the priority from the matrix; a priority of one's own needs a reason; each change is
+    an event on the timeline, by the token's agent."""
+    network = Category.objects.create(name="Network")
+    response = api.patch(
+        api_detail_url(ticket),
+        {"kind": "incident", "category_id": network.pk, "impact": 1, "urgency": 1, "status": "open",
+         "assignee": colleague.username},
+        format="json",
+    )  # fmt: skip
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["category"], body["priority"], body["status"], body["assignee"]) == (
+        "Network",
+        Ticket.Priority.URGENT,
+        "open",
+        colleague.username,
+    )
+    assert set(body) >= TICKET_FIELDS
+    kinds = set(TicketEvent.objects.filter(ticket=ticket, actor=agent).values_list("kind", flat=True))
+    assert kinds >= {"category", "impact", "urgency", "priority", "status", "assignee"}
+
+    refused = api.patch(api_detail_url(ticket), {"priority": Ticket.Priority.LOW}, format="json")
+    assert refused.status_code == 400
+    assert "Say why" in refused.json()["non_field_errors"][0]
+    api.patch(api_detail_url(ticket), {"priority": Ticket.Priority.LOW, "priority_reason": "Test rig"}, format="json")
+    ticket.refresh_from_db()
+    assert (ticket.priority, ticket.priority_overridden) == (Ticket.Priority.LOW, True)
+    assert TicketEvent.objects.filter(ticket=ticket, kind="priority").latest("pk").reason == "Test rig"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"status": "bogus"}, "status"),
+        ({"assignee": "nobody"}, "assignee"),
+        ({"category_id": 999999}, "category_id"),
+        ({"impact": 7}, "impact"),
+    ],
+)
+def test_a_refused_change_says_why_and_changes_nothing(api, ticket, change, field):
+    response = api.patch(api_detail_url(ticket), {"kind": "problem", **change}, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not TicketEvent.objects.filter(ticket=ticket).exists()
+
+
+def test_a_change_the_domain_refuses_changes_nothing_at_all(api, employee, ticket):
+    """All or nothing: the type would change, but the assignee is no agent, so neither does."""
+    response = api.patch(api_detail_url(ticket), {"kind": "problem", "assignee": employee.username}, format="json")
+    assert response.status_code == 400
+    assert "is not an agent" in response.json()["non_field_errors"][0]
+    ticket.refresh_from_db()
+    assert ticket.kind == Ticket.Kind.INCIDENT
+    assert not TicketEvent.objects.filter(ticket=ticket).exists()
+
+
+def test_employees_cannot_change_tickets(employee, ticket):
+    response = token_client(employee).patch(api_detail_url(ticket), {"status": "closed"}, format="json")
+    assert response.status_code == 403
