@@ -11,6 +11,7 @@ from django.db.models import Count, Max, Sum
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from channel_adapters.base import DEFAULT_IMPORT_DAYS, Capability, ChannelAdapter
@@ -20,7 +21,8 @@ from channels_ingest.registry import adapter_class
 from channels_ingest.usage import month_start, monthly_budget
 from tickets.roles import Role
 
-from .access import agent_required, request_role
+from .access import admin_required, agent_required, request_role
+from .context_processors import DISMISSED_BANNER, banner_key
 
 #: The alerts listed under the channels, newest first.
 RECENT_ALERTS = 10
@@ -133,3 +135,16 @@ def channel_requeue_failed(request, pk):
     count = ingest.requeue_failed(channel)
     messages.success(request, f"Re-queued {count} failed inbound messages of {channel.name}.")
     return redirect("console:channels")
+
+
+@admin_required
+@require_POST
+def broken_banner_dismiss(request):
+    """An admin hides the broken channels' banner (the nav still counts them) until another channel breaks, or
+    one of these recovers and breaks again."""
+    broken = Channel.objects.broken().values_list("pk", "broken_since")
+    request.session[DISMISSED_BANNER] = [banner_key(pk, since) for pk, since in broken]
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("console:ticket-list")
+    return redirect(back)

@@ -54,6 +54,7 @@ urlpatterns = [
     path("triage/accept/", triage_views.triage_accept, name="triage-accept"),
     path("triage/dismiss/", triage_views.triage_dismiss, name="triage-dismiss"),
     path("channels/", channel_views.channels, name="channels"),
+    path("channels/banner/dismiss/", channel_views.broken_banner_dismiss, name="broken-banner-dismiss"),
     path("channels/<int:pk>/requeue-failed/", channel_views.channel_requeue_failed, name="channel-requeue-failed"),
     path("channels/new/", channel_admin_views.channel_kind_choice, name="channel-kinds"),
     path("channels/new/<slug:kind>/", channel_admin_views.channel_create, name="channel-create"),

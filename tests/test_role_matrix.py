@@ -161,6 +161,7 @@ MATRIX: dict[str, list[Use]] = {
     "console/triage/": [Use("GET", AGENTS)],
     "console/triage/accept/": [Use("POST", AGENTS)],
     "console/triage/dismiss/": [Use("POST", AGENTS)],
+    "console/channels/banner/dismiss/": [Use("POST", ADMINS, data=lambda o: {"next": "/console/"})],
     "console/channels/": [Use("GET", AGENTS)],
     "console/channels/<int:pk>/requeue-failed/": [Use("POST", ADMINS, kwargs=lambda o: {"pk": o.channel.pk})],
     # Connecting and configuring channels: admins.

@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
 from django.urls import reverse
 
 from channels_ingest.models import Channel, ChannelAlert, ErrorKind, InboundMessage
@@ -172,6 +174,30 @@ def test_the_banner_goes_when_the_channel_recovers_or_is_disabled(client, admin_
     assert BANNER in text_of(client.get(reverse("console:ticket-list")).content.decode())
     Channel.objects.filter(pk=broken.pk).update(enabled=False)
     assert "broken" not in text_of(client.get(reverse("console:ticket-list")).content.decode())
+
+
+def test_an_admin_hides_the_banner_until_a_channel_breaks_again(client, admin_user, broken, locmem_channel):
+    """Hidden for this admin only; the nav still counts the broken channel; a new break shows it again."""
+    client.force_login(admin_user)
+    queue = reverse("console:ticket-list")
+    response = client.post(reverse("console:broken-banner-dismiss"), {"next": queue + "?status=open"})
+    assert response.url == queue + "?status=open"
+    page = text_of(client.get(queue).content.decode())
+    assert "broken:" not in page
+    assert "Channels 1 broken" in page
+    other_admin = Client()
+    other_admin.force_login(User.objects.create_superuser("root2", "root2@example.com", "pw-123-abc"))
+    assert BANNER in text_of(other_admin.get(queue).content.decode())
+
+    broken.record_success(stored=0)
+    broken.record_credentials_rejected("Slack error: token_revoked")
+    assert BANNER in text_of(client.get(queue).content.decode())
+
+
+def test_hiding_the_banner_goes_back_only_to_this_site(client, admin_user, broken):
+    client.force_login(admin_user)
+    response = client.post(reverse("console:broken-banner-dismiss"), {"next": "https://evil.example/"})
+    assert response.url == reverse("console:ticket-list")
 
 
 def test_the_banner_costs_an_admin_one_query_and_an_agent_none(client, admin_user, agent, broken):
