@@ -396,3 +396,29 @@ def test_facebook_and_instagram_webhooks_answer_200_or_a_clear_4xx(
     assert_answered_200_or_a_clear_4xx(
         client, django_capture_on_commit_callbacks, fuzzed_meta_channel, body, meta_signature(body, META_SECRET)
     )
+
+
+@FUZZ
+@given(conversations=mutated(CONVERSATION_PAGES), messages=mutated(MESSAGE_PAGES), comments=st.data())
+@pytest.mark.parametrize("kind", ["facebook", "instagram"])
+def test_facebook_and_instagram_polls_store_what_they_cannot_interpret_as_failed_rows(
+    canned_platform, kind, conversations, messages, comments
+):
+    """The Conversations API's conversations and messages, and the comments on the most recent post or media
+    (one, whose id is the recorded comments'), mutated."""
+    media = "19292868552_10158407654328553" if kind == "facebook" else IG_COMMENT["media"]["id"]
+    seeds = INSTAGRAM_COMMENT_PAGES if kind == "instagram" else FACEBOOK_COMMENT_PAGES
+    canned_platform.answer("/conversations", without_paging(conversations))
+    canned_platform.answer("/messages", without_paging(messages))
+    canned_platform.answer("/posts" if kind == "facebook" else "/media", {"data": [{"id": media}]})
+    canned_platform.answer("/comments", without_paging(comments.draw(mutated(seeds))))
+
+    def check():
+        channel = meta_channel(kind, canned_platform.url.rstrip("/"), poll_media=1)
+        channel.config["import_days"] = 10**4  # the recorded 2020-2021 messages and comments are in the backfill
+        channel.save()
+        outcome = poll_and_ingest(channel)
+        assert not outcome.error
+        assert_stored_well()
+
+    rolled_back(check)
