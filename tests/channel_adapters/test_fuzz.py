@@ -398,7 +398,11 @@ def test_facebook_and_instagram_webhooks_answer_200_or_a_clear_4xx(
     )
 
 
-@FUZZ
+#: Each example is a whole poll, five Graph calls over HTTP (about 0.1 s): fewer examples, for each of two kinds.
+FUZZ_META_POLLS = settings(FUZZ, max_examples=60)
+
+
+@FUZZ_META_POLLS
 @given(conversations=mutated(CONVERSATION_PAGES), messages=mutated(MESSAGE_PAGES), comments=st.data())
 @pytest.mark.parametrize("kind", ["facebook", "instagram"])
 def test_facebook_and_instagram_polls_store_what_they_cannot_interpret_as_failed_rows(
