@@ -9,12 +9,17 @@ that length with a visible note of how much was cut.
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from channels_ingest.channel_config import clean_channel_config
+from channels_ingest.models import Channel
+from tests.channel_adapters.meta_pages import body_of
+from tests.channel_adapters.meta_pages import sign as sign_for_meta
 from tests.channel_adapters.slack_events import SlackWebhookCase, fixture
 from tests.helpers import canned_x_channel, detail_url
 from tests.helpers import poll_as_worker as poll
@@ -31,6 +36,15 @@ KEPT = {
     "4-byte emoji": "🧑🏽‍💻 printer 🖨️🔥 \U0001d54f 𠜎 🏳️‍🌈",
     "markup": "<script>alert('x')</script><img src=x onerror=alert(1)> &amp; \"quoted\" {{ not_a_variable }}",
 }
+
+#: JSON string literals a platform may send (as bytes), and what the agent is shown instead.
+REPLACED = [
+    (b'"before\\u0000after"', "before\ufffdafter"),
+    (b'"half a pair \\ud83d here"', "half a pair \ufffd here"),
+    (b'"caf\xe9 latin-1, not UTF-8"', "caf\ufffd latin-1, not UTF-8"),
+]
+REPLACED_IDS = ["NUL", "lone surrogate", "invalid UTF-8"]
+FIXTURES = Path(__file__).parent.parent / "channel_adapters" / "fixtures"
 
 
 def slack_escaped(text):
@@ -61,15 +75,7 @@ class TestFromASlackWebhook(SlackWebhookCase):
         assert "<script>alert" not in html
         assert "<img src=x" not in html
 
-    @pytest.mark.parametrize(
-        ("text_json", "shown"),
-        [
-            (b'"before\\u0000after"', "before\ufffdafter"),
-            (b'"half a pair \\ud83d here"', "half a pair \ufffd here"),
-            (b'"caf\xe9 latin-1, not UTF-8"', "caf\ufffd latin-1, not UTF-8"),
-        ],
-        ids=["NUL", "lone surrogate", "invalid UTF-8"],
-    )
+    @pytest.mark.parametrize(("text_json", "shown"), REPLACED, ids=REPLACED_IDS)
     def test_what_the_database_cannot_hold_is_visibly_replaced(self, agent_client, text_json, shown):
         """The message arrives (a 200, not a 400 that would lose it) with U+FFFD where the bad part was."""
         response = self.post(self.event_body(text_json))
@@ -126,3 +132,104 @@ def test_an_x_page_with_bytes_that_are_not_utf8_arrives_with_them_replaced(canne
     assert not poll(channel).error
     assert Message.objects.get().body == "caf\ufffd \ufffd"
     assert escape("caf\ufffd \ufffd") in ticket_page(agent_client)
+
+
+# WhatsApp, Messenger and an Instagram comment: signed webhooks through the real view ---------------------------
+
+META_SECRET = "odd-text-secret"
+#: The Instagram account is not the recorded comment's author (the recording's own account): its own comments
+#: are skipped.
+FB_PAGE, IG_ACCOUNT, IG_PAGE = "404217156637689", "17841400008460056", "100200300"
+WA_NUMBER, WA_WABA = "1122334455667", "1234567890987654321"
+
+
+def placeholder(payload, set_text) -> bytes:
+    """``payload`` as JSON with its text left as a placeholder, for ``text_json`` (a JSON string literal, which
+    may hold what ``json.dumps`` would never write) to take its place."""
+    set_text(payload, "TEXT")
+    return json.dumps(payload).encode()
+
+
+def whatsapp_body():
+    def set_text(payload, text):
+        payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = text
+
+    return placeholder(recorded("whatsapp", "webhook__text"), set_text)
+
+
+def messenger_body():
+    def set_text(payload, text):
+        payload["entry"][0]["messaging"][0]["message"]["text"] = text
+
+    return placeholder(body_of(FB_PAGE, recorded("messenger", "event__text")), set_text)
+
+
+def instagram_comment_body():
+    """A comment as the ``comments`` field carries one (the recorded Graph comment's id, media and author), sent
+    a minute ago."""
+    comment = recorded("instagram", "graph__comment")
+    value = {"id": comment["id"], "from": {"id": comment["user"]["id"], "username": comment["username"]}}
+    change = {"field": "comments", "value": {**value, "media": comment["media"], "text": "TEXT"}}
+    sent = int((timezone.now() - timedelta(minutes=1)).timestamp())
+    return json.dumps(body_of(IG_ACCOUNT, change, field="changes", obj="instagram", time=sent)).encode()
+
+
+def recorded(folder, name):
+    return json.loads((FIXTURES / folder / f"{name}.json").read_text())
+
+
+META_CHANNELS = {
+    "whatsapp": (
+        {"phone_number_id": WA_NUMBER, "waba_id": WA_WABA, "access_token": "t"},
+        whatsapp_body,
+    ),
+    "facebook": ({"page_id": FB_PAGE, "page_access_token": "t"}, messenger_body),
+    "instagram": (
+        {"ig_user_id": IG_ACCOUNT, "page_id": IG_PAGE, "page_access_token": "t", "triage": {"auto_ticket": "all"}},
+        instagram_comment_body,
+    ),
+}
+
+
+@pytest.fixture(params=META_CHANNELS, ids=["whatsapp", "messenger", "instagram comment"])
+def meta_says(request, client, django_capture_on_commit_callbacks):
+    """Posts a signed webhook whose text is ``text_json`` (a JSON string literal) to a channel of the kind, and
+    runs its ingestion; returns the response."""
+    fields, build = META_CHANNELS[request.param]
+    raw = {**fields, "app_secret": META_SECRET, "verify_token": "v", "base_url": "http://127.0.0.1:9/v25.0"}
+    config, secrets = clean_channel_config(request.param, raw)
+    channel = Channel.objects.create(kind=request.param, name="odd", config=config, secrets=secrets)
+    url = reverse("channels_ingest:webhook", args=[channel.public_id])
+
+    def say(text_json: bytes):
+        body = build().replace(b'"TEXT"', text_json)
+        signature = sign_for_meta(body, META_SECRET)["X-Hub-Signature-256"]
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(url, data=body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=signature)
+
+    return say
+
+
+@pytest.mark.parametrize("text", KEPT.values(), ids=KEPT.keys())
+def test_odd_text_in_a_meta_webhook_is_shown_intact_and_escaped(meta_says, agent_client, text):
+    assert meta_says(json.dumps(text).encode()).status_code == 200
+    assert Message.objects.get().body == text
+    html = ticket_page(agent_client)
+    assert escape(text) in html
+    assert "<script>alert" not in html
+    assert "<img src=x" not in html
+
+
+@pytest.mark.parametrize(("text_json", "shown"), REPLACED, ids=REPLACED_IDS)
+def test_what_the_database_cannot_hold_in_a_meta_webhook_is_visibly_replaced(meta_says, agent_client, text_json, shown):
+    assert meta_says(text_json).status_code == 200
+    assert Message.objects.get().body == shown
+    assert escape(shown) in ticket_page(agent_client)
+
+
+def test_a_1_mb_meta_message_is_kept_up_to_the_limit_with_a_visible_note(meta_says, agent_client):
+    text = "é" + "a" * (1024 * 1024 - 1)
+    assert meta_says(json.dumps(text).encode()).status_code == 200
+    cut = len(text) - Message.MAX_BODY_LENGTH
+    assert Message.objects.get().body == text[: Message.MAX_BODY_LENGTH] + f"\n… [truncated {cut} characters]"
+    assert f"[truncated {cut} characters]" in ticket_page(agent_client)
