@@ -250,6 +250,13 @@ def test_decode_helpers():
     assert notes
 
 
+def test_utf8_with_a_stray_byte_keeps_its_utf8_and_replaces_only_the_byte():
+    """Found by the odd-text tests: charset detection read the whole body as Arabic Windows-1256."""
+    text, notes = decode_bytes("Łódź: the printer is ".encode() + b"caf\xe9 broken", "utf-8")
+    assert text == "Łódź: the printer is caf\ufffd broken"
+    assert notes == ["text: declared 'utf-8', but not all of it is; undecodable bytes shown as \ufffd"]
+
+
 # --- noise rules, one by one ---------------------------------------------------------------------------------
 
 

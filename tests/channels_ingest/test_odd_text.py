@@ -18,6 +18,7 @@ from django.utils.html import escape
 
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import Channel
+from tests.channel_adapters.email_mail import DESK, make_email_channel
 from tests.channel_adapters.meta_pages import body_of
 from tests.channel_adapters.meta_pages import sign as sign_for_meta
 from tests.channel_adapters.slack_events import SlackWebhookCase, fixture
@@ -230,6 +231,95 @@ def test_what_the_database_cannot_hold_in_a_meta_webhook_is_visibly_replaced(met
 def test_a_1_mb_meta_message_is_kept_up_to_the_limit_with_a_visible_note(meta_says, agent_client):
     text = "é" + "a" * (1024 * 1024 - 1)
     assert meta_says(json.dumps(text).encode()).status_code == 200
+    cut = len(text) - Message.MAX_BODY_LENGTH
+    assert Message.objects.get().body == text[: Message.MAX_BODY_LENGTH] + f"\n… [truncated {cut} characters]"
+    assert f"[truncated {cut} characters]" in ticket_page(agent_client)
+
+
+# Email: mail in a real mailbox (Dovecot), polled -------------------------------------------------------------------
+
+
+def raw_mail(body: bytes, *, charset="utf-8", subject=b"Printer", number=1) -> bytes:
+    """A mail whose body and Subject are these bytes as written (8-bit, so nothing re-encodes them)."""
+    return b"\r\n".join(
+        [
+            b"From: Ann Example <ann@corp.example>",
+            f"To: {DESK}".encode(),
+            b"Subject: " + subject,
+            f"Message-ID: <odd-{number}@corp.example>".encode(),
+            b"MIME-Version: 1.0",
+            f'Content-Type: text/plain; charset="{charset}"'.encode(),
+            b"Content-Transfer-Encoding: 8bit",
+            b"",
+            body,
+            b"",
+        ]
+    )
+
+
+@pytest.fixture
+def mailed(dovecot, smtp_catcher):
+    """Delivers raw mails into the desk's mailbox and polls them as the worker would."""
+    channel = make_email_channel(dovecot, smtp_catcher)
+
+    def deliver(*raws):
+        for raw in raws:
+            dovecot.deliver(DESK, raw)
+        assert not poll(channel).error
+
+    return deliver
+
+
+def test_odd_text_in_an_email_is_shown_intact_and_escaped(mailed, agent_client):
+    """Subjects in raw UTF-8 (as SMTPUTF8 mail has them): the standard library's encoder drops the space before
+    an encoded word that starts with the em dash, so a mail it built would not carry the text to begin with."""
+    mailed(
+        *(
+            raw_mail(text.encode(), subject=f"{name}: {text}".encode(), number=n)
+            for n, (name, text) in enumerate(KEPT.items())
+        )
+    )
+    for name, text in KEPT.items():
+        ticket = Ticket.objects.get(subject=f"{name}: {text}")
+        assert ticket.messages.get().body == text
+        html = agent_client.get(detail_url(ticket)).content.decode()
+        assert escape(text) in html
+        assert escape(f"{name}: {text}") in html
+        assert "<script>alert" not in html
+        assert "<img src=x" not in html
+
+
+@pytest.mark.parametrize(
+    ("charset", "body", "shown"),
+    [
+        ("utf-8", "Łódź: the printer is ".encode() + b"caf\xe9 broken", "Łódź: the printer is caf\ufffd broken"),
+        ("shift_jis", "プリンタ".encode("shift_jis") + b" \x81\x7f end", "プリンタ \ufffd\x7f end"),
+    ],
+    ids=["UTF-8 with a Latin-1 byte", "Shift_JIS with an invalid pair"],
+)
+def test_a_body_with_bytes_its_charset_cannot_hold_is_shown_with_them_replaced(
+    mailed, agent_client, charset, body, shown
+):
+    """What the declared charset reads is kept; only the bytes it cannot read become U+FFFD, with a note."""
+    mailed(raw_mail(body, charset=charset))
+    assert Message.objects.get().body == shown
+    assert escape(shown) in ticket_page(agent_client)
+
+
+@pytest.mark.parametrize(
+    ("subject", "shown"),
+    [("Łódź 🎉 שלום".encode(), "Łódź 🎉 שלום"), (b"Caf\xe9 cr\xe8me", "Café crème")],
+    ids=["UTF-8", "Windows-1252"],
+)
+def test_an_8_bit_subject_is_read_and_shown(mailed, agent_client, subject, shown):
+    mailed(raw_mail(b"The printer is broken.", subject=subject))
+    assert Ticket.objects.get().subject == shown
+    assert escape(shown) in ticket_page(agent_client)
+
+
+def test_a_1_mb_email_is_kept_up_to_the_limit_with_a_visible_note(mailed, agent_client):
+    text = "é" + "a" * (1024 * 1024 - 1)
+    mailed(raw_mail(text.encode()))
     cut = len(text) - Message.MAX_BODY_LENGTH
     assert Message.objects.get().body == text[: Message.MAX_BODY_LENGTH] + f"\n… [truncated {cut} characters]"
     assert f"[truncated {cut} characters]" in ticket_page(agent_client)
