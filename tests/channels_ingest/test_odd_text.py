@@ -1,10 +1,14 @@
-"""Odd text from a platform reaches the agent's ticket page intact and escaped, never as a crash.
+"""Odd text from a platform reaches the agent's ticket page intact and escaped, never as a crash: from Slack
+webhooks, X polls, WhatsApp and Messenger webhooks, an Instagram comment, email (a real mailbox, polled) and
+the portal (shown on the employee's page too).
 
 Kept exactly: right-to-left text and overrides, zero-width characters, combining marks, 4-byte emoji,
 markup. Visibly replaced: NUL, half of a UTF-16 surrogate pair and bytes that are not UTF-8, which
 PostgreSQL cannot hold; each becomes U+FFFD (the "replacement character", shown as a diamond with a question
 mark), so an agent sees that something was there. A message over ``Message.MAX_BODY_LENGTH`` is stored up to
-that length with a visible note of how much was cut.
+that length with a visible note of how much was cut. In email, bytes the declared charset cannot read become
+U+FFFD with a note (Dovecot stores a NUL as 0x80, so a NUL arrives as such a byte). The portal's forms refuse
+a NUL and text over the limit with a message, as Django's forms do.
 """
 
 import json
@@ -12,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -22,9 +27,10 @@ from tests.channel_adapters.email_mail import DESK, make_email_channel
 from tests.channel_adapters.meta_pages import body_of
 from tests.channel_adapters.meta_pages import sign as sign_for_meta
 from tests.channel_adapters.slack_events import SlackWebhookCase, fixture
-from tests.helpers import canned_x_channel, detail_url
+from tests.helpers import canned_x_channel, detail_url, portal_form
 from tests.helpers import poll_as_worker as poll
 from tickets.models import Message, Ticket
+from tickets.replies import latest_thread, reply_to_ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -323,3 +329,74 @@ def test_a_1_mb_email_is_kept_up_to_the_limit_with_a_visible_note(mailed, agent_
     cut = len(text) - Message.MAX_BODY_LENGTH
     assert Message.objects.get().body == text[: Message.MAX_BODY_LENGTH] + f"\n… [truncated {cut} characters]"
     assert f"[truncated {cut} characters]" in ticket_page(agent_client)
+
+
+# The portal: an employee's request and reply, and the agent's answer -------------------------------------------
+
+
+@pytest.fixture
+def portal_post(maya_client, portal_channel, django_capture_on_commit_callbacks):
+    """Maya posts a portal form; ingestion runs as a worker would."""
+
+    def post(url, data):
+        with django_capture_on_commit_callbacks(execute=True):
+            return maya_client.post(url, data)
+
+    return post
+
+
+@pytest.fixture
+def agent_browser(agent):
+    """The agent's own client (``maya_client`` is the test's client)."""
+    browser = Client()
+    browser.force_login(agent)
+    return browser
+
+
+@pytest.mark.parametrize("text", KEPT.values(), ids=KEPT.keys())
+def test_odd_text_in_the_portal_is_shown_intact_and_escaped_to_both_sides(
+    portal_post, maya_client, agent_browser, agent, django_capture_on_commit_callbacks, text
+):
+    portal_post(reverse("portal:ticket-new"), portal_form(subject=text[:100], description=f"asked: {text}"))
+    ticket = Ticket.objects.get()
+    portal_post(reverse("portal:ticket-reply", args=[ticket.pk]), portal_form(body=f"added: {text}"))
+    with django_capture_on_commit_callbacks(execute=True):
+        reply_to_ticket(ticket=ticket, author=agent, body=f"answered: {text}", thread=latest_thread(ticket))
+
+    assert [m.body for m in ticket.messages.order_by("id")] == [
+        f"{said}: {text}" for said in ("asked", "added", "answered")
+    ]
+    assert ticket.subject == text[:100]
+    for page in (agent_browser.get(detail_url(ticket)), maya_client.get(reverse("portal:ticket", args=[ticket.pk]))):
+        html = page.content.decode()
+        for said in ("asked", "added", "answered"):
+            assert escape(f"{said}: {text}") in html
+        assert "<script>alert" not in html
+        assert "<img src=x" not in html
+
+
+def test_a_portal_form_with_a_nul_is_refused_clearly(portal_post):
+    """A browser never sends one; Django's forms refuse it (PostgreSQL could not hold it), with a message."""
+    response = portal_post(reverse("portal:ticket-new"), portal_form(subject="VPN", description="before\x00after"))
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in response.content.decode()
+    assert not Ticket.objects.exists()
+
+
+def test_a_portal_form_with_bytes_that_are_not_utf8_arrives_with_them_replaced(
+    maya_client, portal_channel, django_capture_on_commit_callbacks
+):
+    """A form posted in Latin-1 (``%E9``), as a misconfigured browser or script would."""
+    body = f"key={portal_form()['key']}&subject=VPN&description=caf%E9+down".encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = maya_client.post(reverse("portal:ticket-new"), body, "application/x-www-form-urlencoded")
+    assert response.status_code == 302
+    assert Message.objects.get().body == "caf\ufffd down"
+
+
+def test_a_portal_message_over_the_limit_is_refused_with_the_limit(portal_post):
+    description = "a" * (Message.MAX_BODY_LENGTH + 1)
+    response = portal_post(reverse("portal:ticket-new"), portal_form(subject="Log", description=description))
+    assert response.status_code == 200
+    assert "Ensure this value has at most" in response.content.decode()
+    assert not Ticket.objects.exists()
