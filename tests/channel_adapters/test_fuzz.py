@@ -361,8 +361,10 @@ FACEBOOK_COMMENT_PAGES = [
         ]
     }
 ]
+#: The recorded comment with its author where our request asks for it (``from``; that recording asked for ``user``).
+IG_POLLED_COMMENT = {**IG_COMMENT, "from": IG_COMMENT_CHANGE["value"]["from"]}
 INSTAGRAM_COMMENT_PAGES = [
-    {"data": [IG_COMMENT, *recorded("instagram", "graph__media_comments_page1.json")[0]["data"]]},
+    {"data": [IG_POLLED_COMMENT, *recorded("instagram", "graph__media_comments_page1.json")[0]["data"]]},
     recorded("instagram", "graph__comment_replies.json")[0],
 ]
 
