@@ -109,3 +109,8 @@ def test_every_damaged_message_is_a_ticket_message_or_a_failed_row_with_its_byte
     for uid, row in failed.items():
         assert base64.b64decode(row.payload["raw"]["raw_base64"]) == served(dovecot, uid), by_uid[uid]
     assert not InboundMessage.objects.exclude(status__in=["processed", "failed"]).exists()
+    assert {by_uid[uid] for uid in failed} >= {"8-bit garbage everywhere", "forwarded 400 levels deep"}
+
+    rows = InboundMessage.objects.count()
+    assert poll_as_worker(channel).stored == 0  # read past: nothing is read, or stored, twice
+    assert InboundMessage.objects.count() == rows
