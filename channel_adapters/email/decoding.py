@@ -50,8 +50,9 @@ def codec_for(charset: str | None) -> str:
 def decode_bytes(data: bytes, charset: str | None, *, what: str = "text") -> tuple[str, list[str]]:
     """Decode ``data`` declared as ``charset``; returns (text, notes).
 
-    Order: the declared charset, UTF-8 (the usual lie behind ``us-ascii`` labels), a detected charset, and
-    finally the declared (or UTF-8) charset with replacement characters, noted.
+    Order: the declared charset, UTF-8 (the usual lie behind ``us-ascii`` labels), a body declared UTF-8 that
+    mostly is (``_mostly_utf8``) with its stray bytes replaced, a detected charset, and finally the declared (or
+    UTF-8) charset with replacement characters, noted.
     """
     notes: list[str] = []
     declared = codec_for(charset)
@@ -67,12 +68,30 @@ def decode_bytes(data: bytes, charset: str | None, *, what: str = "text") -> tup
         if codec != declared and declared:
             notes.append(f"{what}: declared {charset!r} but is {codec}")
         return text, notes
+    if declared == "utf-8" and _mostly_utf8(data):
+        notes.append(f"{what}: declared {charset!r}, but not all of it is; undecodable bytes shown as \ufffd")
+        return data.decode("utf-8", errors="replace"), notes
     best = charset_normalizer.from_bytes(data).best()
     if best is not None and best.encoding:
         notes.append(f"{what}: declared {charset or 'no charset'!r}, decoded as detected {best.encoding}")
         return str(best), notes
     notes.append(f"{what}: could not be decoded as {charset or 'UTF-8'!r}; undecodable bytes shown as \ufffd")
     return data.decode(declared or "utf-8", errors="replace"), notes
+
+
+#: A well-formed UTF-8 sequence of two to four bytes; another 8-bit byte is one UTF-8 cannot read.
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """Whether UTF-8 text holds a few stray bytes (a Latin-1 "é" pasted in), rather than being text in another
+    charset: its well-formed UTF-8 characters outnumber the bytes that are not part of one. Detection would
+    read the whole of such a body in a charset that fits the stray bytes, turning the rest to mojibake.
+    Text in a legacy charset mislabelled UTF-8 almost never forms UTF-8 sequences by chance."""
+    sequences = _UTF8_SEQUENCE.findall(data)
+    stray = len(_HIGH_BYTE.findall(data)) - sum(len(sequence) for sequence in sequences)
+    return len(sequences) > stray
 
 
 _SURROGATES = re.compile("[\udc80-\udcff]")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,6 +34,9 @@ EMAIL_EPOCH = datetime(1990, 1, 1, tzinfo=UTC)
 NAMESPACE = "email"
 #: Message-IDs longer than this are stored by their hash (ids are keys of at most 255 characters).
 MAX_ID_LENGTH = 200
+#: Message-IDs holding what a key cannot (bytes that were not UTF-8, read as surrogate escapes; control
+#: characters, NUL among them) are stored by their hash too: the same bytes in a reply's In-Reply-To still match.
+UNFIT_FOR_A_KEY = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 #: How much HTML and quoted text one message keeps for the console; the whole message stays in the mailbox.
 MAX_HTML_CHARS = 500_000
 MAX_QUOTED_CHARS = 100_000
@@ -72,8 +76,8 @@ class OwnMail:
 
 
 def mail_key(message_id: str) -> str:
-    """The id a message is stored by: its Message-ID, or the hash of one too long to be a key."""
-    if len(message_id) <= MAX_ID_LENGTH:
+    """The id a message is stored by: its Message-ID, or the hash of one too long or too odd to be a key."""
+    if len(message_id) <= MAX_ID_LENGTH and not UNFIT_FOR_A_KEY.search(message_id):
         return message_id
     return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
 

@@ -40,7 +40,8 @@ class EmailParseError(ValueError):
 
 
 #: What the standard library's parser raises on a damaged message where ``policy.default`` records no defect
-#: (found by fuzzing: a header it cannot fold, a part it cannot index, a codec it cannot apply).
+#: (found by fuzzing: a header it cannot fold, a part it cannot index, a codec it cannot apply, parts nested
+#: deeper than the stack, which it walks recursively).
 STDLIB_PARSE_ERRORS = (
     email.errors.MessageError,
     IndexError,
@@ -49,6 +50,7 @@ STDLIB_PARSE_ERRORS = (
     ValueError,
     TypeError,
     AttributeError,
+    RecursionError,
 )
 
 _Read = TypeVar("_Read", bound=Callable[..., Any])

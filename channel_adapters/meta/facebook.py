@@ -86,18 +86,18 @@ class FacebookAdapter(PageAdapter):
             files = (InboundAttachment(name=name, content_type=content_type, size=0, ref=photo),)
         return [self._comment(kind=EnvelopeKind.MESSAGE, text=text, attachments=files, **common)]
 
-    def _recent_media(self, count):
+    def _recent_media(self, count, broken):
         params = {"fields": "id,created_time", "limit": min(count, 25)}
-        return self._first_ids(f"{self.config['page_id']}/posts", params, count)
+        return self._first_ids(f"{self.config['page_id']}/posts", params, count, broken)
 
-    def _comment_pages(self, media_id):
+    def _comment_pages(self, media_id, broken):
         params = {
             "fields": COMMENT_FIELDS,
             "filter": "stream",  # replies too, in one flat list
             "order": "reverse_chronological",
             "limit": COMMENTS_PAGE,
         }
-        yield from self.graph.pages(f"{media_id}/comments", params)
+        yield from self._listing(f"{media_id}/comments", params, broken)
 
     def _polled_comment(self, comment, media_id):
         author = as_dict(comment.get("from"), "from")

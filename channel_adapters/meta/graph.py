@@ -46,6 +46,14 @@ DEFAULT_THROTTLE_SECONDS = 300.0
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
+class MalformedPage(PermanentError):
+    """A page of a paged edge without its ``data`` list; ``body`` is Meta's answer, for the failed row that keeps it."""
+
+    def __init__(self, message: str, *, body: dict):
+        super().__init__(message)
+        self.body = body
+
+
 class GraphError(PermanentError):
     """A refusal in Meta's words, with its ``code`` and ``subcode`` for the adapter to interpret."""
 
@@ -162,7 +170,7 @@ class Graph:
             body = self._call("GET", url, params=query)
             data = body.get("data")
             if not isinstance(data, list):
-                raise PermanentError(f"{self.product} answered {path} without a data list.")
+                raise MalformedPage(f"{self.product} answered {path} without a data list.", body=body)
             yield data
             paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
             url, query = paging.get("next") if isinstance(paging.get("next"), str) else None, None

@@ -94,13 +94,13 @@ class InstagramAdapter(PageAdapter):
             )
         ]
 
-    def _recent_media(self, count):
+    def _recent_media(self, count, broken):
         params = {"fields": "id,timestamp", "limit": min(count, 25)}
-        return self._first_ids(f"{self.config['ig_user_id']}/media", params, count)
+        return self._first_ids(f"{self.config['ig_user_id']}/media", params, count, broken)
 
-    def _comment_pages(self, media_id) -> Iterator[list]:
+    def _comment_pages(self, media_id, broken) -> Iterator[list]:
         params = {"fields": COMMENT_FIELDS, "limit": COMMENTS_PAGE}
-        for page in self.graph.pages(f"{media_id}/comments", params):
+        for page in self._listing(f"{media_id}/comments", params, broken):
             flat = []
             for comment in page:
                 flat.append(comment)

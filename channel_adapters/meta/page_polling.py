@@ -2,6 +2,9 @@
 newest first, then each one's messages) and the comments on recent posts or media, each read down to a
 high-water mark (``Mark``) that moves only after every page it covers was yielded. A poll stops, after the page
 in hand, while Meta's usage headers say the app is near a limit.
+
+A page without its ``data`` list ends that listing, not the poll: Meta's answer becomes a failed row, the rest
+is read, and the mark stays, so what the page hid is read by a later poll.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from ..base import DEFAULT_IMPORT_DAYS, Envelope, EnvelopeKind, PollPage, RateLimited, Rejected
-from .graph import USAGE_BACKOFF_PERCENT
+from .graph import USAGE_BACKOFF_PERCENT, MalformedPage
 from .items import BadItem, as_dict, chronological, event_time, graph_attachments, message_id, meta_id, text_of
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,13 @@ class PagePolling:
     def _page(self, envelopes, cursor, rejected) -> PollPage:
         return PollPage(envelopes=envelopes, cursor=copy.deepcopy(cursor), rejected=rejected)
 
+    def _listing(self, path, params, broken: list[Rejected]) -> Iterator[list]:
+        """``graph.pages``; a page without its data list ends the listing and is added to ``broken``."""
+        try:
+            yield from self.graph.pages(path, params)
+        except MalformedPage as exc:
+            broken.append(Rejected(reference=path[:200], reason=str(exc), raw=exc.body))
+
     def _backoff(self):
         """After a page is yielded: stop the poll while Meta says the app is near its limits."""
         if self.graph.usage >= USAGE_BACKOFF_PERCENT:
@@ -62,8 +72,9 @@ class PagePolling:
         The mark moves (to the newest message read) only after every page it covers was yielded; messages at
         exactly the mark are remembered by id, so a re-poll neither skips nor repeats them."""
         mark = Mark(cursor, "dm", start)
+        broken: list[Rejected] = []
         params = {"platform": self.platform, "fields": "id,updated_time,participants", "limit": CONVERSATIONS_PAGE}
-        for conversations in self.graph.pages(f"{self.config['page_id']}/conversations", params):
+        for conversations in self._listing(f"{self.config['page_id']}/conversations", params, broken):
             rejected: list[Rejected] = []
             reached_mark = False
             wanted = []
@@ -81,15 +92,20 @@ class PagePolling:
             if rejected:
                 yield self._page([], cursor, rejected)
             for conversation_id in wanted:
-                yield from self._poll_conversation(conversation_id, mark, cursor)
+                yield from self._poll_conversation(conversation_id, mark, cursor, broken)
             if reached_mark:
                 break
-        mark.advance()
-        yield self._page([], cursor, [])
+        yield from self._finish(mark, cursor, broken)
 
-    def _poll_conversation(self, conversation_id, mark, cursor) -> Iterator[PollPage]:
+    def _finish(self, mark, cursor, broken) -> Iterator[PollPage]:
+        """The last page of a listing: the mark moves unless a broken page may have hidden something."""
+        if not broken:
+            mark.advance()
+        yield self._page([], cursor, broken)
+
+    def _poll_conversation(self, conversation_id, mark, cursor, broken) -> Iterator[PollPage]:
         params = {"fields": "id,message,from,to,created_time,attachments,sticker", "limit": MESSAGES_PAGE}
-        for messages in self.graph.pages(f"{conversation_id}/messages", params):
+        for messages in self._listing(f"{conversation_id}/messages", params, broken):
             envelopes, rejected, reached_mark = [], [], False
             for message in messages:
                 try:
@@ -134,9 +150,10 @@ class PagePolling:
         DMs). Comments come newest first on Facebook, so reading a post stops at the mark; Instagram nests replies
         under their comment, so every page of a media's comments is read."""
         mark = Mark(cursor, "comments", start)
+        broken: list[Rejected] = []
         count = self.config.get("poll_media", DEFAULT_POLL_MEDIA)
-        for media_id in self._recent_media(count) if count else []:
-            for comments in self._comment_pages(media_id):
+        for media_id in self._recent_media(count, broken) if count else []:
+            for comments in self._comment_pages(media_id, broken):
                 envelopes, rejected, reached_mark = [], [], False
                 for comment in comments:
                     try:
@@ -165,27 +182,27 @@ class PagePolling:
                 self._backoff()
                 if reached_mark:
                     break
-        mark.advance()
-        yield self._page([], cursor, [])
+        yield from self._finish(mark, cursor, broken)
 
     comment_time_field = "created_time"
     comments_newest_first = True
 
-    def _recent_media(self, count) -> list[str]:
+    def _recent_media(self, count, broken: list[Rejected]) -> list[str]:
         """The ids of the ``count`` most recent posts or media."""
         raise NotImplementedError
 
-    def _comment_pages(self, media_id) -> Iterator[list]:
-        """Pages of a post's or media's comments, replies included (flat, each naming its parent)."""
+    def _comment_pages(self, media_id, broken: list[Rejected]) -> Iterator[list]:
+        """Pages of a post's or media's comments, replies included (flat, each naming its parent); a broken page
+        ends them (``_listing``)."""
         raise NotImplementedError
 
     def _polled_comment(self, comment, media_id) -> list[Envelope]:
         raise NotImplementedError
 
-    def _first_ids(self, path, params, count) -> list[str]:
+    def _first_ids(self, path, params, count, broken: list[Rejected]) -> list[str]:
         """The first ``count`` well-formed ids of a paged edge (a Page's posts, an account's media)."""
         found: list[str] = []
-        for page in self.graph.pages(path, params):
+        for page in self._listing(path, params, broken):
             for item in page:
                 try:
                     found.append(meta_id(as_dict(item, "item").get("id"), "id"))

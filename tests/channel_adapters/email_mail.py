@@ -82,6 +82,15 @@ def inline_image_mail(image: bytes, *, cid: str, subject="Error dialog") -> byte
     return _wire(message)
 
 
+def forwarded_inside_itself(depth: int) -> bytes:
+    """A message forwarded inside itself ``depth`` times (message/rfc822 parts), deeper than any mail client."""
+    raw = mail("the innermost message", subject="inner")
+    for level in range(depth):
+        head = f"From: {ANN}\r\nTo: {DESK}\r\nSubject: forward {level}\r\nMessage-ID: <nest-{level}@corp.example>\r\n"
+        raw = head.encode() + b"MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n" + raw
+    return raw
+
+
 def email_config(dovecot, smtp_catcher, **extra) -> dict:
     dovecot.users.get(DESK) or dovecot.add_user(DESK)
     return {

@@ -188,6 +188,16 @@ def test_a_reply_joins_by_in_reply_to(dovecot, channel):
     assert Ticket.objects.get().messages.count() == 2
 
 
+def test_a_message_id_with_bytes_that_are_not_utf8_opens_a_ticket_and_its_reply_joins(dovecot, channel):
+    """Found by the damage corpus: such an id was the stored key as it was read, which PostgreSQL refuses, so the
+    poll crashed on it and on every retry."""
+    first = mail(message_id="<cafe-1@corp.example>").replace(b"cafe-1", b"caf\xe9-1")
+    reply = mail("Still broken.", subject="other", in_reply_to="<cafe-1@corp.example>").replace(b"cafe-1", b"caf\xe9-1")
+    arrives(dovecot, channel, first)
+    arrives(dovecot, channel, reply)
+    assert Ticket.objects.get().messages.count() == 2
+
+
 def test_a_reply_joins_by_references_alone(dovecot, channel):
     arrives(dovecot, channel, mail(message_id="<a1@corp.example>"))
     arrives(

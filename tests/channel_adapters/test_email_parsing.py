@@ -21,6 +21,7 @@ from channel_adapters.email.parsing import (
 )
 from channel_adapters.email.replies import split_reply
 from channel_adapters.email.threading_keys import referenced_ids, tag_subject, ticket_tag
+from tests.channel_adapters.email_mail import forwarded_inside_itself
 
 CORPUS = Path(__file__).parent / "fixtures" / "email"
 MESSAGES = sorted(path.name for path in CORPUS.glob("*.eml"))
@@ -249,6 +250,13 @@ def test_decode_helpers():
     assert notes
 
 
+def test_utf8_with_a_stray_byte_keeps_its_utf8_and_replaces_only_the_byte():
+    """Found by the odd-text tests: charset detection read the whole body as Arabic Windows-1256."""
+    text, notes = decode_bytes("Łódź: the printer is ".encode() + b"caf\xe9 broken", "utf-8")
+    assert text == "Łódź: the printer is caf\ufffd broken"
+    assert notes == ["text: declared 'utf-8', but not all of it is; undecodable bytes shown as \ufffd"]
+
+
 # --- noise rules, one by one ---------------------------------------------------------------------------------
 
 
@@ -367,6 +375,12 @@ def test_mutated_fixtures_never_crash(name, seed, count):
         else:
             data[position:position] = rng.choice([b"\r\n", b"\n--", b"=?", b"?=", b"<", b">", b";", b"\xff", b" "])
     _parse_all(bytes(data))
+
+
+def test_a_message_nested_deeper_than_the_stack_is_a_parse_error():
+    """Found by the damage corpus (test_email_damage): a RecursionError escaped, and stopped the poll for good."""
+    with pytest.raises(EmailParseError, match="RecursionError"):
+        parse_email(forwarded_inside_itself(400))
 
 
 def test_a_header_mixing_decoded_text_and_raw_bytes_is_read_not_raised():

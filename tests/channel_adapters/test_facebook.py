@@ -1148,6 +1148,34 @@ def test_malformed_polled_items_are_failed_rows_and_the_poll_goes_on(db, canned_
     assert failed.count() == len(odd_conversations) + len(odd_messages) + len(odd_comments)
 
 
+def test_a_page_without_its_data_list_is_a_failed_row_and_what_it_hid_is_read_next_time(db, canned_platform):
+    """Meta's answer kept whole; the comments are still polled, and the DM mark stays where it was, so the
+    conversations that page should have listed are read once Meta lists them again."""
+    channel = channel_of(facebook_adapter(PAGE, base_url=canned_platform.url.rstrip("/")), "fb-canned")
+    created = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    broken = {"data": {"id": "t_1"}, "paging": {}}
+    canned_platform.answer(f"/{PAGE}/conversations", broken)
+    canned_platform.answer(
+        "/t_1/messages",
+        {"data": [{"id": "m_1", "message": "vpn down", "from": {"id": PERSON}, "created_time": created}]},
+    )
+    canned_platform.answer(f"/{PAGE}/posts", {"data": [{"id": "1", "created_time": created}]})
+    canned_platform.answer(
+        "/1/comments", {"data": [{"id": "1_2", "message": "help", "from": {"id": "77"}, "created_time": created}]}
+    )
+
+    outcome = poll_as_worker(channel)
+    assert not outcome.error
+    failed = InboundMessage.objects.get(status=InboundMessage.Status.FAILED)
+    assert failed.payload["raw"] == broken
+    assert "without a data list" in failed.error
+    assert InboundMessage.objects.filter(external_id="comment:1_2").exists()
+
+    canned_platform.answer(f"/{PAGE}/conversations", {"data": [{"id": "t_1", "updated_time": created}]})
+    assert not poll_as_worker(channel).error
+    assert Message.objects.get(external_id="m_1").body == "vpn down"
+
+
 @pytest.mark.django_db
 def test_after_its_private_reply_a_comment_offers_only_a_public_one(meta_emulator, page, agent):
     """The desk remembers the private reply on the comment, so the composer says so before Meta would refuse."""
