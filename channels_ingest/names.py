@@ -11,6 +11,8 @@ asks the platform and names the people without keeping the answer.
 
 from __future__ import annotations
 
+import hashlib
+
 from django.core.cache import cache
 
 from channel_adapters.base import Envelope, Sender
@@ -27,8 +29,11 @@ MISS_CACHE_SECONDS = 10 * 60
 _MISS = {"unknown": True}
 
 
-def _cache_key(sender: Sender) -> str:
-    return f"sender-name:{sender.namespace}:{sender.external_id}"
+def cache_key(sender: Sender) -> str:
+    """Hashed: an id may hold anything a platform or a mail header gives (spaces, any script, 1,000 characters),
+    which not every cache backend takes in a key."""
+    digest = hashlib.sha256(f"{sender.namespace}\0{sender.external_id}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sender-name:{digest}"
 
 
 def _with_profile(sender: Sender, profile: dict) -> Sender:
@@ -61,7 +66,7 @@ def with_known_names(channel: Channel, envelopes: list[Envelope]) -> list[Envelo
     senders = {e.sender for e in envelopes if e.sender and not e.sender.display_name}
     if not senders:
         return envelopes
-    keys = {sender: _cache_key(sender) for sender in senders}
+    keys = {sender: cache_key(sender) for sender in senders}
     profiles = _cached_profiles(list(keys.values()))
     known = {
         sender.external_id: _with_profile(sender, profiles[key])
@@ -91,7 +96,7 @@ def describe_senders(channel_id: int, senders: list[Sender]) -> int:
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         return 0
-    keys = {sender: _cache_key(sender) for sender in senders}
+    keys = {sender: cache_key(sender) for sender in senders}
     cached = _cached_profiles(list(keys.values()))
     described = {
         sender.external_id: _with_profile(sender, cached[key])
@@ -102,7 +107,7 @@ def describe_senders(channel_id: int, senders: list[Sender]) -> int:
     fetched = channel.adapter().describe_senders(unknown) if unknown else {}
     _keep_profiles(
         {
-            _cache_key(sender): {"handle": sender.handle, "display_name": sender.display_name, "email": sender.email}
+            cache_key(sender): {"handle": sender.handle, "display_name": sender.display_name, "email": sender.email}
             for sender in fetched.values()
         }
     )

@@ -174,7 +174,7 @@ def test_redis_killed_mid_ingest_fails_nothing(
     slack_channel.refresh_from_db()
     ann = Sender(namespace=f"slack:{slack_channel.state['team_id']}", external_id="U0ANN")
     assert names.describe_senders(slack_channel.pk, [ann]) == 1
-    assert cache.get_many([f"sender-name:{ann.namespace}:U0ANN"])
+    assert cache.get_many([names.cache_key(ann)])
 
 
 @pytest.mark.django_db(transaction=True)  # the webhook's transaction really commits, so its on-commit work runs

@@ -58,3 +58,15 @@ def test_a_person_the_platform_cannot_name_is_not_asked_about_on_every_message(
     with django_capture_on_commit_callbacks() as queued:
         assert names.with_known_names(locmem_channel, [unnamed]) == [unnamed]
     assert not queued  # no lookup queued for them
+
+
+@pytest.mark.parametrize("external_id", ["Alex Q ùxxx@yahoo.com", "x" * 1000, "ann\nbob", "人事部@例え.jp"])
+def test_any_id_a_platform_gives_makes_a_cache_key_every_backend_takes(external_id):
+    """Ids come from mail headers and platforms as they are: the key never carries them (memcached refuses spaces,
+    control characters and keys over 250 characters)."""
+    key = names.cache_key(Sender(namespace="email", external_id=external_id))
+    assert len(key) < 250
+    assert key.isascii()
+    assert key.isprintable()
+    assert " " not in key
+    assert key != names.cache_key(Sender(namespace="email", external_id=external_id + "."))
