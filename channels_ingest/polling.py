@@ -23,6 +23,7 @@ from channel_adapters.base import AdapterError, Capability, CredentialsError, Ra
 
 from .ingest import store_envelopes
 from .models import Channel, ErrorKind
+from .outages import is_outage
 from .registry import adapter_class
 from .usage import record_usage
 
@@ -153,6 +154,20 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
         logger.error("channel %s: poll failed: %s", channel.name, exc)
         channel.record_error(str(exc), kind=ErrorKind.of(exc), unhealthy=not isinstance(exc, TransientError))
         return PollOutcome(polled=True, stored=stored, error=str(exc))
+    except Exception as exc:
+        if isinstance(exc, LeaseLost) or is_outage(exc):
+            raise  # not this channel's doing: the task retries, and the sweep polls again
+        # A bug reading the platform's answer (an adapter makes a failed row of what it cannot read): the channel
+        # shows it, and breaks after a few polls in a row (the admins are told), rather than the task failing
+        # unseen at every poll.
+        logger.exception("channel %s: poll crashed", channel.name)
+        channel.record_error(
+            f"The helpdesk could not read this channel's messages ({type(exc).__name__}: {exc}); the log has the "
+            "details.",
+            kind=ErrorKind.TRANSIENT,
+            unhealthy=False,
+        )
+        return PollOutcome(polled=True, stored=stored, error=f"{type(exc).__name__}: {exc}")
     finally:
         heartbeat.stop()
         _release_poll_lease(channel_id, token)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.conf import settings
-from django.db import connections
+from django.db import OperationalError, connections
 from django.utils import timezone
 
 from channel_adapters import locmem
@@ -137,6 +137,34 @@ def test_revoked_credentials_mark_only_that_channel_unhealthy(locmem_channel):
     assert "token_revoked" in locmem_channel.last_error
     assert other.healthy
     assert other.last_poll_stored == 1
+
+
+def test_an_adapter_that_crashes_shows_on_the_channels_health_and_breaks_it_after_three(locmem_channel, caplog):
+    """A bug in reading the platform's answer (an adapter must make a failed row of what it cannot read) keeps
+    what was stored before it, says so on the channel, is logged with its traceback, and after three polls in a
+    row the channel is broken (the admins are told), instead of the task failing unseen at every poll."""
+    locmem_channel.config["page_size"] = 1
+    locmem_channel.save()
+    locmem.inbox["lm"] = [message("a"), KeyError("text")]
+
+    outcomes = [polling.poll_channel(locmem_channel.pk) for _ in range(3)]
+
+    assert [o.stored for o in outcomes] == [1, 0, 0]
+    assert "KeyError" in outcomes[0].error
+    locmem_channel.refresh_from_db()
+    assert "could not read" in locmem_channel.last_error
+    assert locmem_channel.consecutive_failures == 3
+    assert Channel.objects.broken().filter(pk=locmem_channel.pk).exists()
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+
+
+def test_an_outage_during_a_poll_is_left_to_the_task_to_retry(locmem_channel):
+    """Not the channel's fault: its health is untouched, and the task's own retry takes it."""
+    locmem.inbox["lm"] = [OperationalError("the database system is shutting down")]
+    with pytest.raises(OperationalError):
+        polling.poll_channel(locmem_channel.pk)
+    locmem_channel.refresh_from_db()
+    assert (locmem_channel.consecutive_failures, locmem_channel.last_error) == (0, "")
 
 
 def test_rate_limited_poll_is_rescheduled_after_retry_after(locmem_channel):
