@@ -18,7 +18,8 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from ..base import CredentialsError, PermanentError, TransientError
 
 #: Seconds one IMAP command may take before the session counts as lost.
-IMAP_TIMEOUT = 30.0
+#: Seconds IMAP and SMTP answers are waited for, unless the channel's ``timeout`` says otherwise.
+MAIL_TIMEOUT = 30.0
 SECURITY_CHOICES = ("ssl", "starttls", "none")
 
 
@@ -29,6 +30,7 @@ class ImapSettings:
     security: str
     username: str
     mailbox: str
+    timeout: float = MAIL_TIMEOUT
 
 
 @contextlib.contextmanager
@@ -48,7 +50,7 @@ def imap_session(
             port=settings.port,
             ssl=settings.security == "ssl",
             ssl_context=ssl.create_default_context(),
-            timeout=IMAP_TIMEOUT,
+            timeout=settings.timeout,
         )
         client.normalise_times = False  # INTERNALDATE with its zone, not converted to naive local time
         try:
