@@ -32,6 +32,7 @@ from tickets.models import Message, Ticket
 from tickets.replies import ReplyError, reply_to_ticket
 
 from .load import SlackLoad, XLoad
+from .mail_load import MailLoad
 from .meta_load import MetaLoad
 from .options import Options
 from .processes import Beat, Supervisor, Web, Worker
@@ -39,7 +40,7 @@ from .report import Result
 from .services import Postgres, Redis
 
 DB_DOWN = (OperationalError, InterfaceError)
-Load = SlackLoad | XLoad | MetaLoad
+Load = SlackLoad | XLoad | MetaLoad | MailLoad
 #: What every warning that a reply may have arrived says (delivery.UNCONFIRMED_ERROR, delivery.STALLED_SEND_ERROR).
 UNCONFIRMED_WARNING = "it may or may not have arrived"
 #: A reply the platform holds is sent, whatever it reported since (Messenger's and WhatsApp's receipts).
@@ -205,6 +206,7 @@ SCENARIOS = [
         ("slack", "Slack", SlackLoad, "polling"),
         ("x", "X", XLoad, "polling"),
         ("meta", "Meta (Facebook, Instagram, WhatsApp)", MetaLoad, "webhooks and polling"),
+        ("email", "the mail server (IMAP and SMTP)", MailLoad, "IMAP polling"),
     )
     for kind, what in (("5xx", "20 % 5xx"), ("429", "20 % 429 with Retry-After"),
                        ("slow", "20 % answered after the client timeout"), ("reset", "20 % connection resets"))
