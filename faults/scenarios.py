@@ -28,7 +28,7 @@ from channels_ingest import delivery
 from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import Channel, InboundMessage
 from channels_ingest.queueing import TaskName
-from tickets.models import Message, Ticket
+from tickets.models import Attachment, Message, Ticket
 from tickets.replies import ReplyError, reply_to_ticket
 
 from .load import SlackLoad, XLoad
@@ -496,6 +496,9 @@ def _count(run: Run, expected: set[str], result: Result) -> None:
         errors = Counter(failed_rows.values_list("error", flat=True))
         for error, n in errors.most_common(3):
             run.note(f"{n} inbound rows failed: {error.splitlines()[0][:160]}")
+    files = Counter(Attachment.objects.filter(message__in=_inbound(run.channels)).values_list("status", flat=True))
+    if files:  # downloads retry on their own schedule, after ingestion: noted, not counted
+        run.note("files that came in: " + ", ".join(f"{n} {status}" for status, n in sorted(files.items())))
 
     copies = run.load.reply_copies()
     replies = list(_replies(run))
