@@ -1,10 +1,10 @@
 """The Meta load: a Facebook Page, its Instagram account and a WhatsApp number on one Meta emulator.
 
 People write DMs to the Page and the Instagram account, comment on their posts, and send WhatsApp messages (one
-in fifty a photo, which the desk downloads through the Graph media endpoints). Everything arrives by the
-emulator's signed webhooks; one Facebook or Instagram push in ten is lost on purpose, so that polling, the
-backstop for lost pushes, has to find those. WhatsApp cannot be polled, so none of its pushes is lost (Meta
-retries them for days; the emulator for seconds).
+message in fifty is a WhatsApp photo, which the desk downloads through the Graph media endpoints). Everything
+arrives by the emulator's signed webhooks; one Facebook or Instagram push in ten is lost on purpose, so that
+polling, the backstop for lost pushes, has to find those. WhatsApp cannot be polled, so none of its pushes is
+lost (Meta retries them for days; the emulator for seconds).
 """
 
 from __future__ import annotations
