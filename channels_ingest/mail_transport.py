@@ -28,7 +28,6 @@ from channel_adapters.base import (
 )
 from channel_adapters.email.outgoing import OutgoingMail, SendsMail, smtp_failure
 
-SMTP_TIMEOUT = 30
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
 
@@ -71,7 +70,7 @@ class DjangoMailTransport:
             "username": smtp["username"],
             "use_tls": smtp["security"] == "starttls",
             "use_ssl": smtp["security"] == "ssl",
-            "timeout": SMTP_TIMEOUT,
+            "timeout": smtp["timeout"],
             "fail_silently": False,
         }
         if smtp["token"]:

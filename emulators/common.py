@@ -245,12 +245,11 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         self._reply(*self.server.emulator.control.handle(verb, url.path[len(CONTROL_PREFIX) :], query, payload))
 
     def _reset_connection(self) -> None:
-        """Close with SO_LINGER 0, so the client gets a reset (ECONNRESET) rather than an answer."""
+        """Close with a reset (ECONNRESET) rather than an answer."""
         self.close_connection = True
         self.rfile.close()
         self.wfile.close()
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()  # with SO_LINGER 0 and no file left open on it: an RST, not a FIN
+        reset_socket(self.connection)
         self.wfile = io.BytesIO()  # what http.server still flushes after the call goes nowhere
 
     def _weather_storm(self, verb: str, path: str) -> bool:
@@ -284,6 +283,12 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def reset_socket(sock: socket.socket) -> None:
+    """Close with SO_LINGER 0: with no file left open on the socket, the peer gets an RST, not a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 class EmulatorServer:

@@ -46,7 +46,7 @@ class SlackLoad:
         at_exit(self.emulator.stop)
         self.posted: list[str] = []
 
-    def create_channel(self) -> Channel:
+    def create_channels(self) -> list[Channel]:
         raw = {
             "bot_token": "xoxb-emulator",
             "signing_secret": "emulator-secret",
@@ -66,7 +66,7 @@ class SlackLoad:
             self.emulator.configure(events_url=f"{self.web_url}/webhooks/{channel.public_id}/")
         for n in range(PEOPLE):
             self.emulator.add_user(f"U{n:05d}", name=f"person{n}", real_name=f"Person {n}")
-        return channel
+        return [channel]
 
     def feed(self, stored_ids: Callable[[], set[str] | None]) -> None:
         replies = self.messages // 10
@@ -120,7 +120,7 @@ class XLoad:
         self.dms: list[str] = []
         self._lock = threading.Lock()
 
-    def create_channel(self) -> Channel:
+    def create_channels(self) -> list[Channel]:
         raw = {
             "bearer_token": "x-emulator-bearer",
             "base_url": self.emulator.url,
@@ -129,9 +129,9 @@ class XLoad:
             "timeout": self.client_timeout,
         }
         config, secrets = clean_channel_config("x", raw)
-        return Channel.objects.create(
-            kind="x", name="faults-x", config=config, secrets=secrets, poll_interval_seconds=1
-        )
+        return [
+            Channel.objects.create(kind="x", name="faults-x", config=config, secrets=secrets, poll_interval_seconds=1)
+        ]
 
     def feed(self, stored_ids: Callable[[], set[str] | None]) -> None:
         dms = max(1, self.messages // 50)

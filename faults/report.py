@@ -21,6 +21,10 @@ class Result:
     #: (or failed again after Retry) when the run gave up waiting.
     replies: int = 0
     replies_once: int = 0
+    #: Replies on the platform more than once, every extra copy sent by the agent's Retry after the warning that the
+    #: platform did not confirm the reply, on a channel that cannot look whether it arrived (WhatsApp): visible,
+    #: at least once, never a silent copy.
+    replies_warned: int = 0
     retried: int = 0
     reply_copies: int = 0
     replies_lost: int = 0
@@ -42,7 +46,7 @@ class Result:
             and self.reply_copies == 0
             and self.replies_lost == 0
             and self.replies_unsettled == 0
-            and self.replies_once == self.replies
+            and self.replies_once + self.replies_warned == self.replies
         )
 
     def as_dict(self) -> dict:
@@ -54,7 +58,8 @@ class Result:
             f"  in:  sent {self.sent}, stored {self.stored}, ingested {self.ingested}, duplicated {self.duplicated}, "
             f"lost {self.lost} (failed rows {self.failed_rows})",
             f"  out: replies {self.replies}, sent once {self.replies_once} (after Retry {self.retried}), "
-            f"extra copies {self.reply_copies}, lost {self.replies_lost}, unsettled {self.replies_unsettled}",
+            f"twice after a warning {self.replies_warned}, extra copies {self.reply_copies}, "
+            f"lost {self.replies_lost}, unsettled {self.replies_unsettled}",
             f"  recovery: {recovery}",
         ]
         lines += [f"  note: {note}" for note in self.notes]
@@ -72,6 +77,7 @@ COLUMNS = [
     ("lost", 5),
     ("replies", 7),
     ("once", 5),
+    ("warned", 6),
     ("retried", 7),
     ("copies+", 7),
     ("r.lost", 6),
@@ -93,6 +99,7 @@ def table(results: list[Result]) -> str:
             r.lost,
             r.replies,
             r.replies_once,
+            r.replies_warned,
             r.retried,
             r.reply_copies,
             r.replies_lost,

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import zip_longest
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -27,16 +28,23 @@ from channels_ingest import delivery
 from channels_ingest.delivery import retry_delivery
 from channels_ingest.models import Channel, InboundMessage
 from channels_ingest.queueing import TaskName
-from tickets.models import Message, Ticket
+from tickets.models import Attachment, Message, Ticket
 from tickets.replies import ReplyError, reply_to_ticket
 
 from .load import SlackLoad, XLoad
+from .mail_load import MailLoad
+from .meta_load import MetaLoad
 from .options import Options
 from .processes import Beat, Supervisor, Web, Worker
 from .report import Result
 from .services import Postgres, Redis
 
 DB_DOWN = (OperationalError, InterfaceError)
+Load = SlackLoad | XLoad | MetaLoad | MailLoad
+#: What every warning that a reply may have arrived says (delivery.UNCONFIRMED_ERROR, delivery.STALLED_SEND_ERROR).
+UNCONFIRMED_WARNING = "it may or may not have arrived"
+#: A reply the platform holds is sent, whatever it reported since (Messenger's and WhatsApp's receipts).
+SENT_STATUSES = (Message.DeliveryStatus.SENT, Message.DeliveryStatus.DELIVERED, Message.DeliveryStatus.READ)
 STORM_RATE = 0.2
 #: How much later than the client's timeout a storm's slow answer comes.
 SLOW_PAST_TIMEOUT = 1.0
@@ -80,10 +88,13 @@ class Run:
 
     stack: Stack
     scenario: Scenario
-    load: SlackLoad | XLoad
-    channel: Channel
+    load: Load
+    channels: list[Channel]
     notes: list[str] = field(default_factory=list)
     reply_texts: list[str] = field(default_factory=list)
+    #: Replies the agent retried after the warning that the platform did not confirm them, on a channel that
+    #: cannot look whether they arrived: reply id -> how many times.
+    warned_retries: Counter = field(default_factory=Counter)
     replies_made: threading.Event = field(default_factory=threading.Event)
 
     def note(self, text: str) -> None:
@@ -169,7 +180,7 @@ def storm(kind: str) -> Callable[[Run], None]:
 class Scenario:
     name: str
     summary: str
-    load: type[SlackLoad] | type[XLoad]
+    load: type[Load]
     fault: Callable[[Run], None]
     webhook: bool = False
     poll: bool = True
@@ -189,9 +200,14 @@ SCENARIOS = [
     Scenario("web-kill", "kill -9 of gunicorn during a Slack webhook burst (no polling: Slack's retries only)",
              SlackLoad, kill_web, webhook=True, poll=False),
 ] + [
-    Scenario(f"{platform}-storm-{kind}", f"{what} storm from {platform.capitalize()}: polling in, replies out",
-             load, storm(kind), strikes="start")
-    for platform, load in (("slack", SlackLoad), ("x", XLoad))
+    Scenario(f"{platform}-storm-{kind}", f"{what} storm from {name}: {way} in, replies out", load, storm(kind),
+             strikes="start")
+    for platform, name, load, way in (
+        ("slack", "Slack", SlackLoad, "polling"),
+        ("x", "X", XLoad, "polling"),
+        ("meta", "Meta (Facebook, Instagram, WhatsApp)", MetaLoad, "webhooks and polling"),
+        ("email", "the mail server (IMAP and SMTP)", MailLoad, "IMAP polling"),
+    )
     for kind, what in (("5xx", "20 % 5xx"), ("429", "20 % 429 with Retry-After"),
                        ("slow", "20 % answered after the client timeout"), ("reset", "20 % connection resets"))
 ]  # fmt: skip
@@ -214,7 +230,7 @@ def run_scenario(stack: Stack, scenario: Scenario) -> Result:
             web_url=stack.web.url,
             client_timeout=stack.options.client_timeout,
         )
-        run = Run(stack, scenario, load, load.create_channel())
+        run = Run(stack, scenario, load, load.create_channels())
         run.notes = result.notes
         _play(run, result)
     except Exception as exc:  # noqa: BLE001 - a broken scenario is reported, and the others still run
@@ -279,15 +295,15 @@ def _play(run: Run, result: Result) -> None:
 
 def _play_supervised(run: Run, result: Result) -> None:
     options = run.options
-    feeder = _thread(run.load.feed, lambda: _db(lambda: _stored_ids(run.channel)))
+    feeder = _thread(run.load.feed, lambda: _db(lambda: _stored_ids(run.channels)))
     replier = _thread(_make_replies, run)
     if run.scenario.strikes == "backlog":
-        _wait(lambda: (_db(lambda: _pending(run.channel)) or 0) > 0, options.ingest_timeout, 0.02)
+        _wait(lambda: (_db(lambda: _pending(run.channels)) or 0) > 0, options.ingest_timeout, 0.02)
     elif run.scenario.strikes == "mid":
         # Mid-ingest, and with replies already on their way out (as many more follow during the fault).
         _wait(
             lambda: (
-                (_db(lambda: _stored(run.channel)) or 0) >= options.messages * FAULT_AT
+                (_db(lambda: _stored(run.channels)) or 0) >= options.messages * FAULT_AT
                 and len(run.reply_texts) >= options.replies // 3
             ),
             options.ingest_timeout,
@@ -304,6 +320,8 @@ def _play_supervised(run: Run, result: Result) -> None:
     failed = _db(lambda: list(_replies(run).filter(delivery_status=Message.DeliveryStatus.FAILED)), [])
     for message in failed:
         run.note(f"reply {message.pk} failed visibly ({message.delivery_error[:120]}); pressing Retry")
+        if _warned_unconfirmed(message):
+            run.warned_retries[message.pk] += 1
         result.retried += int(retry_delivery(message))
     if failed:
         _wait_for_replies(run)
@@ -339,20 +357,26 @@ def _wait(condition, timeout: float, interval: float = 0.25) -> bool:
     return False
 
 
-def _stored(channel) -> int:
-    return InboundMessage.objects.filter(channel=channel).count()
+def _warned_unconfirmed(message: Message) -> bool:
+    """Whether the agent sees that this reply may have arrived, on a channel that cannot look (WhatsApp): a Retry
+    then sends it again knowingly, so a second copy is the warned case, not a silent duplicate."""
+    return UNCONFIRMED_WARNING in message.delivery_error and not message.thread.channel.adapter().finds_sent
 
 
-def _stored_ids(channel) -> set[str]:
-    return set(InboundMessage.objects.filter(channel=channel).values_list("external_id", flat=True))
+def _stored(channels) -> int:
+    return InboundMessage.objects.filter(channel__in=channels).count()
 
 
-def _pending(channel) -> int:
-    return InboundMessage.objects.filter(channel=channel, status=InboundMessage.Status.PENDING).count()
+def _stored_ids(channels) -> set[str]:
+    return set(InboundMessage.objects.filter(channel__in=channels).values_list("external_id", flat=True))
 
 
-def _inbound(channel):
-    return Message.objects.filter(thread__channel=channel, direction=Message.Direction.INBOUND)
+def _pending(channels) -> int:
+    return InboundMessage.objects.filter(channel__in=channels, status=InboundMessage.Status.PENDING).count()
+
+
+def _inbound(channels):
+    return Message.objects.filter(thread__channel__in=channels, direction=Message.Direction.INBOUND)
 
 
 def _replies(run: Run):
@@ -373,12 +397,7 @@ def _answer_tickets(run: Run) -> None:
     tickets: list[int] = []
     deadline = time.monotonic() + run.options.ingest_timeout
     while len(tickets) < count and time.monotonic() < deadline:
-        tickets = _db(
-            lambda: list(
-                Ticket.objects.filter(channel=run.channel).order_by("id").values_list("id", flat=True)[:count]
-            ),
-            [],
-        )
+        tickets = _db(lambda: _first_tickets(run.channels, count), [])
         time.sleep(0.25)
     token = uuid.uuid4().hex[:6]
     for n, (ticket_id, mode) in enumerate(zip(tickets, run.load.reply_modes(len(tickets)), strict=True)):
@@ -386,6 +405,16 @@ def _answer_tickets(run: Run) -> None:
         if _reply(ticket_id, agent, text, mode, deadline):
             run.reply_texts.append(text)
         time.sleep(REPLY_INTERVAL)
+
+
+def _first_tickets(channels, count: int) -> list[int]:
+    """The first ``count`` tickets, taken from each channel in turn, so that every channel's replies go out."""
+    per_channel = [
+        list(Ticket.objects.filter(channel=channel).order_by("id").values_list("id", flat=True)[:count])
+        for channel in channels
+    ]
+    interleaved = [ticket for round_ in zip_longest(*per_channel) for ticket in round_ if ticket is not None]
+    return interleaved[:count]
 
 
 def _reply(ticket_id, agent, text, mode, deadline) -> bool:
@@ -411,13 +440,13 @@ def _wait_for_ingest(run: Run, expected: int) -> float | None:
     deadline = time.monotonic() + run.options.ingest_timeout
     last, still_since = None, time.monotonic()
     while time.monotonic() < deadline:
-        ingested = _db(lambda: _inbound(run.channel).count())
+        ingested = _db(lambda: _inbound(run.channels).count())
         if ingested is not None and ingested >= expected:
             return time.monotonic()
-        progress = (ingested, _db(lambda: _stored(run.channel)))
+        progress = (ingested, _db(lambda: _stored(run.channels)))
         if progress != last:
             last, still_since = progress, time.monotonic()
-        elif time.monotonic() - still_since > STALL and _db(lambda: _pending(run.channel)) == 0:
+        elif time.monotonic() - still_since > STALL and _db(lambda: _pending(run.channels)) == 0:
             return None
         time.sleep(0.5)
     return None
@@ -454,32 +483,38 @@ def _fast_forward(run: Run) -> None:
 
 
 def _count(run: Run, expected: set[str], result: Result) -> None:
-    rows = Counter(InboundMessage.objects.filter(channel=run.channel).values_list("external_id", flat=True))
-    made = Counter(_inbound(run.channel).values_list("external_id", flat=True))
+    rows = Counter(InboundMessage.objects.filter(channel__in=run.channels).values_list("external_id", flat=True))
+    made = Counter(_inbound(run.channels).values_list("external_id", flat=True))
     result.sent = len(expected)
     result.stored = len(expected & rows.keys())
     result.ingested = len(expected & made.keys())
     result.duplicated = sum(n - 1 for n in rows.values() if n > 1) + sum(n - 1 for n in made.values() if n > 1)
     result.lost = len(expected - made.keys())
-    result.failed_rows = InboundMessage.objects.filter(channel=run.channel, status="failed").count()
+    failed_rows = InboundMessage.objects.filter(channel__in=run.channels, status=InboundMessage.Status.FAILED)
+    result.failed_rows = failed_rows.count()
     if result.failed_rows:
-        errors = Counter(
-            InboundMessage.objects.filter(channel=run.channel, status="failed").values_list("error", flat=True)
-        )
+        errors = Counter(failed_rows.values_list("error", flat=True))
         for error, n in errors.most_common(3):
             run.note(f"{n} inbound rows failed: {error.splitlines()[0][:160]}")
+    files = Counter(Attachment.objects.filter(message__in=_inbound(run.channels)).values_list("status", flat=True))
+    if files:  # downloads retry on their own schedule, after ingestion: noted, not counted
+        run.note("files that came in: " + ", ".join(f"{n} {status}" for status, n in sorted(files.items())))
 
     copies = run.load.reply_copies()
     replies = list(_replies(run))
     result.replies = len(run.reply_texts)
     for message in replies:
         on_platform = copies[message.body]
-        result.reply_copies += max(0, on_platform - 1)
-        if message.delivery_status == Message.DeliveryStatus.SENT:
+        extra = max(0, on_platform - 1)
+        warned = min(extra, run.warned_retries[message.pk])
+        result.reply_copies += extra - warned
+        if message.delivery_status in SENT_STATUSES:
             if on_platform == 1:
                 result.replies_once += 1
             elif on_platform == 0:
                 result.replies_lost += 1
+            elif extra == warned:
+                result.replies_warned += 1
         else:
             result.replies_unsettled += 1
         if on_platform > 1:

@@ -38,7 +38,7 @@ from ..base import (
     Sent,
 )
 from .inbound import MailLocation, OwnMail, interpret
-from .mailbox import SECURITY_CHOICES, ImapSettings, ensure_folder, imap_session
+from .mailbox import MAIL_TIMEOUT, SECURITY_CHOICES, ImapSettings, ensure_folder, imap_session
 from .oauth import RefreshGrant, access_token
 from .outgoing import ID_PREFIX, SendsMail, build_reply
 from .parsing import EmailParseError, payload_bytes, read_message
@@ -111,6 +111,9 @@ class EmailAdapter(SendsMail, ChannelAdapter):
                 )
         else:
             raise ConfigError("auth must be 'password' or 'oauth2'.")
+        timeout = config.get("timeout", MAIL_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigError("timeout must be a positive number of seconds.")
         if not isinstance(config.setdefault("idle", False), bool):
             raise ConfigError("idle must be true or false.")
         size = config.setdefault("max_attachment_mb", 20)
@@ -140,6 +143,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             security=self.config["imap_security"],
             username=self.config["username"],
             mailbox=mailbox or self.config.get("mailbox", "INBOX"),
+            timeout=self.config.get("timeout", MAIL_TIMEOUT),
         )
 
     def _grant(self) -> RefreshGrant | None:
@@ -169,6 +173,7 @@ class EmailAdapter(SendsMail, ChannelAdapter):
             "username": self.config.get("smtp_username") or self.config["username"],
             "password": "" if oauth else self.secrets.get("smtp_password") or self.secrets.get("password", ""),
             "token": self.bearer_token() if oauth else "",
+            "timeout": self.config.get("timeout", MAIL_TIMEOUT),
         }
 
     def _session(self, mailbox: str | None = None):

@@ -18,7 +18,8 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from ..base import CredentialsError, PermanentError, TransientError
 
 #: Seconds one IMAP command may take before the session counts as lost.
-IMAP_TIMEOUT = 30.0
+#: Seconds IMAP and SMTP answers are waited for, unless the channel's ``timeout`` says otherwise.
+MAIL_TIMEOUT = 30.0
 SECURITY_CHOICES = ("ssl", "starttls", "none")
 
 
@@ -29,6 +30,7 @@ class ImapSettings:
     security: str
     username: str
     mailbox: str
+    timeout: float = MAIL_TIMEOUT
 
 
 @contextlib.contextmanager
@@ -48,7 +50,7 @@ def imap_session(
             port=settings.port,
             ssl=settings.security == "ssl",
             ssl_context=ssl.create_default_context(),
-            timeout=IMAP_TIMEOUT,
+            timeout=settings.timeout,
         )
         client.normalise_times = False  # INTERNALDATE with its zone, not converted to naive local time
         try:
@@ -67,13 +69,20 @@ def imap_session(
                 client.logout()
 
 
+#: RFC 5530 response codes of a server that is busy or down for a moment: what it refused, it takes later.
+TRY_AGAIN_LATER = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")
+
+
 @contextlib.contextmanager
 def imap_errors(settings: ImapSettings) -> Iterator[None]:
     where = f"{settings.host}:{settings.port}"
     try:
         yield
     except LoginError as exc:
-        raise CredentialsError(f"The IMAP server {where} refused the login: {_words(exc)}") from None
+        words = _words(exc)
+        if _try_again_later(words):  # a login refused for now, not the credentials
+            raise TransientError(f"The IMAP server {where} is unavailable: {words}") from None
+        raise CredentialsError(f"The IMAP server {where} refused the login: {words}") from None
     except (IMAPClientAbortError, TimeoutError) as exc:
         raise TransientError(f"The IMAP connection to {where} was lost: {_words(exc) or type(exc).__name__}") from None
     except ssl.SSLError as exc:
@@ -84,9 +93,13 @@ def imap_errors(settings: ImapSettings) -> Iterator[None]:
         words = _words(exc)
         if "AUTHENTICATIONFAILED" in words.upper() or "[AUTHORIZATIONFAILED]" in words.upper():
             raise CredentialsError(f"The IMAP server {where} refused the login: {words}") from None
-        if "[UNAVAILABLE]" in words.upper() or "[INUSE]" in words.upper():
+        if _try_again_later(words):
             raise TransientError(f"The IMAP server {where} is unavailable: {words}") from None
         raise PermanentError(f"The IMAP server {where} refused: {words}") from None
+
+
+def _try_again_later(words: str) -> bool:
+    return any(code in words.upper() for code in TRY_AGAIN_LATER)
 
 
 def _words(exc: Exception) -> str:

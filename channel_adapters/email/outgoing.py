@@ -142,7 +142,10 @@ def smtp_failure(exc: BaseException, *, delivered: bool) -> AdapterError:
     """What an SMTP failure means for a reply. ``delivered`` is whether the message had been handed over
     (the transaction started): a connection lost or timed out after that may have delivered it."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return CredentialsError(f"The SMTP server refused the login: {_reply(exc.smtp_code, exc.smtp_error)}")
+        words = _reply(exc.smtp_code, exc.smtp_error)
+        if 400 <= exc.smtp_code < 500:  # e.g. 454 4.7.0, a temporary authentication failure (RFC 4954)
+            return TransientError(f"The SMTP server could not log in for now: {words}")
+        return CredentialsError(f"The SMTP server refused the login: {words}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         refused = "; ".join(f"{who}: {_reply(code, words)}" for who, (code, words) in exc.recipients.items())
         temporary = all(400 <= code < 500 for code, _words in exc.recipients.values())

@@ -27,15 +27,18 @@ Client API (``MailEmulatorClient(url)``; ``MailEmulator`` is one too). Stable: t
     sent(since_id=0) -> [{"id", "mail_from", "rcpt_to", "auth_user", "received_at", "raw", "subject", "from",
                           "to", "cc", "reply_to", "message_id", "in_reply_to", "references", "date", "headers",
                           "text", "html", "attachments"}];  wait_for_sent(count=1, timeout=10.0, since_id=0)
-    require_smtp_auth(required=True)
+    require_smtp_auth(required=True); file_sent_mail(folder="Sent")   (file what an account sends in its folder, as
+                                                      Gmail and Microsoft 365 do; None: nowhere, the start-up setting)
     fail_imap(command, kind="drop"|"drop_after"|"bye"|"no"|"bad", message="", count=1)
     fail_smtp(stage="DATA", kind="reply"|"drop"|"drop_after", code=451, message="", count=1); clear_faults()
     disconnect_imap() -> int
+    start_storm(...), stop_storm(), storm_stats()     (emulators.common; what each kind does: emulators.mail.storms)
 
 Simulated employees who write in and answer the desk's replies: ``emulators.mail.employees.Employees``.
 
 Control routes (``/_emulator/``): POST reset, accounts, folders, deliver, uidvalidity, smtp/config, faults/imap,
-faults/smtp, imap/disconnect; GET info, stats, accounts, folders, messages, sent; DELETE faults.
+faults/smtp, imap/disconnect, storm; GET info, stats, accounts, folders, messages, sent, storm; DELETE faults,
+storm.
 
 IMAP: CAPABILITY, NOOP, LOGOUT, LOGIN, AUTHENTICATE PLAIN and XOAUTH2 (with or without an initial response),
 SELECT, EXAMINE, CREATE, DELETE, LIST, LSUB, (UN)SUBSCRIBE, STATUS, APPEND (flags, date; synchronizing and

@@ -161,6 +161,11 @@ class MailEmulatorClient(ControlClient):
         """Refuse MAIL FROM before AUTH (530) while ``required``."""
         return self._call("POST", "smtp/config", {"require_auth": required})
 
+    def file_sent_mail(self, folder: str | None = "Sent") -> dict:
+        """File a copy of what an account sends over SMTP in its ``folder`` (created when needed), as Gmail and
+        Microsoft 365 do; ``None``: file nothing (the start-up setting)."""
+        return self._call("POST", "smtp/config", {"sent_folder": folder})
+
     # -- faults -------------------------------------------------------------------------------
 
     def fail_imap(self, command: str, kind: str = "drop", message: str = "", count: int = 1) -> dict:

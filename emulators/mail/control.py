@@ -148,7 +148,9 @@ class ControlApi(ControlRoutes):
         with self.store.lock:
             if "require_auth" in payload:
                 self.store.require_smtp_auth = bool(payload["require_auth"])
-            return {"require_auth": self.store.require_smtp_auth}
+            if "sent_folder" in payload:
+                self.store.sent_folder = str(payload["sent_folder"] or "") or None
+            return {"require_auth": self.store.require_smtp_auth, "sent_folder": self.store.sent_folder}
 
     def fault_imap(self, payload: dict) -> dict:
         command = required_field(payload, "command")

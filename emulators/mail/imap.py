@@ -14,11 +14,14 @@ import select
 import socket
 import socketserver
 import threading
+import time
 
+from ..common import StormPlan, reset_socket
 from . import imap_syntax as syntax
 from .faults import Faults, ProtocolFault
 from .imap_syntax import Bad, No, as_text, flag_list, literal, quote
 from .store import SYSTEM_FLAGS, Account, Folder, Message, Store
+from .storms import imap_strike
 
 CAPABILITIES = "IMAP4rev1 UIDPLUS MOVE IDLE UNSELECT LITERAL+"
 LOGIN_CAPABILITIES = f"{CAPABILITIES} AUTH=PLAIN AUTH=XOAUTH2"
@@ -37,9 +40,10 @@ class ImapServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], store: Store, faults: Faults):
+    def __init__(self, address: tuple[str, int], store: Store, faults: Faults, storms: StormPlan):
         self.store = store
         self.faults = faults
+        self.storms = storms
         self.sessions: set[ImapSession] = set()
         self.sessions_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -56,7 +60,7 @@ class ImapServer(socketserver.ThreadingTCPServer):
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         server: ImapServer = self.server  # type: ignore[assignment]
-        session = ImapSession(self.request, server.store, server.faults)
+        session = ImapSession(self.request, server.store, server.faults, server.storms)
         with server.sessions_lock:
             server.sessions.add(session)
         try:
@@ -67,10 +71,11 @@ class _Handler(socketserver.BaseRequestHandler):
 
 
 class ImapSession:
-    def __init__(self, sock: socket.socket, store: Store, faults: Faults):
+    def __init__(self, sock: socket.socket, store: Store, faults: Faults, storms: StormPlan):
         self.sock = sock
         self.store = store
         self.faults = faults
+        self.storms = storms
         self.buffer = b""
         self.out: list[bytes] = []
         self.send_lock = threading.Lock()
@@ -86,6 +91,7 @@ class ImapSession:
 
     def run(self) -> None:
         try:
+            self._weather_storm("*", "CONNECT")
             fault = self.faults.take_imap("CONNECT")
             if fault is not None:
                 self._greet_with_fault(fault)
@@ -179,6 +185,8 @@ class ImapSession:
         except Bad as exc:
             self.send(f"{tag_text} BAD {exc}\r\n".encode())
             return
+        if self._weather_storm(tag_text, name):
+            return
         fault = self.faults.take_imap(name)
         if fault is not None and fault.kind != "drop_after":
             self._answer_with_fault(tag_text, fault)
@@ -188,6 +196,25 @@ class ImapSession:
             self.out.clear()
             raise _Closed
         self.flush()
+
+    def _weather_storm(self, tag: str, command: str) -> bool:
+        """Let a storm strike this command (or the greeting). False: serve it (late, if the storm says so); True:
+        the storm answered ``NO`` in its stead. A ``BYE`` or a reset ends the connection."""
+        strike = imap_strike(self.storms, command)
+        if strike is None:
+            return False
+        if strike.kind == "slow":
+            time.sleep(self.storms.slow_seconds)
+            return False
+        if strike.kind == "reset":
+            self.closed = True
+            reset_socket(self.sock)
+            raise _Closed
+        if strike.closes:
+            self.send(f"* BYE {strike.text}\r\n".encode())
+            raise _Closed
+        self.send(f"{tag} {strike.answer} {strike.text}\r\n".encode())
+        return True
 
     def _answer_with_fault(self, tag: str, fault: ProtocolFault) -> None:
         if fault.kind == "drop":

@@ -2,7 +2,7 @@
 
 import threading
 
-from ..common import EmulatorServer, JsonRequestHandler
+from ..common import EmulatorServer, JsonRequestHandler, StormPlan
 from .client import MailEmulatorClient
 from .control import ControlApi
 from .faults import Faults
@@ -45,9 +45,10 @@ class MailEmulator(EmulatorServer, MailEmulatorClient):
     ):
         self.store = Store()
         self.faults = Faults()
+        self.storms = StormPlan()
         self._start_account = (user, password, token, address)
-        self.imap = ImapServer((host, imap_port), self.store, self.faults)
-        self.smtp = SmtpServer((host, smtp_port), self.store, self.faults)
+        self.imap = ImapServer((host, imap_port), self.store, self.faults, self.storms)
+        self.smtp = SmtpServer((host, smtp_port), self.store, self.faults, self.storms)
         self.imap_host, self.imap_port = self.imap.server_address[:2]
         self.smtp_host, self.smtp_port = self.smtp.server_address[:2]
         info = {
@@ -55,6 +56,7 @@ class MailEmulator(EmulatorServer, MailEmulatorClient):
             "smtp": {"host": self.smtp_host, "port": self.smtp_port},
         }
         self.control = ControlApi(self.store, self.faults, info, self.imap.disconnect_all, self.reset_state)
+        self.control.route_storms(self.storms)
         self._protocol_threads: list[threading.Thread] = []
         self.reset_state()
         self._bind(host, http_port, verbose)
@@ -62,12 +64,13 @@ class MailEmulator(EmulatorServer, MailEmulatorClient):
     def reset_state(self) -> None:
         self.imap.disconnect_all("Server reset")
         self.faults.clear()
+        self.storms.stop()
         with self.store.lock:
             self.store.reset()
             self.store.add_account(*self._start_account)
 
     def storm_key(self, verb: str, path: str) -> str | None:
-        """No storms: the HTTP side serves only the control API."""
+        """Storms strike IMAP and SMTP (``storms.py``); the HTTP side serves only the control API."""
         return None
 
     def _before_start(self) -> None:

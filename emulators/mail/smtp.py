@@ -10,9 +10,12 @@ import binascii
 import re
 import socket
 import socketserver
+import time
 
+from ..common import StormPlan, reset_socket
 from .faults import Faults, ProtocolFault
 from .store import Store
+from .storms import smtp_strike
 
 MAX_SIZE = 50 * 1024 * 1024
 MAX_LINE = 8192
@@ -27,9 +30,17 @@ class SmtpServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], store: Store, faults: Faults, hostname: str = "mail.emulator"):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        store: Store,
+        faults: Faults,
+        storms: StormPlan,
+        hostname: str = "mail.emulator",
+    ):
         self.store = store
         self.faults = faults
+        self.storms = storms
         self.hostname = hostname
         super().__init__(address, _Handler)
 
@@ -40,6 +51,7 @@ class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         self.auth_user: str | None = None
         self.pending_after: ProtocolFault | None = None
+        self.answer_late = False  # a slow storm at DATA: the message is kept, the answer comes late
         self._reset_transaction()
         try:
             if not self._stage("CONNECT"):
@@ -69,12 +81,35 @@ class _Handler(socketserver.StreamRequestHandler):
         self.wfile.write(text.encode())
 
     def _stage(self, stage: str) -> bool:
-        """Play an armed fault for this stage; False when it answered (or dropped) in the command's stead."""
+        """Let a storm strike this stage, then play an armed fault for it; False when either answered (or
+        dropped the connection) in the command's stead."""
+        if not self._weather_storm(stage):
+            return False
         fault = self.server.faults.take_smtp(stage)
         if fault is None or fault.kind == "drop_after":
             self.pending_after = fault
             return True
         self._play(fault)
+        return False
+
+    def _weather_storm(self, stage: str) -> bool:
+        """False when a storm answered in the command's stead; a 421 or a reset ends the connection."""
+        strike = smtp_strike(self.server.storms, stage)
+        if strike is None:
+            return True
+        if strike.kind == "slow" and stage == "DATA":
+            self.answer_late = True
+            return True
+        if strike.kind == "slow":
+            time.sleep(self.server.storms.slow_seconds)
+            return True
+        if strike.kind == "reset":
+            self.rfile.close()  # the socket closes (with its RST) only once no file is open on it
+            reset_socket(self.connection)
+            raise _Closed
+        self._reply(int(strike.answer), strike.text)
+        if strike.closes:
+            raise _Closed
         return False
 
     def _play(self, fault: ProtocolFault) -> None:
@@ -215,6 +250,9 @@ class _Handler(socketserver.StreamRequestHandler):
         if not self._stage("DATA"):
             return
         received = self._keep(mail_from, rcpt_to, raw)
+        if self.answer_late:
+            self.answer_late = False
+            time.sleep(self.server.storms.slow_seconds)
         if self.pending_after is not None:  # drop_after: kept, and the sender never hears so
             self.connection.shutdown(socket.SHUT_RDWR)
             raise _Closed
@@ -228,6 +266,9 @@ class _Handler(socketserver.StreamRequestHandler):
                 account = store.account_for_address(address)
                 if account is not None:
                     store.deliver(account.user, "INBOX", raw)
+            sender = store.accounts.get(self.auth_user or "") or store.account_for_address(mail_from)
+            if store.sent_folder and sender is not None:
+                store.deliver(sender.user, store.sent_folder, raw, flags=("\\Seen",))
             return received.id
 
 

@@ -99,6 +99,9 @@ class Store:
         self.received: list[Received] = []
         self._received_ids = itertools.count(1)
         self.require_smtp_auth = False
+        #: Where mail accepted over SMTP from an account is filed in that account, as Gmail and Microsoft 365 file
+        #: it in Sent (None: nowhere).
+        self.sent_folder: str | None = None
         # Bumped on every change of the folders, so that IDLE and NOOP look again.
         self.version = 0
         self.changed()

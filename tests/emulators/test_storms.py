@@ -1,15 +1,20 @@
-"""Storms (emulators/common.py StormPlan, /_emulator/storm): probabilistic, seeded faults on both emulators,
-seen through the real clients (slack_sdk, tweepy)."""
+"""Storms (emulators/common.py StormPlan, /_emulator/storm): probabilistic, seeded faults on the emulators, seen
+through the real clients (slack_sdk, tweepy, imapclient, smtplib)."""
 
+import smtplib
 import time
+from email.message import EmailMessage
 
 import pytest
 import requests
 import tweepy
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from emulators.common import StormPlan
+from emulators.mail import DEFAULT_PASSWORD, DEFAULT_USER, MailEmulator
 from emulators.slack import EmulatorControlError, SlackEmulator
 from emulators.x import XEmulator
 from tests.emulators.test_x_emulator import BEARER, redirect
@@ -138,3 +143,102 @@ def test_x_storm_5xx_and_resets_reach_tweepy_as_server_and_connection_errors(x_e
     with pytest.raises(requests.ConnectionError):
         bearer.get_me(user_auth=False)
     assert x_emu.account_posts() == []
+
+
+# The mail emulator: IMAP commands and SMTP stages, seen through imapclient and smtplib -------------------------
+
+
+@pytest.fixture(scope="module")
+def mail_server():
+    with MailEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def mail_emu(mail_server):
+    mail_server.reset()
+    yield mail_server
+    mail_server.reset()
+
+
+def imap(emu, timeout=5) -> IMAPClient:
+    client = IMAPClient(emu.imap_host, port=emu.imap_port, ssl=False, timeout=timeout)
+    client.login(DEFAULT_USER, DEFAULT_PASSWORD)
+    return client
+
+
+def mail(subject="VPN down") -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = DEFAULT_USER, "ann@example.com", subject
+    message.set_content("Fixed.")
+    return message
+
+
+def test_mail_5xx_storm_answers_imap_unavailable_or_bye(mail_emu):
+    mail_emu.deliver(sender="ann@example.com", to=DEFAULT_USER, subject="one", text="x")
+    client = imap(mail_emu)
+    mail_emu.start_storm(rate=1.0, kinds=["5xx"], keys=["imap:SELECT"], seed=3)
+    answers = []
+    for _ in range(6):
+        try:
+            client.select_folder("INBOX")
+        except IMAPClientAbortError as exc:  # * BYE: the connection ended
+            answers.append(f"BYE {exc}")
+            client = imap(mail_emu)
+        except IMAPClientError as exc:
+            answers.append(f"NO {exc}")
+    assert mail_emu.stop_storm()["hits"] == {"5xx": 6}
+    assert {answer.split()[0] for answer in answers} == {"NO", "BYE"}
+    assert all("[UNAVAILABLE]" in answer for answer in answers)
+    assert client.select_folder("INBOX")[b"EXISTS"] == 1
+
+
+def test_mail_429_storm_answers_imap_limit_and_smtp_try_again_later(mail_emu):
+    mail_emu.start_storm(rate=1.0, kinds=["429"], keys=["imap:UID SEARCH", "smtp:MAIL"], seed=1)
+    client = imap(mail_emu)
+    client.select_folder("INBOX")
+    with pytest.raises(IMAPClientError, match=r"\[LIMIT\]"):
+        client.search(["ALL"])
+    codes = set()
+    for _ in range(8):
+        with smtplib.SMTP(mail_emu.smtp_host, mail_emu.smtp_port, timeout=5) as sender:
+            with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                sender.send_message(mail())
+            codes.add(refused.value.smtp_code)
+    assert codes == {421, 452}  # 421 also ends the connection
+    mail_emu.stop_storm()
+    assert mail_emu.sent() == []
+
+
+def test_mail_slow_storm_keeps_the_message_though_the_sender_gave_up(mail_emu):
+    mail_emu.file_sent_mail("Sent")
+    mail_emu.start_storm(rate=1.0, kinds=["slow"], keys=["smtp:DATA"], slow_seconds=1.5)
+    sender = smtplib.SMTP(mail_emu.smtp_host, mail_emu.smtp_port, timeout=0.5)
+    with pytest.raises((smtplib.SMTPServerDisconnected, TimeoutError)):
+        sender.send_message(mail("late"))
+    sender.close()
+    assert mail_emu.wait_for_sent(count=1, timeout=5)
+    assert [m["subject"] for m in mail_emu.messages(folder="Sent")] == ["late"]  # findable, as on Gmail
+
+
+def test_mail_reset_storm_drops_the_connection_before_applying(mail_emu):
+    mail_emu.start_storm(rate=1.0, kinds=["reset"], keys=["smtp:DATA", "imap:LOGIN"])
+    sender = smtplib.SMTP(mail_emu.smtp_host, mail_emu.smtp_port, timeout=5)
+    with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionResetError)):
+        sender.send_message(mail())
+    sender.close()
+    with pytest.raises(ConnectionResetError):
+        imap(mail_emu)
+    assert mail_emu.stop_storm()["hits"] == {"reset": 2}
+    assert mail_emu.sent() == []
+
+
+def test_mail_storm_strikes_the_greeting_and_ends_with_a_reset_of_the_emulator(mail_emu):
+    mail_emu.start_storm(rate=1.0, kinds=["5xx"], keys=["imap:CONNECT", "smtp:CONNECT"])
+    with pytest.raises(IMAPClientError, match=r"BYE \[UNAVAILABLE\]"):
+        IMAPClient(mail_emu.imap_host, port=mail_emu.imap_port, ssl=False, timeout=5)
+    with pytest.raises(smtplib.SMTPConnectError, match="421"):
+        smtplib.SMTP(mail_emu.smtp_host, mail_emu.smtp_port, timeout=5)
+    mail_emu.reset()
+    assert not mail_emu.storm_stats()["active"]
+    imap(mail_emu).logout()
