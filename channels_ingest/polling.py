@@ -10,17 +10,17 @@ so a poll that stops half-way resumes where its last stored page ended.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import DatabaseError, connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from channel_adapters.base import AdapterError, Capability, CredentialsError, RateLimited, TransientError
 
+from .heartbeat import Heartbeat
 from .ingest import store_envelopes
 from .models import Channel, ErrorKind
 from .outages import is_outage
@@ -78,39 +78,6 @@ def _release_poll_lease(channel_id, token):
     )
 
 
-class _LeaseHeartbeat(threading.Thread):
-    """Renews a poll's lease every LEASE_RENEWAL while the poll runs, including while it waits on the platform.
-
-    It dies with its worker, so a dead poller's lease lapses; it stops when the poll ends, when the lease is
-    no longer ours, or after LEASE_HEARTBEAT_LIMIT. A failed renewal (database away) is retried next beat.
-    """
-
-    def __init__(self, channel_id, token):
-        super().__init__(name=f"poll-lease-{channel_id}", daemon=True)
-        self.channel_id, self.token = channel_id, token
-        self.stopped = threading.Event()
-
-    def run(self):
-        beats = int(LEASE_HEARTBEAT_LIMIT / LEASE_RENEWAL)
-        try:
-            for _ in range(beats):
-                if self.stopped.wait(LEASE_RENEWAL.total_seconds()):
-                    return
-                try:
-                    if not _renew_poll_lease(self.channel_id, self.token):
-                        return
-                except DatabaseError as exc:
-                    logger.warning("channel %s: could not renew the poll lease: %s", self.channel_id, exc)
-        finally:
-            connections.close_all()  # this thread's own connections
-
-    def stop(self):
-        self.stopped.set()
-        # Bounded: a renewal waiting on the channel row, locked by a transaction around the whole poll, ends
-        # once that commits (and then renews nothing: the lease is released by then).
-        self.join(timeout=LEASE_RENEWAL.total_seconds())
-
-
 def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
     """Poll one channel once. Never overlaps with another poll of the same channel.
 
@@ -129,7 +96,12 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
     channel = Channel.objects.get(pk=channel_id)
     adapter = channel.adapter()
     stored = 0
-    heartbeat = _LeaseHeartbeat(channel_id, token)
+    heartbeat = Heartbeat(
+        f"the poll lease of channel {channel_id}",
+        lambda: _renew_poll_lease(channel_id, token),
+        every=LEASE_RENEWAL,
+        limit=LEASE_HEARTBEAT_LIMIT,
+    )
     heartbeat.start()
     try:
         if not channel.state:

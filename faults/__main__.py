@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--fast-forward",
         action="store_true",
-        help="when nothing is being delivered, play the sweep's 2- and 5-minute delivery timers at once",
+        help="when nothing is being delivered, play the sweep's delivery timers (lost retry, stuck send) at once",
     )
     parser.add_argument(
         "--client-timeout",

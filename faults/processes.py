@@ -45,7 +45,6 @@ class HelpdeskProcess:
 
     def start(self) -> HelpdeskProcess:
         self.starts += 1
-        self.held_down = False
         log = open(self.folder / f"{self.name}.log", "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
             self.argv(),
@@ -57,6 +56,9 @@ class HelpdeskProcess:
             start_new_session=True,
         )
         log.close()
+        # Only now: until the new process replaces the one a fault killed, the supervisor would take that one
+        # for a process that exited on its own and start a second.
+        self.held_down = False
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -55,7 +55,7 @@ REPLY_INTERVAL = 0.1
 FAST_FORWARD_EVERY = 5.0
 #: Seconds without anything stored or ingested (and nothing pending) after which what is missing will not come.
 STALL = 45.0
-#: A reply sending this much longer than the client timeout has no live worker any more.
+#: A reply whose heartbeat is this much older than the client timeout has no live worker any more.
 SENDING_MARGIN = timedelta(seconds=5)
 
 
@@ -469,17 +469,18 @@ def _wait_for_replies(run: Run) -> float | None:
 
 def _fast_forward(run: Run) -> None:
     """Play the sweep's delivery rules as if their timers had run out, while no delivery is running: a reply
-    stuck ``sending`` (its worker died) is failed now rather than after 5 minutes, and a queued reply whose task
-    was lost is queued again now rather than after 2 minutes. Only for short runs (``--fast-forward``)."""
+    stuck ``sending`` (its worker died) is taken back once its heartbeat is a client timeout old rather than after
+    SEND_LEASE, and a queued reply whose task was lost is queued again now rather than after 2 minutes. Only for
+    short runs (``--fast-forward``)."""
     active = run.stack.worker.celery_app.control.inspect(timeout=1).active()
     if active is None or any(task["name"] == TaskName.DELIVER for tasks in active.values() for task in tasks):
         return
     now = timezone.now()
     sending_for_certain = timedelta(seconds=run.options.client_timeout) + SENDING_MARGIN
-    failed = delivery.recover_stalled_sends(now + delivery.STALE_SENDING - sending_for_certain)
+    taken_back = delivery.recover_stalled_sends(now + delivery.SEND_LEASE - sending_for_certain)
     requeued = delivery.redeliver_overdue(now + delivery.LOST_RETRY)
-    if failed or requeued:
-        run.note(f"fast-forward: {failed} replies stuck sending failed, {requeued} queued again")
+    if taken_back or requeued:
+        run.note(f"fast-forward: {taken_back} replies stuck sending taken back, {requeued} queued again")
 
 
 def _count(run: Run, expected: set[str], result: Result) -> None:

@@ -422,6 +422,9 @@ class Message(models.Model):
     delivery_error = models.TextField(blank=True)
     delivery_next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivery_started_at = models.DateTimeField(null=True, blank=True)
+    #: When the worker holding this reply ``sending`` last said it was alive (it renews every few seconds, also
+    #: while it waits on the platform); the sweep takes back a send whose heartbeat lapsed, and clears it then.
+    delivery_heartbeat_at = models.DateTimeField(null=True, blank=True)
     #: When the earliest attempt whose outcome is unknown started (no answer after the request went out, or
     #: a worker that died mid-send): it may have arrived, so the next attempt first asks the channel.
     delivery_unconfirmed_since = models.DateTimeField(null=True, blank=True)

@@ -4,9 +4,10 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.utils import timezone
 
-from channel_adapters import locmem
+from channel_adapters import locmem, slack, x
 from channel_adapters.base import InboundAttachment
 from channels_ingest import delivery, polling, sweep
 from channels_ingest.models import Channel, InboundMessage
@@ -43,6 +44,55 @@ def test_sweep_fails_replies_whose_worker_died_mid_send(queued_reply):
     queued_reply.refresh_from_db()
     assert queued_reply.delivery_status == Message.DeliveryStatus.FAILED
     assert "may or may not have arrived" in queued_reply.delivery_error
+
+
+@pytest.mark.django_db
+def test_a_send_without_a_heartbeat_is_taken_back_after_5_minutes(queued_reply):
+    """A reply left sending by a version without heartbeats: the sweep's older rule still takes it back."""
+    started = timezone.now()
+    Message.objects.filter(pk=queued_reply.pk).update(
+        delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at=started
+    )
+    assert delivery.recover_stalled_sends(started + timedelta(minutes=4)) == 0
+    assert delivery.recover_stalled_sends(started + timedelta(minutes=6)) == 1
+
+
+class WorkerKilled(BaseException):
+    """A SIGKILL as the attempt sees it: none of its except clauses runs, no outcome is written."""
+
+
+@pytest.mark.django_db
+def test_a_send_whose_worker_died_is_taken_back_within_30_seconds(queued_reply, locmem_channel):
+    """The worker died while the platform, which took the post, had not answered: its heartbeat stops, and
+    within 30 s of its death the sweep queues the reply again, not after 5 minutes; the attempt finds the post."""
+    Channel.objects.filter(pk=locmem_channel.pk).update(config={**locmem_channel.config, "finds_sent": True})
+    locmem.applied_failures.append(WorkerKilled())
+    died_at = timezone.now()
+    with time_machine.travel(died_at, tick=False) as clock:
+        with pytest.raises(WorkerKilled):
+            delivery.deliver_message(queued_reply.pk)
+        assert Message.objects.get(pk=queued_reply.pk).delivery_status == Message.DeliveryStatus.SENDING
+
+        clock.shift(timedelta(seconds=20))
+        assert sweep.sweep()["unknown"] == 0
+        clock.shift(timedelta(seconds=10))
+        app.conf.task_always_eager = True
+        assert sweep.sweep()["unknown"] == 1
+
+    queued_reply.refresh_from_db()
+    assert queued_reply.delivery_status == Message.DeliveryStatus.SENT
+    assert queued_reply.external_id == "m0:out1"
+    assert len(locmem.outbox) == 1
+
+
+def test_the_send_lease_and_beat_keep_the_30_second_promise():
+    """A dead worker's heartbeat lapses, then the next sweep takes the reply back: both within 30 s; a live one
+    survives two missed renewals; and a post started after the last renewal ends within the lease."""
+    sweep_every = settings.CELERY_BEAT_SCHEDULE["sweep"]["schedule"]
+    assert delivery.SEND_LEASE + sweep_every <= timedelta(seconds=30)
+    assert delivery.SEND_HEARTBEAT * 3 <= delivery.SEND_LEASE
+    client_timeout = max(slack.DEFAULT_TIMEOUT_SECONDS, x.DEFAULT_TIMEOUT_SECONDS)
+    assert timedelta(seconds=client_timeout) < delivery.SEND_LEASE
 
 
 @pytest.mark.django_db

@@ -192,8 +192,9 @@ def copies_posted(emulator, text):
 
 @pytest.mark.parametrize("kind", SENDS)
 def test_worker_killed_after_the_platform_took_the_reply_posts_it_once(kind, celery_worker_process, request, agent):
-    """SIGKILL while the platform, which has applied the post, has not answered yet: beat's sweep queues the reply
-    again, and the new attempt finds the post instead of making a second one."""
+    """SIGKILL while the platform, which has applied the post, has not answered yet: the dead worker's heartbeat
+    lapses, beat's sweep queues the reply again within 30 s, and the new attempt finds the post instead of making
+    a second one."""
     channel_fixture, emulator_fixture, make_ticket, mode, write = SENDS[kind]
     channel, emulator = request.getfixturevalue(channel_fixture), request.getfixturevalue(emulator_fixture)
     channel.config["timeout"] = 60
@@ -209,7 +210,7 @@ def test_worker_killed_after_the_platform_took_the_reply_posts_it_once(kind, cel
     doomed.kill()
 
     celery_worker_process()
-    assert sweep.sweep(now=timezone.now() + timedelta(minutes=6))["unknown"] == 1
+    assert sweep.sweep(now=timezone.now() + timedelta(seconds=30))["unknown"] == 1
     wait_for(
         lambda: Message.objects.get(pk=reply.pk).delivery_status == Message.DeliveryStatus.SENT,
         message="the reply to be marked sent",

@@ -18,8 +18,8 @@ from faults.scenarios import SCENARIOS
 from faults.services import missing_programs
 
 ROOT = Path(__file__).resolve().parents[2]
-# Small and quick: the sweep every 2 s, and its 2- and 5-minute delivery timers played at once when nothing is
-# being delivered.
+# Small and quick: the sweep every 2 s, and its delivery timers (a lost retry's 2 minutes, a stuck send's
+# heartbeat lease) played at once when nothing is being delivered.
 SMALL = [
     "--messages", "150", "--storm-seconds", "3", "--outage-seconds", "3", "--sweep-seconds", "2",
     "--ingest-timeout", "90", "--settle-timeout", "60", "--fast-forward", "--client-timeout", "2",
