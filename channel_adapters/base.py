@@ -50,9 +50,11 @@ class DeliveryReport(enum.StrEnum):
     ``target_id`` is the reply's id as ``send`` returned it (``Sent.external_id``). A report on everything
     up to a moment (Messenger's read watermark) has no ``target_id`` and ``meta["up_to"]`` (ISO time) instead:
     it covers every reply in ``thread_key`` sent until then. ``FAILED`` carries the platform's words in
-    ``meta["error"]``.
+    ``meta["error"]``. Where the platform hands back the key the reply was sent with, ``meta["key"]`` has it:
+    a report then confirms a reply whose send went unanswered (``SENT`` says only that the platform took it).
     """
 
+    SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
@@ -367,6 +369,9 @@ class ChannelAdapter:
     max_reply_length: int = 40_000
     #: Whether ``find_sent`` can tell if a reply already reached the platform.
     finds_sent: bool = False
+    #: Whether the platform's delivery reports carry the key a reply was sent with (``DeliveryReport``), so that
+    #: one can confirm a reply whose send went unanswered, where ``find_sent`` cannot look.
+    reports_carry_key: bool = False
     #: Whether a reply's files travel in the same post as its text (an email): ``send`` then gets them as
     #: ``files`` and ``send_attachment`` is never called.
     files_with_text: bool = False

@@ -23,11 +23,12 @@ posts nothing more (it checks its claim right before each platform write) and wr
 attempt owns the reply. Only what the platform already took is still recorded (a post, where the reply has
 none; a file), so that the newer attempt does not send it again.
 
-Exactly once, out: every attempt passes the same ``delivery_key``. When an attempt's outcome is unknown
+Exactly once, out: every attempt passes the same key (``Message.delivery_key``). When an attempt's outcome is unknown
 (``OutcomeUnknown``: no answer after the request went out, or a worker that died mid-send), the reply keeps
 ``delivery_unconfirmed_since``, and the next attempt (automatic, or the agent's Retry) first asks the adapter
 whether the text already arrived (``find_sent``) and records it instead of posting it again. A channel that
-cannot look fails such a reply visibly instead, so an agent decides; see docs/delivery.md.
+cannot look fails such a reply visibly instead, so an agent decides, unless its delivery report, carrying the
+key, confirms it first (``reports_carry_key``: ``tickets.delivery_reports``); see docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ STALLED_SEND_CHECK = (
 UNCONFIRMED_ERROR = (
     "{error}. The platform did not confirm this reply; it may or may not have arrived. "
     "Check the conversation before retrying."
+)
+UNCONFIRMED_AWAITING_REPORT = (
+    "{error}. The platform did not confirm this reply; it may or may not have arrived. Its delivery report "
+    "usually follows within a minute and marks it here as delivered; retry only if none comes."
 )
 UNCONFIRMED_CHECKED_ON_RETRY = (
     "{error}. The platform did not confirm this reply; it may have arrived. Retry looks for it before sending it again."
@@ -179,19 +184,13 @@ def _keep_claim(message):
         raise ClaimLost(message.pk)
 
 
-def delivery_key(message: Message) -> str:
-    """The reply's name on its platform, the same on every attempt: its id, and its creation time in
-    microseconds, so a reused id (a restored or reseeded database) never names an older reply."""
-    return f"{message.pk}-{int(message.created_at.timestamp() * 1_000_000)}"
-
-
 def _send_text(adapter, target, message, channel):
     sent = _already_sent(adapter, target, message)
     if sent is None:
         # One post carries the text and every file (an email), or the text alone.
         files = {"files": _stored_files(message)} if adapter.files_with_text else {}
         _keep_claim(message)
-        sent = adapter.send(target=target, text=message.body, key=delivery_key(message), **files)
+        sent = adapter.send(target=target, text=message.body, key=message.delivery_key, **files)
     with transaction.atomic():
         # Recorded even if the sweep took the reply back meanwhile: the post is on the platform, and the newer
         # attempt (or the agent's Retry) then skips the text. A newer attempt that recorded a post already (it
@@ -214,7 +213,7 @@ def _already_sent(adapter, target, message):
     if since is None or not adapter.finds_sent:
         return None
     try:
-        sent = adapter.find_sent(target=target, text=message.body, key=delivery_key(message), since=since)
+        sent = adapter.find_sent(target=target, text=message.body, key=message.delivery_key, since=since)
     except PermanentError as exc:  # e.g. no right to read the conversation: the agent decides, warned
         _claim(message).update(delivery_unconfirmed_since=None)
         raise PermanentError(UNCONFIRMED_ERROR.format(error=f"Could not check whether it arrived: {exc}")) from None
@@ -234,7 +233,8 @@ def _unconfirmed(adapter, message, exc, *, started):
     _claim(message).filter(delivery_unconfirmed_since=None).update(delivery_unconfirmed_since=started)
     error = str(exc).rstrip(".")
     if not adapter.finds_sent:
-        return _mark_failed(message, UNCONFIRMED_ERROR.format(error=error))
+        warning = UNCONFIRMED_AWAITING_REPORT if adapter.reports_carry_key else UNCONFIRMED_ERROR
+        return _mark_failed(message, warning.format(error=error))
     if message.delivery_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
         error = f"{error} (gave up after {message.delivery_attempts} attempts)"
         return _mark_failed(message, UNCONFIRMED_CHECKED_ON_RETRY.format(error=error))

@@ -6,7 +6,10 @@ once, and a late "delivered" never hides a "read". A report may come while the r
 being sent (its text has its id already): it applies, and the delivery keeps it. A failure reported after
 sending is shown with the platform's words, and the reply loses the platform id of the message that failed,
 so the agent's Retry sends it again. A report on a reply the desk does not know (yet) is skipped with a note:
-the platform's answer to the send may still be on its way.
+the platform's answer to the send may still be on its way. Unless it carries the reply's delivery key
+(``meta["key"]``, WhatsApp's ``biz_opaque_callback_data``) and names a reply whose send went unanswered (no
+platform id, waiting or failed with "it may or may not have arrived"): then the reply did arrive, and the
+report records its id and status, so nobody sends it again.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ _RANK = {
     Message.DeliveryStatus.READ: 2,
 }
 _STATUS_OF = {
+    DeliveryReport.SENT: Message.DeliveryStatus.SENT,
     DeliveryReport.DELIVERED: Message.DeliveryStatus.DELIVERED,
     DeliveryReport.READ: Message.DeliveryStatus.READ,
 }
 _REPORTABLE = (*_RANK, Message.DeliveryStatus.FAILED)  # sending: its text went out, files may still follow
+#: A reply without a platform id in these states may be the one a keyed report names (its send went unanswered).
+_UNCONFIRMED = (Message.DeliveryStatus.QUEUED, Message.DeliveryStatus.FAILED)
 
 
 #: What each function below returns per envelope: "" when applied, else why it was skipped.
@@ -46,9 +52,13 @@ def apply_reports(channel, envelopes: list[Envelope]) -> dict[str, str]:
             thread__channel=channel, direction=Message.Direction.OUTBOUND
         )
     }
+    keyed = _unconfirmed_by_key(channel, [e for e in by_id if e.target_id not in targets])
     changed: dict[int, Message] = {}
     for envelope in sorted(by_id, key=lambda e: e.sent_at):
         message = targets.get(envelope.target_id)
+        if message is None and (message := keyed.pop(str(envelope.meta.get("key")), None)):
+            _confirm(message, envelope)
+            targets[envelope.target_id] = message  # later reports on it (delivered, read) apply as usual
         if message is None:
             outcomes[envelope.external_id] = "the reported reply is not stored"
             continue
@@ -56,11 +66,42 @@ def apply_reports(channel, envelopes: list[Envelope]) -> dict[str, str]:
         if outcomes[envelope.external_id] == APPLIED:
             changed[message.pk] = message
     if changed:
-        fields = ["delivery_status", "delivery_error", "delivery_reported_at", "external_id", "changed_mark"]
+        fields = [
+            *("delivery_status", "delivery_error", "delivery_reported_at", "external_id", "changed_mark"),
+            *("delivery_unconfirmed_since", "delivery_next_attempt_at", "delivered_at"),
+        ]
         Message.objects.bulk_update(changed.values(), fields)
     for envelope in (e for e in envelopes if not e.target_id):
         outcomes[envelope.external_id] = _report_up_to(channel, envelope)
     return outcomes
+
+
+def _unconfirmed_by_key(channel, envelopes: list[Envelope]) -> dict[str, Message]:
+    """The replies without a platform id that these reports name by delivery key, by key: one query."""
+    keys = {str(e.meta["key"]) for e in envelopes if e.meta.get("key")}
+    ids = {int(pk) for pk, _, _ in (key.partition("-") for key in keys) if pk.isdigit() and len(pk) < 19}
+    if not ids:
+        return {}
+    candidates = Message.objects.filter(
+        pk__in=ids,
+        thread__channel=channel,
+        direction=Message.Direction.OUTBOUND,
+        external_id="",
+        delivery_status__in=_UNCONFIRMED,
+    )
+    return {m.delivery_key: m for m in candidates if m.delivery_key in keys}
+
+
+def _confirm(message: Message, envelope: Envelope) -> None:
+    """The platform has the reply whose send went unanswered: it takes the reported id, and counts as sent (the
+    report then moves it on), with no warning left and no attempt pending."""
+    message.external_id = envelope.target_id or ""
+    message.delivery_status = Message.DeliveryStatus.SENT
+    message.delivery_error = ""
+    message.delivery_unconfirmed_since = None
+    message.delivery_next_attempt_at = None
+    message.delivered_at = message.delivered_at or envelope.sent_at
+    message.changed_mark = next_mark()
 
 
 def _report(message: Message, envelope: Envelope) -> str:

@@ -478,6 +478,13 @@ class Message(models.Model):
         return text
 
     @property
+    def delivery_key(self) -> str:
+        """The reply's name on its platform, the same on every attempt (where the platform keeps one, its
+        reports carry it back): its id, and its creation time in microseconds, so a reused id (a restored or
+        reseeded database) never names an older reply."""
+        return f"{self.pk}-{int(self.created_at.timestamp() * 1_000_000)}"
+
+    @property
     def delivery_stalled_since(self):
         """When this reply started waiting, if it is still queued or sending ``DELIVERY_STALE_SECONDS`` later.
 

@@ -3,7 +3,9 @@ WhatsApp's 24-hour customer service window, or as an approved template at any ti
 
 WhatsApp has no API to read messages back, so this channel cannot poll, and cannot tell after an unanswered send
 whether the reply arrived (``finds_sent`` is false). What it learns afterwards comes by webhook: ``statuses[]``
-report each reply delivered, read or failed (``STATUS`` envelopes).
+report each reply sent, delivered, read or failed (``STATUS`` envelopes), with the reply's delivery key
+(``biz_opaque_callback_data``), so a report confirms a reply whose send went unanswered
+(``reports_carry_key``).
 
 Inbound files (images, videos, audio and voice notes, documents, stickers) carry a media id, not the bytes:
 ``fetch_attachment`` asks ``GET /{media-id}`` for a short-lived URL and streams it with the access token.
@@ -126,6 +128,7 @@ class WhatsAppAdapter(ChannelAdapter):
     secret_fields = SECRET_FIELDS
     max_reply_length = TEXT_LENGTH
     finds_sent = False
+    reports_carry_key = True
 
     @classmethod
     def split_config(cls, raw):
@@ -338,13 +341,16 @@ class WhatsAppAdapter(ChannelAdapter):
         recipient = text_id(status.get("recipient_id"), "recipient_id")
         sent_at = event_time(status.get("timestamp"))
         state = status.get("status")
-        if state == "sent":
-            return None  # send() already knew
+        key = status.get("biz_opaque_callback_data")
+        if state == "sent" and not isinstance(key, str):
+            return None  # send() already knew; with our key it can confirm a send whose answer was lost
         if status.get("recipient_type") == "group":
             logger.info("whatsapp: ignoring a %s status for a group message", str(state)[:20])
             return None
         meta: dict = {}
-        if state == "delivered":
+        if state == "sent":
+            meta["status"] = DeliveryReport.SENT.value
+        elif state == "delivered":
             meta["status"] = DeliveryReport.DELIVERED.value
         elif state in ("read", "played"):  # played: a voice message was listened to, which reads it
             meta["status"] = DeliveryReport.READ.value
@@ -358,8 +364,8 @@ class WhatsAppAdapter(ChannelAdapter):
         else:
             logger.info("whatsapp: ignoring status %r", str(state)[:40])
             return None
-        if isinstance(status.get("biz_opaque_callback_data"), str):
-            meta["key"] = status["biz_opaque_callback_data"][:512]
+        if isinstance(key, str):
+            meta["key"] = key[:512]
         return Envelope(
             external_id=f"{wamid}:{state}",
             kind=EnvelopeKind.STATUS,

@@ -128,10 +128,19 @@ def whatsapp_message(account: Account, person: Person, message: dict) -> dict:
 
 
 def whatsapp_status(
-    account: Account, wamid: str, person: Person, status: str, at: float, errors: list | None = None
+    account: Account,
+    wamid: str,
+    person: Person,
+    status: str,
+    at: float,
+    errors: list | None = None,
+    callback_data: str | None = None,
 ) -> dict:
-    """A ``statuses[]`` item for our message ``wamid`` (sent, delivered, read or failed), as status__*.json."""
+    """A ``statuses[]`` item for our message ``wamid`` (sent, delivered, read or failed), as status__*.json; with the
+    ``biz_opaque_callback_data`` the message was sent with, which WhatsApp hands back in each of its statuses."""
     item: dict = {"id": wamid, "status": status, "timestamp": str(int(at)), "recipient_id": person.id}
+    if callback_data is not None:
+        item["biz_opaque_callback_data"] = callback_data
     if errors:
         item["errors"] = errors
     else:

@@ -124,13 +124,13 @@ class Receipts:
         read = payloads.dm_read(account, person.id, message.created, message.id)
         self.pusher.publish(account.id, read, delay=settings.read_delay)
 
-    def after_whatsapp(self, account: Account, person: Person, wamid: str) -> None:
+    def after_whatsapp(self, account: Account, person: Person, wamid: str, callback_data: str | None) -> None:
         code = self.take_failure(account.id)
         settings = self.settings
         if code is not None:  # reported even with receipts off: it is the only word of the failure
             title, details = WHATSAPP_FAILURES[code]
             errors = [whatsapp_status_error(code, title, details)]
-            body = payloads.whatsapp_status(account, wamid, person, "failed", now(), errors)
+            body = payloads.whatsapp_status(account, wamid, person, "failed", now(), errors, callback_data)
             self.pusher.publish(account.id, body, delay=settings.sent_delay)
             return
         if not settings.enabled:
@@ -140,7 +140,8 @@ class Receipts:
             ("delivered", settings.delivered_delay),
             ("read", settings.read_delay),
         ):
-            self.pusher.publish(account.id, payloads.whatsapp_status(account, wamid, person, status, now()), delay)
+            body = payloads.whatsapp_status(account, wamid, person, status, now(), callback_data=callback_data)
+            self.pusher.publish(account.id, body, delay)
 
 
 class SendApi:
@@ -366,7 +367,8 @@ class SendApi:
             context_id=context_id,
             text=template_text if template_text is not None else content.get("body") or content.get("caption"),
         )
-        self.receipts.after_whatsapp(account, person, wamid)
+        callback_data = params.get("biz_opaque_callback_data")
+        self.receipts.after_whatsapp(account, person, wamid, callback_data if isinstance(callback_data, str) else None)
         return {
             "messaging_product": "whatsapp",
             "contacts": [{"input": params["to"], "wa_id": person.id}],

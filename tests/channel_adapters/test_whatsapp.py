@@ -428,9 +428,14 @@ def test_unknown_fields_are_acknowledged_and_logged(caplog):
 # Delivery reports ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["status__sent", "status__sent_with_biz_opaque_callback_data"])
-def test_sent_is_not_news(name):
-    assert receive(name).envelopes == []
+def test_sent_is_not_news():
+    assert receive("status__sent").envelopes == []
+
+
+def test_sent_with_our_key_is_a_report_that_can_confirm_an_unanswered_send():
+    [envelope] = receive("status__sent_with_biz_opaque_callback_data").envelopes
+    assert (envelope.kind, envelope.meta) == (EnvelopeKind.STATUS, {"status": DeliveryReport.SENT, "key": "some data"})
+    assert envelope.target_id == "wamid.xyzxyz"
 
 
 @pytest.mark.parametrize(

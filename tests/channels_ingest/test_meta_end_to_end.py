@@ -100,14 +100,34 @@ def test_whatsapp_message_to_ticket_to_a_quoting_reply_read_by_the_person(
     reply.refresh_from_db()
     assert reply.external_id == sent["id"]
     assert reply.delivery_error == ""
-    # WhatsApp's "sent" is no news (we know from the send); "delivered" and "read" are each stored once.
+    # Each report is stored once ("sent" too: it carries the reply's key, and could confirm an unanswered send).
     assert meta_emulator.wait_for_webhooks()
     assert sorted(InboundMessage.objects.values_list("external_id", flat=True)) == sorted(
-        [wrote["wamid"], f"{sent['id']}:delivered", f"{sent['id']}:read"]
+        [wrote["wamid"], f"{sent['id']}:sent", f"{sent['id']}:delivered", f"{sent['id']}:read"]
     )
     pushes = meta_emulator.webhooks(NUMBER_ID)["pushes"]
     assert [p["outcome"] for p in pushes] == ["delivered"] * 4  # the message, then sent, delivered, read
     assert Message.objects.count() == 2
+
+
+def test_a_whatsapp_reply_whose_answer_was_lost_is_confirmed_by_its_delivery_report(
+    celery_worker_process, meta_emulator, whatsapp, agent
+):
+    """WhatsApp cannot be asked whether a reply arrived, but its reports carry the key the reply was sent with:
+    the reply that failed with "it may or may not have arrived" becomes delivered, once, with its id."""
+    celery_worker_process()
+    meta_emulator.whatsapp(NUMBER_ID, "Printer offline", wa_id=ANA, name="Ana Lima")
+    ticket = wait_for(lambda: Ticket.objects.first(), message="the worker to open the ticket")
+    meta_emulator.fault_after_write("whatsapp_send", reset=True)
+
+    reply = reply_to_ticket(ticket=ticket, author=agent, body="Restarting its spooler now")
+
+    wait_for(lambda: status_of(reply) == Message.DeliveryStatus.READ, message="the reports to confirm the reply")
+    reply.refresh_from_db()
+    [sent] = meta_emulator.sent(NUMBER_ID)
+    assert reply.external_id == sent["id"]
+    assert (reply.delivery_error, reply.delivery_unconfirmed_since) == ("", None)
+    assert reply.delivery_attempts == 1
 
 
 def test_messenger_dm_to_ticket_to_a_reply_delivered_and_read(

@@ -144,7 +144,7 @@ def test_sweep_requeues_a_stalled_send_where_the_channel_can_look_and_it_is_foun
     is sent again."""
     Channel.objects.filter(pk=locmem_channel.pk).update(config={**locmem_channel.config, "finds_sent": True})
     locmem.outbox.append({"thread_key": "m0", "text": queued_reply.body})
-    locmem.sent_keys[delivery.delivery_key(queued_reply)] = "m0:out1"
+    locmem.sent_keys[queued_reply.delivery_key] = "m0:out1"
     Message.objects.filter(pk=queued_reply.pk).update(
         delivery_status=Message.DeliveryStatus.SENDING, delivery_started_at=timezone.now() - timedelta(minutes=10)
     )

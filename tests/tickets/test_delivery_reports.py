@@ -9,7 +9,7 @@ from django.test import TestCase
 from django.utils import timezone
 
 from channel_adapters import locmem
-from channel_adapters.base import DeliveryReport, Envelope, EnvelopeKind
+from channel_adapters.base import DeliveryReport, Envelope, EnvelopeKind, OutcomeUnknown
 from channels_ingest.delivery import deliver_message, retry_delivery
 from channels_ingest.ingest import ingest_channel, store_envelopes
 from channels_ingest.models import InboundMessage
@@ -153,3 +153,48 @@ def test_the_reply_target_says_when_the_person_last_wrote(locmem_channel, ticket
 def _clean_locmem():
     yield
     locmem.reset()
+
+
+def keyed_report(target, status, key, *, minute=5):
+    """A report that also carries the key the reply was sent with (as WhatsApp's ``biz_opaque_callback_data``)."""
+    report = delivery_report(target, status, minute=minute)
+    return Envelope(**{**report.__dict__, "meta": {**report.meta, "key": key}})
+
+
+@pytest.fixture
+def unanswered_reply(queued_reply):
+    """A reply the platform took ("m0:out1") without answering: failed with the warning, no platform id."""
+    locmem.applied_failures.append(OutcomeUnknown("read timeout"))
+    assert deliver_message(queued_reply.pk).status == "failed"
+    queued_reply.refresh_from_db()
+    assert (queued_reply.external_id, len(locmem.outbox)) == ("", 1)
+    return queued_reply
+
+
+@pytest.mark.django_db
+def test_a_report_carrying_the_key_confirms_a_reply_whose_send_went_unanswered(locmem_channel, unanswered_reply):
+    receive(locmem_channel, [keyed_report("m0:out1", DeliveryReport.SENT, unanswered_reply.delivery_key, minute=5)])
+    unanswered_reply.refresh_from_db()
+    assert (unanswered_reply.delivery_status, unanswered_reply.external_id) == ("sent", "m0:out1")
+    assert (unanswered_reply.delivery_error, unanswered_reply.delivery_unconfirmed_since) == ("", None)
+
+    receive(locmem_channel, [keyed_report("m0:out1", DeliveryReport.READ, unanswered_reply.delivery_key, minute=6)])
+    unanswered_reply.refresh_from_db()
+    assert unanswered_reply.delivery_status == Message.DeliveryStatus.READ
+    assert not retry_delivery(unanswered_reply)  # nothing to retry: nobody sends it twice
+
+
+@pytest.mark.django_db
+def test_a_key_that_names_no_unanswered_reply_confirms_nothing(locmem_channel, unanswered_reply, ticket, agent):
+    """Another reply's key (sent, with its own id), a key of the right id but another creation time (a reused id),
+    and a key that is not ours are all skipped with the usual note."""
+    sent_reply = reply_to_ticket(ticket=ticket, author=agent, body="Sent already")
+    Message.objects.filter(pk=sent_reply.pk).update(delivery_status="sent", external_id="m0:out7")
+    other_time = f"{unanswered_reply.pk}-{int(unanswered_reply.created_at.timestamp() * 1_000_000) + 1}"
+    keys = [sent_reply.delivery_key, other_time, "not-ours", "9" * 40]
+    store_envelopes(locmem_channel, [keyed_report(f"m0:x{n}", DeliveryReport.DELIVERED, k) for n, k in enumerate(keys)])
+    ingest_channel(locmem_channel.pk)
+    unanswered_reply.refresh_from_db()
+    assert (unanswered_reply.delivery_status, unanswered_reply.external_id) == ("failed", "")
+    skipped = InboundMessage.objects.filter(external_id__startswith="m0:x").values_list("status", "error")
+    assert set(skipped) == {("skipped", "the reported reply is not stored")}
