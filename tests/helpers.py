@@ -32,9 +32,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from channel_adapters.base import InvalidWebhook
+from channel_adapters.email.adapter import EmailAdapter
 from channels_ingest import ingest, polling
 from channels_ingest.channel_config import clean_channel_config
+from channels_ingest.mail_transport import give_transport
 from channels_ingest.models import Channel, InboundMessage
+from emulators.mail import DEFAULT_PASSWORD, DEFAULT_USER
 from helpdesk.celery import app as celery_app
 from tests.factories import BASE_TIME, mention, message
 from tickets.inbound import receive_batch
@@ -671,3 +674,22 @@ OIDC_ANN = {
     "given_name": "Ann",
     "family_name": "Employee",
 }
+
+
+def emulated_mail_adapter(mail_emulator, *, timeout):
+    """An email channel's adapter on the mail emulator's mailbox, in plain text, waiting ``timeout`` seconds."""
+    raw = {
+        "address": DEFAULT_USER,
+        "imap_host": mail_emulator.imap_host,
+        "imap_port": mail_emulator.imap_port,
+        "imap_security": "none",
+        "smtp_port": mail_emulator.smtp_port,
+        "smtp_security": "none",
+        "username": DEFAULT_USER,
+        "password": DEFAULT_PASSWORD,
+        "timeout": timeout,
+    }
+    config, secrets = EmailAdapter.split_config(raw)
+    adapter = EmailAdapter(config=config, secrets=secrets)
+    give_transport(adapter)
+    return adapter

@@ -4,30 +4,14 @@ later: never taken for refused credentials, nor for a refusal. Found by the faul
 import pytest
 
 from channel_adapters.base import CredentialsError, ReplyTarget, TransientError
-from channel_adapters.email.adapter import EmailAdapter
-from channels_ingest.mail_transport import give_transport
-from emulators.mail import DEFAULT_PASSWORD, DEFAULT_USER
+from tests.helpers import emulated_mail_adapter
 
 TARGET = ReplyTarget(thread_key="a@example.com", recipient="ann@example.com", subject="VPN")
 
 
 @pytest.fixture
 def adapter(mail_emulator):
-    raw = {
-        "address": DEFAULT_USER,
-        "imap_host": mail_emulator.imap_host,
-        "imap_port": mail_emulator.imap_port,
-        "imap_security": "none",
-        "smtp_port": mail_emulator.smtp_port,
-        "smtp_security": "none",
-        "username": DEFAULT_USER,
-        "password": DEFAULT_PASSWORD,
-        "timeout": 5,
-    }
-    config, secrets = EmailAdapter.split_config(raw)
-    adapter = EmailAdapter(config=config, secrets=secrets)
-    give_transport(adapter)
-    return adapter
+    return emulated_mail_adapter(mail_emulator, timeout=5)
 
 
 @pytest.mark.parametrize("code", ["[UNAVAILABLE] Try again later", "[LIMIT] Too many logins, try again later"])

@@ -4,8 +4,7 @@ import pytest
 
 from channel_adapters.base import ConfigError, OutcomeUnknown, ReplyTarget, TransientError
 from channel_adapters.email.adapter import EmailAdapter
-from channels_ingest.mail_transport import give_transport
-from emulators.mail import DEFAULT_PASSWORD, DEFAULT_USER
+from tests.helpers import emulated_mail_adapter
 
 BASE = {"address": "Help@Example.com", "imap_host": "imap.example.com", "username": "help", "password": "pw"}
 
@@ -72,20 +71,7 @@ def test_timeout_is_a_positive_number_of_seconds():
 def test_imap_and_smtp_wait_as_long_as_the_timeout_says(mail_emulator):
     """A server that answers after the channel's ``timeout`` is given up on (IMAP: retried later; SMTP after the
     message was handed over: perhaps sent), not waited for as long as the default 30 s."""
-    raw = {
-        "address": DEFAULT_USER,
-        "imap_host": mail_emulator.imap_host,
-        "imap_port": mail_emulator.imap_port,
-        "imap_security": "none",
-        "smtp_port": mail_emulator.smtp_port,
-        "smtp_security": "none",
-        "username": DEFAULT_USER,
-        "password": DEFAULT_PASSWORD,
-        "timeout": 0.5,
-    }
-    config, secrets = EmailAdapter.split_config(raw)
-    adapter = EmailAdapter(config=config, secrets=secrets)
-    give_transport(adapter)
+    adapter = emulated_mail_adapter(mail_emulator, timeout=0.5)
     mail_emulator.start_storm(rate=1.0, kinds=["slow"], keys=["imap:SELECT", "smtp:DATA"], slow_seconds=3)
     with pytest.raises(TransientError, match="IMAP"):
         list(adapter.poll({}))
