@@ -100,6 +100,8 @@ class Channel(models.Model):
     #: What the first complete poll imported: {"messages": n, "earliest": iso, "latest": iso} (sent times, UTC);
     #: None until then.
     first_import = models.JSONField(null=True, blank=True, editable=False)
+    #: When the first import ended: the history it brought is not the channel's usual traffic (``activity``).
+    first_imported_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
@@ -182,7 +184,8 @@ class Channel(models.Model):
             "earliest": min(sent).isoformat() if sent else None,
             "latest": max(sent).isoformat() if sent else None,
         }
-        self.save(update_fields=["first_import"])
+        self.first_imported_at = timezone.now()
+        self.save(update_fields=["first_import", "first_imported_at"])
 
     def record_push(self, *, at=None):
         """A push arrived. Written at most once per ``PUSH_MARK_SECONDS``, so a busy webhook costs one cheap
@@ -262,9 +265,13 @@ class InboundMessageQuerySet(models.QuerySet):
     def activity(self, now) -> dict[int, health.Activity]:
         """Every channel's inbound activity (``health.Activity``), counted by the database in two queries
         whatever the number of channels: the last week's and the last hour's messages and the newest, then
-        the oldest message still pending."""
+        the oldest message still pending. A channel's first import is history, not its traffic: left out."""
         week = (
             self.filter(received_at__gte=now - health.TYPICAL_WINDOW)
+            .filter(
+                models.Q(channel__first_imported_at__isnull=True)
+                | models.Q(received_at__gt=models.F("channel__first_imported_at"))
+            )
             .order_by()
             .values("channel")
             .annotate(

@@ -9,6 +9,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from channel_adapters import locmem
+from channels_ingest import health
 from channels_ingest.ingest import store_envelopes
 from channels_ingest.models import InboundMessage
 from tests.factories import BASE_TIME, edit, message
@@ -50,3 +52,21 @@ def test_what_the_first_import_brought_counts_messages_and_compares_times_across
         "earliest": early.sent_at.astimezone(UTC).isoformat(),
         "latest": (BASE_TIME - timedelta(minutes=60)).isoformat(),
     }
+
+
+@pytest.mark.django_db
+def test_a_first_import_is_not_taken_for_the_channels_usual_traffic(locmem_channel):
+    """300 messages of history arrive in the first poll: the channel is not "busy" for it, and a week of quiet
+    after it is not "Silent, though normally busy". What comes after the import counts as usual."""
+    locmem.inbox["lm"] = [message(f"old{n}", minute=n) for n in range(300)]
+    poll(locmem_channel)
+    later = timezone.now() + timedelta(hours=3)
+    with time_machine.travel(later, tick=False):
+        activity = InboundMessage.objects.activity(timezone.now()).get(locmem_channel.pk, health.Activity())
+        assert (activity.last_hour, activity.last_week) == (0, 0)
+        assert health.silent_for(activity, timezone.now()) is None
+
+        locmem.inbox["lm"].append(message("new", minute=400))
+        poll(locmem_channel)
+        activity = InboundMessage.objects.activity(timezone.now())[locmem_channel.pk]
+        assert (activity.last_hour, activity.last_week) == (1, 1)
