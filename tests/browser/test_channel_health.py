@@ -76,6 +76,8 @@ def test_a_channel_turns_broken_when_slack_is_down_and_healthy_when_it_is_back(
     channel = Channel.objects.create(kind="slack", name="it-help", config=config, secrets=secrets)
     slack.emulator.add_user("U0ANN", name="ann", real_name="Ann Employee")
     slack.emulator.post(SLACK_HELP_CHANNEL, "U0ANN", "my laptop won't boot")
+    assert poll(channel).stored == 1  # the first import: history, not the channel's traffic
+    slack.emulator.post(SLACK_HELP_CHANNEL, "U0ANN", "and now the printer")
     assert poll(channel).stored == 1
 
     page = admin_console
