@@ -18,13 +18,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from channel_adapters.base import AdapterError, Capability, CredentialsError, RateLimited, TransientError
+from channel_adapters.base import AdapterError, CredentialsError, RateLimited, TransientError
 
 from .heartbeat import Heartbeat
 from .ingest import store_envelopes
 from .models import Channel, ErrorKind
 from .outages import is_outage
-from .registry import adapter_class
+from .registry import can_poll
 from .usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def poll_channel(channel_id: int, *, force: bool = False) -> PollOutcome:
     paused, kind = Channel.objects.filter(pk=channel_id).values_list("paused_reason", "kind").first() or ("", None)
     if paused and not force:
         return PollOutcome(polled=False, paused=paused)
-    if kind is None or Capability.POLL not in adapter_class(kind).capabilities:
+    if kind is None or not can_poll(kind):
         return PollOutcome(polled=False)  # a push-only platform (WhatsApp) given a poll interval by hand
     token = _acquire_poll_lease(channel_id)
     if token is None:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from django import forms
 
-from channel_adapters.base import DEFAULT_IMPORT_DAYS, Capability, ConfigError
+from channel_adapters.base import DEFAULT_IMPORT_DAYS, ConfigError
 from channels_ingest.channel_config import MAX_IMPORT_DAYS, clean_channel_config
 from channels_ingest.models import Channel
-from channels_ingest.registry import adapter_class
+from channels_ingest.registry import adapter_class, can_poll
 
 #: Seconds between polls for a new channel that can be polled.
 DEFAULT_POLL_INTERVAL = 60
@@ -150,10 +150,6 @@ def offered_kinds() -> list[tuple[str, str]]:
 
 def secret_keys(kind: str) -> tuple[str, ...]:
     return adapter_class(kind).secret_fields
-
-
-def can_poll(kind: str) -> bool:
-    return Capability.POLL in adapter_class(kind).capabilities
 
 
 def _form_field(spec: Field, *, secret: bool, stored: str | None) -> forms.Field:

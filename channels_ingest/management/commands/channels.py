@@ -11,11 +11,11 @@ from django.db.models import Count, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from channel_adapters.base import AdapterError, Capability, ConfigError
+from channel_adapters.base import AdapterError, ConfigError
 from channels_ingest import health, ingest, polling
 from channels_ingest.channel_config import clean_channel_config
 from channels_ingest.models import ApiUsage, Channel, InboundMessage
-from channels_ingest.registry import adapter_class
+from channels_ingest.registry import can_poll
 from channels_ingest.usage import month_start, monthly_budget, spent_this_month
 from tickets.audit import record_change
 
@@ -77,7 +77,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if Channel.objects.filter(name=name).exists():
             raise CommandError(f"A channel named {name!r} already exists.")
-        pollable = Capability.POLL in adapter_class(kind).capabilities
+        pollable = can_poll(kind)
         if poll_interval and not pollable:
             raise CommandError(f"{kind} cannot be polled (it only pushes): leave --poll-interval out, or give 0.")
         if poll_interval is None:
@@ -131,7 +131,7 @@ class Command(BaseCommand):
             state = "enabled" if channel.enabled else "disabled"
             # The Channels page's words and reasons (healthy, degraded, broken, disabled).
             assessed = health.assess(
-                channel, activity.get(channel.pk, health.Activity()), now, polls=_polls(channel.kind)
+                channel, activity.get(channel.pk, health.Activity()), now, polls=can_poll(channel.kind)
             )
             last_poll = channel.last_poll_at.isoformat(timespec="seconds") if channel.last_poll_at else "never"
             self.stdout.write(
@@ -188,10 +188,3 @@ class Command(BaseCommand):
 
 def webhook_url(channel):
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("channels_ingest:webhook", args=[channel.public_id])
-
-
-def _polls(kind: str) -> bool:
-    try:
-        return Capability.POLL in adapter_class(kind).capabilities
-    except LookupError:  # a kind no longer configured
-        return False
