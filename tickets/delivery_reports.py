@@ -78,18 +78,15 @@ def apply_reports(channel, envelopes: list[Envelope]) -> dict[str, str]:
 
 def _unconfirmed_by_key(channel, envelopes: list[Envelope]) -> dict[str, Message]:
     """The replies without a platform id that these reports name by delivery key, by key: one query."""
-    keys = {str(e.meta["key"]) for e in envelopes if e.meta.get("key")}
-    ids = {int(pk) for pk, _, _ in (key.partition("-") for key in keys) if pk.isdigit() and len(pk) < 19}
-    if not ids:
+    keys = {e.meta["key"] for e in envelopes if e.meta.get("key")}
+    if not keys:
         return {}
-    candidates = Message.objects.filter(
-        pk__in=ids,
+    return Message.objects.filter(
         thread__channel=channel,
         direction=Message.Direction.OUTBOUND,
         external_id="",
         delivery_status__in=_UNCONFIRMED,
-    )
-    return {m.delivery_key: m for m in candidates if m.delivery_key in keys}
+    ).with_delivery_keys(keys)
 
 
 def _confirm(message: Message, envelope: Envelope) -> None:

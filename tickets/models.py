@@ -481,7 +481,7 @@ class Message(models.Model):
     def delivery_key(self) -> str:
         """The reply's name on its platform, the same on every attempt (where the platform keeps one, its
         reports carry it back): its id, and its creation time in microseconds, so a reused id (a restored or
-        reseeded database) never names an older reply."""
+        reseeded database) never names an older reply. ``MessageQuerySet.with_delivery_keys`` reads it back."""
         return f"{self.pk}-{int(self.created_at.timestamp() * 1_000_000)}"
 
     @property

@@ -178,6 +178,13 @@ class TicketQuerySet(models.QuerySet):
 
 
 class MessageQuerySet(models.QuerySet):
+    def with_delivery_keys(self, keys) -> dict:
+        """The replies these delivery keys (``Message.delivery_key``) name, by key; a key naming none (another
+        system's, or a reused id's) is left out. One query."""
+        keys = {str(key) for key in keys}
+        ids = {int(pk) for pk, _, _ in (key.partition("-") for key in keys) if pk.isdigit() and len(pk) < 19}
+        return {message.delivery_key: message for message in self.filter(pk__in=ids) if message.delivery_key in keys}
+
     def public_for(self, contact_ids: list[int]):
         """What the person who is these contacts may read of a ticket: the public messages (never a note, a
         deleted message or a reply that failed to go out) of their own conversations. A conversation is theirs
